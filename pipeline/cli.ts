@@ -1,0 +1,198 @@
+/**
+ * `deno task analyze [options] <input...>`: the command-line front end of {@linkcode analyze}.
+ *
+ * Exit codes: 0 complete; 1 bad input (results of the complete batches are written, `complete: false`);
+ * 2 bad usage; 70 internal error. Errors are one line on stderr, never a stack trace (set
+ * `INFOTAP_DEBUG=1` for one).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type * as arrow from "apache-arrow";
+import { analyze } from "./run.ts";
+import { Registry } from "./registry.ts";
+import { builtinPlugins } from "../plugins/mod.ts";
+import { type OptionValues, parseOptionValue } from "./plugin.ts";
+import { InputError, show } from "./errors.ts";
+import { VERSION } from "./version.ts";
+import type { OutputFormat } from "./write.ts";
+
+/** A usage error (exit code 2). */
+class UsageError extends Error {}
+
+const CORE = {
+  estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
+  out: { type: "string", arg: "DIR", help: "output directory, created if missing (default: infotap-results)" },
+  format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet; parquet is zstd-compressed)" },
+  "by-step": { type: "boolean", help: "one row set per training step (needs a 'step' column)" },
+  layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
+  seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
+  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
+  help: { type: "boolean", help: "show this help" },
+  version: { type: "boolean", help: "print the version" },
+} as const;
+
+function helpText(registry: Registry): string {
+  const lines = [
+    `infotap ${VERSION}: where is the information in a neural network (entropy, MI, Fisher, unique information)`,
+    "",
+    "Usage: deno task analyze [options] <input...>",
+    "  <input>: Arrow IPC stream (.arrows) or file (.arrow) in wire format v1 (schemas/README.md); '-' for stdin.",
+    "",
+    "Options:",
+  ];
+  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
+  for (const [k, v] of Object.entries(CORE)) row(`--${k}${"arg" in v ? ` ${v.arg}` : ""}`, v.help);
+  for (const p of registry.all()) {
+    lines.push("", `Estimator '${p.name}' (${p.inputs.join(", ")}${p.byDefault ? ", default" : ""}): ${p.description}`);
+    for (const [k, spec] of Object.entries(p.options)) {
+      const arg = spec.type === "boolean"
+        ? ""
+        : spec.type === "range"
+        ? " LO,HI"
+        : spec.choices
+        ? ` ${spec.choices.join("|")}`
+        : " N";
+      const def = spec.default !== undefined ? ` (default: ${spec.default})` : spec.required ? " (required)" : "";
+      row(`--${k}${arg}`, `${spec.description}${def}`);
+    }
+  }
+  lines.push("", "Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json.");
+  return lines.join("\n");
+}
+
+/** Parses argv and runs; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const registry = new Registry(builtinPlugins);
+  try {
+    // Plugins first: their options become flags.
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      if (a === "--plugin" && i + 1 < argv.length) await registry.load(argv[++i]);
+      else if (a.startsWith("--plugin=")) await registry.load(a.slice(9));
+    }
+    const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
+    for (const [k, v] of Object.entries(CORE)) {
+      config[k] = { type: v.type, ...("multiple" in v ? { multiple: true } : {}) };
+    }
+    for (const p of registry.all()) {
+      for (const [k, spec] of Object.entries(p.options)) {
+        config[k] = { type: spec.type === "boolean" ? "boolean" : "string" };
+      }
+    }
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message.split("\n")[0]} (see --help)`);
+    }
+    const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
+    if (v.help) {
+      console.log(helpText(registry));
+      return 0;
+    }
+    if (v.version) {
+      console.log(VERSION);
+      return 0;
+    }
+    if (parsed.positionals.length === 0) {
+      throw new UsageError("Cannot analyze as no input was given: current value is none (see --help)");
+    }
+    const format = (v.format as string | undefined) ?? "parquet";
+    if (!["parquet", "arrow", "both"].includes(format)) {
+      throw new UsageError(
+        `Cannot use --format as it must be parquet, arrow or both: current value is ${show(format)}`,
+      );
+    }
+    const seed = v.seed === undefined ? 0 : Number(v.seed);
+    if (!Number.isSafeInteger(seed)) {
+      throw new UsageError(`Cannot use --seed as it must be an integer: current value is ${show(v.seed)}`);
+    }
+    const options: OptionValues = {};
+    for (const p of registry.all()) {
+      for (const [k, spec] of Object.entries(p.options)) {
+        const raw = v[k];
+        if (raw === undefined) continue;
+        try {
+          options[k] = parseOptionValue(k, spec, raw as string | boolean);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+      }
+    }
+    const list = (
+      s: unknown,
+    ) => (typeof s === "string" ? s.split(",").map((x) => x.trim()).filter(Boolean) : undefined);
+    const estimators = list(v.estimators);
+    for (const name of estimators ?? []) registry.get(name);
+    const out = (v.out as string | undefined) ?? "infotap-results";
+    const quiet = Boolean(v.quiet);
+    const result = await analyze({
+      inputs: parsed.positionals,
+      estimators,
+      options,
+      byStep: Boolean(v["by-step"]),
+      seed,
+      layers: list(v.layers),
+      out,
+      format: format as OutputFormat,
+      registry,
+      progress: quiet ? false : undefined,
+      extra: { argv },
+    });
+    if (!quiet) printSummary(result.tables, out, result.run);
+    if (!result.complete) {
+      console.error(`infotap: error: ${result.error}`);
+      console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
+      return 1;
+    }
+    return 0;
+  } catch (e) {
+    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
+    if (e instanceof UsageError) {
+      console.error(`infotap: ${e.message}`);
+      return 2;
+    }
+    if (
+      e instanceof InputError ||
+      (e instanceof Error && ["PluginError", "Error"].includes(e.name) && e.message.startsWith("Cannot") ||
+        (e as Error).name === "PluginError")
+    ) {
+      console.error(`infotap: error: ${(e as Error).message}`);
+      return e instanceof InputError ? 1 : 2;
+    }
+    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
+    return 70;
+  }
+}
+
+function fmt(x: unknown): string {
+  if (typeof x === "number") return Number.isInteger(x) ? String(x) : x.toFixed(4);
+  if (x === null || x === undefined) return "-";
+  return String(x);
+}
+
+/** Prints `layer_summary` (or table sizes) as an aligned text table on stdout. */
+function printSummary(tables: Record<string, arrow.Table>, out: string, run: Record<string, unknown>): void {
+  const t = tables.layer_summary;
+  if (t && t.numRows > 0) {
+    const names = t.schema.fields.map((f) => f.name).filter((n) =>
+      !(n === "step" && t.getChild("step")!.nullCount === t.numRows)
+    );
+    const rows = [
+      names,
+      ...Array.from({ length: Math.min(t.numRows, 40) }, (_, i) => names.map((n) => fmt(t.getChild(n)!.get(i)))),
+    ];
+    const widths = names.map((_, j) => Math.max(...rows.map((r) => r[j].length)));
+    for (const r of rows) console.log(r.map((c, j) => c.padStart(widths[j])).join("  "));
+    if (t.numRows > 40) console.log(`... ${t.numRows - 40} more rows`);
+  }
+  const files = (run.files as string[] | undefined) ?? [];
+  const timing = run.timings as Record<string, number>;
+  console.log(`wrote ${files.length} table file(s) and run.json to ${out} in ${timing.total_s.toFixed(2)} s`);
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

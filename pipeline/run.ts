@@ -1,0 +1,328 @@
+/**
+ * One analysis run: inputs -> (first pass) -> estimators -> tables + `run.json`.
+ *
+ * Bounded memory: batches are read one at a time; only estimator states grow with the input's width, not its
+ * length. On bad input the run stops at the first bad batch, the complete batches' results are still
+ * returned (and written), and `complete` is false.
+ *
+ * @example
+ * ```ts ignore
+ * import { analyze } from "./run.ts";
+ * const r = await analyze({ inputs: ["dump.arrows"], out: "results" });
+ * console.log(r.complete, Object.keys(r.tables));
+ * ```
+ *
+ * @module
+ */
+import type * as arrow from "apache-arrow";
+import type { Batch, Kind } from "./batch.ts";
+import { InputError, show } from "./errors.ts";
+import {
+  type Estimator,
+  type EstimatorContext,
+  type EstimatorPlugin,
+  type OptionValues,
+  resolveOptions,
+  type Scanner,
+  type StateValue,
+} from "./plugin.ts";
+import { Progress } from "./progress.ts";
+import { Registry } from "./registry.ts";
+import { readInput, spillStdin } from "./source.ts";
+import { joinTables } from "./table.ts";
+import { atomicWrite, type OutputFormat, writeTables } from "./write.ts";
+import { versions } from "./version.ts";
+import type { Layout } from "../schemas/validate.ts";
+import { builtinPlugins } from "../plugins/mod.ts";
+
+/** Options of one run (the CLI maps its flags onto these). */
+export interface AnalyzeOptions {
+  /** Input paths, read in order; `-` is standard input. */
+  inputs: string[];
+  /** Estimator names; default: the plugins marked `byDefault` for the input's kind. */
+  estimators?: string[];
+  /** Plugin option values by flag name (defaults filled per plugin). */
+  options?: OptionValues;
+  /** Results per training step. */
+  byStep?: boolean;
+  /** Seed for every seeded choice. */
+  seed?: number;
+  /** Analyse only these tensor columns (layers). */
+  layers?: string[];
+  /** Output directory; nothing is written when absent. */
+  out?: string;
+  /** Output format (default parquet). */
+  format?: OutputFormat;
+  /** Plugins available (default: the built-ins). */
+  registry?: Registry;
+  /** Show a progress bar (default: when stderr is a terminal). */
+  progress?: boolean;
+  /** Extra fields for run.json (e.g. the command line). */
+  extra?: Record<string, unknown>;
+}
+
+/** Per-input statistics. */
+export interface InputStats {
+  path: string;
+  bytes: number;
+  batches: number;
+  rows: number;
+}
+
+/** What a run produced. */
+export interface AnalyzeResult {
+  /** True when every input was read to its end without error. */
+  complete: boolean;
+  /** The one-line error that stopped the run early, if any. */
+  error?: string;
+  /** Result tables by name. */
+  tables: Record<string, arrow.Table>;
+  /** The run record written as `run.json`. */
+  run: Record<string, unknown>;
+}
+
+/** Position reached before an error: batches of earlier inputs, and of input `input` before `batch`. */
+interface StopAt {
+  input: number;
+  batch: number;
+  error: string;
+}
+
+function selectLayers(batch: Batch, layers: string[] | undefined): Batch {
+  if (!layers) return batch;
+  const names = new Set(batch.columns.map((c) => c.name));
+  for (const l of layers) {
+    if (!names.has(l)) {
+      throw new InputError(
+        `Cannot select layer (--layers) as the stream has no such column (has: ${
+          [...names].join(", ")
+        }): current value is ${show(l)}`,
+        {
+          file: batch.file,
+          batch: batch.index,
+          column: l,
+        },
+      );
+    }
+  }
+  return { ...batch, columns: batch.columns.filter((c) => layers.includes(c.name)) };
+}
+
+/** Reads every input in order, yielding batches until `stopAt` (exclusive) or the first error. */
+async function* readAll(
+  paths: string[],
+  labels: string[],
+  stats: InputStats[],
+  layers: string[] | undefined,
+  progress: Progress,
+  stopAt: StopAt | null,
+): AsyncGenerator<{ batch: Batch; layout: Layout }> {
+  let expected: Layout | undefined;
+  for (let i = 0; i < paths.length; i++) {
+    if (stopAt && i > stopAt.input) return;
+    const st = stats[i];
+    for await (const { batch, layout } of readInput(paths[i], { expected, onBytes: (n) => progress.bytes(n) })) {
+      if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
+      expected ??= layout;
+      const b = selectLayers({ ...batch, file: labels[i] }, layers);
+      st.batches = Math.max(st.batches, batch.index + 1);
+      yield { batch: b, layout };
+      progress.rows(batch.numRows);
+    }
+    if (stopAt && i === stopAt.input) return;
+  }
+}
+
+function relabel(e: unknown, path: string, label: string): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return path === label ? msg : msg.replaceAll(`'${path}'`, `'${label}'`);
+}
+
+/** Runs the analysis. Bad input does not throw: it ends the run early with `complete: false` and `error`. */
+export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
+  const t0 = performance.now();
+  const registry = opts.registry ?? new Registry(builtinPlugins);
+  const format = opts.format ?? "parquet";
+  const byStep = opts.byStep ?? false;
+  const seed = opts.seed ?? 0;
+  if (opts.inputs.length === 0) throw new InputError("Cannot analyze as no input was given: current value is []");
+  if (opts.inputs.filter((p) => p === "-").length > 1) {
+    throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
+  }
+  const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
+  const context: EstimatorContext = { byStep, seed, backend: "cpu" };
+  const stats: InputStats[] = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
+  const resolve = (p: EstimatorPlugin) => resolveOptions(p, opts.options ?? {});
+
+  // Spill stdin to a file when some candidate estimator needs a first pass.
+  const candidates = requested ?? registry.all().filter((p) => p.byDefault);
+  const needsScan = candidates.some((p) => p.scan?.(resolve(p), context));
+  const paths = [...opts.inputs];
+  let spilled: string | null = null;
+  const progress = new Progress(needsScan ? "pass 1/2" : "reading", 0, opts.progress);
+  let stopAt: StopAt | null = null;
+  let kind: Kind | null = null;
+  let firstLayout: Layout | null = null;
+  const timings: Record<string, number> = {};
+  let plugins: EstimatorPlugin[] = [];
+  let optionsByPlugin: OptionValues[] = [];
+  let estimators: Estimator[] = [];
+  let scans: (StateValue | undefined)[] = [];
+  const choose = (layout: Layout) => {
+    kind = layout.kind;
+    firstLayout = layout;
+    plugins = requested ?? registry.all().filter((p) => p.byDefault && p.inputs.includes(layout.kind));
+    if (plugins.length === 0) {
+      throw new InputError(
+        `Cannot analyze ${layout.kind} as no default estimator reads it; pass --estimators: current value is none`,
+      );
+    }
+    for (const p of plugins) {
+      if (!p.inputs.includes(layout.kind)) {
+        throw new InputError(
+          `[${p.name}] Cannot run estimator as it reads ${p.inputs.join(" or ")}: current value is ${layout.kind}`,
+        );
+      }
+    }
+    optionsByPlugin = plugins.map(resolve);
+  };
+  try {
+    try {
+      if (needsScan && paths.includes("-")) {
+        spilled = await spillStdin();
+        paths[paths.indexOf("-")] = spilled;
+      }
+      for (let i = 0; i < paths.length; i++) {
+        if (paths[i] !== "-") {
+          try {
+            stats[i].bytes = (await Deno.stat(paths[i])).size;
+          } catch { /* reported when opened */ }
+        }
+      }
+      // Pass 1: scanners (only when an estimator needs one).
+      let scanners: (Scanner | null)[] = [];
+      if (needsScan) {
+        const ts = performance.now();
+        try {
+          for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null)) {
+            if (!kind) {
+              choose(layout);
+              scanners = plugins.map((p, i) => p.scan?.(optionsByPlugin[i], context) ?? null);
+            }
+            for (const s of scanners) s?.update(batch);
+          }
+        } catch (e) {
+          if (!(e instanceof InputError) || !kind) throw e;
+          const w = e.where;
+          const input = Math.max(0, opts.inputs.indexOf(w.file ?? ""));
+          stopAt = { input, batch: w.batch ?? 0, error: e.message };
+        }
+        scans = scanners.map((s) => s?.result());
+        timings.scan_s = (performance.now() - ts) / 1000;
+      }
+      // Pass 2: estimators.
+      const te = performance.now();
+      for (const st of stats) st.rows = 0;
+      for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
+        if (!kind) choose(layout);
+        if (estimators.length === 0) {
+          estimators = plugins.map((p, i) => p.create(optionsByPlugin[i], { ...context, scan: scans[i] }));
+        }
+        for (let i = 0; i < estimators.length; i++) {
+          try {
+            await estimators[i].update(batch);
+          } catch (e) {
+            if (e instanceof InputError) throw e;
+            throw new InputError(`[${plugins[i].name}] ${(e as Error).message}`, {
+              file: batch.file,
+              batch: batch.index,
+            });
+          }
+        }
+        stats[opts.inputs.indexOf(batch.file) >= 0 ? opts.inputs.indexOf(batch.file) : 0].rows += batch.numRows;
+      }
+      timings.estimate_s = (performance.now() - te) / 1000;
+      if (stopAt) throw new InputError(stopAt.error);
+      if (stats.every((s) => s.rows === 0)) {
+        throw new InputError(
+          `Cannot analyze as the input holds no rows: current value is 0 rows in ${stats.length} input(s)`,
+          {
+            file: opts.inputs.join(", "),
+          },
+        );
+      }
+    } finally {
+      progress.stop();
+      if (spilled) await Deno.remove(spilled).catch(() => {});
+    }
+  } catch (e) {
+    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) throw e;
+    const message = relabel(e, spilled ?? "", "-");
+    return await finish(message);
+  }
+  return await finish(undefined);
+
+  async function finish(error: string | undefined): Promise<AnalyzeResult> {
+    const tables: Record<string, arrow.Table> = {};
+    const summaries: Record<string, unknown>[] = [];
+    const rows = stats.reduce((a, s) => a + s.rows, 0);
+    const tr = performance.now();
+    if (rows > 0) {
+      for (let i = 0; i < estimators.length; i++) {
+        const p = plugins[i];
+        const res = await estimators[i].result();
+        for (const [name, t] of Object.entries(res)) {
+          const prev = tables[name];
+          if (!prev) tables[name] = t;
+          else {
+            const keys = p.tables?.[name]?.keys;
+            if (!keys) {
+              throw new Error(
+                `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
+                  show(name)
+                }`,
+              );
+            }
+            tables[name] = joinTables(prev, t, keys);
+          }
+        }
+        summaries.push({
+          name: p.name,
+          options: optionsByPlugin[i],
+          summary: (estimators[i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
+        });
+      }
+    }
+    timings.result_s = (performance.now() - tr) / 1000;
+    const run: Record<string, unknown> = {
+      complete: error === undefined,
+      error: error ?? null,
+      kind,
+      inputs: stats,
+      layers: (firstLayout as Layout | null)?.tensors.filter((t) => !opts.layers || opts.layers.includes(t.name)) ?? [],
+      estimators: summaries,
+      options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
+      backend: context.backend,
+      tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
+      versions: versions(),
+      started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+      ...opts.extra,
+    };
+    if (opts.out) {
+      const tw = performance.now();
+      const files = await writeTables(opts.out, tables, format);
+      timings.write_s = (performance.now() - tw) / 1000;
+      run.files = files.map((f) => f.slice(opts.out!.length + 1));
+    }
+    timings.total_s = (performance.now() - t0) / 1000;
+    run.timings = timings;
+    run.finished = new Date().toISOString();
+    if (opts.out) {
+      await atomicWrite(
+        `${opts.out}/run.json`,
+        JSON.stringify(run, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n",
+      );
+    }
+    return { complete: error === undefined, error, tables, run };
+  }
+}

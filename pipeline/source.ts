@@ -1,0 +1,166 @@
+/**
+ * Reading wire-format record batches from files or standard input, batch by batch with bounded memory.
+ *
+ * Arrow IPC stream (`.arrows`) and file (`.arrow`) formats are both read as streams (the file format's footer
+ * is not needed), in 1 MiB reads. Every batch is validated against the layout of the first one.
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+import { InputError, show } from "./errors.ts";
+import type { Batch } from "./batch.ts";
+import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../schemas/validate.ts";
+
+const CHUNK = 1 << 20;
+
+/** Byte chunks of a file or of stdin (`-`), with a callback for progress. */
+export async function* readChunks(path: string, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+  let file: Deno.FsFile;
+  if (path === "-") file = Deno.stdin as unknown as Deno.FsFile;
+  else {
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new InputError(`Cannot open input as it does not exist: current value is ${show(path)}`, { file: path });
+      }
+      if (e instanceof Deno.errors.PermissionDenied) {
+        throw new InputError(`Cannot open input as permission is denied: current value is ${show(path)}`, {
+          file: path,
+        });
+      }
+      throw new InputError(`Cannot open input as ${(e as Error).message}: current value is ${show(path)}`, {
+        file: path,
+      });
+    }
+    const info = await file.stat();
+    if (info.isDirectory) {
+      file.close();
+      throw new InputError(`Cannot read input as it is a directory: current value is ${show(path)}`, { file: path });
+    }
+  }
+  try {
+    while (true) {
+      const buf = new Uint8Array(CHUNK);
+      let off = 0;
+      while (off < CHUNK) {
+        const n = await file.read(buf.subarray(off));
+        if (n === null) break;
+        off += n;
+      }
+      if (off === 0) return;
+      onBytes?.(off);
+      yield buf.subarray(0, off);
+      if (off < CHUNK) return;
+    }
+  } finally {
+    if (path !== "-") file.close();
+  }
+}
+
+const FILE_MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
+
+/** Rejects bytes that start neither an Arrow IPC stream nor an Arrow file, with a one-line error. */
+function checkMagic(first: Uint8Array, file: string): void {
+  const isFile = FILE_MAGIC.every((b, i) => first[i] === b);
+  const isStream = (first[0] === 0xff && first[1] === 0xff && first[2] === 0xff && first[3] === 0xff) ||
+    // pre-0.15 streams start with the metadata length directly (small, little-endian)
+    (first.length >= 8 && first[3] === 0 && first[2] === 0 && (first[0] | first[1]) !== 0);
+  if (!isFile && !isStream) {
+    const head = [...first.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    throw new InputError(
+      `Cannot read input as it is not an Arrow IPC stream or file (no Arrow magic or continuation marker): current value is first bytes ${head}`,
+      { file },
+    );
+  }
+}
+
+/** One validated batch with its layout, as read from one input. */
+export interface ReadBatch {
+  batch: Batch;
+  layout: Layout;
+}
+
+/**
+ * Reads one input (`-` for stdin), yielding validated batches. `expected` is the layout of earlier inputs
+ * (tensor widths must match). Throws {@linkcode InputError} naming file and batch on any problem, after
+ * yielding every complete batch before it.
+ */
+export async function* readInput(
+  path: string,
+  options: { expected?: Layout; onBytes?: (n: number) => void } = {},
+): AsyncGenerator<ReadBatch> {
+  const chunks = readChunks(path, options.onBytes);
+  const first = await chunks.next();
+  if (first.done || first.value.length === 0) {
+    throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: path });
+  }
+  checkMagic(first.value, path);
+  async function* all() {
+    yield first.value!;
+    yield* chunks;
+  }
+  let index = 0;
+  let layout: Layout | undefined;
+  let reader: arrow.AsyncRecordBatchStreamReader | arrow.AsyncRecordBatchFileReader;
+  try {
+    reader = await arrow.RecordBatchReader.from(all()) as typeof reader;
+    await reader.open();
+  } catch (e) {
+    throw new InputError(
+      `Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${
+        show((e as Error).message)
+      }`,
+      {
+        file: path,
+        batch: 0,
+      },
+    );
+  }
+  if (!reader.schema) {
+    throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, {
+      file: path,
+      batch: 0,
+    });
+  }
+  layout = validateSchema(reader.schema, path, 0);
+  if (options.expected) checkSameLayout(options.expected, layout, path, 0);
+  const it = reader[Symbol.asyncIterator]();
+  while (true) {
+    let next: IteratorResult<arrow.RecordBatch>;
+    try {
+      next = await it.next();
+    } catch (e) {
+      throw new InputError(
+        `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
+          show((e as Error).message)
+        }`,
+        { file: path, batch: index },
+      );
+    }
+    if (next.done) break;
+    const rb = next.value;
+    if (rb.schema !== reader.schema) {
+      const l2 = validateSchema(rb.schema, path, index);
+      checkSameLayout(layout, l2, path, index);
+      layout = l2;
+    }
+    yield { batch: decodeBatch(rb, layout, path, index), layout };
+    index++;
+  }
+}
+
+/** Copies stdin to a temporary file (for estimators that need two passes); returns its path. */
+export async function spillStdin(onBytes?: (n: number) => void): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "infotap-stdin-", suffix: ".arrows" });
+  const out = await Deno.open(path, { write: true, truncate: true });
+  try {
+    for await (const chunk of readChunks("-", onBytes)) {
+      let off = 0;
+      while (off < chunk.length) off += await out.write(chunk.subarray(off));
+    }
+  } finally {
+    out.close();
+  }
+  return path;
+}

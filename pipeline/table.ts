@@ -1,0 +1,137 @@
+/**
+ * Building result tables from plain columns, and joining the tables that several estimators fill.
+ *
+ * @example
+ * ```ts
+ * import { tableFromColumns } from "./table.ts";
+ * const t = tableFromColumns([
+ *   { name: "layer", type: "utf8", values: ["fc1", "fc2"] },
+ *   { name: "entropy", type: "float64", values: [1.5, null] },
+ * ]);
+ * console.assert(t.numRows === 2 && t.getChild("entropy")!.get(1) === null);
+ * ```
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+
+/** Column types result tables use. */
+export type ColumnType = "utf8" | "int32" | "int64" | "float64" | "float32" | "bool";
+
+/** A column given as plain values (`null` for missing). Int64 accepts numbers or bigints. */
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  values: ArrayLike<number | bigint | string | boolean | null>;
+}
+
+function arrowType(t: ColumnType): arrow.DataType {
+  switch (t) {
+    case "utf8":
+      return new arrow.Utf8();
+    case "int32":
+      return new arrow.Int32();
+    case "int64":
+      return new arrow.Int64();
+    case "float64":
+      return new arrow.Float64();
+    case "float32":
+      return new arrow.Float32();
+    case "bool":
+      return new arrow.Bool();
+  }
+}
+
+/** Builds one column as an Arrow vector. */
+export function vectorFrom(spec: ColumnSpec): arrow.Vector {
+  const type = arrowType(spec.type);
+  let values: ArrayLike<unknown> = spec.values;
+  if (spec.type === "int64") {
+    values = Array.from(spec.values, (v) => (v === null || v === undefined ? null : BigInt(v as number | bigint)));
+  }
+  const b = arrow.makeBuilder({ type, nullValues: [null, undefined] });
+  for (let i = 0; i < values.length; i++) b.append(values[i]);
+  return b.finish().toVector();
+}
+
+/** Builds a table from columns of equal length; `metadata` becomes schema metadata. */
+export function tableFromColumns(columns: ColumnSpec[], metadata?: Record<string, string>): arrow.Table {
+  const n = columns.length ? columns[0].values.length : 0;
+  for (const c of columns) {
+    if (c.values.length !== n) {
+      throw new Error(
+        `Cannot build table as column '${c.name}' has ${c.values.length} values, not ${n}: current value is ${c.values.length}`,
+      );
+    }
+  }
+  const vectors = columns.map(vectorFrom);
+  const fields = columns.map((c, i) => new arrow.Field(c.name, vectors[i].type, true));
+  const schema = new arrow.Schema(fields, new Map(Object.entries(metadata ?? {})));
+  if (n === 0) return new arrow.Table(schema);
+  const data = arrow.makeData({
+    type: new arrow.Struct(fields),
+    length: n,
+    nullCount: 0,
+    children: vectors.map((v) => v.data[0]),
+  });
+  return new arrow.Table(schema, [new arrow.RecordBatch(schema, data)]);
+}
+
+/** Concatenates tables of the same schema. */
+export function concatTables(tables: arrow.Table[]): arrow.Table {
+  const nonEmpty = tables.filter((t) => t.numRows > 0);
+  if (nonEmpty.length === 0) return tables[0];
+  return new arrow.Table(nonEmpty[0].schema, nonEmpty.flatMap((t) => t.batches));
+}
+
+/**
+ * Outer join of two tables on key columns (compared as strings; nulls equal nulls). The result keeps `a`'s
+ * rows in order, then `b`'s unmatched rows; non-key columns of both, null where a side had no row.
+ */
+export function joinTables(a: arrow.Table, b: arrow.Table, keys: string[]): arrow.Table {
+  const keyOf = (t: arrow.Table, i: number) =>
+    keys.map((k) => String(t.getChild(k)?.get(i) ?? "\u0000null")).join("\u0001");
+  const bIndex = new Map<string, number>();
+  for (let i = 0; i < b.numRows; i++) bIndex.set(keyOf(b, i), i);
+  const rows: [number | null, number | null][] = [];
+  const usedB = new Set<number>();
+  for (let i = 0; i < a.numRows; i++) {
+    const j = bIndex.get(keyOf(a, i));
+    if (j !== undefined) usedB.add(j);
+    rows.push([i, j ?? null]);
+  }
+  for (let j = 0; j < b.numRows; j++) if (!usedB.has(j)) rows.push([null, j]);
+  const fields: arrow.Field[] = [];
+  const vectors: arrow.Vector[] = [];
+  const seen = new Set<string>();
+  for (const [side, t] of [[0, a], [1, b]] as const) {
+    for (const f of t.schema.fields) {
+      if (seen.has(f.name)) continue;
+      seen.add(f.name);
+      const isKey = keys.includes(f.name);
+      const col = t.getChild(f.name)!;
+      const other = side === 0 ? b : a;
+      const otherCol = isKey ? other.getChild(f.name) : null;
+      const builder = arrow.makeBuilder({ type: f.type, nullValues: [null, undefined] });
+      for (const r of rows) {
+        const i = r[side];
+        if (i !== null) builder.append(col.get(i));
+        else if (otherCol && r[1 - side] !== null) builder.append(otherCol.get(r[1 - side]!));
+        else builder.append(null);
+      }
+      const v = builder.finish().toVector();
+      fields.push(new arrow.Field(f.name, f.type, true));
+      vectors.push(v);
+    }
+  }
+  const meta = new Map([...a.schema.metadata, ...b.schema.metadata]);
+  const schema = new arrow.Schema(fields, meta);
+  if (rows.length === 0) return new arrow.Table(schema);
+  const data = arrow.makeData({
+    type: new arrow.Struct(fields),
+    length: rows.length,
+    nullCount: 0,
+    children: vectors.map((v) => v.data[0]),
+  });
+  return new arrow.Table(schema, [new arrow.RecordBatch(schema, data)]);
+}

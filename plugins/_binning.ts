@@ -1,0 +1,144 @@
+/**
+ * Equal-width binning shared by the estimators that histogram neurons (entropy, binned MI, label MI).
+ *
+ * Convention (../shared/SCIENCE.md section 1, `numpy.histogram`): bin `k = floor((x - lo) / (hi - lo) * B)`,
+ * clipped to `[0, B-1]` (the last bin is closed). A neuron with `lo == hi` (constant) puts every value in bin 0.
+ * Non-finite values (NaN, +-Inf) are excluded and counted; values outside a user-given range are clipped into
+ * the edge bins and counted.
+ *
+ * @module
+ */
+import type { Batch } from "../pipeline/batch.ts";
+import type { Scanner, StateValue } from "../pipeline/plugin.ts";
+
+/** The bin range of every neuron of one layer: one `[lo, hi]` shared, or per neuron. */
+export interface LayerRange {
+  lo: Float64Array;
+  hi: Float64Array;
+}
+
+/** Result of a range scan: the global range and per-layer, per-neuron ranges. */
+export interface RangeScan {
+  /** Global `[min, max]` over all finite values of all analysed layers (NaN when none). */
+  lo: number;
+  hi: number;
+  /** Per layer name: per-neuron min and max. */
+  layers: Record<string, { lo: Float64Array; hi: Float64Array }>;
+}
+
+/** A first pass collecting min and max per neuron (and so globally), ignoring non-finite values. */
+export class RangeScanner implements Scanner {
+  #layers = new Map<string, { lo: Float64Array; hi: Float64Array }>();
+
+  update(batch: Batch): void {
+    for (const col of batch.columns) {
+      let r = this.#layers.get(col.name);
+      if (!r) {
+        r = { lo: new Float64Array(col.width).fill(Infinity), hi: new Float64Array(col.width).fill(-Infinity) };
+        this.#layers.set(col.name, r);
+      }
+      const { lo, hi } = r;
+      const v = col.values, w = col.width, n = batch.numRows;
+      for (let i = 0; i < n; i++) {
+        const base = i * w;
+        for (let j = 0; j < w; j++) {
+          const x = v[base + j];
+          // NaN fails both comparisons; infinities are filtered below.
+          if (x < lo[j] && x !== -Infinity) lo[j] = x;
+          if (x > hi[j] && x !== Infinity) hi[j] = x;
+        }
+      }
+    }
+  }
+
+  result(): StateValue {
+    let lo = Infinity, hi = -Infinity;
+    const layers: Record<string, { lo: Float64Array; hi: Float64Array }> = {};
+    for (const [name, r] of this.#layers) {
+      for (let j = 0; j < r.lo.length; j++) {
+        if (r.lo[j] < lo) lo = r.lo[j];
+        if (r.hi[j] > hi) hi = r.hi[j];
+      }
+      layers[name] = r;
+    }
+    return { lo: lo <= hi ? lo : NaN, hi: lo <= hi ? hi : NaN, layers } as unknown as StateValue;
+  }
+}
+
+/**
+ * The bin ranges for one layer of `width` neurons: `global` uses `[lo, hi]` for all; `neuron` uses each
+ * neuron's own `[min, max]` from the scan. Neurons with no finite value get `[0, 0]`.
+ */
+export function layerRange(
+  binning: "global" | "neuron",
+  width: number,
+  global: [number, number] | null,
+  scanned: { lo: Float64Array; hi: Float64Array } | undefined,
+): LayerRange {
+  const lo = new Float64Array(width), hi = new Float64Array(width);
+  for (let j = 0; j < width; j++) {
+    if (binning === "global") {
+      lo[j] = global ? global[0] : 0;
+      hi[j] = global ? global[1] : 0;
+    } else if (scanned && scanned.lo[j] <= scanned.hi[j]) {
+      lo[j] = scanned.lo[j];
+      hi[j] = scanned.hi[j];
+    }
+  }
+  return { lo, hi };
+}
+
+/**
+ * Bins rows `[r0, r1)` of a row-major column into `counts[j * bins + k]` (neuron j, bin k), adding to
+ * `nonfinite[j]` and `clipped[j]`. All counts are exact integers in float64. Reads the batch row by row
+ * (sequentially in memory); a constant neuron (`lo == hi`) puts its finite values in bin 0.
+ */
+export function binRows(
+  values: Float32Array,
+  width: number,
+  r0: number,
+  r1: number,
+  range: LayerRange,
+  bins: number,
+  counts: Float64Array,
+  nonfinite: Float64Array,
+  clipped: Float64Array,
+): void {
+  const { lo, hi } = range;
+  const last = bins - 1;
+  // A zero span becomes +Infinity so that every finite value maps to t = 0 and +-Inf to NaN.
+  const span = new Float64Array(width);
+  for (let j = 0; j < width; j++) span[j] = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
+  for (let r = r0; r < r1; r++) {
+    const base = r * width;
+    for (let j = 0; j < width; j++) {
+      const x = values[base + j];
+      const t = ((x - lo[j]) / span[j]) * bins;
+      if (t >= 0 && t < bins) {
+        counts[j * bins + (t | 0)]++;
+      } else if (t >= bins && x !== Infinity) {
+        // x == hi lands here (the last bin is closed); x > hi only with a user-given range.
+        counts[j * bins + last]++;
+        if (x > hi[j]) clipped[j]++;
+      } else if (t < 0 && x !== -Infinity) {
+        counts[j * bins]++;
+        clipped[j]++;
+      } else {
+        nonfinite[j]++;
+      }
+    }
+  }
+}
+
+/** Plug-in entropy in nats of one histogram `counts[off .. off+bins)`; NaN when it is empty. */
+export function entropyOf(counts: Float64Array, off: number, bins: number): number {
+  let n = 0;
+  for (let k = 0; k < bins; k++) n += counts[off + k];
+  if (n === 0) return NaN;
+  let h = 0;
+  for (let k = 0; k < bins; k++) {
+    const c = counts[off + k];
+    if (c > 0) h -= (c / n) * Math.log(c / n);
+  }
+  return h;
+}

@@ -1,0 +1,276 @@
+/**
+ * `entropy`: intra-neuron diversity, the plug-in entropy of each neuron's binned activations, in nats
+ * (../shared/SCIENCE.md section 1; Bansal et al., NeurIPS 2022).
+ *
+ * Binning: `--binning global` (default, as the paper's code) shares equal-width bins over `[min, max]` of all
+ * values of all analysed layers; `--binning neuron` uses each neuron's own `[min, max]`. Both need a first pass
+ * over the input unless `--range LO,HI` fixes the global range. Error bound: none beyond float64 rounding; the
+ * histogram counts are exact, so the estimate equals the plug-in formula on the same bins.
+ *
+ * Tables: `neuron_entropy` (one row per neuron and step) and `layer_summary` (per layer and step).
+ *
+ * @example
+ * ```ts
+ * import { entropyPlugin } from "./entropy.ts";
+ * const est = entropyPlugin.create({ bins: 2, binning: "global", range: [0, 1] }, { byStep: false, seed: 0 });
+ * est.update({ numRows: 2, columns: [{ name: "fc1", width: 1, values: new Float32Array([0.1, 0.9]) }] } as never);
+ * const t = (await est.result()).neuron_entropy;
+ * console.assert(Math.abs((t.getChild("entropy")!.get(0) as number) - Math.log(2)) < 1e-12);
+ * ```
+ *
+ * @module
+ */
+import type { Batch } from "../pipeline/batch.ts";
+import {
+  definePlugin,
+  type Estimator,
+  type EstimatorContext,
+  type OptionValues,
+  type StateValue,
+} from "../pipeline/plugin.ts";
+import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
+import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
+import { tableFromColumns } from "../pipeline/table.ts";
+import { binRows, entropyOf, type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
+
+interface LayerAcc {
+  counts: Float64Array; // width * bins
+  nonfinite: Float64Array;
+  clipped: Float64Array;
+}
+
+interface EntropyState {
+  layers: { name: string; width: number }[];
+  steps: Record<string, { name: string; counts: Float64Array; nonfinite: Float64Array; clipped: Float64Array }[]>;
+}
+
+class EntropyEstimator implements Estimator {
+  readonly bins: number;
+  readonly binning: "global" | "neuron";
+  readonly global: [number, number] | null;
+  readonly scan: RangeScan | undefined;
+  layers: { name: string; width: number }[] = [];
+  ranges = new Map<string, LayerRange>();
+  steps = new Map<string, Map<string, LayerAcc>>();
+  readonly byStep: boolean;
+
+  constructor(options: OptionValues, context: EstimatorContext) {
+    this.bins = options.bins as number;
+    this.binning = options.binning as "global" | "neuron";
+    this.byStep = context.byStep;
+    this.scan = context.scan as unknown as RangeScan | undefined;
+    const r = options.range as [number, number] | undefined;
+    if (r) this.global = r;
+    else if (this.scan && Number.isFinite(this.scan.lo)) this.global = [this.scan.lo, this.scan.hi];
+    else this.global = null;
+  }
+
+  #range(name: string, width: number): LayerRange {
+    let r = this.ranges.get(name);
+    if (!r) {
+      if (this.binning === "global" && this.global === null && this.scan === undefined) {
+        throw new Error("Cannot bin as no range is known (no first pass and no --range): current value is missing");
+      }
+      r = layerRange(this.binning, width, this.global, this.scan?.layers[name]);
+      this.ranges.set(name, r);
+      if (!this.layers.some((l) => l.name === name)) this.layers.push({ name, width });
+    }
+    return r;
+  }
+
+  #acc(key: string, name: string, width: number): LayerAcc {
+    let s = this.steps.get(key);
+    if (!s) this.steps.set(key, s = new Map());
+    let a = s.get(name);
+    if (!a) {
+      a = {
+        counts: new Float64Array(width * this.bins),
+        nonfinite: new Float64Array(width),
+        clipped: new Float64Array(width),
+      };
+      s.set(name, a);
+    }
+    return a;
+  }
+
+  update(batch: Batch): void {
+    const runs = stepRuns(batch, this.byStep);
+    for (const col of batch.columns) {
+      const range = this.#range(col.name, col.width);
+      for (const run of runs) {
+        const a = this.#acc(stepKey(run.step), col.name, col.width);
+        binRows(col.values, col.width, run.r0, run.r1, range, this.bins, a.counts, a.nonfinite, a.clipped);
+      }
+    }
+  }
+
+  merge(other: Estimator): void {
+    const o = other as EntropyEstimator;
+    if (!(o instanceof EntropyEstimator) || o.bins !== this.bins || o.binning !== this.binning) {
+      throw new Error("Cannot merge entropy estimators with different bins or binning: current value is incompatible");
+    }
+    for (const l of o.layers) {
+      const mine = this.layers.find((x) => x.name === l.name);
+      if (mine && mine.width !== l.width) {
+        throw new Error(
+          `Cannot merge entropy estimators as layer '${l.name}' has width ${mine.width} here: current value is ${l.width}`,
+        );
+      }
+      this.#range(l.name, l.width);
+    }
+    for (const [key, layers] of o.steps) {
+      for (const [name, a] of layers) {
+        const mine = this.#acc(key, name, a.nonfinite.length);
+        for (let i = 0; i < a.counts.length; i++) mine.counts[i] += a.counts[i];
+        for (let i = 0; i < a.nonfinite.length; i++) {
+          mine.nonfinite[i] += a.nonfinite[i];
+          mine.clipped[i] += a.clipped[i];
+        }
+      }
+    }
+  }
+
+  state(): StateValue {
+    const steps: EntropyState["steps"] = {};
+    for (const [key, layers] of this.steps) {
+      steps[key] = [...layers].map(([name, a]) => ({ name, ...a }));
+    }
+    return { layers: this.layers, steps } as unknown as StateValue;
+  }
+
+  load(state: EntropyState): this {
+    for (const l of state.layers) this.#range(l.name, l.width);
+    for (const [key, layers] of Object.entries(state.steps)) {
+      const m = new Map<string, LayerAcc>();
+      for (const l of layers) m.set(l.name, { counts: l.counts, nonfinite: l.nonfinite, clipped: l.clipped });
+      this.steps.set(key, m);
+    }
+    return this;
+  }
+
+  result() {
+    const B = this.bins;
+    const cols = {
+      layer: [] as string[],
+      neuron: [] as number[],
+      entropy: [] as (number | null)[],
+      bins: [] as number[],
+      samples: [] as number[],
+      nonfinite: [] as number[],
+      clipped: [] as number[],
+      lo: [] as number[],
+      hi: [] as number[],
+      step: [] as (bigint | null)[],
+    };
+    const sum = {
+      layer: [] as string[],
+      step: [] as (bigint | null)[],
+      neurons: [] as number[],
+      mean: [] as (number | null)[],
+      median: [] as (number | null)[],
+      p10: [] as (number | null)[],
+      p90: [] as (number | null)[],
+    };
+    for (const key of sortStepKeys(this.steps.keys())) {
+      const layers = this.steps.get(key)!;
+      const step = stepFromKey(key);
+      for (const l of this.layers) {
+        const a = layers.get(l.name);
+        if (!a) continue;
+        const range = this.ranges.get(l.name)!;
+        const hs = new Float64Array(l.width);
+        for (let j = 0; j < l.width; j++) {
+          const h = entropyOf(a.counts, j * B, B);
+          hs[j] = h;
+          let n = 0;
+          for (let k = 0; k < B; k++) n += a.counts[j * B + k];
+          cols.layer.push(l.name);
+          cols.neuron.push(j);
+          cols.entropy.push(nullIfNaN(h));
+          cols.bins.push(B);
+          cols.samples.push(n);
+          cols.nonfinite.push(a.nonfinite[j]);
+          cols.clipped.push(a.clipped[j]);
+          cols.lo.push(range.lo[j]);
+          cols.hi.push(range.hi[j]);
+          cols.step.push(step);
+        }
+        sum.layer.push(l.name);
+        sum.step.push(step);
+        sum.neurons.push(l.width);
+        sum.mean.push(nullIfNaN(mean(hs)));
+        sum.median.push(nullIfNaN(percentile(hs, 50)));
+        sum.p10.push(nullIfNaN(percentile(hs, 10)));
+        sum.p90.push(nullIfNaN(percentile(hs, 90)));
+      }
+    }
+    const meta = {
+      "infotap.estimator": "entropy",
+      "infotap.units": "nats",
+      "infotap.binning": this.binning,
+      "infotap.bins": String(B),
+    };
+    return {
+      neuron_entropy: tableFromColumns([
+        { name: "layer", type: "utf8", values: cols.layer },
+        { name: "neuron", type: "int32", values: cols.neuron },
+        { name: "entropy", type: "float64", values: cols.entropy },
+        { name: "bins", type: "int32", values: cols.bins },
+        { name: "samples", type: "int64", values: cols.samples },
+        { name: "nonfinite", type: "int64", values: cols.nonfinite },
+        { name: "clipped", type: "int64", values: cols.clipped },
+        { name: "lo", type: "float64", values: cols.lo },
+        { name: "hi", type: "float64", values: cols.hi },
+        { name: "step", type: "int64", values: cols.step },
+      ], meta),
+      layer_summary: tableFromColumns([
+        { name: "layer", type: "utf8", values: sum.layer },
+        { name: "step", type: "int64", values: sum.step },
+        { name: "neurons", type: "int32", values: sum.neurons },
+        { name: "entropy_mean", type: "float64", values: sum.mean },
+        { name: "entropy_median", type: "float64", values: sum.median },
+        { name: "entropy_p10", type: "float64", values: sum.p10 },
+        { name: "entropy_p90", type: "float64", values: sum.p90 },
+      ]),
+    };
+  }
+}
+
+/** The `entropy` estimator plugin. */
+export const entropyPlugin: EstimatorPlugin = definePlugin({
+  name: "entropy",
+  description: "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (SCIENCE.md section 1).",
+  inputs: ["activations/v1"],
+  byDefault: true,
+  tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
+  options: {
+    bins: { type: "integer", default: 100, min: 1, description: "number of equal-width bins per neuron" },
+    binning: {
+      type: "string",
+      default: "global",
+      choices: ["global", "neuron"],
+      description: "global: one [min,max] over all analysed layers (paper's code); neuron: each neuron's own [min,max]",
+    },
+    range: {
+      type: "range",
+      description: "LO,HI: fixed global bin range (skips the first pass; values outside are clipped and counted)",
+    },
+  },
+  validate(o) {
+    if (o.range && o.binning === "neuron") {
+      throw new Error(
+        "Cannot use --range with --binning neuron as per-neuron ranges come from the data: current value is " +
+          String(o.range),
+      );
+    }
+  },
+  scan(options) {
+    return options.range ? null : new RangeScanner();
+  },
+  create(options, context) {
+    return new EntropyEstimator(options, context);
+  },
+  restore(state, options, context) {
+    return new EntropyEstimator(options, context).load(state as unknown as EntropyState);
+  },
+});

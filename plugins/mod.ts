@@ -1,0 +1,10 @@
+/**
+ * The built-in estimator plugins, in the order `--help` lists them.
+ *
+ * @module
+ */
+import type { EstimatorPlugin } from "../pipeline/plugin.ts";
+import { entropyPlugin } from "./entropy.ts";
+
+/** Every built-in plugin. */
+export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin];

@@ -1,0 +1,124 @@
+/**
+ * Test helpers: seeded random numbers, synthetic batches, table comparison.
+ *
+ * @module
+ */
+import type * as arrow from "apache-arrow";
+import type { Batch, Kind } from "../pipeline/batch.ts";
+import { type BatchInput, makeRecordBatch } from "../pipeline/produce.ts";
+import { decodeBatch, validateSchema } from "../schemas/validate.ts";
+
+/** A small seeded PRNG (mulberry32) with a Gaussian draw. */
+export class Rng {
+  #s: number;
+  constructor(seed: number) {
+    this.#s = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.#s = (this.#s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Standard normal (Box-Muller). */
+  normal(): number {
+    let u = 0;
+    while (u === 0) u = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}
+
+/** Decodes a producer-side batch the way the pipeline would (validated). */
+export function toBatch(input: BatchInput, file = "test", index = 0): Batch {
+  const rb = makeRecordBatch(input);
+  return decodeBatch(rb, validateSchema(rb.schema, file, index), file, index);
+}
+
+/** Activation batches: `layers` maps name to row-major values of `rows x width`. */
+export function activationBatch(
+  rows: number,
+  layers: Record<string, { width: number; values: Float32Array }>,
+  extra: Partial<BatchInput> = {},
+  firstId = 0,
+): Batch {
+  return toBatch({
+    kind: "activations/v1" as Kind,
+    sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(firstId + i)),
+    tensors: Object.entries(layers).map(([name, l]) => ({ name, width: l.width, values: l.values })),
+    ...extra,
+  });
+}
+
+/** Table rows as plain objects (bigints as strings), for deep comparison. */
+export function rowsOf(t: arrow.Table): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (let i = 0; i < t.numRows; i++) {
+    const r: Record<string, unknown> = {};
+    for (const f of t.schema.fields) {
+      const v = t.getChild(f.name)!.get(i);
+      r[f.name] = typeof v === "bigint" ? v.toString() : v;
+    }
+    out.push(r);
+  }
+  return out;
+}
+
+/**
+ * Asserts two tables have the same schema names and rows; numbers equal within `rtol` relative (or `atol`
+ * absolute), everything else exactly.
+ */
+export function assertTablesClose(a: arrow.Table, b: arrow.Table, rtol = 1e-12, atol = 1e-12, label = ""): void {
+  const na = a.schema.fields.map((f) => f.name).join(","), nb = b.schema.fields.map((f) => f.name).join(",");
+  if (na !== nb) throw new Error(`${label}: columns differ: ${na} vs ${nb}`);
+  if (a.numRows !== b.numRows) throw new Error(`${label}: rows differ: ${a.numRows} vs ${b.numRows}`);
+  const ra = rowsOf(a), rb = rowsOf(b);
+  for (let i = 0; i < ra.length; i++) {
+    for (const k of Object.keys(ra[i])) {
+      const x = ra[i][k], y = rb[i][k];
+      if (typeof x === "number" && typeof y === "number") {
+        if (Number.isNaN(x) && Number.isNaN(y)) continue;
+        if (Math.abs(x - y) > atol + rtol * Math.max(Math.abs(x), Math.abs(y))) {
+          throw new Error(`${label}: row ${i} column ${k}: ${x} vs ${y}`);
+        }
+      } else if (x !== y) throw new Error(`${label}: row ${i} column ${k}: ${x} vs ${y}`);
+    }
+  }
+}
+
+import type { Estimator, EstimatorContext, EstimatorPlugin, OptionValues, Results } from "../pipeline/plugin.ts";
+import { resolveOptions } from "../pipeline/plugin.ts";
+
+/** Resolves options, runs the plugin's first pass (if any) over all batches, and returns options + context. */
+export function prepare(
+  plugin: EstimatorPlugin,
+  given: OptionValues,
+  batches: Batch[],
+  ctx: Partial<EstimatorContext> = {},
+): { options: OptionValues; context: EstimatorContext } {
+  const options = resolveOptions(plugin, given);
+  const context: EstimatorContext = { byStep: false, seed: 0, ...ctx };
+  const scanner = plugin.scan?.(options, context);
+  if (scanner) {
+    for (const b of batches) scanner.update(b);
+    context.scan = scanner.result();
+  }
+  return { options, context };
+}
+
+/** Creates an estimator (after the first pass) and feeds it every batch. */
+export async function runPlugin(
+  plugin: EstimatorPlugin,
+  given: OptionValues,
+  batches: Batch[],
+  ctx: Partial<EstimatorContext> = {},
+): Promise<{ estimator: Estimator; results: Results }> {
+  const { options, context } = prepare(plugin, given, batches, ctx);
+  const estimator = plugin.create(options, context);
+  for (const b of batches) await estimator.update(b);
+  return { estimator, results: await estimator.result() };
+}
