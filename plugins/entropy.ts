@@ -25,6 +25,7 @@ import {
   definePlugin,
   type Estimator,
   type EstimatorContext,
+  type EstimatorPlugin,
   type OptionValues,
   type StateValue,
 } from "../pipeline/plugin.ts";
