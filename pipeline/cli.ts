@@ -12,7 +12,7 @@ import type * as arrow from "apache-arrow";
 import { analyze } from "./run.ts";
 import { Registry } from "./registry.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
-import { type OptionValues, parseOptionValue } from "./plugin.ts";
+import { type OptionValues, parseOptionValue, PluginError } from "./plugin.ts";
 import { InputError, show } from "./errors.ts";
 import { VERSION } from "./version.ts";
 import type { OutputFormat } from "./write.ts";
@@ -81,9 +81,16 @@ export async function main(argv: string[]): Promise<number> {
         config[k] = { type: spec.type === "boolean" ? "boolean" : "string" };
       }
     }
+    // `--range -3,3`: a value that starts with '-' and a digit is a value, not a flag.
+    const args: string[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      const key = argv[i].startsWith("--") ? argv[i].slice(2) : "";
+      if (config[key]?.type === "string" && /^-[\d.]/.test(argv[i + 1] ?? "")) args.push(`${argv[i]}=${argv[++i]}`);
+      else args.push(argv[i]);
+    }
     let parsed;
     try {
-      parsed = parseArgs({ args: argv, options: config, allowPositionals: true, strict: true });
+      parsed = parseArgs({ args, options: config, allowPositionals: true, strict: true });
     } catch (e) {
       throw new UsageError(`${(e as Error).message.split("\n")[0]} (see --help)`);
     }
@@ -125,7 +132,13 @@ export async function main(argv: string[]): Promise<number> {
       s: unknown,
     ) => (typeof s === "string" ? s.split(",").map((x) => x.trim()).filter(Boolean) : undefined);
     const estimators = list(v.estimators);
-    for (const name of estimators ?? []) registry.get(name);
+    for (const name of estimators ?? []) {
+      try {
+        registry.get(name);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -142,6 +155,19 @@ export async function main(argv: string[]): Promise<number> {
       extra: { argv },
     });
     if (!quiet) printSummary(result.tables, out, result.run);
+    for (const e of result.run.estimators as { name: string; summary: Record<string, number> | null }[]) {
+      const nf = e.summary?.nonfinite ?? 0, cl = e.summary?.clipped ?? 0;
+      if (nf > 0) {
+        console.error(
+          `infotap: warning: [${e.name}] ${nf} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`,
+        );
+      }
+      if (cl > 0) {
+        console.error(
+          `infotap: warning: [${e.name}] ${cl} value(s) outside --range were clipped into the edge bins (column 'clipped')`,
+        );
+      }
+    }
     if (!result.complete) {
       console.error(`infotap: error: ${result.error}`);
       console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);

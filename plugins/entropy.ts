@@ -149,6 +149,20 @@ class EntropyEstimator implements Estimator {
     return this;
   }
 
+  /** Totals for run.json: non-finite values excluded, values clipped into the edge bins. */
+  summary(): { nonfinite: number; clipped: number } {
+    let nonfinite = 0, clipped = 0;
+    for (const layers of this.steps.values()) {
+      for (const a of layers.values()) {
+        for (let j = 0; j < a.nonfinite.length; j++) {
+          nonfinite += a.nonfinite[j];
+          clipped += a.clipped[j];
+        }
+      }
+    }
+    return { nonfinite, clipped };
+  }
+
   result() {
     const B = this.bins;
     const cols = {
