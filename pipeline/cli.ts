@@ -69,8 +69,13 @@ export async function main(argv: string[]): Promise<number> {
     // Plugins first: their options become flags.
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
-      if (a === "--plugin" && i + 1 < argv.length) await registry.load(argv[++i]);
-      else if (a.startsWith("--plugin=")) await registry.load(a.slice(9));
+      const path = a === "--plugin" ? argv[++i] : a.startsWith("--plugin=") ? a.slice(9) : null;
+      if (path === null) continue;
+      try {
+        await registry.load(path ?? "");
+      } catch (e) {
+        throw e instanceof PluginError ? e : new UsageError((e as Error).message);
+      }
     }
     const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
     for (const [k, v] of Object.entries(CORE)) {
@@ -180,13 +185,13 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`infotap: ${e.message}`);
       return 2;
     }
-    if (
-      e instanceof InputError ||
-      (e instanceof Error && ["PluginError", "Error"].includes(e.name) && e.message.startsWith("Cannot") ||
-        (e as Error).name === "PluginError")
-    ) {
-      console.error(`infotap: error: ${(e as Error).message}`);
-      return e instanceof InputError ? 1 : 2;
+    if (e instanceof InputError) {
+      console.error(`infotap: error: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof PluginError) {
+      console.error(`infotap: ${e.message}`);
+      return 2;
     }
     console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
     return 70;

@@ -238,7 +238,7 @@ Deno.test("analyze: bad inputs give one line naming file, batch and column, a no
     const cases: { name: string; make: () => Promise<string[]>; code?: number; pattern: RegExp }[] = [
       {
         name: "missing file",
-        make: async () => [`${dir}/nope.arrows`],
+        make: () => Promise.resolve([`${dir}/nope.arrows`]),
         pattern: /file '.*nope\.arrows': Cannot open input as it does not exist/,
       },
       {
