@@ -88,10 +88,18 @@ export function layerRange(
   return { lo, hi };
 }
 
+/** Rows a Uint32 working histogram may take before it must be flushed into float64 totals. */
+export const FLUSH_ROWS = 2 ** 31;
+
 /**
  * Bins rows `[r0, r1)` of a row-major column into `counts[j * bins + k]` (neuron j, bin k), adding to
- * `nonfinite[j]` and `clipped[j]`. All counts are exact integers in float64. Reads the batch row by row
- * (sequentially in memory); a constant neuron (`lo == hi`) puts its finite values in bin 0.
+ * `nonfinite[j]` and `clipped[j]`. Counts are Uint32 (fast increments): callers flush them into float64
+ * totals before {@linkcode FLUSH_ROWS} rows. Reads the batch row by row (sequentially in memory).
+ *
+ * Exactness: the bin is `floor((x - lo) / (hi - lo) * bins)` as SCIENCE.md defines it. The loop multiplies
+ * by `bins / (hi - lo)` instead of dividing, and recomputes with the division whenever the product lies
+ * within 1e-9 of a bin edge (the two differ by a few ulps at most), so every value lands in the defined bin.
+ * A constant neuron (`lo == hi`) puts its finite values in bin 0.
  */
 export function binRows(
   values: Float32Array,
@@ -100,28 +108,79 @@ export function binRows(
   r1: number,
   range: LayerRange,
   bins: number,
-  counts: Float64Array,
+  counts: Uint32Array,
   nonfinite: Float64Array,
   clipped: Float64Array,
 ): void {
   const { lo, hi } = range;
+  let uniform = true;
+  for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
+  if (uniform && width > 0 && hi[0] > lo[0]) {
+    binUniform(values, width, r0, r1, lo[0], hi[0], bins, counts, nonfinite, clipped);
+    return;
+  }
   const last = bins - 1;
   // A zero span becomes +Infinity so that every finite value maps to t = 0 and +-Inf to NaN.
-  const span = new Float64Array(width);
-  for (let j = 0; j < width; j++) span[j] = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
+  const span = new Float64Array(width), scale = new Float64Array(width);
+  for (let j = 0; j < width; j++) {
+    span[j] = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
+    scale[j] = bins / span[j];
+  }
   for (let r = r0; r < r1; r++) {
     const base = r * width;
-    for (let j = 0; j < width; j++) {
+    for (let j = 0, o = 0; j < width; j++, o += bins) {
       const x = values[base + j];
-      const t = ((x - lo[j]) / span[j]) * bins;
+      const d = x - lo[j];
+      const t = d * scale[j];
       if (t >= 0 && t < bins) {
-        counts[j * bins + (t | 0)]++;
+        let k = t | 0;
+        const f = t - k;
+        if (f < 1e-9 || f > 0.999999999) k = Math.min(last, Math.floor((d / span[j]) * bins));
+        counts[o + k]++;
       } else if (t >= bins && x !== Infinity) {
         // x == hi lands here (the last bin is closed); x > hi only with a user-given range.
-        counts[j * bins + last]++;
+        counts[o + last]++;
         if (x > hi[j]) clipped[j]++;
       } else if (t < 0 && x !== -Infinity) {
-        counts[j * bins]++;
+        counts[o]++;
+        clipped[j]++;
+      } else {
+        nonfinite[j]++;
+      }
+    }
+  }
+}
+
+/** {@linkcode binRows} when every neuron shares one range `[lo, hi]` with `hi > lo` (global binning). */
+function binUniform(
+  values: Float32Array,
+  width: number,
+  r0: number,
+  r1: number,
+  lo: number,
+  hi: number,
+  bins: number,
+  counts: Uint32Array,
+  nonfinite: Float64Array,
+  clipped: Float64Array,
+): void {
+  const span = hi - lo, scale = bins / span, last = bins - 1;
+  for (let r = r0; r < r1; r++) {
+    const base = r * width;
+    for (let j = 0, o = 0; j < width; j++, o += bins) {
+      const x = values[base + j];
+      const d = x - lo;
+      const t = d * scale;
+      if (t >= 0 && t < bins) {
+        let k = t | 0;
+        const f = t - k;
+        if (f < 1e-9 || f > 0.999999999) k = Math.min(last, Math.floor((d / span) * bins));
+        counts[o + k]++;
+      } else if (t >= bins && x !== Infinity) {
+        counts[o + last]++;
+        if (x > hi) clipped[j]++;
+      } else if (t < 0 && x !== -Infinity) {
+        counts[o]++;
         clipped[j]++;
       } else {
         nonfinite[j]++;

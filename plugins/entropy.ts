@@ -32,12 +32,24 @@ import {
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
-import { binRows, entropyOf, type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
+import { binRows, entropyOf, FLUSH_ROWS, type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
 
 interface LayerAcc {
-  counts: Float64Array; // width * bins
+  /** Totals, width * bins (exact integers in float64). */
+  counts: Float64Array;
+  /** Working counts (fast Uint32 increments), flushed into `counts` before they could overflow. */
+  work: Uint32Array;
+  /** Rows binned into `work` since its last flush. */
+  pending: number;
   nonfinite: Float64Array;
   clipped: Float64Array;
+}
+
+function flush(a: LayerAcc): void {
+  if (a.pending === 0) return;
+  for (let i = 0; i < a.work.length; i++) a.counts[i] += a.work[i];
+  a.work.fill(0);
+  a.pending = 0;
 }
 
 interface EntropyState {
@@ -86,6 +98,8 @@ class EntropyEstimator implements Estimator {
     if (!a) {
       a = {
         counts: new Float64Array(width * this.bins),
+        work: new Uint32Array(width * this.bins),
+        pending: 0,
         nonfinite: new Float64Array(width),
         clipped: new Float64Array(width),
       };
@@ -100,7 +114,9 @@ class EntropyEstimator implements Estimator {
       const range = this.#range(col.name, col.width);
       for (const run of runs) {
         const a = this.#acc(stepKey(run.step), col.name, col.width);
-        binRows(col.values, col.width, run.r0, run.r1, range, this.bins, a.counts, a.nonfinite, a.clipped);
+        if (a.pending + (run.r1 - run.r0) >= FLUSH_ROWS) flush(a);
+        binRows(col.values, col.width, run.r0, run.r1, range, this.bins, a.work, a.nonfinite, a.clipped);
+        a.pending += run.r1 - run.r0;
       }
     }
   }
@@ -122,6 +138,7 @@ class EntropyEstimator implements Estimator {
     for (const [key, layers] of o.steps) {
       for (const [name, a] of layers) {
         const mine = this.#acc(key, name, a.nonfinite.length);
+        flush(a);
         for (let i = 0; i < a.counts.length; i++) mine.counts[i] += a.counts[i];
         for (let i = 0; i < a.nonfinite.length; i++) {
           mine.nonfinite[i] += a.nonfinite[i];
@@ -134,7 +151,10 @@ class EntropyEstimator implements Estimator {
   state(): StateValue {
     const steps: EntropyState["steps"] = {};
     for (const [key, layers] of this.steps) {
-      steps[key] = [...layers].map(([name, a]) => ({ name, ...a }));
+      steps[key] = [...layers].map(([name, a]) => {
+        flush(a);
+        return { name, counts: a.counts, nonfinite: a.nonfinite, clipped: a.clipped };
+      });
     }
     return { layers: this.layers, steps } as unknown as StateValue;
   }
@@ -143,7 +163,9 @@ class EntropyEstimator implements Estimator {
     for (const l of state.layers) this.#range(l.name, l.width);
     for (const [key, layers] of Object.entries(state.steps)) {
       const m = new Map<string, LayerAcc>();
-      for (const l of layers) m.set(l.name, { counts: l.counts, nonfinite: l.nonfinite, clipped: l.clipped });
+      for (const l of layers) {
+        m.set(l.name, { ...l, work: new Uint32Array(l.counts.length), pending: 0 });
+      }
       this.steps.set(key, m);
     }
     return this;
@@ -192,6 +214,7 @@ class EntropyEstimator implements Estimator {
       for (const l of this.layers) {
         const a = layers.get(l.name);
         if (!a) continue;
+        flush(a);
         const range = this.ranges.get(l.name)!;
         const hs = new Float64Array(l.width);
         for (let j = 0; j < l.width; j++) {
