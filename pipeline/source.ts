@@ -10,51 +10,55 @@ import * as arrow from "apache-arrow";
 import { InputError, show } from "./errors.ts";
 import type { Batch } from "./batch.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../schemas/validate.ts";
+import { type ByteReader, IpcError, type IpcItem, readIpc } from "./ipc_reader.ts";
 
 const CHUNK = 1 << 20;
 
-/** Byte chunks of a file or of stdin (`-`), with a callback for progress. */
-export async function* readChunks(path: string, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+/** Opens an input (`-` is stdin) for reading, with one-line errors for missing files and directories. */
+export async function openInput(path: string): Promise<{ reader: ByteReader; close: () => void }> {
+  if (path === "-") return { reader: Deno.stdin, close: () => {} };
   let file: Deno.FsFile;
-  if (path === "-") file = Deno.stdin as unknown as Deno.FsFile;
-  else {
-    try {
-      file = await Deno.open(path, { read: true });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new InputError(`Cannot open input as it does not exist: current value is ${show(path)}`, { file: path });
-      }
-      if (e instanceof Deno.errors.PermissionDenied) {
-        throw new InputError(`Cannot open input as permission is denied: current value is ${show(path)}`, {
-          file: path,
-        });
-      }
-      throw new InputError(`Cannot open input as ${(e as Error).message}: current value is ${show(path)}`, {
-        file: path,
-      });
-    }
-    const info = await file.stat();
-    if (info.isDirectory) {
-      file.close();
-      throw new InputError(`Cannot read input as it is a directory: current value is ${show(path)}`, { file: path });
-    }
-  }
   try {
-    while (true) {
-      const buf = new Uint8Array(CHUNK);
-      let off = 0;
-      while (off < CHUNK) {
-        const n = await file.read(buf.subarray(off));
-        if (n === null) break;
-        off += n;
-      }
-      if (off === 0) return;
-      onBytes?.(off);
-      yield buf.subarray(0, off);
-      if (off < CHUNK) return;
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new InputError(`Cannot open input as it does not exist: current value is ${show(path)}`, { file: path });
     }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new InputError(`Cannot open input as permission is denied: current value is ${show(path)}`, { file: path });
+    }
+    throw new InputError(`Cannot open input as ${(e as Error).message}: current value is ${show(path)}`, { file: path });
+  }
+  if ((await file.stat()).isDirectory) {
+    file.close();
+    throw new InputError(`Cannot read input as it is a directory: current value is ${show(path)}`, { file: path });
+  }
+  return { reader: file, close: () => file.close() };
+}
+
+/** Byte chunks (1 MiB reads) of a file or of stdin (`-`), with a callback for progress. */
+export async function* readChunks(path: string, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+  const { reader, close } = await openInput(path);
+  try {
+    yield* chunksOf(reader, onBytes);
   } finally {
-    if (path !== "-") file.close();
+    close();
+  }
+}
+
+async function* chunksOf(reader: ByteReader, onBytes?: (n: number) => void): AsyncGenerator<Uint8Array> {
+  while (true) {
+    const buf = new Uint8Array(CHUNK);
+    let off = 0;
+    while (off < CHUNK) {
+      const n = await reader.read(buf.subarray(off));
+      if (n === null) break;
+      off += n;
+    }
+    if (off === 0) return;
+    onBytes?.(off);
+    yield buf.subarray(0, off);
+    if (off < CHUNK) return;
   }
 }
 
@@ -90,64 +94,115 @@ export async function* readInput(
   path: string,
   options: { expected?: Layout; onBytes?: (n: number) => void } = {},
 ): AsyncGenerator<ReadBatch> {
-  const chunks = readChunks(path, options.onBytes);
-  const first = await chunks.next();
-  if (first.done || first.value.length === 0) {
-    throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: path });
-  }
-  checkMagic(first.value, path);
-  async function* all() {
-    yield first.value!;
-    yield* chunks;
-  }
-  let index = 0;
-  let layout: Layout | undefined;
-  let reader: arrow.AsyncRecordBatchStreamReader | arrow.AsyncRecordBatchFileReader;
+  const { reader, close } = await openInput(path);
   try {
-    reader = await arrow.RecordBatchReader.from(all()) as typeof reader;
-    await reader.open();
-  } catch (e) {
-    throw new InputError(
-      `Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${
-        show((e as Error).message)
-      }`,
-      {
-        file: path,
-        batch: 0,
-      },
-    );
+    yield* readSource(reader, path, options);
+  } finally {
+    close();
   }
-  if (!reader.schema) {
-    throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, {
-      file: path,
-      batch: 0,
-    });
+}
+
+/**
+ * Reads wire-format batches from any byte reader (file, stdin, socket); `label` names it in errors.
+ * Streams (`.arrows`) go through the lean reader (`pipeline/ipc_reader.ts`, bodies read straight into
+ * place); the IPC file format (`.arrow`), whose schema may live only in the footer, through apache-arrow's
+ * reader.
+ */
+export async function* readSource(
+  reader: ByteReader,
+  label: string,
+  options: { expected?: Layout; onBytes?: (n: number) => void } = {},
+): AsyncGenerator<ReadBatch> {
+  const first = new Uint8Array(8);
+  let got = 0;
+  while (got < 8) {
+    const n = await reader.read(first.subarray(got));
+    if (n === null) break;
+    got += n;
   }
-  layout = validateSchema(reader.schema, path, 0);
-  if (options.expected) checkSameLayout(options.expected, layout, path, 0);
-  const it = reader[Symbol.asyncIterator]();
-  while (true) {
-    let next: IteratorResult<arrow.RecordBatch>;
+  if (got === 0) throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: label });
+  options.onBytes?.(got);
+  checkMagic(first.subarray(0, got), label);
+  const prefixed = prefixReader(first.subarray(0, got), reader);
+  const where = (batch: number) => ({ file: label, batch });
+  let layout: Layout | undefined;
+  let index = 0;
+  const check = (schema: arrow.Schema, at: number) => {
+    const l = validateSchema(schema, label, at);
+    if (options.expected) checkSameLayout(options.expected, l, label, at);
+    else if (layout) checkSameLayout(layout, l, label, at);
+    return l;
+  };
+  if (FILE_MAGIC.every((b, i) => first[i] === b)) {
+    let r: arrow.AsyncRecordBatchStreamReader | arrow.AsyncRecordBatchFileReader;
     try {
-      next = await it.next();
+      r = await arrow.RecordBatchReader.from(chunksOf(prefixed, options.onBytes)) as typeof r;
+      await r.open();
     } catch (e) {
+      throw new InputError(`Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${show((e as Error).message)}`, where(0));
+    }
+    if (!r.schema) throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
+    layout = check(r.schema, 0);
+    const it = r[Symbol.asyncIterator]();
+    while (true) {
+      let next: IteratorResult<arrow.RecordBatch>;
+      try {
+        next = await it.next();
+      } catch (e) {
+        throw new InputError(
+          `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${show((e as Error).message)}`,
+          where(index),
+        );
+      }
+      if (next.done) return;
+      yield { batch: decodeBatch(next.value, layout, label, index), layout };
+      index++;
+    }
+  }
+  const items = readIpc(prefixed, options.onBytes);
+  while (true) {
+    let next: IteratorResult<IpcItem>;
+    try {
+      next = await items.next();
+    } catch (e) {
+      if (!(e instanceof IpcError)) throw e;
+      if (!layout) {
+        throw new InputError(`Cannot read the Arrow schema as ${e.message}: current value is ${show(label)}`, where(0));
+      }
       throw new InputError(
-        `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
-          show((e as Error).message)
-        }`,
-        { file: path, batch: index },
+        `Cannot read the record batch as the input is ${e.truncated ? "truncated" : "corrupt"} (earlier batches are kept): current value is ${show(e.message)}`,
+        where(index),
       );
     }
-    if (next.done) break;
-    const rb = next.value;
-    if (rb.schema !== reader.schema) {
-      const l2 = validateSchema(rb.schema, path, index);
-      checkSameLayout(layout, l2, path, index);
-      layout = l2;
+    if (next.done) {
+      if (!layout) throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
+      return;
     }
-    yield { batch: decodeBatch(rb, layout, path, index), layout };
-    index++;
+    const item = next.value;
+    if (item.type === "schema") layout = check(item.schema, 0);
+    else {
+      const batch = decodeBatch(item.batch, layout!, label, item.index);
+      batch.byteLength = item.bodyBytes;
+      yield { batch, layout: layout! };
+      index = item.index + 1;
+    }
   }
+}
+
+/** A reader that returns `head` first, then reads from `rest`. */
+function prefixReader(head: Uint8Array, rest: ByteReader): ByteReader {
+  let pending = head;
+  return {
+    read(p: Uint8Array): Promise<number | null> {
+      if (pending.length > 0) {
+        const k = Math.min(p.length, pending.length);
+        p.set(pending.subarray(0, k));
+        pending = pending.subarray(k);
+        return Promise.resolve(k);
+      }
+      return rest.read(p);
+    },
+  };
 }
 
 /** Copies stdin to a temporary file (for estimators that need two passes); returns its path. */
@@ -155,7 +210,7 @@ export async function spillStdin(onBytes?: (n: number) => void): Promise<string>
   const path = await Deno.makeTempFile({ prefix: "infotap-stdin-", suffix: ".arrows" });
   const out = await Deno.open(path, { write: true, truncate: true });
   try {
-    for await (const chunk of readChunks("-", onBytes)) {
+    for await (const chunk of chunksOf(Deno.stdin, onBytes)) {
       let off = 0;
       while (off < chunk.length) off += await out.write(chunk.subarray(off));
     }
