@@ -57,6 +57,12 @@ export interface Batch {
   metadata: ReadonlyMap<string, string>;
   /** Bytes of Arrow body this batch came from (for throughput figures). */
   byteLength: number;
+  /**
+   * True when the batch's typed arrays view buffers that no other batch uses, so the pipeline may transfer
+   * them to a worker thread (zero-copy). Estimators must not keep views of a batch after `update` returns
+   * unless they copy them.
+   */
+  owned?: boolean;
 }
 
 /** Split codes used in {@linkcode Batch.split}. */

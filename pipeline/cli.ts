@@ -27,6 +27,11 @@ const CORE = {
   "by-step": { type: "boolean", help: "one row set per training step (needs a 'step' column)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
+  threads: {
+    type: "string",
+    arg: "N",
+    help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
+  },
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
@@ -121,6 +126,12 @@ export async function main(argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(seed)) {
       throw new UsageError(`Cannot use --seed as it must be an integer: current value is ${show(v.seed)}`);
     }
+    const threads = v.threads === undefined ? 0 : Number(v.threads);
+    if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+      throw new UsageError(
+        `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
+      );
+    }
     const options: OptionValues = {};
     for (const p of registry.all()) {
       for (const [k, spec] of Object.entries(p.options)) {
@@ -152,6 +163,7 @@ export async function main(argv: string[]): Promise<number> {
       options,
       byStep: Boolean(v["by-step"]),
       seed,
+      threads,
       layers: list(v.layers),
       out,
       format: format as OutputFormat,

@@ -36,11 +36,14 @@ export function formatLocation(where: InputLocation): string {
 export class InputError extends Error {
   /** Where the problem was found. */
   readonly where: InputLocation;
+  /** The message without the location prefix. */
+  readonly detail: string;
   constructor(message: string, where: InputLocation = {}) {
     const prefix = formatLocation(where);
     super(prefix ? `${prefix}: ${message}` : message);
     this.name = "InputError";
     this.where = where;
+    this.detail = message;
   }
 }
 

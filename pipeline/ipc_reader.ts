@@ -172,19 +172,39 @@ export async function* readIpc(reader: ByteReader, onBytes?: (n: number) => void
       if (h.data.compression != null) throw new IpcError("dictionary batches are compressed (not supported)", false);
       const type = schema.dictionaries.get(h.id);
       if (!type) throw new IpcError(`a dictionary batch has unknown id ${h.id}`, false);
-      const data = new VectorLoader(body, h.data.nodes, h.data.buffers, dictionaries, schema.metadataVersion, h.data.variadicBufferCounts)
+      const data = new VectorLoader(
+        body,
+        h.data.nodes,
+        h.data.buffers,
+        dictionaries,
+        schema.metadataVersion,
+        h.data.variadicBufferCounts,
+      )
         .visitMany([type]);
       const prev = dictionaries.get(h.id);
-      dictionaries.set(h.id, (prev && h.isDelta ? prev.concat(new arrow.Vector(data)) : new arrow.Vector(data)).memoize());
+      dictionaries.set(
+        h.id,
+        (prev && h.isDelta ? prev.concat(new arrow.Vector(data)) : new arrow.Vector(data)).memoize(),
+      );
     } else if (message.isRecordBatch()) {
       if (!schema) throw new IpcError("a record batch comes before the schema", false);
       const h = message.header() as unknown as RbHeader;
       if (h.compression != null) {
-        throw new IpcError("record batch bodies are compressed (IPC compression is not supported; write uncompressed)", false);
+        throw new IpcError(
+          "record batch bodies are compressed (IPC compression is not supported; write uncompressed)",
+          false,
+        );
       }
       let children: arrow.Data[];
       try {
-        children = new VectorLoader(body, h.nodes, h.buffers, dictionaries, schema.metadataVersion, h.variadicBufferCounts)
+        children = new VectorLoader(
+          body,
+          h.nodes,
+          h.buffers,
+          dictionaries,
+          schema.metadataVersion,
+          h.variadicBufferCounts,
+        )
           .visitMany(schema.fields.map((f) => f.type));
       } catch (e) {
         throw new IpcError(`a record batch is malformed (${(e as Error).message})`, false);
@@ -193,7 +213,9 @@ export async function* readIpc(reader: ByteReader, onBytes?: (n: number) => void
       yield { type: "batch", batch: new arrow.RecordBatch(schema, data), index: index++, bodyBytes: bodyLength };
     }
     got = await src.readInto(head);
-    if (got === 0 && format === "file") throw new IpcError("the file ends without its end-of-stream marker and footer", true);
+    if (got === 0 && format === "file") {
+      throw new IpcError("the file ends without its end-of-stream marker and footer", true);
+    }
   }
 }
 

@@ -120,6 +120,13 @@ export interface EstimatorPlugin {
   tables?: Record<string, { keys?: string[] }>;
   /** A first pass it needs, or null when the options make it unnecessary (e.g. `--range` given). */
   scan?(options: OptionValues, context: EstimatorContext): Scanner | null;
+  /** Combines two first-pass results (lets the pipeline run the first pass on several threads). */
+  mergeScans?(a: StateValue, b: StateValue): StateValue;
+  /**
+   * True when results do not depend on the order of batches (e.g. histograms: integer counts). The pipeline
+   * may then split batches across worker threads and merge the estimators (`--threads`).
+   */
+  orderFree?: boolean;
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
   validate?(options: OptionValues): void;
   /** A fresh estimator. */

@@ -10,6 +10,7 @@ import { show } from "./errors.ts";
 export class Registry {
   #plugins = new Map<string, EstimatorPlugin>();
   #flags = new Map<string, string>();
+  #modules = new Map<string, string>();
 
   constructor(plugins: Iterable<EstimatorPlugin> = []) {
     for (const p of plugins) this.register(p);
@@ -54,6 +55,11 @@ export class Registry {
     return p;
   }
 
+  /** The module URL a plugin was loaded from with {@linkcode Registry.load} (null for others). */
+  moduleOf(name: string): string | null {
+    return this.#modules.get(name) ?? null;
+  }
+
   /** Every plugin, in registration order. */
   all(): EstimatorPlugin[] {
     return [...this.#plugins.values()];
@@ -79,6 +85,7 @@ export class Registry {
       );
     }
     this.register(plugin);
+    this.#modules.set(plugin.name, url);
     return plugin;
   }
 }

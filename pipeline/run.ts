@@ -34,6 +34,11 @@ import { atomicWrite, type OutputFormat, writeTables } from "./write.ts";
 import { versions } from "./version.ts";
 import type { Layout } from "../schemas/validate.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
+import { WorkerPool } from "./parallel.ts";
+import { decodeState } from "./state.ts";
+
+/** Inputs at least this large use worker threads by default (when the estimators allow it). */
+const AUTO_THREADS_BYTES = 64 << 20;
 
 /** Options of one run (the CLI maps its flags onto these). */
 export interface AnalyzeOptions {
@@ -57,6 +62,8 @@ export interface AnalyzeOptions {
   registry?: Registry;
   /** Show a progress bar (default: when stderr is a terminal). */
   progress?: boolean;
+  /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
+  threads?: number;
   /** Extra fields for run.json (e.g. the command line). */
   extra?: Record<string, unknown>;
 }
@@ -168,6 +175,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   let optionsByPlugin: OptionValues[] = [];
   let estimators: Estimator[] = [];
   let scans: (StateValue | undefined)[] = [];
+  const run: Record<string, unknown> = { threads: 1 };
   const choose = (layout: Layout) => {
     kind = layout.kind;
     firstLayout = layout;
@@ -200,47 +208,120 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         }
       }
       // Pass 1: scanners (only when an estimator needs one).
-      let scanners: (Scanner | null)[] = [];
+      const auto = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES
+        ? Math.min(4, navigator.hardwareConcurrency ?? 1)
+        : 1;
+      const threads = opts.threads && opts.threads > 0 ? opts.threads : auto;
+      const modules = () => plugins.map((p) => registry.moduleOf(p.name)).filter((m): m is string => m !== null);
       if (needsScan) {
         const ts = performance.now();
+        let scanners: (Scanner | null)[] = [];
+        let pool: WorkerPool | null = null;
+        let failure: unknown = null;
         try {
           for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null)) {
             if (!kind) {
               choose(layout);
               scanners = plugins.map((p, i) => p.scan?.(optionsByPlugin[i], context) ?? null);
+              const scanning = plugins.filter((_, i) => scanners[i]);
+              if (threads > 1 && scanning.every((p) => p.mergeScans)) {
+                pool = await WorkerPool.start(threads, {
+                  mode: "scan",
+                  modules: modules(),
+                  plugins: scanning.map((p) => ({
+                    name: p.name,
+                    options: optionsByPlugin[plugins.indexOf(p)],
+                    context,
+                  })),
+                });
+                run.threads = threads;
+              }
             }
-            for (const s of scanners) s?.update(batch);
+            if (pool) await pool.send(batch);
+            else for (const s of scanners) s?.update(batch);
           }
         } catch (e) {
-          if (!(e instanceof InputError) || !kind) throw e;
-          const w = e.where;
-          const input = Math.max(0, opts.inputs.indexOf(w.file ?? ""));
-          stopAt = { input, batch: w.batch ?? 0, error: e.message };
+          failure = e;
         }
-        scans = scanners.map((s) => s?.result());
+        if (pool) {
+          try {
+            const states = await pool.finish();
+            let k = 0;
+            scans = plugins.map((p, i) => {
+              if (!scanners[i]) return undefined;
+              const parts = states.map((w) => decodeState(w[k]));
+              k++;
+              return parts.reduce((a, b) => p.mergeScans!(a, b));
+            });
+            failure ??= pool.error;
+          } finally {
+            pool.close();
+          }
+        } else scans = scanners.map((s) => s?.result());
+        if (failure) {
+          if (!(failure instanceof InputError) || !kind) throw failure;
+          const w = failure.where;
+          const input = Math.max(0, opts.inputs.indexOf(w.file ?? ""));
+          stopAt = { input, batch: w.batch ?? 0, error: failure.message };
+        }
         timings.scan_s = (performance.now() - ts) / 1000;
       }
-      // Pass 2: estimators.
+      // Pass 2: estimators (on worker threads when every estimator is order-free and the input is large).
       const te = performance.now();
       for (const st of stats) st.rows = 0;
-      for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
-        if (!kind) choose(layout);
-        if (estimators.length === 0) {
-          estimators = plugins.map((p, i) => p.create(optionsByPlugin[i], { ...context, scan: scans[i] }));
-        }
-        for (let i = 0; i < estimators.length; i++) {
-          try {
-            await estimators[i].update(batch);
-          } catch (e) {
-            if (e instanceof InputError) throw e;
-            throw new InputError(`[${plugins[i].name}] ${(e as Error).message}`, {
-              file: batch.file,
-              batch: batch.index,
-            });
+      let pool: WorkerPool | null = null;
+      let failure: unknown = null;
+      try {
+        for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
+          if (!kind) choose(layout);
+          if (estimators.length === 0 && !pool) {
+            const contexts = plugins.map((_, i) => ({ ...context, scan: scans[i] }));
+            if (threads > 1 && plugins.every((p) => p.orderFree)) {
+              pool = await WorkerPool.start(threads, {
+                mode: "estimate",
+                modules: modules(),
+                plugins: plugins.map((p, i) => ({ name: p.name, options: optionsByPlugin[i], context: contexts[i] })),
+              });
+              run.threads = threads;
+            } else estimators = plugins.map((p, i) => p.create(optionsByPlugin[i], contexts[i]));
           }
+          const at = Math.max(0, opts.inputs.indexOf(batch.file)), rows = batch.numRows;
+          if (pool) await pool.send(batch);
+          else {
+            for (let i = 0; i < estimators.length; i++) {
+              try {
+                await estimators[i].update(batch);
+              } catch (e) {
+                if (e instanceof InputError) throw e;
+                throw new InputError(`[${plugins[i].name}] ${(e as Error).message}`, {
+                  file: batch.file,
+                  batch: batch.index,
+                });
+              }
+            }
+          }
+          stats[at].rows += rows;
         }
-        stats[opts.inputs.indexOf(batch.file) >= 0 ? opts.inputs.indexOf(batch.file) : 0].rows += batch.numRows;
+      } catch (e) {
+        failure = e;
       }
+      if (pool) {
+        try {
+          // The workers' estimators, restored from their states and merged: results of every batch sent.
+          const states = await pool.finish();
+          estimators = plugins.map((p, i) => {
+            const parts = states.map((w) =>
+              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, scan: scans[i] })
+            );
+            for (const other of parts.slice(1)) parts[0].merge(other);
+            return parts[0];
+          });
+          failure ??= pool.error;
+        } finally {
+          pool.close();
+        }
+      }
+      if (failure) throw failure;
       timings.estimate_s = (performance.now() - te) / 1000;
       if (stopAt) throw new InputError(stopAt.error);
       if (stats.every((s) => s.rows === 0)) {
@@ -294,7 +375,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       }
     }
     timings.result_s = (performance.now() - tr) / 1000;
-    const run: Record<string, unknown> = {
+    Object.assign(run, {
       complete: error === undefined,
       error: error ?? null,
       kind,
@@ -307,7 +388,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       versions: versions(),
       started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
       ...opts.extra,
-    };
+    });
     if (opts.out) {
       const tw = performance.now();
       const files = await writeTables(opts.out, tables, format);

@@ -27,7 +27,9 @@ export async function openInput(path: string): Promise<{ reader: ByteReader; clo
     if (e instanceof Deno.errors.PermissionDenied) {
       throw new InputError(`Cannot open input as permission is denied: current value is ${show(path)}`, { file: path });
     }
-    throw new InputError(`Cannot open input as ${(e as Error).message}: current value is ${show(path)}`, { file: path });
+    throw new InputError(`Cannot open input as ${(e as Error).message}: current value is ${show(path)}`, {
+      file: path,
+    });
   }
   if ((await file.stat()).isDirectory) {
     file.close();
@@ -139,9 +141,16 @@ export async function* readSource(
       r = await arrow.RecordBatchReader.from(chunksOf(prefixed, options.onBytes)) as typeof r;
       await r.open();
     } catch (e) {
-      throw new InputError(`Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${show((e as Error).message)}`, where(0));
+      throw new InputError(
+        `Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${
+          show((e as Error).message)
+        }`,
+        where(0),
+      );
     }
-    if (!r.schema) throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
+    if (!r.schema) {
+      throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
+    }
     layout = check(r.schema, 0);
     const it = r[Symbol.asyncIterator]();
     while (true) {
@@ -150,7 +159,9 @@ export async function* readSource(
         next = await it.next();
       } catch (e) {
         throw new InputError(
-          `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${show((e as Error).message)}`,
+          `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
+            show((e as Error).message)
+          }`,
           where(index),
         );
       }
@@ -170,12 +181,19 @@ export async function* readSource(
         throw new InputError(`Cannot read the Arrow schema as ${e.message}: current value is ${show(label)}`, where(0));
       }
       throw new InputError(
-        `Cannot read the record batch as the input is ${e.truncated ? "truncated" : "corrupt"} (earlier batches are kept): current value is ${show(e.message)}`,
+        `Cannot read the record batch as the input is ${
+          e.truncated ? "truncated" : "corrupt"
+        } (earlier batches are kept): current value is ${show(e.message)}`,
         where(index),
       );
     }
     if (next.done) {
-      if (!layout) throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
+      if (!layout) {
+        throw new InputError(
+          `Cannot read the Arrow schema as the input holds none: current value is missing`,
+          where(0),
+        );
+      }
       return;
     }
     const item = next.value;
@@ -183,6 +201,7 @@ export async function* readSource(
     else {
       const batch = decodeBatch(item.batch, layout!, label, item.index);
       batch.byteLength = item.bodyBytes;
+      batch.owned = true; // every view is into this message's own body buffer (or a fresh conversion)
       yield { batch, layout: layout! };
       index = item.index + 1;
     }

@@ -65,6 +65,28 @@ export class RangeScanner implements Scanner {
   }
 }
 
+/** Merges two {@linkcode RangeScanner} results (element-wise min and max). */
+export function mergeRangeScans(a: StateValue, b: StateValue): StateValue {
+  const x = a as unknown as RangeScan, y = b as unknown as RangeScan;
+  const layers: RangeScan["layers"] = {};
+  for (const name of new Set([...Object.keys(x.layers), ...Object.keys(y.layers)])) {
+    const p = x.layers[name], q = y.layers[name];
+    if (!p || !q) {
+      layers[name] = p ?? q;
+      continue;
+    }
+    const lo = new Float64Array(p.lo.length), hi = new Float64Array(p.lo.length);
+    for (let j = 0; j < lo.length; j++) {
+      lo[j] = Math.min(p.lo[j], q.lo[j]);
+      hi[j] = Math.max(p.hi[j], q.hi[j]);
+    }
+    layers[name] = { lo, hi };
+  }
+  const lo = Math.min(...[x.lo, y.lo].filter((v) => !Number.isNaN(v)));
+  const hi = Math.max(...[x.hi, y.hi].filter((v) => !Number.isNaN(v)));
+  return { lo: Number.isFinite(lo) ? lo : NaN, hi: Number.isFinite(hi) ? hi : NaN, layers } as unknown as StateValue;
+}
+
 /**
  * The bin ranges for one layer of `width` neurons: `global` uses `[lo, hi]` for all; `neuron` uses each
  * neuron's own `[min, max]` from the scan. Neurons with no finite value get `[0, 0]`.

@@ -32,7 +32,16 @@ import {
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
-import { binRows, entropyOf, FLUSH_ROWS, type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
+import {
+  binRows,
+  entropyOf,
+  FLUSH_ROWS,
+  type LayerRange,
+  layerRange,
+  mergeRangeScans,
+  type RangeScan,
+  RangeScanner,
+} from "./_binning.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -305,6 +314,8 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  mergeScans: mergeRangeScans,
+  orderFree: true,
   create(options, context) {
     return new EntropyEstimator(options, context);
   },

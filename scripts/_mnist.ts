@@ -37,7 +37,9 @@ export async function loadDigits(seed = 0): Promise<Digits> {
     [order[i], order[j]] = [order[j], order[i]];
   }
   const src: { data: number[]; at: number; label: number }[] = [];
-  for (const p of parts) for (let i = 0; i < p.data.length / PIXELS; i++) src.push({ data: p.data, at: i * PIXELS, label: p.label });
+  for (const p of parts) {
+    for (let i = 0; i < p.data.length / PIXELS; i++) src.push({ data: p.data, at: i * PIXELS, label: p.label });
+  }
   const images = new Float32Array(n * PIXELS), labels = new Int32Array(n);
   order.forEach((o, i) => {
     const x = src[o];

@@ -34,7 +34,10 @@ export async function makeDump(path: string, bytes: number, layers = 3, width = 
         kind: "activations/v1",
         sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(b * rows + i)),
         // a different view each batch so the histogram is not the same every time
-        tensors: Array.from({ length: layers }, (_, l) => ({ name: `layer${l}`, width, values: values.map((x) => x + ((b + l) % 5) * 0.1) })),
+        tensors: Array.from(
+          { length: layers },
+          (_, l) => ({ name: `layer${l}`, width, values: values.map((x) => x + ((b + l) % 5) * 0.1) }),
+        ),
       });
     }
   }

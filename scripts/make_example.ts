@@ -29,14 +29,18 @@ export interface ExampleOptions {
 }
 
 /** Trains the MLP and writes the dump; returns the test accuracy at the end. */
-export async function makeExample(path: string, opts: ExampleOptions = {}): Promise<{ accuracy: number; rows: number }> {
+export async function makeExample(
+  path: string,
+  opts: ExampleOptions = {},
+): Promise<{ accuracy: number; rows: number }> {
   const steps = opts.steps ?? 300, every = opts.every ?? 100, probeN = opts.probe ?? 1000, seed = opts.seed ?? 0;
   const tf = await initTf("cpu");
   const digits = await loadDigits(seed);
   const trainN = digits.n - probeN;
   const probeX = tf.tensor2d(digits.images.subarray(trainN * PIXELS), [probeN, PIXELS]);
   const probeY = digits.labels.subarray(trainN);
-  const init = (shape: [number, number]) => tf.variable(tf.randomNormal(shape, 0, Math.sqrt(2 / shape[0]), "float32", seed + shape[1]));
+  const init = (shape: [number, number]) =>
+    tf.variable(tf.randomNormal(shape, 0, Math.sqrt(2 / shape[0]), "float32", seed + shape[1]));
   const w1 = init([PIXELS, 64]), b1 = tf.variable(tf.zeros([64]));
   const w2 = init([64, 32]), b2 = tf.variable(tf.zeros([32]));
   const w3 = init([32, 10]), b3 = tf.variable(tf.zeros([10]));

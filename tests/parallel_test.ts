@@ -1,0 +1,77 @@
+/**
+ * Worker-thread estimation (pipeline/parallel.ts) gives exactly the single-threaded results, for both passes,
+ * and keeps the complete batches' results when the input is truncated.
+ */
+import assert from "node:assert/strict";
+import { analyze } from "../pipeline/run.ts";
+import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
+import { assertTablesClose, Rng } from "./_util.ts";
+
+async function dump(path: string, batches: number, seed = 1) {
+  const rng = new Rng(seed);
+  const rows = 50;
+  await writeBatches(
+    path,
+    Array.from({ length: batches }, (_, b) =>
+      makeRecordBatch({
+        kind: "activations/v1",
+        sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(b * rows + i)),
+        step: new BigInt64Array(rows).fill(BigInt(b % 3)),
+        tensors: [
+          { name: "a", width: 7, values: Float32Array.from({ length: rows * 7 }, () => rng.normal()) },
+          {
+            name: "b",
+            width: 3,
+            values: Float32Array.from({ length: rows * 3 }, () => (rng.next() < 0.01 ? NaN : rng.next())),
+          },
+        ],
+      })),
+  );
+}
+
+Deno.test("threads: 3 workers equal one thread (global range pass, neuron binning, by step)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await dump(`${dir}/a.arrows`, 9);
+    for (
+      const options of [{ bins: 20 }, { bins: 9, binning: "neuron" }, { bins: 5, range: [-1, 1] as [number, number] }]
+    ) {
+      const one = await analyze({ inputs: [`${dir}/a.arrows`], options, byStep: true, threads: 1, progress: false });
+      const three = await analyze({ inputs: [`${dir}/a.arrows`], options, byStep: true, threads: 3, progress: false });
+      assert.equal(one.run.threads, 1);
+      assert.equal(three.run.threads, 3);
+      for (const t of ["neuron_entropy", "layer_summary"]) assertTablesClose(one.tables[t], three.tables[t], 0, 0, t);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("threads: a truncated input keeps every complete batch's results, as with one thread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await dump(`${dir}/a.arrows`, 8, 2);
+    const full = await Deno.readFile(`${dir}/a.arrows`);
+    await Deno.writeFile(`${dir}/cut.arrows`, full.subarray(0, full.length - 300));
+    const one = await analyze({ inputs: [`${dir}/cut.arrows`], options: { bins: 10 }, threads: 1, progress: false });
+    const two = await analyze({ inputs: [`${dir}/cut.arrows`], options: { bins: 10 }, threads: 2, progress: false });
+    assert.equal(one.complete, false);
+    assert.equal(two.complete, false);
+    assert.equal(two.error, one.error);
+    assert.match(two.error!, /batch 7/);
+    assertTablesClose(one.tables.neuron_entropy, two.tables.neuron_entropy, 0, 0, "truncated");
+    // an estimator error inside a worker is reported like on the main thread
+    const bad = await analyze({
+      inputs: [`${dir}/cut.arrows`],
+      options: { bins: 10, range: [0, 1] },
+      byStep: true,
+      layers: ["zz"],
+      threads: 2,
+      progress: false,
+    });
+    assert.equal(bad.complete, false);
+    assert.match(bad.error!, /Cannot select layer/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
