@@ -49,3 +49,4 @@ export { toParquet, writeTables } from "./pipeline/write.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
+export { fisherPlugin } from "./plugins/fisher.ts";
