@@ -24,7 +24,7 @@ const SHAPES: [string, number][] = [["fc1.weight", 20], ["fc1.bias", 4], ["fc2.w
 
 /** G (64 x 40) with orthogonal columns: F = G^T G / 64 = diag(sigma^2) exactly; split into 3 batches. */
 function knownCovariance(): { batches: Batch[]; sigma2: number[] } {
-  const n = 64, P = 40;
+  const P = 40;
   const sigma = Array.from({ length: P }, (_, j) => Math.fround(0.05 + 0.37 * ((j * 7) % 13) + j / 16));
   const rows = (r: number) => sigma.map((s, j) => s * hadamard(r, j + 1));
   const batches: Batch[] = [];
