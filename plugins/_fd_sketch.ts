@@ -100,15 +100,28 @@ export class FdSketch {
       const c1 = Math.min(d, c0 + BLOCK);
       for (let i = 0; i < m; i++) {
         const oi = i * d;
-        for (let j = i; j < m; j++) {
-          const oj = j * d;
-          let s0 = 0, s1 = 0, c = c0;
-          for (; c + 1 < c1; c += 2) {
-            s0 += b[oi + c] * b[oj + c];
-            s1 += b[oi + c + 1] * b[oj + c + 1];
+        let j = i;
+        // Four dot products at a time: row i is loaded once per four (register tiling).
+        for (; j + 3 < m; j += 4) {
+          const o0 = j * d, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
+          let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+          for (let c = c0; c < c1; c++) {
+            const x = b[oi + c];
+            s0 += x * b[o0 + c];
+            s1 += x * b[o1 + c];
+            s2 += x * b[o2 + c];
+            s3 += x * b[o3 + c];
           }
-          if (c < c1) s0 += b[oi + c] * b[oj + c];
-          g[i * m + j] += s0 + s1;
+          g[i * m + j] += s0;
+          g[i * m + j + 1] += s1;
+          g[i * m + j + 2] += s2;
+          g[i * m + j + 3] += s3;
+        }
+        for (; j < m; j++) {
+          const oj = j * d;
+          let s0 = 0;
+          for (let c = c0; c < c1; c++) s0 += b[oi + c] * b[oj + c];
+          g[i * m + j] += s0;
         }
       }
     }
@@ -145,10 +158,15 @@ export class FdSketch {
       tmp.fill(0);
       for (let i = 0; i < keep; i++) {
         const ot = i * BLOCK;
-        for (let k = 0; k < m; k++) {
-          const a = coef[i * m + k];
-          if (a === 0) continue;
-          const ob = k * d + c0;
+        let k = 0;
+        // Four source rows at a time: one load and store of tmp per four multiply-adds.
+        for (; k + 3 < m; k += 4) {
+          const a0 = coef[i * m + k], a1 = coef[i * m + k + 1], a2 = coef[i * m + k + 2], a3 = coef[i * m + k + 3];
+          const o0 = k * d + c0, o1 = o0 + d, o2 = o1 + d, o3 = o2 + d;
+          for (let c = 0; c < w; c++) tmp[ot + c] += a0 * b[o0 + c] + a1 * b[o1 + c] + a2 * b[o2 + c] + a3 * b[o3 + c];
+        }
+        for (; k < m; k++) {
+          const a = coef[i * m + k], ob = k * d + c0;
           for (let c = 0; c < w; c++) tmp[ot + c] += a * b[ob + c];
         }
       }
