@@ -3,7 +3,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { denseModel, perSampleGradients, tfjsGradientBatch } from "./tfjs_gradients.ts";
 import { analyze } from "./run.ts";
 import { writeBatches } from "./produce.ts";
-import { rowsOf } from "../tests/_util.ts";
+import * as arrow from "apache-arrow";
+import { main } from "./cli.ts";
+import { assertTablesClose, rowsOf } from "../tests/_util.ts";
 import { decodeBatch, validateSchema } from "../schemas/validate.ts";
 
 await tf.setBackend("cpu");
@@ -156,6 +158,21 @@ Deno.test("a tiny tfjs model trained for a few steps: the trace-over-steps table
     assert.equal(rowsOf(r.tables.fisher).filter((row) => row.level === "layer").length, 2 * steps);
     assert.equal(new Set(rowsOf(r.tables.fisher_spectrum).map((row) => row.step)).size, steps);
     assert.ok((await Deno.stat(`${dir}/out/fisher.arrow`)).size > 0);
+    // The same through the command line: `deno task analyze --estimators fisher --by-step ...`.
+    const code = await main([
+      "--estimators=fisher",
+      "--by-step",
+      "--prior-var=0.1",
+      "--beta=1",
+      "--fisher-rank=8",
+      "--format=arrow",
+      "--quiet",
+      `--out=${dir}/cli`,
+      path,
+    ]);
+    assert.equal(code, 0);
+    const cli = arrow.tableFromIPC(await Deno.readFile(`${dir}/cli/fisher.arrow`));
+    assertTablesClose(cli, r.tables.fisher, 0, 0, "cli vs analyze");
     console.log(
       "trace over steps:",
       total.map((row) => `${row.step}: ${(row.trace as number).toFixed(4)}`).join(", "),

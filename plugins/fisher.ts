@@ -23,7 +23,8 @@
  *   (1 + c mu_i)` over the sketch's eigenvalues `mu_i`, `c = lambda^2 / beta`: both are lower bounds of the
  *   exact `log det(I + c F)` and `sum_j s_j / (1 + s_j)` over F's eigenvalues (exact when P <= ell, or n < 2 ell).
  *   Merging sketches is exact while neither side has shrunk; afterwards a merged sketch meets the same bound but
- *   is not bit-equal to a one-pass sketch. Memory: `2 ell P` float64 per step.
+ *   is not bit-equal to a one-pass sketch. Memory: up to `2 ell P` float64 per step (a sketch over 4 GiB is
+ *   refused with an error naming `--fisher-rank`); time: about `4 ell P` multiply-adds per row.
  *
  * Tables:
  * - `fisher`: `level` (parameter | layer | total), `parameter` (tensor name; layer = prefix before the last `.`;
@@ -68,6 +69,9 @@ export const FISHER_KINDS: Record<string, string> = { true: "true Fisher", empir
 
 /** Rows per plain-summed block before the compensated add (bounds the block's relative error by 256 eps). */
 const BLOCK_ROWS = 256;
+
+/** Largest sketch buffer allowed (bytes); beyond it the run stops with a clear error instead of running out of memory. */
+const MAX_SKETCH_BYTES = 4 * 2 ** 30;
 
 interface ParamAcc {
   sum: Float64Array;
@@ -175,6 +179,14 @@ class FisherEstimator implements Estimator {
           comp: new Float64Array(p.width),
           nonfinite: new Float64Array(p.width),
         });
+      }
+      const bytes = 2 * this.rank * this.dim * 8;
+      if (bytes > MAX_SKETCH_BYTES) {
+        throw new Error(
+          `Cannot keep a Frequent Directions sketch as its buffer (2 x ell x P float64) would take ${
+            (bytes / 2 ** 30).toFixed(1)
+          } GiB (pass --fisher-rank 0 or a smaller rank): current value is ell = ${this.rank}, P = ${this.dim}`,
+        );
       }
       s = { rows: 0, params, sketch: this.rank > 0 ? new FdSketch(this.rank, this.dim) : null, skipped: 0 };
       this.steps.set(key, s);

@@ -291,3 +291,13 @@ Deno.test("fisher: --by-step gives one row set per step, each equal to a run ove
     got.forEach((r, i) => close(r.trace as number, want[i].trace as number, 1e-12, `step ${step} row ${i}`));
   }
 });
+
+Deno.test("fisher: a sketch too large for memory is refused with an error naming --fisher-rank", async () => {
+  const wide = gradientBatch(1, { "big.weight": { width: 5_000_000, values: new Float32Array(5_000_000) } });
+  await assert.rejects(
+    () => runPlugin(fisherPlugin, { "fisher-rank": 64 }, [wide]),
+    /Cannot keep a Frequent Directions sketch as its buffer .* would take 4\.8 GiB \(pass --fisher-rank 0 or a smaller rank\): current value is ell = 64, P = 5000000/,
+  );
+  const { results } = await runPlugin(fisherPlugin, { "fisher-rank": 0 }, [wide]);
+  assert.equal(rowsOf(results.fisher).at(-1)!.trace, 0);
+});
