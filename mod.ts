@@ -46,6 +46,16 @@ export { readInput } from "./pipeline/source.ts";
 export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/produce.ts";
 export type { BatchInput, TensorInput } from "./pipeline/produce.ts";
 export { toParquet, writeTables } from "./pipeline/write.ts";
+export { denseModel, perSampleGradients, tfjsGradientBatch } from "./pipeline/tfjs_gradients.ts";
+export type {
+  Activation,
+  DenseLayer,
+  GradientOptions,
+  NamedParam,
+  PerSampleGradients,
+  TfModel,
+} from "./pipeline/tfjs_gradients.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
+export { fisherPlugin } from "./plugins/fisher.ts";

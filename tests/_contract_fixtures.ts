@@ -4,7 +4,7 @@
  */
 import type { Batch } from "../pipeline/batch.ts";
 import type { EstimatorContext, OptionValues } from "../pipeline/plugin.ts";
-import { activationBatch, Rng } from "./_util.ts";
+import { activationBatch, gradientBatch, Rng } from "./_util.ts";
 
 /** One contract scenario. */
 export interface ContractFixture {
@@ -47,6 +47,41 @@ export function mixedActivations(seed = 1, batches = 4, rows = 25): Batch[] {
   return out;
 }
 
+/**
+ * Gradient batches with tensors `fc1.weight` (6), `fc1.bias` (2), `fc2.weight` (3): steps 0..1, draws 0..1,
+ * and (batch 1) a NaN and an Inf entry.
+ */
+export function mixedGradients(seed = 1, batches = 4, rows = 25, fisher: "true" | "empirical" = "true"): Batch[] {
+  const rng = new Rng(seed);
+  const out: Batch[] = [];
+  for (let b = 0; b < batches; b++) {
+    const w = new Float32Array(rows * 6), bias = new Float32Array(rows * 2), w2 = new Float32Array(rows * 3);
+    for (let i = 0; i < rows; i++) {
+      const z = rng.normal(); // a shared factor makes F non-diagonal
+      for (let j = 0; j < 6; j++) w[i * 6 + j] = z * (j + 1) * 0.3 + rng.normal() * 0.1;
+      for (let j = 0; j < 2; j++) bias[i * 2 + j] = rng.normal() * 1e-3;
+      for (let j = 0; j < 3; j++) w2[i * 3 + j] = rng.normal() * 10 - z;
+    }
+    if (b === 1) {
+      w[4] = NaN;
+      w2[7] = Infinity;
+    }
+    out.push(
+      gradientBatch(rows, {
+        "fc1.weight": { width: 6, values: w },
+        "fc1.bias": { width: 2, values: bias },
+        "fc2.weight": { width: 3, values: w2 },
+      }, {
+        step: new BigInt64Array(rows).fill(BigInt(Math.floor((b * 2) / batches))),
+        draw: Int32Array.from({ length: rows }, (_, i) => i % 2),
+        fisher,
+      }, b * rows),
+    );
+    out[out.length - 1].index = b;
+  }
+  return out;
+}
+
 /** Fixtures by plugin name. */
 export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
   entropy: [
@@ -58,6 +93,27 @@ export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
       batches: () => mixedActivations(2),
     },
     { label: "user range with clipping", options: { bins: 5, range: [-1, 1] }, batches: () => mixedActivations(3) },
+  ],
+  fisher: [
+    {
+      label: "diagonal, info_weights and an exact sketch (P = 11 <= ell)",
+      options: { "prior-var": 0.5, beta: 2, "fisher-rank": 16, "fisher-diag": true },
+      batches: () => mixedGradients(1),
+      rtol: 1e-9,
+    },
+    {
+      label: "by step, empirical, no sketch",
+      options: { "fisher-rank": 0 },
+      context: { byStep: true },
+      batches: () => mixedGradients(2, 6, 20, "empirical"),
+    },
+    {
+      // n = 12 < 2 ell rows: the sketch never shrinks, so merging is exact even though P > ell.
+      label: "sketch below its first shrink (P = 11 > ell = 8)",
+      options: { "prior-var": 1, beta: 1, "fisher-rank": 8 },
+      batches: () => mixedGradients(3, 4, 3),
+      rtol: 1e-9,
+    },
   ],
   "example-mean": [
     { label: "per-neuron mean and variance", options: {}, batches: () => mixedActivations(4), rtol: 1e-9 },

@@ -54,6 +54,25 @@ export function activationBatch(
   });
 }
 
+/**
+ * Gradient batches (`gradients/v1`): `params` maps tensor name to row-major values of `rows x width`;
+ * `extra.fisher` defaults to `true` (labels sampled from the model).
+ */
+export function gradientBatch(
+  rows: number,
+  params: Record<string, { width: number; values: Float32Array }>,
+  extra: Partial<BatchInput> = {},
+  firstId = 0,
+): Batch {
+  return toBatch({
+    kind: "gradients/v1" as Kind,
+    sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(firstId + i)),
+    tensors: Object.entries(params).map(([name, p]) => ({ name, width: p.width, values: p.values })),
+    fisher: "true",
+    ...extra,
+  });
+}
+
 /** Table rows as plain objects (bigints as strings), for deep comparison. */
 export function rowsOf(t: arrow.Table): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
