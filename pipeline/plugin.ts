@@ -123,10 +123,11 @@ export interface EstimatorPlugin {
   /** Combines two first-pass results (lets the pipeline run the first pass on several threads). */
   mergeScans?(a: StateValue, b: StateValue): StateValue;
   /**
-   * True when results do not depend on the order of batches (e.g. histograms: integer counts). The pipeline
-   * may then split batches across worker threads and merge the estimators (`--threads`).
+   * True (or true for these options) when results do not depend on the order of batches, up to float
+   * rounding (e.g. histograms: integer counts). The pipeline may then split batches across worker threads and
+   * merge the estimators (`--threads`).
    */
-  orderFree?: boolean;
+  orderFree?: boolean | ((options: OptionValues) => boolean);
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
   validate?(options: OptionValues): void;
   /** A fresh estimator. */

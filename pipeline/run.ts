@@ -276,7 +276,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           if (!kind) choose(layout);
           if (estimators.length === 0 && !pool) {
             const contexts = plugins.map((_, i) => ({ ...context, scan: scans[i] }));
-            if (threads > 1 && plugins.every((p) => p.orderFree)) {
+            const orderFree = plugins.every((p, i) =>
+              typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
+            );
+            if (threads > 1 && orderFree) {
               pool = await WorkerPool.start(threads, {
                 mode: "estimate",
                 modules: modules(),

@@ -497,6 +497,9 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   inputs: ["gradients/v1"],
   byDefault: true,
   tables: { fisher: {}, fisher_diag: {}, fisher_spectrum: {} },
+  // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
+  // error bound but are not equal to one pass, so sketching runs on one thread.
+  orderFree: (o) => o["fisher-rank"] === 0,
   options: {
     "prior-var": {
       type: "number",

@@ -11,6 +11,7 @@ import type { BenchArgs, BenchRow } from "./bench_types.ts";
 /** Benchmark modules by name. */
 const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<BenchRow[]> }>> = {
   ingest: () => import("./bench_ingest.ts"),
+  fisher: () => import("./bench_fisher.ts"),
 };
 
 function fmt(x: number | undefined): string {
@@ -27,7 +28,9 @@ async function machine(): Promise<string> {
     cpu = /model name\s*:\s*(.*)/.exec(info)?.[1] ?? cpu;
   } catch { /* not Linux */ }
   const mem = Deno.systemMemoryInfo();
-  return `${navigator.hardwareConcurrency} cores (${cpu}), ${(mem.total / 2 ** 30).toFixed(0)} GiB, ${Deno.build.os}-${Deno.build.arch}, Deno ${Deno.version.deno}`;
+  return `${navigator.hardwareConcurrency} cores (${cpu}), ${
+    (mem.total / 2 ** 30).toFixed(0)
+  } GiB, ${Deno.build.os}-${Deno.build.arch}, Deno ${Deno.version.deno}`;
 }
 
 if (import.meta.main) {
@@ -45,13 +48,19 @@ if (import.meta.main) {
   for (const name of names) {
     const load = MODULES[name];
     if (!load) {
-      console.error(`bench: Cannot run benchmark as it is unknown (known: ${Object.keys(MODULES).join(", ")}): current value is '${name}'`);
+      console.error(
+        `bench: Cannot run benchmark as it is unknown (known: ${
+          Object.keys(MODULES).join(", ")
+        }): current value is '${name}'`,
+      );
       Deno.exit(2);
     }
     console.error(`running ${name} ...`);
     const rows = await (await load()).bench({ quick: Boolean(values.quick) });
     for (const r of rows) {
-      const line = `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${r.note ?? ""} |`;
+      const line = `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${
+        r.note ?? ""
+      } |`;
       lines.push(line);
       console.error(line);
     }
@@ -63,7 +72,9 @@ if (import.meta.main) {
     const text = await Deno.readTextFile(path);
     const begin = "<!-- bench:begin -->", end = "<!-- bench:end -->";
     const i = text.indexOf(begin), j = text.indexOf(end);
-    if (i < 0 || j < 0) throw new Error("Cannot update BENCHMARKS.md as its bench markers are missing: current value is absent");
+    if (i < 0 || j < 0) {
+      throw new Error("Cannot update BENCHMARKS.md as its bench markers are missing: current value is absent");
+    }
     await Deno.writeTextFile(path, text.slice(0, i + begin.length) + "\n" + table + "\n" + text.slice(j));
   }
 }

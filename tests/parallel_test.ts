@@ -75,3 +75,52 @@ Deno.test("threads: a truncated input keeps every complete batch's results, as w
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threads: diagonal Fisher on 2 workers equals one thread to 1e-12 (order-free up to rounding)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rng = new Rng(3);
+    const rows = 40;
+    await writeBatches(
+      `${dir}/g.arrows`,
+      Array.from({ length: 6 }, (_, b) =>
+        makeRecordBatch({
+          kind: "gradients/v1",
+          fisher: "true",
+          sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(b * rows + i)),
+          tensors: [
+            { name: "fc1.weight", width: 12, values: Float32Array.from({ length: rows * 12 }, () => rng.normal()) },
+            { name: "fc1.bias", width: 3, values: Float32Array.from({ length: rows * 3 }, () => rng.normal() * 0.1) },
+          ],
+        })),
+    );
+    const options = { "fisher-rank": 0, "prior-var": 0.5, beta: 2 };
+    const one = await analyze({
+      inputs: [`${dir}/g.arrows`],
+      estimators: ["fisher"],
+      options,
+      threads: 1,
+      progress: false,
+    });
+    const two = await analyze({
+      inputs: [`${dir}/g.arrows`],
+      estimators: ["fisher"],
+      options,
+      threads: 2,
+      progress: false,
+    });
+    assert.equal(two.run.threads, 2);
+    assertTablesClose(one.tables.fisher, two.tables.fisher, 1e-12, 1e-15, "fisher");
+    // with a sketch the run stays on one thread
+    const sk = await analyze({
+      inputs: [`${dir}/g.arrows`],
+      estimators: ["fisher"],
+      options: { "fisher-rank": 4 },
+      threads: 2,
+      progress: false,
+    });
+    assert.equal(sk.run.threads, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
