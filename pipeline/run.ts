@@ -166,7 +166,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const needsScan = candidates.some((p) => p.scan?.(resolve(p), context));
   const paths = [...opts.inputs];
   let spilled: string | null = null;
-  const progress = new Progress(needsScan ? "pass 1/2" : "reading", 0, opts.progress);
+  let progress = new Progress("analyze", 0, false);
   let stopAt: StopAt | null = null;
   let kind: Kind | null = null;
   let firstLayout: Layout | null = null;
@@ -207,6 +207,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           } catch { /* reported when opened */ }
         }
       }
+      const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
+      progress = new Progress(needsScan ? "2 passes" : "1 pass", totalBytes * (needsScan ? 2 : 1), opts.progress);
       // Pass 1: scanners (only when an estimator needs one).
       const auto = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES
         ? Math.min(4, navigator.hardwareConcurrency ?? 1)
