@@ -18,16 +18,24 @@
  * @module
  */
 
-/** One neuron's samples prepared for the KSG kernel. */
+/** One neuron's samples prepared for the KSG kernel (all arrays in sample order unless said otherwise). */
 export interface NeuronPrep {
-  /** Values in sample order (float64, `-0` normalised to `0`). */
-  vals: Float64Array;
+  /** Values in sample order. */
+  vals: Float32Array;
   /** Values sorted ascending. */
-  sorted: Float64Array;
+  sorted: Float32Array;
   /** Position of each sample in `sorted` (ties broken by sample index). */
   rank: Int32Array;
-  /** Grid strip of each sample: `floor(rank * G / n)`. */
+  /** First position of each sample's value in `sorted` (the start of its tie group). */
+  group: Int32Array;
+  /** Size of each sample's tie group (1 when its value is unique). */
+  tie: Int32Array;
+  /** Grid strip of each sample: strips hold about `n / G` samples, tied values always share one. */
   cell: Uint16Array;
+  /** First position in `sorted` of each strip, `G + 1` entries (`n` past the last strip). */
+  edge: Int32Array;
+  /** Number of strips (at most `G`). */
+  strips: number;
 }
 
 /** Number of grid strips per axis for `n` samples (about 2 samples per cell on average). */
@@ -35,13 +43,14 @@ export function gridSize(n: number): number {
   return Math.max(1, Math.min(4096, Math.floor(Math.sqrt(n / 2))));
 }
 
-/** Prepares one neuron's `n` values (all finite) for {@linkcode ksgPair}. */
+/** Prepares one neuron's `n` finite values for {@linkcode ksgPair}. */
 export function prepNeuron(values: ArrayLike<number>, n = values.length): NeuronPrep {
-  const vals = new Float64Array(n);
-  for (let i = 0; i < n; i++) vals[i] = values[i] + 0; // -0 + 0 === +0
+  const vals = values instanceof Float32Array && values.length === n
+    ? values
+    : Float32Array.from({ length: n }, (_, i) => values[i]);
   const sorted = vals.slice().sort();
-  const rank = new Int32Array(n);
-  const ties = new Int32Array(n);
+  const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
+  const used = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = vals[i];
     let lo = 0, hi = n; // first position with sorted[pos] >= v
@@ -50,12 +59,30 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
       if (sorted[m] < v) lo = m + 1;
       else hi = m;
     }
-    rank[i] = lo + ties[lo]++;
+    group[i] = lo;
+    rank[i] = lo + used[lo]++;
   }
-  const G = gridSize(n);
+  for (let i = 0; i < n; i++) tie[i] = used[group[i]];
+  // Strips of about n/G samples each, cut only between tie groups (so no strip is empty and ties share one).
+  const G = gridSize(n), target = n / G;
+  const edge = new Int32Array(G + 1).fill(n);
+  const stripOf = new Uint16Array(n); // by sorted position
+  let strip = 0, inStrip = 0;
+  edge[0] = 0;
+  for (let r = 0; r < n;) {
+    const size = used[r];
+    if (inStrip >= target && strip < G - 1) {
+      edge[++strip] = r;
+      inStrip = 0;
+    }
+    stripOf.fill(strip, r, r + size);
+    inStrip += size;
+    r += size;
+  }
+  const strips = n > 0 ? strip + 1 : 0;
   const cell = new Uint16Array(n);
-  for (let i = 0; i < n; i++) cell[i] = Math.floor((rank[i] * G) / n);
-  return { vals, sorted, rank, cell };
+  for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
+  return { vals, sorted, rank, group, tie, cell, edge, strips };
 }
 
 /** `psi(m)` for integers `m = 0..n` (index 0 unused, NaN), by the recurrence `psi(m+1) = psi(m) + 1/m`. */
@@ -88,22 +115,20 @@ export class KsgScratch {
   readonly G: number;
   readonly start: Int32Array;
   readonly pxy: Float64Array;
+  readonly pw: Int32Array;
   readonly segs: Int32Array;
   readonly pxr: Int32Array;
   readonly pyr: Int32Array;
-  readonly edge: Int32Array;
   readonly psi: Float64Array;
   constructor(n: number) {
     this.n = n;
     const G = this.G = gridSize(n);
     this.start = new Int32Array(G * G + 1);
     this.pxy = new Float64Array(2 * n);
+    this.pw = new Int32Array(n);
     this.segs = new Int32Array(4 * G + 8);
     this.pxr = new Int32Array(n);
     this.pyr = new Int32Array(n);
-    this.edge = new Int32Array(G + 1);
-    for (let r = n - 1; r >= 0; r--) this.edge[Math.floor((r * G) / n)] = r;
-    this.edge[G] = n;
     this.psi = digammaTable(n + 1);
   }
 }
@@ -120,7 +145,7 @@ function insert(best: Float64Array, last: number, d: number): number {
 }
 
 /** Count of positions m around `at` in `s` (including `at`) with `|s[at] - s[m]| <= rr`. */
-function countWithin(s: Float64Array, n: number, at: number, v: number, rr: number): number {
+function countWithin(s: Float32Array, n: number, at: number, v: number, rr: number): number {
   // left: smallest m <= at with v - s[m] <= rr (v - s[m] is non-increasing in m)
   let lo: number, hi: number, step = 1;
   hi = at;
@@ -158,10 +183,13 @@ function countWithin(s: Float64Array, n: number, at: number, v: number, rr: numb
 function kthDistance(
   pxy: Float64Array,
   start: Int32Array,
-  edge: Int32Array,
-  xs: Float64Array,
-  ys: Float64Array,
-  G: number,
+  xedge: Int32Array,
+  yedge: Int32Array,
+  xs: Float32Array,
+  ys: Float32Array,
+  Gx: number,
+  Gy: number,
+  pw: Int32Array,
   cx: number,
   cy: number,
   x: number,
@@ -174,46 +202,50 @@ function kthDistance(
   let kth = Infinity;
   for (let R = 0;; R++) {
     const xlo = cx - R, xhi = cx + R, ylo = cy - R, yhi = cy + R;
-    const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= G ? G - 1 : xhi;
+    const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= Gx ? Gx - 1 : xhi;
     // the ring's cells as contiguous ranges of samples: full rows at the top and bottom, single cells between
     let ns = 0;
     if (ylo >= 0) {
-      segs[ns++] = start[ylo * G + x0];
-      segs[ns++] = start[ylo * G + x1 + 1];
+      segs[ns++] = start[ylo * Gx + x0];
+      segs[ns++] = start[ylo * Gx + x1 + 1];
     }
     if (R > 0) {
-      if (yhi < G) {
-        segs[ns++] = start[yhi * G + x0];
-        segs[ns++] = start[yhi * G + x1 + 1];
+      if (yhi < Gy) {
+        segs[ns++] = start[yhi * Gx + x0];
+        segs[ns++] = start[yhi * Gx + x1 + 1];
       }
-      const y0 = ylo + 1 < 0 ? 0 : ylo + 1, y1 = yhi - 1 >= G ? G - 1 : yhi - 1;
+      const y0 = ylo + 1 < 0 ? 0 : ylo + 1, y1 = yhi - 1 >= Gy ? Gy - 1 : yhi - 1;
       for (let gy = y0; gy <= y1; gy++) {
         if (xlo >= 0) {
-          segs[ns++] = start[gy * G + xlo];
-          segs[ns++] = start[gy * G + xlo + 1];
+          segs[ns++] = start[gy * Gx + xlo];
+          segs[ns++] = start[gy * Gx + xlo + 1];
         }
-        if (xhi < G) {
-          segs[ns++] = start[gy * G + xhi];
-          segs[ns++] = start[gy * G + xhi + 1];
+        if (xhi < Gx) {
+          segs[ns++] = start[gy * Gx + xhi];
+          segs[ns++] = start[gy * Gx + xhi + 1];
         }
       }
     }
     for (let g = 0; g < ns; g += 2) {
-      const q1 = segs[g + 1] * 2;
-      for (let q = segs[g] * 2; q < q1; q += 2) {
-        const dx = x - pxy[q], dy = y - pxy[q + 1];
+      const q1 = segs[g + 1];
+      for (let q = segs[g]; q < q1; q++) {
+        const dx = x - pxy[2 * q], dy = y - pxy[2 * q + 1];
         const ax = dx < 0 ? -dx : dx, ay = dy < 0 ? -dy : dy;
         const d = ax > ay ? ax : ay;
-        if (d < kth) kth = insert(best, last, d);
+        if (d < kth) {
+          // a representative of m identical samples counts m times
+          for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d);
+        }
       }
     }
-    if (xlo <= 0 && ylo <= 0 && xhi >= G - 1 && yhi >= G - 1) return kth;
+    if (xlo <= 0 && ylo <= 0 && xhi >= Gx - 1 && yhi >= Gy - 1) return kth;
     if (kth < Infinity) {
       let bound = Infinity;
-      if (xlo > 0) bound = Math.min(bound, x - xs[edge[xlo] - 1]);
-      if (xhi < G - 1) bound = Math.min(bound, xs[edge[xhi + 1]] - x);
-      if (ylo > 0) bound = Math.min(bound, y - ys[edge[ylo] - 1]);
-      if (yhi < G - 1) bound = Math.min(bound, ys[edge[yhi + 1]] - y);
+      // every sample outside the block lies beyond one of these values (strips are value-monotone)
+      if (xlo > 0) bound = Math.min(bound, x - xs[xedge[xlo] - 1]);
+      if (xhi < Gx - 1) bound = Math.min(bound, xs[xedge[xhi + 1]] - x);
+      if (ylo > 0) bound = Math.min(bound, y - ys[yedge[ylo] - 1]);
+      if (yhi < Gy - 1) bound = Math.min(bound, ys[yedge[yhi + 1]] - y);
       if (kth <= bound) return kth;
     }
   }
@@ -224,33 +256,46 @@ function kthDistance(
  * NaN when `n <= k`.
  */
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
-  const n = s.n, G = s.G;
+  const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, segs, pxr, pyr, edge, psi } = s;
+  const { start, pxy, pw, segs, pxr, pyr, psi } = s;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
-  // bucket samples into cells (row-major by y strip, then x strip)
-  start.fill(0);
-  for (let i = 0; i < n; i++) start[bc[i] * G + ac[i] + 1]++;
-  for (let c = 0; c < G * G; c++) start[c + 1] += start[c];
+  // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
+  // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
+  // heavy ties, e.g. ReLU zeros, cheap).
+  const dup = duplicates(a, b, k, n);
+  let total = 0;
+  // bucket the stored samples into cells (row-major by y strip, then x strip)
+  start.fill(0, 0, cells + 1);
   for (let i = 0; i < n; i++) {
-    const c = bc[i] * G + ac[i];
+    if (dup !== null && dup[i] !== 0) {
+      total += psi[a.tie[i]] + psi[b.tie[i]];
+      if (dup[i] < 0) continue;
+    }
+    start[bc[i] * Gx + ac[i] + 1]++;
+  }
+  for (let c = 0; c < cells; c++) start[c + 1] += start[c];
+  for (let i = 0; i < n; i++) {
+    if (dup !== null && dup[i] < 0) continue;
+    const c = bc[i] * Gx + ac[i];
     const at = start[c]++;
     pxy[2 * at] = ax[i];
     pxy[2 * at + 1] = by[i];
     pxr[at] = ar[i];
     pyr[at] = br[i];
+    pw[at] = dup !== null && dup[i] > 0 ? dup[i] : 1;
   }
-  for (let c = G * G; c > 0; c--) start[c] = start[c - 1];
+  for (let c = cells; c > 0; c--) start[c] = start[c - 1];
   start[0] = 0;
   const best = new Float64Array(k + 1); // k+1 smallest distances including the sample itself (distance 0)
-  let total = 0;
-  for (let cy = 0; cy < G; cy++) {
-    for (let cx = 0; cx < G; cx++) {
-      const c0 = start[cy * G + cx], c1 = start[cy * G + cx + 1];
+  for (let cy = 0; cy < Gy; cy++) {
+    for (let cx = 0; cx < Gx; cx++) {
+      const c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
       for (let p = c0; p < c1; p++) {
+        if (pw[p] > 1) continue; // a duplicate's representative: counted above
         const x = pxy[2 * p], y = pxy[2 * p + 1];
-        const rr = nextDown(kthDistance(pxy, start, edge, xs, ys, G, cx, cy, x, y, best, segs));
+        const rr = nextDown(kthDistance(pxy, start, a.edge, b.edge, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs));
         const nx = countWithin(xs, n, pxr[p], x, rr) - 1;
         const ny = countWithin(ys, n, pyr[p], y, rr) - 1;
         total += psi[nx + 1] + psi[ny + 1];
@@ -258,4 +303,37 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
     }
   }
   return psi[n] + psi[k] - total / n;
+}
+
+/**
+ * Per sample, when at least `k` other samples share both its values: the multiplicity of its point for the
+ * first such sample, -1 for the others; 0 otherwise. Null when there are none.
+ */
+function duplicates(a: NeuronPrep, b: NeuronPrep, k: number, n: number): Int32Array | null {
+  let first: Map<number, number> | null = null;
+  let out: Int32Array | null = null;
+  for (let i = 0; i < n; i++) {
+    if (a.tie[i] > k && b.tie[i] > k) {
+      first ??= new Map();
+      out ??= new Int32Array(n);
+      const key = a.group[i] * n + b.group[i];
+      const f = first.get(key);
+      if (f === undefined) {
+        first.set(key, i);
+        out[i] = 1;
+      } else {
+        out[f]++;
+        out[i] = -1;
+      }
+    }
+  }
+  if (first === null || out === null) return null;
+  for (const f of first.values()) {
+    if (out[f] <= k) { // fewer than k others at this point: an ordinary sample after all
+      for (let i = f; i < n; i++) {
+        if (out[i] !== 0 && a.group[i] === a.group[f] && b.group[i] === b.group[f]) out[i] = 0;
+      }
+    }
+  }
+  return out;
 }
