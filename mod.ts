@@ -49,3 +49,5 @@ export { toParquet, writeTables } from "./pipeline/write.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
+export { miPlugin } from "./plugins/mi.ts";
+export { labelMiPlugin } from "./plugins/label_mi.ts";

@@ -5,6 +5,8 @@
  */
 import type { EstimatorPlugin } from "../pipeline/plugin.ts";
 import { entropyPlugin } from "./entropy.ts";
+import { labelMiPlugin } from "./label_mi.ts";
+import { miPlugin } from "./mi.ts";
 
 /** Every built-in plugin. */
-export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin];
+export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin, miPlugin, labelMiPlugin];
