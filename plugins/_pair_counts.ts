@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type LayerRange } from "./_binning.ts";
+import type { LayerRange } from "./_binning.ts";
 
 /** The code of a non-finite value. */
 export const NONFINITE = 255;
