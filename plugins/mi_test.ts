@@ -146,21 +146,21 @@ Deno.test("KSG equals a brute-force O(n^2) KSG to 1e-9, continuous and tied data
 
 // One KSG estimate at n = 3000 has a standard deviation of about 0.015 nats (measured over 30 independent draws
 // of independent Gaussians: sd 0.015 at n = 3000, 0.007 at n = 12000), so a single draw within 0.02 would be a
-// coin flip. The test takes the mean over 4 independent draws of n = 3000 (sd ~0.0075) to be within 0.02 of the
-// closed form, and every single draw within 0.06 (4 sd).
-Deno.test("KSG on bivariate Gaussians (n = 3000, mean of 4 draws) is within 0.02 nats of -1/2 log(1 - rho^2); symmetric; independent ~ 0", () => {
+// coin flip. The test takes the mean over 8 independent draws of n = 3000 (sd ~0.005) to be within 0.02 of the
+// closed form (seeds 1-8 tried: worst 0.016, at rho = 0.9; with 4 draws one seed failed), every draw within 0.06.
+Deno.test("KSG on bivariate Gaussians (n = 3000, mean of 8 draws) is within 0.02 nats of -1/2 log(1 - rho^2); symmetric; independent ~ 0", () => {
   const rng = new Xoshiro(3);
   for (const rho of [0, 0.3, 0.6, 0.9]) {
     const truth = -0.5 * Math.log(1 - rho * rho);
     let sum = 0;
-    for (let rep = 0; rep < 4; rep++) {
+    for (let rep = 0; rep < 8; rep++) {
       const [x, y] = gaussian(rng, 3000, rho);
       const est = ksg(x, y, 3);
       assert.ok(Math.abs(est - truth) < 0.06, `rho ${rho}, draw ${rep}: ${est} vs ${truth}`);
-      assert.ok(Math.abs(ksg(y, x, 3) - est) < 1e-12, `rho ${rho}: not symmetric`);
+      if (rep === 0) assert.ok(Math.abs(ksg(y, x, 3) - est) < 1e-12, `rho ${rho}: not symmetric`);
       sum += est;
     }
-    assert.ok(Math.abs(sum / 4 - truth) < 0.02, `rho ${rho}: mean ${sum / 4} vs ${truth}`);
+    assert.ok(Math.abs(sum / 8 - truth) < 0.02, `rho ${rho}: mean ${sum / 8} vs ${truth}`);
   }
 });
 
