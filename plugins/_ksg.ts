@@ -200,16 +200,23 @@ function kthDistance(
   const last = best.length - 1;
   for (let j = 0; j <= last; j++) best[j] = Infinity;
   let kth = Infinity;
-  for (let R = 0;; R++) {
+  for (let R = 1;; R++) {
     const xlo = cx - R, xhi = cx + R, ylo = cy - R, yhi = cy + R;
     const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= Gx ? Gx - 1 : xhi;
     // the ring's cells as contiguous ranges of samples: full rows at the top and bottom, single cells between
+    // (the first pass takes the whole 3 x 3 block, one range per row)
     let ns = 0;
-    if (ylo >= 0) {
+    if (R === 1) {
+      const y0 = ylo < 0 ? 0 : ylo, y1 = yhi >= Gy ? Gy - 1 : yhi;
+      for (let gy = y0; gy <= y1; gy++) {
+        segs[ns++] = start[gy * Gx + x0];
+        segs[ns++] = start[gy * Gx + x1 + 1];
+      }
+    } else if (ylo >= 0) {
       segs[ns++] = start[ylo * Gx + x0];
       segs[ns++] = start[ylo * Gx + x1 + 1];
     }
-    if (R > 0) {
+    if (R > 1) {
       if (yhi < Gy) {
         segs[ns++] = start[yhi * Gx + x0];
         segs[ns++] = start[yhi * Gx + x1 + 1];
