@@ -13,6 +13,10 @@
  *   accumulated batch by batch; exact counts, so it equals the contingency-table formula on the same bins.
  *
  * `--mi-pairs within` (default) takes the pairs inside each layer; `all` every pair of analysed neurons.
+ *
+ * Memory, per step (`--by-step` multiplies it by the number of steps): KSG keeps `2 x --mi-samples` rows of every
+ * analysed neuron as float32 (~60 MB at 768 neurons x 10,000), plus ~170 MB of per-neuron preparation while the
+ * result is computed; binned MI keeps `pairs x bins^2` uint32 counts (~300 MB for 294,528 pairs at 16 bins).
  * Tables: `neuron_mi` (one row per unordered pair and step, no self-pairs) and `layer_summary` (mean and median
  * MI over each layer's within-layer pairs).
  *
