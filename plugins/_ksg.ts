@@ -145,21 +145,22 @@ function insert(best: Float64Array, last: number, d: number): number {
 }
 
 /**
- * Count of positions m in the sorted `s` with `|v - s[m]| <= rr`, where `s[at] = v`. Branch-free binary
+ * Count of positions m in `[lo, hi)` of the sorted `s` with `|v - s[m]| <= rr`, where `s[at] = v`
+ * (the caller knows no position outside `[lo, hi)` qualifies). Branch-free binary
  * searches (the comparisons are unpredictable, so branches would mispredict half the time).
  */
-function countWithin(s: Float32Array, n: number, at: number, v: number, rr: number): number {
-  // left: first m in [0, at] with v - s[m] <= rr (v - s[m] is non-increasing in m, and 0 at m = at)
-  let base = 0, len = at + 1;
+function countWithin(s: Float32Array, lo: number, hi: number, at: number, v: number, rr: number): number {
+  // left: first m in [lo, at] with v - s[m] <= rr (v - s[m] is non-increasing in m, and 0 at m = at)
+  let base = lo, len = at + 1 - lo;
   while (len > 1) {
     const half = len >>> 1;
     base += half * +(v - s[base + half] > rr);
     len -= half;
   }
   const left = base + +(v - s[base] > rr);
-  // right: last m in [at, n) with s[m] - v <= rr
+  // right: last m in [at, hi) with s[m] - v <= rr
   base = at;
-  len = n - at;
+  len = hi - at;
   while (len > 1) {
     const half = len >>> 1;
     base += half * +(s[base + half] - v <= rr);
@@ -167,6 +168,12 @@ function countWithin(s: Float32Array, n: number, at: number, v: number, rr: numb
   }
   return base - left + 1;
 }
+
+/**
+ * The ring radius at which the last {@linkcode kthDistance} stopped: every sample outside that block of cells is
+ * at least the returned distance away (or the block is the whole grid).
+ */
+let lastR = 0;
 
 /** Chebyshev distance from `(x, y)` in cell `(cx, cy)` to its k-th nearest other sample (`best.length = k+1`). */
 function kthDistance(
@@ -235,6 +242,7 @@ function kthDistance(
         }
       }
     }
+    lastR = R;
     if (xlo <= 0 && ylo <= 0 && xhi >= Gx - 1 && yhi >= Gy - 1) return kth;
     if (kth < Infinity) {
       let bound = Infinity;
@@ -293,8 +301,12 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
         if (pw[p] > 1) continue; // a duplicate's representative: counted above
         const x = pxy[2 * p], y = pxy[2 * p + 1];
         const rr = nextDown(kthDistance(pxy, start, a.edge, b.edge, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs));
-        const nx = countWithin(xs, n, pxr[p], x, rr) - 1;
-        const ny = countWithin(ys, n, pyr[p], y, rr) - 1;
+        // only the block's rank ranges can hold samples within rr (see lastR)
+        const R = lastR;
+        const xr0 = a.edge[cx - R < 0 ? 0 : cx - R], xr1 = a.edge[cx + R + 1 > Gx ? Gx : cx + R + 1];
+        const yr0 = b.edge[cy - R < 0 ? 0 : cy - R], yr1 = b.edge[cy + R + 1 > Gy ? Gy : cy + R + 1];
+        const nx = countWithin(xs, xr0, xr1, pxr[p], x, rr) - 1;
+        const ny = countWithin(ys, yr0, yr1, pyr[p], y, rr) - 1;
         total += psi[nx + 1] + psi[ny + 1];
       }
     }
