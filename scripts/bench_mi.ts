@@ -22,6 +22,7 @@ import { miPlugin } from "../plugins/mi.ts";
 import { RangeScanner } from "../plugins/_binning.ts";
 import { resolveOptions } from "../pipeline/plugin.ts";
 import type { Batch } from "../pipeline/batch.ts";
+import process from "node:process";
 
 /** One benchmark figure. */
 export interface BenchRow {
@@ -171,7 +172,9 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const m = args.quick ? 15 : 29;
   const sub = cols.subarray(0, m * n);
   t = performance.now();
+  const cpu0 = process.cpuUsage();
   const one = await ksgPairs(sub, n, allPairs(m), 3, 1);
+  const oneCpu = process.cpuUsage(cpu0).user / 1e6;
   const oneSec = (performance.now() - t) / 1000;
   const P1 = one.mi.length;
   rows.push({
@@ -181,6 +184,13 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
     reference: refPerPair * 1000,
     ratio: refPerPair / (oneSec / P1),
     note: `all ${P1} pairs of ${m} neurons, including their preparation`,
+  });
+  rows.push({
+    name: `KSG k=3 per pair at ${n} samples, one thread, CPU time`,
+    value: (oneCpu * 1000) / P1,
+    unit: "ms",
+    note: `user CPU time of the same run (wall / CPU = ${(oneSec / oneCpu).toFixed(2)}: above 1 when other ` +
+      `processes took the core); all pairs on 2 free cores would take ${((oneCpu / P1) * totalPairs / 2).toFixed(0)} s`,
   });
 
   // 2. Binned MI through the estimator, batches of 1,000 rows
