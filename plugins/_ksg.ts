@@ -9,11 +9,15 @@
  * are kept. Distances are `|a - b|` in float64, the same expression as a brute-force reference uses, so the
  * counts are identical, not just close.
  *
- * Speed: each neuron is prepared once (values, sorted values, ranks with ties broken by sample index, grid cell
- * of each sample). Per pair, the samples are bucketed into a `G x G` grid in rank space (equal-count strips per
- * axis), each sample's k nearest neighbours are found by searching rings of cells outward until the ring's
- * value-space boundary is at least the current k-th distance, and `n_x`, `n_y` come from galloping searches in
- * the sorted marginals. Cost per pair about `O(n log n)` with a small constant (against `O(n^2)` brute force).
+ * Speed: each neuron is prepared once (float32 values, sorted values, ranks with ties broken by sample index,
+ * tie-group sizes, and a strip of about `n / G` samples per grid column, cut only between tie groups). Per pair,
+ * the samples are bucketed into the `G x G` grid of strips (value-monotone cells), each sample's k nearest
+ * neighbours are found by scanning the 3 x 3 block of cells around it, then rings outward, until the block's
+ * value-space border is at least the current k-th distance, and `n_x`, `n_y` come from branch-free binary
+ * searches in the sorted marginals, restricted to that block's rank ranges. Points shared by more than k
+ * samples (e.g. ReLU zeros in both neurons) have radius 0 and are answered from their tie-group sizes; they are
+ * stored once, weighted by their multiplicity, as neighbours of others. Cost per pair about `O(n log n)` with a
+ * small constant, against `O(n^2)` for brute force. Inputs are float32 (the wire format's type).
  *
  * @module
  */
