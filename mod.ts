@@ -59,3 +59,5 @@ export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
 export { fisherPlugin } from "./plugins/fisher.ts";
+export { miPlugin } from "./plugins/mi.ts";
+export { labelMiPlugin } from "./plugins/label_mi.ts";
