@@ -33,7 +33,7 @@ import {
 import { nullIfNaN } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
-import { type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
+import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "./_binning.ts";
 import { BINNING_OPTIONS, validateBinning } from "./_binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "./_pair_counts.ts";
 
@@ -238,6 +238,8 @@ export const labelMiPlugin: EstimatorPlugin = definePlugin({
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  mergeScans: mergeRangeScans,
+  orderFree: true, // integer counts
   create(options, context) {
     return new LabelMiEstimator(options, context);
   },

@@ -44,7 +44,7 @@ import {
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
-import { type LayerRange, layerRange, type RangeScan, RangeScanner } from "./_binning.ts";
+import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "./_binning.ts";
 import { ksgPairs } from "./_ksg_pairs.ts";
 import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "./_pair_counts.ts";
 import { type LayerShape, Reservoir, type ReservoirState } from "./_reservoir.ts";
@@ -440,6 +440,10 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   scan(options) {
     return options["mi-estimator"] === "binned" ? new RangeScanner() : null;
   },
+  mergeScans: mergeRangeScans,
+  // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
+  // same whatever the batch order or split.
+  orderFree: true,
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)

@@ -24,15 +24,7 @@ import { resolveOptions } from "../pipeline/plugin.ts";
 import type { Batch } from "../pipeline/batch.ts";
 import process from "node:process";
 
-/** One benchmark figure. */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  reference?: number;
-  ratio?: number;
-  note?: string;
-}
+import type { BenchRow } from "./bench_types.ts";
 
 /** xorshift32 uniform and a Box-Muller normal. */
 function makeRng(seed: number) {
