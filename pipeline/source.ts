@@ -81,24 +81,52 @@ export interface ReadBatch {
   layout: Layout;
 }
 
+/** Options of {@linkcode readInput} and {@linkcode readStream}. */
+export interface ReadOptions {
+  /** The layout of earlier inputs (tensor widths must match). */
+  expected?: Layout;
+  /** Called with the size of each chunk read (progress). */
+  onBytes?: (n: number) => void;
+}
+
 /**
  * Reads one input (`-` for stdin), yielding validated batches. `expected` is the layout of earlier inputs
  * (tensor widths must match). Throws {@linkcode InputError} naming file and batch on any problem, after
  * yielding every complete batch before it.
  */
-export async function* readInput(
-  path: string,
-  options: { expected?: Layout; onBytes?: (n: number) => void } = {},
+export function readInput(path: string, options: ReadOptions = {}): AsyncGenerator<ReadBatch> {
+  return readStream(readChunks(path), path, options);
+}
+
+/**
+ * Reads an Arrow IPC stream (or file) from any byte source (a file, a socket's `ReadableStream`, WebSocket
+ * messages), yielding validated batches; `label` names the source in errors (as the file). Bytes are pulled
+ * only as batches are consumed, so a slow consumer slows the source (backpressure). Errors as
+ * {@linkcode readInput}.
+ */
+export async function* readStream(
+  bytes: AsyncIterable<Uint8Array>,
+  label: string,
+  options: ReadOptions = {},
 ): AsyncGenerator<ReadBatch> {
-  const chunks = readChunks(path, options.onBytes);
-  const first = await chunks.next();
+  const path = label;
+  const chunks = bytes[Symbol.asyncIterator]();
+  let first = await chunks.next();
+  while (!first.done && first.value.length === 0) first = await chunks.next();
   if (first.done || first.value.length === 0) {
     throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: path });
   }
   checkMagic(first.value, path);
+  const onBytes = options.onBytes;
   async function* all() {
+    onBytes?.(first.value!.length);
     yield first.value!;
-    yield* chunks;
+    while (true) {
+      const n = await chunks.next();
+      if (n.done) return;
+      onBytes?.(n.value.length);
+      yield n.value;
+    }
   }
   let index = 0;
   let layout: Layout | undefined;
