@@ -11,6 +11,7 @@
  */
 import * as arrow from "apache-arrow";
 import { InputError, show } from "./errors.ts";
+import type { IpcMessage } from "./source.ts";
 
 /** Buffers chunks pulled from a source; pulls only when asked (so backpressure reaches the sender). */
 export class ByteReader {
@@ -144,7 +145,7 @@ export interface FrameState {
 }
 
 /**
- * Yields whole Arrow IPC messages from `r`, refusing any message whose metadata plus body exceeds `maxBytes`
+ * Yields whole Arrow IPC messages from `r` (without the end-of-stream marker), refusing any message whose metadata plus body exceeds `maxBytes`
  * before reading its body. On a refusal or a cut-off message it records why in `state` and throws.
  */
 export async function* frameMessages(
@@ -152,7 +153,7 @@ export async function* frameMessages(
   maxBytes: number,
   state: FrameState,
   label: string,
-): AsyncGenerator<Uint8Array> {
+): AsyncGenerator<IpcMessage> {
   const refuse = (message: string): never => {
     state.refused = message;
     throw new InputError(message, { file: label, batch: state.batches });
@@ -186,7 +187,7 @@ export async function* frameMessages(
     }
     if (metaLen === 0) {
       state.eos = true;
-      yield r.take(prefix);
+      r.take(prefix);
       return;
     }
     if (metaLen < 0 || metaLen > maxBytes) {
@@ -218,6 +219,6 @@ export async function* frameMessages(
     const bytes = r.take(total);
     state.messages++;
     if (message!.headerType === arrow.MessageHeader.RecordBatch) state.batches++;
-    yield bytes;
+    yield { bytes, header: message!.headerType };
   }
 }

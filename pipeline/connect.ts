@@ -117,8 +117,8 @@ export async function connectProducer(options: ProducerOptions): Promise<Produce
       let off = 0;
       while (off < chunk.length) off += await conn.write(chunk.subarray(off));
     },
-    close() {
-      conn.closeWrite();
+    async close() {
+      await conn.closeWrite();
     },
   }).getWriter();
   try {

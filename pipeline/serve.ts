@@ -65,7 +65,7 @@ import {
 } from "./plugin.ts";
 import { Registry } from "./registry.ts";
 import { resultTables, selectLayers } from "./run.ts";
-import { readStream } from "./source.ts";
+import { readMessages } from "./source.ts";
 import { decodeState, encodeState } from "./state.ts";
 import { sliceBatch } from "./batch.ts";
 import { atomicWrite, type OutputFormat, toParquet, writeTables } from "./write.ts";
@@ -120,12 +120,14 @@ export interface ServeHandle {
   wsPort: number | null;
   /** Windows closed so far (snapshots written). */
   readonly snapshots: number;
+  /** Every producer connection so far, as `run.json` will report it. */
+  readonly producers: readonly ProducerRecord[];
   /** Stops gracefully and returns the run record written as `run.json`. */
   stop(): Promise<Record<string, unknown>>;
 }
 
 /** What `run.json` reports per producer connection. */
-interface ProducerRecord {
+export interface ProducerRecord {
   id: number;
   transport: "tcp" | "websocket";
   remote: string;
@@ -321,6 +323,9 @@ class LiveRun {
       get snapshots() {
         return self.snapshots;
       },
+      get producers() {
+        return self.producers;
+      },
       stop: () => (this.stopped ??= this.#stop()),
     };
   }
@@ -429,9 +434,7 @@ class LiveRun {
 
   /** Reads for up to a second (64 MiB) after a refusal, so that the producer can read the answer before EOF. */
   async #drain(conn: Deno.Conn, r: ByteReader): Promise<void> {
-    try {
-      conn.closeWrite();
-    } catch { /* gone */ }
+    await conn.closeWrite().catch(() => {});
     const deadline = Date.now() + 1000;
     let n = 0;
     while (Date.now() < deadline && n < 64 << 20) {
@@ -455,7 +458,7 @@ class LiveRun {
     const before = r.received;
     try {
       const frames = frameMessages(r, this.maxBatch, state, label);
-      for await (const { batch, layout } of readStream(frames, label)) {
+      for await (const { batch, layout } of readMessages(frames, label)) {
         p.busy = true;
         try {
           await this.#withLock(() => this.#feed(p, batch, layout));
@@ -826,9 +829,9 @@ class LiveRun {
         return new Response("infotap serve: WebSocket producers only\n", { status: 400 });
       }
       const token = new URL(req.url).searchParams.get("token");
+      const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
       const { socket, response } = Deno.upgradeWebSocket(req);
       socket.binaryType = "arraybuffer";
-      const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
       this.#track(this.#handleWs(socket, remote, token));
       return response;
     });

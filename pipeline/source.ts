@@ -128,8 +128,6 @@ export async function* readStream(
       yield n.value;
     }
   }
-  let index = 0;
-  let layout: Layout | undefined;
   let reader: arrow.AsyncRecordBatchStreamReader | arrow.AsyncRecordBatchFileReader;
   try {
     reader = await arrow.RecordBatchReader.from(all()) as typeof reader;
@@ -151,14 +149,25 @@ export async function* readStream(
       batch: 0,
     });
   }
-  layout = validateSchema(reader.schema, path, 0);
+  yield* validated(reader.schema, reader[Symbol.asyncIterator](), path, options);
+}
+
+/** Validates the schema and every batch of one input against it (and `options.expected`), decoding each. */
+async function* validated(
+  schema: arrow.Schema,
+  it: AsyncIterator<arrow.RecordBatch>,
+  path: string,
+  options: ReadOptions,
+): AsyncGenerator<ReadBatch> {
+  let index = 0;
+  let layout = validateSchema(schema, path, 0);
   if (options.expected) checkSameLayout(options.expected, layout, path, 0);
-  const it = reader[Symbol.asyncIterator]();
   while (true) {
     let next: IteratorResult<arrow.RecordBatch>;
     try {
       next = await it.next();
     } catch (e) {
+      if (e instanceof InputError) throw e;
       throw new InputError(
         `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
           show((e as Error).message)
@@ -168,7 +177,7 @@ export async function* readStream(
     }
     if (next.done) break;
     const rb = next.value;
-    if (rb.schema !== reader.schema) {
+    if (rb.schema !== schema) {
       const l2 = validateSchema(rb.schema, path, index);
       checkSameLayout(layout, l2, path, index);
       layout = l2;
@@ -176,6 +185,73 @@ export async function* readStream(
     yield { batch: decodeBatch(rb, layout, path, index), layout };
     index++;
   }
+}
+
+const EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/** One whole Arrow IPC message (prefix, metadata and body) and its header type. */
+export interface IpcMessage {
+  bytes: Uint8Array;
+  header: arrow.MessageHeader;
+}
+
+/**
+ * Like {@linkcode readStream}, for a source already cut into whole IPC messages (as `serve`'s framer yields
+ * them). Each record batch is decoded as soon as its message is complete, never waiting for the next one
+ * (`readStream` over a socket would hold the latest batch back until more bytes arrive), which a live view
+ * needs. Errors as {@linkcode readInput}.
+ */
+export async function* readMessages(
+  messages: AsyncIterable<IpcMessage>,
+  label: string,
+  options: ReadOptions = {},
+): AsyncGenerator<ReadBatch> {
+  const it = messages[Symbol.asyncIterator]();
+  let schemaBytes: Uint8Array | null = null;
+  let schema: arrow.Schema | null = null;
+  const dictionaries: Uint8Array[] = [];
+  const first = await it.next();
+  if (first.done) throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: label });
+  const decodeOne = (bytes: Uint8Array[], schemaOnly = false): arrow.RecordBatch | arrow.Schema => {
+    const all = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0) + EOS.length);
+    let at = 0;
+    for (const b of [...bytes, EOS]) {
+      all.set(b, at);
+      at += b.length;
+    }
+    const reader = arrow.RecordBatchReader.from(all) as arrow.RecordBatchStreamReader;
+    reader.open();
+    if (schemaOnly) return reader.schema;
+    const rb = reader.next();
+    if (rb.done) throw new Error("a record batch message holds no batch");
+    return rb.value;
+  };
+  try {
+    if (first.value.header !== arrow.MessageHeader.Schema) throw new Error("the first message is not a schema");
+    schemaBytes = first.value.bytes;
+    schema = decodeOne([schemaBytes], true) as arrow.Schema;
+  } catch (e) {
+    throw new InputError(
+      `Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${
+        show((e as Error).message)
+      }`,
+      { file: label, batch: 0 },
+    );
+  }
+  async function* batches(): AsyncGenerator<arrow.RecordBatch> {
+    while (true) {
+      const m = await it.next();
+      if (m.done) return;
+      const { bytes, header } = m.value;
+      if (header === arrow.MessageHeader.DictionaryBatch) dictionaries.push(bytes);
+      else if (header === arrow.MessageHeader.RecordBatch) {
+        yield decodeOne([schemaBytes!, ...dictionaries, bytes]) as arrow.RecordBatch;
+      } else if (header === arrow.MessageHeader.Schema) {
+        throw new Error("a second schema message arrived");
+      }
+    }
+  }
+  yield* validated(schema, batches(), label, options);
 }
 
 /** Copies stdin to a temporary file (for estimators that need two passes); returns its path. */
