@@ -219,6 +219,9 @@ class LiveRun {
   closedList: number[] = [];
   snapshots = 0;
   rows = 0;
+  /** Rows of closed windows (the rows a resumed run starts from). */
+  closedRows = 0;
+  windowRows = new Map<number, number>();
   lateRows = 0;
   producers: ProducerRecord[] = [];
   active = new Set<Producer>();
@@ -562,6 +565,7 @@ class LiveRun {
         ests = this.plugins!.map((pl, i) => pl.create(this.optionsByPlugin[i], this.context));
         this.windows.set(k0, ests);
       }
+      this.windowRows.set(k0, (this.windowRows.get(k0) ?? 0) + part.numRows);
       for (let i = 0; i < ests.length; i++) {
         try {
           await ests[i].update(part);
@@ -630,6 +634,8 @@ class LiveRun {
     );
     for (let i = 0; i < ests.length; i++) this.total![i].merge(ests[i]);
     this.windows.delete(k);
+    this.closedRows += this.windowRows.get(k) ?? 0;
+    this.windowRows.delete(k);
     this.closedList.push(k);
     if (this.closedThrough === null || k > this.closedThrough) this.closedThrough = k;
     this.snapshots++;
@@ -651,7 +657,7 @@ class LiveRun {
       windows: this.closedList,
       closed_through: this.closedThrough,
       next_step: this.every > 0 && this.closedThrough !== null ? (this.closedThrough + 1) * this.every : null,
-      rows: this.rows,
+      rows: this.closedRows,
     };
   }
 
@@ -752,7 +758,7 @@ class LiveRun {
     this.closedList = [...progress.windows];
     this.closedThrough = progress.closed_through;
     this.snapshots = progress.windows.length;
-    this.rows = progress.rows;
+    this.rows = this.closedRows = progress.rows;
     this.resumedFrom = progress.next_step ?? 0;
     // Part files of windows after the checkpoint are stale (written before a crash): they will be rewritten.
     for await (const d of Deno.readDir(this.opts.out)) {

@@ -212,14 +212,10 @@ export async function* readMessages(
   const dictionaries: Uint8Array[] = [];
   const first = await it.next();
   if (first.done) throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: label });
+  // The chunks are handed to Arrow as they are (no concatenation): each read falls within one message, so
+  // the batch's columns are views of the message bytes (zero-copy).
   const decodeOne = (bytes: Uint8Array[], schemaOnly = false): arrow.RecordBatch | arrow.Schema => {
-    const all = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0) + EOS.length);
-    let at = 0;
-    for (const b of [...bytes, EOS]) {
-      all.set(b, at);
-      at += b.length;
-    }
-    const reader = arrow.RecordBatchReader.from(all) as arrow.RecordBatchStreamReader;
+    const reader = arrow.RecordBatchReader.from([...bytes, EOS]) as arrow.RecordBatchStreamReader;
     reader.open();
     if (schemaOnly) return reader.schema;
     const rb = reader.next();
