@@ -70,14 +70,16 @@ import { decodeState, encodeState } from "./state.ts";
 import { sliceBatch } from "./batch.ts";
 import { atomicWrite, type OutputFormat, toParquet, writeTables } from "./write.ts";
 import { versions } from "./version.ts";
-import { checkSameLayout, type Layout } from "../schemas/validate.ts";
+import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../schemas/validate.ts";
+import type { ProducerConnection } from "./connect.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { ByteReader, frameMessages, type FrameState, readHello, sameToken } from "./_framing.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
-  /** `HOST:PORT` for TCP producers (default `127.0.0.1:7341`; port 0 picks a free port). */
-  listen?: string;
+  /** `HOST:PORT` for TCP producers (default `127.0.0.1:7341`; port 0 picks a free port); null: no TCP listener
+   * (in-process producers only, see `ServeHandle.local`). */
+  listen?: string | null;
   /** `HOST:PORT` for WebSocket producers (none by default). */
   ws?: string;
   /** Output directory (created if missing). */
@@ -124,12 +126,17 @@ export interface ServeHandle {
   readonly producers: readonly ProducerRecord[];
   /** Stops gracefully and returns the run record written as `run.json`. */
   stop(): Promise<Record<string, unknown>>;
+  /**
+   * An in-process producer: record batches are validated (`validateSchema`, `decodeBatch`) and analysed as a
+   * socket's would be, without serialization; `write` resolves once the batch is analysed.
+   */
+  local(): ProducerConnection;
 }
 
 /** What `run.json` reports per producer connection. */
 export interface ProducerRecord {
   id: number;
-  transport: "tcp" | "websocket";
+  transport: "tcp" | "websocket" | "in-process";
   remote: string;
   status: string;
   error: string | null;
@@ -275,9 +282,9 @@ class LiveRun {
   }
 
   async start(): Promise<void> {
-    const { hostname, port } = parseListen(this.opts.listen ?? `127.0.0.1:${DEFAULT_PORT}`);
+    const tcp = this.opts.listen === null ? null : parseListen(this.opts.listen ?? `127.0.0.1:${DEFAULT_PORT}`);
     const ws = this.opts.ws ? parseListen(this.opts.ws, "--ws") : null;
-    for (const h of [hostname, ws?.hostname]) {
+    for (const h of [tcp?.hostname, ws?.hostname]) {
       if (h !== undefined && !isLoopback(h) && !this.opts.token) {
         throw new InputError(
           `Cannot listen on a non-loopback address without --token (producers must present it): current value is ${
@@ -294,21 +301,23 @@ class LiveRun {
     }
     await Deno.mkdir(this.opts.out, { recursive: true });
     if (this.opts.resume) await this.#restore();
-    this.listener = Deno.listen({ hostname, port, transport: "tcp" });
-    const addr = this.listener.addr as Deno.NetAddr;
-    this.hostname = addr.hostname;
-    this.port = addr.port;
+    if (tcp) {
+      this.listener = Deno.listen({ hostname: tcp.hostname, port: tcp.port, transport: "tcp" });
+      const addr = this.listener.addr as Deno.NetAddr;
+      this.hostname = addr.hostname;
+      this.port = addr.port;
+    }
     if (ws) {
       try {
         await this.#startWs(ws.hostname, ws.port);
       } catch (e) {
-        this.listener.close();
+        this.listener?.close();
         throw e;
       }
     }
-    this.#accept();
+    if (this.listener) this.#accept();
     this.log(
-      `infotap serve: listening on ${this.hostname}:${this.port}${
+      `infotap serve: ${tcp ? `listening on ${this.hostname}:${this.port}` : "in-process"}${
         this.wsPort !== null ? ` (WebSocket on port ${this.wsPort})` : ""
       }; results in ${this.opts.out}${
         this.resumedFrom !== null ? `; resumed: producers replay from step ${this.resumedFrom}` : ""
@@ -330,6 +339,63 @@ class LiveRun {
         return self.producers;
       },
       stop: () => (this.stopped ??= this.#stop()),
+      local: () => this.#local(),
+    };
+  }
+
+  #local(): ProducerConnection {
+    const p = this.#newProducer("in-process", "in-process", () => {});
+    const rec = p.record;
+    const label = `producer ${rec.id} (in-process)`;
+    this.active.add(p);
+    let index = 0;
+    let layout: Layout | null = null;
+    let schema: arrow.Schema | null = null;
+    let open = true;
+    const end = async (status: string) => {
+      if (!open) return;
+      open = false;
+      if (rec.status === "connected") rec.status = status;
+      this.active.delete(p);
+      this.connected.delete(p);
+      await this.#withLock(() => this.#closeReady());
+    };
+    return {
+      write: async (rb) => {
+        if (!open || this.stopping) {
+          throw new Error(
+            `Cannot write a batch as the ${
+              open ? "server is stopping" : "producer is closed"
+            }: current value is ${rec.status}`,
+          );
+        }
+        try {
+          if (rb.schema !== schema) {
+            const l = validateSchema(rb.schema, label, index);
+            if (layout) checkSameLayout(layout, l, label, index);
+            layout = l;
+            schema = rb.schema;
+          }
+          const batch = decodeBatch(rb, layout!, label, index++);
+          p.busy = true;
+          try {
+            await this.#withLock(() => this.#feed(p, batch, layout!));
+          } finally {
+            p.busy = false;
+          }
+        } catch (e) {
+          rec.status = "error";
+          rec.error = (e as Error).message;
+          await end("error");
+          throw e;
+        }
+      },
+      close: async () => {
+        await end("ended");
+        if (rec.error) throw new Error(`infotap serve refused the stream: ${rec.error}`);
+        return { batches: rec.batches, rows: rec.rows };
+      },
+      abort: () => void end("aborted"),
     };
   }
 
@@ -357,7 +423,7 @@ class LiveRun {
     this.handlers.add(q);
   }
 
-  #newProducer(transport: "tcp" | "websocket", remote: string, close: () => void): Producer {
+  #newProducer(transport: ProducerRecord["transport"], remote: string, close: () => void): Producer {
     const record: ProducerRecord = {
       id: ++this.#nextId,
       transport,
