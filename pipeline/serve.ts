@@ -845,6 +845,7 @@ class LiveRun {
     // Producers waiting for bytes are cut now; one analysing a batch finishes it, then stops.
     for (const p of this.connected) if (!p.busy) p.close();
     while (this.handlers.size > 0) await Promise.allSettled([...this.handlers]);
+    for (const p of this.connected) if (p.record.status === "connected") p.record.status = "open at shutdown";
     return await this.#withLock(async () => {
       const open = [...this.windows.keys()];
       if (open.length > 0) await this.#closeThrough(Math.max(...open));

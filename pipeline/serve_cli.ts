@@ -57,6 +57,7 @@ function helpText(registry: Registry): string {
     "Usage: deno task serve [options]",
     "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
     "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
+    "  Live streams have no first pass: entropy needs --range LO,HI (write --range=-5,5 when LO is negative).",
     "",
     "Options:",
   ];
