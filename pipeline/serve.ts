@@ -16,7 +16,10 @@
  * With `snapshotEvery: N` (`--snapshot-every N`) every row goes to the window `floor(step / N)`, which has its
  * own estimators (created with `byStep: true`, so results are per step). A window closes once every connected
  * producer has sent a step past its end (each producer's steps are taken to be non-decreasing; a producer that
- * has connected but sent nothing yet holds windows open). Closing window `k` writes, in this order:
+ * has connected but sent nothing yet holds windows open; the windows still open when the last producer leaves
+ * are closed on stop). Batches from all producers go to the same estimators, one batch at a time (updates are
+ * serialized on the one JS thread), so the results do not depend on how rows are split among producers.
+ * Closing window `k` writes, in this order:
  * 1. `DIR/<table>/part-<k>.parquet` (8 digits) for each result table, each atomically (rename), so the files
  *    can be read while the run goes on, e.g. DuckDB `SELECT * FROM 'DIR/layer_summary/part-*.parquet'`;
  * 2. `DIR/checkpoint/window-<k>.state`: the window's estimator states ({@linkcode encodeState});

@@ -155,3 +155,26 @@ Deno.test("serve CLI: memory stays bounded under a producer faster than the esti
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve CLI: bad options exit before listening with a one-line error", async () => {
+  const { main } = await import("./serve_cli.ts");
+  const dir = await Deno.makeTempDir();
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+  try {
+    assert.equal(await main(["--out", dir]), 1);
+    assert.match(errors.pop()!, /^infotap: error: \[entropy\] Cannot run estimator live .*pass --range LO,HI/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--listen", "0.0.0.0:0"]), 1);
+    assert.match(errors.pop()!, /Cannot listen on a non-loopback address without --token/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--listen", "localhost"]), 1);
+    assert.match(errors.pop()!, /Cannot use --listen as it must be HOST:PORT/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--snapshot-every=-2"]), 2);
+    assert.match(errors.pop()!, /Cannot use --snapshot-every as it must be an integer >= 0/);
+    assert.equal(await main(["--resume", dir, "--out", `${dir}/other`, "--range=0,1"]), 2);
+    assert.match(errors.pop()!, /Cannot use --out with --resume/);
+  } finally {
+    console.error = orig;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
