@@ -222,3 +222,18 @@ export async function* frameMessages(
     yield { bytes, header: message!.headerType };
   }
 }
+
+/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6). */
+export function parseListen(s: string, flag = "--listen"): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new InputError(`Cannot use ${flag} as it must be HOST:PORT (port 0-65535): current value is ${show(s)}`);
+  }
+  return { hostname: m[1] ?? m[2], port };
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}

@@ -76,7 +76,15 @@ import { versions } from "./version.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../schemas/validate.ts";
 import type { ProducerConnection } from "./connect.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
-import { ByteReader, frameMessages, type FrameState, readHello, sameToken } from "./_framing.ts";
+import {
+  ByteReader,
+  frameMessages,
+  type FrameState,
+  isLoopback,
+  parseListen,
+  readHello,
+  sameToken,
+} from "./_framing.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -164,21 +172,6 @@ interface Producer {
 const DEFAULT_PORT = 7341;
 const DEFAULT_MAX_BATCH = 256 * 1024 * 1024;
 const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
-
-/** Parses `HOST:PORT` (`[v6]:PORT` for IPv6). */
-export function parseListen(s: string, flag = "--listen"): { hostname: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) {
-    throw new InputError(`Cannot use ${flag} as it must be HOST:PORT (port 0-65535): current value is ${show(s)}`);
-  }
-  return { hostname: m[1] ?? m[2], port };
-}
-
-/** True for 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
 
 function pad(k: number): string {
   return (k < 0 ? "-" : "") + String(Math.abs(k)).padStart(8, "0");
