@@ -258,6 +258,11 @@ class LiveRun {
         `Cannot use --max-batch-bytes as it must be an integer >= 1024: current value is ${show(opts.maxBatchBytes)}`,
       );
     }
+    if (opts.resume && this.every === 0) {
+      throw new InputError(
+        "Cannot resume without --snapshot-every as only runs with step windows write checkpoints while running: current value is 0",
+      );
+    }
     this.format = opts.format ?? "parquet";
     this.log = opts.log ?? ((l) => console.log(l));
     this.context = { byStep: this.every > 0 || (opts.byStep ?? false), seed: opts.seed ?? 0, backend: "cpu" };

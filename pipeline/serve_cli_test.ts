@@ -173,6 +173,8 @@ Deno.test("serve CLI: bad options exit before listening with a one-line error", 
     assert.match(errors.pop()!, /Cannot use --snapshot-every as it must be an integer >= 0/);
     assert.equal(await main(["--resume", dir, "--out", `${dir}/other`, "--range=0,1"]), 2);
     assert.match(errors.pop()!, /Cannot use --out with --resume/);
+    assert.equal(await main(["--resume", dir, "--range=0,1"]), 1);
+    assert.match(errors.pop()!, /Cannot resume without --snapshot-every/);
   } finally {
     console.error = orig;
     await Deno.remove(dir, { recursive: true });
