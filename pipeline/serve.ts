@@ -556,7 +556,9 @@ class LiveRun {
         rec.status = "disconnected mid-batch";
         rec.partial_bytes = state.partialBytes;
         rec.error = msg;
-      } else if (state.messages === 0 && r.received === before) {
+      } else if (
+        state.messages === 0 && r.received === before && e instanceof InputError && /as it is empty/.test(msg)
+      ) {
         rec.status = "ended without data";
       } else {
         rec.status = "error";

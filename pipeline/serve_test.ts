@@ -213,3 +213,30 @@ Deno.test("serve: WebSocket producers send the stream as binary messages, with t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve: a WebSocket producer that outruns the server is cut off with a clear error (no unbounded queue)", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await serve({
+    listen: null,
+    ws: "127.0.0.1:0",
+    out: dir,
+    options: OPTIONS,
+    maxBatchBytes: 1024,
+    log: quiet,
+  });
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.wsPort}/`);
+    const answers: string[] = [];
+    const closed = new Promise<void>((res) => (ws.onclose = () => res()));
+    ws.onmessage = (e) => answers.push(String(e.data));
+    await new Promise<void>((res) => (ws.onopen = () => res()));
+    ws.send(new Uint8Array(3 << 20)); // more than 2 x 1024 + 1 MiB waiting at once
+    await closed;
+    assert.match(answers[0], /^ERR Cannot buffer the WebSocket producer's messages as more than \d+ bytes are waiting/);
+    const run = await server.stop();
+    assert.equal((run.producers as { status: string }[])[0].status, "error");
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
