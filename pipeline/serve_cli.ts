@@ -15,19 +15,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { serve } from "./serve.ts";
-import { Registry } from "./registry.ts";
-import { builtinPlugins } from "../plugins/mod.ts";
-import { type OptionValues, parseOptionValue } from "./plugin.ts";
+import type { Registry } from "./registry.ts";
 import { InputError, show } from "./errors.ts";
+import { type CoreFlag, list, parseCommandLine, parseFormat, pluginHelp, UsageError } from "./_args.ts";
 import { VERSION } from "./version.ts";
-import type { OutputFormat } from "./write.ts";
 
-/** A usage error (exit code 2). */
-class UsageError extends Error {}
-
-const CORE = {
+const CORE: Record<string, CoreFlag> = {
   listen: { type: "string", arg: "HOST:PORT", help: "TCP address for producers (default 127.0.0.1:7341; port 0: any)" },
   ws: { type: "string", arg: "HOST:PORT", help: "also accept WebSocket producers on this address" },
   out: { type: "string", arg: "DIR", help: "output directory (default: infotap-live)" },
@@ -48,7 +42,7 @@ const CORE = {
   quiet: { type: "boolean", help: "print no snapshot tables" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
-} as const;
+};
 
 function helpText(registry: Registry): string {
   const lines = [
@@ -62,15 +56,8 @@ function helpText(registry: Registry): string {
     "Options:",
   ];
   const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
-  for (const [k, v] of Object.entries(CORE)) row(`--${k}${"arg" in v ? ` ${v.arg}` : ""}`, v.help);
-  for (const p of registry.all()) {
-    lines.push("", `Estimator '${p.name}' (${p.inputs.join(", ")}${p.byDefault ? ", default" : ""}): ${p.description}`);
-    for (const [k, spec] of Object.entries(p.options)) {
-      const arg = spec.type === "boolean" ? "" : spec.type === "range" ? " LO,HI" : " N";
-      const def = spec.default !== undefined ? ` (default: ${spec.default})` : "";
-      row(`--${k}${arg}`, `${spec.description}${def}`);
-    }
-  }
+  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
+  pluginHelp(registry, row, lines);
   lines.push(
     "",
     "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
@@ -90,29 +77,10 @@ function integer(v: unknown, flag: string, min: number): number | undefined {
 
 /** Parses argv, serves until SIGINT/SIGTERM; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const registry = new Registry(builtinPlugins);
   try {
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      if (a === "--plugin" && i + 1 < argv.length) await registry.load(argv[++i]);
-      else if (a.startsWith("--plugin=")) await registry.load(a.slice(9));
-    }
-    const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
-    for (const [k, v] of Object.entries(CORE)) {
-      config[k] = { type: v.type, ...("multiple" in v ? { multiple: true } : {}) };
-    }
-    for (const p of registry.all()) {
-      for (const [k, spec] of Object.entries(p.options)) {
-        config[k] = { type: spec.type === "boolean" ? "boolean" : "string" };
-      }
-    }
-    let parsed;
-    try {
-      parsed = parseArgs({ args: argv, options: config, allowPositionals: false, strict: true });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message.split("\n")[0]} (see --help)`);
-    }
-    const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
+    const parsed = await parseCommandLine(argv, CORE, false);
+    const { registry, options, estimators } = parsed;
+    const v = parsed.values;
     if (v.help) {
       console.log(helpText(registry));
       return 0;
@@ -121,12 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(VERSION);
       return 0;
     }
-    const format = (v.format as string | undefined) ?? "parquet";
-    if (!["parquet", "arrow", "both"].includes(format)) {
-      throw new UsageError(
-        `Cannot use --format as it must be parquet, arrow or both: current value is ${show(format)}`,
-      );
-    }
+    const format = parseFormat(v.format);
     if (v.resume !== undefined && v.out !== undefined && v.resume !== v.out) {
       throw new UsageError(
         `Cannot use --out with --resume as the run continues in the --resume directory: current value is ${
@@ -134,23 +97,6 @@ export async function main(argv: string[]): Promise<number> {
         }`,
       );
     }
-    const options: OptionValues = {};
-    for (const p of registry.all()) {
-      for (const [k, spec] of Object.entries(p.options)) {
-        const raw = v[k];
-        if (raw === undefined) continue;
-        try {
-          options[k] = parseOptionValue(k, spec, raw as string | boolean);
-        } catch (e) {
-          throw new UsageError((e as Error).message);
-        }
-      }
-    }
-    const list = (
-      s: unknown,
-    ) => (typeof s === "string" ? s.split(",").map((x) => x.trim()).filter(Boolean) : undefined);
-    const estimators = list(v.estimators);
-    for (const name of estimators ?? []) registry.get(name);
     const quiet = Boolean(v.quiet);
     const out = (v.resume ?? v.out ?? "infotap-live") as string;
     const server = await serve({
@@ -164,7 +110,7 @@ export async function main(argv: string[]): Promise<number> {
       byStep: Boolean(v["by-step"]),
       seed: integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0,
       layers: list(v.layers),
-      format: format as OutputFormat,
+      format,
       snapshotEvery: integer(v["snapshot-every"], "--snapshot-every", 0),
       maxBatchBytes: integer(v["max-batch-bytes"], "--max-batch-bytes", 1024),
       registry,
