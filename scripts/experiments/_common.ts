@@ -1,0 +1,270 @@
+/**
+ * Shared helpers of the paper reproductions (`scripts/experiments/*.ts`): a seeded random generator, a dense
+ * ReLU MLP in tfjs-core (trained with an optimizer, as `scripts/make_example.ts`), activation dumps of its
+ * hidden pre-activations (`activations/v1`), the entropy + KSG MI analysis through `analyze()`, and table
+ * printing.
+ *
+ * @module
+ */
+import type * as TF from "@tensorflow/tfjs-core";
+import type * as arrow from "apache-arrow";
+import { initTf } from "../../pipeline/tfjs_setup.ts";
+import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
+import { analyze } from "../../pipeline/run.ts";
+import type { DenseLayer, TfModel } from "../../pipeline/tfjs_gradients.ts";
+import { denseModel } from "../../pipeline/tfjs_gradients.ts";
+
+/** mulberry32: seeded uniform numbers in [0, 1). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    let t = (s = (s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Average-pools 28 x 28 images to 14 x 14 (2 x 2 blocks), as the IRM Colored MNIST code does. */
+export function pool14(images: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(n * 196);
+  for (let s = 0; s < n; s++) {
+    for (let r = 0; r < 14; r++) {
+      for (let c = 0; c < 14; c++) {
+        const a = s * 784 + 2 * r * 28 + 2 * c;
+        out[s * 196 + r * 14 + c] = (images[a] + images[a + 1] + images[a + 28] + images[a + 29]) / 4;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Starts TensorFlow.js on the WebAssembly backend (XNNPACK SIMD, one thread: the threaded build cannot start
+ * its workers in Deno), measured 4-6x faster than the `cpu` backend for these MLPs; `cpu` when asked.
+ */
+export async function initBackend(backend: "wasm" | "cpu" = "wasm"): Promise<typeof TF> {
+  const tf = await initTf("cpu");
+  if (backend === "cpu" || tf.getBackend() === "wasm") return tf;
+  if (!tf.findBackend("wasm")) {
+    const wasm = await import("@tensorflow/tfjs-backend-wasm");
+    const dir = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
+    wasm.setWasmPaths({
+      "tfjs-backend-wasm.wasm": dir + "tfjs-backend-wasm.wasm",
+      "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
+      "tfjs-backend-wasm-threaded-simd.wasm": dir + "tfjs-backend-wasm-threaded-simd.wasm",
+    });
+  }
+  tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
+  if (!(await tf.setBackend("wasm"))) {
+    throw new Error("Cannot use the TensorFlow.js backend as it failed to start: current value is 'wasm'");
+  }
+  await tf.ready();
+  return tf;
+}
+
+/** A dense MLP: hidden layers `fc1..fcL` (ReLU), output layer `out` (logits). */
+export interface Mlp {
+  tf: typeof TF;
+  sizes: number[];
+  layers: { name: string; w: TF.Variable; b: TF.Variable }[];
+  /** Hidden pre-activations and logits of `x`. */
+  forward(x: TF.Tensor2D): { pre: TF.Tensor2D[]; logits: TF.Tensor2D };
+  /** The model in `pipeline/tfjs_gradients.ts` form (per-sample gradients for the `fisher` estimator). */
+  dense(): TfModel;
+  dispose(): void;
+}
+
+/** Builds an MLP with layer sizes `[in, h1, ..., hL, classes]`, He-normal weights from `seed`, zero biases. */
+export async function makeMlp(sizes: number[], seed: number): Promise<Mlp> {
+  const tf = await initBackend();
+  const layers = sizes.slice(1).map((out, i) => ({
+    name: i === sizes.length - 2 ? "out" : `fc${i + 1}`,
+    w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]), "float32", seed * 101 + i)),
+    b: tf.variable(tf.zeros([out])),
+  }));
+  return {
+    tf,
+    sizes,
+    layers,
+    forward(x) {
+      const pre: TF.Tensor2D[] = [];
+      let a: TF.Tensor2D = x;
+      for (let i = 0; i < layers.length; i++) {
+        const z = tf.add(tf.matMul(a, layers[i].w), layers[i].b) as TF.Tensor2D;
+        if (i === layers.length - 1) return { pre, logits: z };
+        pre.push(z);
+        a = tf.relu(z);
+      }
+      throw new Error("unreachable");
+    },
+    dense() {
+      return denseModel(layers.map((l, i): DenseLayer => ({
+        name: l.name,
+        weight: l.w,
+        bias: l.b,
+        activation: i === layers.length - 1 ? "linear" : "relu",
+      })));
+    },
+    dispose() {
+      for (const l of layers) tf.dispose([l.w, l.b]);
+    },
+  };
+}
+
+/** Training options of {@linkcode train}. */
+export interface TrainOptions {
+  epochs: number;
+  batch?: number;
+  lr?: number;
+  optimizer?: "adam" | "sgd" | "momentum";
+  seed?: number;
+  /** Stop after this many steps (default: all epochs). */
+  maxSteps?: number;
+  /** Called after every step (1-based) with the step number; may return a promise. */
+  onStep?: (step: number) => unknown;
+  /** Input transform per step (e.g. a blur deficit); `step` is the step about to be taken (1-based). */
+  transform?: (x: TF.Tensor2D, step: number) => TF.Tensor2D;
+}
+
+/** Minibatch training with softmax cross-entropy; returns the number of steps taken. */
+export async function train(
+  mlp: Mlp,
+  x: Float32Array,
+  y: Int32Array,
+  o: TrainOptions,
+): Promise<number> {
+  const tf = mlp.tf, dim = mlp.sizes[0], classes = mlp.sizes[mlp.sizes.length - 1], n = y.length;
+  const bs = Math.min(o.batch ?? 128, n), lr = o.lr ?? 1e-3;
+  const opt = o.optimizer === "sgd"
+    ? tf.train.sgd(lr)
+    : o.optimizer === "momentum"
+    ? tf.train.momentum(lr, 0.9)
+    : tf.train.adam(lr);
+  const X = tf.tensor2d(x, [n, dim]);
+  const Y = tf.oneHot(tf.tensor1d(y, "int32"), classes);
+  const rand = rng((o.seed ?? 0) + 17);
+  const vars = mlp.layers.flatMap((l) => [l.w, l.b]);
+  let step = 0;
+  for (let e = 0; e < o.epochs; e++) {
+    const order = Int32Array.from({ length: n }, (_, i) => i);
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    for (let at = 0; at + bs <= n; at += bs) {
+      if (o.maxSteps !== undefined && step >= o.maxSteps) break;
+      step++;
+      tf.tidy(() => {
+        const idx = tf.tensor1d(order.subarray(at, at + bs), "int32");
+        let xb = tf.gather(X, idx) as TF.Tensor2D;
+        if (o.transform) xb = o.transform(xb, step);
+        const yb = tf.gather(Y, idx);
+        opt.minimize(() => tf.losses.softmaxCrossEntropy(yb, mlp.forward(xb).logits) as TF.Scalar, false, vars);
+      });
+      if (o.onStep) await o.onStep(step);
+    }
+  }
+  tf.dispose([X, Y]);
+  opt.dispose();
+  return step;
+}
+
+/** Fraction of rows whose arg-max logit equals `y`. */
+export function accuracy(mlp: Mlp, x: Float32Array, y: Int32Array): number {
+  const tf = mlp.tf, n = y.length;
+  const pred = tf.tidy(() => tf.argMax(mlp.forward(tf.tensor2d(x, [n, mlp.sizes[0]])).logits, 1));
+  const p = pred.dataSync();
+  pred.dispose();
+  let ok = 0;
+  for (let i = 0; i < n; i++) if (p[i] === y[i]) ok++;
+  return ok / n;
+}
+
+/** One `activations/v1` batch of the hidden pre-activations (`fc1..fcL`) on `x`, with labels. */
+export function hiddenBatch(
+  mlp: Mlp,
+  x: Float32Array,
+  labels: Int32Array,
+  meta: Record<string, string> = {},
+  step?: number,
+): arrow.RecordBatch {
+  const tf = mlp.tf, n = labels.length;
+  const { pre, logits } = tf.tidy(() => mlp.forward(tf.tensor2d(x, [n, mlp.sizes[0]])));
+  const tensors = pre.map((t, i) => ({
+    name: mlp.layers[i].name,
+    width: t.shape[1],
+    values: t.dataSync() as Float32Array,
+  }));
+  tf.dispose([...pre, logits]);
+  return makeRecordBatch({
+    kind: "activations/v1",
+    sampleId: BigInt64Array.from({ length: n }, (_, i) => BigInt(i)),
+    step: step === undefined ? undefined : new BigInt64Array(n).fill(BigInt(step)),
+    label: labels,
+    tensors,
+    metadata: {
+      "infotap.tapped": `pre-activation of hidden Linear layers (MLP ${mlp.sizes.join("-")}, tfjs)`,
+      ...meta,
+    },
+  });
+}
+
+/** Diversity of one run: mean neuron entropy and mean pairwise KSG MI, per layer and over all neurons/pairs. */
+export interface Diversity {
+  layers: { layer: string; neurons: number; entropy: number; mi: number }[];
+  /** Mean entropy over all neurons (nats). */
+  entropy: number;
+  /** Mean MI over all within-layer pairs (nats). */
+  mi: number;
+}
+
+/** Writes the dump `dir/activations.arrows`, runs `entropy` + KSG `mi` on it into `dir`, returns the means. */
+export async function diversityOf(
+  dir: string,
+  batch: arrow.RecordBatch,
+  o: { miSamples: number; seed: number },
+): Promise<Diversity> {
+  await Deno.mkdir(dir, { recursive: true });
+  const dump = `${dir}/activations.arrows`;
+  await writeBatches(dump, [batch]);
+  const r = await analyze({
+    inputs: [dump],
+    estimators: ["entropy", "mi"],
+    options: { "mi-samples": o.miSamples },
+    seed: o.seed,
+    out: dir,
+    progress: false,
+  });
+  if (!r.complete) throw new Error(`Cannot analyze ${dump} as the run stopped: current value is ${r.error}`);
+  const ls = r.tables.layer_summary;
+  const layers = [];
+  let eSum = 0, eN = 0, mSum = 0, mN = 0;
+  for (let i = 0; i < ls.numRows; i++) {
+    const neurons = ls.getChild("neurons")!.get(i) as number;
+    const e = ls.getChild("entropy_mean")!.get(i) as number, m = ls.getChild("mi_mean")!.get(i) as number;
+    layers.push({ layer: ls.getChild("layer")!.get(i) as string, neurons, entropy: e, mi: m });
+    const pairs = (neurons * (neurons - 1)) / 2;
+    eSum += e * neurons;
+    eN += neurons;
+    mSum += m * pairs;
+    mN += pairs;
+  }
+  return { layers, entropy: eSum / eN, mi: mSum / mN };
+}
+
+/** A Markdown table from a header and rows (numbers with `digits` decimals; pass counts as strings). */
+export function markdownTable(header: string[], rows: (string | number)[][], digits = 3): string {
+  const cell = (v: string | number) =>
+    typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : v;
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
+  ].join("\n");
+}
+
+/** Seconds since `t0` (performance.now()). */
+export function since(t0: number): number {
+  return (performance.now() - t0) / 1000;
+}

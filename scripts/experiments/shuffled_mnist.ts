@@ -1,0 +1,168 @@
+/**
+ * Shuffled MNIST (Bansal, Pruthi, Belinkov, NeurIPS 2022): example-level memorization (label noise) raises
+ * neuron entropy and lowers neuron MI.
+ *
+ * A fraction beta in {0, .25, .5, .75, 1} of the training labels is replaced by uniformly random digits; one
+ * MLP per beta (same seed, same initial weights, same digits) is trained long enough to fit its labels; the
+ * hidden pre-activations on held-out digits go through `entropy` (100 global bins) and KSG `mi` (k = 3, pairs
+ * within layers). Expected (paper): larger beta -> higher mean entropy, lower mean MI, i.e. Kendall tau
+ * (beta, entropy) > 0 and tau(beta, MI) < 0.
+ *
+ * Usage: `deno task exp:shuffled [--fast] [--seed S] [--out DIR]` (results in `experiments/shuffled_mnist/`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadDigits, PIXELS } from "../_mnist.ts";
+import { kendallTau } from "../../pipeline/kendall.ts";
+import { compareRuns, formatComparison } from "../../pipeline/compare.ts";
+import {
+  accuracy,
+  type Diversity,
+  diversityOf,
+  hiddenBatch,
+  makeMlp,
+  markdownTable,
+  pool14,
+  rng,
+  since,
+  train,
+} from "./_common.ts";
+
+/** Sizes and settings of {@linkcode shuffledMnist}. */
+export interface ShuffledOptions {
+  seed?: number;
+  /** Small sizes (seconds): 14 x 14 inputs, 3 x 32 hidden, 1,000 training digits, 500 held out. */
+  fast?: boolean;
+  out?: string;
+  betas?: number[];
+  hidden?: number;
+  depth?: number;
+  trainN?: number;
+  heldOutN?: number;
+  epochs?: number;
+  miSamples?: number;
+  /** Average-pool the digits to 14 x 14 (default: in --fast only). */
+  pool?: boolean;
+  verbose?: boolean;
+}
+
+/** One model's figures. */
+export interface ShuffledRow extends Diversity {
+  beta: number;
+  /** Accuracy on the training labels it was given (memorization). */
+  trainAccuracy: number;
+  /** Held-out accuracy (true labels). */
+  heldOutAccuracy: number;
+  dir: string;
+}
+
+/** Result of {@linkcode shuffledMnist}. */
+export interface ShuffledResult {
+  rows: ShuffledRow[];
+  /** Kendall tau-b of beta vs mean entropy (expected > 0) and vs mean MI (expected < 0). */
+  tauEntropy: number;
+  tauMi: number;
+  settings: Record<string, number | string>;
+  seconds: number;
+  markdown: string;
+}
+
+/** Runs the experiment. */
+export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledResult> {
+  const t0 = performance.now();
+  const fast = o.fast ?? false, seed = o.seed ?? 0;
+  const betas = o.betas ?? [0, 0.25, 0.5, 0.75, 1];
+  const hidden = o.hidden ?? (fast ? 32 : 256), depth = o.depth ?? 3, pool = o.pool ?? fast;
+  const trainN = o.trainN ?? (fast ? 1000 : 4000), heldOutN = o.heldOutN ?? (fast ? 500 : 2000);
+  const epochs = o.epochs ?? (fast ? 30 : 40), miSamples = o.miSamples ?? (fast ? 500 : 1000);
+  const out = o.out ?? `experiments/shuffled_mnist${fast ? "_fast" : ""}`;
+  const digits = await loadDigits(seed);
+  if (trainN + heldOutN > digits.n) {
+    throw new Error(`Cannot split ${digits.n} digits into train and held-out sets: current value is ${trainN + heldOutN}`);
+  }
+  const dim = pool ? 196 : PIXELS;
+  const x = pool ? pool14(digits.images, trainN + heldOutN) : digits.images.slice(0, (trainN + heldOutN) * PIXELS);
+  const trainX = x.subarray(0, trainN * dim), heldX = x.subarray(trainN * dim, (trainN + heldOutN) * dim);
+  const heldY = digits.labels.slice(trainN, trainN + heldOutN);
+  // One uniform draw and one random label per digit, shared by all beta (label i is random when u[i] < beta).
+  const rand = rng(seed + 2);
+  const u = Float64Array.from({ length: trainN }, () => rand());
+  const randomLabel = Int32Array.from({ length: trainN }, () => Math.floor(rand() * 10));
+  const rows: ShuffledRow[] = [];
+  for (const beta of betas) {
+    const t1 = performance.now();
+    const y = Int32Array.from({ length: trainN }, (_, i) => (u[i] < beta ? randomLabel[i] : digits.labels[i]));
+    const mlp = await makeMlp([dim, ...Array(depth).fill(hidden), 10], seed);
+    await train(mlp, trainX, y, { epochs, batch: 64, lr: 1e-3, seed });
+    const trainAccuracy = accuracy(mlp, trainX, y), heldOutAccuracy = accuracy(mlp, heldX, heldY);
+    const dir = `${out}/beta_${beta}`;
+    const div = await diversityOf(dir, hiddenBatch(mlp, heldX, heldY, { "infotap.beta": String(beta) }), {
+      miSamples,
+      seed,
+    });
+    mlp.dispose();
+    rows.push({ beta, trainAccuracy, heldOutAccuracy, dir, ...div });
+    if (o.verbose) {
+      console.error(
+        `beta ${beta}: train acc ${trainAccuracy.toFixed(3)}, held-out acc ${heldOutAccuracy.toFixed(3)}, entropy ${
+          div.entropy.toFixed(4)
+        }, MI ${div.mi.toFixed(4)} (${since(t1).toFixed(1)} s)`,
+      );
+    }
+  }
+  const tauEntropy = kendallTau(betas, rows.map((r) => r.entropy));
+  const tauMi = kendallTau(betas, rows.map((r) => r.mi));
+  const settings = {
+    seed,
+    mlp: `${dim}-${Array(depth).fill(hidden).join("-")}-10`,
+    train: trainN,
+    heldOut: heldOutN,
+    epochs,
+    miSamples,
+  };
+  const layerNames = rows[0].layers.map((l) => l.layer);
+  const markdown = [
+    markdownTable(
+      ["beta", "train acc (given labels)", "held-out acc", "mean entropy", "mean MI", ...layerNames.flatMap((l) => [
+        `${l} H`,
+        `${l} MI`,
+      ])],
+      rows.map((r) => [
+        r.beta.toFixed(2),
+        r.trainAccuracy,
+        r.heldOutAccuracy,
+        r.entropy,
+        r.mi,
+        ...r.layers.flatMap((l) => [l.entropy, l.mi]),
+      ]),
+      4,
+    ),
+    "",
+    `Kendall tau-b (beta vs mean entropy) = ${tauEntropy.toFixed(3)} (expected > 0); ` +
+    `(beta vs mean MI) = ${tauMi.toFixed(3)} (expected < 0).`,
+  ].join("\n");
+  const result = { rows, tauEntropy, tauMi, settings, seconds: since(t0), markdown };
+  await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
+  return result;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
+  });
+  const r = await shuffledMnist({
+    fast: values.fast,
+    seed: values.seed ? Number(values.seed) : undefined,
+    out: values.out,
+    verbose: true,
+  });
+  console.log(`Shuffled MNIST (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
+  const cmp = await compareRuns(
+    r.rows.map((x) => x.dir),
+    [{ name: "held-out accuracy", values: new Map(r.rows.map((x) => [x.dir, x.heldOutAccuracy])) }],
+  );
+  console.log(formatComparison(cmp));
+  console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
+}
