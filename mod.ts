@@ -49,3 +49,6 @@ export { toParquet, writeTables } from "./pipeline/write.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
+export { uniqueInfoPlugin } from "./plugins/unique_info.ts";
+export { fnv1a, sketchJacobian, sketchMetadata } from "./pipeline/sketch.ts";
+export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";

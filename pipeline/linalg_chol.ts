@@ -61,7 +61,22 @@ export function gramF32(
           const jb = Math.min(4, j1 - j);
           if (lower && c0 + j > ri + ib - 1) break;
           if (ib === 4 && jb === 4 && (!lower || c0 + j + 3 <= ri)) {
-            kernelF32(out, ldo, ri, c0 + j, a[i], a[i + 1], a[i + 2], a[i + 3], b[j], b[j + 1], b[j + 2], b[j + 3], p0, p1);
+            kernelF32(
+              out,
+              ldo,
+              ri,
+              c0 + j,
+              a[i],
+              a[i + 1],
+              a[i + 2],
+              a[i + 3],
+              b[j],
+              b[j + 1],
+              b[j + 2],
+              b[j + 3],
+              p0,
+              p1,
+            );
           } else {
             for (let ii = 0; ii < ib; ii++) {
               for (let jj = 0; jj < jb; jj++) {

@@ -1,12 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  choleskyInPlace,
-  choleskySolve,
-  gemmNT,
-  gramF32,
-  invertSpd,
-  NotPositiveDefiniteError,
-} from "./linalg_chol.ts";
+import { choleskyInPlace, choleskySolve, gemmNT, gramF32, invertSpd, NotPositiveDefiniteError } from "./linalg_chol.ts";
 import { Rng } from "../tests/_util.ts";
 
 /** A random SPD matrix B B^T / n + d I (lower and upper filled). */
@@ -53,7 +46,7 @@ function gaussJordanInverse(a: Float64Array, n: number): Float64Array {
     for (let r = 0; r < n; r++) {
       if (r === c) continue;
       const f = m[r * w + c];
-      if (f !== 0) for (let j = 0; j < w; j++) m[r * w + j] -= f * m[c * w + j];
+      if (f !== 0) { for (let j = 0; j < w; j++) m[r * w + j] -= f * m[c * w + j]; }
     }
   }
   const inv = new Float64Array(n * n);

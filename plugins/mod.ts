@@ -5,6 +5,7 @@
  */
 import type { EstimatorPlugin } from "../pipeline/plugin.ts";
 import { entropyPlugin } from "./entropy.ts";
+import { uniqueInfoPlugin } from "./unique_info.ts";
 
 /** Every built-in plugin. */
-export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin];
+export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin, uniqueInfoPlugin];
