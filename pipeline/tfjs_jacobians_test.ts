@@ -41,6 +41,7 @@ async function collect(it: AsyncIterable<import("apache-arrow").RecordBatch>): P
 for (const backend of ["cpu", "wasm"] as const) {
   Deno.test(`tfjsJacobians (${backend}) equals central finite differences of the model at w0`, async () => {
     const { params, inputs, targets, n } = setup();
+    assert.equal(n, 5);
     const batches = await collect(
       tfjsJacobians({ params, apply, inputs, inputShape: [3], targets, samplesPerBatch: 2, backend }),
     );
