@@ -68,7 +68,7 @@ import { sketchJacobian } from "../pipeline/sketch.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
 import { SKETCH_SEED_KEY } from "../schemas/validate.ts";
 
-/** A growable row-major float64 matrix (capacity doubles on growth). */
+/** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 class Grow {
   data = new Float64Array(0);
   rows = 0;
@@ -78,8 +78,8 @@ class Grow {
   /** Ensures room for `rows x cols`, keeping the contents. */
   ensure(rows: number, cols: number): void {
     if (rows > this.rowCap || cols > this.colCap) {
-      const rc = rows > this.rowCap ? Math.max(rows, 2 * this.rowCap, 16) : this.rowCap;
-      const cc = cols > this.colCap ? Math.max(cols, 2 * this.colCap, 16) : this.colCap;
+      const rc = rows > this.rowCap ? Math.max(rows, Math.ceil(1.25 * this.rowCap), 16) : this.rowCap;
+      const cc = cols > this.colCap ? Math.max(cols, Math.ceil(1.25 * this.colCap), 16) : this.colCap;
       const d = new Float64Array(rc * cc);
       for (let i = 0; i < this.rows; i++) {
         d.set(this.data.subarray(i * this.colCap, i * this.colCap + this.cols), i * cc);
