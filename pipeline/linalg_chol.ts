@@ -31,6 +31,238 @@ const TILE = 128;
 /** Tile over the inner (parameter) dimension of Gram products of float32 rows. */
 const PTILE = 1024;
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For 4 x 4 blocks of C (float64, row-major,
+ * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B transposed tiles (t-major,
+ * float32 or float64). The vector lanes run along j, so every entry is still ONE accumulator summed over t in
+ * ascending order, with the same IEEE operations as the scalar loop: results are bit-identical to the JS path.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
+
+/** The body of `kernel(a, b, c, mi, nj, pt)` for elements of `e` bytes (4 = float32, 8 = float64). */
+function kernelBody(e: 4 | 8): number[] {
+  const [A, B, C, MI, NJ, PT, I, J, PA, PB, T, PC, SA, SB, SC] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+  const ACC = 15, VB0 = 23, VB1 = 24, VA = 25;
+  const get = (l: number) => [0x20, ...uleb(l)], set = (l: number) => [0x21, ...uleb(l)];
+  const i32 = (v: number) => [0x41, ...sleb(v)];
+  const ADD = 0x6a, MUL = 0x6c, SUB = 0x6b, GE_U = 0x4f, EQZ = 0x45;
+  const simd = (op: number) => [0xfd, ...uleb(op)];
+  const mem = (align: number, offset: number) => [...uleb(align), ...uleb(offset)];
+  const loadPair = (off: number) =>
+    e === 4
+      ? [...get(PB), ...simd(0x5d), ...mem(2, off), ...simd(0x5f)] // v128.load64_zero, f64x2.promote_low_f32x4
+      : [...get(PB), ...simd(0x00), ...mem(3, off)]; // v128.load
+  const loadSplat = (off: number) =>
+    e === 4
+      ? [...get(PA), 0x2a, ...mem(2, off), 0xbb, ...simd(0x14)] // f32.load, f64.promote_f32, f64x2.splat
+      : [...get(PA), ...simd(0x0a), ...mem(3, off)]; // v128.load64_splat
+  const rowAddr = (r: number) => [...get(PC), ...get(SC), ...i32(r), MUL, ADD];
+  const code: number[] = [
+    ...get(MI),
+    ...i32(e),
+    MUL,
+    ...set(SA),
+    ...get(NJ),
+    ...i32(e),
+    MUL,
+    ...set(SB),
+    ...get(NJ),
+    ...i32(8),
+    MUL,
+    ...set(SC),
+    ...i32(0),
+    ...set(I),
+    0x02,
+    0x40,
+    0x03,
+    0x40, // block, loop (i)
+    ...get(I),
+    ...get(MI),
+    GE_U,
+    0x0d,
+    1,
+    ...i32(0),
+    ...set(J),
+    0x02,
+    0x40,
+    0x03,
+    0x40, // block, loop (j)
+    ...get(J),
+    ...get(NJ),
+    GE_U,
+    0x0d,
+    1,
+    ...get(C),
+    ...get(I),
+    ...get(SC),
+    MUL,
+    ADD,
+    ...get(J),
+    ...i32(8),
+    MUL,
+    ADD,
+    ...set(PC),
+  ];
+  for (let r = 0; r < 4; r++) {
+    for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...simd(0x00), ...mem(3, 16 * h), ...set(ACC + 2 * r + h));
+  }
+  code.push(
+    ...get(A),
+    ...get(I),
+    ...i32(e),
+    MUL,
+    ADD,
+    ...set(PA),
+    ...get(B),
+    ...get(J),
+    ...i32(e),
+    MUL,
+    ADD,
+    ...set(PB),
+    ...get(PT),
+    ...set(T),
+    0x02,
+    0x40, // block (t)
+    ...get(T),
+    EQZ,
+    0x0d,
+    0,
+    0x03,
+    0x40, // loop (t)
+    ...loadPair(0),
+    ...set(VB0),
+    ...loadPair(2 * e),
+    ...set(VB1),
+  );
+  for (let r = 0; r < 4; r++) {
+    code.push(...loadSplat(r * e), ...set(VA));
+    for (let h = 0; h < 2; h++) {
+      const acc = ACC + 2 * r + h;
+      code.push(...get(acc), ...get(VA), ...get(h ? VB1 : VB0), ...simd(0xf2), ...simd(0xf0), ...set(acc));
+    }
+  }
+  code.push(
+    ...get(PA),
+    ...get(SA),
+    ADD,
+    ...set(PA),
+    ...get(PB),
+    ...get(SB),
+    ADD,
+    ...set(PB),
+    ...get(T),
+    ...i32(1),
+    SUB,
+    0x22,
+    ...uleb(T), // local.tee t
+    0x0d,
+    0, // br_if loop (t)
+    0x0b,
+    0x0b, // end loop, end block (t)
+  );
+  for (let r = 0; r < 4; r++) {
+    for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...get(ACC + 2 * r + h), ...simd(0x0b), ...mem(3, 16 * h));
+  }
+  code.push(
+    ...get(J),
+    ...i32(4),
+    ADD,
+    ...set(J),
+    0x0c,
+    0,
+    0x0b,
+    0x0b, // j += 4, br loop (j), end, end
+    ...get(I),
+    ...i32(4),
+    ADD,
+    ...set(I),
+    0x0c,
+    0,
+    0x0b,
+    0x0b, // i += 4, br loop (i), end, end
+    0x0b, // end function
+  );
+  const locals = [2, ...uleb(9), 0x7f, ...uleb(11), 0x7b]; // 9 i32 locals, 11 v128 locals
+  return [...uleb(locals.length + code.length), ...locals, ...code];
+}
+
+function wasmModule(): Uint8Array<ArrayBuffer> {
+  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+  const bodies = [kernelBody(4), kernelBody(8)];
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, [1, 0x60, 6, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
+    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
+    ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...str("f32"), 0x00, 0, ...str("f64"), 0x00, 1]),
+    ...section(10, [2, ...bodies.flat()]),
+  ]);
+}
+
+type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number) => void;
+
+/** The SIMD kernels and their scratch memory, or null where WebAssembly SIMD is unavailable. */
+const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
+  try {
+    const bytes = wasmModule();
+    if (!WebAssembly.validate(bytes)) return null;
+    const mem = new WebAssembly.Memory({ initial: 20 }); // grown on demand (ensureMemory)
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
+    const f32 = inst.exports.f32 as KernelFn, f64 = inst.exports.f64 as KernelFn;
+    // V8 starts WebAssembly in its baseline compiler (Liftoff, ~2x slower here) and tiers a function up to the
+    // optimising compiler after enough calls; our kernels run few, long calls, so a few thousand tiny calls
+    // (~5 ms) trigger the tier-up now.
+    for (let r = 0; r < 3000; r++) {
+      f32(0, 4096, 8192, 4, 4, 8);
+      f64(0, 4096, 8192, 4, 4, 8);
+    }
+    return { f32, f64, mem };
+  } catch {
+    return null;
+  }
+})();
+
+/** Whether the WebAssembly SIMD kernels are in use (else the scalar JavaScript kernels). */
+export const wasmSimd: boolean = WASM !== null;
+/** Set to false to force the scalar JavaScript kernels (tests, benchmarks). */
+export const kernels = { useWasm: WASM !== null };
+
+/** Scratch layout: a C tile (TILE x TILE float64), an A tile (TILE x PTILE), then a B panel (all columns x PTILE). */
+const C_OFF = 0, A_OFF = TILE * TILE * 8, B_OFF = A_OFF + TILE * PTILE * 8;
+
+function ensureMemory(w: NonNullable<typeof WASM>, bytes: number): void {
+  const have = w.mem.buffer.byteLength;
+  if (bytes > have) w.mem.grow(Math.ceil((bytes - have) / 65536));
+}
+
 /**
  * Gram products of float32 rows in float64: `out[(r0 + i) * ldo + c0 + j] += dot(a[i], b[j])` for every row `i`
  * of `a` and `j` of `b`; with `lower`, only where `c0 + j <= r0 + i`. Every row has the same length.
@@ -50,6 +282,71 @@ export function gramF32(
   for (const r of [...a, ...b]) {
     if (r.length !== p) throw new Error(`Cannot multiply rows of different lengths: current value is ${r.length}`);
   }
+  if (WASM && kernels.useWasm) gramF32Wasm(WASM, out, ldo, r0, c0, a, b, lower);
+  else gramF32Js(out, ldo, r0, c0, a, b, lower);
+}
+
+function gramF32Wasm(
+  w: NonNullable<typeof WASM>,
+  out: Float64Array,
+  ldo: number,
+  r0: number,
+  c0: number,
+  a: readonly Float32Array[],
+  b: readonly Float32Array[],
+  lower: boolean,
+): void {
+  const m = a.length, n = b.length, p = a[0].length;
+  const m4 = m - (m % 4), n4 = n - (n % 4);
+  ensureMemory(w, B_OFF + n4 * PTILE * 4);
+  const f32 = new Float32Array(w.mem.buffer), f64 = new Float64Array(w.mem.buffer);
+  const ao = A_OFF / 4, bo = B_OFF / 4, co = C_OFF / 8;
+  for (let p0 = 0; p0 < p; p0 += PTILE) {
+    const pt = Math.min(p, p0 + PTILE) - p0;
+    // the B panel of this parameter tile, once: column tile j0 at bo + j0 * pt, laid out [t][jj]
+    for (let j0 = 0; j0 < n4; j0 += TILE) {
+      const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
+      for (let jj = 0; jj < nj; jj++) {
+        const row = b[j0 + jj];
+        for (let t = 0; t < pt; t++) f32[base + t * nj + jj] = row[p0 + t];
+      }
+    }
+    for (let i0 = 0; i0 < m4; i0 += TILE) {
+      const mi = Math.min(TILE, m4 - i0);
+      for (let ii = 0; ii < mi; ii++) {
+        const row = a[i0 + ii];
+        for (let t = 0; t < pt; t++) f32[ao + t * mi + ii] = row[p0 + t];
+      }
+      for (let j0 = 0; j0 < n4; j0 += TILE) {
+        const nj = Math.min(TILE, n4 - j0);
+        if (lower && c0 + j0 > r0 + i0 + mi - 1) break;
+        for (let ii = 0; ii < mi; ii++) {
+          const o = (r0 + i0 + ii) * ldo + c0 + j0;
+          for (let jj = 0; jj < nj; jj++) f64[co + ii * nj + jj] = out[o + jj];
+        }
+        w.f32(A_OFF, B_OFF + j0 * pt * 4, C_OFF, mi, nj, pt);
+        for (let ii = 0; ii < mi; ii++) {
+          const o = (r0 + i0 + ii) * ldo + c0 + j0;
+          const jEnd = lower ? Math.min(nj, r0 + i0 + ii - c0 - j0 + 1) : nj;
+          for (let jj = 0; jj < jEnd; jj++) out[o + jj] = f64[co + ii * nj + jj];
+        }
+      }
+    }
+  }
+  if (m4 < m) gramF32Js(out, ldo, r0 + m4, c0, a.slice(m4), b, lower);
+  if (n4 < n && m4 > 0) gramF32Js(out, ldo, r0, c0 + n4, a.slice(0, m4), b.slice(n4), lower);
+}
+
+function gramF32Js(
+  out: Float64Array,
+  ldo: number,
+  r0: number,
+  c0: number,
+  a: readonly Float32Array[],
+  b: readonly Float32Array[],
+  lower: boolean,
+): void {
+  const m = a.length, n = b.length, p = a[0].length;
   for (let p0 = 0; p0 < p; p0 += PTILE) {
     const p1 = Math.min(p, p0 + PTILE);
     for (let j0 = 0; j0 < n; j0 += TILE) {
@@ -152,6 +449,129 @@ export function gemmNT(
   k1: number,
   alpha: number,
   lower: number | null = null,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (WASM && kernels.useWasm) gemmNTWasm(WASM, c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+  else gemmNTJs(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+}
+
+function gemmNTWasm(
+  w: NonNullable<typeof WASM>,
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number),
+  k1: number,
+  alpha: number,
+  lower: number | null,
+): void {
+  const m4 = m - (m % 4), n4 = n - (n % 4);
+  const starts: number[] = [];
+  for (let i0 = 0; i0 < m4; i0 += TILE) starts.push(typeof k0 === "number" ? k0 : k0(i0));
+  const kMin = Math.min(k1, ...starts);
+  ensureMemory(w, B_OFF + n4 * PTILE * 8);
+  const f64 = new Float64Array(w.mem.buffer);
+  const ao = A_OFF / 8, bo = B_OFF / 8, co = C_OFF / 8;
+  for (let p0 = kMin; p0 < k1 && m4 > 0 && n4 > 0; p0 += PTILE) {
+    const p1 = Math.min(k1, p0 + PTILE), pt = p1 - p0;
+    for (let j0 = 0; j0 < n4; j0 += TILE) {
+      const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
+      for (let jj = 0; jj < nj; jj++) {
+        const r = (bj + j0 + jj) * ldb + p0;
+        for (let t = 0; t < pt; t++) f64[base + t * nj + jj] = b[r + t];
+      }
+    }
+    for (let i0 = 0, it = 0; i0 < m4; i0 += TILE, it++) {
+      const mi = Math.min(TILE, m4 - i0);
+      const start = Math.max(p0, starts[it]);
+      if (start >= p1) continue;
+      const len = p1 - start;
+      for (let ii = 0; ii < mi; ii++) {
+        const r = (ai + i0 + ii) * lda + start;
+        for (let t = 0; t < len; t++) f64[ao + t * mi + ii] = a[r + t];
+      }
+      for (let j0 = 0; j0 < n4; j0 += TILE) {
+        const nj = Math.min(TILE, n4 - j0);
+        if (lower !== null && j0 > i0 + mi - 1 + lower) break;
+        f64.fill(0, co, co + mi * nj);
+        w.f64(A_OFF, B_OFF + (j0 * pt + (start - p0) * nj) * 8, C_OFF, mi, nj, len);
+        for (let ii = 0; ii < mi; ii++) {
+          const o = (ci + i0 + ii) * ldc + cj + j0;
+          const jEnd = lower !== null ? Math.min(nj, i0 + ii + lower - j0 + 1) : nj;
+          for (let jj = 0; jj < jEnd; jj++) c[o + jj] += alpha * f64[co + ii * nj + jj];
+        }
+      }
+    }
+  }
+  const kShift = (d: number) => (typeof k0 === "number" ? k0 : (i: number) => k0(i + d));
+  if (m4 < m) {
+    gemmNTJs(
+      c,
+      ldc,
+      ci + m4,
+      cj,
+      a,
+      lda,
+      ai + m4,
+      b,
+      ldb,
+      bj,
+      m - m4,
+      n,
+      kShift(m4),
+      k1,
+      alpha,
+      lower === null ? null : lower + m4,
+    );
+  }
+  if (n4 < n && m4 > 0) {
+    gemmNTJs(
+      c,
+      ldc,
+      ci,
+      cj + n4,
+      a,
+      lda,
+      ai,
+      b,
+      ldb,
+      bj + n4,
+      m4,
+      n - n4,
+      k0,
+      k1,
+      alpha,
+      lower === null ? null : lower - n4,
+    );
+  }
+}
+
+function gemmNTJs(
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number),
+  k1: number,
+  alpha: number,
+  lower: number | null,
 ): void {
   for (let j0 = 0; j0 < n; j0 += TILE) {
     const j1 = Math.min(n, j0 + TILE);

@@ -1,6 +1,32 @@
 import assert from "node:assert/strict";
-import { choleskyInPlace, choleskySolve, gemmNT, gramF32, invertSpd, NotPositiveDefiniteError } from "./linalg_chol.ts";
+import {
+  choleskyInPlace,
+  choleskySolve,
+  gemmNT,
+  gramF32,
+  invertSpd,
+  kernels,
+  NotPositiveDefiniteError,
+  wasmSimd,
+} from "./linalg_chol.ts";
 import { Rng } from "../tests/_util.ts";
+
+/** Runs a test with the WebAssembly SIMD kernels and with the scalar JavaScript kernels. */
+function both(name: string, fn: () => void): void {
+  for (const useWasm of [true, false]) {
+    Deno.test(`${name} (${useWasm ? "wasm simd" : "js"} kernels)`, () => {
+      const saved = kernels.useWasm;
+      kernels.useWasm = useWasm;
+      try {
+        fn();
+      } finally {
+        kernels.useWasm = saved;
+      }
+    });
+  }
+}
+
+Deno.test("the WebAssembly SIMD kernels load on this engine", () => assert.equal(wasmSimd, true));
 
 /** A random SPD matrix B B^T / n + d I (lower and upper filled). */
 function spd(n: number, rng: Rng, d = 0.5): Float64Array {
@@ -63,7 +89,7 @@ function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return err / scale;
 }
 
-Deno.test("choleskyInPlace equals the naive Cholesky (blocked sizes around the block edge)", () => {
+both("choleskyInPlace equals the naive Cholesky (blocked sizes around the block edge)", () => {
   const rng = new Rng(1);
   for (const n of [1, 3, 5, 63, 64, 65, 130]) {
     const a = spd(n, rng);
@@ -74,7 +100,7 @@ Deno.test("choleskyInPlace equals the naive Cholesky (blocked sizes around the b
   }
 });
 
-Deno.test("invertSpd equals Gauss-Jordan inversion and A A^-1 = I", () => {
+both("invertSpd equals Gauss-Jordan inversion and A A^-1 = I", () => {
   const rng = new Rng(2);
   for (const n of [1, 2, 7, 64, 129]) {
     const a = spd(n, rng);
@@ -90,7 +116,7 @@ Deno.test("invertSpd equals Gauss-Jordan inversion and A A^-1 = I", () => {
   }
 });
 
-Deno.test("choleskySolve solves A y = b", () => {
+both("choleskySolve solves A y = b", () => {
   const rng = new Rng(3);
   const n = 70;
   const a = spd(n, rng);
@@ -105,13 +131,13 @@ Deno.test("choleskySolve solves A y = b", () => {
   }
 });
 
-Deno.test("choleskyInPlace rejects a matrix that is not positive definite", () => {
+both("choleskyInPlace rejects a matrix that is not positive definite", () => {
   const a = new Float64Array([1, 2, 2, 1]);
   assert.throws(() => choleskyInPlace(a, 2), NotPositiveDefiniteError);
   assert.throws(() => choleskyInPlace(new Float64Array([NaN]), 1), /not positive definite at pivot 0/);
 });
 
-Deno.test("gramF32 equals naive dot products, bit for bit whatever the blocking", () => {
+both("gramF32 equals naive dot products, bit for bit whatever the blocking", () => {
   const rng = new Rng(4);
   const p = 2500; // crosses the inner tile
   const rows = Array.from({ length: 11 }, () => Float32Array.from({ length: p }, () => rng.normal()));
@@ -136,7 +162,7 @@ Deno.test("gramF32 equals naive dot products, bit for bit whatever the blocking"
   }
 });
 
-Deno.test("gemmNT with a lower mask and per-block start", () => {
+both("gemmNT with a lower mask and per-block start", () => {
   const rng = new Rng(5);
   const m = 9, k = 13;
   const a = Float64Array.from({ length: m * k }, () => rng.normal());
@@ -147,6 +173,42 @@ Deno.test("gemmNT with a lower mask and per-block start", () => {
       let s = 0;
       for (let t = 2; t < k; t++) s += a[i * k + t] * a[j * k + t];
       assert.ok(Math.abs(c[i * m + j] - (j <= i ? -2 * s : 0)) < 1e-12);
+    }
+  }
+});
+
+Deno.test("gramF32: the SIMD kernel gives the same bits as the scalar one, across row and parameter tiles", () => {
+  const rng = new Rng(6);
+  const p = 1100, n = 150;
+  const rows = Array.from({ length: n }, () => Float32Array.from({ length: p }, () => rng.normal()));
+  const other = rows.slice(3, 141);
+  const run = (useWasm: boolean, lower: boolean) => {
+    kernels.useWasm = useWasm;
+    const out = new Float64Array((n + 5) * (n + 7));
+    gramF32(out, n + 7, 2, 5, rows, lower ? rows : other, lower);
+    kernels.useWasm = wasmSimd;
+    return out;
+  };
+  for (const lower of [false, true]) assert.deepEqual(run(true, lower), run(false, lower));
+});
+
+both("gemmNT across tiles, with offsets, a lower mask and per-block starts that skip exact zeros", () => {
+  const rng = new Rng(7);
+  const m = 137, n = 133, k = 1100, ld = 1105;
+  const a = Float64Array.from({ length: (m + 2) * ld }, () => rng.normal());
+  const b = Float64Array.from({ length: (n + 1) * ld }, () => rng.normal());
+  // row i of A is zero before 3 + (first row of its 4-row block), as in a triangular factor
+  const k0 = (i: number) => 3 + i;
+  for (let i = 0; i < m; i++) for (let t = 0; t < 3 + i - (i % 4); t++) a[(i + 2) * ld + t] = 0;
+  const c = new Float64Array((m + 1) * (n + 2));
+  gemmNT(c, n + 2, 1, 2, a, ld, 2, b, ld, 1, m, n, k0, k, 0.5, -3);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 3; t < k; t++) s += a[(i + 2) * ld + t] * b[(j + 1) * ld + t];
+      const got = c[(i + 1) * (n + 2) + j + 2];
+      if (j <= i - 3) assert.ok(Math.abs(got - 0.5 * s) < 1e-9, `${i},${j}: ${got} vs ${0.5 * s}`);
+      else assert.equal(got, 0);
     }
   }
 });
