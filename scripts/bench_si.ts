@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { uniqueInfoPlugin } from "../plugins/unique_info.ts";
 import type { Batch } from "../pipeline/batch.ts";
-import { choleskyInPlace, choleskySolve, gramF32 } from "../pipeline/linalg_chol.ts";
+import { choleskyInPlace, choleskySolve, gramF32, invertSpd, kernels, wasmSimd } from "../pipeline/linalg_chol.ts";
 
 /** One benchmark figure (the lead's `scripts/bench.ts` renders these). */
 export interface BenchRow {
@@ -123,21 +123,18 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
   const t2 = performance.now();
   const fast = (t2 - t0) / 1000;
 
-  // reference: the kernel in sample order (as the estimator builds it), then one re-solve per sample
-  const trainRows: Float32Array[] = [], testRows: Float32Array[] = [];
+  // reference: the estimator's own kernel (samples arrive in id order here, so slot order = sample order),
+  // then one re-solve per sample
   const r = new Float64Array(N);
-  for (const b of batches) {
-    for (let i = 0; i < b.numRows; i++) {
-      const row = b.columns[0].values.subarray(i * p, (i + 1) * p);
-      if (b.split![i] === 0) {
-        r[trainRows.length] = b.target![i] - b.f0![i];
-        trainRows.push(row);
-      } else testRows.push(row);
+  {
+    let x = 0;
+    for (const b of batches) {
+      for (let i = 0; i < b.numRows; i++) if (b.split![i] === 0) r[x++] = b.target![i] - b.f0![i];
     }
   }
-  const theta = new Float64Array(N * N), ktest = new Float64Array(T * N);
-  gramF32(theta, N, 0, 0, trainRows, trainRows);
-  gramF32(ktest, N, 0, 0, testRows, trainRows);
+  const inner = est as unknown as { theta: { compact(): Float64Array }; ktest: { compact(): Float64Array } };
+  const theta = inner.theta.compact(), ktest = inner.ktest.compact();
+  for (let i = 0; i < N; i++) for (let j = i + 1; j < N; j++) theta[i * N + j] = theta[j * N + i];
   const a = Float64Array.from(theta);
   for (let i = 0; i < N; i++) a[i * N + i] += lambda;
   choleskyInPlace(a, N);
@@ -178,7 +175,12 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
 
   // Gram: tfjs-backend-wasm float32 matMul against ours, on a block of rows
   const g = args.quick ? 200 : 1000;
-  const block = trainRows.slice(0, g);
+  const block: Float32Array[] = [];
+  for (const b of batches) {
+    for (let i = 0; i < b.numRows && block.length < g; i++) {
+      block.push(b.columns[0].values.subarray(i * p, (i + 1) * p));
+    }
+  }
   const flat = new Float32Array(g * p);
   block.forEach((row, i) => flat.set(row, i * p));
   const { tfjsJacobians } = await import("../pipeline/tfjs_jacobians.ts");
@@ -192,6 +194,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       backend: "wasm",
     })
   ) { /* starts the wasm backend */ }
+  tf.dispose(tf.matMul(tf.ones([8, 64]), tf.ones([8, 64]), false, true)); // warm-up
   const t4 = performance.now();
   const x = tf.tensor2d(flat, [g, p]);
   const gt = tf.matMul(x, x, false, true);
@@ -215,6 +218,39 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       err.toExponential(1)
     } (${tf.getBackend()}, SIMD ${tf.env().getBool("WASM_HAS_SIMD_SUPPORT")})`,
   });
+
+  // the same linear algebra with the scalar JavaScript kernels instead of the WebAssembly SIMD ones
+  const h = Math.min(block.length, args.quick ? 200 : 1000), q = args.quick ? 400 : 2000;
+  const spd = new Float64Array(q * q);
+  for (let i = 0; i < q; i++) {
+    for (let j = 0; j <= i; j++) spd[i * q + j] = (i === j ? q : 0) + ((i * 31 + j * 17) % 13) / 13;
+  }
+  for (
+    const [label, work] of [
+      [
+        `Gram ${h} rows x P = ${p} (lower triangle)`,
+        () => gramF32(new Float64Array(h * h), h, 0, 0, block.slice(0, h), block.slice(0, h), true),
+      ],
+      [`SPD inverse n = ${q} (Cholesky + L^-T + Y Y^T)`, () => invertSpd(spd, q)],
+    ] as const
+  ) {
+    const time = (useWasm: boolean) => {
+      kernels.useWasm = useWasm;
+      const t = performance.now();
+      work();
+      kernels.useWasm = wasmSimd;
+      return (performance.now() - t) / 1000;
+    };
+    const simd = time(true), js = time(false);
+    rows.push({
+      name: `${label}: WebAssembly SIMD kernel`,
+      value: simd,
+      unit: "s",
+      reference: js,
+      ratio: js / simd,
+      note: "reference: the scalar JavaScript 4 x 4 kernel (same results; Gram bit-identical)",
+    });
+  }
   return rows;
 }
 
