@@ -25,6 +25,10 @@
  * `pipeline/sketch.ts` (seed `--seed`); columns sketched by the producer (field metadata `infotap.sketch.seed`)
  * are used as they are.
  *
+ * Memory: rows `4 P (nk + n_test k)` bytes, kernels `8 (nk)(nk + n_test k)` (plus up to 56% growth slack), and
+ * after the stream three more `8 (nk)^2` arrays (the factor, `L^-T` and `M`): about 1.5 GB for nk = 5,000,
+ * P = 20,000. Linear algebra: `pipeline/linalg_chol.ts` (float64 throughout; WebAssembly SIMD products).
+ *
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
  *
@@ -433,7 +437,7 @@ class UniqueInfoEstimator implements Estimator {
     let k = 0;
     for (const o of tr.outputs) k = Math.max(k, o + 1);
     const train = this.#samples(tr, k, "train");
-    const test = te.rows.length > 0 ? this.#samples(te, k, "test") : null;
+    const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
     const n = train.ids.length, N = n * k, lambda = this.lambda;
     const si = new Float64Array(n), fsi = new Float64Array(n);
     if (N > 0) {

@@ -8,6 +8,8 @@ import { uniqueInfoPlugin } from "./unique_info.ts";
 import { jacobianBatch, type JacobianRows, Rng, rowsOf, runPlugin } from "../tests/_util.ts";
 import type { Batch } from "../pipeline/batch.ts";
 import { sketchJacobian, sketchMetadata } from "../pipeline/sketch.ts";
+import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
+import { analyze } from "../pipeline/run.ts";
 
 interface Problem {
   n: number;
@@ -330,4 +332,52 @@ Deno.test("unique-info: bad input errors name file, batch and column", async () 
     /\[unique-info\] Cannot run as --si-lambda is required/,
   );
   await assert.rejects(() => runPlugin(uniqueInfoPlugin, { "si-lambda": 0 }, batches), /--si-lambda as it must be > 0/);
+});
+
+Deno.test("unique-info: a stream with no train rows gives an empty table", async () => {
+  const pr = problem(4, 3, 2, 2, 5);
+  const testOnly = batchesOf(pr, 100).map((b) => {
+    const keep = [...Array(b.numRows).keys()].filter((r) => b.split![r] === 1);
+    return jacobianBatch({
+      sampleId: keep.map((r) => b.sampleId[r]),
+      split: keep.map(() => "test"),
+      output: keep.map((r) => b.output![r]),
+      f0: keep.map((r) => b.f0![r]),
+      target: keep.map(() => null),
+      tensors: Object.fromEntries(b.columns.map((c) => [c.name, {
+        width: c.width,
+        values: Float32Array.from(keep.flatMap((r) => [...c.values.subarray(r * c.width, (r + 1) * c.width)])),
+      }])),
+    });
+  });
+  const { results } = await runPlugin(uniqueInfoPlugin, { "si-lambda": 1 }, testOnly);
+  assert.equal(results.unique_information.numRows, 0);
+});
+
+Deno.test("unique-info end to end: analyze() on a written jacobians/v1 stream", async () => {
+  const pr = problem(8, 6, 3, 2, 9);
+  const ref = looReference(pr, 0.2);
+  const path = await Deno.makeTempFile({ suffix: ".arrows" });
+  const out = await Deno.makeTempDir();
+  try {
+    const batches = batchesOf(pr, 5);
+    const records = batches.map((b) =>
+      makeRecordBatch({
+        kind: "jacobians/v1",
+        sampleId: b.sampleId,
+        split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
+        output: b.output!,
+        f0: b.f0!,
+        target: b.target!,
+        tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
+      })
+    );
+    await writeBatches(path, records);
+    const r = await analyze({ inputs: [path], options: { "si-lambda": 0.2 }, out });
+    const rows = rowsOf(r.tables.unique_information);
+    rows.forEach((row, i) => assertRel(row.si_weights as number, ref.w[i], 1e-8, "si_weights"));
+  } finally {
+    await Deno.remove(path);
+    await Deno.remove(out, { recursive: true });
+  }
 });
