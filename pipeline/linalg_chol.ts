@@ -1,7 +1,7 @@
 /**
  * Dense float64 linear algebra for kernel methods: Gram products of float32 rows accumulated in float64, a
  * blocked Cholesky factorisation, blocked triangular solves and the inverse of a symmetric positive-definite
- * matrix. Every heavy step is the same "rows dot rows" product (`C += alpha * A B^T`) run through a 4 x 4
+ * matrix. Every heavy step is the same "rows dot rows" product (`C += alpha * A B^T`) run through a register-blocked
  * register-blocked micro-kernel, so the O(n^3) work is matrix products.
  *
  * Matrices are row-major `Float64Array`s of `n * n` (leading dimension `n`). Only the lower triangle of a
@@ -28,11 +28,15 @@
 const NB = 64;
 /** Tile over the row dimension of products, for cache reuse. */
 const TILE = 128;
+/** Rows of the SIMD micro-kernel's register block (times 4 columns): 6 x 4 uses 15 of the 16 vector registers. */
+const KR = 6;
+/** Row tile of the SIMD path (a multiple of KR). */
+const TI = 120;
 /** Tile over the inner (parameter) dimension of Gram products of float32 rows. */
 const PTILE = 1024;
 
 /* ---------------------------------------------------------------------------------------------------------------
- * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For 4 x 4 blocks of C (float64, row-major,
+ * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For KR x 4 blocks of C (float64, row-major,
  * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B transposed tiles (t-major,
  * float32 or float64). The vector lanes run along j, so every entry is still ONE accumulator summed over t in
  * ascending order, with the same IEEE operations as the scalar loop: results are bit-identical to the JS path.
@@ -62,7 +66,7 @@ function sleb(n: number): number[] {
 /** The body of `kernel(a, b, c, mi, nj, pt)` for elements of `e` bytes (4 = float32, 8 = float64). */
 function kernelBody(e: 4 | 8): number[] {
   const [A, B, C, MI, NJ, PT, I, J, PA, PB, T, PC, SA, SB, SC] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
-  const ACC = 15, VB0 = 23, VB1 = 24, VA = 25;
+  const ACC = 15, VB0 = ACC + 2 * KR, VB1 = VB0 + 1, VA = VB0 + 2;
   const get = (l: number) => [0x20, ...uleb(l)], set = (l: number) => [0x21, ...uleb(l)];
   const i32 = (v: number) => [0x41, ...sleb(v)];
   const ADD = 0x6a, MUL = 0x6c, SUB = 0x6b, GE_U = 0x4f, EQZ = 0x45;
@@ -123,7 +127,7 @@ function kernelBody(e: 4 | 8): number[] {
     ADD,
     ...set(PC),
   ];
-  for (let r = 0; r < 4; r++) {
+  for (let r = 0; r < KR; r++) {
     for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...simd(0x00), ...mem(3, 16 * h), ...set(ACC + 2 * r + h));
   }
   code.push(
@@ -154,7 +158,7 @@ function kernelBody(e: 4 | 8): number[] {
     ...loadPair(2 * e),
     ...set(VB1),
   );
-  for (let r = 0; r < 4; r++) {
+  for (let r = 0; r < KR; r++) {
     code.push(...loadSplat(r * e), ...set(VA));
     for (let h = 0; h < 2; h++) {
       const acc = ACC + 2 * r + h;
@@ -180,7 +184,7 @@ function kernelBody(e: 4 | 8): number[] {
     0x0b,
     0x0b, // end loop, end block (t)
   );
-  for (let r = 0; r < 4; r++) {
+  for (let r = 0; r < KR; r++) {
     for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...get(ACC + 2 * r + h), ...simd(0x0b), ...mem(3, 16 * h));
   }
   code.push(
@@ -193,16 +197,16 @@ function kernelBody(e: 4 | 8): number[] {
     0x0b,
     0x0b, // j += 4, br loop (j), end, end
     ...get(I),
-    ...i32(4),
+    ...i32(KR),
     ADD,
     ...set(I),
     0x0c,
     0,
     0x0b,
-    0x0b, // i += 4, br loop (i), end, end
+    0x0b, // i += KR, br loop (i), end, end
     0x0b, // end function
   );
-  const locals = [2, ...uleb(9), 0x7f, ...uleb(11), 0x7b]; // 9 i32 locals, 11 v128 locals
+  const locals = [2, ...uleb(9), 0x7f, ...uleb(2 * KR + 3), 0x7b]; // 9 i32 locals, 2 KR + 3 v128 locals
   return [...uleb(locals.length + code.length), ...locals, ...code];
 }
 
@@ -256,7 +260,7 @@ export const wasmSimd: boolean = WASM !== null;
 export const kernels = { useWasm: WASM !== null };
 
 /** Scratch layout: a C tile (TILE x TILE float64), an A tile (TILE x PTILE), then a B panel (all columns x PTILE). */
-const C_OFF = 0, A_OFF = TILE * TILE * 8, B_OFF = A_OFF + TILE * PTILE * 8;
+const C_OFF = 0, A_OFF = TI * TILE * 8, B_OFF = A_OFF + TI * PTILE * 8;
 
 function ensureMemory(w: NonNullable<typeof WASM>, bytes: number): void {
   const have = w.mem.buffer.byteLength;
@@ -297,7 +301,7 @@ function gramF32Wasm(
   lower: boolean,
 ): void {
   const m = a.length, n = b.length, p = a[0].length;
-  const m4 = m - (m % 4), n4 = n - (n % 4);
+  const m4 = m - (m % KR), n4 = n - (n % 4);
   ensureMemory(w, B_OFF + n4 * PTILE * 4);
   const f32 = new Float32Array(w.mem.buffer), f64 = new Float64Array(w.mem.buffer);
   const ao = A_OFF / 4, bo = B_OFF / 4, co = C_OFF / 8;
@@ -311,8 +315,8 @@ function gramF32Wasm(
         for (let t = 0; t < pt; t++) f32[base + t * nj + jj] = row[p0 + t];
       }
     }
-    for (let i0 = 0; i0 < m4; i0 += TILE) {
-      const mi = Math.min(TILE, m4 - i0);
+    for (let i0 = 0; i0 < m4; i0 += TI) {
+      const mi = Math.min(TI, m4 - i0);
       for (let ii = 0; ii < mi; ii++) {
         const row = a[i0 + ii];
         for (let t = 0; t < pt; t++) f32[ao + t * mi + ii] = row[p0 + t];
@@ -474,9 +478,9 @@ function gemmNTWasm(
   alpha: number,
   lower: number | null,
 ): void {
-  const m4 = m - (m % 4), n4 = n - (n % 4);
+  const m4 = m - (m % KR), n4 = n - (n % 4);
   const starts: number[] = [];
-  for (let i0 = 0; i0 < m4; i0 += TILE) starts.push(typeof k0 === "number" ? k0 : k0(i0));
+  for (let i0 = 0; i0 < m4; i0 += TI) starts.push(typeof k0 === "number" ? k0 : k0(i0));
   const kMin = Math.min(k1, ...starts);
   ensureMemory(w, B_OFF + n4 * PTILE * 8);
   const f64 = new Float64Array(w.mem.buffer);
@@ -490,8 +494,8 @@ function gemmNTWasm(
         for (let t = 0; t < pt; t++) f64[base + t * nj + jj] = b[r + t];
       }
     }
-    for (let i0 = 0, it = 0; i0 < m4; i0 += TILE, it++) {
-      const mi = Math.min(TILE, m4 - i0);
+    for (let i0 = 0, it = 0; i0 < m4; i0 += TI, it++) {
+      const mi = Math.min(TI, m4 - i0);
       const start = Math.max(p0, starts[it]);
       if (start >= p1) continue;
       const len = p1 - start;
