@@ -46,8 +46,8 @@ const PTILE = 1024;
 
 /* ---------------------------------------------------------------------------------------------------------------
  * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For KR x 4 blocks of C (float64, row-major,
- * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B transposed tiles (t-major,
- * float32 or float64). The vector lanes run along j, so every entry is still ONE accumulator summed over t in
+ * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B packed in micro-panels (BLIS style:
+ * KR rows of A, or 4 columns of B, interleaved along t; panel lengths la and lb), float32 or float64. The vector lanes run along j, so every entry is still ONE accumulator summed over t in
  * ascending order, with the same IEEE operations as the scalar loop: results are bit-identical to the JS path.
  * ------------------------------------------------------------------------------------------------------------- */
 
@@ -74,8 +74,9 @@ function sleb(n: number): number[] {
 
 /** The body of `kernel(a, b, c, mi, nj, pt)` for elements of `e` bytes (4 = float32, 8 = float64). */
 function kernelBody(e: 4 | 8): number[] {
-  const [A, B, C, MI, NJ, PT, I, J, PA, PB, T, PC, SA, SB, SC] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
-  const ACC = 15, VB0 = ACC + 2 * KR, VB1 = VB0 + 1, VA = VB0 + 2;
+  const [A, B, C, MI, NJ, PT, LA, LB] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const [I, J, PA, PB, T, PC, SA, SB, SC] = [8, 9, 10, 11, 12, 13, 14, 15, 16];
+  const ACC = 17, VB0 = ACC + 2 * KR, VB1 = VB0 + 1, VA = VB0 + 2;
   const get = (l: number) => [0x20, ...uleb(l)], set = (l: number) => [0x21, ...uleb(l)];
   const i32 = (v: number) => [0x41, ...sleb(v)];
   const ADD = 0x6a, MUL = 0x6c, SUB = 0x6b, GE_U = 0x4f, EQZ = 0x45;
@@ -91,13 +92,9 @@ function kernelBody(e: 4 | 8): number[] {
       : [...get(PA), ...simd(0x0a), ...mem(3, off)]; // v128.load64_splat
   const rowAddr = (r: number) => [...get(PC), ...get(SC), ...i32(r), MUL, ADD];
   const code: number[] = [
-    ...get(MI),
-    ...i32(e),
-    MUL,
+    ...i32(KR * e),
     ...set(SA),
-    ...get(NJ),
-    ...i32(e),
-    MUL,
+    ...i32(4 * e),
     ...set(SB),
     ...get(NJ),
     ...i32(8),
@@ -142,12 +139,16 @@ function kernelBody(e: 4 | 8): number[] {
   code.push(
     ...get(A),
     ...get(I),
+    ...get(LA),
+    MUL,
     ...i32(e),
     MUL,
     ADD,
     ...set(PA),
     ...get(B),
     ...get(J),
+    ...get(LB),
+    MUL,
     ...i32(e),
     MUL,
     ADD,
@@ -232,7 +233,7 @@ function wasmModule(): Uint8Array<ArrayBuffer> {
     0x00,
     0x00,
     0x00,
-    ...section(1, [1, 0x60, 6, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
+    ...section(1, [1, 0x60, 8, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
     ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
     ...section(3, [2, 0, 0]),
     ...section(7, [2, ...str("f32"), 0x00, 0, ...str("f64"), 0x00, 1]),
@@ -240,7 +241,7 @@ function wasmModule(): Uint8Array<ArrayBuffer> {
   ]);
 }
 
-type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number) => void;
+type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number, la: number, lb: number) => void;
 
 /** The SIMD kernels and their scratch memory, or null where WebAssembly SIMD is unavailable. */
 const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
@@ -254,8 +255,8 @@ const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (
     // optimising compiler after enough calls; our kernels run few, long calls, so a few thousand tiny calls
     // (~5 ms) trigger the tier-up now.
     for (let r = 0; r < 3000; r++) {
-      f32(0, 4096, 8192, 4, 4, 8);
-      f64(0, 4096, 8192, 4, 4, 8);
+      f32(0, 4096, 8192, KR, 4, 8, 8, 8);
+      f64(0, 4096, 8192, KR, 4, 8, 8, 8);
     }
     return { f32, f64, mem };
   } catch {
@@ -320,15 +321,15 @@ function gramF32Wasm(
     for (let j0 = 0; j0 < n4; j0 += TILE) {
       const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
       for (let jj = 0; jj < nj; jj++) {
-        const row = b[j0 + jj];
-        for (let t = 0; t < pt; t++) f32[base + t * nj + jj] = row[p0 + t];
+        const row = b[j0 + jj], o = base + (jj - (jj % 4)) * pt + (jj % 4);
+        for (let t = 0; t < pt; t++) f32[o + 4 * t] = row[p0 + t];
       }
     }
     for (let i0 = 0; i0 < m4; i0 += TI) {
       const mi = Math.min(TI, m4 - i0);
       for (let ii = 0; ii < mi; ii++) {
-        const row = a[i0 + ii];
-        for (let t = 0; t < pt; t++) f32[ao + t * mi + ii] = row[p0 + t];
+        const row = a[i0 + ii], o = ao + (ii - (ii % KR)) * pt + (ii % KR);
+        for (let t = 0; t < pt; t++) f32[o + KR * t] = row[p0 + t];
       }
       for (let j0 = 0; j0 < n4; j0 += TILE) {
         const nj = Math.min(TILE, n4 - j0);
@@ -337,7 +338,7 @@ function gramF32Wasm(
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           for (let jj = 0; jj < nj; jj++) f64[co + ii * nj + jj] = out[o + jj];
         }
-        w.f32(A_OFF, B_OFF + j0 * pt * 4, C_OFF, mi, nj, pt);
+        w.f32(A_OFF, B_OFF + j0 * pt * 4, C_OFF, mi, nj, pt, pt, pt);
         for (let ii = 0; ii < mi; ii++) {
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           const jEnd = lower ? Math.min(nj, r0 + i0 + ii - c0 - j0 + 1) : nj;
@@ -499,8 +500,8 @@ function gemmNTWasm(
     for (let j0 = 0; j0 < n4; j0 += TILE) {
       const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
       for (let jj = 0; jj < nj; jj++) {
-        const r = (bj + j0 + jj) * ldb + p0;
-        for (let t = 0; t < pt; t++) f64[base + t * nj + jj] = b[r + t];
+        const r = (bj + j0 + jj) * ldb + p0, o = base + (jj - (jj % 4)) * pt + (jj % 4);
+        for (let t = 0; t < pt; t++) f64[o + 4 * t] = b[r + t];
       }
     }
     for (let i0 = 0, it = 0; i0 < m4; i0 += TI, it++) {
@@ -509,14 +510,14 @@ function gemmNTWasm(
       if (start >= p1) continue;
       const len = p1 - start;
       for (let ii = 0; ii < mi; ii++) {
-        const r = (ai + i0 + ii) * lda + start;
-        for (let t = 0; t < len; t++) f64[ao + t * mi + ii] = a[r + t];
+        const r = (ai + i0 + ii) * lda + start, o = ao + (ii - (ii % KR)) * len + (ii % KR);
+        for (let t = 0; t < len; t++) f64[o + KR * t] = a[r + t];
       }
       for (let j0 = 0; j0 < n4; j0 += TILE) {
         const nj = Math.min(TILE, n4 - j0);
         if (lower !== null && j0 > i0 + mi - 1 + lower) break;
         f64.fill(0, co, co + mi * nj);
-        w.f64(A_OFF, B_OFF + (j0 * pt + (start - p0) * nj) * 8, C_OFF, mi, nj, len);
+        w.f64(A_OFF, B_OFF + (j0 * pt + (start - p0) * 4) * 8, C_OFF, mi, nj, len, len, pt);
         for (let ii = 0; ii < mi; ii++) {
           const o = (ci + i0 + ii) * ldc + cj + j0;
           const jEnd = lower !== null ? Math.min(nj, i0 + ii + lower - j0 + 1) : nj;
