@@ -21,6 +21,10 @@
  * in a fixed order, so one pass, any batching and any merge give the same bits. After the stream the kernel is
  * reordered by (sample_id, output), so the result does not depend on arrival order either.
  *
+ * One linearisation point: a stream whose `step` column holds several steps is refused (`--by-step` does not
+ * apply). Sample ids of train and test rows are separate namespaces; rows of one sample may come in any order and
+ * in any batches, but every sample needs exactly one row for each output 0..k-1 (k = the largest train output + 1).
+ *
  * Large models: `--si-sketch-dim m` projects every column with the seeded Rademacher sketch of
  * `pipeline/sketch.ts` (seed `--seed`); columns sketched by the producer (field metadata `infotap.sketch.seed`)
  * are used as they are.
