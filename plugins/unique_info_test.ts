@@ -326,6 +326,24 @@ Deno.test("unique-info: bad input errors name file, batch and column", async () 
     () => runPlugin(uniqueInfoPlugin, { "si-lambda": 1 }, [batches[0], nanBatch]),
     /file 'jac.arrows', batch 1, column 'layer1.weight': Cannot use the Jacobian as it has non-finite values \(2 of \d+\)/,
   );
+  // one linearisation point: several steps are refused
+  const stepped = (step: number, index: number) =>
+    jacobianBatch(
+      {
+        sampleId: [index],
+        output: [0],
+        f0: [0],
+        target: [1],
+        step: [step],
+        tensors: { w: { width: 2, values: new Float32Array([1, 2]) } },
+      },
+      "steps.arrows",
+      index,
+    );
+  await assert.rejects(
+    () => runPlugin(uniqueInfoPlugin, { "si-lambda": 1 }, [stepped(0, 0), stepped(5, 1)]),
+    /file 'steps.arrows', batch 1, column 'step': Cannot mix training steps .*\(step 0\): current value is 5/,
+  );
   // --si-lambda is required and > 0
   await assert.rejects(
     () => runPlugin(uniqueInfoPlugin, {}, batches),
