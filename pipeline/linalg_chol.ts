@@ -8,7 +8,7 @@
  *
  * Why not a library: no npm package does float64 BLAS-3 in Deno faster than this (the `@stdlib/blas` routines
  * are scalar JavaScript), and tfjs (`@tensorflow/tfjs-backend-wasm` matMul) works in float32 only: measured in
- * `scripts/bench_si.ts` it was 4-10x SLOWER than this module's Gram here (its transposed matMul does not reach
+ * `scripts/bench_si.ts` it was 4-13x SLOWER than this module's Gram here (its transposed matMul does not reach
  * XNNPACK's fast path) and its float32 accumulation errs by ~1e-6 relative over P = 20,000, which breaks the
  * 1e-8 agreement with leave-one-out retraining. The Cholesky is float64 throughout.
  *
