@@ -270,7 +270,14 @@ class LiveRun {
     // No first pass on a live stream: refuse estimators that would need one.
     const candidates = this.requested ?? this.registry.all().filter((p) => p.byDefault);
     for (const p of candidates) {
-      const o = resolveOptions(p, opts.options ?? {});
+      let o: OptionValues;
+      try {
+        o = resolveOptions(p, opts.options ?? {});
+      } catch (e) {
+        // A default estimator for another kind may lack a required option; it is checked if it ever runs.
+        if (this.requested) throw e;
+        continue;
+      }
       if (p.scan?.(o, this.context)) {
         const hint = "range" in p.options ? "; pass --range LO,HI (with --binning global)" : "";
         throw new InputError(
