@@ -221,19 +221,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const choose = (layout: Layout) => {
     kind = layout.kind;
     firstLayout = layout;
-    plugins = requested ?? registry.all().filter((p) => p.byDefault && p.inputs.includes(layout.kind));
-    if (plugins.length === 0) {
-      throw new InputError(
-        `Cannot analyze ${layout.kind} as no default estimator reads it; pass --estimators: current value is none`,
-      );
-    }
-    for (const p of plugins) {
-      if (!p.inputs.includes(layout.kind)) {
-        throw new InputError(
-          `[${p.name}] Cannot run estimator as it reads ${p.inputs.join(" or ")}: current value is ${layout.kind}`,
-        );
-      }
-    }
+    plugins = registry.choose(requested, layout.kind);
     optionsByPlugin = plugins.map(resolve);
   };
   try {
