@@ -28,7 +28,8 @@ import { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "../schemas/validate.ts";
 /** Parameters generated per chunk of the projection matrix. */
 const CHUNK = 256;
 
-function mix(h: number): number {
+/** The murmur3 32-bit finaliser (exported for other seeded hashes of the project). */
+export function mix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
