@@ -68,3 +68,8 @@ export { entropyPlugin } from "./plugins/entropy.ts";
 export { fisherPlugin } from "./plugins/fisher.ts";
 export { miPlugin } from "./plugins/mi.ts";
 export { labelMiPlugin } from "./plugins/label_mi.ts";
+export { uniqueInfoPlugin } from "./plugins/unique_info.ts";
+export { fnv1a, sketchJacobian, sketchMetadata } from "./pipeline/sketch.ts";
+export { tfjsJacobians } from "./pipeline/tfjs_jacobians.ts";
+export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/tfjs_jacobians.ts";
+export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 import { definePlugin, type EstimatorPlugin, PluginError } from "./plugin.ts";
-import { show } from "./errors.ts";
+import { InputError, show } from "./errors.ts";
+import type { Kind } from "./batch.ts";
 
 /** A registry of plugins by name; option flags must not clash between plugins. */
 export class Registry {
@@ -87,5 +88,26 @@ export class Registry {
     this.register(plugin);
     this.#modules.set(plugin.name, url);
     return plugin;
+  }
+
+  /**
+   * The estimators to run on a stream of `kind`: the requested ones (each must read that kind), or every
+   * default estimator for it. Errors are {@linkcode InputError}s.
+   */
+  choose(requested: EstimatorPlugin[] | null, kind: Kind): EstimatorPlugin[] {
+    const plugins = requested ?? this.all().filter((p) => p.byDefault && p.inputs.includes(kind));
+    if (plugins.length === 0) {
+      throw new InputError(
+        `Cannot analyze ${kind} as no default estimator reads it; pass --estimators: current value is none`,
+      );
+    }
+    for (const p of plugins) {
+      if (!p.inputs.includes(kind)) {
+        throw new InputError(
+          `[${p.name}] Cannot run estimator as it reads ${p.inputs.join(" or ")}: current value is ${kind}`,
+        );
+      }
+    }
+    return plugins;
   }
 }

@@ -195,7 +195,17 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
 
   // Spill stdin to a file when some candidate estimator needs a first pass.
   const candidates = requested ?? registry.all().filter((p) => p.byDefault);
-  const needsScan = candidates.some((p) => p.scan?.(resolve(p), context));
+  const needsScan = candidates.some((p) => {
+    let o: OptionValues;
+    try {
+      o = resolve(p);
+    } catch (e) {
+      // A default estimator for another kind may lack a required option; it is checked if it ever runs.
+      if (requested) throw e;
+      return false;
+    }
+    return p.scan?.(o, context);
+  });
   const paths = [...opts.inputs];
   let spilled: string | null = null;
   let progress = new Progress("analyze", 0, false);
@@ -211,19 +221,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const choose = (layout: Layout) => {
     kind = layout.kind;
     firstLayout = layout;
-    plugins = requested ?? registry.all().filter((p) => p.byDefault && p.inputs.includes(layout.kind));
-    if (plugins.length === 0) {
-      throw new InputError(
-        `Cannot analyze ${layout.kind} as no default estimator reads it; pass --estimators: current value is none`,
-      );
-    }
-    for (const p of plugins) {
-      if (!p.inputs.includes(layout.kind)) {
-        throw new InputError(
-          `[${p.name}] Cannot run estimator as it reads ${p.inputs.join(" or ")}: current value is ${layout.kind}`,
-        );
-      }
-    }
+    plugins = registry.choose(requested, layout.kind);
     optionsByPlugin = plugins.map(resolve);
   };
   try {

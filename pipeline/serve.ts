@@ -270,7 +270,14 @@ class LiveRun {
     // No first pass on a live stream: refuse estimators that would need one.
     const candidates = this.requested ?? this.registry.all().filter((p) => p.byDefault);
     for (const p of candidates) {
-      const o = resolveOptions(p, opts.options ?? {});
+      let o: OptionValues;
+      try {
+        o = resolveOptions(p, opts.options ?? {});
+      } catch (e) {
+        // A default estimator for another kind may lack a required option; it is checked if it ever runs.
+        if (this.requested) throw e;
+        continue;
+      }
       if (p.scan?.(o, this.context)) {
         const hint = "range" in p.options ? "; pass --range LO,HI (with --binning global)" : "";
         throw new InputError(
@@ -576,20 +583,7 @@ class LiveRun {
   }
 
   #choose(layout: Layout): void {
-    const plugins = this.requested ??
-      this.registry.all().filter((p) => p.byDefault && p.inputs.includes(layout.kind));
-    if (plugins.length === 0) {
-      throw new InputError(
-        `Cannot analyze ${layout.kind} as no default estimator reads it; pass --estimators: current value is none`,
-      );
-    }
-    for (const p of plugins) {
-      if (!p.inputs.includes(layout.kind)) {
-        throw new InputError(
-          `[${p.name}] Cannot run estimator as it reads ${p.inputs.join(" or ")}: current value is ${layout.kind}`,
-        );
-      }
-    }
+    const plugins = this.registry.choose(this.requested, layout.kind);
     this.plugins = plugins;
     this.optionsByPlugin = plugins.map((p) => resolveOptions(p, this.opts.options ?? {}));
     this.total = plugins.map((p, i) => p.create(this.optionsByPlugin[i], this.context));

@@ -1,6 +1,6 @@
 /**
  * One place that prepares TensorFlow.js (tfjs-core) for infotap's producers and examples: registers the
- * gradients (tfjs-core alone does not; the `@tensorflow/tfjs` union bundle does), the CPU backend, and silences the "install tfjs-node" banner (Deno is
+ * gradients (tfjs-core alone does not; importing tfjs-layers does), the CPU backend, and silences the "install tfjs-node" banner (Deno is
  * not Node; tfjs-node is not used).
  *
  * @example
@@ -15,8 +15,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 // tfjs-core's own bundle registers no gradients, and its per-file ESM build uses extensionless imports that
-// Deno cannot resolve; the union package's Node bundle registers all gradients in tfjs' global registry.
-import "@tensorflow/tfjs";
+// Deno cannot resolve; tfjs-layers' Node bundle registers all gradients in tfjs' global registry.
+import "@tensorflow/tfjs-layers";
 
 /** Selects the tfjs backend (default `cpu`) and returns the tfjs-core namespace. */
 export async function initTf(backend = "cpu"): Promise<typeof tf> {

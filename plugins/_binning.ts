@@ -9,7 +9,7 @@
  * @module
  */
 import type { Batch } from "../pipeline/batch.ts";
-import type { Scanner, StateValue } from "../pipeline/plugin.ts";
+import type { EstimatorContext, OptionValues, Scanner, StateValue } from "../pipeline/plugin.ts";
 
 /** The bin range of every neuron of one layer: one `[lo, hi]` shared, or per neuron. */
 export interface LayerRange {
@@ -108,6 +108,45 @@ export function layerRange(
     }
   }
   return { lo, hi };
+}
+
+/**
+ * Bin ranges of the layers one binned estimator sees (`--bins`, `--binning`, `--range` and the first pass),
+ * created per layer on first sight. Estimators that histogram neurons extend it.
+ */
+export class LayerBinning {
+  readonly bins: number;
+  readonly binning: "global" | "neuron";
+  /** The global `[lo, hi]`: `--range`, or the first pass's `[min, max]`; null when neither is known. */
+  readonly global: [number, number] | null;
+  readonly scan: RangeScan | undefined;
+  /** Layers in the order first seen. */
+  layers: { name: string; width: number }[] = [];
+  ranges = new Map<string, LayerRange>();
+
+  constructor(options: OptionValues, context: EstimatorContext) {
+    this.bins = options.bins as number;
+    this.binning = options.binning as "global" | "neuron";
+    this.scan = context.scan as unknown as RangeScan | undefined;
+    const r = options.range as [number, number] | undefined;
+    if (r) this.global = r;
+    else if (this.scan && Number.isFinite(this.scan.lo)) this.global = [this.scan.lo, this.scan.hi];
+    else this.global = null;
+  }
+
+  /** The bin ranges of a layer (registering the layer on first sight). */
+  range(name: string, width: number): LayerRange {
+    let r = this.ranges.get(name);
+    if (!r) {
+      if (this.binning === "global" && this.global === null && this.scan === undefined) {
+        throw new Error("Cannot bin as no range is known (no first pass and no --range): current value is missing");
+      }
+      r = layerRange(this.binning, width, this.global, this.scan?.layers[name]);
+      this.ranges.set(name, r);
+      if (!this.layers.some((l) => l.name === name)) this.layers.push({ name, width });
+    }
+    return r;
+  }
 }
 
 /** Rows a Uint32 working histogram may take before it must be flushed into float64 totals. */

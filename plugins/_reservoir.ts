@@ -10,15 +10,7 @@
  * @module
  */
 import type { Batch } from "../pipeline/batch.ts";
-
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+import { mix as fmix32 } from "../pipeline/sketch.ts";
 
 /** The 53-bit key (as a number, exact) of a row, from the seed and the 64-bit sample id and step words. */
 export function rowKey(seed: number, idLo: number, idHi: number, stepLo: number, stepHi: number): number {

@@ -33,16 +33,7 @@ import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
 import { BINNING_OPTIONS, validateBinning } from "./_binning_options.ts";
-import {
-  binRows,
-  entropyOf,
-  FLUSH_ROWS,
-  type LayerRange,
-  layerRange,
-  mergeRangeScans,
-  type RangeScan,
-  RangeScanner,
-} from "./_binning.ts";
+import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "./_binning.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -67,38 +58,13 @@ interface EntropyState {
   steps: Record<string, { name: string; counts: Float64Array; nonfinite: Float64Array; clipped: Float64Array }[]>;
 }
 
-class EntropyEstimator implements Estimator {
-  readonly bins: number;
-  readonly binning: "global" | "neuron";
-  readonly global: [number, number] | null;
-  readonly scan: RangeScan | undefined;
-  layers: { name: string; width: number }[] = [];
-  ranges = new Map<string, LayerRange>();
+class EntropyEstimator extends LayerBinning implements Estimator {
   steps = new Map<string, Map<string, LayerAcc>>();
   readonly byStep: boolean;
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    this.bins = options.bins as number;
-    this.binning = options.binning as "global" | "neuron";
+    super(options, context);
     this.byStep = context.byStep;
-    this.scan = context.scan as unknown as RangeScan | undefined;
-    const r = options.range as [number, number] | undefined;
-    if (r) this.global = r;
-    else if (this.scan && Number.isFinite(this.scan.lo)) this.global = [this.scan.lo, this.scan.hi];
-    else this.global = null;
-  }
-
-  #range(name: string, width: number): LayerRange {
-    let r = this.ranges.get(name);
-    if (!r) {
-      if (this.binning === "global" && this.global === null && this.scan === undefined) {
-        throw new Error("Cannot bin as no range is known (no first pass and no --range): current value is missing");
-      }
-      r = layerRange(this.binning, width, this.global, this.scan?.layers[name]);
-      this.ranges.set(name, r);
-      if (!this.layers.some((l) => l.name === name)) this.layers.push({ name, width });
-    }
-    return r;
   }
 
   #acc(key: string, name: string, width: number): LayerAcc {
@@ -121,7 +87,7 @@ class EntropyEstimator implements Estimator {
   update(batch: Batch): void {
     const runs = stepRuns(batch, this.byStep);
     for (const col of batch.columns) {
-      const range = this.#range(col.name, col.width);
+      const range = this.range(col.name, col.width);
       for (const run of runs) {
         const a = this.#acc(stepKey(run.step), col.name, col.width);
         if (a.pending + (run.r1 - run.r0) >= FLUSH_ROWS) flush(a);
@@ -143,7 +109,7 @@ class EntropyEstimator implements Estimator {
           `Cannot merge entropy estimators as layer '${l.name}' has width ${mine.width} here: current value is ${l.width}`,
         );
       }
-      this.#range(l.name, l.width);
+      this.range(l.name, l.width);
     }
     for (const [key, layers] of o.steps) {
       for (const [name, a] of layers) {
@@ -170,7 +136,7 @@ class EntropyEstimator implements Estimator {
   }
 
   load(state: EntropyState): this {
-    for (const l of state.layers) this.#range(l.name, l.width);
+    for (const l of state.layers) this.range(l.name, l.width);
     for (const [key, layers] of Object.entries(state.steps)) {
       const m = new Map<string, LayerAcc>();
       for (const l of layers) {

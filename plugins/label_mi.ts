@@ -33,7 +33,7 @@ import {
 import { nullIfNaN } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
-import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "./_binning.ts";
+import { LayerBinning, mergeRangeScans, RangeScanner } from "./_binning.ts";
 import { BINNING_OPTIONS, validateBinning } from "./_binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "./_pair_counts.ts";
 
@@ -48,38 +48,13 @@ interface LabelMiState {
   steps: Record<string, { name: string; labels: Int32Array; counts: Float64Array[]; nonfinite: Float64Array }[]>;
 }
 
-class LabelMiEstimator implements Estimator {
-  readonly bins: number;
-  readonly binning: "global" | "neuron";
-  readonly global: [number, number] | null;
-  readonly scan: RangeScan | undefined;
-  readonly byStep: boolean;
-  layers: { name: string; width: number }[] = [];
-  ranges = new Map<string, LayerRange>();
+class LabelMiEstimator extends LayerBinning implements Estimator {
   steps = new Map<string, Map<string, LayerAcc>>();
+  readonly byStep: boolean;
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    this.bins = options.bins as number;
-    this.binning = options.binning as "global" | "neuron";
+    super(options, context);
     this.byStep = context.byStep;
-    this.scan = context.scan as unknown as RangeScan | undefined;
-    const r = options.range as [number, number] | undefined;
-    if (r) this.global = r;
-    else if (this.scan && Number.isFinite(this.scan.lo)) this.global = [this.scan.lo, this.scan.hi];
-    else this.global = null;
-  }
-
-  #range(name: string, width: number): LayerRange {
-    let r = this.ranges.get(name);
-    if (!r) {
-      if (this.binning === "global" && this.global === null && this.scan === undefined) {
-        throw new Error("Cannot bin as no range is known (no first pass and no --range): current value is missing");
-      }
-      r = layerRange(this.binning, width, this.global, this.scan?.layers[name]);
-      this.ranges.set(name, r);
-      if (!this.layers.some((l) => l.name === name)) this.layers.push({ name, width });
-    }
-    return r;
   }
 
   #acc(key: string, name: string, width: number): LayerAcc {
@@ -100,7 +75,7 @@ class LabelMiEstimator implements Estimator {
     }
     const B = this.bins;
     for (const col of batch.columns) {
-      const range = this.#range(col.name, col.width);
+      const range = this.range(col.name, col.width);
       for (const run of stepRuns(batch, this.byStep)) {
         const rows = run.r1 - run.r0, w = col.width;
         const a = this.#acc(stepKey(run.step), col.name, w);
@@ -124,7 +99,7 @@ class LabelMiEstimator implements Estimator {
     if (!(o instanceof LabelMiEstimator) || o.bins !== this.bins || o.binning !== this.binning) {
       throw new Error("Cannot merge label-mi estimators with different bins or binning: current value is incompatible");
     }
-    for (const l of o.layers) this.#range(l.name, l.width);
+    for (const l of o.layers) this.range(l.name, l.width);
     for (const [key, layers] of o.steps) {
       for (const [name, a] of layers) {
         const mine = this.#acc(key, name, a.nonfinite.length);
@@ -155,7 +130,7 @@ class LabelMiEstimator implements Estimator {
   }
 
   load(state: LabelMiState): this {
-    for (const l of state.layers) this.#range(l.name, l.width);
+    for (const l of state.layers) this.range(l.name, l.width);
     for (const [key, layers] of Object.entries(state.steps)) {
       const m = new Map<string, LayerAcc>();
       for (const l of layers) {

@@ -8,6 +8,13 @@ import { entropyPlugin } from "./entropy.ts";
 import { fisherPlugin } from "./fisher.ts";
 import { labelMiPlugin } from "./label_mi.ts";
 import { miPlugin } from "./mi.ts";
+import { uniqueInfoPlugin } from "./unique_info.ts";
 
 /** Every built-in plugin. */
-export const builtinPlugins: EstimatorPlugin[] = [entropyPlugin, miPlugin, labelMiPlugin, fisherPlugin];
+export const builtinPlugins: EstimatorPlugin[] = [
+  entropyPlugin,
+  miPlugin,
+  labelMiPlugin,
+  fisherPlugin,
+  uniqueInfoPlugin,
+];

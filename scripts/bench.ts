@@ -13,6 +13,8 @@ const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<B
   ingest: () => import("./bench_ingest.ts"),
   mi: () => import("./bench_mi.ts"),
   fisher: () => import("./bench_fisher.ts"),
+  si: () => import("./bench_si.ts"),
+  serve: () => import("./bench_serve.ts"),
 };
 
 function fmt(x: number | undefined): string {

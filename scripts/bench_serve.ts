@@ -14,15 +14,7 @@ import { serve } from "../pipeline/serve.ts";
 import { connectProducer } from "../pipeline/connect.ts";
 import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
 
-/** One benchmark figure. */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  reference?: number;
-  ratio?: number;
-  note?: string;
-}
+import type { BenchRow } from "./bench_types.ts";
 
 function batches(steps: number, rows: number, widths: number[], seed = 1): arrow.RecordBatch[] {
   let s = seed >>> 0;

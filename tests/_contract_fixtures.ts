@@ -4,7 +4,7 @@
  */
 import type { Batch } from "../pipeline/batch.ts";
 import type { EstimatorContext, OptionValues } from "../pipeline/plugin.ts";
-import { activationBatch, gradientBatch, Rng } from "./_util.ts";
+import { activationBatch, gradientBatch, jacobianBatch, Rng } from "./_util.ts";
 
 /** One contract scenario. */
 export interface ContractFixture {
@@ -82,6 +82,40 @@ export function mixedGradients(seed = 1, batches = 4, rows = 25, fisher: "true" 
   return out;
 }
 
+/**
+ * Jacobian batches: `n` train samples and `nTest` test samples with `k` outputs each, two tensor columns, rows
+ * shuffled so that a sample's outputs arrive in any order and across batches (and across merge halves).
+ */
+export function mixedJacobians(seed = 1, batches = 4, n = 9, nTest = 3, k = 2): Batch[] {
+  const rng = new Rng(seed);
+  const rows: { id: number; test: boolean; out: number }[] = [];
+  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) rows.push({ id: i, test: false, out: c });
+  for (let i = 0; i < nTest; i++) for (let c = 0; c < k; c++) rows.push({ id: 50 + i, test: true, out: c });
+  for (let i = rows.length - 1; i > 0; i--) {
+    const s = rng.int(i + 1);
+    [rows[i], rows[s]] = [rows[s], rows[i]];
+  }
+  const per = Math.ceil(rows.length / batches);
+  const out: Batch[] = [];
+  for (let b = 0; b < batches; b++) {
+    const part = rows.slice(b * per, (b + 1) * per);
+    const col = (w: number) => Float32Array.from({ length: part.length * w }, () => rng.normal());
+    out.push(jacobianBatch(
+      {
+        sampleId: part.map((r) => r.id),
+        split: part.map((r) => (r.test ? "test" : "train")),
+        output: part.map((r) => r.out),
+        f0: part.map(() => rng.normal()),
+        target: part.map((r) => (r.test ? null : rng.normal())),
+        tensors: { "fc1.weight": { width: 6, values: col(6) }, "fc2.weight": { width: 4, values: col(4) } },
+      },
+      "jacobians",
+      b,
+    ));
+  }
+  return out;
+}
+
 /** Fixtures by plugin name. */
 export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
   entropy: [
@@ -145,6 +179,15 @@ export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
       batches: () => mixedActivations(10),
     },
     { label: "user range with clipping", options: { bins: 4, range: [-1, 1] }, batches: () => mixedActivations(11) },
+  ],
+  "unique-info": [
+    { label: "k = 2 with test rows", options: { "si-lambda": 0.5 }, batches: () => mixedJacobians(5) },
+    {
+      label: "k = 1 sketched, no test rows",
+      options: { "si-lambda": 2, "si-sketch-dim": 3 },
+      context: { seed: 42 },
+      batches: () => mixedJacobians(6, 3, 8, 0, 1),
+    },
   ],
   "example-mean": [
     { label: "per-neuron mean and variance", options: {}, batches: () => mixedActivations(4), rtol: 1e-9 },

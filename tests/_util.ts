@@ -141,3 +141,35 @@ export async function runPlugin(
   for (const b of batches) await estimator.update(b);
   return { estimator, results: await estimator.result() };
 }
+
+/** Rows of a `jacobians/v1` batch, given as plain arrays (target null = missing, allowed on test rows). */
+export interface JacobianRows {
+  sampleId: (number | bigint)[];
+  /** Per row; default all "train". */
+  split?: ("train" | "test")[];
+  output: number[];
+  f0: number[];
+  target: (number | null)[];
+  /** Parameter-tensor columns: row-major `rows x width`. */
+  tensors: Record<string, { width: number; values: Float32Array; metadata?: Record<string, string> }>;
+  step?: (number | bigint)[];
+}
+
+/** A validated `jacobians/v1` batch from plain arrays (through the producer and the decoder). */
+export function jacobianBatch(rows: JacobianRows, file = "test", index = 0): Batch {
+  const n = rows.sampleId.length;
+  return toBatch(
+    {
+      kind: "jacobians/v1" as Kind,
+      sampleId: BigInt64Array.from(rows.sampleId, (v) => BigInt(v)),
+      split: rows.split ?? new Array(n).fill("train"),
+      output: Int32Array.from(rows.output),
+      f0: Float32Array.from(rows.f0),
+      target: Float32Array.from(rows.target, (v) => (v === null ? NaN : v)),
+      step: rows.step ? BigInt64Array.from(rows.step, (v) => BigInt(v)) : undefined,
+      tensors: Object.entries(rows.tensors).map(([name, t]) => ({ name, ...t })),
+    },
+    file,
+    index,
+  );
+}
