@@ -46,6 +46,8 @@ export interface FisherOptions {
   batch?: number;
   /** True Fisher: labels drawn per probe input. */
   draws?: number;
+  /** Also run the early and late deficit (default true). */
+  deficits?: boolean;
   verbose?: boolean;
 }
 
@@ -132,11 +134,12 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
   const epochs = Math.ceil(steps / Math.floor(trainN / batch));
   const runs: FisherRun[] = [];
   const late = Math.floor(steps / 2);
-  const plan: { name: string; window: [number, number] | null }[] = [
+  const all: { name: string; window: [number, number] | null }[] = [
     { name: "no deficit", window: null },
     { name: "early deficit", window: [1, deficit] },
     { name: "late deficit", window: [late + 1, late + deficit] },
   ];
+  const plan = all.slice(0, o.deficits === false ? 1 : 3);
   let blur: TF.Tensor2D | null = null;
   for (const p of plan) {
     const t1 = performance.now();
@@ -220,7 +223,10 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
   const markdown = [
     "True-Fisher trace per layer over training (no deficit):",
     "",
-    markdownTable(["step", ...layers], base.curve.steps.map((s, i) => [String(s), ...layers.map((l) => base.curve.trace[l][i])])),
+    markdownTable(
+      ["step", ...layers],
+      base.curve.steps.map((s, i) => [String(s), ...layers.map((l) => base.curve.trace[l][i])]),
+    ),
     "",
     `Peak of the total trace at step ${base.peakStep} of ${steps}; Kendall tau (step vs trace) up to the peak = ${
       tauRise.toFixed(3)

@@ -79,7 +79,9 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
   const out = o.out ?? `experiments/shuffled_mnist${fast ? "_fast" : ""}`;
   const digits = await loadDigits(seed);
   if (trainN + heldOutN > digits.n) {
-    throw new Error(`Cannot split ${digits.n} digits into train and held-out sets: current value is ${trainN + heldOutN}`);
+    throw new Error(
+      `Cannot split ${digits.n} digits into train and held-out sets: current value is ${trainN + heldOutN}`,
+    );
   }
   const dim = pool ? 196 : PIXELS;
   const x = pool ? pool14(digits.images, trainN + heldOutN) : digits.images.slice(0, (trainN + heldOutN) * PIXELS);
@@ -124,10 +126,17 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
   const layerNames = rows[0].layers.map((l) => l.layer);
   const markdown = [
     markdownTable(
-      ["beta", "train acc (given labels)", "held-out acc", "mean entropy", "mean MI", ...layerNames.flatMap((l) => [
-        `${l} H`,
-        `${l} MI`,
-      ])],
+      [
+        "beta",
+        "train acc (given labels)",
+        "held-out acc",
+        "mean entropy",
+        "mean MI",
+        ...layerNames.flatMap((l) => [
+          `${l} H`,
+          `${l} MI`,
+        ]),
+      ],
       rows.map((r) => [
         r.beta.toFixed(2),
         r.trainAccuracy,

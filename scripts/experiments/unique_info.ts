@@ -1,0 +1,461 @@
+/**
+ * Per-sample unique information (Harutyunyan et al., "Estimating informativeness of samples with Smooth
+ * Unique Information", ICLR 2021; ../shared/SCIENCE.md section 3): the linearised prediction of how much the
+ * weights and the function change when one training sample is left out, checked against actual retraining,
+ * and used to find mislabeled samples.
+ *
+ * - Data: MNIST 4 vs 9 (14 x 14 average-pooled digits), n training samples, one-hot targets (k = 2 outputs),
+ *   a held-out test set for the function SI. Model: one hidden ReLU layer, Jacobians at the initial weights
+ *   `w0` from `pipeline/tfjs_jacobians.ts`, streamed in-process into the `unique-info` estimator (`serve`,
+ *   `ServeHandle.local()`), which gives `si_weights` and `si_function` for every sample.
+ * - Ridge `lambda` = `lambdaScale` x the largest eigenvalue of `Theta = J J^T` (power iteration), which bounds
+ *   the condition number of the retraining, so that it converges in a few hundred steps.
+ * - Actual retraining: the real (non-linearised) network, MSE with the sum-of-losses convention plus
+ *   `lambda/2 ||w - w0||^2`, full-batch heavy-ball gradient descent from `w0` (Polyak's step and momentum for
+ *   curvatures in `[lambda, 1.2 (lambda_max + lambda)]`), once on
+ *   all n samples and once without each of `check` random samples (a 0/1 weight on that sample's loss). Actual
+ *   weight SI: `||w - w_{-i}||^2`; actual function SI: mean over the test set of `sum_c (f_c(x; w) -
+ *   f_c(x; w_{-i}))^2`. Reported: Pearson (paper: 0.99 for this setting) and Kendall tau of predicted vs actual.
+ * - Mislabeled samples: a second training set with 10% of the labels flipped; how many flipped samples are
+ *   among the top 10% by SI (chance: 10% of them).
+ *
+ * Usage: `deno task exp:unique [--fast] [--seed S] [--out DIR]` (results in `experiments/unique_info/`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type * as TF from "@tensorflow/tfjs-core";
+import { loadDigits } from "../_mnist.ts";
+import { kendallTau } from "../../pipeline/kendall.ts";
+import { serve } from "../../pipeline/serve.ts";
+import { tfjsJacobians } from "../../pipeline/tfjs_jacobians.ts";
+import { readResultTable } from "../../pipeline/compare.ts";
+import { initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
+
+/** Sizes and settings of {@linkcode uniqueInfo}. */
+export interface UniqueOptions {
+  seed?: number;
+  /** Small sizes (seconds). */
+  fast?: boolean;
+  out?: string;
+  /** Training samples (paper: 1,000). */
+  n?: number;
+  testN?: number;
+  hidden?: number;
+  /** Samples retrained without (paper: 50). */
+  check?: number;
+  /** Gradient-descent steps of each retraining. */
+  steps?: number;
+  /** lambda as a fraction of the largest eigenvalue of Theta. */
+  lambdaScale?: number;
+  /** Fraction of flipped labels in the mislabeled-sample part (0 skips it). */
+  flip?: number;
+  /** lambda scales of the mislabeled-sample part (default 0.1 and 0.01). */
+  flipScales?: number[];
+  verbose?: boolean;
+}
+
+/** Result of {@linkcode uniqueInfo}. */
+export interface UniqueResult {
+  /** Predicted (linearised) and actual (retrained) SI of the checked samples. */
+  checked: { sampleId: number; siWeights: number; actualWeights: number; siFunction: number; actualFunction: number }[];
+  pearsonWeights: number;
+  pearsonFunction: number;
+  tauWeights: number;
+  tauFunction: number;
+  lambda: number;
+  /** ||w_T - w_{T/2}||^2 of the full run over the median actual weight SI (convergence check; small is good). */
+  convergence: number;
+  /** Flipped samples among the top `flip` fraction by weight SI and by function SI, and the numbers of each. */
+  flipped: { lambdaScale: number; flipped: number; top: number; inTopWeights: number; inTopFunction: number }[] | null;
+  settings: Record<string, number | string>;
+  seconds: number;
+  markdown: string;
+}
+
+/** Pearson correlation. */
+export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  const n = x.length;
+  let mx = 0, my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i] / n;
+    my += y[i] / n;
+  }
+  let sxy = 0, sxx = 0, syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) ** 2;
+    syy += (y[i] - my) ** 2;
+  }
+  return sxy / Math.sqrt(sxx * syy);
+}
+
+interface Net {
+  tf: typeof TF;
+  w0: { name: string; shape: number[]; values: Float32Array }[];
+  apply: (ps: TF.Tensor[], x: TF.Tensor) => TF.Tensor;
+}
+
+/** One hidden ReLU layer, k = 2 outputs; parameters `fc1.weight` [d, h], `fc1.bias`, `out.weight` [h, 2], `out.bias`. */
+async function makeNet(d: number, h: number, seed: number): Promise<Net> {
+  const tf = await initBackend();
+  const init = (shape: number[], std: number, s: number) =>
+    tf.tidy(() => tf.randomNormal(shape, 0, std, "float32", s).dataSync() as Float32Array);
+  return {
+    tf,
+    w0: [
+      { name: "fc1.weight", shape: [d, h], values: init([d, h], Math.sqrt(2 / d), seed * 7 + 1) },
+      { name: "fc1.bias", shape: [h], values: new Float32Array(h) },
+      { name: "out.weight", shape: [h, 2], values: init([h, 2], Math.sqrt(1 / h), seed * 7 + 2) },
+      { name: "out.bias", shape: [2], values: new Float32Array(2) },
+    ],
+    apply: ([w1, b1, w2, b2], x) =>
+      tf.add(
+        tf.matMul(
+          tf.relu(tf.add(tf.matMul(x as TF.Tensor2D, w1 as TF.Tensor2D), b1)) as TF.Tensor2D,
+          w2 as TF.Tensor2D,
+        ),
+        b2,
+      ),
+  };
+}
+
+/** Largest eigenvalue of `Theta = J J^T` from the Jacobian rows (power iteration on `J^T J`). */
+function topEigen(rows: Float32Array[], width: number, iters = 30): number {
+  let v = new Float64Array(width).map((_, i) => Math.sin(i + 1));
+  let lam = 0;
+  for (let t = 0; t < iters; t++) {
+    const u = new Float64Array(width);
+    for (const r of rows) {
+      let dot = 0;
+      for (let j = 0; j < width; j++) dot += r[j] * v[j];
+      for (let j = 0; j < width; j++) u[j] += dot * r[j];
+    }
+    let norm = 0;
+    for (let j = 0; j < width; j++) norm += u[j] * u[j];
+    norm = Math.sqrt(norm);
+    lam = norm; // ||J^T J v|| with ||v|| = 1
+    v = u.map((x) => x / norm);
+  }
+  return lam;
+}
+
+/** Full-batch gradient descent on the real network; returns the flattened weights and test outputs. */
+function retrain(
+  net: Net,
+  X: TF.Tensor2D,
+  Y: TF.Tensor2D,
+  mask: Float32Array,
+  testX: TF.Tensor2D,
+  lambda: number,
+  lr: number,
+  momentum: number,
+  steps: number,
+  keepAt?: number,
+): { w: Float32Array; f: Float32Array; wAt?: Float32Array } {
+  const tf = net.tf;
+  const w0 = net.w0.map((p) => tf.tensor(p.values, p.shape));
+  const vars = w0.map((t) => tf.variable(t.clone()));
+  const m = tf.tensor2d(mask, [mask.length, 1]);
+  const opt = tf.train.momentum(lr, momentum);
+  const flat = () => tf.tidy(() => tf.concat(vars.map((v) => tf.reshape(v, [-1]))).dataSync() as Float32Array);
+  let wAt: Float32Array | undefined;
+  for (let s = 1; s <= steps; s++) {
+    tf.tidy(() => {
+      opt.minimize(
+        () => {
+          const r = tf.sub(net.apply(vars, X), Y);
+          let loss = tf.mul(0.5, tf.sum(tf.mul(m, tf.square(r))));
+          for (let i = 0; i < vars.length; i++) {
+            loss = tf.add(loss, tf.mul(lambda / 2, tf.sum(tf.square(tf.sub(vars[i], w0[i])))));
+          }
+          return loss as TF.Scalar;
+        },
+        false,
+        vars,
+      );
+    });
+    if (s === keepAt) wAt = flat();
+  }
+  const w = flat();
+  const f = tf.tidy(() => net.apply(vars, testX).dataSync() as Float32Array);
+  tf.dispose([...w0, ...vars, m]);
+  opt.dispose();
+  return { w, f, wAt };
+}
+
+/** SI of every training sample through `unique-info` (in-process serve); returns si by sample id. */
+async function siOf(
+  net: Net,
+  x: Float32Array,
+  y: Int32Array,
+  testX: Float32Array,
+  d: number,
+  out: string,
+  seed: number,
+  lambdaScales: number[],
+): Promise<{ siW: Float64Array; siF: Float64Array; lambda: number; top: number }[]> {
+  const n = y.length, testN = testX.length / d;
+  const inputs = new Float32Array((n + testN) * d);
+  inputs.set(x);
+  inputs.set(testX, n * d);
+  const targets = new Float32Array((n + testN) * 2).fill(NaN);
+  for (let i = 0; i < n; i++) {
+    targets[2 * i] = y[i] === 0 ? 1 : 0;
+    targets[2 * i + 1] = y[i] === 1 ? 1 : 0;
+  }
+  const batches = [];
+  for await (
+    const rb of tfjsJacobians({
+      params: net.w0,
+      apply: net.apply,
+      inputs,
+      inputShape: [d],
+      targets,
+      sampleIds: BigInt64Array.from({ length: n + testN }, (_, i) => BigInt(i < n ? i : i - n)),
+      split: Array.from({ length: n + testN }, (_, i) => (i < n ? "train" : "test")),
+      backend: "wasm",
+      samplesPerBatch: 100,
+    })
+  ) batches.push(rb);
+  // lambda from the spectrum of the train rows' kernel.
+  const rows: Float32Array[] = [];
+  const width = net.w0.reduce((a, p) => a + p.values.length, 0);
+  for (const rb of batches) {
+    const split = rb.getChild("split")!;
+    const cols = net.w0.map((p) => rb.getChild(p.name)!);
+    for (let r = 0; r < rb.numRows; r++) {
+      if (split.get(r) !== "train") continue;
+      const row = new Float32Array(width);
+      let at = 0;
+      for (let c = 0; c < cols.length; c++) {
+        const v = cols[c].get(r) as { toArray(): Float32Array } | Float32Array;
+        const arr = v instanceof Float32Array ? v : v.toArray();
+        row.set(arr, at);
+        at += arr.length;
+      }
+      rows.push(row);
+    }
+  }
+  const top = topEigen(rows, width);
+  const results = [];
+  for (const scale of lambdaScales) {
+    const lambda = scale * top;
+    const dir = lambdaScales.length > 1 ? `${out}/lambda_${scale}` : out;
+    await Deno.mkdir(dir, { recursive: true });
+    const server = await serve({
+      listen: null,
+      out: dir,
+      estimators: ["unique-info"],
+      options: { "si-lambda": lambda },
+      seed,
+      log: () => {},
+      extra: { experiment: "unique_info" },
+    });
+    const producer = server.local();
+    for (const rb of batches) await producer.write(rb);
+    await producer.close();
+    await server.stop();
+    const t = await readResultTable(dir, "unique_information");
+    if (!t) throw new Error(`Cannot read SI as the run wrote no unique_information table: current value is '${dir}'`);
+    const siW = new Float64Array(n), siF = new Float64Array(n);
+    const ids = t.getChild("sample_id")!, w = t.getChild("si_weights")!, f = t.getChild("si_function")!;
+    for (let i = 0; i < t.numRows; i++) {
+      const id = Number(ids.get(i));
+      siW[id] = w.get(i) as number;
+      siF[id] = f.get(i) as number;
+    }
+    results.push({ siW, siF, lambda, top });
+  }
+  return results;
+}
+
+/** Runs the experiment. */
+export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
+  const t0 = performance.now();
+  const fast = o.fast ?? false, seed = o.seed ?? 0;
+  const n = o.n ?? (fast ? 150 : 1000), testN = o.testN ?? (fast ? 100 : 200), hidden = o.hidden ?? (fast ? 32 : 128);
+  const check = o.check ?? (fast ? 15 : 50), steps = o.steps ?? (fast ? 150 : 300);
+  const lambdaScale = o.lambdaScale ?? 0.1, flip = o.flip ?? 0.1, flipScales = o.flipScales ?? [0.1, 0.01];
+  const out = o.out ?? `experiments/unique_info${fast ? "_fast" : ""}`;
+  const digits = await loadDigits(seed);
+  // 4 vs 9: label 0 for a 4, 1 for a 9.
+  const idx: number[] = [];
+  for (let i = 0; i < digits.n; i++) if (digits.labels[i] === 4 || digits.labels[i] === 9) idx.push(i);
+  const need = 2 * n + testN;
+  if (idx.length < need) {
+    throw new Error(`Cannot take ${need} 4s and 9s as the digits hold ${idx.length}: current value is ${need}`);
+  }
+  const d = 196;
+  const img = pool14(digits.images, digits.n);
+  const take = (from: number, count: number) => {
+    const x = new Float32Array(count * d), y = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      x.set(img.subarray(idx[from + i] * d, idx[from + i] * d + d), i * d);
+      y[i] = digits.labels[idx[from + i]] === 9 ? 1 : 0;
+    }
+    return { x, y };
+  };
+  const train = take(0, n), test = take(n, testN), second = take(n + testN, n);
+  const net = await makeNet(d, hidden, seed);
+  const tf = net.tf;
+  const t1 = performance.now();
+  const [si] = await siOf(net, train.x, train.y, test.x, d, `${out}/clean`, seed, [lambdaScale]);
+  if (o.verbose) console.error(`SI of ${n} samples: lambda ${si.lambda.toPrecision(4)} (${since(t1).toFixed(1)} s)`);
+
+  // Actual retraining.
+  const t2 = performance.now();
+  // Heavy ball with Polyak's optimal step and momentum for a quadratic with curvatures in [lambda, L], L =
+  // 1.2 (lambda_max + lambda) (margin for the non-linear terms): error falls by (sqrt(k) - 1) / (sqrt(k) + 1) a step.
+  const L = 2 * (si.top + si.lambda), mu = si.lambda;
+  const lr = 4 / (Math.sqrt(L) + Math.sqrt(mu)) ** 2;
+  const momentum = ((Math.sqrt(L / mu) - 1) / (Math.sqrt(L / mu) + 1)) ** 2;
+  const X = tf.tensor2d(train.x, [n, d]), testX = tf.tensor2d(test.x, [testN, d]);
+  const Y = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(train.y, "int32"), 2), "float32")) as TF.Tensor2D;
+  const full = retrain(
+    net,
+    X,
+    Y,
+    new Float32Array(n).fill(1),
+    testX,
+    si.lambda,
+    lr,
+    momentum,
+    steps,
+    Math.floor(steps / 2),
+  );
+  const rand = rng(seed + 3);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const checked: UniqueResult["checked"] = [];
+  for (const i of order.slice(0, check)) {
+    const mask = new Float32Array(n).fill(1);
+    mask[i] = 0;
+    const loo = retrain(net, X, Y, mask, testX, si.lambda, lr, momentum, steps);
+    let dw = 0, df = 0;
+    for (let j = 0; j < loo.w.length; j++) dw += (full.w[j] - loo.w[j]) ** 2;
+    for (let j = 0; j < loo.f.length; j++) df += (full.f[j] - loo.f[j]) ** 2;
+    checked.push({
+      sampleId: i,
+      siWeights: si.siW[i],
+      actualWeights: dw,
+      siFunction: si.siF[i],
+      actualFunction: df / testN,
+    });
+  }
+  tf.dispose([X, Y, testX]);
+  let conv = 0;
+  for (let j = 0; j < full.w.length; j++) conv += (full.w[j] - full.wAt![j]) ** 2;
+  const sortedActual = checked.map((c) => c.actualWeights).sort((a, b) => a - b);
+  const convergence = conv / sortedActual[Math.floor(sortedActual.length / 2)];
+  if (o.verbose) console.error(`retrained ${check} + 1 times, ${steps} steps each (${since(t2).toFixed(1)} s)`);
+
+  // Mislabeled samples.
+  let flipped: UniqueResult["flipped"] = null;
+  if (flip > 0) {
+    const t3 = performance.now();
+    const r2 = rng(seed + 4);
+    const isFlipped = Array.from({ length: n }, () => r2() < flip);
+    const y2 = second.y.map((v, i) => (isFlipped[i] ? 1 - v : v));
+    const si2 = await siOf(net, second.x, y2, test.x, d, `${out}/flipped`, seed, flipScales);
+    const top = Math.round(flip * n);
+    const topBy = (s: Float64Array) =>
+      Array.from({ length: n }, (_, i) => i).sort((a, b) => s[b] - s[a]).slice(0, top).filter((i) => isFlipped[i])
+        .length;
+    flipped = si2.map((r, j) => ({
+      lambdaScale: flipScales[j],
+      flipped: isFlipped.filter(Boolean).length,
+      top,
+      inTopWeights: topBy(r.siW),
+      inTopFunction: topBy(r.siF),
+    }));
+    if (o.verbose) console.error(`flipped-label SI (${since(t3).toFixed(1)} s)`);
+  }
+  const pW = checked.map((c) => c.siWeights), aW = checked.map((c) => c.actualWeights);
+  const pF = checked.map((c) => c.siFunction), aF = checked.map((c) => c.actualFunction);
+  const res = {
+    checked,
+    pearsonWeights: pearson(pW, aW),
+    pearsonFunction: pearson(pF, aF),
+    tauWeights: kendallTau(pW, aW),
+    tauFunction: kendallTau(pF, aF),
+    lambda: si.lambda,
+    convergence,
+    flipped,
+  };
+  const settings = {
+    seed,
+    data: "MNIST 4 vs 9, 14 x 14",
+    mlp: `196-${hidden}-2 (ReLU)`,
+    n,
+    test: testN,
+    check,
+    steps,
+    lambda: `${lambdaScale} x lambda_max(Theta) = ${si.lambda.toPrecision(4)}`,
+    optimizer: `full-batch heavy ball, lr ${lr.toPrecision(4)}, momentum ${momentum.toFixed(3)}`,
+  };
+  const markdown = [
+    markdownTable(
+      ["", "Pearson (predicted vs actual)", "Kendall tau"],
+      [
+        ["weight SI (squared weight change)", res.pearsonWeights, res.tauWeights],
+        ["function SI (mean squared output change on the test set)", res.pearsonFunction, res.tauFunction],
+      ],
+    ),
+    "",
+    `Convergence of the retraining: squared distance of w_T to w_{T/2} over the median actual weight SI = ${
+      convergence.toExponential(2)
+    }.`,
+    ...(flipped
+      ? [
+        "",
+        markdownTable(
+          ["lambda / lambda_max", "SI", "flipped samples", "top-10% size", "flipped in top 10%", "chance"],
+          flipped.flatMap((f) => [
+            [
+              String(f.lambdaScale),
+              "weights",
+              String(f.flipped),
+              String(f.top),
+              String(f.inTopWeights),
+              (f.flipped * flip).toFixed(1),
+            ],
+            [
+              String(f.lambdaScale),
+              "function",
+              String(f.flipped),
+              String(f.top),
+              String(f.inTopFunction),
+              (f.flipped * flip).toFixed(1),
+            ],
+          ]),
+        ),
+      ]
+      : []),
+  ].join("\n");
+  const result = { ...res, settings, seconds: since(t0), markdown };
+  await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
+  return result;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
+  });
+  const r = await uniqueInfo({
+    fast: values.fast,
+    seed: values.seed ? Number(values.seed) : undefined,
+    out: values.out,
+    verbose: true,
+  });
+  console.log(`Unique information (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
+  console.log(
+    `runtime ${r.seconds.toFixed(0)} s; tables in ${values.out ?? "experiments/unique_info"}${
+      values.fast ? "_fast" : ""
+    }/`,
+  );
+}
