@@ -73,3 +73,6 @@ export { fnv1a, sketchJacobian, sketchMetadata } from "./pipeline/sketch.ts";
 export { tfjsJacobians } from "./pipeline/tfjs_jacobians.ts";
 export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/tfjs_jacobians.ts";
 export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";
+export { compareRuns, formatComparison, readResultTable, runMeasures } from "./pipeline/compare.ts";
+export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/compare.ts";
+export { kendallTau } from "./pipeline/kendall.ts";

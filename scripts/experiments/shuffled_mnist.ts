@@ -74,7 +74,7 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
   const fast = o.fast ?? false, seed = o.seed ?? 0;
   const betas = o.betas ?? [0, 0.25, 0.5, 0.75, 1];
   const hidden = o.hidden ?? (fast ? 32 : 256), depth = o.depth ?? 3, pool = o.pool ?? fast;
-  const trainN = o.trainN ?? (fast ? 1000 : 4000), heldOutN = o.heldOutN ?? (fast ? 500 : 2000);
+  const trainN = o.trainN ?? (fast ? 1000 : 3000), heldOutN = o.heldOutN ?? (fast ? 500 : 2000);
   const epochs = o.epochs ?? (fast ? 30 : 40), miSamples = o.miSamples ?? (fast ? 500 : 1000);
   const out = o.out ?? `experiments/shuffled_mnist${fast ? "_fast" : ""}`;
   const digits = await loadDigits(seed);

@@ -16,7 +16,7 @@
  *   all n samples and once without each of `check` random samples (a 0/1 weight on that sample's loss). Actual
  *   weight SI: `||w - w_{-i}||^2`; actual function SI: mean over the test set of `sum_c (f_c(x; w) -
  *   f_c(x; w_{-i}))^2`. Reported: Pearson (paper: 0.99 for this setting) and Kendall tau of predicted vs actual.
- * - Mislabeled samples: a second training set with 10% of the labels flipped; how many flipped samples are
+ * - Mislabeled samples: the same training set with 10% of its labels flipped; how many flipped samples are
  *   among the top 10% by SI (chance: 10% of them).
  *
  * Usage: `deno task exp:unique [--fast] [--seed S] [--out DIR]` (results in `experiments/unique_info/`).
@@ -282,7 +282,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   // 4 vs 9: label 0 for a 4, 1 for a 9.
   const idx: number[] = [];
   for (let i = 0; i < digits.n; i++) if (digits.labels[i] === 4 || digits.labels[i] === 9) idx.push(i);
-  const need = 2 * n + testN;
+  const need = n + testN;
   if (idx.length < need) {
     throw new Error(`Cannot take ${need} 4s and 9s as the digits hold ${idx.length}: current value is ${need}`);
   }
@@ -296,7 +296,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
     }
     return { x, y };
   };
-  const train = take(0, n), test = take(n, testN), second = take(n + testN, n);
+  const train = take(0, n), test = take(n, testN), second = train;
   const net = await makeNet(d, hidden, seed);
   const tf = net.tf;
   const t1 = performance.now();
