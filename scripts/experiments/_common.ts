@@ -255,8 +255,7 @@ export async function diversityOf(
 
 /** A Markdown table from a header and rows (numbers with `digits` decimals; pass counts as strings). */
 export function markdownTable(header: string[], rows: (string | number)[][], digits = 3): string {
-  const cell = (v: string | number) =>
-    typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : v;
+  const cell = (v: string | number) => (typeof v === "number" ? v.toFixed(digits) : v);
   return [
     `| ${header.join(" | ")} |`,
     `|${header.map(() => "---").join("|")}|`,
