@@ -16,6 +16,7 @@ import { type OptionValues, parseOptionValue, PluginError } from "./plugin.ts";
 import { InputError, show } from "./errors.ts";
 import { VERSION } from "./version.ts";
 import type { OutputFormat } from "./write.ts";
+import { BackendError, type BackendRequest, BACKENDS } from "./gpu.ts";
 
 /** A usage error (exit code 2). */
 class UsageError extends Error {}
@@ -31,6 +32,12 @@ const CORE = {
     type: "string",
     arg: "N",
     help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
+  },
+  backend: {
+    type: "string",
+    arg: "B",
+    help: "auto | cpu | webgpu (default auto: WebGPU only on a hardware adapter, never a software one; " +
+      "INFOTAP_WEBGPU_ALLOW_SOFTWARE=1 lets webgpu use one)",
   },
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
@@ -132,6 +139,12 @@ export async function main(argv: string[]): Promise<number> {
         `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
       );
     }
+    const backend = (v.backend as string | undefined) ?? "auto";
+    if (!(BACKENDS as readonly string[]).includes(backend)) {
+      throw new UsageError(
+        `Cannot use --backend as it must be one of ${BACKENDS.join(", ")}: current value is ${show(backend)}`,
+      );
+    }
     const options: OptionValues = {};
     for (const p of registry.all()) {
       for (const [k, spec] of Object.entries(p.options)) {
@@ -164,6 +177,7 @@ export async function main(argv: string[]): Promise<number> {
       byStep: Boolean(v["by-step"]),
       seed,
       threads,
+      backend: backend as BackendRequest,
       layers: list(v.layers),
       out,
       format: format as OutputFormat,
@@ -200,6 +214,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof InputError) {
       console.error(`infotap: error: ${e.message}`);
       return 1;
+    }
+    if (e instanceof BackendError) {
+      console.error(`infotap: error: ${e.message}`);
+      return 2;
     }
     if (e instanceof PluginError) {
       console.error(`infotap: ${e.message}`);

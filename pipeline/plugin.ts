@@ -78,7 +78,10 @@ export interface EstimatorContext {
   seed: number;
   /** The result of the plugin's first pass (`scan`), when it asked for one. */
   scan?: StateValue;
-  /** `--backend` chosen for the run (`cpu` unless a GPU path exists). */
+  /**
+   * `--backend` chosen for the run: `"webgpu"` when the run selected a usable WebGPU adapter (pipeline/gpu.ts;
+   * estimators with a GPU path then use `gpuDevice()`), otherwise `"cpu"` (or absent).
+   */
   backend?: string;
 }
 
@@ -100,6 +103,12 @@ export interface Estimator {
   merge(other: Estimator): void;
   /** A serializable snapshot; `plugin.restore(state)` continues from it. */
   state(): StateValue;
+  /**
+   * Brings results held on a device (GPU) back into the host-side state. Estimators that keep device state
+   * implement it; the pipeline awaits it before `state()` and `result()`, and `state()`/`merge` of such an
+   * estimator throw while device results are pending.
+   */
+  flush?(): Promise<void>;
   /** The result tables. */
   result(): Results | Promise<Results>;
 }

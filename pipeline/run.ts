@@ -36,6 +36,7 @@ import type { Layout } from "../schemas/validate.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { decodeState } from "./state.ts";
+import { type BackendDecision, type BackendRequest, selectBackend } from "./gpu.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -64,6 +65,13 @@ export interface AnalyzeOptions {
   progress?: boolean;
   /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
   threads?: number;
+  /**
+   * `auto` (default): WebGPU when a hardware adapter exists, never a fallback/software one; `cpu`; `webgpu`:
+   * WebGPU or a `BackendError` (see pipeline/gpu.ts). Estimators without a GPU path run on the CPU anyway.
+   */
+  backend?: BackendRequest;
+  /** Let `backend: "webgpu"` use a software adapter (llvmpipe, ...); default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
+  allowSoftwareGpu?: boolean;
   /** Extra fields for run.json (e.g. the command line). */
   extra?: Record<string, unknown>;
 }
@@ -157,7 +165,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
   }
   const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
-  const context: EstimatorContext = { byStep, seed, backend: "cpu" };
+  const decision: BackendDecision = await selectBackend(opts.backend ?? "auto", {
+    allowSoftware: opts.allowSoftwareGpu,
+  });
+  const context: EstimatorContext = { byStep, seed, backend: decision.backend };
   const stats: InputStats[] = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
   const resolve = (p: EstimatorPlugin) => resolveOptions(p, opts.options ?? {});
 
@@ -279,7 +290,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
             const orderFree = plugins.every((p, i) =>
               typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
             );
-            if (threads > 1 && orderFree) {
+            // On WebGPU the estimators share one device: one thread feeds it.
+            if (threads > 1 && orderFree && context.backend !== "webgpu") {
               pool = await WorkerPool.start(threads, {
                 mode: "estimate",
                 modules: modules(),
@@ -354,6 +366,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     if (rows > 0) {
       for (let i = 0; i < estimators.length; i++) {
         const p = plugins[i];
+        await estimators[i].flush?.();
         const res = await estimators[i].result();
         for (const [name, t] of Object.entries(res)) {
           const prev = tables[name];
@@ -387,6 +400,18 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       estimators: summaries,
       options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
       backend: context.backend,
+      backend_request: opts.backend ?? "auto",
+      backend_reason: decision.reason,
+      adapter: decision.adapter
+        ? {
+          description: decision.adapter.description ?? "",
+          vendor: decision.adapter.vendor ?? "",
+          architecture: decision.adapter.architecture ?? "",
+          device: decision.adapter.device ?? "",
+          fallback: decision.adapter.isFallbackAdapter === true,
+          software: decision.adapter.software,
+        }
+        : null,
       tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
       versions: versions(),
       started: new Date(Date.now() - (performance.now() - t0)).toISOString(),

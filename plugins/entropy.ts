@@ -27,6 +27,7 @@ import {
   type EstimatorContext,
   type EstimatorPlugin,
   type OptionValues,
+  type Results,
   type StateValue,
 } from "../pipeline/plugin.ts";
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
@@ -42,6 +43,7 @@ import {
   type RangeScan,
   RangeScanner,
 } from "./_binning.ts";
+import { GpuHistograms } from "./gpu/histogram.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -75,8 +77,12 @@ class EntropyEstimator implements Estimator {
   ranges = new Map<string, LayerRange>();
   steps = new Map<string, Map<string, LayerAcc>>();
   readonly byStep: boolean;
+  /** WebGPU path (context.backend "webgpu"): counts accumulate on the GPU, read back by `flush()`. */
+  readonly gpu: boolean;
+  #hist: GpuHistograms | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
+    this.gpu = context.backend === "webgpu";
     this.bins = options.bins as number;
     this.binning = options.binning as "global" | "neuron";
     this.byStep = context.byStep;
@@ -117,7 +123,8 @@ class EntropyEstimator implements Estimator {
     return a;
   }
 
-  update(batch: Batch): void {
+  update(batch: Batch): void | Promise<void> {
+    if (this.gpu) return this.#updateGpu(batch);
     const runs = stepRuns(batch, this.byStep);
     for (const col of batch.columns) {
       const range = this.#range(col.name, col.width);
@@ -130,11 +137,41 @@ class EntropyEstimator implements Estimator {
     }
   }
 
+  /** The WebGPU path: the same bins (bit-equal counts, see gpu/_thresholds.ts), counted on the GPU. */
+  async #updateGpu(batch: Batch): Promise<void> {
+    const runs = stepRuns(batch, this.byStep).map((r) => ({ key: stepKey(r.step), r0: r.r0, r1: r.r1 }));
+    for (const col of batch.columns) {
+      this.#range(col.name, col.width);
+      for (const r of runs) this.#acc(r.key, col.name, col.width);
+    }
+    this.#hist ??= await GpuHistograms.open(this.bins, (key, name, counts, nonfinite, clipped) => {
+      const a = this.#acc(key, name, nonfinite.length);
+      for (let i = 0; i < counts.length; i++) a.counts[i] += counts[i];
+      for (let j = 0; j < nonfinite.length; j++) {
+        a.nonfinite[j] += nonfinite[j];
+        a.clipped[j] += clipped[j];
+      }
+    });
+    await this.#hist.update(batch, runs, (name, width) => this.#range(name, width));
+  }
+
+  /** Reads GPU-held counts back into the host totals (no-op on the CPU path). */
+  async flush(): Promise<void> {
+    await this.#hist?.flush();
+  }
+
+  #checkFlushed(what: string): void {
+    if (this.#hist?.pending) {
+      throw new Error(`Cannot ${what} as GPU counts are not read back (await flush() first): current value is pending`);
+    }
+  }
+
   merge(other: Estimator): void {
     const o = other as EntropyEstimator;
     if (!(o instanceof EntropyEstimator) || o.bins !== this.bins || o.binning !== this.binning) {
       throw new Error("Cannot merge entropy estimators with different bins or binning: current value is incompatible");
     }
+    o.#checkFlushed("merge an entropy estimator");
     for (const l of o.layers) {
       const mine = this.layers.find((x) => x.name === l.name);
       if (mine && mine.width !== l.width) {
@@ -158,6 +195,7 @@ class EntropyEstimator implements Estimator {
   }
 
   state(): StateValue {
+    this.#checkFlushed("snapshot the entropy estimator");
     const steps: EntropyState["steps"] = {};
     for (const [key, layers] of this.steps) {
       steps[key] = [...layers].map(([name, a]) => {
@@ -194,7 +232,12 @@ class EntropyEstimator implements Estimator {
     return { nonfinite, clipped };
   }
 
-  result() {
+  result(): Results | Promise<Results> {
+    if (this.#hist?.pending) return this.flush().then(() => this.#tables());
+    return this.#tables();
+  }
+
+  #tables(): Results {
     const B = this.bins;
     const cols = {
       layer: [] as string[],

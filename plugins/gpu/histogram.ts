@@ -21,7 +21,7 @@
  * @module
  */
 import type { Batch } from "../../pipeline/batch.ts";
-import { gpuDevice } from "../../pipeline/gpu.ts";
+import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../../pipeline/gpu.ts";
 import {
   bitsOf,
   computePipeline,
@@ -49,6 +49,12 @@ export interface RowRun {
   r0: number;
   r1: number;
 }
+
+/**
+ * Workgroup counters on software adapters: llvmpipe's shader compile time grows about quadratically with the
+ * size of a workgroup array (256 words: 0.7 s, 2048: 32 s, 6528: 240 s, measured), so it gets small tiles.
+ */
+export const SOFTWARE_WORKGROUP_WORDS = 256;
 
 /** Rows an accumulator may take before it is read back (u32 counters). */
 const MAX_PENDING_ROWS = 2 ** 31;
@@ -154,19 +160,32 @@ export class GpuHistograms {
   readonly #data: GrowingBuffer;
   readonly #throttle = new Throttle();
 
-  private constructor(device: GPUDevice, bins: number, sink: HistogramSink) {
+  private constructor(device: GPUDevice, bins: number, sink: HistogramSink, maxWords: number) {
     this.#device = device;
     this.#bins = bins;
     this.#sink = sink;
-    const words = Math.floor(device.limits.maxComputeWorkgroupStorageSize / 4);
+    const words = Math.min(maxWords, Math.floor(device.limits.maxComputeWorkgroupStorageSize / 4));
     this.#tile = Math.min(64, Math.floor(words / (bins + 2)));
     this.#pipeline = computePipeline(device, histogramShader(bins, this.#tile));
     this.#data = new GrowingBuffer(device, "histogram data");
   }
 
-  /** Opens the shared device and compiles the kernel for `bins` bins. */
-  static async open(bins: number, sink: HistogramSink): Promise<GpuHistograms> {
-    return new GpuHistograms(await gpuDevice(), bins, sink);
+  /**
+   * Opens the shared device and compiles the kernel for `bins` bins. `maxWorkgroupWords` caps the workgroup
+   * counters (default: the device's limit; {@linkcode SOFTWARE_WORKGROUP_WORDS} on a software adapter).
+   */
+  static async open(bins: number, sink: HistogramSink, opts: { maxWorkgroupWords?: number } = {}): Promise<
+    GpuHistograms
+  > {
+    const device = await gpuDevice();
+    const facts = await probeAdapter();
+    const soft = facts !== null && isSoftwareAdapter(facts);
+    return new GpuHistograms(
+      device,
+      bins,
+      sink,
+      opts.maxWorkgroupWords ?? (soft ? SOFTWARE_WORKGROUP_WORDS : Infinity),
+    );
   }
 
   /** Neurons per workgroup tile (0: global atomics, when `B + 2` counters do not fit workgroup memory). */

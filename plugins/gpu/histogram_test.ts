@@ -78,7 +78,7 @@ Deno.test({
       { name: "c", width: 4, values: c, range: { lo: perLo, hi: perHi } },
     ];
     const runs = [{ key: "0", r0: 0, r1: 37 }, { key: "1", r0: 37, r1: 300 }];
-    for (const bins of [1, 7, 100]) {
+    for (const bins of [1, 7, 30, 100]) { // tiles of 64, 28, 8, 2 neurons on llvmpipe
       const { got } = await gpuRun(bins, columns, rows, runs, 3);
       for (const col of columns) {
         for (const run of runs) {
