@@ -3,6 +3,7 @@
  * batches a training run already produces. Definitions: ../shared/SCIENCE.md (see also `schemas/README.md`).
  *
  * This module exports the plugin contract (to write estimators), the pipeline (to run them from code), the
+ * live server (`serve`) with its producer client (`connectProducer`) and tfjs tap (`tfjsTap`), the
  * wire-format producer helpers (to emit batches), and the built-in estimators.
  *
  * @example
@@ -42,7 +43,13 @@ export { tableFromColumns } from "./pipeline/table.ts";
 export type { ColumnSpec } from "./pipeline/table.ts";
 export { analyze } from "./pipeline/run.ts";
 export type { AnalyzeOptions, AnalyzeResult } from "./pipeline/run.ts";
-export { readInput } from "./pipeline/source.ts";
+export { readInput, readStream } from "./pipeline/source.ts";
+export { serve } from "./pipeline/serve.ts";
+export type { ProducerRecord, ServeHandle, ServeOptions } from "./pipeline/serve.ts";
+export { connectProducer } from "./pipeline/connect.ts";
+export type { ProducerConnection, ProducerOptions, ProducerReply } from "./pipeline/connect.ts";
+export { tfjsTap } from "./pipeline/tfjs_tap.ts";
+export type { GradientHookContext, Tap, TapOptions, TapSink } from "./pipeline/tfjs_tap.ts";
 export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/produce.ts";
 export type { BatchInput, TensorInput } from "./pipeline/produce.ts";
 export { toParquet, writeTables } from "./pipeline/write.ts";
@@ -59,3 +66,5 @@ export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy.ts";
 export { fisherPlugin } from "./plugins/fisher.ts";
+export { miPlugin } from "./plugins/mi.ts";
+export { labelMiPlugin } from "./plugins/label_mi.ts";

@@ -7,21 +7,16 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type * as arrow from "apache-arrow";
 import { analyze } from "./run.ts";
-import { Registry } from "./registry.ts";
-import { builtinPlugins } from "../plugins/mod.ts";
-import { type OptionValues, parseOptionValue, PluginError } from "./plugin.ts";
+import type { Registry } from "./registry.ts";
+import { PluginError } from "./plugin.ts";
 import { InputError, show } from "./errors.ts";
 import { VERSION } from "./version.ts";
-import type { OutputFormat } from "./write.ts";
+import { type CoreFlag, list, parseCommandLine, parseFormat, pluginHelp, UsageError } from "./_args.ts";
 import { BackendError, type BackendRequest, BACKENDS } from "./gpu.ts";
 
-/** A usage error (exit code 2). */
-class UsageError extends Error {}
-
-const CORE = {
+const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
   out: { type: "string", arg: "DIR", help: "output directory, created if missing (default: infotap-results)" },
   format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet; parquet is zstd-compressed)" },
@@ -43,7 +38,7 @@ const CORE = {
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
-} as const;
+};
 
 function helpText(registry: Registry): string {
   const lines = [
@@ -55,63 +50,18 @@ function helpText(registry: Registry): string {
     "Options:",
   ];
   const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
-  for (const [k, v] of Object.entries(CORE)) row(`--${k}${"arg" in v ? ` ${v.arg}` : ""}`, v.help);
-  for (const p of registry.all()) {
-    lines.push("", `Estimator '${p.name}' (${p.inputs.join(", ")}${p.byDefault ? ", default" : ""}): ${p.description}`);
-    for (const [k, spec] of Object.entries(p.options)) {
-      const arg = spec.type === "boolean"
-        ? ""
-        : spec.type === "range"
-        ? " LO,HI"
-        : spec.choices
-        ? ` ${spec.choices.join("|")}`
-        : " N";
-      const def = spec.default !== undefined ? ` (default: ${spec.default})` : spec.required ? " (required)" : "";
-      row(`--${k}${arg}`, `${spec.description}${def}`);
-    }
-  }
+  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
+  pluginHelp(registry, row, lines);
   lines.push("", "Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json.");
   return lines.join("\n");
 }
 
 /** Parses argv and runs; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const registry = new Registry(builtinPlugins);
   try {
-    // Plugins first: their options become flags.
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i];
-      const path = a === "--plugin" ? argv[++i] : a.startsWith("--plugin=") ? a.slice(9) : null;
-      if (path === null) continue;
-      try {
-        await registry.load(path ?? "");
-      } catch (e) {
-        throw e instanceof PluginError ? e : new UsageError((e as Error).message);
-      }
-    }
-    const config: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
-    for (const [k, v] of Object.entries(CORE)) {
-      config[k] = { type: v.type, ...("multiple" in v ? { multiple: true } : {}) };
-    }
-    for (const p of registry.all()) {
-      for (const [k, spec] of Object.entries(p.options)) {
-        config[k] = { type: spec.type === "boolean" ? "boolean" : "string" };
-      }
-    }
-    // `--range -3,3`: a value that starts with '-' and a digit is a value, not a flag.
-    const args: string[] = [];
-    for (let i = 0; i < argv.length; i++) {
-      const key = argv[i].startsWith("--") ? argv[i].slice(2) : "";
-      if (config[key]?.type === "string" && /^-[\d.]/.test(argv[i + 1] ?? "")) args.push(`${argv[i]}=${argv[++i]}`);
-      else args.push(argv[i]);
-    }
-    let parsed;
-    try {
-      parsed = parseArgs({ args, options: config, allowPositionals: true, strict: true });
-    } catch (e) {
-      throw new UsageError(`${(e as Error).message.split("\n")[0]} (see --help)`);
-    }
-    const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
+    const parsed = await parseCommandLine(argv, CORE, true);
+    const { registry, options, estimators } = parsed;
+    const v = parsed.values;
     if (v.help) {
       console.log(helpText(registry));
       return 0;
@@ -123,12 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     if (parsed.positionals.length === 0) {
       throw new UsageError("Cannot analyze as no input was given: current value is none (see --help)");
     }
-    const format = (v.format as string | undefined) ?? "parquet";
-    if (!["parquet", "arrow", "both"].includes(format)) {
-      throw new UsageError(
-        `Cannot use --format as it must be parquet, arrow or both: current value is ${show(format)}`,
-      );
-    }
+    const format = parseFormat(v.format);
     const seed = v.seed === undefined ? 0 : Number(v.seed);
     if (!Number.isSafeInteger(seed)) {
       throw new UsageError(`Cannot use --seed as it must be an integer: current value is ${show(v.seed)}`);
@@ -145,29 +90,6 @@ export async function main(argv: string[]): Promise<number> {
         `Cannot use --backend as it must be one of ${BACKENDS.join(", ")}: current value is ${show(backend)}`,
       );
     }
-    const options: OptionValues = {};
-    for (const p of registry.all()) {
-      for (const [k, spec] of Object.entries(p.options)) {
-        const raw = v[k];
-        if (raw === undefined) continue;
-        try {
-          options[k] = parseOptionValue(k, spec, raw as string | boolean);
-        } catch (e) {
-          throw new UsageError((e as Error).message);
-        }
-      }
-    }
-    const list = (
-      s: unknown,
-    ) => (typeof s === "string" ? s.split(",").map((x) => x.trim()).filter(Boolean) : undefined);
-    const estimators = list(v.estimators);
-    for (const name of estimators ?? []) {
-      try {
-        registry.get(name);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-    }
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -180,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
       backend: backend as BackendRequest,
       layers: list(v.layers),
       out,
-      format: format as OutputFormat,
+      format,
       registry,
       progress: quiet ? false : undefined,
       extra: { argv },

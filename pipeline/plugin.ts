@@ -4,23 +4,22 @@
  *
  * @example
  * ```ts
- * import { definePlugin } from "./plugin.ts";
+ * import { definePlugin, type Estimator } from "./plugin.ts";
  * import { tableFromColumns } from "./table.ts";
+ * const counter = (n = 0): Estimator => ({
+ *   update(batch) { n += batch.numRows; },
+ *   merge(other) { n += (other.state() as { n: number }).n; },
+ *   state: () => ({ n }),
+ *   result: () => ({ row_count: tableFromColumns([{ name: "rows", type: "int64", values: [n] }]) }),
+ * });
  * const rows = definePlugin({
  *   name: "row-count",
  *   description: "Counts rows.",
  *   inputs: ["activations/v1"],
  *   options: {},
- *   create() {
- *     let n = 0;
- *     return {
- *       update(batch) { n += batch.numRows; },
- *       merge(other) { n += (other.state() as { n: number }).n; },
- *       state: () => ({ n }),
- *       result: () => ({ row_count: tableFromColumns([{ name: "rows", type: "int64", values: [n] }]) }),
- *     };
- *   },
- *   restore(state) { const e = this.create({}, { byStep: false, seed: 0 }); e.merge({ state: () => state } as never); return e; },
+ *   orderFree: true,
+ *   create: () => counter(),
+ *   restore: (state) => counter((state as { n: number }).n),
  * });
  * console.assert(rows.name === "row-count");
  * ```

@@ -103,7 +103,8 @@ interface StopAt {
   error: string;
 }
 
-function selectLayers(batch: Batch, layers: string[] | undefined): Batch {
+/** Keeps only the `--layers` columns of a batch (all when `layers` is undefined); unknown names are an error. */
+export function selectLayers(batch: Batch, layers: string[] | undefined): Batch {
   if (!layers) return batch;
   const names = new Set(batch.columns.map((c) => c.name));
   for (const l of layers) {
@@ -121,6 +122,38 @@ function selectLayers(batch: Batch, layers: string[] | undefined): Batch {
     }
   }
   return { ...batch, columns: batch.columns.filter((c) => layers.includes(c.name)) };
+}
+
+/**
+ * The result tables of several estimators, joined by name: a table that two plugins write is joined on the keys
+ * the plugins declare (`tables: {name: {keys}}`); without keys that is an error.
+ */
+export async function resultTables(
+  plugins: EstimatorPlugin[],
+  estimators: Estimator[],
+): Promise<Record<string, arrow.Table>> {
+  const tables: Record<string, arrow.Table> = {};
+  for (let i = 0; i < estimators.length; i++) {
+    const p = plugins[i];
+    await estimators[i].flush?.();
+    const res = await estimators[i].result();
+    for (const [name, t] of Object.entries(res)) {
+      const prev = tables[name];
+      if (!prev) tables[name] = t;
+      else {
+        const keys = p.tables?.[name]?.keys;
+        if (!keys) {
+          throw new Error(
+            `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
+              show(name)
+            }`,
+          );
+        }
+        tables[name] = joinTables(prev, t, keys);
+      }
+    }
+  }
+  return tables;
 }
 
 /** Reads every input in order, yielding batches until `stopAt` (exclusive) or the first error. */
@@ -177,7 +210,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const needsScan = candidates.some((p) => p.scan?.(resolve(p), context));
   const paths = [...opts.inputs];
   let spilled: string | null = null;
-  const progress = new Progress(needsScan ? "pass 1/2" : "reading", 0, opts.progress);
+  let progress = new Progress("analyze", 0, false);
   let stopAt: StopAt | null = null;
   let kind: Kind | null = null;
   let firstLayout: Layout | null = null;
@@ -218,6 +251,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           } catch { /* reported when opened */ }
         }
       }
+      const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
+      progress = new Progress(needsScan ? "2 passes" : "1 pass", totalBytes * (needsScan ? 2 : 1), opts.progress);
       // Pass 1: scanners (only when an estimator needs one).
       const auto = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES
         ? Math.min(4, navigator.hardwareConcurrency ?? 1)
@@ -364,27 +399,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     const rows = stats.reduce((a, s) => a + s.rows, 0);
     const tr = performance.now();
     if (rows > 0) {
+      Object.assign(tables, await resultTables(plugins, estimators));
       for (let i = 0; i < estimators.length; i++) {
-        const p = plugins[i];
-        await estimators[i].flush?.();
-        const res = await estimators[i].result();
-        for (const [name, t] of Object.entries(res)) {
-          const prev = tables[name];
-          if (!prev) tables[name] = t;
-          else {
-            const keys = p.tables?.[name]?.keys;
-            if (!keys) {
-              throw new Error(
-                `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
-                  show(name)
-                }`,
-              );
-            }
-            tables[name] = joinTables(prev, t, keys);
-          }
-        }
         summaries.push({
-          name: p.name,
+          name: plugins[i].name,
           options: optionsByPlugin[i],
           summary: (estimators[i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
         });

@@ -10,7 +10,7 @@ import * as arrow from "apache-arrow";
 import { InputError, show } from "./errors.ts";
 import type { Batch } from "./batch.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../schemas/validate.ts";
-import { type ByteReader, IpcError, type IpcItem, readIpc } from "./ipc_reader.ts";
+import { type ByteReader, IpcError, type IpcItem, readerFromChunks, readIpc } from "./ipc_reader.ts";
 
 const CHUNK = 1 << 20;
 
@@ -81,6 +81,14 @@ function checkMagic(first: Uint8Array, file: string): void {
   }
 }
 
+/** Options of {@linkcode readInput} and {@linkcode readStream}. */
+export interface ReadOptions {
+  /** The layout of earlier inputs (tensor widths must match). */
+  expected?: Layout;
+  /** Called with the size of each chunk read (progress). */
+  onBytes?: (n: number) => void;
+}
+
 /** One validated batch with its layout, as read from one input. */
 export interface ReadBatch {
   batch: Batch;
@@ -94,7 +102,7 @@ export interface ReadBatch {
  */
 export async function* readInput(
   path: string,
-  options: { expected?: Layout; onBytes?: (n: number) => void } = {},
+  options: ReadOptions = {},
 ): AsyncGenerator<ReadBatch> {
   const { reader, close } = await openInput(path);
   try {
@@ -102,6 +110,19 @@ export async function* readInput(
   } finally {
     close();
   }
+}
+
+/**
+ * Reads an Arrow IPC stream (or file) from any async iterable of byte chunks (a socket's `ReadableStream`,
+ * WebSocket messages), yielding validated batches; `label` names the source in errors (as the file). Bytes
+ * are pulled only as batches are consumed (backpressure). Errors as {@linkcode readInput}.
+ */
+export function readStream(
+  bytes: AsyncIterable<Uint8Array>,
+  label: string,
+  options: ReadOptions = {},
+): AsyncGenerator<ReadBatch> {
+  return readSource(readerFromChunks(bytes), label, options);
 }
 
 /**
@@ -113,7 +134,7 @@ export async function* readInput(
 export async function* readSource(
   reader: ByteReader,
   label: string,
-  options: { expected?: Layout; onBytes?: (n: number) => void } = {},
+  options: ReadOptions = {},
 ): AsyncGenerator<ReadBatch> {
   const first = new Uint8Array(8);
   let got = 0;
@@ -151,24 +172,8 @@ export async function* readSource(
     if (!r.schema) {
       throw new InputError(`Cannot read the Arrow schema as the input holds none: current value is missing`, where(0));
     }
-    layout = check(r.schema, 0);
-    const it = r[Symbol.asyncIterator]();
-    while (true) {
-      let next: IteratorResult<arrow.RecordBatch>;
-      try {
-        next = await it.next();
-      } catch (e) {
-        throw new InputError(
-          `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
-            show((e as Error).message)
-          }`,
-          where(index),
-        );
-      }
-      if (next.done) return;
-      yield { batch: decodeBatch(next.value, layout, label, index), layout };
-      index++;
-    }
+    yield* validated(r.schema, r[Symbol.asyncIterator](), label, options);
+    return;
   }
   const items = readIpc(prefixed, options.onBytes);
   while (true) {
@@ -222,6 +227,104 @@ function prefixReader(head: Uint8Array, rest: ByteReader): ByteReader {
       return rest.read(p);
     },
   };
+}
+
+/** Validates the schema and every batch of one input against it (and `options.expected`), decoding each. */
+async function* validated(
+  schema: arrow.Schema,
+  it: AsyncIterator<arrow.RecordBatch>,
+  path: string,
+  options: ReadOptions,
+): AsyncGenerator<ReadBatch> {
+  let index = 0;
+  let layout = validateSchema(schema, path, 0);
+  if (options.expected) checkSameLayout(options.expected, layout, path, 0);
+  while (true) {
+    let next: IteratorResult<arrow.RecordBatch>;
+    try {
+      next = await it.next();
+    } catch (e) {
+      if (e instanceof InputError) throw e;
+      throw new InputError(
+        `Cannot read the record batch as the input is truncated or corrupt (earlier batches are kept): current value is ${
+          show((e as Error).message)
+        }`,
+        { file: path, batch: index },
+      );
+    }
+    if (next.done) break;
+    const rb = next.value;
+    if (rb.schema !== schema) {
+      const l2 = validateSchema(rb.schema, path, index);
+      checkSameLayout(layout, l2, path, index);
+      layout = l2;
+    }
+    yield { batch: decodeBatch(rb, layout, path, index), layout };
+    index++;
+  }
+}
+
+const EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/** One whole Arrow IPC message (prefix, metadata and body) and its header type. */
+export interface IpcMessage {
+  bytes: Uint8Array;
+  header: arrow.MessageHeader;
+}
+
+/**
+ * Like {@linkcode readStream}, for a source already cut into whole IPC messages (as `serve`'s framer yields
+ * them). Each record batch is decoded as soon as its message is complete, never waiting for the next one
+ * (`readStream` over a socket would hold the latest batch back until more bytes arrive), which a live view
+ * needs. Errors as {@linkcode readInput}.
+ */
+export async function* readMessages(
+  messages: AsyncIterable<IpcMessage>,
+  label: string,
+  options: ReadOptions = {},
+): AsyncGenerator<ReadBatch> {
+  const it = messages[Symbol.asyncIterator]();
+  let schemaBytes: Uint8Array | null = null;
+  let schema: arrow.Schema | null = null;
+  const dictionaries: Uint8Array[] = [];
+  const first = await it.next();
+  if (first.done) throw new InputError(`Cannot read input as it is empty: current value is 0 bytes`, { file: label });
+  // The chunks are handed to Arrow as they are (no concatenation): each read falls within one message, so
+  // the batch's columns are views of the message bytes (zero-copy).
+  const decodeOne = (bytes: Uint8Array[], schemaOnly = false): arrow.RecordBatch | arrow.Schema => {
+    const reader = arrow.RecordBatchReader.from([...bytes, EOS]) as arrow.RecordBatchStreamReader;
+    reader.open();
+    if (schemaOnly) return reader.schema;
+    const rb = reader.next();
+    if (rb.done) throw new Error("a record batch message holds no batch");
+    return rb.value;
+  };
+  try {
+    if (first.value.header !== arrow.MessageHeader.Schema) throw new Error("the first message is not a schema");
+    schemaBytes = first.value.bytes;
+    schema = decodeOne([schemaBytes], true) as arrow.Schema;
+  } catch (e) {
+    throw new InputError(
+      `Cannot read the Arrow schema as the input is truncated or corrupt: current value is ${
+        show((e as Error).message)
+      }`,
+      { file: label, batch: 0 },
+    );
+  }
+  async function* batches(): AsyncGenerator<arrow.RecordBatch> {
+    while (true) {
+      const m = await it.next();
+      if (m.done) return;
+      const { bytes, header } = m.value;
+      if (header === arrow.MessageHeader.DictionaryBatch) dictionaries.push(bytes);
+      else if (header === arrow.MessageHeader.RecordBatch) {
+        yield decodeOne([schemaBytes!, ...dictionaries, bytes]) as arrow.RecordBatch;
+      } else if (header === arrow.MessageHeader.Schema) {
+        throw new Error("a second schema message arrived");
+      }
+    }
+  }
+  yield* validated(schema, batches(), label, options);
 }
 
 /** Copies stdin to a temporary file (for estimators that need two passes); returns its path. */

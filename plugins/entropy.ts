@@ -33,6 +33,7 @@ import {
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
+import { BINNING_OPTIONS, validateBinning } from "./_binning_options.ts";
 import {
   binRows,
   entropyOf,
@@ -333,27 +334,8 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   inputs: ["activations/v1"],
   byDefault: true,
   tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
-  options: {
-    bins: { type: "integer", default: 100, min: 1, description: "number of equal-width bins per neuron" },
-    binning: {
-      type: "string",
-      default: "global",
-      choices: ["global", "neuron"],
-      description: "global: one [min,max] over all analysed layers (paper's code); neuron: each neuron's own [min,max]",
-    },
-    range: {
-      type: "range",
-      description: "LO,HI: fixed global bin range (skips the first pass; values outside are clipped and counted)",
-    },
-  },
-  validate(o) {
-    if (o.range && o.binning === "neuron") {
-      throw new Error(
-        "Cannot use --range with --binning neuron as per-neuron ranges come from the data: current value is " +
-          String(o.range),
-      );
-    }
-  },
+  options: BINNING_OPTIONS,
+  validate: validateBinning,
   scan(options) {
     return options.range ? null : new RangeScanner();
   },

@@ -18,15 +18,7 @@ import { fisherPlugin } from "../plugins/fisher.ts";
 import { FdSketch } from "../plugins/_fd_sketch.ts";
 import type { Batch } from "../pipeline/batch.ts";
 
-/** One benchmark figure. */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
-  reference?: number;
-  ratio?: number;
-  note?: string;
-}
+import type { BenchRow } from "./bench_types.ts";
 
 const MiB = 1 << 20;
 

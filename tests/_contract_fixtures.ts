@@ -115,6 +115,37 @@ export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
       rtol: 1e-9,
     },
   ],
+  mi: [
+    {
+      label: "KSG within layers (reservoir smaller than the stream)",
+      options: { "mi-samples": 60 },
+      batches: () => mixedActivations(5),
+      rtol: 1e-12,
+    },
+    {
+      label: "KSG all pairs by step, k = 2",
+      options: { "mi-pairs": "all", "ksg-k": 2 },
+      context: { byStep: true, seed: 7 },
+      batches: () => mixedActivations(6),
+    },
+    { label: "binned global", options: { "mi-estimator": "binned", "mi-bins": 5 }, batches: () => mixedActivations(7) },
+    {
+      label: "binned neuron binning, all pairs, by step",
+      options: { "mi-estimator": "binned", "mi-bins": 4, "mi-binning": "neuron", "mi-pairs": "all" },
+      context: { byStep: true },
+      batches: () => mixedActivations(8),
+    },
+  ],
+  "label-mi": [
+    { label: "global binning", options: { bins: 6 }, batches: () => mixedActivations(9) },
+    {
+      label: "neuron binning by step",
+      options: { bins: 3, binning: "neuron" },
+      context: { byStep: true },
+      batches: () => mixedActivations(10),
+    },
+    { label: "user range with clipping", options: { bins: 4, range: [-1, 1] }, batches: () => mixedActivations(11) },
+  ],
   "example-mean": [
     { label: "per-neuron mean and variance", options: {}, batches: () => mixedActivations(4), rtol: 1e-9 },
   ],

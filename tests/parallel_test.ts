@@ -8,6 +8,7 @@ import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
 import { assertTablesClose, Rng } from "./_util.ts";
 
 async function dump(path: string, batches: number, seed = 1) {
+  const labels = new Rng(seed + 100);
   const rng = new Rng(seed);
   const rows = 50;
   await writeBatches(
@@ -17,6 +18,7 @@ async function dump(path: string, batches: number, seed = 1) {
         kind: "activations/v1",
         sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(b * rows + i)),
         step: new BigInt64Array(rows).fill(BigInt(b % 3)),
+        label: Int32Array.from({ length: rows }, () => labels.int(3)),
         tensors: [
           { name: "a", width: 7, values: Float32Array.from({ length: rows * 7 }, () => rng.normal()) },
           {
@@ -41,6 +43,16 @@ Deno.test("threads: 3 workers equal one thread (global range pass, neuron binnin
       assert.equal(one.run.threads, 1);
       assert.equal(three.run.threads, 3);
       for (const t of ["neuron_entropy", "layer_summary"]) assertTablesClose(one.tables[t], three.tables[t], 0, 0, t);
+    }
+    // binned and KSG MI, and label MI, on 2 workers (KSG's reservoir smaller than the input)
+    for (const mi of [{ "mi-estimator": "binned", "mi-bins": 6 }, { "mi-samples": 200 }]) {
+      const estimators = ["mi", "label-mi"];
+      const one = await analyze({ inputs: [`${dir}/a.arrows`], estimators, options: mi, threads: 1, progress: false });
+      const two = await analyze({ inputs: [`${dir}/a.arrows`], estimators, options: mi, threads: 2, progress: false });
+      assert.equal(two.run.threads, 2);
+      for (const t of ["neuron_mi", "label_mi", "layer_summary"]) {
+        assertTablesClose(one.tables[t], two.tables[t], 0, 0, t);
+      }
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

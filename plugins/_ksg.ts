@@ -1,0 +1,352 @@
+/**
+ * The KSG mutual-information kernel (Kraskov, Stoegbauer, Grassberger 2004, algorithm 1), exactly as
+ * ../shared/SCIENCE.md section 1 and scikit-learn's private `_compute_mi_cc` define it:
+ *
+ * `I = psi(n) + psi(k) - < psi(n_x + 1) + psi(n_y + 1) >`, Chebyshev norm in the joint space, `r_i` the distance
+ * from sample i to its k-th nearest *other* sample, and `n_x` (`n_y`) the number of other samples j with
+ * `|x_i - x_j| <= nextafter(r_i, 0)`, i.e. strictly closer than `r_i` when `r_i > 0`, and exactly equal when
+ * `r_i == 0` (scikit-learn's `radius_neighbors(radius=nextafter(r, 0))`, whose test is `<=`). Negative estimates
+ * are kept. Distances are `|a - b|` in float64, the same expression as a brute-force reference uses, so the
+ * counts are identical, not just close.
+ *
+ * Speed: each neuron is prepared once (float32 values, sorted values, ranks with ties broken by sample index,
+ * tie-group sizes, and a strip of about `n / G` samples per grid column, cut only between tie groups). Per pair,
+ * the samples are bucketed into the `G x G` grid of strips (value-monotone cells), each sample's k nearest
+ * neighbours are found by scanning the 3 x 3 block of cells around it, then rings outward, until the block's
+ * value-space border is at least the current k-th distance, and `n_x`, `n_y` come from branch-free binary
+ * searches in the sorted marginals, restricted to that block's rank ranges. Points shared by more than k
+ * samples (e.g. ReLU zeros in both neurons) have radius 0 and are answered from their tie-group sizes; they are
+ * stored once, weighted by their multiplicity, as neighbours of others. Cost per pair about `O(n log n)` with a
+ * small constant, against `O(n^2)` for brute force. Inputs are float32 (the wire format's type).
+ *
+ * @module
+ */
+
+/** One neuron's samples prepared for the KSG kernel (all arrays in sample order unless said otherwise). */
+export interface NeuronPrep {
+  /** Values in sample order. */
+  vals: Float32Array;
+  /** Values sorted ascending. */
+  sorted: Float32Array;
+  /** Position of each sample in `sorted` (ties broken by sample index). */
+  rank: Int32Array;
+  /** First position of each sample's value in `sorted` (the start of its tie group). */
+  group: Int32Array;
+  /** Size of each sample's tie group (1 when its value is unique). */
+  tie: Int32Array;
+  /** Grid strip of each sample: strips hold about `n / G` samples, tied values always share one. */
+  cell: Uint16Array;
+  /** First position in `sorted` of each strip, `G + 1` entries (`n` past the last strip). */
+  edge: Int32Array;
+  /** Number of strips (at most `G`). */
+  strips: number;
+}
+
+/** Number of grid strips per axis for `n` samples (about 2 samples per cell on average). */
+export function gridSize(n: number): number {
+  return Math.max(1, Math.min(4096, Math.floor(Math.sqrt(n / 2))));
+}
+
+/** Prepares one neuron's `n` finite values for {@linkcode ksgPair}. */
+export function prepNeuron(values: ArrayLike<number>, n = values.length): NeuronPrep {
+  const vals = values instanceof Float32Array && values.length === n
+    ? values
+    : Float32Array.from({ length: n }, (_, i) => values[i]);
+  const sorted = vals.slice().sort();
+  const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
+  const used = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = vals[i];
+    let lo = 0, hi = n; // first position with sorted[pos] >= v
+    while (lo < hi) {
+      const m = (lo + hi) >>> 1;
+      if (sorted[m] < v) lo = m + 1;
+      else hi = m;
+    }
+    group[i] = lo;
+    rank[i] = lo + used[lo]++;
+  }
+  for (let i = 0; i < n; i++) tie[i] = used[group[i]];
+  // Strips of about n/G samples each, cut only between tie groups (so no strip is empty and ties share one).
+  const G = gridSize(n), target = n / G;
+  const edge = new Int32Array(G + 1).fill(n);
+  const stripOf = new Uint16Array(n); // by sorted position
+  let strip = 0, inStrip = 0;
+  edge[0] = 0;
+  for (let r = 0; r < n;) {
+    const size = used[r];
+    if (inStrip >= target && strip < G - 1) {
+      edge[++strip] = r;
+      inStrip = 0;
+    }
+    stripOf.fill(strip, r, r + size);
+    inStrip += size;
+    r += size;
+  }
+  const strips = n > 0 ? strip + 1 : 0;
+  const cell = new Uint16Array(n);
+  for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
+  return { vals, sorted, rank, group, tie, cell, edge, strips };
+}
+
+/** `psi(m)` for integers `m = 0..n` (index 0 unused, NaN), by the recurrence `psi(m+1) = psi(m) + 1/m`. */
+export function digammaTable(n: number): Float64Array {
+  const t = new Float64Array(n + 1);
+  t[0] = NaN;
+  if (n >= 1) t[1] = -0.57721566490153286061;
+  for (let m = 1; m < n; m++) t[m + 1] = t[m] + 1 / m;
+  return t;
+}
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer); // little-endian on every platform Deno runs on
+
+/** `nextafter(r, 0)` for `r >= 0` (and 0 for 0): the largest double below a positive `r`. */
+export function nextDown(r: number): number {
+  if (!(r > 0)) return 0;
+  if (r === Infinity) return Number.MAX_VALUE;
+  f64[0] = r;
+  if (u32[0] === 0) {
+    u32[0] = 0xffffffff;
+    u32[1]--;
+  } else u32[0]--;
+  return f64[0];
+}
+
+/** Per-thread scratch memory for {@linkcode ksgPair}, sized for `n` samples. */
+export class KsgScratch {
+  readonly n: number;
+  readonly G: number;
+  readonly start: Int32Array;
+  readonly pxy: Float64Array;
+  readonly pw: Int32Array;
+  readonly segs: Int32Array;
+  readonly pxr: Int32Array;
+  readonly pyr: Int32Array;
+  readonly psi: Float64Array;
+  constructor(n: number) {
+    this.n = n;
+    const G = this.G = gridSize(n);
+    this.start = new Int32Array(G * G + 1);
+    this.pxy = new Float64Array(2 * n);
+    this.pw = new Int32Array(n);
+    this.segs = new Int32Array(4 * G + 8);
+    this.pxr = new Int32Array(n);
+    this.pyr = new Int32Array(n);
+    this.psi = digammaTable(n + 1);
+  }
+}
+
+/** Inserts `d` (< best[last]) into the sorted `best`, dropping the largest; returns the new largest. */
+function insert(best: Float64Array, last: number, d: number): number {
+  let j = last;
+  while (j > 0 && best[j - 1] > d) {
+    best[j] = best[j - 1];
+    j--;
+  }
+  best[j] = d;
+  return best[last];
+}
+
+/**
+ * Count of positions m in `[lo, hi)` of the sorted `s` with `|v - s[m]| <= rr`, where `s[at] = v`
+ * (the caller knows no position outside `[lo, hi)` qualifies). Branch-free binary
+ * searches (the comparisons are unpredictable, so branches would mispredict half the time).
+ */
+function countWithin(s: Float32Array, lo: number, hi: number, at: number, v: number, rr: number): number {
+  // left: first m in [lo, at] with v - s[m] <= rr (v - s[m] is non-increasing in m, and 0 at m = at)
+  let base = lo, len = at + 1 - lo;
+  while (len > 1) {
+    const half = len >>> 1;
+    base += half * +(v - s[base + half] > rr);
+    len -= half;
+  }
+  const left = base + +(v - s[base] > rr);
+  // right: last m in [at, hi) with s[m] - v <= rr
+  base = at;
+  len = hi - at;
+  while (len > 1) {
+    const half = len >>> 1;
+    base += half * +(s[base + half] - v <= rr);
+    len -= half;
+  }
+  return base - left + 1;
+}
+
+/**
+ * The ring radius at which the last {@linkcode kthDistance} stopped: every sample outside that block of cells is
+ * at least the returned distance away (or the block is the whole grid).
+ */
+let lastR = 0;
+
+/** Chebyshev distance from `(x, y)` in cell `(cx, cy)` to its k-th nearest other sample (`best.length = k+1`). */
+function kthDistance(
+  pxy: Float64Array,
+  start: Int32Array,
+  xedge: Int32Array,
+  yedge: Int32Array,
+  xs: Float32Array,
+  ys: Float32Array,
+  Gx: number,
+  Gy: number,
+  pw: Int32Array,
+  cx: number,
+  cy: number,
+  x: number,
+  y: number,
+  best: Float64Array,
+  segs: Int32Array,
+): number {
+  const last = best.length - 1;
+  for (let j = 0; j <= last; j++) best[j] = Infinity;
+  let kth = Infinity;
+  for (let R = 1;; R++) {
+    const xlo = cx - R, xhi = cx + R, ylo = cy - R, yhi = cy + R;
+    const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= Gx ? Gx - 1 : xhi;
+    // the ring's cells as contiguous ranges of samples: full rows at the top and bottom, single cells between
+    // (the first pass takes the whole 3 x 3 block, one range per row)
+    let ns = 0;
+    if (R === 1) {
+      const y0 = ylo < 0 ? 0 : ylo, y1 = yhi >= Gy ? Gy - 1 : yhi;
+      for (let gy = y0; gy <= y1; gy++) {
+        segs[ns++] = start[gy * Gx + x0];
+        segs[ns++] = start[gy * Gx + x1 + 1];
+      }
+    } else if (ylo >= 0) {
+      segs[ns++] = start[ylo * Gx + x0];
+      segs[ns++] = start[ylo * Gx + x1 + 1];
+    }
+    if (R > 1) {
+      if (yhi < Gy) {
+        segs[ns++] = start[yhi * Gx + x0];
+        segs[ns++] = start[yhi * Gx + x1 + 1];
+      }
+      const y0 = ylo + 1 < 0 ? 0 : ylo + 1, y1 = yhi - 1 >= Gy ? Gy - 1 : yhi - 1;
+      for (let gy = y0; gy <= y1; gy++) {
+        if (xlo >= 0) {
+          segs[ns++] = start[gy * Gx + xlo];
+          segs[ns++] = start[gy * Gx + xlo + 1];
+        }
+        if (xhi < Gx) {
+          segs[ns++] = start[gy * Gx + xhi];
+          segs[ns++] = start[gy * Gx + xhi + 1];
+        }
+      }
+    }
+    for (let g = 0; g < ns; g += 2) {
+      const q1 = segs[g + 1];
+      for (let q = segs[g]; q < q1; q++) {
+        // Branch-free test of max(|dx|, |dy|) < kth: the signs of dx, dy are random, so ternaries on them
+        // mispredict (3x slower in V8); Math.abs and the 0/1 product compile without branches.
+        const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+        if ((+(ax < kth) & +(ay < kth)) !== 0) {
+          const d = ax > ay ? ax : ay;
+          // a representative of m identical samples counts m times
+          for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d);
+        }
+      }
+    }
+    lastR = R;
+    if (xlo <= 0 && ylo <= 0 && xhi >= Gx - 1 && yhi >= Gy - 1) return kth;
+    if (kth < Infinity) {
+      let bound = Infinity;
+      // every sample outside the block lies beyond one of these values (strips are value-monotone)
+      if (xlo > 0) bound = Math.min(bound, x - xs[xedge[xlo] - 1]);
+      if (xhi < Gx - 1) bound = Math.min(bound, xs[xedge[xhi + 1]] - x);
+      if (ylo > 0) bound = Math.min(bound, y - ys[yedge[ylo] - 1]);
+      if (yhi < Gy - 1) bound = Math.min(bound, ys[yedge[yhi + 1]] - y);
+      if (kth <= bound) return kth;
+    }
+  }
+}
+
+/**
+ * KSG mutual information (nats) of two prepared neurons over the same `n` samples; `k >= 1`, `n > k`.
+ * NaN when `n <= k`.
+ */
+export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
+  const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
+  if (n <= k) return NaN;
+  const { start, pxy, pw, segs, pxr, pyr, psi } = s;
+  const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
+  const xs = a.sorted, ys = b.sorted;
+  // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
+  // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
+  // heavy ties, e.g. ReLU zeros, cheap).
+  const dup = duplicates(a, b, k, n);
+  let total = 0;
+  // bucket the stored samples into cells (row-major by y strip, then x strip)
+  start.fill(0, 0, cells + 1);
+  for (let i = 0; i < n; i++) {
+    if (dup !== null && dup[i] !== 0) {
+      total += psi[a.tie[i]] + psi[b.tie[i]];
+      if (dup[i] < 0) continue;
+    }
+    start[bc[i] * Gx + ac[i] + 1]++;
+  }
+  for (let c = 0; c < cells; c++) start[c + 1] += start[c];
+  for (let i = 0; i < n; i++) {
+    if (dup !== null && dup[i] < 0) continue;
+    const c = bc[i] * Gx + ac[i];
+    const at = start[c]++;
+    pxy[2 * at] = ax[i];
+    pxy[2 * at + 1] = by[i];
+    pxr[at] = ar[i];
+    pyr[at] = br[i];
+    pw[at] = dup !== null && dup[i] > 0 ? dup[i] : 1;
+  }
+  for (let c = cells; c > 0; c--) start[c] = start[c - 1];
+  start[0] = 0;
+  const best = new Float64Array(k + 1); // k+1 smallest distances including the sample itself (distance 0)
+  for (let cy = 0; cy < Gy; cy++) {
+    for (let cx = 0; cx < Gx; cx++) {
+      const c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
+      for (let p = c0; p < c1; p++) {
+        if (pw[p] > 1) continue; // a duplicate's representative: counted above
+        const x = pxy[2 * p], y = pxy[2 * p + 1];
+        const rr = nextDown(kthDistance(pxy, start, a.edge, b.edge, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs));
+        // only the block's rank ranges can hold samples within rr (see lastR)
+        const R = lastR;
+        const xr0 = a.edge[cx - R < 0 ? 0 : cx - R], xr1 = a.edge[cx + R + 1 > Gx ? Gx : cx + R + 1];
+        const yr0 = b.edge[cy - R < 0 ? 0 : cy - R], yr1 = b.edge[cy + R + 1 > Gy ? Gy : cy + R + 1];
+        const nx = countWithin(xs, xr0, xr1, pxr[p], x, rr) - 1;
+        const ny = countWithin(ys, yr0, yr1, pyr[p], y, rr) - 1;
+        total += psi[nx + 1] + psi[ny + 1];
+      }
+    }
+  }
+  return psi[n] + psi[k] - total / n;
+}
+
+/**
+ * Per sample, when at least `k` other samples share both its values: the multiplicity of its point for the
+ * first such sample, -1 for the others; 0 otherwise. Null when there are none.
+ */
+function duplicates(a: NeuronPrep, b: NeuronPrep, k: number, n: number): Int32Array | null {
+  let first: Map<number, number> | null = null;
+  let out: Int32Array | null = null;
+  for (let i = 0; i < n; i++) {
+    if (a.tie[i] > k && b.tie[i] > k) {
+      first ??= new Map();
+      out ??= new Int32Array(n);
+      const key = a.group[i] * n + b.group[i];
+      const f = first.get(key);
+      if (f === undefined) {
+        first.set(key, i);
+        out[i] = 1;
+      } else {
+        out[f]++;
+        out[i] = -1;
+      }
+    }
+  }
+  if (first === null || out === null) return null;
+  for (const f of first.values()) {
+    if (out[f] <= k) { // fewer than k others at this point: an ordinary sample after all
+      for (let i = f; i < n; i++) {
+        if (out[i] !== 0 && a.group[i] === a.group[f] && b.group[i] === b.group[f]) out[i] = 0;
+      }
+    }
+  }
+  return out;
+}

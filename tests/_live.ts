@@ -1,0 +1,105 @@
+/**
+ * Test helpers for `serve`: a small dump with steps, raw stream bytes per message, reading Parquet results.
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+import * as pq from "parquet-wasm";
+import { makeRecordBatch, writeBatches, writeBatchesTo } from "../pipeline/produce.ts";
+import { Rng } from "./_util.ts";
+
+/** Layers of the test dump. */
+export const LAYERS = { fc1: 6, fc2: 4 } as const;
+/** Rows per step (sample ids 0..ROWS-1). */
+export const ROWS = 40;
+/** Entropy options used live and in `analyze`: values fall partly outside the range (clipped and counted). */
+export const OPTIONS = { range: [-1.5, 1.5] as [number, number], bins: 20 };
+
+/** One record batch holding the rows `ids` of one step (deterministic values per (step, id)). */
+export function stepBatch(step: number, ids: number[]): arrow.RecordBatch {
+  const tensors = Object.entries(LAYERS).map(([name, width]) => {
+    const values = new Float32Array(ids.length * width);
+    ids.forEach((id, r) => {
+      const rng = new Rng(step * 100_003 + id * 31 + width);
+      for (let j = 0; j < width; j++) values[r * width + j] = rng.normal() * (0.5 + 0.1 * step) + 0.05 * j;
+    });
+    return { name, width, values };
+  });
+  return makeRecordBatch({
+    kind: "activations/v1",
+    sampleId: BigInt64Array.from(ids, BigInt),
+    step: new BigInt64Array(ids.length).fill(BigInt(step)),
+    tensors,
+  });
+}
+
+/** Sample ids of one producer's share: producer `p` of `n` takes ids with `id % n == p`. */
+export function share(p: number, n: number): number[] {
+  return Array.from({ length: ROWS }, (_, i) => i).filter((i) => i % n === p);
+}
+
+/** Writes steps `[0, steps)` (all rows) as one dump file; returns its path. */
+export async function writeDump(dir: string, steps: number): Promise<string> {
+  const path = `${dir}/dump.arrows`;
+  await writeBatches(path, Array.from({ length: steps }, (_, s) => stepBatch(s, share(0, 1))));
+  return path;
+}
+
+/** The bytes of an IPC stream, one chunk per write (the first holds the schema and first batch). */
+export async function streamBytes(batches: arrow.RecordBatch[]): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  const sink = new WritableStream<Uint8Array>({
+    write(c) {
+      chunks.push(c.slice());
+    },
+  });
+  await writeBatchesTo(sink.getWriter(), batches);
+  return chunks;
+}
+
+/** Reads a Parquet file as an Arrow table. */
+export async function readParquetFile(path: string): Promise<arrow.Table> {
+  return arrow.tableFromIPC(pq.readParquet(await Deno.readFile(path)).intoIPCStream());
+}
+
+/** Polls until `check()` is true (or throws after `ms`). */
+export async function waitFor(check: () => boolean | Promise<boolean>, ms = 10_000, what = "condition"): Promise<void> {
+  const t0 = Date.now();
+  while (!(await check())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** True when the path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes all bytes to a connection. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Reads a connection to its end as text (the server's answer lines). */
+export async function readText(conn: Deno.Conn): Promise<string> {
+  let s = "";
+  const buf = new Uint8Array(4096);
+  while (true) {
+    let n: number | null;
+    try {
+      n = await conn.read(buf);
+    } catch {
+      break;
+    }
+    if (n === null) break;
+    s += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return s;
+}

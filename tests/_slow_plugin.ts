@@ -1,0 +1,34 @@
+/**
+ * A test plugin slower than any producer: it counts rows and sleeps `--delay-ms` per batch, so that a fast
+ * producer must be held back by `serve` (backpressure) rather than buffered.
+ *
+ * @module
+ */
+import { definePlugin, type Estimator, type EstimatorPlugin } from "../pipeline/plugin.ts";
+import { tableFromColumns } from "../pipeline/table.ts";
+
+function counter(delayMs: number, start = 0): Estimator {
+  let rows = start;
+  return {
+    async update(batch) {
+      await new Promise((r) => setTimeout(r, delayMs));
+      rows += batch.numRows;
+    },
+    merge(other) {
+      rows += (other.state() as { rows: number }).rows;
+    },
+    state: () => ({ rows }),
+    result: () => ({ slow_count: tableFromColumns([{ name: "rows", type: "int64", values: [rows] }]) }),
+  };
+}
+
+/** The `slow-count` plugin. */
+const plugin: EstimatorPlugin = definePlugin({
+  name: "slow-count",
+  description: "Counts rows, sleeping --delay-ms per batch (tests only).",
+  inputs: ["activations/v1"],
+  options: { "delay-ms": { type: "integer", default: 10, min: 0, description: "sleep per batch, in ms" } },
+  create: (o) => counter(o["delay-ms"] as number),
+  restore: (state, o) => counter(o["delay-ms"] as number, (state as { rows: number }).rows),
+});
+export default plugin;
