@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { describeAdapter, gpuDevice, isSoftwareAdapter, probeAdapter } from "../pipeline/gpu.ts";
 import { GpuSquareSums } from "../plugins/gpu/square_sums.ts";
 import { GpuHistograms } from "../plugins/gpu/histogram.ts";
-import { GpuPairCounts } from "../plugins/gpu/pair_counts.ts";
+import { GpuPairCounts, pairIndex } from "../plugins/gpu/pair_counts.ts";
 import { thresholds } from "../plugins/gpu/_thresholds.ts";
 import { binRows, type LayerRange } from "../plugins/_binning.ts";
 import { addPairCounts, codeRows } from "../plugins/_pair_counts.ts";
@@ -66,6 +66,23 @@ function gradBatch(rows: number, width: number, values: Float32Array): Batch {
   } as unknown as Batch;
 }
 
+/** Throws when a GPU result is wrong: a benchmark of wrong numbers is worthless. */
+function fail(what: string, detail: string): never {
+  throw new Error(`Cannot trust the GPU figures as ${what} differs from the CPU: current value is ${detail}`);
+}
+
+/** Max relative error of GPU sums of squares against float64 sums (documented bound: 1.5e-8). */
+function checkSquareSums(got: Float64Array, values: Float32Array, rows: number, width: number): string {
+  let worst = 0;
+  for (let j = 0; j < width; j += 97) {
+    let s = 0;
+    for (let r = 0; r < rows; r++) s += values[r * width + j] ** 2;
+    worst = Math.max(worst, Math.abs(got[j] - s) / s);
+  }
+  if (!(worst <= 1.5e-8)) fail("a sum of squares", `relative error ${worst}`);
+  return `checked: max relative error ${worst.toExponential(1)} (bound 1.5e-8)`;
+}
+
 /** Copy rate and Fisher diagonal. */
 async function fisher(quick: boolean): Promise<BenchRow[]> {
   const device = await gpuDevice();
@@ -79,8 +96,12 @@ async function fisher(quick: boolean): Promise<BenchRow[]> {
   });
   buf.destroy();
   const copyRate = bytes / copy / MB;
-  const sums = await GpuSquareSums.open(width, () => {});
+  let got: Float64Array | null = null;
+  const sums = await GpuSquareSums.open(width, (_k, s) => (got = s));
   const batch = gradBatch(rows, width, values);
+  await sums.update(batch, [{ key: "all", r0: 0, r1: rows }]);
+  await sums.flush();
+  const check = checkSquareSums(got!, values, rows, width);
   const gpu = await best(3, async () => {
     for (let b = 0; b < batches; b++) await sums.update(batch, [{ key: "all", r0: 0, r1: rows }]);
     await sums.flush();
@@ -102,7 +123,8 @@ async function fisher(quick: boolean): Promise<BenchRow[]> {
       unit: "MB/s",
       reference: copyRate,
       ratio: gpuRate / copyRate,
-      note: "ratio = share of the copy rate (target >= 0.5 on a real GPU); upload + float-float sums + read-back",
+      note:
+        `ratio = share of the copy rate (target >= 0.5 on a real GPU); upload + float-float sums + read-back; ${check}`,
     },
     {
       name: "fisher diagonal GPU vs CPU",
@@ -121,7 +143,15 @@ async function entropy(quick: boolean): Promise<BenchRow[]> {
   const values = noise(rows * width, 9);
   const range: LayerRange = { lo: new Float64Array(width).fill(-1), hi: new Float64Array(width).fill(1) };
   const batch = { numRows: rows, columns: [{ name: "x", width, values }] } as unknown as Batch;
-  const hist = await GpuHistograms.open(bins, () => {});
+  let gotCounts: Uint32Array | null = null;
+  const hist = await GpuHistograms.open(bins, (_k, _l, c) => (gotCounts = c.slice()));
+  await hist.update(batch, [{ key: "all", r0: 0, r1: rows }], () => range);
+  await hist.flush();
+  {
+    const want = new Uint32Array(width * bins);
+    binRows(values, width, 0, rows, range, bins, want, new Float64Array(width), new Float64Array(width));
+    if (!want.every((c, i) => c === gotCounts![i])) fail("a histogram count", "not bit-equal");
+  }
   const gpu = await best(3, async () => {
     for (let b = 0; b < batches; b++) await hist.update(batch, [{ key: "all", r0: 0, r1: rows }], () => range);
     await hist.flush();
@@ -139,7 +169,7 @@ async function entropy(quick: boolean): Promise<BenchRow[]> {
     unit: "G values/s",
     reference: n / cpu / 1e9,
     ratio: cpu / gpu,
-    note: "reference: binRows on one CPU thread; ratio = speed-up; upload + counts + read-back",
+    note: "reference: binRows on one CPU thread; ratio = speed-up; upload + counts + read-back; checked: bit-equal",
   }];
 }
 
@@ -175,8 +205,8 @@ async function pairs(quick: boolean): Promise<BenchRow[]> {
   const n = quick ? 64 : 768, rows = quick ? 2000 : 10000, bins = 16;
   const values = noise(rows * n, 11);
   const pc = await GpuPairCounts.open(n, bins, thresholds(-1, 1, bins));
-  await pc.update(values, rows); // compile + warm up
-  await pc.read();
+  await pc.update(values, rows); // compile + warm up; checked below
+  const gpuCounts = await pc.read();
   const gpu = await best(5, async () => {
     await pc.update(values, rows);
     await pc.done();
@@ -204,6 +234,19 @@ async function pairs(quick: boolean): Promise<BenchRow[]> {
     return Promise.resolve();
   });
   const cpu = codeTime + (pairTime * P) / sample;
+  {
+    const once = new Uint32Array(sample * bins * bins);
+    addPairCounts(codes, rows, pairList, 0, sample, bins, dirty, once);
+    const B2 = bins * bins;
+    for (let p = 0; p < sample; p++) {
+      const at = pairIndex(pairList[2 * p], pairList[2 * p + 1], n) * B2;
+      for (let k = 0; k < B2; k++) {
+        if (gpuCounts[at + k] !== once[p * B2 + k]) {
+          fail("a joint count", `pair ${pairList[2 * p]},${pairList[2 * p + 1]}`);
+        }
+      }
+    }
+  }
   const rowsOut: BenchRow[] = [{
     name: `binned-MI joint counts, ${n} neurons x ${rows} samples x ${bins} bins (${P} pairs)`,
     value: gpu * 1000,
@@ -212,7 +255,7 @@ async function pairs(quick: boolean): Promise<BenchRow[]> {
     ratio: cpu / gpu,
     note: `upload + bit masks + AND-popcount Gram; read-back of ${(P * bins * bins * 4 / MB).toFixed(0)} MB apart: ${
       (readback * 1000).toFixed(1)
-    } ms; reference: codeRows + addPairCounts on 1 CPU thread (${sample} pairs, extrapolated); target <= 25 ms on a real GPU`,
+    } ms; reference: codeRows + addPairCounts on 1 CPU thread (${sample} pairs, extrapolated); checked: ${sample} pairs bit-equal; target <= 25 ms on a real GPU`,
   }];
   if (!quick) {
     const torch = await torchPeer(n, rows, bins);
