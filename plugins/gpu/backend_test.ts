@@ -13,6 +13,7 @@ import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../
 import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures.ts";
 import { entropyPlugin } from "../entropy.ts";
 import { fisherPlugin } from "../fisher.ts";
+import { miPlugin } from "../mi.ts";
 
 const adapter = await probeAdapter();
 if (!adapter) console.warn("backend_test: SKIPPED, no WebGPU adapter at all on this machine");
@@ -55,6 +56,29 @@ Deno.test({
     const restored = entropyPlugin.restore(est.state(), options, { byStep: false, seed: 0, ...GPU });
     const cpu = await runPlugin(entropyPlugin, options, batches);
     assert.deepEqual(rowsOf((await restored.result()).neuron_entropy), rowsOf(cpu.results.neuron_entropy));
+  },
+});
+
+Deno.test({
+  name: "binned mi on WebGPU equals the CPU bit for bit (within / all pairs, global / per-neuron bins, by step)",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(12, 3, 40);
+    const base = { "mi-estimator": "binned", "ksg-k": 3, "mi-samples": 100 };
+    const cases: { options: OptionValues; byStep: boolean }[] = [
+      { options: { ...base, "mi-bins": 6, "mi-binning": "global", "mi-pairs": "within" }, byStep: true },
+      { options: { ...base, "mi-bins": 4, "mi-binning": "neuron", "mi-pairs": "all" }, byStep: false },
+    ];
+    for (const c of cases) {
+      const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
+      const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+      assert.ok(cpu.results.neuron_mi.numRows > 0);
+      for (const name of ["neuron_mi", "layer_summary"]) {
+        assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
+      }
+      // The states (joint counts and per-neuron non-finite counts) are equal too.
+      assert.deepEqual(gpu.estimator.state(), cpu.estimator.state());
+    }
   },
 });
 

@@ -48,6 +48,7 @@ struct Params { rows: u32, width: u32, words: u32, stride: u32 }
 @group(0) @binding(1) var<storage, read> thr: array<u32>;
 @group(0) @binding(2) var<storage, read_write> masks: array<u32>;
 @group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read_write> nonfinite: array<atomic<u32>>;
 const B = ${bins}u;
 
 fn okey(bits: u32) -> u32 {
@@ -62,11 +63,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (j >= p.width || w >= p.words) { return; }
   var m: array<u32, ${bins}>;
   let base = j * p.stride;
+  var bad = 0u;
   for (var bit = 0u; bit < 32u; bit++) {
     let r = w * 32u + bit;
     if (r >= p.rows) { break; }
     let bits = data[r * p.width + j];
-    if ((bits & 0x7f800000u) == 0x7f800000u) { continue; }
+    if ((bits & 0x7f800000u) == 0x7f800000u) {
+      bad += 1u;
+      continue;
+    }
     let key = okey(bits);
     var a = 0u;
     var b = B - 1u;
@@ -78,6 +83,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     m[a] |= 1u << bit;
   }
   for (var k = 0u; k < B; k++) { masks[(j * B + k) * p.words + w] = m[k]; }
+  if (bad > 0u) { atomicAdd(&nonfinite[j], bad); }
 }
 `;
 }
@@ -158,6 +164,7 @@ export class GpuPairCounts {
   readonly #thr: GPUBuffer;
   readonly #stride: number;
   readonly #counts: GPUBuffer;
+  readonly #nonfinite: GPUBuffer;
   readonly #data: GrowingBuffer;
   readonly #masks: GrowingBuffer;
   readonly #throttle = new Throttle();
@@ -183,6 +190,7 @@ export class GpuPairCounts {
       );
     }
     this.#counts = storageBuffer(device, bytes, "pair counts");
+    this.#nonfinite = storageBuffer(device, n * 4, "pair nonfinite");
     this.#data = new GrowingBuffer(device, "pair data");
     this.#masks = new GrowingBuffer(device, "pair masks");
   }
@@ -223,7 +231,10 @@ export class GpuPairCounts {
       0,
       device.createBindGroup({
         layout: this.#mask.getBindGroupLayout(0),
-        entries: [data, this.#thr, masks, u1].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [data, this.#thr, masks, u1, this.#nonfinite].map((buffer, binding) => ({
+          binding,
+          resource: { buffer },
+        })),
       }),
     );
     pass.dispatchWorkgroups(Math.ceil(n / 64), words);
@@ -249,21 +260,36 @@ export class GpuPairCounts {
     await this.#throttle.before();
   }
 
-  /** Reads the counts back (and zeroes them on the GPU). */
+  /** True when rows were added since the last read-back. */
+  get pending(): boolean {
+    return this.#rows > 0;
+  }
+
+  /** Reads the counts back (and zeroes them on the GPU); {@linkcode readAll} also returns non-finite counts. */
   async read(): Promise<Uint32Array> {
+    return (await this.readAll()).counts;
+  }
+
+  /** Reads the joint counts and each neuron's non-finite count back, and zeroes them on the GPU. */
+  async readAll(): Promise<{ counts: Uint32Array; nonfinite: Uint32Array }> {
     await this.#throttle.before();
-    const [buf] = await readBuffers(this.#device, [{ buffer: this.#counts, bytes: this.countsLength * 4 }]);
+    const [c, f] = await readBuffers(this.#device, [
+      { buffer: this.#counts, bytes: this.countsLength * 4 },
+      { buffer: this.#nonfinite, bytes: this.n * 4 },
+    ]);
     const enc = this.#device.createCommandEncoder();
     enc.clearBuffer(this.#counts);
+    enc.clearBuffer(this.#nonfinite);
     this.#device.queue.submit([enc.finish()]);
     this.#rows = 0;
-    return new Uint32Array(buf);
+    return { counts: new Uint32Array(c), nonfinite: new Uint32Array(f) };
   }
 
   /** Frees the GPU buffers. */
   destroy(): void {
     this.#thr.destroy();
     this.#counts.destroy();
+    this.#nonfinite.destroy();
     this.#data.destroy();
     this.#masks.destroy();
   }

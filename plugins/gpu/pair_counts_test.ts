@@ -55,8 +55,9 @@ Deno.test({
       })();
       const pc = await GpuPairCounts.open(n, bins, words);
       for (const v of batches) await pc.update(v, rows);
-      const got = await pc.read();
+      const { counts: got, nonfinite } = await pc.readAll();
       const want = cpuPairCounts(batches, rows, n, range, bins);
+      assert.deepEqual([...nonfinite].map((x, j) => [j, x]).filter(([, x]) => x > 0), [[2, 2], [9, 2]]);
       assert.equal(got.length, want.length);
       assert.deepEqual(got, want, label);
       // Read-back zeroes the counts.
