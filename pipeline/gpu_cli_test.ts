@@ -2,9 +2,16 @@
 import assert from "node:assert/strict";
 import { makeRecordBatch, writeBatches } from "./produce.ts";
 import { isSoftwareAdapter, probeAdapter } from "./gpu.ts";
+import type { Batch } from "./batch.ts";
+import { analyze } from "./run.ts";
+import { rowsOf } from "../tests/_util.ts";
+import { mixedActivations } from "../tests/_contract_fixtures.ts";
+
+const adapter = await probeAdapter();
+const ignore = adapter === null;
 
 const CLI = new URL("./cli.ts", import.meta.url).pathname;
-const facts = await probeAdapter();
+const facts = adapter;
 
 async function cli(args: string[], allowSoftware: boolean) {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -62,4 +69,52 @@ Deno.test("analyze --backend: bad value and unusable adapter exit 2 with one lin
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+async function writeActivations(path: string, batches: Batch[]): Promise<void> {
+  await writeBatches(
+    path,
+    batches.map((b) =>
+      makeRecordBatch({
+        kind: "activations/v1",
+        sampleId: b.sampleId,
+        step: b.step ?? undefined,
+        tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
+      })
+    ),
+  );
+}
+
+Deno.test({
+  name:
+    "analyze --backend webgpu (software allowed) equals --backend cpu; run.json records the adapter; auto stays on CPU here",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/acts.arrows`;
+      await writeActivations(path, mixedActivations(9, 3, 30));
+      const common = { inputs: [path], options: { bins: 12 }, byStep: true, progress: false };
+      const cpu = await analyze({ ...common, backend: "cpu" });
+      const gpu = await analyze({ ...common, backend: "webgpu", allowSoftwareGpu: true, out: `${dir}/out` });
+      assert.ok(cpu.complete && gpu.complete);
+      assert.deepEqual(rowsOf(gpu.tables.neuron_entropy), rowsOf(cpu.tables.neuron_entropy));
+      assert.equal(gpu.run.backend, "webgpu");
+      const run = JSON.parse(await Deno.readTextFile(`${dir}/out/run.json`));
+      assert.equal(run.backend, "webgpu");
+      assert.equal(run.adapter.description, adapter!.description);
+      assert.equal(cpu.run.backend, "cpu");
+      assert.equal(cpu.run.adapter, null);
+      const auto = await analyze({ ...common, backend: "auto" });
+      if (auto.run.adapter && (auto.run.adapter as { software: boolean }).software) {
+        assert.equal(auto.run.backend, "cpu");
+        await assert.rejects(
+          () => analyze({ ...common, backend: "webgpu", allowSoftwareGpu: false }),
+          /fallback\/software/,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

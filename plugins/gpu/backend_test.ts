@@ -4,11 +4,8 @@
  * documented float-float bound (gpu/square_sums.ts).
  */
 import assert from "node:assert/strict";
-import type { Batch } from "../../pipeline/batch.ts";
 import type { OptionValues } from "../../pipeline/plugin.ts";
 import { probeAdapter } from "../../pipeline/gpu.ts";
-import { analyze } from "../../pipeline/run.ts";
-import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
 import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures.ts";
 import { entropyPlugin } from "../entropy.ts";
@@ -135,53 +132,5 @@ Deno.test({
     assert.throws(() => est.state(), /GPU sums are not read back/);
     await est.flush!();
     est.state();
-  },
-});
-
-async function writeActivations(path: string, batches: Batch[]): Promise<void> {
-  await writeBatches(
-    path,
-    batches.map((b) =>
-      makeRecordBatch({
-        kind: "activations/v1",
-        sampleId: b.sampleId,
-        step: b.step ?? undefined,
-        tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
-      })
-    ),
-  );
-}
-
-Deno.test({
-  name:
-    "analyze --backend webgpu (software allowed) equals --backend cpu; run.json records the adapter; auto stays on CPU here",
-  ignore,
-  async fn() {
-    const dir = await Deno.makeTempDir();
-    try {
-      const path = `${dir}/acts.arrows`;
-      await writeActivations(path, mixedActivations(9, 3, 30));
-      const common = { inputs: [path], options: { bins: 12 }, byStep: true, progress: false };
-      const cpu = await analyze({ ...common, backend: "cpu" });
-      const gpu = await analyze({ ...common, backend: "webgpu", allowSoftwareGpu: true, out: `${dir}/out` });
-      assert.ok(cpu.complete && gpu.complete);
-      assert.deepEqual(rowsOf(gpu.tables.neuron_entropy), rowsOf(cpu.tables.neuron_entropy));
-      assert.equal(gpu.run.backend, "webgpu");
-      const run = JSON.parse(await Deno.readTextFile(`${dir}/out/run.json`));
-      assert.equal(run.backend, "webgpu");
-      assert.equal(run.adapter.description, adapter!.description);
-      assert.equal(cpu.run.backend, "cpu");
-      assert.equal(cpu.run.adapter, null);
-      const auto = await analyze({ ...common, backend: "auto" });
-      if (auto.run.adapter && (auto.run.adapter as { software: boolean }).software) {
-        assert.equal(auto.run.backend, "cpu");
-        await assert.rejects(
-          () => analyze({ ...common, backend: "webgpu", allowSoftwareGpu: false }),
-          /fallback\/software/,
-        );
-      }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
   },
 });
