@@ -119,6 +119,20 @@ export function decideBackend(
   return { backend: "webgpu", reason: request === "auto" ? "auto: hardware adapter" : "requested", adapter: facts };
 }
 
+/**
+ * The backend one estimator gets: WebGPU when the run chose it and the plugin has a GPU path that is `exact`
+ * (bit-equal to the CPU), or `approximate` (within a float tolerance) and WebGPU was explicitly requested:
+ * `auto` changes speed, never results.
+ */
+export function estimatorBackend(
+  run: "cpu" | "webgpu",
+  request: BackendRequest,
+  path: "exact" | "approximate" | null | undefined,
+): "cpu" | "webgpu" {
+  if (run !== "webgpu") return "cpu";
+  return path === "exact" || (path === "approximate" && request === "webgpu") ? "webgpu" : "cpu";
+}
+
 /** Reads the facts of a real adapter (`GPUAdapterInfo` fields; `isFallbackAdapter` from either place). */
 export function adapterFacts(adapter: GPUAdapter): AdapterFacts {
   const info = (adapter.info ?? {}) as GPUAdapterInfo & { isFallbackAdapter?: boolean };

@@ -103,6 +103,7 @@ Deno.test({
       const run = JSON.parse(await Deno.readTextFile(`${dir}/out/run.json`));
       assert.equal(run.backend, "webgpu");
       assert.equal(run.adapter.description, adapter!.description);
+      assert.deepEqual(run.estimators.map((e: { backend: string }) => e.backend), ["webgpu"]);
       assert.equal(cpu.run.backend, "cpu");
       assert.equal(cpu.run.adapter, null);
       const auto = await analyze({ ...common, backend: "auto" });

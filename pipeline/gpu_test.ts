@@ -3,6 +3,7 @@ import {
   type AdapterFacts,
   BackendError,
   decideBackend,
+  estimatorBackend,
   isSoftwareAdapter,
   probeAdapter,
   selectBackend,
@@ -72,4 +73,14 @@ Deno.test("selectBackend on this machine: auto chooses a hardware adapter only",
   if (!facts) assert.equal(d.backend, "cpu");
   else assert.equal(d.backend, isSoftwareAdapter(facts) ? "cpu" : "webgpu");
   assert.equal((await selectBackend("cpu")).backend, "cpu");
+});
+
+Deno.test("estimatorBackend: exact GPU paths under auto and webgpu; approximate ones only when webgpu is asked for", () => {
+  assert.equal(estimatorBackend("webgpu", "auto", "exact"), "webgpu");
+  assert.equal(estimatorBackend("webgpu", "auto", "approximate"), "cpu");
+  assert.equal(estimatorBackend("webgpu", "webgpu", "approximate"), "webgpu");
+  assert.equal(estimatorBackend("webgpu", "webgpu", null), "cpu");
+  assert.equal(estimatorBackend("webgpu", "webgpu", undefined), "cpu");
+  assert.equal(estimatorBackend("cpu", "auto", "exact"), "cpu");
+  assert.equal(estimatorBackend("cpu", "cpu", "exact"), "cpu");
 });

@@ -136,6 +136,13 @@ export interface EstimatorPlugin {
    * merge the estimators (`--threads`).
    */
   orderFree?: boolean | ((options: OptionValues) => boolean);
+  /**
+   * Whether these options have a WebGPU path, and how close it is to the CPU: `"exact"` (results bit-equal,
+   * e.g. integer counts: used under `--backend auto` and `webgpu`), `"approximate"` (within a documented float
+   * tolerance: used only under an explicit `--backend webgpu`, so `auto` never changes results), or null.
+   * The estimator then gets `context.backend === "webgpu"`.
+   */
+  gpu?(options: OptionValues): "exact" | "approximate" | null;
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
   validate?(options: OptionValues): void;
   /** A fresh estimator. */

@@ -36,7 +36,7 @@ import type { Layout } from "../schemas/validate.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { decodeState } from "./state.ts";
-import { type BackendDecision, type BackendRequest, selectBackend } from "./gpu.ts";
+import { type BackendDecision, type BackendRequest, estimatorBackend, selectBackend } from "./gpu.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -220,6 +220,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   let estimators: Estimator[] = [];
   let scans: (StateValue | undefined)[] = [];
   const run: Record<string, unknown> = { threads: 1 };
+  let estimatorBackends: string[] = [];
   const choose = (layout: Layout) => {
     kind = layout.kind;
     firstLayout = layout;
@@ -321,12 +322,17 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
           if (!kind) choose(layout);
           if (estimators.length === 0 && !pool) {
-            const contexts = plugins.map((_, i) => ({ ...context, scan: scans[i] }));
+            // WebGPU for the plugins with a GPU path: exact ones under auto, approximate ones only when asked.
+            const contexts = plugins.map((p, i) => {
+              const backend = estimatorBackend(decision.backend, opts.backend ?? "auto", p.gpu?.(optionsByPlugin[i]));
+              return { ...context, backend, scan: scans[i] };
+            });
+            estimatorBackends = contexts.map((c) => c.backend);
             const orderFree = plugins.every((p, i) =>
               typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
             );
             // On WebGPU the estimators share one device: one thread feeds it.
-            if (threads > 1 && orderFree && context.backend !== "webgpu") {
+            if (threads > 1 && orderFree && !contexts.some((c) => c.backend === "webgpu")) {
               pool = await WorkerPool.start(threads, {
                 mode: "estimate",
                 modules: modules(),
@@ -361,7 +367,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           const states = await pool.finish();
           estimators = plugins.map((p, i) => {
             const parts = states.map((w) =>
-              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, scan: scans[i] })
+              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, backend: "cpu", scan: scans[i] })
             );
             for (const other of parts.slice(1)) parts[0].merge(other);
             return parts[0];
@@ -404,6 +410,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         summaries.push({
           name: plugins[i].name,
           options: optionsByPlugin[i],
+          backend: estimatorBackends[i] ?? "cpu",
           summary: (estimators[i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
         });
       }

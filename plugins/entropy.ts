@@ -341,6 +341,8 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   },
   mergeScans: mergeRangeScans,
   orderFree: true,
+  // Integer counts, bit-equal on the GPU (gpu/histogram.ts).
+  gpu: () => "exact",
   create(options, context) {
     return new EntropyEstimator(options, context);
   },

@@ -547,6 +547,8 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,
+  // The diagonal's sums on the GPU are float-float, within 1.5e-8 relative (gpu/square_sums.ts).
+  gpu: () => "approximate",
   options: {
     "prior-var": {
       type: "number",

@@ -551,6 +551,8 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,
+  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: CPU only.
+  gpu: (o) => (o["mi-estimator"] === "binned" ? "exact" : null),
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)
