@@ -5,8 +5,8 @@
  * Vega, Vega-Lite and vega-embed (BSD-3-Clause, which allows redistribution with the copyright notice) are
  * inlined from `node_modules` as their minified builds; their licence texts, and those of the packages they
  * bundle, are in the page's "Licences" section. The data are embedded as JSON. When all plots have been drawn the
- * page sets `window.__reportStatus = {done, plots: [{id, marks, error?}], images, errors}` (also written as JSON
- * into `#report-status`), where `marks` counts the drawn data marks of each plot and `errors` collects console
+ * page sets `window.__reportStatus = {done, plots: [{id, marks, width, height, error?}], images, errors}` (also written as JSON
+ * into `#report-status`), where `marks` counts the drawn data marks of each plot, `width` and `height` its SVG's size, and `errors` collects console
  * errors and warnings, uncaught errors and rejections.
  *
  * @example
@@ -266,7 +266,8 @@ if(m.marktype!=="group"&&m.role==="mark")n+=m.items.length;
 if(m.marktype==="group")for(const it of m.items)for(const c of (it.items||[]))visit(c)};visit(mark);return n};
 for(const p of data.plots){const el=document.getElementById("plot-"+p.id);
 try{const r=await vegaEmbed(el,p.spec,{renderer:"svg",actions:{export:true,source:false,compiled:false,editor:false}});
-status.plots.push({id:p.id,marks:countMarks(r.view.scenegraph().root)})}
+const svg=el.querySelector("svg");const box=svg?svg.getBoundingClientRect():{width:0,height:0};
+status.plots.push({id:p.id,marks:countMarks(r.view.scenegraph().root),width:box.width,height:box.height})}
 catch(e){status.plots.push({id:p.id,marks:0,error:String(e&&e.message||e)});console.error("plot "+p.id+": "+(e&&e.message||e))}}
 for(const im of data.images){try{const c=document.getElementById(im.id);const b=atob(im.rgba);
 const px=new Uint8ClampedArray(b.length);for(let i=0;i<b.length;i++)px[i]=b.charCodeAt(i);

@@ -29,7 +29,12 @@ export function findChromium(): string | null {
 export interface PageRun {
   /** `window.__reportStatus` (null when the page never set it before the timeout). */
   status:
-    | { done: boolean; plots: { id: string; marks: number; error?: string }[]; images: number; errors: string[] }
+    | {
+      done: boolean;
+      plots: { id: string; marks: number; width: number; height: number; error?: string }[];
+      images: number;
+      errors: string[];
+    }
     | null;
   /** Console messages of level error or warning, uncaught exceptions, and browser log errors. */
   problems: string[];
@@ -104,9 +109,8 @@ class Cdp {
   }
 }
 
-/** Reads Chromium's stderr until the DevTools address shows up; keeps draining it afterwards. */
-async function devtoolsUrl(stderr: ReadableStream<Uint8Array>, log: string[]): Promise<string> {
-  const reader = stderr.pipeThrough(new TextDecoderStream()).getReader();
+/** Reads Chromium's stderr until the DevTools address shows up; the caller drains (cancels) the reader. */
+async function devtoolsUrl(reader: ReadableStreamDefaultReader<string>, log: string[]): Promise<string> {
   let buf = "";
   while (true) {
     const { value, done } = await reader.read();
@@ -114,99 +118,112 @@ async function devtoolsUrl(stderr: ReadableStream<Uint8Array>, log: string[]): P
     buf += value;
     log.push(value);
     const m = /DevTools listening on (ws:\/\/\S+)/.exec(buf);
-    if (m) {
-      (async () => {
-        try {
-          while (!(await reader.read()).done) { /* drain */ }
-        } catch { /* closed */ }
-      })();
-      return m[1];
-    }
+    if (m) return m[1];
   }
 }
 
-/**
- * Opens `path` in headless Chromium, waits (up to `timeoutMs`) for `window.__reportStatus.done`, and returns
- * the status and the problems logged; with `screenshot`, writes a full-page PNG there.
- */
-export async function openPage(
-  chromium: string,
-  path: string,
-  opts: { timeoutMs?: number; screenshot?: string; width?: number } = {},
-): Promise<PageRun> {
-  const timeoutMs = opts.timeoutMs ?? 20_000;
+/** An open headless Chromium: {@linkcode Browser.open} loads one page in a fresh tab. */
+export interface Browser {
+  open(
+    path: string,
+    opts?: { timeoutMs?: number; screenshot?: string; width?: number; clip?: [number, number] },
+  ): Promise<PageRun>;
+}
+
+/** Starts headless Chromium, runs `use` with it, and always stops it and removes its profile. */
+export async function withChromium<T>(chromium: string, use: (browser: Browser) => Promise<T>): Promise<T> {
   const profile = await Deno.makeTempDir({ prefix: "infotap-chromium-" });
   const child = new Deno.Command(chromium, { args: flags(profile), stdout: "null", stderr: "piped", stdin: "null" })
     .spawn();
   const log: string[] = [];
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let draining: Promise<void> | null = null;
   let cdp: Cdp | null = null;
-  const problems: string[] = [];
-  const consoleLines: string[] = [];
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const sessions = new Map<string, PageRun>();
   try {
     const url = await Promise.race([
-      devtoolsUrl(child.stderr, log),
+      devtoolsUrl(stderr, log),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error("Chromium did not start DevTools within 15 s")), 15_000);
       }),
     ]);
     clearTimeout(timer);
+    draining = (async () => {
+      try {
+        while (!(await stderr.read()).done) { /* Chromium's log is not needed */ }
+      } catch { /* cancelled */ }
+    })();
     cdp = await Cdp.open(url);
-    cdp.onEvent = (method, params) => {
+    cdp.onEvent = (method, params, sessionId) => {
+      const run = sessionId ? sessions.get(sessionId) : undefined;
+      if (!run) return;
       if (method === "Runtime.consoleAPICalled") {
         const text = (params.args as { value?: unknown; description?: string }[]).map((a) =>
           a.value !== undefined ? String(a.value) : a.description ?? ""
         ).join(" ");
-        consoleLines.push(`${params.type}: ${text}`);
+        run.console.push(`${params.type}: ${text}`);
         if (params.type === "error" || params.type === "warning" || params.type === "assert") {
-          problems.push(`console.${params.type}: ${text}`);
+          run.problems.push(`console.${params.type}: ${text}`);
         }
       } else if (method === "Runtime.exceptionThrown") {
         const d = params.exceptionDetails;
-        problems.push(`exception: ${d.exception?.description ?? d.text}`);
+        run.problems.push(`exception: ${d.exception?.description ?? d.text}`);
       } else if (method === "Log.entryAdded") {
         const e = params.entry;
-        if (e.level === "error" || e.level === "warning") problems.push(`log.${e.level} (${e.source}): ${e.text}`);
+        if (e.level === "error" || e.level === "warning") run.problems.push(`log.${e.level} (${e.source}): ${e.text}`);
       }
     };
-    const { targetId } = await cdp.send("Target.createTarget", { url: "about:blank" });
-    const { sessionId } = await cdp.send("Target.attachToTarget", { targetId, flatten: true });
-    const s = (method: string, params: Record<string, unknown> = {}) => cdp!.send(method, params, sessionId);
-    await s("Runtime.enable");
-    await s("Log.enable");
-    await s("Page.enable");
-    const width = opts.width ?? 1280;
-    await s("Emulation.setDeviceMetricsOverride", { width, height: 900, deviceScaleFactor: 1, mobile: false });
-    const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-    await s("Page.navigate", { url: `file://${encodeURI(abs)}` });
-    const t0 = Date.now();
-    let status: PageRun["status"] = null;
-    while (Date.now() - t0 < timeoutMs) {
-      const r = await s("Runtime.evaluate", {
-        expression: "window.__reportStatus ? JSON.stringify(window.__reportStatus) : null",
-        returnByValue: true,
-      });
-      if (typeof r.result?.value === "string") {
-        status = JSON.parse(r.result.value);
-        if (status?.done) break;
-      }
-      await new Promise((res) => setTimeout(res, 100));
-    }
-    if (opts.screenshot && status) {
-      const h = await s("Runtime.evaluate", {
-        expression: "document.documentElement.scrollHeight",
-        returnByValue: true,
-      });
-      const height = Math.min(16000, Number(h.result.value) || 900);
-      await s("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
-      const shot = await s("Page.captureScreenshot", { format: "png" });
-      const bin = atob(shot.data);
-      await Deno.writeFile(opts.screenshot, Uint8Array.from(bin, (c) => c.charCodeAt(0)));
-    }
+    const browser: Browser = {
+      open: async (path, opts = {}) => {
+        const timeoutMs = opts.timeoutMs ?? 20_000;
+        const { targetId } = await cdp!.send("Target.createTarget", { url: "about:blank" });
+        const { sessionId } = await cdp!.send("Target.attachToTarget", { targetId, flatten: true });
+        const run: PageRun = { status: null, problems: [], console: [] };
+        sessions.set(sessionId, run);
+        const s = (method: string, params: Record<string, unknown> = {}) => cdp!.send(method, params, sessionId);
+        await s("Runtime.enable");
+        await s("Log.enable");
+        await s("Page.enable");
+        const width = opts.width ?? 1280;
+        await s("Emulation.setDeviceMetricsOverride", { width, height: 900, deviceScaleFactor: 1, mobile: false });
+        const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+        await s("Page.navigate", { url: `file://${encodeURI(abs)}` });
+        const t0 = Date.now();
+        while (Date.now() - t0 < timeoutMs) {
+          const r = await s("Runtime.evaluate", {
+            expression: "window.__reportStatus ? JSON.stringify(window.__reportStatus) : null",
+            returnByValue: true,
+          });
+          if (typeof r.result?.value === "string") {
+            run.status = JSON.parse(r.result.value);
+            if (run.status?.done) break;
+          }
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        if (opts.screenshot && run.status) {
+          const h = await s("Runtime.evaluate", {
+            expression: "document.documentElement.scrollHeight",
+            returnByValue: true,
+          });
+          const height = Math.min(16000, Number(h.result.value) || 900);
+          await s("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
+          const clip = opts.clip
+            ? { x: 0, y: opts.clip[0], width, height: Math.min(height, opts.clip[1]) - opts.clip[0], scale: 1 }
+            : undefined;
+          const shot = await s("Page.captureScreenshot", { format: "png", ...(clip ? { clip } : {}) });
+          await Deno.writeFile(opts.screenshot, Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0)));
+        }
+        await cdp!.send("Target.closeTarget", { targetId });
+        sessions.delete(sessionId);
+        return run;
+      },
+    };
+    const result = await use(browser);
     try {
       await cdp.send("Browser.close");
     } catch { /* already closing */ }
-    return { status, problems, console: consoleLines };
+    return result;
   } finally {
     clearTimeout(timer);
     await cdp?.close();
@@ -214,6 +231,8 @@ export async function openPage(
       child.kill("SIGKILL");
     } catch { /* exited */ }
     await child.status;
+    await stderr.cancel().catch(() => {});
+    await draining;
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
 }
@@ -224,6 +243,10 @@ if (import.meta.main) {
     console.error("no chromium found (apt-get install chromium, or set CHROMIUM)");
     Deno.exit(1);
   }
-  const r = await openPage(chromium, Deno.args[0], { screenshot: Deno.args[1] });
+  const r = await withChromium(chromium, (b) =>
+    b.open(Deno.args[0], {
+      screenshot: Deno.args[1],
+      clip: Deno.args[2] ? Deno.args[2].split(":").map(Number) as [number, number] : undefined,
+    }));
   console.log(JSON.stringify(r, null, 2));
 }
