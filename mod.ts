@@ -68,3 +68,7 @@ export { entropyPlugin } from "./plugins/entropy.ts";
 export { fisherPlugin } from "./plugins/fisher.ts";
 export { miPlugin } from "./plugins/mi.ts";
 export { labelMiPlugin } from "./plugins/label_mi.ts";
+export { readResults } from "./pipeline/results.ts";
+export type { Cell, ResultDirectory, ResultTable } from "./pipeline/results.ts";
+export { renderReport } from "./pipeline/report.ts";
+export type { ReportOptions } from "./pipeline/report.ts";

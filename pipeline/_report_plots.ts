@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Cell, Results, ResultTable } from "./results.ts";
+import type { Cell, ResultDirectory, ResultTable } from "./results.ts";
 
 /** One plot: a Vega-Lite spec with a title and a note. */
 export interface Plot {
@@ -77,7 +77,7 @@ function someSteps<T>(steps: T[], k: number): T[] {
 }
 
 /** Layer names in run.json's order, then in order of first appearance. */
-function layerOrder(results: Results, names: Iterable<string>): string[] {
+function layerOrder(results: ResultDirectory, names: Iterable<string>): string[] {
   const seen = new Set<string>();
   for (const n of names) seen.add(n);
   const known = ((results.run?.layers as { name: string }[] | undefined) ?? []).map((l) => l.name);
@@ -163,7 +163,7 @@ function histogramGrid(
 }
 
 /** Entropy of each neuron: distributions per layer and step, and the layer summary over steps. */
-function entropySection(results: Results, t: ResultTable): Section {
+function entropySection(results: ResultDirectory, t: ResultTable): Section {
   const plots: Plot[] = [];
   const steps = stepsOf(t.rows);
   const { values, missing } = finite(t.rows, "entropy");
@@ -231,7 +231,7 @@ function entropySection(results: Results, t: ResultTable): Section {
 }
 
 /** Mean (band: p10..p90 when present) of the layer summary's measures over steps. */
-function summarySection(results: Results, t: ResultTable): Section | null {
+function summarySection(results: ResultDirectory, t: ResultTable): Section | null {
   const steps = stepsOf(t.rows).filter((s) => s !== null);
   if (steps.length < 2) return null;
   const layers = layerOrder(results, t.rows.map((r) => String(r.layer)));
@@ -290,7 +290,7 @@ function summarySection(results: Results, t: ResultTable): Section | null {
 }
 
 /** MI between neurons of the same layer at the last step, as heatmaps (averaged over blocks for big layers). */
-function miSection(results: Results, t: ResultTable): Section | null {
+function miSection(results: ResultDirectory, t: ResultTable): Section | null {
   const steps = stepsOf(t.rows);
   const last = steps[steps.length - 1];
   const rows = t.rows.filter((r) => stepOf(r) === last);
@@ -378,7 +378,7 @@ function miSection(results: Results, t: ResultTable): Section | null {
 }
 
 /** MI between each neuron and the label: histogram per layer at the last step, and the mean over steps. */
-function labelMiSection(results: Results, t: ResultTable): Section {
+function labelMiSection(results: ResultDirectory, t: ResultTable): Section {
   const steps = stepsOf(t.rows);
   const last = steps[steps.length - 1];
   const rows = t.rows.filter((r) => stepOf(r) === last);
@@ -434,7 +434,7 @@ function labelMiSection(results: Results, t: ResultTable): Section {
 }
 
 /** Fisher trace per layer over steps (the critical-period curve), spectrum, diagonal. */
-function fisherSection(results: Results): Section | null {
+function fisherSection(results: ResultDirectory): Section | null {
   const plots: Plot[] = [];
   const used: string[] = [];
   const f = results.tables.fisher;
@@ -638,7 +638,7 @@ function siSection(t: ResultTable): Section | null {
 }
 
 /** Every section that the directory's tables allow, in reading order. */
-export function buildSections(results: Results): Section[] {
+export function buildSections(results: ResultDirectory): Section[] {
   const t = results.tables;
   const out: (Section | null)[] = [
     t.layer_summary?.rows.length ? summarySection(results, t.layer_summary) : null,

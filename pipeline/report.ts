@@ -5,9 +5,10 @@
  * Vega, Vega-Lite and vega-embed (BSD-3-Clause, which allows redistribution with the copyright notice) are
  * inlined from `node_modules` as their minified builds; their licence texts, and those of the packages they
  * bundle, are in the page's "Licences" section. The data are embedded as JSON. When all plots have been drawn the
- * page sets `window.__reportStatus = {done, plots: [{id, marks, width, height, error?}], images, errors}` (also written as JSON
- * into `#report-status`), where `marks` counts the drawn data marks of each plot, `width` and `height` its SVG's size, and `errors` collects console
- * errors and warnings, uncaught errors and rejections.
+ * page sets `window.__reportStatus = {done, plots: [{id, marks, width, height, error?}], images, errors}` (also
+ * written as JSON into `#report-status`): `marks` counts the drawn data marks of each plot, `width` and `height`
+ * are its SVG's size, `images` counts the sample images drawn, and `errors` collects console errors and warnings,
+ * uncaught errors and unhandled rejections.
  *
  * @example
  * ```ts
@@ -19,14 +20,19 @@
  * @module
  */
 import { buildSections, extremeSamples, type Section } from "./_report_plots.ts";
-import type { ImageSet } from "./_report_images.ts";
-import type { Results } from "./results.ts";
+import { type ImageSet, loadImages } from "./_report_images.ts";
+import type { ResultDirectory } from "./results.ts";
 import { VERSION } from "./version.ts";
 
 /** Options of {@linkcode renderReport}. */
 export interface ReportOptions {
-  /** Images of the samples (for the most and least informative samples of `unique_information`). */
-  images?: ImageSet;
+  /**
+   * An infotap stream (any kind) with the input pixels by `sample_id`: the most and least informative samples
+   * of `unique_information` are shown as images (see `_report_images.ts` for the shapes understood).
+   */
+  images?: string;
+  /** The pixel column of `images` (default: the first named input/image/pixel/x with an image width). */
+  imageColumn?: string;
   /** How many most and least informative samples to show (default 8 each). */
   extremes?: number;
   /** Page title (default: the directory). */
@@ -130,7 +136,7 @@ function htmlTable(head: string[], rows: unknown[][]): string {
 }
 
 /** The header: run.json's facts. */
-function header(results: Results): string {
+function header(results: ResultDirectory): string {
   const run = results.run;
   if (!run) {
     return `<p class="warn">No run.json in this directory (a live run still going, or copied tables): run facts unknown.</p>`;
@@ -184,7 +190,7 @@ function header(results: Results): string {
 }
 
 /** The layer summary as a table (last step of each layer). */
-function summaryTable(results: Results): string {
+function summaryTable(results: ResultDirectory): string {
   const t = results.tables.layer_summary;
   if (!t?.rows.length) return "";
   const cols = t.columns.filter((c) => c !== "step" || t.rows.some((r) => r.step !== null));
@@ -204,12 +210,16 @@ interface PageImage {
 }
 
 /** The most and least informative samples, with their images when given. */
-function extremesHtml(results: Results, opts: ReportOptions, pageImages: PageImage[]): string {
+async function extremesHtml(results: ResultDirectory, opts: ReportOptions, pageImages: PageImage[]): Promise<string> {
   const t = results.tables.unique_information;
   if (!t?.rows.length) return "";
   const { most, least } = extremeSamples(t, opts.extremes ?? 8);
   if (most.length === 0) return "";
-  const images = opts.images;
+  let images: ImageSet | undefined;
+  if (opts.images !== undefined) {
+    const ids = new Set([...most, ...least].map((r) => String(r.sample_id)));
+    images = await loadImages(opts.images, ids, opts.imageColumn);
+  }
   const block = (title: string, rows: typeof most) => {
     const figs = rows.map((r) => {
       const id = String(r.sample_id);
@@ -278,7 +288,7 @@ document.getElementById("report-status").textContent=JSON.stringify(status);
 document.documentElement.dataset.report=status.errors.length||status.plots.some((p)=>!p.marks)?"failed":"done";})();`;
 
 /** Renders the page. */
-export async function renderReport(results: Results, opts: ReportOptions = {}): Promise<string> {
+export async function renderReport(results: ResultDirectory, opts: ReportOptions = {}): Promise<string> {
   const sections: Section[] = buildSections(results);
   const libs = await libraries();
   const pageImages: PageImage[] = [];
@@ -308,7 +318,7 @@ export async function renderReport(results: Results, opts: ReportOptions = {}): 
         esc(p.id)
       }" class="vis"></div></div>`
     ).join("");
-    const extra = s.id === "si" ? extremesHtml(results, opts, pageImages) : "";
+    const extra = s.id === "si" ? await extremesHtml(results, opts, pageImages) : "";
     body.push(
       `<section id="${esc(s.id)}"><h2>${esc(s.title)}</h2><p>${
         esc(s.intro)

@@ -10,8 +10,6 @@
 import { parseArgs } from "node:util";
 import { readResults } from "./results.ts";
 import { renderReport } from "./report.ts";
-import { loadImages } from "./_report_images.ts";
-import { extremeSamples } from "./_report_plots.ts";
 import { InputError, show } from "./errors.ts";
 import { atomicWrite } from "./write.ts";
 
@@ -71,18 +69,15 @@ export async function main(argv: string[]): Promise<number> {
   const out = (values.out as string | undefined) ?? `${dir}/report.html`;
   try {
     const results = await readResults(dir);
-    let images;
-    if (values.images !== undefined) {
-      const si = results.tables.unique_information;
-      if (!si?.rows.length) {
-        console.error(`infotap: warning: --images is not used as ${dir} has no unique_information table`);
-      } else {
-        const { most, least } = extremeSamples(si, extremes);
-        const ids = new Set([...most, ...least].map((r) => String(r.sample_id)));
-        images = await loadImages(values.images as string, ids, values["image-column"] as string | undefined);
-      }
+    if (values.images !== undefined && !results.tables.unique_information?.rows.length) {
+      console.error(`infotap: warning: --images is not used as ${dir} has no unique_information table`);
     }
-    const html = await renderReport(results, { images, extremes, title: values.title as string | undefined });
+    const html = await renderReport(results, {
+      images: values.images as string | undefined,
+      imageColumn: values["image-column"] as string | undefined,
+      extremes,
+      title: values.title as string | undefined,
+    });
     const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
     if (parent) await Deno.mkdir(parent, { recursive: true });
     await atomicWrite(out, html);

@@ -38,7 +38,7 @@ export interface ResultTable {
 }
 
 /** A results directory read back. */
-export interface Results {
+export interface ResultDirectory {
   /** The directory as given. */
   dir: string;
   /** `run.json`, or null when absent (e.g. a live run still going). */
@@ -96,7 +96,7 @@ async function listDir(dir: string): Promise<Deno.DirEntry[]> {
  * Reads every result table and `run.json` of `dir`. Throws {@linkcode InputError} (one line) when the directory
  * is missing, is not a directory, or holds neither a table nor `run.json`.
  */
-export async function readResults(dir: string): Promise<Results> {
+export async function readResults(dir: string): Promise<ResultDirectory> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(dir);
@@ -107,7 +107,7 @@ export async function readResults(dir: string): Promise<Results> {
     throw new InputError(`Cannot read results as the path is not a directory: current value is ${show(dir)}`);
   }
   const entries = await listDir(dir);
-  const results: Results = { dir, run: null, tables: {} };
+  const results: ResultDirectory = { dir, run: null, tables: {} };
   const table = (name: string) => (results.tables[name] ??= { columns: [], rows: [], files: [], metadata: {} });
   // Final files: parquet first, arrow when there is no parquet of that name.
   const finals = new Map<string, string>();
