@@ -348,13 +348,20 @@ function miSection(results: ResultDirectory, t: ResultTable): Section | null {
         data: { values: data },
         mark: { type: "rect", tooltip: true },
         encoding: {
-          x: { field: "a", type: "quantitative", title: "neuron", scale: { domain: [0, width], nice: false } },
+          x: {
+            field: "a",
+            type: "quantitative",
+            title: "neuron",
+            scale: { domain: [0, width], nice: false },
+            axis: { grid: false },
+          },
           x2: { field: "a1" },
           y: {
             field: "b",
             type: "quantitative",
             title: "neuron",
             scale: { domain: [0, width], nice: false, reverse: true },
+            axis: { grid: false },
           },
           y2: { field: "b1" },
           color: { field: "mi", type: "quantitative", title: "MI (nats)", scale: { scheme: "viridis" } },
