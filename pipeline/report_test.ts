@@ -9,6 +9,9 @@ import { tableFromColumns } from "./table.ts";
 import { atomicWrite, toParquet, writeTables } from "./write.ts";
 import { fullResults, imageDump, manyStepsResults, siTable } from "../tests/_report_fixture.ts";
 import { findChromium, withChromium } from "../tests/_chromium.ts";
+import { serve } from "./serve.ts";
+import { connectProducer } from "./connect.ts";
+import { OPTIONS, stepBatch, waitFor } from "../tests/_live.ts";
 
 /** Runs the CLI, returning its exit code and what it wrote to stderr. */
 async function cli(argv: string[]): Promise<{ code: number; err: string[] }> {
@@ -55,6 +58,37 @@ Deno.test("readResults: final Parquet and Arrow files, and live parts in window 
     assert.deepEqual(r.tables.label_mi.files, ["label_mi.arrow"]);
     assert.equal(r.tables.label_mi.rows.length, 4);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readResults on a live serve directory: the parts while it runs, equal to the final tables' rows", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = `${dir}/live`;
+  const server = await serve({ listen: "127.0.0.1:0", out, options: OPTIONS, snapshotEvery: 2, log: () => {} });
+  try {
+    const p = await connectProducer({ port: server.port });
+    for (const s of [0, 1, 2, 3, 4]) await p.write(stepBatch(s, Array.from({ length: 40 }, (_, i) => i)));
+    await waitFor(() => server.snapshots >= 2, 10_000, "two snapshots");
+    const mid = await readResults(out);
+    assert.equal(mid.run, null);
+    assert.deepEqual(mid.tables.neuron_entropy.files, [
+      "neuron_entropy/part-00000000.parquet",
+      "neuron_entropy/part-00000001.parquet",
+    ]);
+    assert.deepEqual([...new Set(mid.tables.neuron_entropy.rows.map((r) => r.step))], [0, 1, 2, 3]);
+    const page = await renderReport(mid);
+    assert.match(page, /No run\.json in this directory/);
+    await p.close();
+    await server.stop();
+    const end = await readResults(out);
+    assert.equal(end.run?.complete, true);
+    assert.deepEqual(end.tables.neuron_entropy.files, ["neuron_entropy.parquet"]);
+    const key = (r: Record<string, unknown>) => `${r.layer}/${r.neuron}/${r.step}`;
+    const final = new Map(end.tables.neuron_entropy.rows.map((r) => [key(r), r]));
+    for (const r of mid.tables.neuron_entropy.rows) assert.deepEqual(r, final.get(key(r)));
+  } finally {
+    await server.stop().catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -8,15 +8,13 @@
  * @module
  */
 
-/** The Chromium binary: `$CHROMIUM`, else the first of the usual paths that exists; null when none. */
+/**
+ * The Chromium binary: `$CHROMIUM` when set (null when that is not a file), else the first of the usual paths that
+ * exists; null when none.
+ */
 export function findChromium(): string | null {
   const env = Deno.env.get("CHROMIUM");
-  const candidates = [
-    ...(env ? [env] : []),
-    "/usr/bin/chromium",
-    "/usr/bin/chromium-browser",
-    "/usr/bin/google-chrome",
-  ];
+  const candidates = env ? [env] : ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"];
   for (const c of candidates) {
     try {
       if (Deno.statSync(c).isFile) return c;
@@ -145,7 +143,7 @@ export async function withChromium<T>(chromium: string, use: (browser: Browser) 
     const url = await Promise.race([
       devtoolsUrl(stderr, log),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error("Chromium did not start DevTools within 15 s")), 15_000);
+        timer = setTimeout(() => reject(new Error("Chromium did not start DevTools within 30 s")), 30_000);
       }),
     ]);
     clearTimeout(timer);
@@ -176,7 +174,7 @@ export async function withChromium<T>(chromium: string, use: (browser: Browser) 
     };
     const browser: Browser = {
       open: async (path, opts = {}) => {
-        const timeoutMs = opts.timeoutMs ?? 20_000;
+        const timeoutMs = opts.timeoutMs ?? 60_000;
         const { targetId } = await cdp!.send("Target.createTarget", { url: "about:blank" });
         const { sessionId } = await cdp!.send("Target.attachToTarget", { targetId, flatten: true });
         const run: PageRun = { status: null, problems: [], console: [] };
