@@ -68,6 +68,11 @@ function stepLabel(s: number | null): string {
   return s === null ? "all" : String(s);
 }
 
+/** "step 300", or "no steps" for a table without steps (all rows together). */
+function atStep(s: number | null): string {
+  return s === null ? "no steps" : `step ${s}`;
+}
+
 /** Up to `k` steps evenly spaced, always with the first and the last. */
 function someSteps<T>(steps: T[], k: number): T[] {
   if (steps.length <= k) return steps;
@@ -141,12 +146,19 @@ function histogramGrid(
   xTitle: string,
   yTitle: string,
 ): Record<string, unknown> {
-  const facet: Record<string, unknown> = { column: { field: "layer", type: "nominal", sort: layers, title: null } };
-  if (steps) facet.row = { field: "step", type: "ordinal", sort: steps, title: "step" };
+  // One row of steps: wrap the layers, 4 per row; several steps: a grid, layers as columns, steps as rows.
+  const facet: Record<string, unknown> = steps
+    ? {
+      facet: {
+        column: { field: "layer", type: "nominal", sort: layers, title: null },
+        row: { field: "step", type: "ordinal", sort: steps, title: "step" },
+      },
+    }
+    : { facet: { field: "layer", type: "nominal", sort: layers, title: null }, columns: 4 };
   return {
     $schema: SCHEMA,
     data: { values: data },
-    facet,
+    ...facet,
     spec: {
       width: layers.length > 3 ? 150 : 220,
       height: steps ? 70 : 140,
@@ -169,6 +181,17 @@ function entropySection(results: ResultDirectory, t: ResultTable): Section {
   const { values, missing } = finite(t.rows, "entropy");
   const [lo, hi] = range(values);
   const layers = layerOrder(results, t.rows.map((r) => String(r.layer)));
+  const section = {
+    id: "entropy",
+    title: "Neuron entropy",
+    intro: "Entropy of each neuron's binned activations (table neuron_entropy; SCIENCE.md section 1).",
+    plots,
+    tables: ["neuron_entropy"],
+  };
+  if (values.length === 0) {
+    section.intro += ` None of its ${t.rows.length} rows has a finite entropy: nothing to plot.`;
+    return section;
+  }
   const groups = new Map<string, number[]>();
   for (const r of t.rows) {
     const v = num(r.entropy);
@@ -221,13 +244,7 @@ function entropySection(results: ResultDirectory, t: ResultTable): Section {
       },
     });
   }
-  return {
-    id: "entropy",
-    title: "Neuron entropy",
-    intro: "Entropy of each neuron's binned activations (table neuron_entropy; SCIENCE.md section 1).",
-    plots,
-    tables: ["neuron_entropy"],
-  };
+  return section;
 }
 
 /** Mean (band: p10..p90 when present) of the layer summary's measures over steps. */
@@ -338,7 +355,7 @@ function miSection(results: ResultDirectory, t: ResultTable): Section | null {
     plots.push({
       id: `mi-${layer}`,
       title: `MI between neurons of ${layer}`,
-      note: `${lr.length} pairs of ${width} neurons${est ? `, ${est} estimator` : ""}, step ${stepLabel(last)}.` +
+      note: `${lr.length} pairs of ${width} neurons${est ? `, ${est} estimator` : ""}, ${atStep(last)}.` +
         (g > 1 ? ` Each cell is the mean MI over a block of ${g} x ${g} neurons (${side} x ${side} cells).` : "") +
         missingNote(missing, "pairs"),
       spec: {
@@ -392,18 +409,32 @@ function labelMiSection(results: ResultDirectory, t: ResultTable): Section {
   const layers = layerOrder(results, t.rows.map((r) => String(r.layer)));
   const { values, missing } = finite(rows, "mi");
   const [lo, hi] = range(values);
+  const section: Section = {
+    id: "label-mi",
+    title: "Label MI",
+    intro: "MI between each neuron and the class label (table label_mi).",
+    plots: [],
+    tables: ["label_mi"],
+  };
+  if (values.length === 0) {
+    section.intro += ` None of its ${rows.length} rows (${atStep(last)}) has a finite MI: nothing to plot.`;
+    return section;
+  }
   const data: (Binned & { layer: string; step: string })[] = [];
   for (const layer of layers) {
     const v = finite(rows.filter((r) => r.layer === layer), "mi").values;
     if (v.length) { for (const b of histogram(v, lo, hi)) data.push({ layer, step: stepLabel(last), ...b }); }
   }
-  const plots: Plot[] = [{
+  const plots = section.plots;
+  plots.push({
     id: "label-mi-hist",
     title: "MI between each neuron and the label, per layer",
-    note: `Step ${stepLabel(last)}; ${rows.length} neurons; ${BINS} bins over [${r4(lo)}, ${r4(hi)}] nats.` +
+    note: `${
+      atStep(last).replace(/^./, (c) => c.toUpperCase())
+    }; ${rows.length} neurons; ${BINS} bins over [${r4(lo)}, ${r4(hi)}] nats.` +
       missingNote(missing, "neurons"),
     spec: histogramGrid(data, layers, null, "label MI (nats)", "neurons"),
-  }];
+  });
   const numeric = steps.filter((s) => s !== null) as number[];
   if (numeric.length > 1) {
     const data: { layer: string; step: number; mean: number }[] = [];
@@ -431,13 +462,7 @@ function labelMiSection(results: ResultDirectory, t: ResultTable): Section {
       },
     });
   }
-  return {
-    id: "label-mi",
-    title: "Label MI",
-    intro: "MI between each neuron and the class label (table label_mi).",
-    plots,
-    tables: ["label_mi"],
-  };
+  return section;
 }
 
 /** Fisher trace per layer over steps (the critical-period curve), spectrum, diagonal. */
@@ -459,7 +484,9 @@ function fisherSection(results: ResultDirectory): Section | null {
     const log = values.length > 0 && values.every((v) => v > 0);
     const steps = stepsOf(rows).filter((s) => s !== null);
     const kind = f.rows.find((r) => r.kind)?.kind ?? "Fisher";
-    if (steps.length > 1) {
+    if (data.length === 0) {
+      // Nothing finite to draw: said in the section's intro.
+    } else if (steps.length > 1) {
       plots.push({
         id: "fisher-trace",
         title: `Trace of the ${kind} per ${level} over training`,
@@ -553,7 +580,7 @@ function fisherSection(results: ResultDirectory): Section | null {
       plots.push({
         id: "fisher-diag",
         title: "Diagonal of the Fisher, per parameter tensor",
-        note: `Histogram of log10 F_jj at step ${stepLabel(last)} (${positive.length} entries; ${
+        note: `Histogram of log10 F_jj, ${atStep(last)} (${positive.length} entries; ${
           rows.length - positive.length
         } zero or non-finite entries are not drawn).`,
         spec: histogramGrid(data, params, null, "log10 F_jj", "entries"),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readResults } from "./results.ts";
+import { readResults, type ResultDirectory } from "./results.ts";
 import { main } from "./report_cli.ts";
 import { renderReport } from "./report.ts";
 import { buildSections, extremeSamples, MI_MAX_SIDE } from "./_report_plots.ts";
@@ -265,6 +265,47 @@ Deno.test("renderReport: self-contained (no external URL loaded), data embedded 
   assert.equal(data.plots[0].spec.data.values[0].layer, "a</script><b>");
 });
 
+/** Degenerate tables: no steps, one value, NaN only, zeros on log-scale candidates, one SI measure. */
+function degenerate(): ResultDirectory {
+  const table = (rows: Record<string, number | string | null>[]) => ({
+    columns: Object.keys(rows[0]),
+    rows,
+    files: [],
+    metadata: {},
+  });
+  return {
+    dir: "odd",
+    run: { complete: true, layers: [{ name: "b", width: 1 }, { name: "a", width: 2 }] },
+    tables: {
+      neuron_entropy: table([
+        { layer: "a", neuron: 0, entropy: 2, step: null },
+        { layer: "a", neuron: 1, entropy: 2, step: null },
+        { layer: "b", neuron: 0, entropy: NaN, step: null },
+      ]),
+      label_mi: table([{ layer: "a", neuron: 0, mi: null, step: null }]),
+      neuron_mi: table([{
+        layer_a: "a",
+        neuron_a: 0,
+        layer_b: "a",
+        neuron_b: 1,
+        mi: 0.5,
+        estimator: "ksg",
+        step: null,
+      }]),
+      fisher: table([
+        { level: "layer", parameter: "a", trace: 0, kind: "true Fisher", step: null },
+        { level: "layer", parameter: "b", trace: 3, kind: "true Fisher", step: null },
+        { level: "total", parameter: null, trace: 3, kind: "true Fisher", step: null },
+      ]),
+      unique_information: table([
+        { sample_id: 0, si_weights: 0, si_function: null },
+        { sample_id: 1, si_weights: 1, si_function: null },
+        { sample_id: 2, si_weights: 2, si_function: null },
+      ]),
+    },
+  };
+}
+
 const chromium = findChromium();
 const inCI = Boolean(Deno.env.get("CI"));
 if (!chromium && !inCI) {
@@ -287,9 +328,11 @@ Deno.test({
       const size = (await Deno.stat(`${dir}/full.html`)).size;
       assert.ok(size < 1.5 * 2 ** 20, `page size ${size}`);
       const shots = Deno.env.get("INFOTAP_REPORT_SHOTS"); // a folder for screenshots, to look at them
+      await Deno.writeTextFile(`${dir}/odd.html`, await renderReport(degenerate()));
       const runs = await withChromium(chromium, async (b) => [
         await b.open(`${dir}/full.html`, { screenshot: shots && `${shots}/full.png` }),
         await b.open(`${steps}/report.html`, { screenshot: shots && `${shots}/steps.png` }),
+        await b.open(`${dir}/odd.html`, { screenshot: shots && `${shots}/odd.png` }),
       ]);
       const want = [
         [
@@ -307,6 +350,7 @@ Deno.test({
           "si-scatter",
         ],
         ["summary-entropy_mean", "entropy-heatmap"],
+        ["entropy-hist", "mi-a", "fisher-trace", "si-hist"],
       ];
       for (let k = 0; k < runs.length; k++) {
         const { status, problems } = runs[k];
@@ -321,6 +365,7 @@ Deno.test({
       }
       assert.equal(runs[0].status!.images, 16);
       assert.equal(runs[1].status!.images, 0);
+      assert.equal(runs[2].status!.images, 0);
       // The MI heatmap of the 60-neuron layer is averaged over 2 x 2 blocks: 30 x 30 cells.
       assert.equal(runs[0].status!.plots.find((p) => p.id === "mi-fc2")!.marks, 900);
     } finally {
