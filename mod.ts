@@ -73,3 +73,7 @@ export { fnv1a, sketchJacobian, sketchMetadata } from "./pipeline/sketch.ts";
 export { tfjsJacobians } from "./pipeline/tfjs_jacobians.ts";
 export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/tfjs_jacobians.ts";
 export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";
+export { readResults } from "./pipeline/results.ts";
+export type { Cell, ResultDirectory, ResultTable } from "./pipeline/results.ts";
+export { renderReport } from "./pipeline/report.ts";
+export type { ReportOptions } from "./pipeline/report.ts";
