@@ -174,6 +174,40 @@ function countWithin(s: Float32Array, lo: number, hi: number, at: number, v: num
 }
 
 /**
+ * `psi(n_x + 1) + psi(n_y + 1)` with `n_x = countWithin(xs, lx, hx, ax, x, rr) - 1` and likewise `n_y`: the four
+ * branch-free binary searches run interleaved in one loop, so their load latencies overlap.
+ */
+function countBoth(
+  xs: Float32Array,
+  lx: number,
+  hx: number,
+  ax: number,
+  x: number,
+  ys: Float32Array,
+  ly: number,
+  hy: number,
+  ay: number,
+  y: number,
+  rr: number,
+  psi: Float64Array,
+): number {
+  let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
+  while ((l1 | l2 | l3 | l4) > 1) {
+    const h1 = l1 >>> 1, h2 = l2 >>> 1, h3 = l3 >>> 1, h4 = l4 >>> 1;
+    b1 += h1 * +(x - xs[b1 + h1] > rr);
+    b2 += h2 * +(xs[b2 + h2] - x <= rr);
+    b3 += h3 * +(y - ys[b3 + h3] > rr);
+    b4 += h4 * +(ys[b4 + h4] - y <= rr);
+    l1 -= h1;
+    l2 -= h2;
+    l3 -= h3;
+    l4 -= h4;
+  }
+  const nx = b2 - (b1 + +(x - xs[b1] > rr)), ny = b4 - (b3 + +(y - ys[b3] > rr));
+  return psi[nx + 1] + psi[ny + 1];
+}
+
+/**
  * The ring radius at which the last {@linkcode kthDistance} stopped: every sample outside that block of cells is
  * at least the returned distance away (or the block is the whole grid).
  */
@@ -196,11 +230,12 @@ function kthDistance(
   y: number,
   best: Float64Array,
   segs: Int32Array,
+  R0: number,
 ): number {
   const last = best.length - 1;
-  for (let j = 0; j <= last; j++) best[j] = Infinity;
-  let kth = Infinity;
-  for (let R = 1;; R++) {
+  if (R0 === 1) for (let j = 0; j <= last; j++) best[j] = Infinity;
+  let kth = best[last];
+  for (let R = R0;; R++) {
     const xlo = cx - R, xhi = cx + R, ylo = cy - R, yhi = cy + R;
     const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= Gx ? Gx - 1 : xhi;
     // the ring's cells as contiguous ranges of samples: full rows at the top and bottom, single cells between
@@ -298,20 +333,74 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   for (let c = cells; c > 0; c--) start[c] = start[c - 1];
   start[0] = 0;
   const best = new Float64Array(k + 1); // k+1 smallest distances including the sample itself (distance 0)
+  const xe = a.edge, ye = b.edge;
   for (let cy = 0; cy < Gy; cy++) {
+    // the 3 x 3 block around a cell: rows y0..y1, columns x0..x1; every sample outside it lies beyond one of the
+    // block's border values (strips are value-monotone): y <= yLoV, y >= yHiV, x <= xLoV or x >= xHiV
+    const y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
+    const yLoV = y0 > 0 ? ys[ye[y0] - 1] : -Infinity, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : Infinity;
+    const yr0 = ye[y0], yr1 = ye[y1 + 1];
     for (let cx = 0; cx < Gx; cx++) {
       const c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
+      if (c0 === c1) continue;
+      const x0 = cx > 0 ? cx - 1 : 0, x1 = cx + 1 < Gx ? cx + 1 : Gx - 1;
+      const xLoV = x0 > 0 ? xs[xe[x0] - 1] : -Infinity, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : Infinity;
+      const xr0 = xe[x0], xr1 = xe[x1 + 1];
       for (let p = c0; p < c1; p++) {
         if (pw[p] > 1) continue; // a duplicate's representative: counted above
         const x = pxy[2 * p], y = pxy[2 * p + 1];
-        const rr = nextDown(kthDistance(pxy, start, a.edge, b.edge, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs));
-        // only the block's rank ranges can hold samples within rr (see lastR)
-        const R = lastR;
-        const xr0 = a.edge[cx - R < 0 ? 0 : cx - R], xr1 = a.edge[cx + R + 1 > Gx ? Gx : cx + R + 1];
-        const yr0 = b.edge[cy - R < 0 ? 0 : cy - R], yr1 = b.edge[cy + R + 1 > Gy ? Gy : cy + R + 1];
-        const nx = countWithin(xs, xr0, xr1, pxr[p], x, rr) - 1;
-        const ny = countWithin(ys, yr0, yr1, pyr[p], y, rr) - 1;
-        total += psi[nx + 1] + psi[ny + 1];
+        let kth: number, R = 1;
+        if (k === 3) {
+          // the 3 nearest other samples, in locals (b1 <= b2 <= b3)
+          let b1 = Infinity, b2 = Infinity, b3 = Infinity;
+          for (let gy = y0; gy <= y1; gy++) {
+            const q1 = start[gy * Gx + x1 + 1];
+            for (let q = start[gy * Gx + x0]; q < q1; q++) {
+              // Branch-free test of max(|dx|, |dy|) < b3: the signs of dx, dy are random, so ternaries on them
+              // mispredict (3x slower in V8); Math.abs and the 0/1 product compile without branches.
+              const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+              if ((+(ax < b3) & +(ay < b3) & +(q !== p)) !== 0) {
+                const d = ax > ay ? ax : ay;
+                // a representative of m identical samples counts m times
+                for (let m = pw[q]; m > 0 && d < b3; m--) {
+                  if (d < b2) {
+                    b3 = b2;
+                    if (d < b1) {
+                      b2 = b1;
+                      b1 = d;
+                    } else b2 = d;
+                  } else b3 = d;
+                }
+              }
+            }
+          }
+          kth = b3;
+          best[0] = 0, best[1] = b1, best[2] = b2, best[3] = b3;
+        } else {
+          for (let j = 0; j <= k; j++) best[j] = Infinity;
+          kth = Infinity;
+          for (let gy = y0; gy <= y1; gy++) {
+            const q1 = start[gy * Gx + x1 + 1];
+            for (let q = start[gy * Gx + x0]; q < q1; q++) {
+              const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+              if ((+(ax < kth) & +(ay < kth)) !== 0) {
+                const d = ax > ay ? ax : ay;
+                for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, k, d);
+              }
+            }
+          }
+        }
+        let lx = xr0, hx = xr1, ly = yr0, hy = yr1;
+        const bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
+        if (!(kth <= (bx < by ? bx : by))) {
+          // rare: the k-th neighbour may lie outside the block; search rings outward from R = 2
+          kth = kthDistance(pxy, start, xe, ye, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs, 2);
+          R = lastR;
+          lx = xe[cx - R < 0 ? 0 : cx - R], hx = xe[cx + R + 1 > Gx ? Gx : cx + R + 1];
+          ly = ye[cy - R < 0 ? 0 : cy - R], hy = ye[cy + R + 1 > Gy ? Gy : cy + R + 1];
+        }
+        const rr = nextDown(kth);
+        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, rr, psi);
       }
     }
   }
