@@ -174,8 +174,9 @@ function countWithin(s: Float32Array, lo: number, hi: number, at: number, v: num
 }
 
 /**
- * `psi(n_x + 1) + psi(n_y + 1)` with `n_x = countWithin(xs, lx, hx, ax, x, rr) - 1` and likewise `n_y`: the four
- * branch-free binary searches run interleaved in one loop, so their load latencies overlap.
+ * `psi(n_x + 1) + psi(n_y + 1)`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
+ * (`xs[ax] = x`) with `|x - xs[m]| < r` (`r > 0`; pass the smallest double for "equal"), and likewise `n_y`: the
+ * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
 function countBoth(
   xs: Float32Array,
@@ -188,23 +189,43 @@ function countBoth(
   hy: number,
   ay: number,
   y: number,
-  rr: number,
+  r: number,
   psi: Float64Array,
 ): number {
   let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
   while ((l1 | l2 | l3 | l4) > 1) {
     const h1 = l1 >>> 1, h2 = l2 >>> 1, h3 = l3 >>> 1, h4 = l4 >>> 1;
-    b1 += h1 * +(x - xs[b1 + h1] > rr);
-    b2 += h2 * +(xs[b2 + h2] - x <= rr);
-    b3 += h3 * +(y - ys[b3 + h3] > rr);
-    b4 += h4 * +(ys[b4 + h4] - y <= rr);
+    b1 += h1 * +(x - xs[b1 + h1] >= r);
+    b2 += h2 * +(xs[b2 + h2] - x < r);
+    b3 += h3 * +(y - ys[b3 + h3] >= r);
+    b4 += h4 * +(ys[b4 + h4] - y < r);
     l1 -= h1;
     l2 -= h2;
     l3 -= h3;
     l4 -= h4;
   }
-  const nx = b2 - (b1 + +(x - xs[b1] > rr)), ny = b4 - (b3 + +(y - ys[b3] > rr));
+  const nx = b2 - (b1 + +(x - xs[b1] >= r)), ny = b4 - (b3 + +(y - ys[b3] >= r));
   return psi[nx + 1] + psi[ny + 1];
+}
+
+/** The distance from `(x, y)` to the nearest border of a block whose outside lies beyond the given values. */
+function bound(x: number, y: number, xLoV: number, xHiV: number, yLoV: number, yHiV: number): number {
+  const bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
+  return bx < by ? bx : by;
+}
+
+/** Inserts the samples `[q0, q1)` into the sorted `best` (k+1 smallest distances); returns the largest. */
+function scanRange(pxy: Float64Array, pw: Int32Array, q0: number, q1: number, x: number, y: number, best: Float64Array) {
+  const last = best.length - 1;
+  let kth = best[last];
+  for (let q = q0; q < q1; q++) {
+    const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+    if ((+(ax < kth) & +(ay < kth)) !== 0) {
+      const d = ax > ay ? ax : ay;
+      for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d); // m identical samples count m times
+    }
+  }
+  return kth;
 }
 
 /**
@@ -349,7 +370,7 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
       for (let p = c0; p < c1; p++) {
         if (pw[p] > 1) continue; // a duplicate's representative: counted above
         const x = pxy[2 * p], y = pxy[2 * p + 1];
-        let kth: number, R = 1;
+        let kth: number;
         if (k === 3) {
           // the 3 nearest other samples, in locals (b1 <= b2 <= b3)
           let b1 = Infinity, b2 = Infinity, b3 = Infinity;
@@ -375,32 +396,33 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
             }
           }
           kth = b3;
-          best[0] = 0, best[1] = b1, best[2] = b2, best[3] = b3;
+          if (!(kth <= bound(x, y, xLoV, xHiV, yLoV, yHiV))) best[0] = 0, best[1] = b1, best[2] = b2, best[3] = b3;
         } else {
           for (let j = 0; j <= k; j++) best[j] = Infinity;
           kth = Infinity;
-          for (let gy = y0; gy <= y1; gy++) {
-            const q1 = start[gy * Gx + x1 + 1];
-            for (let q = start[gy * Gx + x0]; q < q1; q++) {
-              const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
-              if ((+(ax < kth) & +(ay < kth)) !== 0) {
-                const d = ax > ay ? ax : ay;
-                for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, k, d);
-              }
-            }
-          }
+          for (let gy = y0; gy <= y1; gy++) kth = scanRange(pxy, pw, start[gy * Gx + x0], start[gy * Gx + x1 + 1], x, y, best);
         }
         let lx = xr0, hx = xr1, ly = yr0, hy = yr1;
-        const bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
-        if (!(kth <= (bx < by ? bx : by))) {
-          // rare: the k-th neighbour may lie outside the block; search rings outward from R = 2
-          kth = kthDistance(pxy, start, xe, ye, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs, 2);
-          R = lastR;
-          lx = xe[cx - R < 0 ? 0 : cx - R], hx = xe[cx + R + 1 > Gx ? Gx : cx + R + 1];
-          ly = ye[cy - R < 0 ? 0 : cy - R], hy = ye[cy + R + 1 > Gy ? Gy : cy + R + 1];
+        if (!(kth <= bound(x, y, xLoV, xHiV, yLoV, yHiV))) {
+          // rare: the k-th neighbour may lie outside the block. Every sample within kth lies in the strips
+          // X0..X1 x Y0..Y1 (value-monotone strips); scan that rectangle outside the block.
+          let X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
+          while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
+          while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
+          while (Y0 > 0 && y - ys[ye[Y0] - 1] < kth) Y0--;
+          while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
+          for (let gy = Y0; gy <= Y1; gy++) {
+            const row = gy * Gx;
+            if (gy < y0 || gy > y1) kth = scanRange(pxy, pw, start[row + X0], start[row + X1 + 1], x, y, best);
+            else {
+              if (X0 < x0) kth = scanRange(pxy, pw, start[row + X0], start[row + x0], x, y, best);
+              if (X1 > x1) kth = scanRange(pxy, pw, start[row + x1 + 1], start[row + X1 + 1], x, y, best);
+            }
+          }
+          lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
         }
-        const rr = nextDown(kth);
-        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, rr, psi);
+        // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
+        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, psi);
       }
     }
   }
