@@ -37,8 +37,12 @@
 const NB = 64;
 /** Tile over the row dimension of products, for cache reuse. */
 const TILE = 128;
-/** Rows of the SIMD micro-kernel's register block (times 4 columns): 6 x 4 uses 15 of the 16 vector registers. */
-const KR = 6;
+/**
+ * Rows of the SIMD micro-kernel's register block (times 4 columns). 5 x 4 keeps its 10 accumulators, 2 B vectors,
+ * the A splat and the product in 14 of the 16 vector registers (V8 keeps one as scratch); 6 x 4 needs 16 and spills:
+ * measured 14 GFLOP/s (CPU time) against 10.5 for 6 x 4.
+ */
+const KR = 5;
 /** Row tile of the SIMD path (a multiple of KR). */
 const TI = 120;
 /** Tile over the inner (parameter) dimension of Gram products of float32 rows. */
@@ -47,8 +51,10 @@ const PTILE = 1024;
 /* ---------------------------------------------------------------------------------------------------------------
  * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For KR x 4 blocks of C (float64, row-major,
  * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B packed in micro-panels (BLIS style:
- * KR rows of A, or 4 columns of B, interleaved along t; panel lengths la and lb), float32 or float64. The vector lanes run along j, so every entry is still ONE accumulator summed over t in
- * ascending order, with the same IEEE operations as the scalar loop: results are bit-identical to the JS path.
+ * KR rows of A, or 4 columns of B, interleaved along t; panel lengths la and lb). Only the float64 kernel is built: float32
+ * rows are promoted (exactly) while packed, which measured faster than promoting in the inner loop (`kernelBody(4)`).
+ * The vector lanes run along j, so every entry is still ONE accumulator summed over t in ascending order, with the
+ * same IEEE operations as the scalar loop: results are bit-identical to the JS path.
  * ------------------------------------------------------------------------------------------------------------- */
 
 function uleb(n: number): number[] {
@@ -223,7 +229,7 @@ function kernelBody(e: 4 | 8): number[] {
 function wasmModule(): Uint8Array<ArrayBuffer> {
   const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
   const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const bodies = [kernelBody(4), kernelBody(8)];
+  const bodies = [kernelBody(8)];
   return new Uint8Array([
     0x00,
     0x61,
@@ -235,30 +241,30 @@ function wasmModule(): Uint8Array<ArrayBuffer> {
     0x00,
     ...section(1, [1, 0x60, 8, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
     ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [2, 0, 0]),
-    ...section(7, [2, ...str("f32"), 0x00, 0, ...str("f64"), 0x00, 1]),
-    ...section(10, [2, ...bodies.flat()]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...str("f64"), 0x00, 0]),
+    ...section(10, [1, ...bodies.flat()]),
   ]);
 }
 
 type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number, la: number, lb: number) => void;
 
 /** The SIMD kernels and their scratch memory, or null where WebAssembly SIMD is unavailable. */
-const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
+const WASM: { f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
   try {
     const bytes = wasmModule();
     if (!WebAssembly.validate(bytes)) return null;
     const mem = new WebAssembly.Memory({ initial: 20 }); // grown on demand (ensureMemory)
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    const f32 = inst.exports.f32 as KernelFn, f64 = inst.exports.f64 as KernelFn;
+    const f64 = inst.exports.f64 as KernelFn;
     // V8 starts WebAssembly in its baseline compiler (Liftoff, ~2x slower here) and tiers a function up to the
     // optimising compiler after enough calls; our kernels run few, long calls, so a few thousand tiny calls
     // (~5 ms) trigger the tier-up now.
     for (let r = 0; r < 3000; r++) {
-      f32(0, 4096, 8192, KR, 4, 8, 8, 8);
+      f64(0, 4096, 8192, KR, 4, 8, 8, 8);
       f64(0, 4096, 8192, KR, 4, 8, 8, 8);
     }
-    return { f32, f64, mem };
+    return { f64, mem };
   } catch {
     return null;
   }
@@ -312,9 +318,10 @@ function gramF32Wasm(
 ): void {
   const m = a.length, n = b.length, p = a[0].length;
   const m4 = m - (m % KR), n4 = n - (n % 4);
-  ensureMemory(w, B_OFF + n4 * PTILE * 4);
-  const f32 = new Float32Array(w.mem.buffer), f64 = new Float64Array(w.mem.buffer);
-  const ao = A_OFF / 4, bo = B_OFF / 4, co = C_OFF / 8;
+  ensureMemory(w, B_OFF + n4 * PTILE * 8);
+  // packed as float64 (promotion is exact): the kernel's loads then need no conversion (faster than float32 panels)
+  const f64 = new Float64Array(w.mem.buffer);
+  const ao = A_OFF / 8, bo = B_OFF / 8, co = C_OFF / 8;
   for (let p0 = 0; p0 < p; p0 += PTILE) {
     const pt = Math.min(p, p0 + PTILE) - p0;
     // the B panel of this parameter tile, once: column tile j0 at bo + j0 * pt, laid out [t][jj]
@@ -322,14 +329,14 @@ function gramF32Wasm(
       const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
       for (let jj = 0; jj < nj; jj++) {
         const row = b[j0 + jj], o = base + (jj - (jj % 4)) * pt + (jj % 4);
-        for (let t = 0; t < pt; t++) f32[o + 4 * t] = row[p0 + t];
+        for (let t = 0; t < pt; t++) f64[o + 4 * t] = row[p0 + t];
       }
     }
     for (let i0 = 0; i0 < m4; i0 += TI) {
       const mi = Math.min(TI, m4 - i0);
       for (let ii = 0; ii < mi; ii++) {
         const row = a[i0 + ii], o = ao + (ii - (ii % KR)) * pt + (ii % KR);
-        for (let t = 0; t < pt; t++) f32[o + KR * t] = row[p0 + t];
+        for (let t = 0; t < pt; t++) f64[o + KR * t] = row[p0 + t];
       }
       for (let j0 = 0; j0 < n4; j0 += TILE) {
         const nj = Math.min(TILE, n4 - j0);
@@ -338,7 +345,7 @@ function gramF32Wasm(
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           for (let jj = 0; jj < nj; jj++) f64[co + ii * nj + jj] = out[o + jj];
         }
-        w.f32(A_OFF, B_OFF + j0 * pt * 4, C_OFF, mi, nj, pt, pt, pt);
+        w.f64(A_OFF, B_OFF + j0 * pt * 8, C_OFF, mi, nj, pt, pt, pt);
         for (let ii = 0; ii < mi; ii++) {
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           const jEnd = lower ? Math.min(nj, r0 + i0 + ii - c0 - j0 + 1) : nj;
@@ -488,7 +495,8 @@ function gemmNTWasm(
   alpha: number,
   lower: number | null,
 ): void {
-  const m4 = m - (m % KR), n4 = n - (n % 4);
+  // the SIMD rows end at a multiple of KR and of 4, so the scalar tail starts a 4-row block (k0's contract)
+  const m4 = m - (m % (4 * KR)), n4 = n - (n % 4);
   const starts: number[] = [];
   for (let i0 = 0; i0 < m4; i0 += TI) starts.push(typeof k0 === "number" ? k0 : k0(i0));
   const kMin = Math.min(k1, ...starts);
