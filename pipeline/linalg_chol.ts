@@ -33,6 +33,8 @@
  * @module
  */
 
+import { Worker } from "node:worker_threads";
+
 /** Block size of the blocked Cholesky and triangular solve. */
 const NB = 64;
 /** Tile over the row dimension of products, for cache reuse. */
@@ -272,8 +274,184 @@ const WASM: { f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
 
 /** Whether the WebAssembly SIMD kernels are in use (else the scalar JavaScript kernels). */
 export const wasmSimd: boolean = WASM !== null;
-/** Set to false to force the scalar JavaScript kernels (tests, benchmarks). */
-export const kernels = { useWasm: WASM !== null };
+/**
+ * Kernel settings. `useWasm`: set to false to force the scalar JavaScript kernels (tests, benchmarks). `threads`:
+ * threads for large products, the calling thread plus `threads - 1` worker threads (default: the machine's cores,
+ * at most 8; 1 = no workers). Results do not depend on either setting's thread count: products are cut into the
+ * same row chunks whatever the number of threads, and each chunk is computed the same way by whichever thread
+ * takes it.
+ */
+export const kernels: { useWasm: boolean; threads: number } = {
+  useWasm: WASM !== null,
+  threads: Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1)),
+};
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Threads. A large product is cut into chunks of output rows (disjoint writes); the calling thread and the workers
+ * take chunks from a shared counter until none is left, then the caller waits (Atomics.wait: the API stays
+ * synchronous) for the workers that joined. Inputs and outputs must live in SharedArrayBuffers for workers to see
+ * them (else the caller does every chunk alone). A worker that never starts (no permission, no threads) simply
+ * never joins: the caller closes the job once it has taken every chunk, and only waits for workers that joined.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Work (multiply-adds) below which no worker is asked to help. */
+const PARALLEL_MIN_WORK = 2e7;
+/** `ctl` fields: next chunk, joined workers (| CLOSED), finished workers, failed workers, chunks done by workers. */
+const NEXT = 0, JOINED = 1, DONE = 2, FAILED = 3, BY_WORKERS = 4, CLOSED = 1 << 30;
+
+/** Counters of this thread's parallel products (tests, benchmarks): chunks done by worker threads so far. */
+export const threadStats = { workerChunks: 0 };
+
+/** A product job as posted to workers (structured-cloned; typed arrays are views of shared memory). */
+export type LinalgJob =
+  | {
+    kind: "gram";
+    out: Float64Array;
+    ldo: number;
+    r0: number;
+    c0: number;
+    a: Float32Array[];
+    b: Float32Array[];
+    lower: boolean;
+    chunks: Int32Array;
+    useWasm: boolean;
+  }
+  | {
+    kind: "gemm";
+    c: Float64Array;
+    ldc: number;
+    ci: number;
+    cj: number;
+    a: Float64Array;
+    lda: number;
+    ai: number;
+    b: Float64Array;
+    ldb: number;
+    bj: number;
+    n: number;
+    k0: number | { rowPlus: number };
+    k1: number;
+    alpha: number;
+    lower: number | null;
+    chunks: Int32Array;
+    useWasm: boolean;
+  };
+
+const workerPool: { postMessage(v: unknown): void }[] = [];
+let workersFailed = false;
+
+/** `count` workers, started on first use (kept, unref'd, for later jobs). */
+function workers(count: number): { postMessage(v: unknown): void }[] {
+  while (workerPool.length < count && !workersFailed) {
+    try {
+      const w = new Worker(new URL("./_linalg_worker.ts", import.meta.url));
+      w.unref(); // idle workers do not keep the process alive
+      w.on("error", () => {}); // a worker that fails to start never joins a job
+      workerPool.push(w);
+    } catch {
+      workersFailed = true;
+    }
+  }
+  return workerPool.slice(0, count);
+}
+
+const isShared = (x: { buffer: ArrayBufferLike }) => x.buffer instanceof SharedArrayBuffer;
+
+/** A Float64Array of `n` zeros in shared memory (workers can read and write it). */
+export function sharedF64(n: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(Math.max(8, n * 8)), 0, n);
+}
+
+/** Runs chunk `c` of `job` (chunk c = rows `chunks[c]..chunks[c + 1]`). Used by the calling thread and the workers. */
+export function runLinalgChunk(job: LinalgJob, c: number): void {
+  const s = job.chunks[c], e = job.chunks[c + 1];
+  const saved = kernels.useWasm;
+  kernels.useWasm = job.useWasm;
+  try {
+    if (job.kind === "gram") {
+      const { out, ldo, r0, c0, a, b, lower } = job;
+      const nb = lower ? Math.min(b.length, r0 + e - c0) : b.length;
+      if (nb > 0) gramF32Serial(out, ldo, r0 + s, c0, a.slice(s, e), nb < b.length ? b.slice(0, nb) : b, lower);
+    } else {
+      const { k0, lower } = job;
+      const n = lower === null ? job.n : Math.min(job.n, e + lower);
+      const ks = typeof k0 === "number" ? k0 : (i: number) => i + s + k0.rowPlus;
+      gemmNTSerial(
+        job.c,
+        job.ldc,
+        job.ci + s,
+        job.cj,
+        job.a,
+        job.lda,
+        job.ai + s,
+        job.b,
+        job.ldb,
+        job.bj,
+        e - s,
+        n,
+        ks,
+        job.k1,
+        job.alpha,
+        lower === null ? null : lower + s,
+      );
+    }
+  } finally {
+    kernels.useWasm = saved;
+  }
+}
+
+/** Worker side of a job: join unless closed, take chunks, report. */
+export function workOnLinalgJob(job: LinalgJob, ctl: Int32Array): void {
+  for (;;) {
+    const v = Atomics.load(ctl, JOINED);
+    if (v & CLOSED) return;
+    if (Atomics.compareExchange(ctl, JOINED, v, v + 1) === v) break;
+  }
+  try {
+    const nChunks = job.chunks.length - 1;
+    for (let c = Atomics.add(ctl, NEXT, 1); c < nChunks; c = Atomics.add(ctl, NEXT, 1)) {
+      runLinalgChunk(job, c);
+      Atomics.add(ctl, BY_WORKERS, 1);
+    }
+  } catch {
+    Atomics.add(ctl, FAILED, 1);
+  } finally {
+    Atomics.add(ctl, DONE, 1);
+    Atomics.notify(ctl, DONE);
+  }
+}
+
+/** Row chunk boundaries: `rows` cut into pieces of `size` (the last one shorter). */
+function chunkRows(rows: number, size: number): Int32Array {
+  const n = Math.max(1, Math.ceil(rows / size));
+  return Int32Array.from({ length: n + 1 }, (_, i) => Math.min(rows, i * size));
+}
+
+/** Runs every chunk of `job`, on the calling thread and (when `shared` and the work is large) on workers too. */
+function runLinalgJob(job: LinalgJob, work: number, shared: boolean): void {
+  const nChunks = job.chunks.length - 1;
+  const helpers = shared && work >= PARALLEL_MIN_WORK ? workers(Math.min(kernels.threads - 1, nChunks - 1)) : [];
+  if (helpers.length === 0) {
+    for (let c = 0; c < nChunks; c++) runLinalgChunk(job, c);
+    return;
+  }
+  const ctl = new Int32Array(new SharedArrayBuffer(20));
+  for (const w of helpers) {
+    try {
+      w.postMessage({ job, ctl });
+    } catch { /* a dead worker does not join */ }
+  }
+  try {
+    for (let c = Atomics.add(ctl, NEXT, 1); c < nChunks; c = Atomics.add(ctl, NEXT, 1)) runLinalgChunk(job, c);
+  } finally {
+    const joined = Atomics.or(ctl, JOINED, CLOSED) & ~CLOSED;
+    for (let d = Atomics.load(ctl, DONE); d < joined; d = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, d);
+  }
+  threadStats.workerChunks += Atomics.load(ctl, BY_WORKERS);
+  if (Atomics.load(ctl, FAILED) > 0) {
+    throw new Error(`Cannot finish the product as a worker thread failed: current value is ${ctl[FAILED]} failed`);
+  }
+}
 
 /** Scratch layout: a C tile (TILE x TILE float64), an A tile (TILE x PTILE), then a B panel (all columns x PTILE). */
 const C_OFF = 0, A_OFF = TI * TILE * 8, B_OFF = A_OFF + TI * PTILE * 8;
@@ -302,6 +480,33 @@ export function gramF32(
   for (const r of [...a, ...b]) {
     if (r.length !== p) throw new Error(`Cannot multiply rows of different lengths: current value is ${r.length}`);
   }
+  const size = TI * Math.max(1, Math.floor(m / (8 * TI)));
+  const work = (lower ? m * Math.min(n, r0 + m - c0) / 2 : m * n) * p;
+  const shared = isShared(out) && a.every(isShared) && b.every(isShared);
+  const job: LinalgJob = {
+    kind: "gram",
+    out,
+    ldo,
+    r0,
+    c0,
+    a: [...a],
+    b: [...b],
+    lower,
+    chunks: chunkRows(m, size),
+    useWasm: kernels.useWasm,
+  };
+  runLinalgJob(job, work, shared);
+}
+
+function gramF32Serial(
+  out: Float64Array,
+  ldo: number,
+  r0: number,
+  c0: number,
+  a: readonly Float32Array[],
+  b: readonly Float32Array[],
+  lower: boolean,
+): void {
   if (WASM && kernels.useWasm) gramF32Wasm(WASM, out, ldo, r0, c0, a, b, lower);
   else gramF32Js(out, ldo, r0, c0, a, b, lower);
 }
@@ -470,6 +675,81 @@ export function gemmNT(
   k1: number,
   alpha: number,
   lower: number | null = null,
+): void {
+  if (m <= 0 || n <= 0) return;
+  gemmNTRows(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+}
+
+/**
+ * {@linkcode gemmNT} with `k0` also as `{rowPlus: d}` (row i starts at `i + d`, for triangular factors; unlike a
+ * function it can be posted to workers). Row chunks of 120 x 8 rows: the chunking (which sets where each
+ * entry's sum is split into parameter tiles) depends on the sizes only, never on the thread count.
+ */
+function gemmNTRows(
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number) | { rowPlus: number },
+  k1: number,
+  alpha: number,
+  lower: number | null,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (typeof k0 === "function") {
+    gemmNTSerial(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+    return;
+  }
+  const kMin = typeof k0 === "number" ? k0 : k0.rowPlus;
+  const work = (lower === null ? m * n : m * Math.min(n, m + lower) / 2) * Math.max(0, k1 - kMin);
+  const job: LinalgJob = {
+    kind: "gemm",
+    c,
+    ldc,
+    ci,
+    cj,
+    a,
+    lda,
+    ai,
+    b,
+    ldb,
+    bj,
+    n,
+    k0,
+    k1,
+    alpha,
+    lower,
+    chunks: chunkRows(m, 8 * TI),
+    useWasm: kernels.useWasm,
+  };
+  runLinalgJob(job, work, isShared(c) && isShared(a) && isShared(b));
+}
+
+function gemmNTSerial(
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number),
+  k1: number,
+  alpha: number,
+  lower: number | null,
 ): void {
   if (m <= 0 || n <= 0) return;
   if (WASM && kernels.useWasm) gemmNTWasm(WASM, c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
@@ -699,7 +979,7 @@ export function choleskyInPlace(a: Float64Array, n: number): void {
     }
     // trailing update of the lower triangle: A22 -= L21 L21^T
     const m = n - k1;
-    if (m > 0) gemmNT(a, n, k1, k1, a, n, k1, a, n, k1, m, m, k0, k1, -1, 0);
+    if (m > 0) gemmNTRows(a, n, k1, k1, a, n, k1, a, n, k1, m, m, k0, k1, -1, 0);
   }
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
 }
@@ -725,12 +1005,12 @@ export function choleskySolve(l: Float64Array, n: number, b: ArrayLike<number>):
  * one column block at a time, the update from earlier blocks being one `gemmNT` product.
  */
 export function invLowerTransposed(l: Float64Array, n: number): Float64Array {
-  const y = new Float64Array(n * n);
+  const y = sharedF64(n * n);
   for (let j0 = 0; j0 < n; j0 += NB) {
     const j1 = Math.min(n, j0 + NB);
     // rows r < j1 only (Y[r, J] = 0 for r >= j1). C = -Y[r, r:j0] L[J, r:j0]^T, over t >= first row of the block.
     for (let r = 0; r < j1; r++) for (let j = j0; j < j1; j++) y[r * n + j] = r === j ? 1 : 0;
-    if (j0 > 0) gemmNT(y, n, 0, j0, y, n, 0, l, n, j0, j0, j1 - j0, (i) => i, j0, -1);
+    if (j0 > 0) gemmNTRows(y, n, 0, j0, y, n, 0, l, n, j0, j0, j1 - j0, { rowPlus: 0 }, j0, -1, null);
     for (let r = 0; r < j1; r++) {
       const rr = r * n;
       for (let j = Math.max(j0, r); j < j1; j++) {
@@ -749,7 +1029,8 @@ export function invLowerTransposed(l: Float64Array, n: number): Float64Array {
  * `n * n` array: Cholesky, `Y = L^-T`, then `A^-1 = Y Y^T`. `a` is left unchanged.
  */
 export function invertSpd(a: Float64Array, n: number): Float64Array {
-  const l = Float64Array.from(a);
+  const l = sharedF64(n * n);
+  l.set(a.subarray(0, n * n));
   choleskyInPlace(l, n);
   return inverseFromCholesky(l, n);
 }
@@ -757,9 +1038,9 @@ export function invertSpd(a: Float64Array, n: number): Float64Array {
 /** `A^-1 = L^-T L^-1` (full symmetric) from the lower Cholesky factor `L` of `A`. */
 export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
   const y = invLowerTransposed(l, n);
-  const m = new Float64Array(n * n);
+  const m = sharedF64(n * n);
   // M[i][j] = sum_{t >= max(i, j)} Y[i][t] Y[j][t]; lower triangle, then mirrored
-  gemmNT(m, n, 0, 0, y, n, 0, y, n, 0, n, n, (i) => i, n, 1, 0);
+  gemmNTRows(m, n, 0, 0, y, n, 0, y, n, 0, n, n, { rowPlus: 0 }, n, 1, 0);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) m[i * n + j] = m[j * n + i];
   return m;
 }
