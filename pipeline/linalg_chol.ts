@@ -711,7 +711,7 @@ export function gemmNT(
 
 /**
  * {@linkcode gemmNT} with `k0` also as `{rowPlus: d}` (row i starts at `i + d`, for triangular factors; unlike a
- * function it can be posted to workers). Row chunks of 120 x 8 rows: the chunking (which sets where each
+ * function it can be posted to workers). Row chunks of 240 rows: the chunking (which sets where each
  * entry's sum is split into parameter tiles) depends on the sizes only, never on the thread count.
  */
 function gemmNTRows(
