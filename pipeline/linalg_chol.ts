@@ -474,7 +474,11 @@ function runLinalgJob(job: LinalgJob, work: number, shared: boolean): void {
     for (let c = Atomics.add(ctl, NEXT, 1); c < nChunks; c = Atomics.add(ctl, NEXT, 1)) runLinalgChunk(job, c);
   } finally {
     const joined = Atomics.or(ctl, JOINED, CLOSED) & ~CLOSED;
-    for (let d = Atomics.load(ctl, DONE); d < joined; d = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, d);
+    for (let d = Atomics.load(ctl, DONE); d < joined; d = Atomics.load(ctl, DONE)) {
+      try {
+        Atomics.wait(ctl, DONE, d, 1000);
+      } catch { /* engines that forbid waiting on the main thread: spin */ }
+    }
   }
   threadStats.workerChunks += Atomics.load(ctl, BY_WORKERS);
   if (Atomics.load(ctl, FAILED) > 0) {
