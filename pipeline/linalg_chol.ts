@@ -2,9 +2,12 @@
  * Dense float64 linear algebra for kernel methods: Gram products of float32 rows accumulated in float64, a
  * blocked Cholesky factorisation, blocked triangular solves and the inverse of a symmetric positive-definite
  * matrix. Every heavy step is the same "rows dot rows" product (`C += alpha * A B^T`), so the O(n^3) and
- * O(n^2 P) work is matrix products, run by a WebAssembly SIMD micro-kernel (6 x 4 register block, float64 lanes)
+ * O(n^2 P) work is matrix products, run by a WebAssembly SIMD micro-kernel (5 x 4 register block, float64 lanes)
  * that this module assembles byte by byte at load time (no toolchain, no dependency), with a scalar JavaScript
  * 4 x 4 kernel as the fallback where WebAssembly SIMD is missing (`kernels.useWasm = false` forces it).
+ * Large products on `SharedArrayBuffer`-backed arrays ({@linkcode sharedF64}) are shared, by chunks of output rows,
+ * between the calling thread and `kernels.threads - 1` worker threads (`node:worker_threads`, unref'd); the API
+ * stays synchronous (the caller waits with `Atomics.wait`) and the results do not depend on the thread count.
  *
  * Why not a library: no npm package does float64 BLAS-3 in Deno faster than this (the `@stdlib/blas` routines
  * are scalar JavaScript), and tfjs (`@tensorflow/tfjs-backend-wasm` matMul) works in float32 only: measured in

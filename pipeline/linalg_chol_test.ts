@@ -217,7 +217,7 @@ both("gemmNT across tiles, with offsets, a lower mask and per-block starts that 
 
 Deno.test("worker threads: shared-memory Gram, Cholesky and inverse give the same bits with 1 and 2 threads", async () => {
   const rng = new Rng(11);
-  const m = 262, p = 700; // above the size from which workers help (2e7 multiply-adds), not a multiple of any tile
+  const m = 262, p = 2000; // 1.4e8 multiply-adds (workers help from 2e7); not a multiple of any tile
   const buf = new SharedArrayBuffer(m * p * 4);
   const rows = Array.from({ length: m }, (_, i) => {
     const r = new Float32Array(buf, i * p * 4, p);
