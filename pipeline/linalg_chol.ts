@@ -279,15 +279,31 @@ const WASM: { f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
 export const wasmSimd: boolean = WASM !== null;
 /**
  * Kernel settings. `useWasm`: set to false to force the scalar JavaScript kernels (tests, benchmarks). `threads`:
- * threads for large products, the calling thread plus `threads - 1` worker threads (default: the machine's cores,
- * at most 8; 1 = no workers). Results do not depend on either setting's thread count: products are cut into the
- * same row chunks whatever the number of threads, and each chunk is computed the same way by whichever thread
- * takes it.
+ * threads for large products, the calling thread plus `threads - 1` worker threads (1 = no workers). Results do
+ * not depend on the thread count: products are cut into the same row chunks whatever the number of threads, and
+ * each chunk is computed the same way by whichever thread takes it.
+ *
+ * The default is 1, or the environment variable `INFOTAP_THREADS` (read when permitted; `0` = the machine's cores,
+ * at most 8): on the shared 2-vCPU machine where this was measured (docs/bench/si.md), two threads were never faster
+ * than one (the session's CPU share is fixed by the scheduler, and workers often joined late), so threads are opt-in.
  */
 export const kernels: { useWasm: boolean; threads: number } = {
   useWasm: WASM !== null,
-  threads: Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1)),
+  threads: defaultThreads(),
 };
+
+function defaultThreads(): number {
+  let v: string | undefined;
+  try {
+    const d = globalThis.Deno;
+    if (d?.permissions.querySync({ name: "env", variable: "INFOTAP_THREADS" }).state === "granted") {
+      v = d.env.get("INFOTAP_THREADS"); // never prompts
+    }
+  } catch { /* not Deno */ }
+  const n = Number(v ?? 1);
+  if (!Number.isInteger(n) || n < 0) return 1;
+  return n === 0 ? Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1)) : Math.min(n, 64);
+}
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Threads. A large product is cut into chunks of output rows (disjoint writes); the calling thread and the workers
