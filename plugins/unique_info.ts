@@ -31,8 +31,8 @@
  *
  * Memory: rows `4 P (nk + n_test k)` bytes, kernels `8 (nk)(nk + n_test k)` (plus up to 56% growth slack), and
  * after the stream three more `8 (nk)^2` arrays (the factor, `L^-T` and `M`): about 1.5 GB for nk = 5,000,
- * P = 20,000. Linear algebra: `pipeline/linalg_chol.ts` (float64 throughout; WebAssembly SIMD products, shared
- * between the machine's cores: rows and kernels live in `SharedArrayBuffer`s so worker threads use them in place).
+ * P = 20,000. Linear algebra: `pipeline/linalg_chol.ts` (float64 throughout; WebAssembly SIMD products; rows and
+ * kernels live in `SharedArrayBuffer`s so that worker threads, opt-in with `INFOTAP_THREADS`, use them in place).
  *
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
