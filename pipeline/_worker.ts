@@ -35,6 +35,7 @@ async function handle(m: { type: string } & Record<string, unknown>): Promise<vo
       }
       self.postMessage({ type: "ack" });
     } else if (m.type === "finish") {
+      for (const u of units) await u.estimator?.flush?.();
       const states = units.map((u) => encodeState(u.scanner ? u.scanner.result() : u.estimator!.state()));
       self.postMessage({ type: "done", states }, states.map((s) => s.buffer as ArrayBuffer));
     }

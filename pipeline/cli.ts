@@ -14,6 +14,7 @@ import { PluginError } from "./plugin.ts";
 import { InputError, show } from "./errors.ts";
 import { VERSION } from "./version.ts";
 import { type CoreFlag, list, parseCommandLine, parseFormat, pluginHelp, UsageError } from "./_args.ts";
+import { BackendError, type BackendRequest, BACKENDS } from "./gpu.ts";
 
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
@@ -26,6 +27,12 @@ const CORE: Record<string, CoreFlag> = {
     type: "string",
     arg: "N",
     help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
+  },
+  backend: {
+    type: "string",
+    arg: "B",
+    help: "auto | cpu | webgpu (default auto: WebGPU only on a hardware adapter, never a software one; " +
+      "INFOTAP_WEBGPU_ALLOW_SOFTWARE=1 lets webgpu use one)",
   },
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
@@ -77,6 +84,12 @@ export async function main(argv: string[]): Promise<number> {
         `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
       );
     }
+    const backend = (v.backend as string | undefined) ?? "auto";
+    if (!(BACKENDS as readonly string[]).includes(backend)) {
+      throw new UsageError(
+        `Cannot use --backend as it must be one of ${BACKENDS.join(", ")}: current value is ${show(backend)}`,
+      );
+    }
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -86,6 +99,7 @@ export async function main(argv: string[]): Promise<number> {
       byStep: Boolean(v["by-step"]),
       seed,
       threads,
+      backend: backend as BackendRequest,
       layers: list(v.layers),
       out,
       format,
@@ -122,6 +136,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof InputError) {
       console.error(`infotap: error: ${e.message}`);
       return 1;
+    }
+    if (e instanceof BackendError) {
+      console.error(`infotap: error: ${e.message}`);
+      return 2;
     }
     if (e instanceof PluginError) {
       console.error(`infotap: ${e.message}`);

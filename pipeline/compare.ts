@@ -6,7 +6,8 @@
  *
  * Which direction is "better" depends on the memorization type (heuristic: lower entropy, higher MI;
  * example-level: higher entropy, lower MI), so both rankings are printed and the sign of tau is left to the
- * reader. A table with a `step` column (`--by-step` runs) is read at its last step. Per-layer MI uses the pairs
+ * reader. Tables are read with `readResults` (final files, or the part files of a live `serve` run); a table
+ * with a `step` column (`--by-step` runs) is read at its last step. Per-layer MI uses the pairs
  * inside that layer; the overall MI uses every pair of the table.
  *
  * @example
@@ -20,9 +21,8 @@
  *
  * @module
  */
-import * as arrow from "apache-arrow";
-import * as pq from "parquet-wasm";
 import { InputError, show } from "./errors.ts";
+import { readResults, type ResultTable } from "./results.ts";
 import { kendallTau } from "./kendall.ts";
 
 /** A user-supplied metric per run directory. */
@@ -55,102 +55,60 @@ export interface Comparison {
   rankings: Ranking[];
 }
 
-/** Reads `<dir>/<name>.parquet` or `<dir>/<name>.arrow`; null when neither exists. */
-export async function readResultTable(dir: string, name: string): Promise<arrow.Table | null> {
-  for (const ext of ["parquet", "arrow"]) {
-    const path = `${dir}/${name}.${ext}`;
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) continue;
-      throw e;
-    }
-    try {
-      return ext === "parquet" ? arrow.tableFromIPC(pq.readParquet(bytes).intoIPCStream()) : arrow.tableFromIPC(bytes);
-    } catch (e) {
-      throw new InputError(
-        `Cannot read result table as it is not valid ${ext} (${e instanceof Error ? e.message : e}): current value is ${
-          show(path)
-        }`,
-        { file: path },
-      );
-    }
-  }
-  return null;
-}
-
-/** Rows of the last step of a table (all rows when it has no `step` column or only null steps). */
-function lastStepRows(t: arrow.Table): number[] {
-  const step = t.getChild("step");
-  const rows = Array.from({ length: t.numRows }, (_, i) => i);
-  if (!step) return rows;
-  let last: bigint | null = null;
-  for (const i of rows) {
-    const s = step.get(i) as bigint | null;
+/** Row indices of the last step of a table (all rows when it has no `step` column or only null steps). */
+function lastStepRows(t: ResultTable): number[] {
+  const rows = Array.from({ length: t.rows.length }, (_, i) => i);
+  if (!t.columns.includes("step")) return rows;
+  let last: number | null = null;
+  for (const r of t.rows) {
+    const s = r.step === null ? null : Number(r.step);
     if (s !== null && (last === null || s > last)) last = s;
   }
-  return last === null ? rows : rows.filter((i) => step.get(i) === last);
+  return last === null ? rows : rows.filter((i) => Number(t.rows[i].step) === last);
 }
 
-function need(t: arrow.Table, col: string, path: string): arrow.Vector {
-  const v = t.getChild(col);
-  if (!v) {
-    throw new InputError(`Cannot compare runs as the table has no column '${col}': current value is ${show(path)}`, {
-      file: path,
-      column: col,
-    });
+function need(t: ResultTable, cols: string[], path: string): void {
+  for (const col of cols) {
+    if (!t.columns.includes(col)) {
+      throw new InputError(`Cannot compare runs as the table has no column '${col}': current value is ${show(path)}`, {
+        file: path,
+        column: col,
+      });
+    }
   }
-  return v;
 }
 
-/** Mean entropy and mean MI, per layer and overall, of one results directory. */
+/** Mean entropy and mean MI, per layer and overall, of one results directory (read with `readResults`). */
 export async function runMeasures(dir: string): Promise<RunMeasures> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(dir);
-  } catch {
-    throw new InputError(`Cannot compare runs as the results directory does not exist: current value is ${show(dir)}`, {
-      file: dir,
-    });
-  }
-  if (!info.isDirectory) {
-    throw new InputError(`Cannot compare runs as the path is not a directory: current value is ${show(dir)}`, {
-      file: dir,
-    });
-  }
+  const { tables } = await readResults(dir);
   const values = new Map<string, number>();
-  const add = (acc: Map<string, [number, number]>, key: string, v: number) => {
+  const acc = new Map<string, [number, number]>();
+  const add = (key: string, v: number) => {
     const a = acc.get(key) ?? [0, 0];
     a[0] += v;
     a[1]++;
     acc.set(key, a);
   };
-  const ent = await readResultTable(dir, "neuron_entropy");
+  const ent = tables.neuron_entropy, mi = tables.neuron_mi;
   if (ent) {
-    const path = `${dir}/neuron_entropy`, layer = need(ent, "layer", path), h = need(ent, "entropy", path);
-    const acc = new Map<string, [number, number]>();
+    need(ent, ["layer", "entropy"], `${dir}/neuron_entropy`);
     for (const i of lastStepRows(ent)) {
-      const v = h.get(i) as number | null;
-      if (v === null || !Number.isFinite(v)) continue;
-      add(acc, "entropy:all", v);
-      add(acc, `entropy:${layer.get(i)}`, v);
+      const r = ent.rows[i], v = r.entropy;
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      add("entropy:all", v);
+      add(`entropy:${r.layer}`, v);
     }
-    for (const [k, [s, n]] of acc) values.set(k, s / n);
   }
-  const mi = await readResultTable(dir, "neuron_mi");
   if (mi) {
-    const path = `${dir}/neuron_mi`;
-    const la = need(mi, "layer_a", path), lb = need(mi, "layer_b", path), m = need(mi, "mi", path);
-    const acc = new Map<string, [number, number]>();
+    need(mi, ["layer_a", "layer_b", "mi"], `${dir}/neuron_mi`);
     for (const i of lastStepRows(mi)) {
-      const v = m.get(i) as number | null;
-      if (v === null || !Number.isFinite(v)) continue;
-      add(acc, "mi:all", v);
-      if (la.get(i) === lb.get(i)) add(acc, `mi:${la.get(i)}`, v);
+      const r = mi.rows[i], v = r.mi;
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      add("mi:all", v);
+      if (r.layer_a === r.layer_b) add(`mi:${r.layer_a}`, v);
     }
-    for (const [k, [s, n]] of acc) values.set(k, s / n);
   }
+  for (const [k, [s, n]] of acc) values.set(k, s / n);
   if (!ent && !mi) {
     throw new InputError(
       `Cannot compare runs as the directory holds no neuron_entropy or neuron_mi table (.parquet or .arrow): current value is ${

@@ -109,7 +109,9 @@ Deno.test("compare: errors for missing directories, missing tables, stray metric
   await writeRun(`${root}/a`, [{ layer: "fc1", h: 1 }], []);
   await writeRun(`${root}/m`, [], [{ a: "fc1", b: "fc1", mi: 1 }]);
   await Deno.mkdir(`${root}/empty`);
-  await assert.rejects(compareRuns([`${root}/a`, `${root}/nope`]), /results directory does not exist/);
+  await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /holds no result table/);
+  await Deno.writeTextFile(`${root}/empty/run.json`, "{}");
+  await assert.rejects(compareRuns([`${root}/a`, `${root}/nope`]), /directory does not exist/);
   await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /no neuron_entropy or neuron_mi table/);
   await assert.rejects(compareRuns([`${root}/a`, `${root}/m`]), /share no diversity measure/);
   await assert.rejects(compareRuns([`${root}/a`]), /at least 2 results directories/);
@@ -118,7 +120,7 @@ Deno.test("compare: errors for missing directories, missing tables, stray metric
     /not among the compared runs/,
   );
   await Deno.writeTextFile(`${root}/empty/neuron_entropy.parquet`, "not parquet");
-  await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /not valid parquet/);
+  await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /not valid Parquet/);
   assert.deepEqual(parseMetric("acc=runs/a:b/:0.5"), { name: "acc", dir: "runs/a:b", value: 0.5 });
   assert.throws(() => parseMetric("acc=runs/a"), /NAME=DIR:VALUE/);
   assert.throws(() => parseMetric("acc=runs/a:x"), /not a finite number/);

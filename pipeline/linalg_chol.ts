@@ -2,9 +2,12 @@
  * Dense float64 linear algebra for kernel methods: Gram products of float32 rows accumulated in float64, a
  * blocked Cholesky factorisation, blocked triangular solves and the inverse of a symmetric positive-definite
  * matrix. Every heavy step is the same "rows dot rows" product (`C += alpha * A B^T`), so the O(n^3) and
- * O(n^2 P) work is matrix products, run by a WebAssembly SIMD micro-kernel (6 x 4 register block, float64 lanes)
+ * O(n^2 P) work is matrix products, run by a WebAssembly SIMD micro-kernel (5 x 4 register block, float64 lanes)
  * that this module assembles byte by byte at load time (no toolchain, no dependency), with a scalar JavaScript
  * 4 x 4 kernel as the fallback where WebAssembly SIMD is missing (`kernels.useWasm = false` forces it).
+ * Large products on `SharedArrayBuffer`-backed arrays ({@linkcode sharedF64}) are shared, by chunks of output rows,
+ * between the calling thread and `kernels.threads - 1` worker threads (`node:worker_threads`, unref'd); the API
+ * stays synchronous (the caller waits with `Atomics.wait`) and the results do not depend on the thread count.
  *
  * Why not a library: no npm package does float64 BLAS-3 in Deno faster than this (the `@stdlib/blas` routines
  * are scalar JavaScript), and tfjs (`@tensorflow/tfjs-backend-wasm` matMul) works in float32 only: measured in
@@ -33,12 +36,18 @@
  * @module
  */
 
+import { Worker } from "node:worker_threads";
+
 /** Block size of the blocked Cholesky and triangular solve. */
 const NB = 64;
 /** Tile over the row dimension of products, for cache reuse. */
 const TILE = 128;
-/** Rows of the SIMD micro-kernel's register block (times 4 columns): 6 x 4 uses 15 of the 16 vector registers. */
-const KR = 6;
+/**
+ * Rows of the SIMD micro-kernel's register block (times 4 columns). 5 x 4 keeps its 10 accumulators, 2 B vectors,
+ * the A splat and the product in 14 of the 16 vector registers (V8 keeps one as scratch); 6 x 4 needs 16 and spills:
+ * measured 14 GFLOP/s (CPU time) against 10.5 for 6 x 4.
+ */
+const KR = 5;
 /** Row tile of the SIMD path (a multiple of KR). */
 const TI = 120;
 /** Tile over the inner (parameter) dimension of Gram products of float32 rows. */
@@ -47,8 +56,10 @@ const PTILE = 1024;
 /* ---------------------------------------------------------------------------------------------------------------
  * WebAssembly SIMD micro-kernel (built here byte by byte; no toolchain). For KR x 4 blocks of C (float64, row-major,
  * stride nj) it computes C[i][j] += sum_t A[t][i] B[t][j] over t = 0..pt-1, with A and B packed in micro-panels (BLIS style:
- * KR rows of A, or 4 columns of B, interleaved along t; panel lengths la and lb), float32 or float64. The vector lanes run along j, so every entry is still ONE accumulator summed over t in
- * ascending order, with the same IEEE operations as the scalar loop: results are bit-identical to the JS path.
+ * KR rows of A, or 4 columns of B, interleaved along t; panel lengths la and lb). Only the float64 kernel is built: float32
+ * rows are promoted (exactly) while packed, which measured faster than promoting in the inner loop (`kernelBody(4)`).
+ * The vector lanes run along j, so every entry is still ONE accumulator summed over t in ascending order, with the
+ * same IEEE operations as the scalar loop: results are bit-identical to the JS path.
  * ------------------------------------------------------------------------------------------------------------- */
 
 function uleb(n: number): number[] {
@@ -223,7 +234,7 @@ function kernelBody(e: 4 | 8): number[] {
 function wasmModule(): Uint8Array<ArrayBuffer> {
   const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
   const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const bodies = [kernelBody(4), kernelBody(8)];
+  const bodies = [kernelBody(8)];
   return new Uint8Array([
     0x00,
     0x61,
@@ -235,30 +246,30 @@ function wasmModule(): Uint8Array<ArrayBuffer> {
     0x00,
     ...section(1, [1, 0x60, 8, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
     ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [2, 0, 0]),
-    ...section(7, [2, ...str("f32"), 0x00, 0, ...str("f64"), 0x00, 1]),
-    ...section(10, [2, ...bodies.flat()]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...str("f64"), 0x00, 0]),
+    ...section(10, [1, ...bodies.flat()]),
   ]);
 }
 
 type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number, la: number, lb: number) => void;
 
 /** The SIMD kernels and their scratch memory, or null where WebAssembly SIMD is unavailable. */
-const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
+const WASM: { f64: KernelFn; mem: WebAssembly.Memory } | null = (() => {
   try {
     const bytes = wasmModule();
     if (!WebAssembly.validate(bytes)) return null;
     const mem = new WebAssembly.Memory({ initial: 20 }); // grown on demand (ensureMemory)
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    const f32 = inst.exports.f32 as KernelFn, f64 = inst.exports.f64 as KernelFn;
+    const f64 = inst.exports.f64 as KernelFn;
     // V8 starts WebAssembly in its baseline compiler (Liftoff, ~2x slower here) and tiers a function up to the
     // optimising compiler after enough calls; our kernels run few, long calls, so a few thousand tiny calls
     // (~5 ms) trigger the tier-up now.
     for (let r = 0; r < 3000; r++) {
-      f32(0, 4096, 8192, KR, 4, 8, 8, 8);
+      f64(0, 4096, 8192, KR, 4, 8, 8, 8);
       f64(0, 4096, 8192, KR, 4, 8, 8, 8);
     }
-    return { f32, f64, mem };
+    return { f64, mem };
   } catch {
     return null;
   }
@@ -266,8 +277,233 @@ const WASM: { f32: KernelFn; f64: KernelFn; mem: WebAssembly.Memory } | null = (
 
 /** Whether the WebAssembly SIMD kernels are in use (else the scalar JavaScript kernels). */
 export const wasmSimd: boolean = WASM !== null;
-/** Set to false to force the scalar JavaScript kernels (tests, benchmarks). */
-export const kernels = { useWasm: WASM !== null };
+/**
+ * Kernel settings. `useWasm`: set to false to force the scalar JavaScript kernels (tests, benchmarks). `threads`:
+ * threads for large products, the calling thread plus `threads - 1` worker threads (1 = no workers). Results do
+ * not depend on the thread count: products are cut into the same row chunks whatever the number of threads, and
+ * each chunk is computed the same way by whichever thread takes it.
+ *
+ * The default is 1, or the environment variable `INFOTAP_THREADS` (read when permitted; `0` = the machine's cores,
+ * at most 8): on the shared 2-vCPU machine where this was measured (docs/bench/si.md), two threads were never faster
+ * than one (the session's CPU share is fixed by the scheduler, and workers often joined late), so threads are opt-in.
+ */
+export const kernels: { useWasm: boolean; threads: number } = {
+  useWasm: WASM !== null,
+  threads: defaultThreads(),
+};
+
+function defaultThreads(): number {
+  let v: string | undefined;
+  try {
+    const d = globalThis.Deno;
+    if (d?.permissions.querySync({ name: "env", variable: "INFOTAP_THREADS" }).state === "granted") {
+      v = d.env.get("INFOTAP_THREADS"); // never prompts
+    }
+  } catch { /* not Deno */ }
+  const n = Number(v ?? 1);
+  if (!Number.isInteger(n) || n < 0) return 1;
+  return n === 0 ? Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1)) : Math.min(n, 64);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Threads. A large product is cut into chunks of output rows (disjoint writes); the calling thread and the workers
+ * take chunks from a shared counter until none is left, then the caller waits (Atomics.wait: the API stays
+ * synchronous) for the workers that joined. Inputs and outputs must live in SharedArrayBuffers for workers to see
+ * them (else the caller does every chunk alone). A worker that never starts (no permission, no threads) simply
+ * never joins: the caller closes the job once it has taken every chunk, and only waits for workers that joined.
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/** Work (multiply-adds) below which no worker is asked to help. */
+const PARALLEL_MIN_WORK = 2e7;
+/** `ctl` fields: next chunk, joined workers (| CLOSED), finished workers, failed workers, chunks done by workers. */
+const NEXT = 0, JOINED = 1, DONE = 2, FAILED = 3, BY_WORKERS = 4, CLOSED = 1 << 30;
+
+/** Counters of this thread's parallel products (tests, benchmarks): chunks done by worker threads so far. */
+export const threadStats = { workerChunks: 0 };
+
+/** A product job as posted to workers (structured-cloned; typed arrays are views of shared memory). */
+export type LinalgJob =
+  | {
+    kind: "gram";
+    out: Float64Array;
+    ldo: number;
+    r0: number;
+    c0: number;
+    a: Float32Array[];
+    b: Float32Array[];
+    lower: boolean;
+    chunks: Int32Array;
+    useWasm: boolean;
+  }
+  | {
+    kind: "gemm";
+    c: Float64Array;
+    ldc: number;
+    ci: number;
+    cj: number;
+    a: Float64Array;
+    lda: number;
+    ai: number;
+    b: Float64Array;
+    ldb: number;
+    bj: number;
+    n: number;
+    k0: number | { rowPlus: number };
+    k1: number;
+    alpha: number;
+    lower: number | null;
+    chunks: Int32Array;
+    useWasm: boolean;
+  };
+
+const workerPool: { postMessage(v: unknown): void }[] = [];
+let workersFailed = false;
+
+/** `count` workers, started on first use (kept, unref'd, for later jobs). */
+function workers(count: number): { postMessage(v: unknown): void }[] {
+  while (workerPool.length < count && !workersFailed) {
+    try {
+      const w = new Worker(new URL("./_linalg_worker.ts", import.meta.url));
+      w.unref(); // idle workers do not keep the process alive
+      w.on("error", () => {}); // a worker that fails to start never joins a job
+      workerPool.push(w);
+    } catch {
+      workersFailed = true;
+    }
+  }
+  return workerPool.slice(0, count);
+}
+
+const isShared = (x: { buffer: ArrayBufferLike }) => x.buffer instanceof SharedArrayBuffer;
+
+/** A Float64Array of `n` zeros in shared memory (workers can read and write it). */
+export function sharedF64(n: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(Math.max(8, n * 8)), 0, n);
+}
+
+/** Runs chunk `c` of `job` (chunk c = rows `chunks[c]..chunks[c + 1]`). Used by the calling thread and the workers. */
+export function runLinalgChunk(job: LinalgJob, c: number): void {
+  const s = job.chunks[c], e = job.chunks[c + 1];
+  const saved = kernels.useWasm;
+  kernels.useWasm = job.useWasm;
+  try {
+    if (job.kind === "gram") {
+      const { out, ldo, r0, c0, a, b, lower } = job;
+      const nb = lower ? Math.min(b.length, r0 + e - c0) : b.length;
+      if (nb > 0) gramF32Serial(out, ldo, r0 + s, c0, a.slice(s, e), nb < b.length ? b.slice(0, nb) : b, lower);
+    } else {
+      const { k0, lower } = job;
+      const n = lower === null ? job.n : Math.min(job.n, e + lower);
+      const ks = typeof k0 === "number" ? k0 : (i: number) => i + s + k0.rowPlus;
+      gemmNTSerial(
+        job.c,
+        job.ldc,
+        job.ci + s,
+        job.cj,
+        job.a,
+        job.lda,
+        job.ai + s,
+        job.b,
+        job.ldb,
+        job.bj,
+        e - s,
+        n,
+        ks,
+        job.k1,
+        job.alpha,
+        lower === null ? null : lower + s,
+      );
+    }
+  } finally {
+    kernels.useWasm = saved;
+  }
+}
+
+/** Rows as their distinct buffers and `[buffer index, byte offset, length]` per row (cheap to post). */
+interface PackedRows {
+  buffers: ArrayBufferLike[];
+  at: Float64Array;
+}
+
+function packRows(rows: readonly Float32Array[]): PackedRows {
+  const buffers: ArrayBufferLike[] = [], index = new Map<ArrayBufferLike, number>();
+  const at = new Float64Array(3 * rows.length);
+  rows.forEach((r, i) => {
+    let b = index.get(r.buffer);
+    if (b === undefined) index.set(r.buffer, b = buffers.push(r.buffer) - 1);
+    at[3 * i] = b, at[3 * i + 1] = r.byteOffset, at[3 * i + 2] = r.length;
+  });
+  return { buffers, at };
+}
+
+function unpackRows(p: PackedRows): Float32Array[] {
+  return Array.from(
+    { length: p.at.length / 3 },
+    (_, i) => new Float32Array(p.buffers[p.at[3 * i]], p.at[3 * i + 1], p.at[3 * i + 2]),
+  );
+}
+
+/** Worker side of a posted job (rows packed): join unless closed, take chunks, report. */
+export function workOnLinalgJob(posted: LinalgJob, ctl: Int32Array): void {
+  const job: LinalgJob = posted.kind === "gram"
+    ? { ...posted, a: unpackRows(posted.a as unknown as PackedRows), b: unpackRows(posted.b as unknown as PackedRows) }
+    : posted;
+  for (;;) {
+    const v = Atomics.load(ctl, JOINED);
+    if (v & CLOSED) return;
+    if (Atomics.compareExchange(ctl, JOINED, v, v + 1) === v) break;
+  }
+  try {
+    const nChunks = job.chunks.length - 1;
+    for (let c = Atomics.add(ctl, NEXT, 1); c < nChunks; c = Atomics.add(ctl, NEXT, 1)) {
+      runLinalgChunk(job, c);
+      Atomics.add(ctl, BY_WORKERS, 1);
+    }
+  } catch {
+    Atomics.add(ctl, FAILED, 1);
+  } finally {
+    Atomics.add(ctl, DONE, 1);
+    Atomics.notify(ctl, DONE);
+  }
+}
+
+/** Row chunk boundaries: `rows` cut into pieces of `size` (the last one shorter). */
+function chunkRows(rows: number, size: number): Int32Array {
+  const n = Math.max(1, Math.ceil(rows / size));
+  return Int32Array.from({ length: n + 1 }, (_, i) => Math.min(rows, i * size));
+}
+
+/** Runs every chunk of `job`, on the calling thread and (when `shared` and the work is large) on workers too. */
+function runLinalgJob(job: LinalgJob, work: number, shared: boolean): void {
+  const nChunks = job.chunks.length - 1;
+  const helpers = shared && work >= PARALLEL_MIN_WORK ? workers(Math.min(kernels.threads - 1, nChunks - 1)) : [];
+  if (helpers.length === 0) {
+    for (let c = 0; c < nChunks; c++) runLinalgChunk(job, c);
+    return;
+  }
+  const ctl = new Int32Array(new SharedArrayBuffer(20));
+  // rows go as their few buffers plus offsets: posting thousands of views costs ~0.15 ms each to receive
+  const msg = { job: job.kind === "gram" ? { ...job, a: packRows(job.a), b: packRows(job.b) } : job, ctl };
+  for (const w of helpers) {
+    try {
+      w.postMessage(msg);
+    } catch { /* a dead worker does not join */ }
+  }
+  try {
+    for (let c = Atomics.add(ctl, NEXT, 1); c < nChunks; c = Atomics.add(ctl, NEXT, 1)) runLinalgChunk(job, c);
+  } finally {
+    const joined = Atomics.or(ctl, JOINED, CLOSED) & ~CLOSED;
+    for (let d = Atomics.load(ctl, DONE); d < joined; d = Atomics.load(ctl, DONE)) {
+      try {
+        Atomics.wait(ctl, DONE, d, 1000);
+      } catch { /* engines that forbid waiting on the main thread: spin */ }
+    }
+  }
+  threadStats.workerChunks += Atomics.load(ctl, BY_WORKERS);
+  if (Atomics.load(ctl, FAILED) > 0) {
+    throw new Error(`Cannot finish the product as a worker thread failed: current value is ${ctl[FAILED]} failed`);
+  }
+}
 
 /** Scratch layout: a C tile (TILE x TILE float64), an A tile (TILE x PTILE), then a B panel (all columns x PTILE). */
 const C_OFF = 0, A_OFF = TI * TILE * 8, B_OFF = A_OFF + TI * PTILE * 8;
@@ -296,6 +532,33 @@ export function gramF32(
   for (const r of [...a, ...b]) {
     if (r.length !== p) throw new Error(`Cannot multiply rows of different lengths: current value is ${r.length}`);
   }
+  const size = TI * Math.max(1, Math.floor(m / (8 * TI)));
+  const work = (lower ? m * Math.min(n, r0 + m - c0) / 2 : m * n) * p;
+  const shared = isShared(out) && a.every(isShared) && b.every(isShared);
+  const job: LinalgJob = {
+    kind: "gram",
+    out,
+    ldo,
+    r0,
+    c0,
+    a: [...a],
+    b: [...b],
+    lower,
+    chunks: chunkRows(m, size),
+    useWasm: kernels.useWasm,
+  };
+  runLinalgJob(job, work, shared);
+}
+
+function gramF32Serial(
+  out: Float64Array,
+  ldo: number,
+  r0: number,
+  c0: number,
+  a: readonly Float32Array[],
+  b: readonly Float32Array[],
+  lower: boolean,
+): void {
   if (WASM && kernels.useWasm) gramF32Wasm(WASM, out, ldo, r0, c0, a, b, lower);
   else gramF32Js(out, ldo, r0, c0, a, b, lower);
 }
@@ -312,9 +575,10 @@ function gramF32Wasm(
 ): void {
   const m = a.length, n = b.length, p = a[0].length;
   const m4 = m - (m % KR), n4 = n - (n % 4);
-  ensureMemory(w, B_OFF + n4 * PTILE * 4);
-  const f32 = new Float32Array(w.mem.buffer), f64 = new Float64Array(w.mem.buffer);
-  const ao = A_OFF / 4, bo = B_OFF / 4, co = C_OFF / 8;
+  ensureMemory(w, B_OFF + n4 * PTILE * 8);
+  // packed as float64 (promotion is exact): the kernel's loads then need no conversion (faster than float32 panels)
+  const f64 = new Float64Array(w.mem.buffer);
+  const ao = A_OFF / 8, bo = B_OFF / 8, co = C_OFF / 8;
   for (let p0 = 0; p0 < p; p0 += PTILE) {
     const pt = Math.min(p, p0 + PTILE) - p0;
     // the B panel of this parameter tile, once: column tile j0 at bo + j0 * pt, laid out [t][jj]
@@ -322,14 +586,14 @@ function gramF32Wasm(
       const nj = Math.min(TILE, n4 - j0), base = bo + j0 * pt;
       for (let jj = 0; jj < nj; jj++) {
         const row = b[j0 + jj], o = base + (jj - (jj % 4)) * pt + (jj % 4);
-        for (let t = 0; t < pt; t++) f32[o + 4 * t] = row[p0 + t];
+        for (let t = 0; t < pt; t++) f64[o + 4 * t] = row[p0 + t];
       }
     }
     for (let i0 = 0; i0 < m4; i0 += TI) {
       const mi = Math.min(TI, m4 - i0);
       for (let ii = 0; ii < mi; ii++) {
         const row = a[i0 + ii], o = ao + (ii - (ii % KR)) * pt + (ii % KR);
-        for (let t = 0; t < pt; t++) f32[o + KR * t] = row[p0 + t];
+        for (let t = 0; t < pt; t++) f64[o + KR * t] = row[p0 + t];
       }
       for (let j0 = 0; j0 < n4; j0 += TILE) {
         const nj = Math.min(TILE, n4 - j0);
@@ -338,7 +602,7 @@ function gramF32Wasm(
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           for (let jj = 0; jj < nj; jj++) f64[co + ii * nj + jj] = out[o + jj];
         }
-        w.f32(A_OFF, B_OFF + j0 * pt * 4, C_OFF, mi, nj, pt, pt, pt);
+        w.f64(A_OFF, B_OFF + j0 * pt * 8, C_OFF, mi, nj, pt, pt, pt);
         for (let ii = 0; ii < mi; ii++) {
           const o = (r0 + i0 + ii) * ldo + c0 + j0;
           const jEnd = lower ? Math.min(nj, r0 + i0 + ii - c0 - j0 + 1) : nj;
@@ -465,6 +729,81 @@ export function gemmNT(
   lower: number | null = null,
 ): void {
   if (m <= 0 || n <= 0) return;
+  gemmNTRows(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+}
+
+/**
+ * {@linkcode gemmNT} with `k0` also as `{rowPlus: d}` (row i starts at `i + d`, for triangular factors; unlike a
+ * function it can be posted to workers). Row chunks of 240 rows: the chunking (which sets where each
+ * entry's sum is split into parameter tiles) depends on the sizes only, never on the thread count.
+ */
+function gemmNTRows(
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number) | { rowPlus: number },
+  k1: number,
+  alpha: number,
+  lower: number | null,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (typeof k0 === "function") {
+    gemmNTSerial(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
+    return;
+  }
+  const kMin = typeof k0 === "number" ? k0 : k0.rowPlus;
+  const work = (lower === null ? m * n : m * Math.min(n, m + lower) / 2) * Math.max(0, k1 - kMin);
+  const job: LinalgJob = {
+    kind: "gemm",
+    c,
+    ldc,
+    ci,
+    cj,
+    a,
+    lda,
+    ai,
+    b,
+    ldb,
+    bj,
+    n,
+    k0,
+    k1,
+    alpha,
+    lower,
+    chunks: chunkRows(m, 2 * TI),
+    useWasm: kernels.useWasm,
+  };
+  runLinalgJob(job, work, isShared(c) && isShared(a) && isShared(b));
+}
+
+function gemmNTSerial(
+  c: Float64Array,
+  ldc: number,
+  ci: number,
+  cj: number,
+  a: Float64Array,
+  lda: number,
+  ai: number,
+  b: Float64Array,
+  ldb: number,
+  bj: number,
+  m: number,
+  n: number,
+  k0: number | ((i: number) => number),
+  k1: number,
+  alpha: number,
+  lower: number | null,
+): void {
+  if (m <= 0 || n <= 0) return;
   if (WASM && kernels.useWasm) gemmNTWasm(WASM, c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
   else gemmNTJs(c, ldc, ci, cj, a, lda, ai, b, ldb, bj, m, n, k0, k1, alpha, lower);
 }
@@ -488,7 +827,8 @@ function gemmNTWasm(
   alpha: number,
   lower: number | null,
 ): void {
-  const m4 = m - (m % KR), n4 = n - (n % 4);
+  // the SIMD rows end at a multiple of KR and of 4, so the scalar tail starts a 4-row block (k0's contract)
+  const m4 = m - (m % (4 * KR)), n4 = n - (n % 4);
   const starts: number[] = [];
   for (let i0 = 0; i0 < m4; i0 += TI) starts.push(typeof k0 === "number" ? k0 : k0(i0));
   const kMin = Math.min(k1, ...starts);
@@ -691,7 +1031,7 @@ export function choleskyInPlace(a: Float64Array, n: number): void {
     }
     // trailing update of the lower triangle: A22 -= L21 L21^T
     const m = n - k1;
-    if (m > 0) gemmNT(a, n, k1, k1, a, n, k1, a, n, k1, m, m, k0, k1, -1, 0);
+    if (m > 0) gemmNTRows(a, n, k1, k1, a, n, k1, a, n, k1, m, m, k0, k1, -1, 0);
   }
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
 }
@@ -717,12 +1057,12 @@ export function choleskySolve(l: Float64Array, n: number, b: ArrayLike<number>):
  * one column block at a time, the update from earlier blocks being one `gemmNT` product.
  */
 export function invLowerTransposed(l: Float64Array, n: number): Float64Array {
-  const y = new Float64Array(n * n);
+  const y = sharedF64(n * n);
   for (let j0 = 0; j0 < n; j0 += NB) {
     const j1 = Math.min(n, j0 + NB);
     // rows r < j1 only (Y[r, J] = 0 for r >= j1). C = -Y[r, r:j0] L[J, r:j0]^T, over t >= first row of the block.
     for (let r = 0; r < j1; r++) for (let j = j0; j < j1; j++) y[r * n + j] = r === j ? 1 : 0;
-    if (j0 > 0) gemmNT(y, n, 0, j0, y, n, 0, l, n, j0, j0, j1 - j0, (i) => i, j0, -1);
+    if (j0 > 0) gemmNTRows(y, n, 0, j0, y, n, 0, l, n, j0, j0, j1 - j0, { rowPlus: 0 }, j0, -1, null);
     for (let r = 0; r < j1; r++) {
       const rr = r * n;
       for (let j = Math.max(j0, r); j < j1; j++) {
@@ -741,7 +1081,8 @@ export function invLowerTransposed(l: Float64Array, n: number): Float64Array {
  * `n * n` array: Cholesky, `Y = L^-T`, then `A^-1 = Y Y^T`. `a` is left unchanged.
  */
 export function invertSpd(a: Float64Array, n: number): Float64Array {
-  const l = Float64Array.from(a);
+  const l = sharedF64(n * n);
+  l.set(a.subarray(0, n * n));
   choleskyInPlace(l, n);
   return inverseFromCholesky(l, n);
 }
@@ -749,9 +1090,9 @@ export function invertSpd(a: Float64Array, n: number): Float64Array {
 /** `A^-1 = L^-T L^-1` (full symmetric) from the lower Cholesky factor `L` of `A`. */
 export function inverseFromCholesky(l: Float64Array, n: number): Float64Array {
   const y = invLowerTransposed(l, n);
-  const m = new Float64Array(n * n);
+  const m = sharedF64(n * n);
   // M[i][j] = sum_{t >= max(i, j)} Y[i][t] Y[j][t]; lower triangle, then mirrored
-  gemmNT(m, n, 0, 0, y, n, 0, y, n, 0, n, n, (i) => i, n, 1, 0);
+  gemmNTRows(m, n, 0, 0, y, n, 0, y, n, 0, n, n, { rowPlus: 0 }, n, 1, 0);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) m[i * n + j] = m[j * n + i];
   return m;
 }

@@ -7,6 +7,8 @@ import {
   invertSpd,
   kernels,
   NotPositiveDefiniteError,
+  sharedF64,
+  threadStats,
   wasmSimd,
 } from "./linalg_chol.ts";
 import { Rng } from "../tests/_util.ts";
@@ -210,5 +212,63 @@ both("gemmNT across tiles, with offsets, a lower mask and per-block starts that 
       if (j <= i - 3) assert.ok(Math.abs(got - 0.5 * s) < 1e-9, `${i},${j}: ${got} vs ${0.5 * s}`);
       else assert.equal(got, 0);
     }
+  }
+});
+
+Deno.test("worker threads: shared-memory Gram, Cholesky and inverse give the same bits with 1 and 2 threads", async () => {
+  const rng = new Rng(11);
+  const m = 262, p = 2000; // 1.4e8 multiply-adds (workers help from 2e7); not a multiple of any tile
+  const buf = new SharedArrayBuffer(m * p * 4);
+  const rows = Array.from({ length: m }, (_, i) => {
+    const r = new Float32Array(buf, i * p * 4, p);
+    for (let t = 0; t < p; t++) r[t] = rng.normal();
+    return r;
+  });
+  const run = (threads: number) => {
+    const saved = kernels.threads;
+    kernels.threads = threads;
+    try {
+      const g = sharedF64(m * m);
+      gramF32(g, m, 0, 0, rows.slice(0, 100), rows, true);
+      gramF32(g, m, 100, 0, rows.slice(100), rows, true);
+      const full = sharedF64(m * 300);
+      gramF32(full, 300, 0, 0, rows, rows); // full rectangle, columns 0..m-1 of a 300-wide array
+      const a = sharedF64(m * m);
+      for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) a[i * m + j] = g[i * m + j] + (i === j ? 1 : 0);
+      const inv = invertSpd(a, m);
+      choleskyInPlace(a, m);
+      return { g, full, a, inv };
+    } finally {
+      kernels.threads = saved;
+    }
+  };
+  const one = run(1);
+  // a worker starts in tens of milliseconds (and, when type-checked, needs this thread's event loop): repeat, with
+  // pauses, until one has taken chunks (else this test would prove nothing)
+  let two = run(2);
+  for (let tries = 0; threadStats.workerChunks === 0 && tries < 100; tries++) {
+    await new Promise((r) => setTimeout(r, 50));
+    two = run(2);
+  }
+  assert.ok(threadStats.workerChunks > 0, "no worker thread took part");
+  for (const key of ["g", "full", "a", "inv"] as const) {
+    assert.deepEqual(two[key], one[key], key);
+  }
+  // and the Gram is the naive float64 sum
+  for (const [i, j] of [[0, 0], [261, 17], [150, 149], [99, 0]]) {
+    let s = 0;
+    for (let t = 0; t < p; t++) s += rows[i][t] * rows[j][t];
+    assert.equal(one.g[i * m + j], s);
+    assert.equal(one.full[i * 300 + j], s);
+  }
+  // inverse check: A A^-1 = I on a few entries
+  const a0 = run(1).g;
+  for (const [i, j] of [[0, 0], [5, 200], [261, 261]]) {
+    let s = 0;
+    for (let t = 0; t < m; t++) {
+      const x = t <= i ? a0[i * m + t] : a0[t * m + i];
+      s += (x + (t === i ? 1 : 0)) * one.inv[t * m + j];
+    }
+    assert.ok(Math.abs(s - (i === j ? 1 : 0)) < 1e-9, `${i},${j}: ${s}`);
   }
 });

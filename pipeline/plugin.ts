@@ -77,7 +77,10 @@ export interface EstimatorContext {
   seed: number;
   /** The result of the plugin's first pass (`scan`), when it asked for one. */
   scan?: StateValue;
-  /** `--backend` chosen for the run (`cpu` unless a GPU path exists). */
+  /**
+   * `--backend` chosen for the run: `"webgpu"` when the run selected a usable WebGPU adapter (pipeline/gpu.ts;
+   * estimators with a GPU path then use `gpuDevice()`), otherwise `"cpu"` (or absent).
+   */
   backend?: string;
 }
 
@@ -99,6 +102,12 @@ export interface Estimator {
   merge(other: Estimator): void;
   /** A serializable snapshot; `plugin.restore(state)` continues from it. */
   state(): StateValue;
+  /**
+   * Brings results held on a device (GPU) back into the host-side state. Estimators that keep device state
+   * implement it; the pipeline awaits it before `state()` and `result()`, and `state()`/`merge` of such an
+   * estimator throw while device results are pending.
+   */
+  flush?(): Promise<void>;
   /** The result tables. */
   result(): Results | Promise<Results>;
 }
@@ -127,6 +136,13 @@ export interface EstimatorPlugin {
    * merge the estimators (`--threads`).
    */
   orderFree?: boolean | ((options: OptionValues) => boolean);
+  /**
+   * Whether these options have a WebGPU path, and how close it is to the CPU: `"exact"` (results bit-equal,
+   * e.g. integer counts: used under `--backend auto` and `webgpu`), `"approximate"` (within a documented float
+   * tolerance: used only under an explicit `--backend webgpu`, so `auto` never changes results), or null.
+   * The estimator then gets `context.backend === "webgpu"`.
+   */
+  gpu?(options: OptionValues): "exact" | "approximate" | null;
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
   validate?(options: OptionValues): void;
   /** A fresh estimator. */

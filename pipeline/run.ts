@@ -36,6 +36,7 @@ import type { Layout } from "../schemas/validate.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { decodeState } from "./state.ts";
+import { type BackendDecision, type BackendRequest, estimatorBackend, selectBackend } from "./gpu.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -64,6 +65,13 @@ export interface AnalyzeOptions {
   progress?: boolean;
   /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
   threads?: number;
+  /**
+   * `auto` (default): WebGPU when a hardware adapter exists, never a fallback/software one; `cpu`; `webgpu`:
+   * WebGPU or a `BackendError` (see pipeline/gpu.ts). Estimators without a GPU path run on the CPU anyway.
+   */
+  backend?: BackendRequest;
+  /** Let `backend: "webgpu"` use a software adapter (llvmpipe, ...); default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
+  allowSoftwareGpu?: boolean;
   /** Extra fields for run.json (e.g. the command line). */
   extra?: Record<string, unknown>;
 }
@@ -127,6 +135,7 @@ export async function resultTables(
   const tables: Record<string, arrow.Table> = {};
   for (let i = 0; i < estimators.length; i++) {
     const p = plugins[i];
+    await estimators[i].flush?.();
     const res = await estimators[i].result();
     for (const [name, t] of Object.entries(res)) {
       const prev = tables[name];
@@ -189,7 +198,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
   }
   const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
-  const context: EstimatorContext = { byStep, seed, backend: "cpu" };
+  const decision: BackendDecision = await selectBackend(opts.backend ?? "auto", {
+    allowSoftware: opts.allowSoftwareGpu,
+  });
+  const context: EstimatorContext = { byStep, seed, backend: decision.backend };
   const stats: InputStats[] = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
   const resolve = (p: EstimatorPlugin) => resolveOptions(p, opts.options ?? {});
 
@@ -218,6 +230,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   let estimators: Estimator[] = [];
   let scans: (StateValue | undefined)[] = [];
   const run: Record<string, unknown> = { threads: 1 };
+  let estimatorBackends: string[] = [];
   const choose = (layout: Layout) => {
     kind = layout.kind;
     firstLayout = layout;
@@ -307,11 +320,17 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
           if (!kind) choose(layout);
           if (estimators.length === 0 && !pool) {
-            const contexts = plugins.map((_, i) => ({ ...context, scan: scans[i] }));
+            // WebGPU for the plugins with a GPU path: exact ones under auto, approximate ones only when asked.
+            const contexts = plugins.map((p, i) => {
+              const backend = estimatorBackend(decision.backend, opts.backend ?? "auto", p.gpu?.(optionsByPlugin[i]));
+              return { ...context, backend, scan: scans[i] };
+            });
+            estimatorBackends = contexts.map((c) => c.backend);
             const orderFree = plugins.every((p, i) =>
               typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
             );
-            if (threads > 1 && orderFree) {
+            // On WebGPU the estimators share one device: one thread feeds it.
+            if (threads > 1 && orderFree && !contexts.some((c) => c.backend === "webgpu")) {
               pool = await WorkerPool.start(threads, {
                 mode: "estimate",
                 modules: modules(),
@@ -346,7 +365,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           const states = await pool.finish();
           estimators = plugins.map((p, i) => {
             const parts = states.map((w) =>
-              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, scan: scans[i] })
+              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, backend: "cpu", scan: scans[i] })
             );
             for (const other of parts.slice(1)) parts[0].merge(other);
             return parts[0];
@@ -389,6 +408,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         summaries.push({
           name: plugins[i].name,
           options: optionsByPlugin[i],
+          backend: estimatorBackends[i] ?? "cpu",
           summary: (estimators[i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
         });
       }
@@ -403,6 +423,18 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       estimators: summaries,
       options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
       backend: context.backend,
+      backend_request: opts.backend ?? "auto",
+      backend_reason: decision.reason,
+      adapter: decision.adapter
+        ? {
+          description: decision.adapter.description ?? "",
+          vendor: decision.adapter.vendor ?? "",
+          architecture: decision.adapter.architecture ?? "",
+          device: decision.adapter.device ?? "",
+          fallback: decision.adapter.isFallbackAdapter === true,
+          software: decision.adapter.software,
+        }
+        : null,
       tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
       versions: versions(),
       started: new Date(Date.now() - (performance.now() - t0)).toISOString(),

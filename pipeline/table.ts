@@ -45,6 +45,8 @@ function arrowType(t: ColumnType): arrow.DataType {
 /** Builds one column as an Arrow vector. */
 export function vectorFrom(spec: ColumnSpec): arrow.Vector {
   const type = arrowType(spec.type);
+  const dense = denseVector(spec, type);
+  if (dense) return dense;
   let values: ArrayLike<unknown> = spec.values;
   if (spec.type === "int64") {
     values = Array.from(spec.values, (v) => (v === null || v === undefined ? null : BigInt(v as number | bigint)));
@@ -52,6 +54,30 @@ export function vectorFrom(spec: ColumnSpec): arrow.Vector {
   const b = arrow.makeBuilder({ type, nullValues: [null, undefined] });
   for (let i = 0; i < values.length; i++) b.append(values[i]);
   return b.finish().toVector();
+}
+
+/** Numeric columns without nulls, straight from a typed array (no per-value builder calls). */
+function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | null {
+  const v = spec.values;
+  const n = v.length;
+  let data: Float64Array | Float32Array | Int32Array | BigInt64Array;
+  if (spec.type === "float64") data = new Float64Array(n);
+  else if (spec.type === "float32") data = new Float32Array(n);
+  else if (spec.type === "int32") data = new Int32Array(n);
+  else if (spec.type === "int64") data = new BigInt64Array(n);
+  else return null;
+  for (let i = 0; i < n; i++) {
+    const x = v[i];
+    if (x === null || x === undefined) return null;
+    if (data instanceof BigInt64Array) data[i] = typeof x === "bigint" ? x : BigInt(x as number);
+    else {
+      if (typeof x !== "number") return null;
+      data[i] = x;
+      // int32 columns must hold integers in range; anything else goes through the checking builder
+      if (data instanceof Int32Array && data[i] !== x) return null;
+    }
+  }
+  return arrow.makeVector(arrow.makeData({ type, length: n, nullCount: 0, data } as never));
 }
 
 /** Builds a table from columns of equal length; `metadata` becomes schema metadata. */

@@ -11,16 +11,23 @@
  *
  * Speed: each neuron is prepared once (float32 values, sorted values, ranks with ties broken by sample index,
  * tie-group sizes, and a strip of about `n / G` samples per grid column, cut only between tie groups). Per pair,
- * the samples are bucketed into the `G x G` grid of strips (value-monotone cells), each sample's k nearest
- * neighbours are found by scanning the 3 x 3 block of cells around it, then rings outward, until the block's
- * value-space border is at least the current k-th distance, and `n_x`, `n_y` come from branch-free binary
- * searches in the sorted marginals, restricted to that block's rank ranges. Points shared by more than k
- * samples (e.g. ReLU zeros in both neurons) have radius 0 and are answered from their tie-group sizes; they are
- * stored once, weighted by their multiplicity, as neighbours of others. Cost per pair about `O(n log n)` with a
- * small constant, against `O(n^2)` for brute force. Inputs are float32 (the wire format's type).
+ * the samples are bucketed into the `G x G` grid of strips (value-monotone cells). Cell by cell, each sample's k
+ * nearest neighbours are found by scanning the 3 x 3 block of cells around it (k = 3: three locals, no array);
+ * when the block's value-space border is nearer than the k-th distance, the exact rectangle of strips that can
+ * hold closer samples is scanned too. `n_x`, `n_y` come from four interleaved branch-free binary searches in the
+ * sorted marginals (their load latencies overlap), restricted to the scanned strips' rank ranges. Points shared
+ * by more than k samples (e.g. ReLU zeros in both neurons) have radius 0 and are answered from their tie-group
+ * sizes; they are stored once, weighted by their multiplicity, as neighbours of others. Cost per pair about
+ * `O(n log n)` with a small constant, against `O(n^2)` for brute force. Inputs are float32 (the wire format's
+ * type).
+ *
+ * For k = 3 (the default) the per-pair search runs in a WebAssembly SIMD kernel (`plugins/_ksg_wasm.ts`: two
+ * candidates per step, branch-free `pmin`/`pmax` top-4 lists), about 3-4x faster than this JavaScript, with the
+ * same bits: same distances, same counts, same summation order (`plugins/mi_test.ts` checks it).
  *
  * @module
  */
+import { KSG_WASM, ksgKernels, MAX_HEAVY } from "./_ksg_wasm.ts";
 
 /** One neuron's samples prepared for the KSG kernel (all arrays in sample order unless said otherwise). */
 export interface NeuronPrep {
@@ -98,21 +105,6 @@ export function digammaTable(n: number): Float64Array {
   return t;
 }
 
-const f64 = new Float64Array(1);
-const u32 = new Uint32Array(f64.buffer); // little-endian on every platform Deno runs on
-
-/** `nextafter(r, 0)` for `r >= 0` (and 0 for 0): the largest double below a positive `r`. */
-export function nextDown(r: number): number {
-  if (!(r > 0)) return 0;
-  if (r === Infinity) return Number.MAX_VALUE;
-  f64[0] = r;
-  if (u32[0] === 0) {
-    u32[0] = 0xffffffff;
-    u32[1]--;
-  } else u32[0]--;
-  return f64[0];
-}
-
 /** Per-thread scratch memory for {@linkcode ksgPair}, sized for `n` samples. */
 export class KsgScratch {
   readonly n: number;
@@ -120,7 +112,6 @@ export class KsgScratch {
   readonly start: Int32Array;
   readonly pxy: Float64Array;
   readonly pw: Int32Array;
-  readonly segs: Int32Array;
   readonly pxr: Int32Array;
   readonly pyr: Int32Array;
   readonly psi: Float64Array;
@@ -130,7 +121,6 @@ export class KsgScratch {
     this.start = new Int32Array(G * G + 1);
     this.pxy = new Float64Array(2 * n);
     this.pw = new Int32Array(n);
-    this.segs = new Int32Array(4 * G + 8);
     this.pxr = new Int32Array(n);
     this.pyr = new Int32Array(n);
     this.psi = digammaTable(n + 1);
@@ -149,115 +139,66 @@ function insert(best: Float64Array, last: number, d: number): number {
 }
 
 /**
- * Count of positions m in `[lo, hi)` of the sorted `s` with `|v - s[m]| <= rr`, where `s[at] = v`
- * (the caller knows no position outside `[lo, hi)` qualifies). Branch-free binary
- * searches (the comparisons are unpredictable, so branches would mispredict half the time).
+ * `psi(n_x + 1) + psi(n_y + 1)`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
+ * (`xs[ax] = x`) with `|x - xs[m]| < r` (`r > 0`; pass the smallest double for "equal"), and likewise `n_y`: the
+ * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
-function countWithin(s: Float32Array, lo: number, hi: number, at: number, v: number, rr: number): number {
-  // left: first m in [lo, at] with v - s[m] <= rr (v - s[m] is non-increasing in m, and 0 at m = at)
-  let base = lo, len = at + 1 - lo;
-  while (len > 1) {
-    const half = len >>> 1;
-    base += half * +(v - s[base + half] > rr);
-    len -= half;
+function countBoth(
+  xs: Float32Array,
+  lx: number,
+  hx: number,
+  ax: number,
+  x: number,
+  ys: Float32Array,
+  ly: number,
+  hy: number,
+  ay: number,
+  y: number,
+  r: number,
+  psi: Float64Array,
+): number {
+  let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
+  while ((l1 | l2 | l3 | l4) > 1) {
+    const h1 = l1 >>> 1, h2 = l2 >>> 1, h3 = l3 >>> 1, h4 = l4 >>> 1;
+    b1 += h1 * +(x - xs[b1 + h1] >= r);
+    b2 += h2 * +(xs[b2 + h2] - x < r);
+    b3 += h3 * +(y - ys[b3 + h3] >= r);
+    b4 += h4 * +(ys[b4 + h4] - y < r);
+    l1 -= h1;
+    l2 -= h2;
+    l3 -= h3;
+    l4 -= h4;
   }
-  const left = base + +(v - s[base] > rr);
-  // right: last m in [at, hi) with s[m] - v <= rr
-  base = at;
-  len = hi - at;
-  while (len > 1) {
-    const half = len >>> 1;
-    base += half * +(s[base + half] - v <= rr);
-    len -= half;
-  }
-  return base - left + 1;
+  const nx = b2 - (b1 + +(x - xs[b1] >= r)), ny = b4 - (b3 + +(y - ys[b3] >= r));
+  return psi[nx + 1] + psi[ny + 1];
 }
 
-/**
- * The ring radius at which the last {@linkcode kthDistance} stopped: every sample outside that block of cells is
- * at least the returned distance away (or the block is the whole grid).
- */
-let lastR = 0;
+/** The distance from `(x, y)` to the nearest border of a block whose outside lies beyond the given values. */
+function bound(x: number, y: number, xLoV: number, xHiV: number, yLoV: number, yHiV: number): number {
+  const bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
+  return bx < by ? bx : by;
+}
 
-/** Chebyshev distance from `(x, y)` in cell `(cx, cy)` to its k-th nearest other sample (`best.length = k+1`). */
-function kthDistance(
+/** Inserts the samples `[q0, q1)` into the sorted `best` (k+1 smallest distances); returns the largest. */
+function scanRange(
   pxy: Float64Array,
-  start: Int32Array,
-  xedge: Int32Array,
-  yedge: Int32Array,
-  xs: Float32Array,
-  ys: Float32Array,
-  Gx: number,
-  Gy: number,
   pw: Int32Array,
-  cx: number,
-  cy: number,
+  q0: number,
+  q1: number,
   x: number,
   y: number,
   best: Float64Array,
-  segs: Int32Array,
-): number {
+) {
   const last = best.length - 1;
-  for (let j = 0; j <= last; j++) best[j] = Infinity;
-  let kth = Infinity;
-  for (let R = 1;; R++) {
-    const xlo = cx - R, xhi = cx + R, ylo = cy - R, yhi = cy + R;
-    const x0 = xlo < 0 ? 0 : xlo, x1 = xhi >= Gx ? Gx - 1 : xhi;
-    // the ring's cells as contiguous ranges of samples: full rows at the top and bottom, single cells between
-    // (the first pass takes the whole 3 x 3 block, one range per row)
-    let ns = 0;
-    if (R === 1) {
-      const y0 = ylo < 0 ? 0 : ylo, y1 = yhi >= Gy ? Gy - 1 : yhi;
-      for (let gy = y0; gy <= y1; gy++) {
-        segs[ns++] = start[gy * Gx + x0];
-        segs[ns++] = start[gy * Gx + x1 + 1];
-      }
-    } else if (ylo >= 0) {
-      segs[ns++] = start[ylo * Gx + x0];
-      segs[ns++] = start[ylo * Gx + x1 + 1];
-    }
-    if (R > 1) {
-      if (yhi < Gy) {
-        segs[ns++] = start[yhi * Gx + x0];
-        segs[ns++] = start[yhi * Gx + x1 + 1];
-      }
-      const y0 = ylo + 1 < 0 ? 0 : ylo + 1, y1 = yhi - 1 >= Gy ? Gy - 1 : yhi - 1;
-      for (let gy = y0; gy <= y1; gy++) {
-        if (xlo >= 0) {
-          segs[ns++] = start[gy * Gx + xlo];
-          segs[ns++] = start[gy * Gx + xlo + 1];
-        }
-        if (xhi < Gx) {
-          segs[ns++] = start[gy * Gx + xhi];
-          segs[ns++] = start[gy * Gx + xhi + 1];
-        }
-      }
-    }
-    for (let g = 0; g < ns; g += 2) {
-      const q1 = segs[g + 1];
-      for (let q = segs[g]; q < q1; q++) {
-        // Branch-free test of max(|dx|, |dy|) < kth: the signs of dx, dy are random, so ternaries on them
-        // mispredict (3x slower in V8); Math.abs and the 0/1 product compile without branches.
-        const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
-        if ((+(ax < kth) & +(ay < kth)) !== 0) {
-          const d = ax > ay ? ax : ay;
-          // a representative of m identical samples counts m times
-          for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d);
-        }
-      }
-    }
-    lastR = R;
-    if (xlo <= 0 && ylo <= 0 && xhi >= Gx - 1 && yhi >= Gy - 1) return kth;
-    if (kth < Infinity) {
-      let bound = Infinity;
-      // every sample outside the block lies beyond one of these values (strips are value-monotone)
-      if (xlo > 0) bound = Math.min(bound, x - xs[xedge[xlo] - 1]);
-      if (xhi < Gx - 1) bound = Math.min(bound, xs[xedge[xhi + 1]] - x);
-      if (ylo > 0) bound = Math.min(bound, y - ys[yedge[ylo] - 1]);
-      if (yhi < Gy - 1) bound = Math.min(bound, ys[yedge[yhi + 1]] - y);
-      if (kth <= bound) return kth;
+  let kth = best[last];
+  for (let q = q0; q < q1; q++) {
+    const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+    if ((+(ax < kth) & +(ay < kth)) !== 0) {
+      const d = ax > ay ? ax : ay;
+      for (let m = pw[q]; m > 0 && d < kth; m--) kth = insert(best, last, d); // m identical samples count m times
     }
   }
+  return kth;
 }
 
 /**
@@ -267,13 +208,18 @@ function kthDistance(
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, pw, segs, pxr, pyr, psi } = s;
+  const { start, pxy, pw, pxr, pyr, psi } = s;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
   // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
   // heavy ties, e.g. ReLU zeros, cheap).
   const dup = duplicates(a, b, k, n);
+  if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
+    let heavy = 0;
+    if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
+    if (heavy <= MAX_HEAVY) return psi[n] + psi[k] - wasmTotal(KSG_WASM, a, b, n, dup, psi) / n;
+  }
   let total = 0;
   // bucket the stored samples into cells (row-major by y strip, then x strip)
   start.fill(0, 0, cells + 1);
@@ -298,24 +244,211 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   for (let c = cells; c > 0; c--) start[c] = start[c - 1];
   start[0] = 0;
   const best = new Float64Array(k + 1); // k+1 smallest distances including the sample itself (distance 0)
+  const xe = a.edge, ye = b.edge;
   for (let cy = 0; cy < Gy; cy++) {
+    // the 3 x 3 block around a cell: rows y0..y1, columns x0..x1; every sample outside it lies beyond one of the
+    // block's border values (strips are value-monotone): y <= yLoV, y >= yHiV, x <= xLoV or x >= xHiV
+    const y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
+    const yLoV = y0 > 0 ? ys[ye[y0] - 1] : -Infinity, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : Infinity;
+    const yr0 = ye[y0], yr1 = ye[y1 + 1];
     for (let cx = 0; cx < Gx; cx++) {
       const c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
+      if (c0 === c1) continue;
+      const x0 = cx > 0 ? cx - 1 : 0, x1 = cx + 1 < Gx ? cx + 1 : Gx - 1;
+      const xLoV = x0 > 0 ? xs[xe[x0] - 1] : -Infinity, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : Infinity;
+      const xr0 = xe[x0], xr1 = xe[x1 + 1];
       for (let p = c0; p < c1; p++) {
         if (pw[p] > 1) continue; // a duplicate's representative: counted above
         const x = pxy[2 * p], y = pxy[2 * p + 1];
-        const rr = nextDown(kthDistance(pxy, start, a.edge, b.edge, xs, ys, Gx, Gy, pw, cx, cy, x, y, best, segs));
-        // only the block's rank ranges can hold samples within rr (see lastR)
-        const R = lastR;
-        const xr0 = a.edge[cx - R < 0 ? 0 : cx - R], xr1 = a.edge[cx + R + 1 > Gx ? Gx : cx + R + 1];
-        const yr0 = b.edge[cy - R < 0 ? 0 : cy - R], yr1 = b.edge[cy + R + 1 > Gy ? Gy : cy + R + 1];
-        const nx = countWithin(xs, xr0, xr1, pxr[p], x, rr) - 1;
-        const ny = countWithin(ys, yr0, yr1, pyr[p], y, rr) - 1;
-        total += psi[nx + 1] + psi[ny + 1];
+        let kth: number;
+        if (k === 3) {
+          // the 3 nearest other samples, in locals (b1 <= b2 <= b3)
+          let b1 = Infinity, b2 = Infinity, b3 = Infinity;
+          for (let gy = y0; gy <= y1; gy++) {
+            const q1 = start[gy * Gx + x1 + 1];
+            for (let q = start[gy * Gx + x0]; q < q1; q++) {
+              // Branch-free test of max(|dx|, |dy|) < b3: the signs of dx, dy are random, so ternaries on them
+              // mispredict (3x slower in V8); Math.abs and the 0/1 product compile without branches.
+              const ax = Math.abs(x - pxy[2 * q]), ay = Math.abs(y - pxy[2 * q + 1]);
+              if ((+(ax < b3) & +(ay < b3) & +(q !== p)) !== 0) {
+                const d = ax > ay ? ax : ay;
+                // a representative of m identical samples counts m times
+                for (let m = pw[q]; m > 0 && d < b3; m--) {
+                  if (d < b2) {
+                    b3 = b2;
+                    if (d < b1) {
+                      b2 = b1;
+                      b1 = d;
+                    } else b2 = d;
+                  } else b3 = d;
+                }
+              }
+            }
+          }
+          kth = b3;
+          if (!(kth <= bound(x, y, xLoV, xHiV, yLoV, yHiV))) best[0] = 0, best[1] = b1, best[2] = b2, best[3] = b3;
+        } else {
+          for (let j = 0; j <= k; j++) best[j] = Infinity;
+          kth = Infinity;
+          for (let gy = y0; gy <= y1; gy++) {
+            kth = scanRange(pxy, pw, start[gy * Gx + x0], start[gy * Gx + x1 + 1], x, y, best);
+          }
+        }
+        let lx = xr0, hx = xr1, ly = yr0, hy = yr1;
+        if (!(kth <= bound(x, y, xLoV, xHiV, yLoV, yHiV))) {
+          // rare: the k-th neighbour may lie outside the block. Every sample within kth lies in the strips
+          // X0..X1 x Y0..Y1 (value-monotone strips); scan that rectangle outside the block.
+          let X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
+          while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
+          while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
+          while (Y0 > 0 && y - ys[ye[Y0] - 1] < kth) Y0--;
+          while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
+          for (let gy = Y0; gy <= Y1; gy++) {
+            const row = gy * Gx;
+            if (gy < y0 || gy > y1) kth = scanRange(pxy, pw, start[row + X0], start[row + X1 + 1], x, y, best);
+            else {
+              if (X0 < x0) kth = scanRange(pxy, pw, start[row + X0], start[row + x0], x, y, best);
+              if (X1 > x1) kth = scanRange(pxy, pw, start[row + x1 + 1], start[row + X1 + 1], x, y, best);
+            }
+          }
+          lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
+        }
+        // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
+        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, psi);
       }
     }
   }
   return psi[n] + psi[k] - total / n;
+}
+
+/** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */
+interface WasmLayout {
+  n: number;
+  cells: number;
+  buffer: ArrayBuffer;
+  off: {
+    tail: number;
+    heavy: number;
+    psi: number;
+    px: number;
+    py: number;
+    pxr: number;
+    pyr: number;
+    xs: number;
+    ys: number;
+    xe: number;
+    ye: number;
+    start: number;
+  };
+  f64: Float64Array;
+  i32: Int32Array;
+  psi: Float64Array | null;
+}
+
+let layout: WasmLayout | null = null;
+
+function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): WasmLayout {
+  if (layout && layout.n >= n && layout.cells >= cells && layout.buffer === w.mem.buffer) return layout;
+  n = Math.max(n, layout?.n ?? 0);
+  cells = Math.max(cells, layout?.cells ?? 0);
+  const r16 = (b: number) => Math.ceil(b / 16) * 16;
+  let at = 0;
+  const take = (bytes: number) => {
+    const o = at;
+    at += r16(bytes);
+    return o;
+  };
+  const off = {
+    tail: take(32),
+    heavy: take(2 * 16 * MAX_HEAVY),
+    psi: take(8 * (n + 2)),
+    px: take(8 * (n + 2)),
+    py: take(8 * (n + 2)),
+    pxr: take(4 * n),
+    pyr: take(4 * n),
+    xs: take(8 * n),
+    ys: take(8 * n),
+    xe: take(4 * 4097),
+    ye: take(4 * 4097),
+    start: take(4 * (cells + 1)),
+  };
+  const have = w.mem.buffer.byteLength;
+  if (at > have) w.mem.grow(Math.ceil((at - have) / 65536));
+  const buffer = w.mem.buffer as ArrayBuffer;
+  const f64 = new Float64Array(buffer), i32 = new Int32Array(buffer);
+  f64.set([0, 0, 0, Infinity], off.tail / 8); // (0, 0), (0, inf): lane masks for a lone last sample
+  layout = { n, cells, buffer, off, f64, i32, psi: null };
+  return layout;
+}
+
+/**
+ * The sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the WebAssembly kernel (k = 3), in the same order
+ * and with the same operations as the JavaScript kernel (so the same bits).
+ */
+function wasmTotal(
+  w: NonNullable<typeof KSG_WASM>,
+  a: NeuronPrep,
+  b: NeuronPrep,
+  n: number,
+  dup: Int32Array | null,
+  psi: Float64Array,
+): number {
+  const Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
+  const L = wasmLayout(w, n, cells), { off, f64, i32 } = L;
+  if (L.psi !== psi) {
+    f64.set(psi.subarray(0, Math.min(psi.length, n + 2)), off.psi / 8);
+    L.psi = psi;
+  }
+  const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
+  const st = off.start / 4, px = off.px / 8, py = off.py / 8, pxr = off.pxr / 4, pyr = off.pyr / 4;
+  const hx = off.heavy / 8, hy = (off.heavy + 16 * MAX_HEAVY) / 8;
+  let total = 0, H = 0;
+  i32.fill(0, st, st + cells + 1);
+  for (let i = 0; i < n; i++) {
+    if (dup !== null && dup[i] !== 0) {
+      total += psi[a.tie[i]] + psi[b.tie[i]];
+      if (dup[i] > 0) {
+        f64[hx + 2 * H] = ax[i];
+        f64[hy + 2 * H] = by[i];
+        H++;
+      }
+      continue;
+    }
+    i32[st + bc[i] * Gx + ac[i] + 1]++;
+  }
+  for (let c = st; c < st + cells; c++) i32[c + 1] += i32[c];
+  for (let i = 0; i < n; i++) {
+    if (dup !== null && dup[i] !== 0) continue;
+    const at = i32[st + bc[i] * Gx + ac[i]]++;
+    f64[px + at] = ax[i];
+    f64[py + at] = by[i];
+    i32[pxr + at] = ar[i];
+    i32[pyr + at] = br[i];
+  }
+  for (let c = st + cells; c > st; c--) i32[c] = i32[c - 1];
+  i32[st] = 0;
+  f64.set(a.sorted, off.xs / 8);
+  f64.set(b.sorted, off.ys / 8);
+  i32.set(a.edge.subarray(0, Gx + 1), off.xe / 4);
+  i32.set(b.edge.subarray(0, Gy + 1), off.ye / 4);
+  return w.pair(
+    off.px,
+    off.py,
+    off.pxr,
+    off.pyr,
+    off.xs,
+    off.ys,
+    off.xe,
+    off.ye,
+    off.start,
+    off.psi,
+    off.heavy,
+    H,
+    off.tail,
+    Gx,
+    Gy,
+    total,
+  );
 }
 
 /**

@@ -91,7 +91,8 @@ function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
 
 /**
  * KSG estimates for `pairs` of neurons whose values are `cols` (neuron-major, `n` rows each), using up to
- * `threads` threads (1 = this thread only).
+ * `threads` threads (1 = this thread only); `prepSeconds` is the wall time of the per-neuron preparation (once per
+ * neuron, on this thread, before the pairs).
  */
 export async function ksgPairs(
   cols: Float32Array,
@@ -99,7 +100,8 @@ export async function ksgPairs(
   pairs: Int32Array,
   k: number,
   threads: number,
-): Promise<{ mi: Float64Array; samples: Int32Array }> {
+): Promise<{ mi: Float64Array; samples: Int32Array; prepSeconds: number }> {
+  const t0 = performance.now();
   const neurons = n > 0 ? cols.length / n : 0;
   const P = pairs.length / 2;
   const shared = threads > 1;
@@ -138,6 +140,7 @@ export async function ksgPairs(
     job.edge.set(prep.edge, a * prep.edge.length);
     job.strips[a] = prep.strips;
   }
+  const prepSeconds = (performance.now() - t0) / 1000;
   if (!shared) {
     runPairs(job);
   } else {
@@ -158,7 +161,7 @@ export async function ksgPairs(
       for (const w of workers) w.terminate();
     }
   }
-  return { mi: job.mi.slice(), samples: job.samples.slice() };
+  return { mi: job.mi.slice(), samples: job.samples.slice(), prepSeconds };
 }
 
 function copyShared<T extends Float32Array | Int32Array>(a: T): T {

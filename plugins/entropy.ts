@@ -27,6 +27,7 @@ import {
   type EstimatorContext,
   type EstimatorPlugin,
   type OptionValues,
+  type Results,
   type StateValue,
 } from "../pipeline/plugin.ts";
 import { mean, nullIfNaN, percentile } from "../pipeline/stats.ts";
@@ -34,6 +35,7 @@ import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.
 import { tableFromColumns } from "../pipeline/table.ts";
 import { BINNING_OPTIONS, validateBinning } from "./_binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "./_binning.ts";
+import { GpuHistograms } from "./gpu/histogram.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -61,9 +63,13 @@ interface EntropyState {
 class EntropyEstimator extends LayerBinning implements Estimator {
   steps = new Map<string, Map<string, LayerAcc>>();
   readonly byStep: boolean;
+  /** WebGPU path (context.backend "webgpu"): counts accumulate on the GPU, read back by `flush()`. */
+  readonly gpu: boolean;
+  #hist: GpuHistograms | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super(options, context);
+    this.gpu = context.backend === "webgpu";
     this.byStep = context.byStep;
   }
 
@@ -84,7 +90,8 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     return a;
   }
 
-  update(batch: Batch): void {
+  update(batch: Batch): void | Promise<void> {
+    if (this.gpu) return this.#updateGpu(batch);
     const runs = stepRuns(batch, this.byStep);
     for (const col of batch.columns) {
       const range = this.range(col.name, col.width);
@@ -97,11 +104,41 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     }
   }
 
+  /** The WebGPU path: the same bins (bit-equal counts, see gpu/_thresholds.ts), counted on the GPU. */
+  async #updateGpu(batch: Batch): Promise<void> {
+    const runs = stepRuns(batch, this.byStep).map((r) => ({ key: stepKey(r.step), r0: r.r0, r1: r.r1 }));
+    for (const col of batch.columns) {
+      this.range(col.name, col.width);
+      for (const r of runs) this.#acc(r.key, col.name, col.width);
+    }
+    this.#hist ??= await GpuHistograms.open(this.bins, (key, name, counts, nonfinite, clipped) => {
+      const a = this.#acc(key, name, nonfinite.length);
+      for (let i = 0; i < counts.length; i++) a.counts[i] += counts[i];
+      for (let j = 0; j < nonfinite.length; j++) {
+        a.nonfinite[j] += nonfinite[j];
+        a.clipped[j] += clipped[j];
+      }
+    });
+    await this.#hist.update(batch, runs, (name, width) => this.range(name, width));
+  }
+
+  /** Reads GPU-held counts back into the host totals (no-op on the CPU path). */
+  async flush(): Promise<void> {
+    await this.#hist?.flush();
+  }
+
+  #checkFlushed(what: string): void {
+    if (this.#hist?.pending) {
+      throw new Error(`Cannot ${what} as GPU counts are not read back (await flush() first): current value is pending`);
+    }
+  }
+
   merge(other: Estimator): void {
     const o = other as EntropyEstimator;
     if (!(o instanceof EntropyEstimator) || o.bins !== this.bins || o.binning !== this.binning) {
       throw new Error("Cannot merge entropy estimators with different bins or binning: current value is incompatible");
     }
+    o.#checkFlushed("merge an entropy estimator");
     for (const l of o.layers) {
       const mine = this.layers.find((x) => x.name === l.name);
       if (mine && mine.width !== l.width) {
@@ -125,6 +162,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
   }
 
   state(): StateValue {
+    this.#checkFlushed("snapshot the entropy estimator");
     const steps: EntropyState["steps"] = {};
     for (const [key, layers] of this.steps) {
       steps[key] = [...layers].map(([name, a]) => {
@@ -161,7 +199,12 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     return { nonfinite, clipped };
   }
 
-  result() {
+  result(): Results | Promise<Results> {
+    if (this.#hist?.pending) return this.flush().then(() => this.#tables());
+    return this.#tables();
+  }
+
+  #tables(): Results {
     const B = this.bins;
     const cols = {
       layer: [] as string[],
@@ -264,6 +307,8 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   },
   mergeScans: mergeRangeScans,
   orderFree: true,
+  // Integer counts, bit-equal on the GPU (gpu/histogram.ts).
+  gpu: () => "exact",
   create(options, context) {
     return new EntropyEstimator(options, context);
   },

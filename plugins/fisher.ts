@@ -57,12 +57,14 @@ import {
   type EstimatorContext,
   type EstimatorPlugin,
   type OptionValues,
+  type Results,
   type StateValue,
 } from "../pipeline/plugin.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../pipeline/steps.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
 import { FISHER_KEY } from "../schemas/validate.ts";
 import { FdSketch, type FdState } from "./_fd_sketch.ts";
+import { GpuSquareSums } from "./gpu/square_sums.ts";
 
 /** Output names of the two kinds of Fisher. */
 export const FISHER_KINDS: Record<string, string> = { true: "true Fisher", empirical: "empirical Fisher" };
@@ -120,8 +122,12 @@ class FisherEstimator implements Estimator {
   params: { name: string; width: number }[] = [];
   steps = new Map<string, StepAcc>();
   #scratch = new Float64Array(0);
+  /** WebGPU path (context.backend "webgpu"): the diagonal's sums of squares accumulate on the GPU. */
+  readonly gpu: boolean;
+  #sums: GpuSquareSums | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
+    this.gpu = context.backend === "webgpu";
     this.rank = (options["fisher-rank"] as number | undefined) ?? 64;
     this.diag = (options["fisher-diag"] as boolean | undefined) ?? false;
     this.priorVar = options["prior-var"] as number | undefined;
@@ -194,15 +200,49 @@ class FisherEstimator implements Estimator {
     return s;
   }
 
-  update(batch: Batch): void {
+  update(batch: Batch): void | Promise<void> {
     const where = { file: batch.file, batch: batch.index };
     this.#setKind(batch.metadata?.get(FISHER_KEY), where);
     this.#setParams(batch.columns, where);
+    if (this.gpu) return this.#updateGpu(batch);
     for (const run of stepRuns(batch, this.byStep)) {
       const acc = this.#acc(stepKey(run.step));
       acc.rows += run.r1 - run.r0;
       for (const col of batch.columns) this.#diag(col.values, col.width, run.r0, run.r1, acc.params.get(col.name)!);
       if (acc.sketch) this.#sketch(batch, run.r0, run.r1, acc);
+    }
+  }
+
+  /** The WebGPU path: diagonal sums on the GPU (float-float, see gpu/square_sums.ts), the sketch on the CPU. */
+  async #updateGpu(batch: Batch): Promise<void> {
+    const runs = stepRuns(batch, this.byStep).map((r) => ({ key: stepKey(r.step), r0: r.r0, r1: r.r1 }));
+    for (const run of runs) {
+      const acc = this.#acc(run.key);
+      acc.rows += run.r1 - run.r0;
+      if (acc.sketch) this.#sketch(batch, run.r0, run.r1, acc);
+    }
+    this.#sums ??= await GpuSquareSums.open(this.dim, (key, sums, nonfinite) => {
+      const acc = this.#acc(key);
+      let at = 0;
+      for (const p of this.params) {
+        const a = acc.params.get(p.name)!;
+        for (let j = 0; j < p.width; j++, at++) {
+          addComp(a.sum, a.comp, j, sums[at]);
+          a.nonfinite[j] += nonfinite[at];
+        }
+      }
+    });
+    await this.#sums.update(batch, runs);
+  }
+
+  /** Reads GPU-held sums back into the host totals (no-op on the CPU path). */
+  async flush(): Promise<void> {
+    await this.#sums?.flush();
+  }
+
+  #checkFlushed(what: string): void {
+    if (this.#sums?.pending) {
+      throw new Error(`Cannot ${what} as GPU sums are not read back (await flush() first): current value is pending`);
     }
   }
 
@@ -257,6 +297,7 @@ class FisherEstimator implements Estimator {
     if (!(o instanceof FisherEstimator) || o.rank !== this.rank) {
       throw new Error("Cannot merge fisher estimators with different --fisher-rank: current value is incompatible");
     }
+    o.#checkFlushed("merge a fisher estimator");
     if (o.kind !== null) this.#setKind(o.kind, {});
     if (o.params.length) this.#setParams(o.params, {});
     for (const [key, s] of o.steps) {
@@ -276,6 +317,7 @@ class FisherEstimator implements Estimator {
   }
 
   state(): StateValue {
+    this.#checkFlushed("snapshot the fisher estimator");
     const steps: FisherState["steps"] = {};
     for (const [key, s] of this.steps) {
       steps[key] = {
@@ -309,7 +351,12 @@ class FisherEstimator implements Estimator {
     return this.priorVar !== undefined && this.beta !== undefined ? this.priorVar / this.beta : null;
   }
 
-  result() {
+  result(): Results | Promise<Results> {
+    if (this.#sums?.pending) return this.flush().then(() => this.#tables());
+    return this.#tables();
+  }
+
+  #tables(): Results {
     const kindName = this.kind === null ? null : FISHER_KINDS[this.kind];
     const c = this.#c;
     const t = {
@@ -500,6 +547,8 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,
+  // The diagonal's sums on the GPU are float-float, within 1.5e-8 relative (gpu/square_sums.ts).
+  gpu: () => "approximate",
   options: {
     "prior-var": {
       type: "number",

@@ -48,6 +48,19 @@ import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScan
 import { ksgPairs } from "./_ksg_pairs.ts";
 import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "./_pair_counts.ts";
 import { type LayerShape, Reservoir, type ReservoirState } from "./_reservoir.ts";
+import { GpuPairCounts } from "./gpu/pair_counts.ts";
+import { thresholds } from "./gpu/_thresholds.ts";
+
+/** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
+interface PairGroup {
+  layers: number[];
+  /** Neurons in the group, their first global index, and the group's first entry in the counts. */
+  n: number;
+  neuronOffset: number;
+  countOffset: number;
+  /** Threshold words (gpu/_thresholds.ts): one shared set or one per neuron. */
+  thr: Uint32Array;
+}
 
 /** Pairs of neurons (global indices over the layers in order) and their layers. */
 interface PairPlan {
@@ -292,9 +305,14 @@ class BinnedEstimator extends PairEstimator {
   readonly scan: RangeScan | undefined;
   ranges: LayerRange[] = [];
   steps = new Map<string, { counts: Uint32Array; nonfinite: Float64Array }>();
+  /** WebGPU path (context.backend "webgpu"): joint counts as bit-matrix products on the GPU (exact). */
+  readonly gpu: boolean;
+  #groups: PairGroup[] | null = null;
+  #gpuSteps = new Map<string, GpuPairCounts[]>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super({ estimator: "binned", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    this.gpu = context.backend === "webgpu";
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
     this.scan = context.scan as unknown as RangeScan | undefined;
@@ -320,8 +338,94 @@ class BinnedEstimator extends PairEstimator {
     return a;
   }
 
-  update(batch: Batch): void {
+  /** The GPU groups, in the order of the plan's pairs. */
+  #pairGroups(): PairGroup[] {
+    if (this.#groups) return this.#groups;
+    const plan = this.plan!, B = this.bins;
+    const sets = this.common.mode === "all" ? [this.layers.map((_, i) => i)] : this.layers.map((_, i) => [i]);
+    let countOffset = 0;
+    this.#groups = [];
+    for (const layers of sets) {
+      const n = layers.reduce((a, li) => a + this.layers[li].width, 0);
+      if (n < 2) continue;
+      const lo: number[] = [], hi: number[] = [];
+      for (const li of layers) {
+        for (let j = 0; j < this.layers[li].width; j++) {
+          lo.push(this.ranges[li].lo[j]);
+          hi.push(this.ranges[li].hi[j]);
+        }
+      }
+      const shared = lo.every((x, j) => x === lo[0] && hi[j] === hi[0]);
+      const thr = new Uint32Array((shared ? 1 : n) * (B + 1));
+      for (let j = 0; j < (shared ? 1 : n); j++) thresholds(lo[j], hi[j], B, thr, j * (B + 1));
+      this.#groups.push({ layers, n, neuronOffset: plan.offsets[layers[0]], countOffset, thr });
+      countOffset += ((n * (n - 1)) / 2) * B * B;
+    }
+    return this.#groups;
+  }
+
+  async #updateGpu(batch: Batch): Promise<void> {
+    const groups = this.#pairGroups();
+    for (const run of stepRuns(batch, this.common.byStep)) {
+      const key = stepKey(run.step), rows = run.r1 - run.r0;
+      this.#acc(key);
+      let counters = this.#gpuSteps.get(key);
+      if (!counters) {
+        counters = [];
+        for (const g of groups) counters.push(await GpuPairCounts.open(g.n, this.bins, g.thr));
+        this.#gpuSteps.set(key, counters);
+      }
+      for (let i = 0; i < groups.length; i++) {
+        const g = groups[i];
+        let values: Float32Array;
+        if (g.layers.length === 1) {
+          const c = batch.columns[g.layers[0]];
+          values = c.values.subarray(run.r0 * c.width, run.r1 * c.width);
+        } else {
+          // `all`: the rows of every layer side by side (one row-major rows x N matrix).
+          values = new Float32Array(rows * g.n);
+          let at = 0;
+          for (const li of g.layers) {
+            const c = batch.columns[li], w = c.width;
+            for (let r = 0; r < rows; r++) {
+              values.set(c.values.subarray((run.r0 + r) * w, (run.r0 + r + 1) * w), r * g.n + at);
+            }
+            at += w;
+          }
+        }
+        await counters[i].update(values, rows);
+      }
+    }
+  }
+
+  /** Reads GPU-held counts back into the host counts (no-op on the CPU path). */
+  async flush(): Promise<void> {
+    if (!this.#groups) return;
+    for (const [key, counters] of this.#gpuSteps) {
+      const acc = this.#acc(key);
+      for (let i = 0; i < counters.length; i++) {
+        if (!counters[i].pending) continue;
+        const g = this.#groups[i];
+        const { counts, nonfinite } = await counters[i].readAll();
+        for (let k = 0; k < counts.length; k++) acc.counts[g.countOffset + k] += counts[k];
+        for (let j = 0; j < g.n; j++) acc.nonfinite[g.neuronOffset + j] += nonfinite[j];
+      }
+    }
+  }
+
+  #checkFlushed(what: string): void {
+    for (const counters of this.#gpuSteps.values()) {
+      if (counters.some((c) => c.pending)) {
+        throw new Error(
+          `Cannot ${what} as GPU counts are not read back (await flush() first): current value is pending`,
+        );
+      }
+    }
+  }
+
+  update(batch: Batch): void | Promise<void> {
     this.setLayers(batch.columns, "update");
+    if (this.gpu) return this.#updateGpu(batch);
     const plan = this.plan!;
     const P = plan.pairs.length / 2;
     for (const run of stepRuns(batch, this.common.byStep)) {
@@ -348,6 +452,7 @@ class BinnedEstimator extends PairEstimator {
     if (!(o instanceof BinnedEstimator) || o.bins !== this.bins || o.binning !== this.binning) {
       throw new Error("Cannot merge mi estimators with different bins or binning: current value is incompatible");
     }
+    o.#checkFlushed("merge an mi estimator");
     if (!o.plan) return;
     this.setLayers(o.layers);
     for (const [key, a] of o.steps) {
@@ -358,6 +463,7 @@ class BinnedEstimator extends PairEstimator {
   }
 
   state(): StateValue {
+    this.#checkFlushed("snapshot the mi estimator");
     const steps: BinnedState["steps"] = {};
     for (const [key, a] of this.steps) steps[key] = a;
     return { layers: this.layers, steps } as unknown as StateValue;
@@ -377,7 +483,8 @@ class BinnedEstimator extends PairEstimator {
     };
   }
 
-  estimates() {
+  async estimates() {
+    await this.flush();
     const out = new Map<string, { mi: Float64Array; samples: Float64Array }>();
     const B = this.bins, B2 = B * B;
     const rs = new Float64Array(B), cs = new Float64Array(B);
@@ -392,7 +499,7 @@ class BinnedEstimator extends PairEstimator {
       }
       out.set(key, { mi, samples });
     }
-    return Promise.resolve(out);
+    return out;
   }
 }
 
@@ -444,6 +551,8 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,
+  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: CPU only.
+  gpu: (o) => (o["mi-estimator"] === "binned" ? "exact" : null),
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { miPlugin } from "./mi.ts";
 import { ksgPair, KsgScratch, prepNeuron } from "./_ksg.ts";
 import { ksgPairs } from "./_ksg_pairs.ts";
+import { KSG_WASM, ksgKernels } from "./_ksg_wasm.ts";
 import { rowKey } from "./_reservoir.ts";
 import { activationBatch, Rng, runPlugin } from "../tests/_util.ts";
 import { mixedActivations } from "../tests/_contract_fixtures.ts";
@@ -142,6 +143,39 @@ Deno.test("KSG equals a brute-force O(n^2) KSG to 1e-9, continuous and tied data
     const fast = ksg(x, y, k), ref = bruteKsg(x, y, k);
     assert.ok(Math.abs(fast - ref) < 1e-9, `${label}: ${fast} vs ${ref}`);
   }
+});
+
+Deno.test("KSG: the WebAssembly kernel (k = 3) gives the same bits as the JavaScript kernel", () => {
+  assert.ok(KSG_WASM !== null, "WebAssembly SIMD kernel unavailable");
+  const rng = new Rng(5);
+  let cases = 0;
+  for (const n of [4, 7, 50, 400, 2000]) {
+    for (const kind of ["independent", "correlated", "relu", "rounded", "constant", "heavy tails"]) {
+      const x = new Float32Array(n), y = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const z = rng.normal();
+        if (kind === "independent") (x[i] = z), (y[i] = rng.normal());
+        if (kind === "correlated") (x[i] = z), (y[i] = 0.95 * z + 0.3 * rng.normal());
+        if (kind === "relu") (x[i] = Math.max(0, z)), (y[i] = Math.max(0, Math.round((z + rng.normal()) * 4) / 4));
+        if (kind === "rounded") (x[i] = Math.round(z * 2) / 2), (y[i] = Math.round(rng.normal() * 3) / 3);
+        if (kind === "constant") (x[i] = 1.5), (y[i] = i % 7 < 2 ? 0 : z);
+        if (kind === "heavy tails") (x[i] = Math.exp(3 * z)), (y[i] = z + rng.normal() ** 3);
+      }
+      const a = prepNeuron(x), b = prepNeuron(y), s = new KsgScratch(n);
+      try {
+        ksgKernels.useWasm = false;
+        const js = ksgPair(a, b, 3, s);
+        ksgKernels.useWasm = true;
+        const wasm = ksgPair(a, b, 3, s);
+        assert.ok(Object.is(js, wasm), `n ${n} ${kind}: ${js} vs ${wasm}`);
+        if (n >= 50 && n <= 400) assert.ok(Math.abs(wasm - bruteKsg(x, y, 3)) < 1e-9, `n ${n} ${kind}: brute force`);
+      } finally {
+        ksgKernels.useWasm = true;
+      }
+      cases++;
+    }
+  }
+  assert.equal(cases, 30);
 });
 
 // One KSG estimate at n = 3000 has a standard deviation of about 0.015 nats (measured over 30 independent draws

@@ -31,7 +31,8 @@
  *
  * Memory: rows `4 P (nk + n_test k)` bytes, kernels `8 (nk)(nk + n_test k)` (plus up to 56% growth slack), and
  * after the stream three more `8 (nk)^2` arrays (the factor, `L^-T` and `M`): about 1.5 GB for nk = 5,000,
- * P = 20,000. Linear algebra: `pipeline/linalg_chol.ts` (float64 throughout; WebAssembly SIMD products).
+ * P = 20,000. Linear algebra: `pipeline/linalg_chol.ts` (float64 throughout; WebAssembly SIMD products; rows and
+ * kernels live in `SharedArrayBuffer`s so that worker threads, opt-in with `INFOTAP_THREADS`, use them in place).
  *
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
@@ -63,6 +64,7 @@ import {
   gramF32,
   inverseFromCholesky,
   NotPositiveDefiniteError,
+  sharedF64,
 } from "../pipeline/linalg_chol.ts";
 import {
   definePlugin,
@@ -78,7 +80,7 @@ import { SKETCH_SEED_KEY } from "../schemas/validate.ts";
 
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 class Grow {
-  data = new Float64Array(0);
+  data: Float64Array = new Float64Array(0);
   rows = 0;
   cols = 0;
   rowCap = 0;
@@ -88,7 +90,7 @@ class Grow {
     if (rows > this.rowCap || cols > this.colCap) {
       const rc = rows > this.rowCap ? Math.max(rows, Math.ceil(1.25 * this.rowCap), 16) : this.rowCap;
       const cc = cols > this.colCap ? Math.max(cols, Math.ceil(1.25 * this.colCap), 16) : this.colCap;
-      const d = new Float64Array(rc * cc);
+      const d = sharedF64(rc * cc); // shared memory: worker threads write kernel entries in place
       for (let i = 0; i < this.rows; i++) {
         d.set(this.data.subarray(i * this.colCap, i * this.colCap + this.cols), i * cc);
       }
@@ -199,9 +201,11 @@ class UniqueInfoEstimator implements Estimator {
       sketched: cols.map((c) => c.sketched),
     };
     this.#checkLayout(layout, { file: batch.file, batch: batch.index });
+    // one shared buffer per batch (worker threads read the rows in place)
+    const buf = new SharedArrayBuffer(Math.max(4, batch.numRows * this.width * 4));
     const out: Float32Array[] = [];
     for (let r = 0; r < batch.numRows; r++) {
-      const row = new Float32Array(this.width);
+      const row = new Float32Array(buf, r * this.width * 4, this.width);
       let at = 0;
       for (const c of cols) {
         row.set(c.values.subarray(r * c.width, (r + 1) * c.width), at);
@@ -390,8 +394,10 @@ class UniqueInfoEstimator implements Estimator {
     this.files = [...state.files];
     for (const [set, s] of [[this.train, state.train], [this.test, state.test]] as const) {
       const n = s.ids.length;
+      const buf = new SharedArrayBuffer(Math.max(4, n * this.width * 4));
+      new Float32Array(buf).set(s.rows.subarray(0, n * this.width));
       for (let i = 0; i < n; i++) {
-        set.rows.push(s.rows.slice(i * this.width, (i + 1) * this.width));
+        set.rows.push(new Float32Array(buf, i * this.width * 4, this.width));
         set.ids.push(s.ids[i]);
         set.outputs.push(s.outputs[i]);
         set.f0.push(s.f0[i]);
@@ -447,7 +453,7 @@ class UniqueInfoEstimator implements Estimator {
     if (N > 0) {
       // A = Theta + lambda I in (sample_id, output) order
       const ldt = this.theta.colCap, th = this.theta.data;
-      const A = new Float64Array(N * N);
+      const A = sharedF64(N * N);
       for (let i = 0; i < N; i++) {
         const si_ = train.slots[i];
         for (let j = 0; j <= i; j++) {
@@ -492,12 +498,12 @@ class UniqueInfoEstimator implements Estimator {
       if (test) {
         const T = test.slots.length, nTest = test.ids.length;
         const ldk = this.ktest.colCap, kd = this.ktest.data;
-        const K = new Float64Array(T * N);
+        const K = sharedF64(T * N);
         for (let t = 0; t < T; t++) {
           const row = test.slots[t] * ldk;
           for (let j = 0; j < N; j++) K[t * N + j] = kd[row + train.slots[j]];
         }
-        const Q = new Float64Array(T * N); // K_test M
+        const Q = sharedF64(T * N); // K_test M
         gemmNT(Q, N, 0, 0, K, N, 0, M, N, 0, T, N, 0, N, 1);
         for (let i = 0; i < n; i++) {
           let s = 0;

@@ -10,6 +10,7 @@ import type { Batch } from "../pipeline/batch.ts";
 import { sketchJacobian, sketchMetadata } from "../pipeline/sketch.ts";
 import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
 import { analyze } from "../pipeline/run.ts";
+import { kernels, threadStats } from "../pipeline/linalg_chol.ts";
 
 interface Problem {
   n: number;
@@ -398,4 +399,30 @@ Deno.test("unique-info end to end: analyze() on a written jacobians/v1 stream", 
     await Deno.remove(path);
     await Deno.remove(out, { recursive: true });
   }
+});
+
+Deno.test("unique-info: the Gram products on a worker thread give the same table as one thread", async () => {
+  // nk = 320 rows x P = 3000 in one batch: 3 row chunks and 1.5e8 multiply-adds (workers help from 2e7)
+  const pr = problem(21, 160, 10, 2, 3000);
+  const batches = batchesOf(pr, 400);
+  const run = async (threads: number) => {
+    const saved = kernels.threads;
+    kernels.threads = threads;
+    try {
+      return rowsOf((await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.2 }, batches)).results.unique_information);
+    } finally {
+      kernels.threads = saved;
+    }
+  };
+  const one = await run(1);
+  const before = threadStats.workerChunks;
+  let two = await run(2);
+  // a worker starts in tens of milliseconds: repeat (with pauses) until one has taken a chunk
+  for (let tries = 0; threadStats.workerChunks === before && tries < 100; tries++) {
+    await new Promise((r) => setTimeout(r, 50));
+    two = await run(2);
+  }
+  assert.ok(threadStats.workerChunks > before, "no worker thread took part");
+  assert.deepEqual(two, one);
+  assert.ok(one.every((r) => (r.si_weights as number) > 0 && (r.si_function as number) > 0));
 });

@@ -1,7 +1,10 @@
 /**
- * `deno task bench [--quick] [--only NAME,...] [--write]`: runs every benchmark module (each measures infotap's
- * path and a reference in the same run and reports the ratio), prints a Markdown table, and with `--write`
- * replaces the generated section of BENCHMARKS.md with it (machine, date and versions included).
+ * `deno task bench [--quick] [--only NAME,...] [--backend cpu|webgpu] [--write]`: runs every benchmark module
+ * (each measures infotap's path and a reference in the same run and reports the ratio), prints a Markdown table,
+ * and with `--write` replaces the generated section of BENCHMARKS.md with it (machine, date and versions
+ * included). `--backend webgpu` also runs the `gpu` module (scripts/bench_gpu.ts: every WebGPU kernel against
+ * its CPU path, both figures and the ratio; the first row names the adapter) and passes the backend on to the
+ * modules.
  *
  * @module
  */
@@ -15,7 +18,11 @@ const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<B
   fisher: () => import("./bench_fisher.ts"),
   si: () => import("./bench_si.ts"),
   serve: () => import("./bench_serve.ts"),
+  gpu: () => import("./bench_gpu.ts"),
 };
+
+/** Modules that run only when asked for (`--only`) or with `--backend webgpu`. */
+const GPU_ONLY = new Set(["gpu"]);
 
 function fmt(x: number | undefined): string {
   if (x === undefined || Number.isNaN(x)) return "";
@@ -39,11 +46,25 @@ async function machine(): Promise<string> {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { quick: { type: "boolean" }, only: { type: "string" }, write: { type: "boolean" } },
+    options: {
+      quick: { type: "boolean" },
+      only: { type: "string" },
+      write: { type: "boolean" },
+      backend: { type: "string" },
+    },
   });
-  const names = values.only ? values.only.split(",") : Object.keys(MODULES);
+  const backend = values.backend ?? "cpu";
+  if (backend !== "cpu" && backend !== "webgpu") {
+    console.error(`bench: Cannot use --backend as it must be cpu or webgpu: current value is '${backend}'`);
+    Deno.exit(2);
+  }
+  const names = values.only
+    ? values.only.split(",")
+    : Object.keys(MODULES).filter((n) => backend === "webgpu" || !GPU_ONLY.has(n));
   const lines = [
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${await machine()}${values.quick ? " (--quick sizes)" : ""}.`,
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${await machine()}${values.quick ? " (--quick sizes)" : ""}${
+      backend === "webgpu" ? " (--backend webgpu)" : ""
+    }.`,
     "",
     "| benchmark | measurement | value | unit | reference | ratio | note |",
     "| --- | --- | ---: | --- | ---: | ---: | --- |",
@@ -59,7 +80,7 @@ if (import.meta.main) {
       Deno.exit(2);
     }
     console.error(`running ${name} ...`);
-    const rows = await (await load()).bench({ quick: Boolean(values.quick) });
+    const rows = await (await load()).bench({ quick: Boolean(values.quick), backend });
     for (const r of rows) {
       const line = `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${
         r.note ?? ""

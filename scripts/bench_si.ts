@@ -14,7 +14,17 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { uniqueInfoPlugin } from "../plugins/unique_info.ts";
 import type { Batch } from "../pipeline/batch.ts";
-import { choleskyInPlace, choleskySolve, gramF32, invertSpd, kernels, wasmSimd } from "../pipeline/linalg_chol.ts";
+import process from "node:process";
+import {
+  choleskyInPlace,
+  choleskySolve,
+  gramF32,
+  invertSpd,
+  kernels,
+  sharedF64,
+  threadStats,
+  wasmSimd,
+} from "../pipeline/linalg_chol.ts";
 
 import type { BenchRow } from "./bench_types.ts";
 
@@ -107,12 +117,17 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const size = `nk = ${N}, P = ${p}, ${T} test rows`;
 
+  const workerChunks0 = threadStats.workerChunks;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const est = uniqueInfoPlugin.create({ "si-lambda": lambda }, { byStep: false, seed: 0 });
   for (const b of batches) est.update(b);
   const t1 = performance.now();
+  const cpu1 = process.cpuUsage(cpu0).user / 1e6;
   const table = (await est.result()).unique_information;
   const t2 = performance.now();
+  const cpu2 = process.cpuUsage(cpu0).user / 1e6;
+  const threads = `${kernels.threads} thread(s), ${threadStats.workerChunks - workerChunks0} chunks done by workers`;
   const fast = (t2 - t0) / 1000;
 
   // reference: the estimator's own kernel (samples arrive in id order here, so slot order = sample order),
@@ -147,14 +162,17 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
     reference,
     ratio: reference / fast,
     note: `reference: per-sample re-solve, ${perSample.toFixed(2)} s/sample on ${few} samples x n = ${n} ` +
-      `(kernel not counted); max relative difference on those samples ${worst.toExponential(1)}`,
+      `(kernel not counted); max relative difference on those samples ${worst.toExponential(1)}; ${threads}; ` +
+      `CPU time (all threads) ${cpu2.toFixed(1)} s`,
   });
   const gramFlops = (N * N / 2 + T * N) * p * 2;
   rows.push({
     name: `unique-info kernel build (Gram, float64 accumulation, ${size})`,
     value: (t1 - t0) / 1000,
     unit: "s",
-    note: `${(gramFlops / ((t1 - t0) / 1000) / 1e9).toFixed(2)} GFLOP/s`,
+    note: `${(gramFlops / ((t1 - t0) / 1000) / 1e9).toFixed(2)} GFLOP/s wall, ${
+      (gramFlops / cpu1 / 1e9).toFixed(2)
+    } GFLOP/s per CPU second (CPU time ${cpu1.toFixed(1)} s)`,
   });
   rows.push({
     name: `unique-info factorisation + per-sample SI (nk = ${N})`,
@@ -162,7 +180,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
     unit: "s",
     note:
       `Cholesky, inverse, M^2 diagonal blocks, K_test M: ${(N ** 3 / ((t2 - t1) / 1000) / 1e9).toFixed(2)} GFLOP/s ` +
-      `(counting n^3 for the inverse)`,
+      `(counting n^3 for the inverse); CPU time ${(cpu2 - cpu1).toFixed(1)} s`,
   });
 
   // Gram: tfjs-backend-wasm float32 matMul against ours, on a block of rows
@@ -241,6 +259,43 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       reference: js,
       ratio: js / simd,
       note: "reference: the scalar JavaScript 4 x 4 kernel (same results; Gram bit-identical)",
+    });
+  }
+  // the Gram on shared memory with a worker thread against the calling thread alone (same bits)
+  {
+    const buf = new SharedArrayBuffer(h * p * 4);
+    const shared = block.slice(0, h).map((r, i) => {
+      const v = new Float32Array(buf, i * p * 4, p);
+      v.set(r);
+      return v;
+    });
+    const gram = (threads: number) => {
+      const saved = kernels.threads;
+      kernels.threads = threads;
+      const out = sharedF64(h * h), c = process.cpuUsage().user, t = performance.now();
+      gramF32(out, h, 0, 0, shared, shared, true);
+      const s = (performance.now() - t) / 1000, cpu = (process.cpuUsage().user - c) / 1e6;
+      kernels.threads = saved;
+      return { s, cpu, out };
+    };
+    const threads = Math.max(2, kernels.threads);
+    gram(threads); // starts the workers
+    await new Promise((r) => setTimeout(r, 200));
+    const before = threadStats.workerChunks;
+    const many = gram(threads), one = gram(1);
+    const same = many.out.every((v, i) => v === one.out[i]);
+    const flops = h * h * p; // lower triangle, 2 flops per multiply-add
+    rows.push({
+      name: `Gram ${h} rows x P = ${p} (lower triangle): ${threads} threads`,
+      value: many.s,
+      unit: "s",
+      reference: one.s,
+      ratio: one.s / many.s,
+      note: `reference: 1 thread; ${(flops / many.s / 1e9).toFixed(2)} GFLOP/s wall against ${
+        (flops / one.s / 1e9).toFixed(2)
+      } (per CPU second: ${(flops / many.cpu / 1e9).toFixed(2)} and ${(flops / one.cpu / 1e9).toFixed(2)}); ${
+        threadStats.workerChunks - before
+      } chunks done by workers; bit-identical: ${same}`,
     });
   }
   return rows;

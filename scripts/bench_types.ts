@@ -24,4 +24,6 @@ export interface BenchRow {
 export interface BenchArgs {
   /** Small sizes (seconds), for a smoke run. */
   quick: boolean;
+  /** `--backend` of `deno task bench` (`cpu` default; `webgpu` adds the GPU benchmarks, scripts/bench_gpu.ts). */
+  backend?: "cpu" | "webgpu";
 }

@@ -26,7 +26,7 @@ import { loadDigits } from "../_mnist.ts";
 import { kendallTau } from "../../pipeline/kendall.ts";
 import { serve } from "../../pipeline/serve.ts";
 import { tfjsGradientBatch } from "../../pipeline/tfjs_gradients.ts";
-import { readResultTable } from "../../pipeline/compare.ts";
+import { readResults } from "../../pipeline/results.ts";
 import { accuracy, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode fisherTraining}. */
@@ -98,17 +98,14 @@ function blurMatrix(): Float32Array {
 
 /** Reads the per-step trace per layer (and total) from a `fisher` table. */
 async function readCurve(dir: string): Promise<FisherCurve> {
-  const t = await readResultTable(dir, "fisher");
+  const t = (await readResults(dir)).tables.fisher;
   if (!t) throw new Error(`Cannot read the Fisher curve as the run wrote no fisher table: current value is '${dir}'`);
-  const level = t.getChild("level")!, param = t.getChild("parameter")!, trace = t.getChild("trace")!;
-  const step = t.getChild("step")!;
   const bySteps = new Map<number, Record<string, number>>();
-  for (let i = 0; i < t.numRows; i++) {
-    const lv = level.get(i) as string;
-    if (lv === "parameter") continue;
-    const s = Number(step.get(i));
+  for (const r of t.rows) {
+    if (r.level === "parameter") continue;
+    const s = Number(r.step);
     const row = bySteps.get(s) ?? {};
-    row[lv === "total" ? "total" : (param.get(i) as string)] = trace.get(i) as number;
+    row[r.level === "total" ? "total" : String(r.parameter)] = r.trace as number;
     bySteps.set(s, row);
   }
   const steps = [...bySteps.keys()].sort((a, b) => a - b);

@@ -29,7 +29,7 @@ import { loadDigits } from "../_mnist.ts";
 import { kendallTau } from "../../pipeline/kendall.ts";
 import { serve } from "../../pipeline/serve.ts";
 import { tfjsJacobians } from "../../pipeline/tfjs_jacobians.ts";
-import { readResultTable } from "../../pipeline/compare.ts";
+import { readResults } from "../../pipeline/results.ts";
 import { initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode uniqueInfo}. */
@@ -256,14 +256,12 @@ async function siOf(
     for (const rb of batches) await producer.write(rb);
     await producer.close();
     await server.stop();
-    const t = await readResultTable(dir, "unique_information");
+    const t = (await readResults(dir)).tables.unique_information;
     if (!t) throw new Error(`Cannot read SI as the run wrote no unique_information table: current value is '${dir}'`);
     const siW = new Float64Array(n), siF = new Float64Array(n);
-    const ids = t.getChild("sample_id")!, w = t.getChild("si_weights")!, f = t.getChild("si_function")!;
-    for (let i = 0; i < t.numRows; i++) {
-      const id = Number(ids.get(i));
-      siW[id] = w.get(i) as number;
-      siF[id] = f.get(i) as number;
+    for (const r of t.rows) {
+      siW[Number(r.sample_id)] = r.si_weights as number;
+      siF[Number(r.sample_id)] = r.si_function as number;
     }
     results.push({ siW, siF, lambda, top });
   }

@@ -1,0 +1,125 @@
+/**
+ * Small WebGPU helpers shared by the kernels: compute pipelines cached per device and source, storage
+ * buffers that grow, uniform blocks, read-back, and a one-batch-in-flight throttle.
+ *
+ * @module
+ */
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+/** A compute pipeline for `code` (entry point `main`), compiled once per device. */
+export function computePipeline(device: GPUDevice, code: string): GPUComputePipeline {
+  let m = pipelines.get(device);
+  if (!m) pipelines.set(device, m = new Map());
+  let p = m.get(code);
+  if (!p) {
+    const module = device.createShaderModule({ code });
+    p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    m.set(code, p);
+  }
+  return p;
+}
+
+/** Rounds a byte count up to a multiple of 256 (copy and binding offsets). */
+export function align256(bytes: number): number {
+  return Math.ceil(bytes / 256) * 256;
+}
+
+/** A zero-filled storage buffer (also a copy source and destination). */
+export function storageBuffer(device: GPUDevice, bytes: number, label?: string): GPUBuffer {
+  return device.createBuffer({
+    label,
+    size: Math.max(256, align256(bytes)),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+}
+
+/** A uniform buffer holding the given 32-bit unsigned words (padded to 16 bytes). */
+export function uniformWords(device: GPUDevice, words: number[]): GPUBuffer {
+  const size = Math.max(16, Math.ceil((words.length * 4) / 16) * 16);
+  const buf = device.createBuffer({ size, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true });
+  new Uint32Array(buf.getMappedRange()).set(words);
+  buf.unmap();
+  return buf;
+}
+
+/** A storage buffer reused across batches, grown (never shrunk) when a batch needs more. */
+export class GrowingBuffer {
+  #buf: GPUBuffer | null = null;
+  constructor(readonly device: GPUDevice, readonly label: string) {}
+
+  /** A buffer of at least `bytes` (its contents are undefined after growing). */
+  get(bytes: number): GPUBuffer {
+    if (!this.#buf || this.#buf.size < bytes) {
+      this.#buf?.destroy();
+      this.#buf = storageBuffer(this.device, Math.max(bytes, (this.#buf?.size ?? 0) * 1.5), this.label);
+    }
+    return this.#buf;
+  }
+
+  destroy(): void {
+    this.#buf?.destroy();
+    this.#buf = null;
+  }
+}
+
+/** Copies `bytes` of each source buffer (from offset 0) to the host in one submission and one map. */
+export async function readBuffers(device: GPUDevice, sources: { buffer: GPUBuffer; bytes: number }[]): Promise<
+  ArrayBuffer[]
+> {
+  const total = sources.reduce((a, s) => a + align256(s.bytes), 0);
+  if (total === 0) return sources.map(() => new ArrayBuffer(0));
+  const staging = device.createBuffer({ size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  let at = 0;
+  const offsets: number[] = [];
+  for (const s of sources) {
+    offsets.push(at);
+    const n = Math.ceil(s.bytes / 4) * 4;
+    if (n > 0) enc.copyBufferToBuffer(s.buffer, 0, staging, at, n);
+    at += align256(s.bytes);
+  }
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const range = staging.getMappedRange();
+  const out = sources.map((s, i) => range.slice(offsets[i], offsets[i] + s.bytes));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/**
+ * Keeps at most one batch of submitted work in flight: `before()` waits for the previous batch's work to
+ * finish (bounded memory when the reader is faster than the GPU) and frees that batch's temporary buffers.
+ */
+export class Throttle {
+  #pending: Promise<unknown> | null = null;
+  #temps: GPUBuffer[] = [];
+  #next: GPUBuffer[] = [];
+
+  /** Registers a temporary buffer of the batch being encoded (destroyed once that batch completes). */
+  temp(b: GPUBuffer): GPUBuffer {
+    this.#next.push(b);
+    return b;
+  }
+
+  /** Waits for the previous batch; call before encoding a new one. */
+  async before(): Promise<void> {
+    if (this.#pending) await this.#pending;
+    this.#pending = null;
+    for (const b of this.#temps) b.destroy();
+    this.#temps = [];
+  }
+
+  /** Marks the end of a batch's submissions. */
+  after(device: GPUDevice): void {
+    this.#temps = this.#next;
+    this.#next = [];
+    this.#pending = device.queue.onSubmittedWorkDone();
+  }
+}
+
+/** The bits of float32 values as unsigned words (a view, no copy when aligned). */
+export function bitsOf(values: Float32Array): Uint32Array<ArrayBuffer> {
+  return new Uint32Array(values.buffer as ArrayBuffer, values.byteOffset, values.length);
+}

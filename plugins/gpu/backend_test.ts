@@ -1,0 +1,136 @@
+/**
+ * The estimators' WebGPU paths against their CPU paths (run on whatever adapter exists; on a machine without a
+ * GPU that is llvmpipe, so sizes stay small). Entropy counts must be bit-equal; Fisher sums within the
+ * documented float-float bound (gpu/square_sums.ts).
+ */
+import assert from "node:assert/strict";
+import type { OptionValues } from "../../pipeline/plugin.ts";
+import { probeAdapter } from "../../pipeline/gpu.ts";
+import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
+import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures.ts";
+import { entropyPlugin } from "../entropy.ts";
+import { fisherPlugin } from "../fisher.ts";
+import { miPlugin } from "../mi.ts";
+
+const adapter = await probeAdapter();
+if (!adapter) console.warn("backend_test: SKIPPED, no WebGPU adapter at all on this machine");
+const ignore = adapter === null;
+const GPU = { backend: "webgpu" } as const;
+
+Deno.test({
+  name: "entropy on WebGPU equals the CPU bit for bit (global and per-neuron binning, by step, NaN/Inf, clipping)",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(5, 4, 40);
+    const cases: { options: OptionValues; byStep: boolean }[] = [
+      { options: { bins: 10, binning: "global" }, byStep: false },
+      { options: { bins: 13, binning: "neuron" }, byStep: true },
+      { options: { bins: 5, binning: "global", range: [-1, 1.5] }, byStep: true }, // clipping
+    ];
+    for (const c of cases) {
+      const cpu = await runPlugin(entropyPlugin, c.options, batches, { byStep: c.byStep });
+      const gpu = await runPlugin(entropyPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+      for (const name of ["neuron_entropy", "layer_summary"]) {
+        assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
+      }
+      const s = (gpu.estimator as unknown as { summary(): { nonfinite: number; clipped: number } }).summary();
+      assert.ok(s.nonfinite === 3, "the three non-finite values are counted");
+      if (c.options.range) assert.ok(s.clipped > 0);
+    }
+  },
+});
+
+Deno.test({
+  name: "entropy on WebGPU: state() refuses pending GPU counts, then round-trips after flush()",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(6, 2, 20);
+    const options: OptionValues = { bins: 8, binning: "global", range: [-3, 3] };
+    const est = entropyPlugin.create(options, { byStep: false, seed: 0, ...GPU });
+    for (const b of batches) await est.update(b);
+    assert.throws(() => est.state(), /GPU counts are not read back/);
+    await est.flush!();
+    const restored = entropyPlugin.restore(est.state(), options, { byStep: false, seed: 0, ...GPU });
+    const cpu = await runPlugin(entropyPlugin, options, batches);
+    assert.deepEqual(rowsOf((await restored.result()).neuron_entropy), rowsOf(cpu.results.neuron_entropy));
+  },
+});
+
+Deno.test({
+  name: "binned mi on WebGPU equals the CPU bit for bit (within / all pairs, global / per-neuron bins, by step)",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(12, 3, 40);
+    const base = { "mi-estimator": "binned", "ksg-k": 3, "mi-samples": 100 };
+    const cases: { options: OptionValues; byStep: boolean }[] = [
+      { options: { ...base, "mi-bins": 6, "mi-binning": "global", "mi-pairs": "within" }, byStep: true },
+      { options: { ...base, "mi-bins": 4, "mi-binning": "neuron", "mi-pairs": "all" }, byStep: false },
+    ];
+    for (const c of cases) {
+      const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
+      const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+      assert.ok(cpu.results.neuron_mi.numRows > 0);
+      for (const name of ["neuron_mi", "layer_summary"]) {
+        assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
+      }
+      // The states (joint counts and per-neuron non-finite counts) are equal too.
+      assert.deepEqual(gpu.estimator.state(), cpu.estimator.state());
+    }
+  },
+});
+
+/** The plain float32 running sum of squares of a column (what a naive kernel computes). */
+function naiveF32(values: Float32Array, width: number, j: number): number {
+  let s = 0;
+  for (let r = 0; r < values.length / width; r++) s = Math.fround(s + Math.fround(values[r * width + j] ** 2));
+  return s;
+}
+
+Deno.test({
+  name: "fisher diagonal on WebGPU is within 1e-9 relative of the CPU (float64) where plain float32 is not",
+  ignore,
+  async fn() {
+    const rng = new Rng(11);
+    const rows = 600, width = 40;
+    const values = new Float32Array(rows * width);
+    // Magnitudes spread over six decades: float32 running sums lose ~1e-7 relative.
+    for (let i = 0; i < values.length; i++) values[i] = rng.normal() * 10 ** (rng.int(6) - 3);
+    values[5] = NaN;
+    values[width + 7] = -Infinity;
+    const batches = [0, 1, 2].map((b) =>
+      gradientBatch(200, { "fc.weight": { width, values: values.slice(b * 200 * width, (b + 1) * 200 * width) } })
+    );
+    const options = { "fisher-rank": 0, "fisher-diag": true };
+    const cpu = await runPlugin(fisherPlugin, options, batches);
+    const gpu = await runPlugin(fisherPlugin, options, batches, GPU);
+    assertTablesClose(gpu.results.fisher_diag, cpu.results.fisher_diag, 1e-9, 0, "fisher_diag");
+    assertTablesClose(gpu.results.fisher, cpu.results.fisher, 1e-9, 0, "fisher");
+    const diag = rowsOf(cpu.results.fisher_diag).map((r) => r.value as number);
+    let worst = 0;
+    for (let j = 8; j < width; j++) {
+      worst = Math.max(worst, Math.abs(naiveF32(values, width, j) / rows - diag[j]) / diag[j]);
+    }
+    assert.ok(worst > 1e-9, `a plain float32 sum would fail this tolerance (worst ${worst})`);
+    const nf = rowsOf(gpu.results.fisher).find((r) => r.level === "total")!.nonfinite;
+    assert.equal(nf, "2");
+  },
+});
+
+Deno.test({
+  name: "fisher on WebGPU by step with a sketch: same tables as the CPU (sketch stays on the CPU)",
+  ignore,
+  async fn() {
+    const batches = mixedGradients(3, 4, 25);
+    const options = { "fisher-rank": 4, "fisher-diag": true, "prior-var": 0.5, beta: 2 };
+    const cpu = await runPlugin(fisherPlugin, options, batches, { byStep: true });
+    const gpu = await runPlugin(fisherPlugin, options, batches, { byStep: true, ...GPU });
+    for (const name of ["fisher", "fisher_diag", "fisher_spectrum"]) {
+      assertTablesClose(gpu.results[name], cpu.results[name], 1e-9, 1e-300, name);
+    }
+    const est = fisherPlugin.create(options, { byStep: true, seed: 0, ...GPU });
+    await est.update(batches[0]);
+    assert.throws(() => est.state(), /GPU sums are not read back/);
+    await est.flush!();
+    est.state();
+  },
+});
