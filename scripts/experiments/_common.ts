@@ -78,9 +78,10 @@ export interface Mlp {
 /** Builds an MLP with layer sizes `[in, h1, ..., hL, classes]`, He-normal weights from `seed`, zero biases. */
 export async function makeMlp(sizes: number[], seed: number): Promise<Mlp> {
   const tf = await initBackend();
+  // tfjs treats a seed of 0 as "no seed" (Math.random): every layer's seed is >= 1.
   const layers = sizes.slice(1).map((out, i) => ({
     name: i === sizes.length - 2 ? "out" : `fc${i + 1}`,
-    w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]), "float32", seed * 101 + i)),
+    w: tf.variable(tf.randomNormal([sizes[i], out], 0, Math.sqrt(2 / sizes[i]), "float32", seed * 101 + i + 1)),
     b: tf.variable(tf.zeros([out])),
   }));
   return {
