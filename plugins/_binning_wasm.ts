@@ -1,0 +1,367 @@
+/**
+ * WebAssembly kernel of `binRows` (./_binning.ts), assembled byte by byte at load time (no toolchain, no
+ * dependency; the same approach as `plugins/_ksg_wasm.ts` and `pipeline/linalg_chol.ts`).
+ *
+ * Exactness: the kernel is a transcription of the JavaScript loop, operation for operation, in IEEE float64:
+ * the float32 value is promoted to float64 (exact), then `d = x - lo`, `t = d * scale`, `k = trunc(t)`,
+ * `f = t - k`, and when `f < 1e-9 || f > 0.999999999` the bin is recomputed as `min(B - 1, floor(d / span * B))`;
+ * the branches for `t >= B` (last bin, clipped when `x > hi`), `t < 0` (bin 0, clipped) and the rest (NaN, +-Inf:
+ * non-finite) are the same comparisons. JavaScript numbers are IEEE float64 and WebAssembly's `f64` operations
+ * are the IEEE ones (round to nearest, no fused multiply-add), so every value lands in the same bin and the
+ * counts, non-finite and clipped totals are bit-identical; `_binning_wasm_test.ts` checks it on adversarial data.
+ *
+ * Memory (bytes): `[lo, hi, scale, span, nonfinite, clipped]` float64 per neuron, then the Uint32 counts
+ * (`width * bins`), then a chunk of rows of values (float32), copied in chunk by chunk (a chunk stays in cache).
+ *
+ * @module
+ */
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n) b |= 0x80;
+    out.push(b);
+  } while (n);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
+    out.push(b | 0x80);
+  }
+}
+
+function f64const(v: number): number[] {
+  return [0x44, ...new Uint8Array(new Float64Array([v]).buffer)];
+}
+
+/** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
+const PARAMS = ["vals", "rows", "width", "bins", "loP", "hiP", "scP", "spP", "nfP", "clP", "cnt"];
+const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "end", "last"];
+const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
+
+function kernelBody(): number[] {
+  const idx = new Map<string, number>();
+  [...PARAMS, ...I32, ...F64].forEach((name, i) => idx.set(name, i));
+  const L = (name: string) => uleb(idx.get(name)!);
+  const get = (n: string) => [0x20, ...L(n)],
+    set = (n: string) => [0x21, ...L(n)],
+    tee = (n: string) => [0x22, ...L(n)];
+  const i32 = (v: number) => [0x41, ...sleb(v)];
+  const [ADD, SUB, MUL, AND, OR, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x74];
+  const [LT_S, GE_S] = [0x48, 0x4e];
+  const [FNE, FLT, FGT, FGE, FADD, FSUB, FMUL, FDIV, FMIN, FLOOR] = [
+    0x62,
+    0x63,
+    0x64,
+    0x66,
+    0xa0,
+    0xa1,
+    0xa2,
+    0xa3,
+    0xa4,
+    0x9c,
+  ];
+  const TRUNC = 0xaa, CONVERT = 0xb7, PROMOTE = 0xbb;
+  const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
+  const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
+  const f64load = (addr: number[]) => [...addr, 0x2b, 3, 0];
+  /** per-neuron float64 at byte offset `base + 8 j` */
+  const perNeuron = (base: string) => f64load([...get(base), ...get("a8"), ADD]);
+  /** counts[addr] += 1 where addr is a byte address */
+  const incAt = (addr: number[]) => [
+    ...addr,
+    ...tee("addr"),
+    ...get("addr"),
+    0x28,
+    2,
+    0,
+    ...i32(1),
+    ADD,
+    0x36,
+    2,
+    0,
+  ];
+  /** per-neuron float64 += 1 */
+  const incF = (base: string) => [
+    ...get(base),
+    ...get("a8"),
+    ADD,
+    ...tee("addr"),
+    ...get("addr"),
+    0x2b,
+    3,
+    0,
+    ...f64const(1),
+    FADD,
+    0x39,
+    3,
+    0,
+  ];
+
+  const value = [
+    // x = f64(values[p]); d = x - lo[j]; t = d * scale[j]  (p = vals, advanced by 4 per value)
+    ...get("j"),
+    ...i32(3),
+    SHL,
+    ...set("a8"),
+    ...get("vals"),
+    0x2a,
+    2,
+    0,
+    PROMOTE,
+    ...tee("x"),
+    ...perNeuron("loP"),
+    FSUB,
+    ...tee("d"),
+    ...perNeuron("scP"),
+    FMUL,
+    ...tee("t"),
+    ...f64const(0),
+    FGE,
+    ...get("t"),
+    ...get("binsF"),
+    FLT,
+    AND,
+    ...IF,
+    // k = trunc(t); f = t - k; near an edge: k = min(last, floor(d / span * bins))
+    ...get("t"),
+    ...get("t"),
+    TRUNC,
+    ...tee("k"),
+    CONVERT,
+    FSUB,
+    ...tee("f"),
+    ...f64const(1e-9),
+    FLT,
+    ...get("f"),
+    ...f64const(0.999999999),
+    FGT,
+    OR,
+    ...IF,
+    ...get("lastF"),
+    ...get("d"),
+    ...perNeuron("spP"),
+    FDIV,
+    ...get("binsF"),
+    FMUL,
+    FLOOR,
+    FMIN,
+    TRUNC,
+    ...set("k"),
+    END,
+    ...incAt([...get("o"), ...get("k"), ...i32(2), SHL, ADD]),
+    ELSE,
+    // t >= bins && x != +inf: last bin, clipped when x > hi
+    ...get("t"),
+    ...get("binsF"),
+    FGE,
+    ...get("x"),
+    ...f64const(Infinity),
+    FNE,
+    AND,
+    ...IF,
+    ...incAt([...get("o"), ...get("last"), ...i32(2), SHL, ADD]),
+    ...get("x"),
+    ...perNeuron("hiP"),
+    FGT,
+    ...IF,
+    ...incF("clP"),
+    END,
+    ELSE,
+    // t < 0 && x != -inf: bin 0, clipped
+    ...get("t"),
+    ...f64const(0),
+    FLT,
+    ...get("x"),
+    ...f64const(-Infinity),
+    FNE,
+    AND,
+    ...IF,
+    ...incAt(get("o")),
+    ...incF("clP"),
+    ELSE,
+    ...incF("nfP"),
+    END,
+    END,
+    END,
+  ];
+
+  const code: number[] = [
+    ...get("bins"),
+    CONVERT,
+    ...set("binsF"),
+    ...get("bins"),
+    ...i32(1),
+    SUB,
+    ...tee("last"),
+    CONVERT,
+    ...set("lastF"),
+    ...get("bins"),
+    ...i32(2),
+    SHL,
+    ...set("stride"),
+    ...i32(0),
+    ...set("r"),
+    ...BLOCK,
+    ...LOOP,
+    ...get("r"),
+    ...get("rows"),
+    GE_S,
+    ...BR_IF(1),
+    ...i32(0),
+    ...set("j"),
+    ...get("cnt"),
+    ...set("o"),
+    ...BLOCK,
+    ...LOOP,
+    ...get("j"),
+    ...get("width"),
+    GE_S,
+    ...BR_IF(1),
+    ...value,
+    ...get("vals"),
+    ...i32(4),
+    ADD,
+    ...set("vals"),
+    ...get("o"),
+    ...get("stride"),
+    ADD,
+    ...set("o"),
+    ...get("j"),
+    ...i32(1),
+    ADD,
+    ...set("j"),
+    ...BR(0),
+    END,
+    END,
+    ...get("r"),
+    ...i32(1),
+    ADD,
+    ...set("r"),
+    ...BR(0),
+    END,
+    END,
+    END,
+  ];
+  void [MUL, LT_S, FLT];
+  const locals = [2, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c];
+  return [...uleb(locals.length + code.length), ...locals, ...code];
+}
+
+function wasmModule(): Uint8Array<ArrayBuffer> {
+  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
+  const type = [1, 0x60, ...uleb(PARAMS.length), ...PARAMS.map(() => 0x7f), 0];
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    ...section(1, type),
+    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
+    ...section(3, [1, 0]),
+    ...section(7, [1, ...str("bin"), 0x00, 0]),
+    ...section(10, [1, ...kernelBody()]),
+  ]);
+}
+
+type BinKernel = (
+  vals: number,
+  rows: number,
+  width: number,
+  bins: number,
+  loP: number,
+  hiP: number,
+  scP: number,
+  spP: number,
+  nfP: number,
+  clP: number,
+  cnt: number,
+) => void;
+
+const WASM: { bin: BinKernel; mem: WebAssembly.Memory } | null = (() => {
+  try {
+    const bytes = wasmModule();
+    if (!WebAssembly.validate(bytes)) return null;
+    const mem = new WebAssembly.Memory({ initial: 16 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
+    const bin = inst.exports.bin as BinKernel;
+    // V8 starts WebAssembly in its baseline compiler (Liftoff) and tiers a function up to the optimising compiler
+    // after enough calls; our calls are few and long, so a few thousand tiny calls trigger the tier-up now.
+    const f = new Float64Array(mem.buffer, 0, 8);
+    f.set([0, 1, 2, 0.5]); // lo, hi, scale, span of one neuron; then nonfinite, clipped; counts at 64
+    new Float32Array(mem.buffer, 128, 4).set([0.1, 0.7, NaN, 2]);
+    for (let i = 0; i < 3000; i++) bin(128, 4, 1, 2, 0, 8, 16, 24, 32, 40, 64);
+    return { bin, mem };
+  } catch {
+    return null;
+  }
+})();
+
+/** Whether the WebAssembly kernel compiled (else `binRows` uses its JavaScript loop only). */
+export const binWasmAvailable: boolean = WASM !== null;
+
+/** Bytes of values copied into WebAssembly memory per kernel call (a chunk of rows that stays in cache). */
+const CHUNK_BYTES = 256 << 10;
+
+function ensure(bytes: number): void {
+  const mem = WASM!.mem;
+  if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+}
+
+/**
+ * `binRows` on the WebAssembly kernel: the same arguments and the same results, bit for bit. Copies the
+ * counts, non-finite and clipped totals in and out (callers use it when rows outnumber bins enough to pay for it).
+ */
+export function binRowsWasm(
+  values: Float32Array,
+  width: number,
+  r0: number,
+  r1: number,
+  lo: Float64Array,
+  hi: Float64Array,
+  bins: number,
+  counts: Uint32Array,
+  nonfinite: Float64Array,
+  clipped: Float64Array,
+): void {
+  const { bin, mem } = WASM!;
+  const nc = width * bins;
+  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (4 * width)));
+  const cntP = 48 * width, valP = cntP + ((4 * nc + 63) & ~63);
+  ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0));
+  const buf = mem.buffer;
+  const f = new Float64Array(buf, 0, 6 * width);
+  for (let j = 0; j < width; j++) {
+    // A zero span becomes +Infinity so that every finite value maps to t = 0 and +-Inf to NaN (as binRows).
+    const span = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
+    f[j] = lo[j];
+    f[width + j] = hi[j];
+    f[2 * width + j] = bins / span;
+    f[3 * width + j] = span;
+  }
+  f.set(nonfinite.subarray(0, width), 4 * width);
+  f.set(clipped.subarray(0, width), 5 * width);
+  const c = new Uint32Array(buf, cntP, nc);
+  c.set(counts.subarray(0, nc));
+  const v = new Float32Array(buf, valP, width * Math.min(chunkRows, r1 - r0));
+  for (let r = r0; r < r1; r += chunkRows) {
+    const n = Math.min(chunkRows, r1 - r);
+    v.set(values.subarray(r * width, (r + n) * width));
+    bin(valP, n, width, bins, 0, 8 * width, 16 * width, 24 * width, 32 * width, 40 * width, cntP);
+  }
+  counts.set(c);
+  nonfinite.set(f.subarray(4 * width, 5 * width));
+  clipped.set(f.subarray(5 * width, 6 * width));
+}
