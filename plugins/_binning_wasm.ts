@@ -68,7 +68,7 @@ function kernelBody(): number[] {
     0xa4,
     0x9c,
   ];
-  const TRUNC = 0xaa, CONVERT = 0xb7, PROMOTE = 0xbb;
+  const EQZ = 0x45, TRUNC = 0xaa, CONVERT = 0xb7, PROMOTE = 0xbb;
   const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
   const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
   const f64load = (addr: number[]) => [...addr, 0x2b, 3, 0];
@@ -122,15 +122,22 @@ function kernelBody(): number[] {
     ...tee("d"),
     ...perNeuron("scP"),
     FMUL,
-    ...tee("t"),
+    ...set("t"),
+    ...BLOCK, // end
+    ...BLOCK, // slow
+    ...get("t"),
     ...f64const(0),
     FGE,
+    EQZ,
+    ...BR_IF(0),
     ...get("t"),
     ...get("binsF"),
     FLT,
-    AND,
-    ...IF,
+    EQZ,
+    ...BR_IF(0),
     // k = trunc(t); f = t - k; near an edge: k = min(last, floor(d / span * bins))
+    ...BLOCK, // inc
+    ...BLOCK, // fix
     ...get("t"),
     ...get("t"),
     TRUNC,
@@ -140,11 +147,13 @@ function kernelBody(): number[] {
     ...tee("f"),
     ...f64const(1e-9),
     FLT,
+    ...BR_IF(0),
     ...get("f"),
     ...f64const(0.999999999),
     FGT,
-    OR,
-    ...IF,
+    ...BR_IF(0),
+    ...BR(1),
+    END, // fix
     ...get("lastF"),
     ...get("d"),
     ...perNeuron("spP"),
@@ -155,9 +164,10 @@ function kernelBody(): number[] {
     FMIN,
     TRUNC,
     ...set("k"),
-    END,
+    END, // inc
     ...incAt([...get("o"), ...get("k"), ...i32(2), SHL, ADD]),
-    ELSE,
+    ...BR(1),
+    END, // slow
     // t >= bins && x != +inf: last bin, clipped when x > hi
     ...get("t"),
     ...get("binsF"),
