@@ -45,17 +45,20 @@ function f64const(v: number): number[] {
 const PARAMS = ["vals", "rows", "width", "bins", "loP", "hiP", "scP", "spP", "nfP", "clP", "cnt"];
 const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "end", "last"];
 const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
+const V128 = ["X", "T0", "T1", "K0", "K1", "M", "OFFS", "LOW", "HIGH", "BINSI"];
 
 function kernelBody(): number[] {
   const idx = new Map<string, number>();
-  [...PARAMS, ...I32, ...F64].forEach((name, i) => idx.set(name, i));
+  [...PARAMS, ...I32, ...F64, ...V128].forEach((name, i) => idx.set(name, i));
   const L = (name: string) => uleb(idx.get(name)!);
   const get = (n: string) => [0x20, ...L(n)],
     set = (n: string) => [0x21, ...L(n)],
     tee = (n: string) => [0x22, ...L(n)];
   const i32 = (v: number) => [0x41, ...sleb(v)];
+  const simd = (op: number) => [0xfd, ...uleb(op)];
+  const vload = (addr: number[], offset = 0) => [...addr, ...simd(0x00), 3, ...uleb(offset)];
   const [ADD, SUB, MUL, AND, OR, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x74];
-  const [LT_S, GE_S] = [0x48, 0x4e];
+  const [LT_S, GT_S, GE_S] = [0x48, 0x4a, 0x4e];
   const [FNE, FLT, FGT, FGE, FADD, FSUB, FMUL, FDIV, FMIN, FLOOR] = [
     0x62,
     0x63,
@@ -203,7 +206,40 @@ function kernelBody(): number[] {
     END,
   ];
 
+  const advance = (n: number) => [
+    ...get("vals"),
+    ...i32(4 * n),
+    ADD,
+    ...set("vals"),
+    ...get("o"),
+    ...get("stride"),
+    ...i32(n),
+    MUL,
+    ADD,
+    ...set("o"),
+    ...get("j"),
+    ...i32(n),
+    ADD,
+    ...set("j"),
+  ];
   const code: number[] = [
+    ...get("bins"),
+    ...simd(0x11),
+    ...set("BINSI"),
+    ...f64const(1e-9),
+    ...simd(0x14),
+    ...set("LOW"),
+    ...f64const(0.999999999),
+    ...simd(0x14),
+    ...set("HIGH"),
+    ...get("bins"),
+    ...i32(2),
+    SHL,
+    ...simd(0x11),
+    ...simd(0x0c), // v128.const [0, 1, 2, 3]
+    ...[0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0],
+    ...simd(0xb5), // i32x4.mul
+    ...set("OFFS"),
     ...get("bins"),
     CONVERT,
     ...set("binsF"),
@@ -229,6 +265,120 @@ function kernelBody(): number[] {
     ...set("j"),
     ...get("cnt"),
     ...set("o"),
+    // four neurons at a time: the four bins in float64 lanes; when any of the four needs the slow path (near an
+    // edge, out of [0, bins), non-finite), the four take the scalar path in order
+    ...BLOCK,
+    ...LOOP,
+    ...get("j"),
+    ...i32(4),
+    ADD,
+    ...get("width"),
+    GT_S,
+    ...BR_IF(1),
+    ...get("j"),
+    ...i32(3),
+    SHL,
+    ...set("a8"),
+    ...vload(get("vals")),
+    ...tee("X"),
+    ...simd(0x5f), // f64x2.promote_low_f32x4
+    ...vload([...get("loP"), ...get("a8"), ADD]),
+    ...simd(0xf1), // f64x2.sub
+    ...vload([...get("scP"), ...get("a8"), ADD]),
+    ...simd(0xf2), // f64x2.mul
+    ...set("T0"),
+    ...get("X"),
+    ...get("X"),
+    ...simd(0x0d), // i8x16.shuffle: high half to low
+    ...[8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
+    ...simd(0x5f),
+    ...vload([...get("loP"), ...get("a8"), ADD], 16),
+    ...simd(0xf1),
+    ...vload([...get("scP"), ...get("a8"), ADD], 16),
+    ...simd(0xf2),
+    ...set("T1"),
+    ...get("T0"),
+    ...simd(0xfc), // i32x4.trunc_sat_f64x2_s_zero
+    ...set("K0"),
+    ...get("T1"),
+    ...simd(0xfc),
+    ...set("K1"),
+    // f = t - k in [1e-9, 0.999999999] (false for NaN) for the four
+    ...get("T0"),
+    ...get("K0"),
+    ...simd(0xfe), // f64x2.convert_low_i32x4_s
+    ...simd(0xf1),
+    ...tee("T0"),
+    ...get("LOW"),
+    ...simd(0x4c), // f64x2.ge
+    ...get("T0"),
+    ...get("HIGH"),
+    ...simd(0x4b), // f64x2.le
+    ...simd(0x4e), // v128.and
+    ...get("T1"),
+    ...get("K1"),
+    ...simd(0xfe),
+    ...simd(0xf1),
+    ...tee("T1"),
+    ...get("LOW"),
+    ...simd(0x4c),
+    ...get("T1"),
+    ...get("HIGH"),
+    ...simd(0x4b),
+    ...simd(0x4e),
+    ...simd(0x4e),
+    ...set("M"),
+    // k in [0, bins) (unsigned compare: saturated negatives are large)
+    ...get("K0"),
+    ...get("K1"),
+    ...simd(0x0d), // [k0, k1, k2, k3]
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23],
+    ...tee("K0"),
+    ...get("BINSI"),
+    ...simd(0x3a), // i32x4.lt_u
+    ...get("M"),
+    ...simd(0x4e),
+    ...simd(0xa3), // i32x4.all_true
+    ...IF,
+    ...get("K0"),
+    ...i32(2),
+    ...simd(0xab), // i32x4.shl
+    ...get("o"),
+    ...simd(0x11), // i32x4.splat
+    ...get("OFFS"),
+    ...simd(0xae), // i32x4.add
+    ...simd(0xae),
+    ...tee("K0"),
+    ...simd(0x1b),
+    0,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    1,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    2,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    3,
+    ...incAt([]),
+    ...advance(4),
+    ELSE,
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    END,
+    ...BR(0),
+    END,
+    END,
+    // the rest one at a time
     ...BLOCK,
     ...LOOP,
     ...get("j"),
@@ -236,18 +386,7 @@ function kernelBody(): number[] {
     GE_S,
     ...BR_IF(1),
     ...value,
-    ...get("vals"),
-    ...i32(4),
-    ADD,
-    ...set("vals"),
-    ...get("o"),
-    ...get("stride"),
-    ADD,
-    ...set("o"),
-    ...get("j"),
-    ...i32(1),
-    ADD,
-    ...set("j"),
+    ...advance(1),
     ...BR(0),
     END,
     END,
@@ -261,7 +400,7 @@ function kernelBody(): number[] {
     END,
   ];
   void [MUL, LT_S, FLT];
-  const locals = [2, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c];
+  const locals = [3, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c, ...uleb(V128.length), 0x7b];
   return [...uleb(locals.length + code.length), ...locals, ...code];
 }
 
