@@ -150,8 +150,24 @@ export class LayerBinning {
   }
 }
 
-/** Set `useWasm` to false to force the JavaScript kernel of {@linkcode binRows} (tests, benchmarks). */
-export const binKernels: { useWasm: boolean } = { useWasm: binWasmAvailable };
+/**
+ * Set `useWasm` to false to force the JavaScript kernel of {@linkcode binRows} (tests, benchmarks). The default is
+ * the WebAssembly kernel where it compiled, unless the environment variable `INFOTAP_BIN_WASM` is `0` (read when
+ * permitted, at load: worker threads read it too, so it switches the kernel of a whole threaded run).
+ */
+export const binKernels: { useWasm: boolean } = { useWasm: binWasmAvailable && envAllowsWasm() };
+
+function envAllowsWasm(): boolean {
+  try {
+    const d = globalThis.Deno;
+    if (d?.permissions.querySync({ name: "env", variable: "INFOTAP_BIN_WASM" }).state === "granted") {
+      return d.env.get("INFOTAP_BIN_WASM") !== "0"; // never prompts
+    }
+  } catch {
+    // no Deno namespace or no permission API: the default
+  }
+  return true;
+}
 
 /** Rows a Uint32 working histogram may take before it must be flushed into float64 totals. */
 export const FLUSH_ROWS = 2 ** 31;
