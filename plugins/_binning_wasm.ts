@@ -45,9 +45,10 @@ function f64const(v: number): number[] {
 const PARAMS = ["vals", "rows", "width", "bins", "loP", "hiP", "scP", "spP", "nfP", "clP", "cnt"];
 const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "end", "last"];
 const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
-const V128 = ["X", "T0", "T1", "K0", "K1", "M", "OFFS", "LOW", "HIGH", "BINSI"];
+const V128 = ["X", "T0", "T1", "K0", "K1", "M", "OFFS", "LOW", "HIGH", "BINSI", "LOV", "SCV"];
 
-function kernelBody(): number[] {
+/** The kernel; `uniform`: every neuron has neuron 0's lo and scale (kept in registers, not loaded per neuron). */
+function kernelBody(uniform: boolean): number[] {
   const idx = new Map<string, number>();
   [...PARAMS, ...I32, ...F64, ...V128].forEach((name, i) => idx.set(name, i));
   const L = (name: string) => uleb(idx.get(name)!);
@@ -223,6 +224,12 @@ function kernelBody(): number[] {
     ...set("j"),
   ];
   const code: number[] = [
+    ...f64load(get("loP")),
+    ...simd(0x14),
+    ...set("LOV"),
+    ...f64load(get("scP")),
+    ...simd(0x14),
+    ...set("SCV"),
     ...get("bins"),
     ...simd(0x11),
     ...set("BINSI"),
@@ -282,9 +289,9 @@ function kernelBody(): number[] {
     ...vload(get("vals")),
     ...tee("X"),
     ...simd(0x5f), // f64x2.promote_low_f32x4
-    ...vload([...get("loP"), ...get("a8"), ADD]),
+    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD])),
     ...simd(0xf1), // f64x2.sub
-    ...vload([...get("scP"), ...get("a8"), ADD]),
+    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD])),
     ...simd(0xf2), // f64x2.mul
     ...set("T0"),
     ...get("X"),
@@ -292,9 +299,9 @@ function kernelBody(): number[] {
     ...simd(0x0d), // i8x16.shuffle: high half to low
     ...[8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
     ...simd(0x5f),
-    ...vload([...get("loP"), ...get("a8"), ADD], 16),
+    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD], 16)),
     ...simd(0xf1),
-    ...vload([...get("scP"), ...get("a8"), ADD], 16),
+    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD], 16)),
     ...simd(0xf2),
     ...set("T1"),
     ...get("T0"),
@@ -419,9 +426,9 @@ function wasmModule(): Uint8Array<ArrayBuffer> {
     0x00,
     ...section(1, type),
     ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str("bin"), 0x00, 0]),
-    ...section(10, [1, ...kernelBody()]),
+    ...section(3, [2, 0, 0]),
+    ...section(7, [2, ...str("bin"), 0x00, 0, ...str("binUniform"), 0x00, 1]),
+    ...section(10, [2, ...kernelBody(false), ...kernelBody(true)]),
   ]);
 }
 
@@ -439,20 +446,24 @@ type BinKernel = (
   cnt: number,
 ) => void;
 
-const WASM: { bin: BinKernel; mem: WebAssembly.Memory } | null = (() => {
+const WASM: { bin: BinKernel; binUniform: BinKernel; mem: WebAssembly.Memory } | null = (() => {
   try {
     const bytes = wasmModule();
     if (!WebAssembly.validate(bytes)) return null;
     const mem = new WebAssembly.Memory({ initial: 16 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    const bin = inst.exports.bin as BinKernel;
+    const bin = inst.exports.bin as BinKernel, binUniform = inst.exports.binUniform as BinKernel;
     // V8 starts WebAssembly in its baseline compiler (Liftoff) and tiers a function up to the optimising compiler
     // after enough calls; our calls are few and long, so a few thousand tiny calls trigger the tier-up now.
-    const f = new Float64Array(mem.buffer, 0, 8);
-    f.set([0, 1, 2, 0.5]); // lo, hi, scale, span of one neuron; then nonfinite, clipped; counts at 64
-    new Float32Array(mem.buffer, 128, 4).set([0.1, 0.7, NaN, 2]);
-    for (let i = 0; i < 3000; i++) bin(128, 4, 1, 2, 0, 8, 16, 24, 32, 40, 64);
-    return { bin, mem };
+    // four neurons: lo, hi, scale, span, nonfinite, clipped (4 each), counts (2 bins) at 192, one row at 256
+    const f = new Float64Array(mem.buffer, 0, 24);
+    f.fill(0, 0, 4).fill(1, 4, 8).fill(2, 8, 12).fill(0.5, 12, 16);
+    new Float32Array(mem.buffer, 256, 4).set([0.1, 0.7, 0.3, 0.9]);
+    for (let i = 0; i < 3000; i++) {
+      bin(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192);
+      binUniform(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192);
+    }
+    return { bin, binUniform, mem };
   } catch {
     return null;
   }
@@ -485,13 +496,16 @@ export function binRowsWasm(
   nonfinite: Float64Array,
   clipped: Float64Array,
 ): void {
-  const { bin, mem } = WASM!;
+  const { mem } = WASM!;
   const nc = width * bins;
   const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (4 * width)));
   const cntP = 48 * width, valP = cntP + ((4 * nc + 63) & ~63);
   ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0));
   const buf = mem.buffer;
   const f = new Float64Array(buf, 0, 6 * width);
+  let uniform = true;
+  for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
+  const kernel = uniform ? WASM!.binUniform : WASM!.bin;
   for (let j = 0; j < width; j++) {
     // A zero span becomes +Infinity so that every finite value maps to t = 0 and +-Inf to NaN (as binRows).
     const span = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
@@ -508,7 +522,7 @@ export function binRowsWasm(
   for (let r = r0; r < r1; r += chunkRows) {
     const n = Math.min(chunkRows, r1 - r);
     v.set(values.subarray(r * width, (r + n) * width));
-    bin(valP, n, width, bins, 0, 8 * width, 16 * width, 24 * width, 32 * width, 40 * width, cntP);
+    kernel(valP, n, width, bins, 0, 8 * width, 16 * width, 24 * width, 32 * width, 40 * width, cntP);
   }
   counts.set(c);
   nonfinite.set(f.subarray(4 * width, 5 * width));
