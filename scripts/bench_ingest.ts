@@ -81,6 +81,9 @@ export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
     // the same run with binRows's JavaScript kernel (INFOTAP_BIN_WASM=0 reaches the worker threads too)
     const tOneJs = await withJsKernel(() => time(one));
     const tOne = await time(one);
+    const tOne1 = await time(() =>
+      analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false, threads: 1 })
+    );
     const tTwo = await time(() => analyze({ inputs: [path], progress: false }));
     const rawRate = mb / tRaw;
     const row = (name: string, t: number, note: string): BenchRow => ({
@@ -100,6 +103,7 @@ export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
         tOneJs,
         "ratio to raw read; before the wasm kernel",
       ),
+      row("entropy, --range given (1 pass), one thread", tOne1, "ratio to raw read; no worker threads"),
       row("entropy, global range from data (2 passes)", tTwo, "ratio to raw read; file read twice"),
     ];
   } finally {
