@@ -198,10 +198,12 @@ export function binRows(
 ): void {
   const { lo, hi } = range;
   const rows = r1 - r0;
-  if (binKernels.useWasm && rows >= 32 && rows * 2 >= bins && rows * width >= 8192) {
-    binRowsWasm(values, width, r0, r1, lo, hi, bins, counts, nonfinite, clipped);
-    return;
-  }
+  // The kernel copies the counts in and out: worth it when rows outnumber bins; layers whose counts pass 64 MiB
+  // stay in JavaScript (the kernel's memory never shrinks).
+  if (
+    binKernels.useWasm && rows >= 32 && rows * 2 >= bins && rows * width >= 8192 && width * bins <= 1 << 24 &&
+    binRowsWasm(values, width, r0, r1, lo, hi, bins, counts, nonfinite, clipped)
+  ) return;
   let uniform = true;
   for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
   if (uniform && width > 0 && hi[0] > lo[0]) {

@@ -43,7 +43,7 @@ function f64const(v: number): number[] {
 
 /** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
 const PARAMS = ["vals", "rows", "width", "bins", "loP", "hiP", "scP", "spP", "nfP", "clP", "cnt"];
-const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "end", "last"];
+const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "last"];
 const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
 const V128 = ["X", "T0", "T1", "K0", "K1", "M", "OFFS", "LOW", "HIGH", "BINSI", "LOV", "SCV"];
 
@@ -58,8 +58,8 @@ function kernelBody(uniform: boolean): number[] {
   const i32 = (v: number) => [0x41, ...sleb(v)];
   const simd = (op: number) => [0xfd, ...uleb(op)];
   const vload = (addr: number[], offset = 0) => [...addr, ...simd(0x00), 3, ...uleb(offset)];
-  const [ADD, SUB, MUL, AND, OR, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x74];
-  const [LT_S, GT_S, GE_S] = [0x48, 0x4a, 0x4e];
+  const [ADD, SUB, MUL, AND, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x74];
+  const [GT_S, GE_S] = [0x4a, 0x4e];
   const [FNE, FLT, FGT, FGE, FADD, FSUB, FMUL, FDIV, FMIN, FLOOR] = [
     0x62,
     0x63,
@@ -406,7 +406,6 @@ function kernelBody(uniform: boolean): number[] {
     END,
     END,
   ];
-  void [MUL, LT_S, FLT];
   const locals = [3, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c, ...uleb(V128.length), 0x7b];
   return [...uleb(locals.length + code.length), ...locals, ...code];
 }
@@ -475,14 +474,21 @@ export const binWasmAvailable: boolean = WASM !== null;
 /** Bytes of values copied into WebAssembly memory per kernel call (a chunk of rows that stays in cache). */
 const CHUNK_BYTES = 256 << 10;
 
-function ensure(bytes: number): void {
+/** Grows the kernel's memory to at least `bytes`; false when it cannot (the caller then uses JavaScript). */
+function ensure(bytes: number): boolean {
   const mem = WASM!.mem;
-  if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+  try {
+    if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * `binRows` on the WebAssembly kernel: the same arguments and the same results, bit for bit. Copies the
  * counts, non-finite and clipped totals in and out (callers use it when rows outnumber bins enough to pay for it).
+ * Returns false, having changed nothing, when the kernel's memory cannot grow to the layer's counts.
  */
 export function binRowsWasm(
   values: Float32Array,
@@ -495,12 +501,12 @@ export function binRowsWasm(
   counts: Uint32Array,
   nonfinite: Float64Array,
   clipped: Float64Array,
-): void {
+): boolean {
   const { mem } = WASM!;
   const nc = width * bins;
   const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (4 * width)));
   const cntP = 48 * width, valP = cntP + ((4 * nc + 63) & ~63);
-  ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0));
+  if (!ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0))) return false;
   const buf = mem.buffer;
   const f = new Float64Array(buf, 0, 6 * width);
   let uniform = true;
@@ -527,4 +533,5 @@ export function binRowsWasm(
   counts.set(c);
   nonfinite.set(f.subarray(4 * width, 5 * width));
   clipped.set(f.subarray(5 * width, 6 * width));
+  return true;
 }
