@@ -10,6 +10,14 @@
  * are the IEEE ones (round to nearest, no fused multiply-add), so every value lands in the same bin and the
  * counts, non-finite and clipped totals are bit-identical; `_binning_wasm_test.ts` checks it on adversarial data.
  *
+ * Speed: neurons are taken four at a time in float64 SIMD lanes (`promote`, `sub`, `mul`, then
+ * `k = trunc_sat(t)` and `f = t - k`, lane-wise, the same IEEE operations). The four values are counted from the
+ * lanes when every lane has `f` in `[1e-9, 0.999999999]` and `0 <= k < B` (an unsigned compare: `trunc_sat`
+ * saturates, gives 0 for NaN, and `t` in `(-1, 0)` gives `k = 0` with `f < 0`): that is exactly the JavaScript
+ * loop's fast path without the fix-up, with the same `k`. Otherwise the four go through the scalar transcription
+ * above, in order. With one range for every neuron (global binning) `lo` and `scale` stay in registers
+ * (`binUniform`). Measured 1.5-1.8x the JavaScript loop (scripts/bench_binning.ts, docs/bench/ingest.md).
+ *
  * Memory (bytes): `[lo, hi, scale, span, nonfinite, clipped]` float64 per neuron, then the Uint32 counts
  * (`width * bins`), then a chunk of rows of values (float32), copied in chunk by chunk (a chunk stays in cache).
  *
