@@ -50,10 +50,45 @@ function f64const(v: number): number[] {
 }
 
 /** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
-const PARAMS = ["vals", "rows", "width", "bins", "loP", "hiP", "scP", "spP", "nfP", "clP", "cnt"];
-const I32 = ["r", "j", "o", "k", "a8", "addr", "stride", "last"];
+const PARAMS = [
+  "vals",
+  "rows",
+  "width",
+  "bins",
+  "loP",
+  "hiP",
+  "scP",
+  "spP",
+  "nfP",
+  "clP",
+  "cnt",
+  "l32P",
+  "s32P",
+  "e32P",
+];
+const I32 = ["r", "j", "o", "k", "a8", "a4", "addr", "stride", "last"];
 const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
-const V128 = ["X", "T0", "T1", "K0", "K1", "M", "OFFS", "LOW", "HIGH", "BINSI", "LOV", "SCV"];
+const V128 = [
+  "X",
+  "T0",
+  "T1",
+  "K0",
+  "K1",
+  "M",
+  "OFFS",
+  "LOW",
+  "HIGH",
+  "BINSI",
+  "LOV",
+  "SCV",
+  "K2",
+  "F",
+  "E",
+  "ONE",
+  "LO32V",
+  "SC32V",
+  "EPSV",
+];
 
 /** The kernel; `uniform`: every neuron has neuron 0's lo and scale (kept in registers, not loaded per neuron). */
 function kernelBody(uniform: boolean): number[] {
@@ -84,6 +119,7 @@ function kernelBody(uniform: boolean): number[] {
   const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
   const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
   const f64load = (addr: number[]) => [...addr, 0x2b, 3, 0];
+  const f32load = (addr: number[]) => [...addr, 0x2a, 2, 0];
   /** per-neuron float64 at byte offset `base + 8 j` */
   const perNeuron = (base: string) => f64load([...get(base), ...get("a8"), ADD]);
   /** counts[addr] += 1 where addr is a byte address */
@@ -232,6 +268,19 @@ function kernelBody(uniform: boolean): number[] {
     ...set("j"),
   ];
   const code: number[] = [
+    ...f32load(get("l32P")),
+    ...simd(0x13),
+    ...set("LO32V"),
+    ...f32load(get("s32P")),
+    ...simd(0x13),
+    ...set("SC32V"),
+    ...f32load(get("e32P")),
+    ...simd(0x13),
+    ...set("EPSV"),
+    0x43,
+    ...new Uint8Array(new Float32Array([1]).buffer),
+    ...simd(0x13),
+    ...set("ONE"),
     ...f64load(get("loP")),
     ...simd(0x14),
     ...set("LOV"),
@@ -296,6 +345,68 @@ function kernelBody(uniform: boolean): number[] {
     ...set("a8"),
     ...vload(get("vals")),
     ...tee("X"),
+    // float32 lanes first: t32 = (x - lo32) * scale32 with k = trunc(t32) is the bin when t32's fraction is at
+    // least eps from 0 and 1 (eps bounds |t32 - t| plus the 1e-9 band; see binRowsWasm)
+    ...get("j"),
+    ...i32(2),
+    SHL,
+    ...set("a4"),
+    ...(uniform ? get("LO32V") : vload([...get("l32P"), ...get("a4"), ADD])),
+    ...simd(0xe5), // f32x4.sub
+    ...(uniform ? get("SC32V") : vload([...get("s32P"), ...get("a4"), ADD])),
+    ...simd(0xe6), // f32x4.mul
+    ...tee("F"),
+    ...simd(0xf8), // i32x4.trunc_sat_f32x4_s
+    ...tee("K2"),
+    ...simd(0xfa), // f32x4.convert_i32x4_s
+    ...get("F"),
+    ...get("K2"),
+    ...simd(0xfa),
+    ...simd(0xe5),
+    ...set("F"),
+    ...(uniform ? get("EPSV") : vload([...get("e32P"), ...get("a4"), ADD])),
+    ...tee("E"),
+    ...get("F"),
+    ...simd(0x45), // f32x4.le: eps <= f
+    ...get("E"),
+    ...get("ONE"),
+    ...get("F"),
+    ...simd(0xe5),
+    ...simd(0x45), // eps <= 1 - f
+    ...simd(0x4e),
+    ...get("K2"),
+    ...get("BINSI"),
+    ...simd(0x3a), // i32x4.lt_u
+    ...simd(0x4e),
+    ...simd(0xa3), // i32x4.all_true
+    ...IF,
+    ...get("K2"),
+    ...i32(2),
+    ...simd(0xab),
+    ...get("o"),
+    ...simd(0x11),
+    ...get("OFFS"),
+    ...simd(0xae),
+    ...simd(0xae),
+    ...tee("K2"),
+    ...simd(0x1b),
+    0,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    1,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    2,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    3,
+    ...incAt([]),
+    ...advance(4),
+    ELSE,
+    ...get("X"),
     ...simd(0x5f), // f64x2.promote_low_f32x4
     ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD])),
     ...simd(0xf1), // f64x2.sub
@@ -390,6 +501,7 @@ function kernelBody(uniform: boolean): number[] {
     ...value,
     ...advance(1),
     END,
+    END,
     ...BR(0),
     END,
     END,
@@ -451,6 +563,9 @@ type BinKernel = (
   nfP: number,
   clP: number,
   cnt: number,
+  l32P: number,
+  s32P: number,
+  e32P: number,
 ) => void;
 
 const WASM: { bin: BinKernel; binUniform: BinKernel; mem: WebAssembly.Memory } | null = (() => {
@@ -466,9 +581,10 @@ const WASM: { bin: BinKernel; binUniform: BinKernel; mem: WebAssembly.Memory } |
     const f = new Float64Array(mem.buffer, 0, 24);
     f.fill(0, 0, 4).fill(1, 4, 8).fill(2, 8, 12).fill(0.5, 12, 16);
     new Float32Array(mem.buffer, 256, 4).set([0.1, 0.7, 0.3, 0.9]);
+    new Float32Array(mem.buffer, 320, 12).set([0, 0, 0, 0, 2, 2, 2, 2, 1e-3, 1e-3, 1e-3, 1e-3]); // lo32, sc32, eps
     for (let i = 0; i < 3000; i++) {
-      bin(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192);
-      binUniform(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192);
+      bin(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192, 320, 336, 352);
+      binUniform(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192, 320, 336, 352);
     }
     return { bin, binUniform, mem };
   } catch {
@@ -481,6 +597,24 @@ export const binWasmAvailable: boolean = WASM !== null;
 
 /** Bytes of values copied into WebAssembly memory per kernel call (a chunk of rows that stays in cache). */
 const CHUNK_BYTES = 256 << 10;
+
+/**
+ * The float32 lanes' margin for one neuron: the kernel takes `k = trunc(t32)` with `t32 = (x - lo32) * scale32`
+ * in float32 (`lo32`, `scale32` rounded from the float64 `lo`, `scale`) when `t32`'s fraction lies in
+ * `[eps, 1 - eps]` and `0 <= k < B`. With `u = 2^-24`, `T = (x - lo) * scale` exact, `|T| <= B + 1` there:
+ * `|t32 - T| <= |lo| scale u (1 + 4u) + (|T| + |lo| scale u) 3.01 u` (lo rounding, then three roundings of
+ * subtract, scale and multiply; plus `scale * 2^-149` should the difference be subnormal), and the float64
+ * `t` of binRows is within `2.3e-16 |T|` of `T`. So `eps` = 1.25 x that bound + 2e-9 puts `t`'s fraction in
+ * `[1e-9, 1 - 1e-9]` with `trunc(t) = k`: binRows's own fast path, same bin, no clipping. Returns 2 (the float32
+ * lanes never accept) when the bound is not small or `lo32`, `scale32` are not finite normal numbers.
+ */
+function floatEps(lo: number, scale: number, bins: number, lo32: number, sc32: number): number {
+  if (!Number.isFinite(lo32) || !Number.isFinite(sc32) || !(sc32 >= 2 ** -100)) return 2;
+  const u = 2 ** -24, ls = Math.abs(lo) * scale;
+  const bound = ls * u * 1.01 + (bins + 1 + ls * u) * 3.02 * u + (bins + 1) * 2.3e-16 + scale * 2 ** -148;
+  const eps = Math.fround((1.25 * bound + 2e-9) * 1.001);
+  return eps < 0.1 ? eps : 2;
+}
 
 /** Grows the kernel's memory to at least `bytes`; false when it cannot (the caller then uses JavaScript). */
 function ensure(bytes: number): boolean {
@@ -513,10 +647,10 @@ export function binRowsWasm(
   const { mem } = WASM!;
   const nc = width * bins;
   const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (4 * width)));
-  const cntP = 48 * width, valP = cntP + ((4 * nc + 63) & ~63);
+  const l32P = 48 * width, cntP = (60 * width + 63) & ~63, valP = cntP + ((4 * nc + 63) & ~63);
   if (!ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0))) return false;
   const buf = mem.buffer;
-  const f = new Float64Array(buf, 0, 6 * width);
+  const f = new Float64Array(buf, 0, 6 * width), f32 = new Float32Array(buf, l32P, 3 * width);
   let uniform = true;
   for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
   const kernel = uniform ? WASM!.binUniform : WASM!.bin;
@@ -527,6 +661,10 @@ export function binRowsWasm(
     f[width + j] = hi[j];
     f[2 * width + j] = bins / span;
     f[3 * width + j] = span;
+    const scale = bins / span, lo32 = Math.fround(lo[j]), sc32 = Math.fround(scale);
+    f32[j] = lo32;
+    f32[width + j] = sc32;
+    f32[2 * width + j] = floatEps(lo[j], scale, bins, lo32, sc32);
   }
   f.set(nonfinite.subarray(0, width), 4 * width);
   f.set(clipped.subarray(0, width), 5 * width);
@@ -536,7 +674,22 @@ export function binRowsWasm(
   for (let r = r0; r < r1; r += chunkRows) {
     const n = Math.min(chunkRows, r1 - r);
     v.set(values.subarray(r * width, (r + n) * width));
-    kernel(valP, n, width, bins, 0, 8 * width, 16 * width, 24 * width, 32 * width, 40 * width, cntP);
+    kernel(
+      valP,
+      n,
+      width,
+      bins,
+      0,
+      8 * width,
+      16 * width,
+      24 * width,
+      32 * width,
+      40 * width,
+      cntP,
+      l32P,
+      l32P + 4 * width,
+      l32P + 8 * width,
+    );
   }
   counts.set(c);
   nonfinite.set(f.subarray(4 * width, 5 * width));
