@@ -10,13 +10,17 @@
  * are the IEEE ones (round to nearest, no fused multiply-add), so every value lands in the same bin and the
  * counts, non-finite and clipped totals are bit-identical; `_binning_wasm_test.ts` checks it on adversarial data.
  *
- * Speed: neurons are taken four at a time in float64 SIMD lanes (`promote`, `sub`, `mul`, then
- * `k = trunc_sat(t)` and `f = t - k`, lane-wise, the same IEEE operations). The four values are counted from the
- * lanes when every lane has `f` in `[1e-9, 0.999999999]` and `0 <= k < B` (an unsigned compare: `trunc_sat`
- * saturates, gives 0 for NaN, and `t` in `(-1, 0)` gives `k = 0` with `f < 0`): that is exactly the JavaScript
- * loop's fast path without the fix-up, with the same `k`. Otherwise the four go through the scalar transcription
- * above, in order. With one range for every neuron (global binning) `lo` and `scale` stay in registers
- * (`binUniform`). Measured 1.5-1.8x the JavaScript loop (scripts/bench_binning.ts, docs/bench/ingest.md).
+ * Speed: neurons are taken four at a time in SIMD lanes, in three tiers, each exact:
+ * 1. float32 lanes: `t32 = (x - lo32) * scale32`, `k = trunc_sat(t32)`. The four are counted in bins `k` when every
+ *    lane has `0 <= k < B` and `t32`'s fraction in `[eps, 1 - eps]`, where `eps` (per neuron, `floatEps`) bounds
+ *    the float32 rounding error plus binRows's 1e-9 band: then binRows's float64 `t` has the same `trunc` and takes
+ *    its fast path (no fix-up, no clipping). About one value in 10^4 to 10^5 misses (near an edge).
+ * 2. float64 lanes (`promote`, `sub`, `mul`, `k = trunc_sat(t)`, `f = t - k`: binRows's own operations): counted
+ *    when every lane has `f` in `[1e-9, 0.999999999]` and `0 <= k < B` (an unsigned compare: `trunc_sat`
+ *    saturates, gives 0 for NaN, and `t` in `(-1, 0)` gives `k = 0` with `f < 0`): binRows's fast path exactly.
+ * 3. otherwise the scalar transcription above, value by value, in order.
+ * With one range for every neuron (global binning) `lo` and `scale` stay in registers (`binUniform`). Measured
+ * 1.6-2x the JavaScript loop (scripts/bench_binning.ts, docs/bench/ingest.md).
  *
  * Memory (bytes): `[lo, hi, scale, span, nonfinite, clipped]` float64 per neuron, then the Uint32 counts
  * (`width * bins`), then a chunk of rows of values (float32), copied in chunk by chunk (a chunk stays in cache).

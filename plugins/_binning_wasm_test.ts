@@ -36,7 +36,9 @@ function adversarial(lo: number, hi: number, bins: number): number[] {
   const th = thresholds(lo, hi, bins);
   for (const e of th) {
     if (e === NEVER) continue;
-    for (const d of [-1, 0, 1]) if (e + d >= 0 && e + d <= 0xffffffff) out.push(fromKey(e + d));
+    for (const d of [-100, -20, -5, -2, -1, 0, 1, 2, 5, 20, 100]) {
+      if (e + d >= 0 && e + d <= 0xffffffff) out.push(fromKey(e + d));
+    }
   }
   for (const x of [lo, hi]) {
     const k = keyOf(x);
