@@ -610,9 +610,13 @@ const CHUNK_BYTES = 256 << 10;
  * subtract, scale and multiply; plus `scale * 2^-149` should the difference be subnormal), and the float64
  * `t` of binRows is within `2.3e-16 |T|` of `T`. So `eps` = 1.25 x that bound + 2e-9 puts `t`'s fraction in
  * `[1e-9, 1 - 1e-9]` with `trunc(t) = k`: binRows's own fast path, same bin, no clipping. Returns 2 (the float32
- * lanes never accept) when the bound is not small or `lo32`, `scale32` are not finite normal numbers.
+ * lanes never accept) when the bound is not small or `lo32`, `scale32` are not finite normal numbers, and -1
+ * (accept) for a constant neuron.
  */
 function floatEps(lo: number, scale: number, bins: number, lo32: number, sc32: number): number {
+  // A constant neuron (zero span, scale 0): t32 = (x - lo32) * 0 is 0 for every finite x (NaN otherwise, refused by
+  // the lanes), and binRows puts every finite value in bin 0: any fraction is accepted.
+  if (scale === 0 && Number.isFinite(lo32)) return -1;
   if (!Number.isFinite(lo32) || !Number.isFinite(sc32) || !(sc32 >= 2 ** -100)) return 2;
   const u = 2 ** -24, ls = Math.abs(lo) * scale;
   const bound = ls * u * 1.01 + (bins + 1 + ls * u) * 3.02 * u + (bins + 1) * 2.3e-16 + scale * 2 ** -148;
