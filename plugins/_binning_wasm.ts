@@ -361,11 +361,10 @@ function kernelBody(uniform: boolean): number[] {
     ...simd(0xe6), // f32x4.mul
     ...tee("F"),
     ...simd(0xf8), // i32x4.trunc_sat_f32x4_s
-    ...tee("K2"),
-    ...simd(0xfa), // f32x4.convert_i32x4_s
+    ...set("K2"),
     ...get("F"),
     ...get("K2"),
-    ...simd(0xfa),
+    ...simd(0xfa), // f32x4.convert_i32x4_s
     ...simd(0xe5),
     ...set("F"),
     ...(uniform ? get("EPSV") : vload([...get("e32P"), ...get("a4"), ADD])),
