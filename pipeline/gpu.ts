@@ -165,7 +165,7 @@ let held: Promise<Held | null> | null = null;
 
 /** Requests the adapter (high-performance preference); null when WebGPU or an adapter is missing. */
 async function requestAdapter(): Promise<GPUAdapter | null> {
-  const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
+  const gpu = (globalThis.navigator as unknown as { gpu?: GPU }).gpu;
   if (!gpu) return null;
   try {
     return await gpu.requestAdapter({ powerPreference: "high-performance" });

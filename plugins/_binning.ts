@@ -10,6 +10,7 @@
  */
 import type { Batch } from "../pipeline/batch.ts";
 import type { EstimatorContext, OptionValues, Scanner, StateValue } from "../pipeline/plugin.ts";
+import { binRowsWasm, binWasmAvailable } from "./_binning_wasm.ts";
 
 /** The bin range of every neuron of one layer: one `[lo, hi]` shared, or per neuron. */
 export interface LayerRange {
@@ -149,6 +150,25 @@ export class LayerBinning {
   }
 }
 
+/**
+ * Set `useWasm` to false to force the JavaScript kernel of {@linkcode binRows} (tests, benchmarks). The default is
+ * the WebAssembly kernel where it compiled, unless the environment variable `INFOTAP_BIN_WASM` is `0` (read when
+ * permitted, at load: worker threads read it too, so it switches the kernel of a whole threaded run).
+ */
+export const binKernels: { useWasm: boolean } = { useWasm: binWasmAvailable && envAllowsWasm() };
+
+function envAllowsWasm(): boolean {
+  try {
+    const d = globalThis.Deno;
+    if (d?.permissions.querySync({ name: "env", variable: "INFOTAP_BIN_WASM" }).state === "granted") {
+      return d.env.get("INFOTAP_BIN_WASM") !== "0"; // never prompts
+    }
+  } catch {
+    // no Deno namespace or no permission API: the default
+  }
+  return true;
+}
+
 /** Rows a Uint32 working histogram may take before it must be flushed into float64 totals. */
 export const FLUSH_ROWS = 2 ** 31;
 
@@ -161,6 +181,9 @@ export const FLUSH_ROWS = 2 ** 31;
  * by `bins / (hi - lo)` instead of dividing, and recomputes with the division whenever the product lies
  * within 1e-9 of a bin edge (the two differ by a few ulps at most), so every value lands in the defined bin.
  * A constant neuron (`lo == hi`) puts its finite values in bin 0.
+ *
+ * Large enough calls run on a WebAssembly transcription of this loop (./_binning_wasm.ts, bit-identical
+ * results); {@linkcode binKernels} switches it off.
  */
 export function binRows(
   values: Float32Array,
@@ -174,6 +197,13 @@ export function binRows(
   clipped: Float64Array,
 ): void {
   const { lo, hi } = range;
+  const rows = r1 - r0;
+  // The kernel copies the counts in and out: worth it when rows outnumber bins; layers whose counts pass 64 MiB
+  // stay in JavaScript (the kernel's memory never shrinks).
+  if (
+    binKernels.useWasm && rows >= 32 && rows * 2 >= bins && rows * width >= 8192 && width * bins <= 1 << 24 &&
+    binRowsWasm(values, width, r0, r1, lo, hi, bins, counts, nonfinite, clipped)
+  ) return;
   let uniform = true;
   for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
   if (uniform && width > 0 && hi[0] > lo[0]) {

@@ -14,6 +14,7 @@ import type { BenchArgs, BenchRow } from "./bench_types.ts";
 /** Benchmark modules by name. */
 const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<BenchRow[]> }>> = {
   ingest: () => import("./bench_ingest.ts"),
+  binning: () => import("./bench_binning.ts"),
   mi: () => import("./bench_mi.ts"),
   fisher: () => import("./bench_fisher.ts"),
   si: () => import("./bench_si.ts"),

@@ -9,6 +9,7 @@
 import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
 import { readChunks, readInput } from "../pipeline/source.ts";
 import { analyze } from "../pipeline/run.ts";
+import { binKernels } from "../plugins/_binning.ts";
 import type { BenchArgs, BenchRow } from "./bench_types.ts";
 
 async function time(fn: () => Promise<unknown>): Promise<number> {
@@ -45,6 +46,20 @@ export async function makeDump(path: string, bytes: number, layers = 3, width = 
   return (await Deno.stat(path)).size;
 }
 
+/** Runs `fn` with binRows's JavaScript kernel on this thread and on worker threads started meanwhile. */
+async function withJsKernel<T>(fn: () => Promise<T>): Promise<T> {
+  const before = Deno.env.get("INFOTAP_BIN_WASM"), use = binKernels.useWasm;
+  Deno.env.set("INFOTAP_BIN_WASM", "0");
+  binKernels.useWasm = false;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) Deno.env.delete("INFOTAP_BIN_WASM");
+    else Deno.env.set("INFOTAP_BIN_WASM", before);
+    binKernels.useWasm = use;
+  }
+}
+
 /** Runs the ingest benchmark. */
 export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
   const dir = await Deno.makeTempDir({ prefix: "infotap-bench-" });
@@ -62,7 +77,13 @@ export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
     const tDecode = await time(async () => {
       for await (const _ of readInput(path)) { /* decode + validate only */ }
     });
-    const tOne = await time(() => analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false }));
+    const one = () => analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false });
+    // the same run with binRows's JavaScript kernel (INFOTAP_BIN_WASM=0 reaches the worker threads too)
+    const tOneJs = await withJsKernel(() => time(one));
+    const tOne = await time(one);
+    const tOne1 = await time(() =>
+      analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false, threads: 1 })
+    );
     const tTwo = await time(() => analyze({ inputs: [path], progress: false }));
     const rawRate = mb / tRaw;
     const row = (name: string, t: number, note: string): BenchRow => ({
@@ -77,6 +98,12 @@ export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
       { name: `raw read of ${mb.toFixed(0)} MB dump (1 MiB reads)`, value: rawRate, unit: "MB/s", note: "reference" },
       row("Arrow decode + validate", tDecode, "ratio to raw read"),
       row("entropy, --range given (1 pass)", tOne, "ratio to raw read; target >= 0.5"),
+      row(
+        "entropy, --range given (1 pass), JavaScript binning kernel",
+        tOneJs,
+        "ratio to raw read; before the wasm kernel",
+      ),
+      row("entropy, --range given (1 pass), one thread", tOne1, "ratio to raw read; no worker threads"),
       row("entropy, global range from data (2 passes)", tTwo, "ratio to raw read; file read twice"),
     ];
   } finally {
