@@ -35,6 +35,7 @@
  *
  * @module
  */
+import { moduleBytes, sleb, uleb } from "./_wasm.ts";
 
 import { Worker } from "node:worker_threads";
 
@@ -61,27 +62,6 @@ const PTILE = 1024;
  * The vector lanes run along j, so every entry is still ONE accumulator summed over t in ascending order, with the
  * same IEEE operations as the scalar loop: results are bit-identical to the JS path.
  * ------------------------------------------------------------------------------------------------------------- */
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
 
 /** The body of `kernel(a, b, c, mi, nj, pt)` for elements of `e` bytes (4 = float32, 8 = float64). */
 function kernelBody(e: 4 | 8): number[] {
@@ -232,24 +212,7 @@ function kernelBody(e: 4 | 8): number[] {
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const bodies = [kernelBody(8)];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, [1, 0x60, 8, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0]),
-    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str("f64"), 0x00, 0]),
-    ...section(10, [1, ...bodies.flat()]),
-  ]);
+  return moduleBytes(Array(8).fill(0x7f), [], [{ name: "f64", body: kernelBody(8) }]);
 }
 
 type KernelFn = (a: number, b: number, c: number, mi: number, nj: number, pt: number, la: number, lb: number) => void;

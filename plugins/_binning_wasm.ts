@@ -27,31 +27,7 @@
  *
  * @module
  */
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-function f64const(v: number): number[] {
-  return [0x44, ...new Uint8Array(new Float64Array([v]).buffer)];
-}
+import { f64const, moduleBytes, sleb, uleb } from "../pipeline/_wasm.ts";
 
 /** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
 const PARAMS = [
@@ -534,23 +510,9 @@ function kernelBody(uniform: boolean): number[] {
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const type = [1, 0x60, ...uleb(PARAMS.length), ...PARAMS.map(() => 0x7f), 0];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, type),
-    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [2, 0, 0]),
-    ...section(7, [2, ...str("bin"), 0x00, 0, ...str("binUniform"), 0x00, 1]),
-    ...section(10, [2, ...kernelBody(false), ...kernelBody(true)]),
+  return moduleBytes(PARAMS.map(() => 0x7f), [], [
+    { name: "bin", body: kernelBody(false) },
+    { name: "binUniform", body: kernelBody(true) },
   ]);
 }
 

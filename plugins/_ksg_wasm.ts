@@ -16,32 +16,7 @@
  *
  * @module
  */
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-}
-
-function f64const(v: number): number[] {
-  const b = new Uint8Array(new Float64Array([v]).buffer);
-  return [0x44, ...b];
-}
+import { f64const, moduleBytes, sleb, uleb } from "../pipeline/_wasm.ts";
 
 /** Parameters of the kernel (i32 byte offsets into memory, counts), then the running total (f64). */
 const PARAMS = ["px", "py", "pxr", "pyr", "xs", "ys", "xe", "ye", "start", "psi", "heavy", "H", "tail", "Gx", "Gy"];
@@ -684,24 +659,7 @@ function kernelBody(): number[] {
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-  const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-  const type = [1, 0x60, ...uleb(PARAMS.length + 1), ...PARAMS.map(() => 0x7f), 0x7c, 1, 0x7c];
-  return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, type),
-    ...section(2, [1, ...str("env"), ...str("mem"), 0x02, 0x00, ...uleb(1)]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...str("pair"), 0x00, 0]),
-    ...section(10, [1, ...kernelBody()]),
-  ]);
+  return moduleBytes([...PARAMS.map(() => 0x7f), 0x7c], [0x7c], [{ name: "pair", body: kernelBody() }]);
 }
 
 /** The kernel: returns `total` plus the sum over the grid's samples of `psi(n_x + 1) + psi(n_y + 1)`. */
