@@ -10,7 +10,7 @@ import { Registry } from "./registry.ts";
 import { encodeState } from "./state.ts";
 import { InputError } from "./errors.ts";
 import type { Estimator, Scanner } from "./plugin.ts";
-import type { InitMessage } from "./parallel.ts";
+import { type InitMessage, transferables } from "./parallel.ts";
 
 let units: { scanner?: Scanner; estimator?: Estimator }[] = [];
 let chain: Promise<void> = Promise.resolve();
@@ -33,7 +33,9 @@ async function handle(m: { type: string } & Record<string, unknown>): Promise<vo
         if (u.scanner) u.scanner.update(m.batch as never);
         else await u.estimator!.update(m.batch as never);
       }
-      self.postMessage({ type: "ack" });
+      // hand the batch's buffers back for reuse: every estimator is done with it
+      const back = transferables(m.batch as never);
+      self.postMessage({ type: "ack", buffers: back }, back);
     } else if (m.type === "finish") {
       for (const u of units) await u.estimator?.flush?.();
       const states = units.map((u) => encodeState(u.scanner ? u.scanner.result() : u.estimator!.state()));

@@ -110,9 +110,14 @@ export type IpcItem =
 
 /**
  * Reads an Arrow IPC stream or file. Yields `{type: "schema"}` once, then `{type: "batch"}` per record
- * batch. Throws {@linkcode IpcError} on truncation or malformed data, after yielding every complete batch.
+ * batch. `alloc` provides each message body's buffer (default: a fresh one; a recycled buffer avoids the page
+ * faults of fresh memory, see `pipeline/buffer_pool.ts`). Throws {@linkcode IpcError} on truncation or malformed data, after yielding every complete batch.
  */
-export async function* readIpc(reader: ByteReader, onBytes?: (n: number) => void): AsyncGenerator<IpcItem> {
+export async function* readIpc(
+  reader: ByteReader,
+  onBytes?: (n: number) => void,
+  alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n),
+): AsyncGenerator<IpcItem> {
   const src = new Source(reader, onBytes);
   const head = new Uint8Array(8);
   const dv = new DataView(head.buffer);
@@ -157,7 +162,7 @@ export async function* readIpc(reader: ByteReader, onBytes?: (n: number) => void
       throw new IpcError(`a message's metadata is malformed (${(e as Error).message})`, false);
     }
     const bodyLength = Number(message.bodyLength);
-    const body = new Uint8Array(bodyLength);
+    const body = alloc(bodyLength);
     const n = await src.readInto(body);
     if (n < bodyLength) {
       throw new IpcError(`the input ends inside a message body (${n} of ${bodyLength} bytes)`, true);

@@ -30,7 +30,8 @@ interface Slot {
   ready?: () => void;
 }
 
-function transferables(batch: Batch): ArrayBuffer[] {
+/** The buffers of a batch that owns them (`Batch.owned`), for a zero-copy transfer; [] otherwise. */
+export function transferables(batch: Batch): ArrayBuffer[] {
   if (!batch.owned) return [];
   const set = new Set<ArrayBuffer>();
   const add = (a: ArrayBufferView | null) => {
@@ -46,6 +47,8 @@ export class WorkerPool {
   #slots: Slot[] = [];
   #next = 0;
   #error: Error | null = null;
+  /** Receives the buffers workers hand back after a batch (for reuse by the reader). */
+  onBuffer?: (buf: ArrayBuffer) => void;
 
   private constructor() {}
 
@@ -81,10 +84,18 @@ export class WorkerPool {
 
   #onMessage(
     slot: Slot,
-    m: { type: string; states?: Uint8Array[]; message?: string; where?: InputLocation | null; name?: string },
+    m: {
+      type: string;
+      states?: Uint8Array[];
+      buffers?: ArrayBuffer[];
+      message?: string;
+      where?: InputLocation | null;
+      name?: string;
+    },
   ): void {
     if (m.type === "ready") slot.ready?.();
     else if (m.type === "ack") {
+      for (const b of m.buffers ?? []) this.onBuffer?.(b);
       slot.inflight--;
       slot.waiters.shift()?.();
     } else if (m.type === "done") slot.done?.(m.states!);

@@ -35,6 +35,7 @@ import { versions } from "./version.ts";
 import type { Layout } from "../schemas/validate.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
+import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "./state.ts";
 import { type BackendDecision, type BackendRequest, estimatorBackend, selectBackend } from "./gpu.ts";
 
@@ -164,12 +165,13 @@ async function* readAll(
   layers: string[] | undefined,
   progress: Progress,
   stopAt: StopAt | null,
+  alloc: (n: number) => Uint8Array,
 ): AsyncGenerator<{ batch: Batch; layout: Layout }> {
   let expected: Layout | undefined;
   for (let i = 0; i < paths.length; i++) {
     if (stopAt && i > stopAt.input) return;
     const st = stats[i];
-    for await (const { batch, layout } of readInput(paths[i], { expected, onBytes: (n) => progress.bytes(n) })) {
+    for await (const { batch, layout } of readInput(paths[i], { expected, onBytes: (n) => progress.bytes(n), alloc })) {
       if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
       expected ??= layout;
       const b = selectLayers({ ...batch, file: labels[i] }, layers);
@@ -230,6 +232,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   let estimators: Estimator[] = [];
   let scans: (StateValue | undefined)[] = [];
   const run: Record<string, unknown> = { threads: 1 };
+  // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
+  const buffers = new BufferPool();
+  const alloc = (n: number) => buffers.take(n);
   let estimatorBackends: string[] = [];
   const choose = (layout: Layout) => {
     kind = layout.kind;
@@ -264,7 +269,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         let pool: WorkerPool | null = null;
         let failure: unknown = null;
         try {
-          for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null)) {
+          for await (
+            const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null, alloc)
+          ) {
             if (!kind) {
               choose(layout);
               scanners = plugins.map((p, i) => p.scan?.(optionsByPlugin[i], context) ?? null);
@@ -279,6 +286,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
                     context,
                   })),
                 });
+                pool.onBuffer = (b) => buffers.give(b);
                 run.threads = threads;
               }
             }
@@ -317,7 +325,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       let pool: WorkerPool | null = null;
       let failure: unknown = null;
       try {
-        for await (const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt)) {
+        for await (
+          const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt, alloc)
+        ) {
           if (!kind) choose(layout);
           if (estimators.length === 0 && !pool) {
             // WebGPU for the plugins with a GPU path: exact ones under auto, approximate ones only when asked.
@@ -336,6 +346,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
                 modules: modules(),
                 plugins: plugins.map((p, i) => ({ name: p.name, options: optionsByPlugin[i], context: contexts[i] })),
               });
+              pool.onBuffer = (b) => buffers.give(b);
               run.threads = threads;
             } else estimators = plugins.map((p, i) => p.create(optionsByPlugin[i], contexts[i]));
           }

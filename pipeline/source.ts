@@ -87,6 +87,8 @@ export interface ReadOptions {
   expected?: Layout;
   /** Called with the size of each chunk read (progress). */
   onBytes?: (n: number) => void;
+  /** Provides message body buffers (streams only; default: fresh ones). */
+  alloc?: (n: number) => Uint8Array;
 }
 
 /** One validated batch with its layout, as read from one input. */
@@ -175,7 +177,7 @@ export async function* readSource(
     yield* validated(r.schema, r[Symbol.asyncIterator](), label, options);
     return;
   }
-  const items = readIpc(prefixed, options.onBytes);
+  const items = readIpc(prefixed, options.onBytes, options.alloc);
   while (true) {
     let next: IteratorResult<IpcItem>;
     try {
