@@ -246,9 +246,9 @@ export const wasmSimd: boolean = WASM !== null;
  * not depend on the thread count: products are cut into the same row chunks whatever the number of threads, and
  * each chunk is computed the same way by whichever thread takes it.
  *
- * The default is 1, or the environment variable `INFOTAP_THREADS` (read when permitted; `0` = the machine's cores,
- * at most 8): on the shared 2-vCPU machine where this was measured (docs/bench/si.md), two threads were never faster
- * than one (the session's CPU share is fixed by the scheduler, and workers often joined late), so threads are opt-in.
+ * The default is 2 (1 on a one-core machine), or the environment variable `INFOTAP_THREADS` (read when permitted;
+ * `0` = the machine's cores, at most 8). On an idle 2-core machine two threads build the Gram 1.8x faster than one
+ * (BENCHMARKS.md); on a heavily shared one they were slower (docs/bench/si.md): set `INFOTAP_THREADS=1` there.
  */
 export const kernels: { useWasm: boolean; threads: number } = {
   useWasm: WASM !== null,
@@ -263,7 +263,8 @@ function defaultThreads(): number {
       v = d.env.get("INFOTAP_THREADS"); // never prompts
     }
   } catch { /* not Deno */ }
-  const n = Number(v ?? 1);
+  const cores = Math.max(1, globalThis.navigator?.hardwareConcurrency ?? 1);
+  const n = Number(v ?? Math.min(2, cores));
   if (!Number.isInteger(n) || n < 0) return 1;
   return n === 0 ? Math.max(1, Math.min(8, globalThis.navigator?.hardwareConcurrency ?? 1)) : Math.min(n, 64);
 }
