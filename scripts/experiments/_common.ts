@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { kendallTau } from "../../pipeline/kendall.ts";
+import { compareRuns, formatComparison } from "../../pipeline/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
 import type * as arrow from "apache-arrow";
 import { initTf } from "../../pipeline/tfjs_setup.ts";
@@ -262,6 +264,59 @@ export function markdownTable(header: string[], rows: (string | number)[][], dig
     `|${header.map(() => "---").join("|")}|`,
     ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`),
   ].join("\n");
+}
+
+/** One model of an experiment that varies one setting (rho, beta): accuracies, its results directory, diversity. */
+export interface TrendRow extends Diversity {
+  trainAccuracy: number;
+  heldOutAccuracy: number;
+  dir: string;
+}
+
+/**
+ * Kendall tau-b of the setting against mean entropy and mean MI, and the Markdown table of the models
+ * (setting, accuracies, means, per-layer entropy and MI). `accuracy` names the two accuracy columns.
+ */
+export function diversityTrend(
+  setting: { name: string; values: number[]; digits: number },
+  rows: TrendRow[],
+  accuracy: [string, string],
+): { tauEntropy: number; tauMi: number; markdown: string } {
+  const tauEntropy = kendallTau(setting.values, rows.map((r) => r.entropy));
+  const tauMi = kendallTau(setting.values, rows.map((r) => r.mi));
+  const layerNames = rows[0].layers.map((l) => l.layer);
+  const markdown = [
+    markdownTable(
+      [setting.name, ...accuracy, "mean entropy", "mean MI", ...layerNames.flatMap((l) => [`${l} H`, `${l} MI`])],
+      rows.map((r, i) => [
+        setting.values[i].toFixed(setting.digits),
+        r.trainAccuracy,
+        r.heldOutAccuracy,
+        r.entropy,
+        r.mi,
+        ...r.layers.flatMap((l) => [l.entropy, l.mi]),
+      ]),
+      4,
+    ),
+    "",
+    `Kendall tau-b (${setting.name} vs mean entropy) = ${tauEntropy.toFixed(3)} (expected > 0); ` +
+    `(${setting.name} vs mean MI) = ${tauMi.toFixed(3)} (expected < 0).`,
+  ].join("\n");
+  return { tauEntropy, tauMi, markdown };
+}
+
+/** The command-line tail of a trend experiment: its table, then `compare` of the models by held-out accuracy. */
+export async function printTrend(
+  title: string,
+  r: { settings: unknown; markdown: string; rows: TrendRow[]; seconds: number },
+): Promise<void> {
+  console.log(`${title} (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
+  const cmp = await compareRuns(
+    r.rows.map((x) => x.dir),
+    [{ name: "held-out accuracy", values: new Map(r.rows.map((x) => [x.dir, x.heldOutAccuracy])) }],
+  );
+  console.log(formatComparison(cmp));
+  console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
 }
 
 /** Seconds since `t0` (performance.now()). */

@@ -16,16 +16,15 @@
  */
 import { parseArgs } from "node:util";
 import { loadDigits } from "../_mnist.ts";
-import { kendallTau } from "../../pipeline/kendall.ts";
-import { compareRuns, formatComparison } from "../../pipeline/compare.ts";
 import {
   accuracy,
   type Diversity,
   diversityOf,
+  diversityTrend,
   hiddenBatch,
   makeMlp,
-  markdownTable,
   pool14,
+  printTrend,
   rng,
   since,
   train,
@@ -127,8 +126,6 @@ export async function coloredMnist(o: ColoredOptions = {}): Promise<ColoredResul
       );
     }
   }
-  const tauEntropy = kendallTau(rhos, rows.map((r) => r.entropy));
-  const tauMi = kendallTau(rhos, rows.map((r) => r.mi));
   const settings = {
     seed,
     mlp: `392-${Array(depth).fill(hidden).join("-")}-2`,
@@ -137,34 +134,10 @@ export async function coloredMnist(o: ColoredOptions = {}): Promise<ColoredResul
     epochs,
     miSamples,
   };
-  const layerNames = rows[0].layers.map((l) => l.layer);
-  const markdown = [
-    markdownTable(
-      [
-        "rho",
-        "train acc (noisy)",
-        "held-out acc (clean)",
-        "mean entropy",
-        "mean MI",
-        ...layerNames.flatMap((l) => [
-          `${l} H`,
-          `${l} MI`,
-        ]),
-      ],
-      rows.map((r) => [
-        r.rho.toFixed(3),
-        r.trainAccuracy,
-        r.heldOutAccuracy,
-        r.entropy,
-        r.mi,
-        ...r.layers.flatMap((l) => [l.entropy, l.mi]),
-      ]),
-      4,
-    ),
-    "",
-    `Kendall tau-b (rho vs mean entropy) = ${tauEntropy.toFixed(3)} (expected > 0); ` +
-    `(rho vs mean MI) = ${tauMi.toFixed(3)} (expected < 0).`,
-  ].join("\n");
+  const { tauEntropy, tauMi, markdown } = diversityTrend({ name: "rho", values: rhos, digits: 3 }, rows, [
+    "train acc (noisy)",
+    "held-out acc (clean)",
+  ]);
   const result = { rows, tauEntropy, tauMi, settings, seconds: since(t0), markdown };
   await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
   return result;
@@ -181,11 +154,5 @@ if (import.meta.main) {
     out: values.out,
     verbose: true,
   });
-  console.log(`Colored MNIST (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  const cmp = await compareRuns(
-    r.rows.map((x) => x.dir),
-    [{ name: "held-out accuracy", values: new Map(r.rows.map((x) => [x.dir, x.heldOutAccuracy])) }],
-  );
-  console.log(formatComparison(cmp));
-  console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
+  await printTrend("Colored MNIST", r);
 }

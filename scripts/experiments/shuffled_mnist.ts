@@ -14,16 +14,15 @@
  */
 import { parseArgs } from "node:util";
 import { loadDigits, PIXELS } from "../_mnist.ts";
-import { kendallTau } from "../../pipeline/kendall.ts";
-import { compareRuns, formatComparison } from "../../pipeline/compare.ts";
 import {
   accuracy,
   type Diversity,
   diversityOf,
+  diversityTrend,
   hiddenBatch,
   makeMlp,
-  markdownTable,
   pool14,
+  printTrend,
   rng,
   since,
   train,
@@ -113,8 +112,6 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
       );
     }
   }
-  const tauEntropy = kendallTau(betas, rows.map((r) => r.entropy));
-  const tauMi = kendallTau(betas, rows.map((r) => r.mi));
   const settings = {
     seed,
     mlp: `${dim}-${Array(depth).fill(hidden).join("-")}-10`,
@@ -123,34 +120,10 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
     epochs,
     miSamples,
   };
-  const layerNames = rows[0].layers.map((l) => l.layer);
-  const markdown = [
-    markdownTable(
-      [
-        "beta",
-        "train acc (given labels)",
-        "held-out acc",
-        "mean entropy",
-        "mean MI",
-        ...layerNames.flatMap((l) => [
-          `${l} H`,
-          `${l} MI`,
-        ]),
-      ],
-      rows.map((r) => [
-        r.beta.toFixed(2),
-        r.trainAccuracy,
-        r.heldOutAccuracy,
-        r.entropy,
-        r.mi,
-        ...r.layers.flatMap((l) => [l.entropy, l.mi]),
-      ]),
-      4,
-    ),
-    "",
-    `Kendall tau-b (beta vs mean entropy) = ${tauEntropy.toFixed(3)} (expected > 0); ` +
-    `(beta vs mean MI) = ${tauMi.toFixed(3)} (expected < 0).`,
-  ].join("\n");
+  const { tauEntropy, tauMi, markdown } = diversityTrend({ name: "beta", values: betas, digits: 2 }, rows, [
+    "train acc (given labels)",
+    "held-out acc",
+  ]);
   const result = { rows, tauEntropy, tauMi, settings, seconds: since(t0), markdown };
   await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
   return result;
@@ -167,11 +140,5 @@ if (import.meta.main) {
     out: values.out,
     verbose: true,
   });
-  console.log(`Shuffled MNIST (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  const cmp = await compareRuns(
-    r.rows.map((x) => x.dir),
-    [{ name: "held-out accuracy", values: new Map(r.rows.map((x) => [x.dir, x.heldOutAccuracy])) }],
-  );
-  console.log(formatComparison(cmp));
-  console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
+  await printTrend("Shuffled MNIST", r);
 }
