@@ -43,7 +43,7 @@ export function pairIndex(a: number, b: number, n: number): number {
 /** WGSL: bit masks of one batch, one invocation per (neuron, 32-row word). */
 export function maskShader(bins: number): string {
   return /* wgsl */ `
-struct Params { rows: u32, width: u32, words: u32, stride: u32 }
+struct Params { rows: u32, width: u32, words: u32, stride: u32, mstride: u32 }
 @group(0) @binding(0) var<storage, read> data: array<u32>;
 @group(0) @binding(1) var<storage, read> thr: array<u32>;
 @group(0) @binding(2) var<storage, read_write> masks: array<u32>;
@@ -82,76 +82,97 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     m[a] |= 1u << bit;
   }
-  for (var k = 0u; k < B; k++) { masks[(j * B + k) * p.words + w] = m[k]; }
+  for (var k = 0u; k < B; k++) { masks[w * p.mstride + j * B + k] = m[k]; }
   if (bad > 0u) { atomicAdd(&nonfinite[j], bad); }
 }
 `;
 }
 
-/** WGSL: AND-popcount Gram of the masks, 64 x 64 tiles, `K` words per stage. */
-export function gramShader(bins: number, k: number): string {
+/**
+ * WGSL: AND-popcount Gram of the masks in `T x T` output tiles, each of the 256 invocations `R x R` outputs
+ * (`T = 16 R`), `K` words per stage. Masks are word-major (`masks[w * nb + row]`, rows padded to a multiple of
+ * `T`), so a stage's loads are coalesced 16-byte reads, and workgroup memory holds 4 consecutive rows per
+ * `vec4` (`s[kk][row / 4]`): each invocation reads its `R` rows of both sides as `R / 4` conflict-free `vec4`
+ * loads per word and does `R^2` AND-popcount-adds with them.
+ */
+export function gramShader(bins: number, k: number, r = 4): string {
+  const T = 16 * r, V = r / 4; // tile rows; vec4s per invocation and word
+  const accs: string[] = [], body: string[] = [], store: string[] = [];
+  for (let i = 0; i < r; i++) {
+    for (let v = 0; v < V; v++) accs.push(`  var acc${i}_${v} = vec4<u32>(0u);`);
+  }
+  for (let v = 0; v < V; v++) {
+    body.push(`      let a${v} = sa[kk * ${T / 4}u + lid.y * ${V}u + ${v}u];`);
+    body.push(`      let b${v} = sb[kk * ${T / 4}u + lid.x * ${V}u + ${v}u];`);
+  }
+  for (let i = 0; i < r; i++) {
+    for (let v = 0; v < V; v++) {
+      body.push(`      acc${i}_${v} += countOneBits(vec4<u32>(a${i >> 2}[${i & 3}]) & b${v});`);
+    }
+  }
+  for (let i = 0; i < r; i++) {
+    for (let v = 0; v < V; v++) store.push(`  add(${i}u, ${v * 4}u, acc${i}_${v});`);
+  }
   return /* wgsl */ `
-struct Params { nb: u32, words: u32, n: u32, p0: u32 }
-@group(0) @binding(0) var<storage, read> masks: array<u32>;
+struct Params { nb: u32, words: u32, n: u32, stride: u32 }
+@group(0) @binding(0) var<storage, read> masks: array<vec4<u32>>;
 @group(0) @binding(1) var<storage, read_write> counts: array<u32>;
 @group(0) @binding(2) var<uniform> p: Params;
 const B = ${bins}u;
 const K = ${k}u;
-var<workgroup> sa: array<u32, ${64 * k}>;
-var<workgroup> sb: array<u32, ${64 * k}>;
+var<workgroup> sa: array<vec4<u32>, ${(T / 4) * k}>;
+var<workgroup> sb: array<vec4<u32>, ${(T / 4) * k}>;
+
+fn add(i: u32, j0: u32, acc: vec4<u32>) {
+  let row = tile.x + lidg.y * ${r}u + i;
+  if (row >= p.nb) { return; }
+  let a = row / B;
+  let ka = row % B;
+  for (var j = 0u; j < 4u; j++) {
+    let col = tile.y + lidg.x * ${r}u + j0 + j;
+    if (col >= p.nb) { return; }
+    let b = col / B;
+    if (a >= b) { continue; }
+    let pair = a * p.n - (a * (a + 1u)) / 2u + (b - a - 1u);
+    let at = pair * B * B + ka * B + col % B;
+    counts[at] = counts[at] + acc[j];
+  }
+}
+
+var<private> tile: vec2<u32>;
+var<private> lidg: vec2<u32>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
-  let i0 = wg.y * 64u;
-  let j0 = wg.x * 64u;
+  let i0 = wg.y * ${T}u;
+  let j0 = wg.x * ${T}u;
   // Only tiles holding some pair a < b (a: neuron of the row, b: neuron of the column).
-  if (min(j0 + 63u, p.nb - 1u) / B <= i0 / B) { return; }
-  var acc0 = vec4<u32>(0u);
-  var acc1 = vec4<u32>(0u);
-  var acc2 = vec4<u32>(0u);
-  var acc3 = vec4<u32>(0u);
+  if (min(j0 + ${T - 1}u, p.nb - 1u) / B <= i0 / B) { return; }
+  tile = vec2<u32>(i0, j0);
+  lidg = lid.xy;
+${accs.join("\n")}
+  let q = p.stride / 4u; // vec4s per word
   for (var w0 = 0u; w0 < p.words; w0 += K) {
-    for (var e = li; e < 64u * K; e += 256u) {
-      let r = e / K;
-      let w = w0 + e % K;
-      var va = 0u;
-      var vb = 0u;
+    for (var e = li; e < ${(T / 4) * k}u; e += 256u) {
+      let w = w0 + e / ${T / 4}u;
+      let c = e % ${T / 4}u;
+      var va = vec4<u32>(0u);
+      var vb = vec4<u32>(0u);
       if (w < p.words) {
-        if (i0 + r < p.nb) { va = masks[(i0 + r) * p.words + w]; }
-        if (j0 + r < p.nb) { vb = masks[(j0 + r) * p.words + w]; }
+        va = masks[w * q + i0 / 4u + c];
+        vb = masks[w * q + j0 / 4u + c];
       }
       sa[e] = va;
       sb[e] = vb;
     }
     workgroupBarrier();
     for (var kk = 0u; kk < K; kk++) {
-      let ra = lid.y * 4u * K + kk;
-      let rb = lid.x * 4u * K + kk;
-      let b = vec4<u32>(sb[rb], sb[rb + K], sb[rb + 2u * K], sb[rb + 3u * K]);
-      acc0 += countOneBits(vec4<u32>(sa[ra]) & b);
-      acc1 += countOneBits(vec4<u32>(sa[ra + K]) & b);
-      acc2 += countOneBits(vec4<u32>(sa[ra + 2u * K]) & b);
-      acc3 += countOneBits(vec4<u32>(sa[ra + 3u * K]) & b);
+${body.join("\n")}
     }
     workgroupBarrier();
   }
-  var accs = array<vec4<u32>, 4>(acc0, acc1, acc2, acc3);
-  for (var i = 0u; i < 4u; i++) {
-    let row = i0 + lid.y * 4u + i;
-    if (row >= p.nb) { continue; }
-    let a = row / B;
-    let ka = row % B;
-    for (var j = 0u; j < 4u; j++) {
-      let col = j0 + lid.x * 4u + j;
-      if (col >= p.nb) { continue; }
-      let b = col / B;
-      if (a >= b) { continue; }
-      let pair = a * p.n - (a * (a + 1u)) / 2u + (b - a - 1u);
-      let at = pair * B * B + ka * B + col % B;
-      counts[at] = counts[at] + accs[i][j];
-    }
-  }
+${store.join("\n")}
 }
 `;
 }
@@ -163,6 +184,8 @@ export class GpuPairCounts {
   readonly #gram: GPUComputePipeline;
   readonly #thr: GPUBuffer;
   readonly #stride: number;
+  /** Words between consecutive mask words (`n B` rounded up to the tile): masks are word-major. */
+  readonly #mstride: number;
   readonly #counts: GPUBuffer;
   readonly #nonfinite: GPUBuffer;
   readonly #data: GrowingBuffer;
@@ -176,10 +199,12 @@ export class GpuPairCounts {
     readonly bins: number,
     thresholdWords: Uint32Array,
     k: number,
+    readonly r: number,
   ) {
     this.#device = device;
     this.#mask = computePipeline(device, maskShader(bins));
-    this.#gram = computePipeline(device, gramShader(bins, k));
+    this.#gram = computePipeline(device, gramShader(bins, k, r));
+    this.#mstride = Math.ceil((n * bins) / (16 * r)) * 16 * r;
     this.#stride = thresholdWords.length === bins + 1 ? 0 : bins + 1;
     this.#thr = storageBuffer(device, thresholdWords.byteLength, "pair thresholds");
     device.queue.writeBuffer(this.#thr, 0, thresholdWords as Uint32Array<ArrayBuffer>);
@@ -197,14 +222,23 @@ export class GpuPairCounts {
 
   /**
    * Opens the shared device for `n` neurons and `bins` bins. `thresholdWords`: `thresholds(lo, hi, bins)` of one
-   * range shared by all neurons (`bins + 1` words) or of each neuron (`n (bins + 1)` words).
+   * range shared by all neurons (`bins + 1` words) or of each neuron (`n (bins + 1)` words). `tuning` (for
+   * benchmarks and tests): mask words per workgroup stage (default 16 on hardware, 2 on software adapters) and
+   * outputs per invocation and side (4: 64 x 64 tiles, the default; 8: 128 x 128 tiles).
    */
-  static async open(n: number, bins: number, thresholdWords: Uint32Array): Promise<GpuPairCounts> {
+  static async open(
+    n: number,
+    bins: number,
+    thresholdWords: Uint32Array,
+    tuning: { words?: number; perInvocation?: 4 | 8 } = {},
+  ): Promise<GpuPairCounts> {
     const device = await gpuDevice();
     const facts = await probeAdapter();
     // Workgroup arrays compile slowly on llvmpipe (see histogram.ts): small stages there.
-    const k = facts && isSoftwareAdapter(facts) ? 2 : 16;
-    return new GpuPairCounts(device, n, bins, thresholdWords, k);
+    const soft = facts !== null && isSoftwareAdapter(facts);
+    const k = tuning.words ?? (soft ? 2 : 16);
+    const r = tuning.perInvocation ?? 4;
+    return new GpuPairCounts(device, n, bins, thresholdWords, k, r);
   }
 
   /** Entries of the counts: `n (n - 1) / 2 * bins^2`. */
@@ -222,11 +256,11 @@ export class GpuPairCounts {
     const words = Math.ceil(rows / 32);
     const data = this.#data.get(rows * n * 4);
     device.queue.writeBuffer(data, 0, bitsOf(values), 0, rows * n);
-    const masks = this.#masks.get(n * B * words * 4);
+    const masks = this.#masks.get(this.#mstride * words * 4);
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(this.#mask);
-    const u1 = this.#throttle.temp(uniformWords(device, [rows, n, words, this.#stride]));
+    const u1 = this.#throttle.temp(uniformWords(device, [rows, n, words, this.#stride, this.#mstride]));
     pass.setBindGroup(
       0,
       device.createBindGroup({
@@ -240,7 +274,7 @@ export class GpuPairCounts {
     pass.dispatchWorkgroups(Math.ceil(n / 64), words);
     pass.setPipeline(this.#gram);
     const nb = n * B;
-    const u2 = this.#throttle.temp(uniformWords(device, [nb, words, n, 0]));
+    const u2 = this.#throttle.temp(uniformWords(device, [nb, words, n, this.#mstride]));
     pass.setBindGroup(
       0,
       device.createBindGroup({
@@ -248,7 +282,8 @@ export class GpuPairCounts {
         entries: [masks, this.#counts, u2].map((buffer, binding) => ({ binding, resource: { buffer } })),
       }),
     );
-    pass.dispatchWorkgroups(Math.ceil(nb / 64), Math.ceil(nb / 64));
+    const tiles = this.#mstride / (16 * this.r);
+    pass.dispatchWorkgroups(tiles, tiles);
     pass.end();
     device.queue.submit([enc.finish()]);
     this.#rows += rows;

@@ -53,10 +53,15 @@ Deno.test({
         for (let j = 0; j < n; j++) thresholds(range.lo[j], range.hi[j], bins, w, j * (bins + 1));
         return w;
       })();
+      const want = cpuPairCounts(batches, rows, n, range, bins);
+      // 128 x 128 tiles (8 outputs per invocation and side) and 3 words per stage (a partial last stage).
+      const big = await GpuPairCounts.open(n, bins, words, { perInvocation: 8, words: 3 });
+      for (const v of batches) await big.update(v, rows);
+      assert.deepEqual(await big.read(), want, `${label}, 128 x 128 tiles`);
+      big.destroy();
       const pc = await GpuPairCounts.open(n, bins, words);
       for (const v of batches) await pc.update(v, rows);
       const { counts: got, nonfinite } = await pc.readAll();
-      const want = cpuPairCounts(batches, rows, n, range, bins);
       assert.deepEqual([...nonfinite].map((x, j) => [j, x]).filter(([, x]) => x > 0), [[2, 2], [9, 2]]);
       assert.equal(got.length, want.length);
       assert.deepEqual(got, want, label);
