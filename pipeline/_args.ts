@@ -9,6 +9,7 @@ import { Registry } from "./registry.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
 import { type OptionValues, parseOptionValue, PluginError } from "./plugin.ts";
 import { show } from "./errors.ts";
+import { type BackendRequest, BACKENDS } from "./gpu.ts";
 
 /** A usage error (exit code 2). */
 export class UsageError extends Error {}
@@ -126,4 +127,23 @@ export function pluginHelp(registry: Registry, row: (flag: string, help: string)
       row(`--${k}${arg}`, `${spec.description}${def}`);
     }
   }
+}
+
+/** The `--backend` flag, shared by analyze and serve. */
+export const BACKEND_FLAG: CoreFlag = {
+  type: "string",
+  arg: "B",
+  help: "auto | cpu | webgpu (default auto: WebGPU only on a hardware adapter, never a software one; " +
+    "INFOTAP_WEBGPU_ALLOW_SOFTWARE=1 lets webgpu use one)",
+};
+
+/** Parses `--backend` (default `auto`). */
+export function parseBackend(value: unknown): BackendRequest {
+  const backend = (value as string | undefined) ?? "auto";
+  if (!(BACKENDS as readonly string[]).includes(backend)) {
+    throw new UsageError(
+      `Cannot use --backend as it must be one of ${BACKENDS.join(", ")}: current value is ${show(backend)}`,
+    );
+  }
+  return backend as BackendRequest;
 }

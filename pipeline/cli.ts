@@ -13,8 +13,17 @@ import type { Registry } from "./registry.ts";
 import { PluginError } from "./plugin.ts";
 import { InputError, show } from "./errors.ts";
 import { VERSION } from "./version.ts";
-import { type CoreFlag, list, parseCommandLine, parseFormat, pluginHelp, UsageError } from "./_args.ts";
-import { BackendError, type BackendRequest, BACKENDS } from "./gpu.ts";
+import {
+  BACKEND_FLAG,
+  type CoreFlag,
+  list,
+  parseBackend,
+  parseCommandLine,
+  parseFormat,
+  pluginHelp,
+  UsageError,
+} from "./_args.ts";
+import { BackendError } from "./gpu.ts";
 
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
@@ -28,12 +37,7 @@ const CORE: Record<string, CoreFlag> = {
     arg: "N",
     help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
   },
-  backend: {
-    type: "string",
-    arg: "B",
-    help: "auto | cpu | webgpu (default auto: WebGPU only on a hardware adapter, never a software one; " +
-      "INFOTAP_WEBGPU_ALLOW_SOFTWARE=1 lets webgpu use one)",
-  },
+  backend: BACKEND_FLAG,
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
@@ -84,12 +88,7 @@ export async function main(argv: string[]): Promise<number> {
         `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
       );
     }
-    const backend = (v.backend as string | undefined) ?? "auto";
-    if (!(BACKENDS as readonly string[]).includes(backend)) {
-      throw new UsageError(
-        `Cannot use --backend as it must be one of ${BACKENDS.join(", ")}: current value is ${show(backend)}`,
-      );
-    }
+    const backend = parseBackend(v.backend);
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -99,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
       byStep: Boolean(v["by-step"]),
       seed,
       threads,
-      backend: backend as BackendRequest,
+      backend,
       layers: list(v.layers),
       out,
       format,

@@ -133,6 +133,20 @@ export function estimatorBackend(
   return path === "exact" || (path === "approximate" && request === "webgpu") ? "webgpu" : "cpu";
 }
 
+/** The adapter of a decision as run.json records it (null when none was looked at). */
+export function adapterRecord(decision: BackendDecision): Record<string, string | boolean> | null {
+  const a = decision.adapter;
+  if (!a) return null;
+  return {
+    description: a.description ?? "",
+    vendor: a.vendor ?? "",
+    architecture: a.architecture ?? "",
+    device: a.device ?? "",
+    fallback: a.isFallbackAdapter === true,
+    software: a.software,
+  };
+}
+
 /** Reads the facts of a real adapter (`GPUAdapterInfo` fields; `isFallbackAdapter` from either place). */
 export function adapterFacts(adapter: GPUAdapter): AdapterFacts {
   const info = (adapter.info ?? {}) as GPUAdapterInfo & { isFallbackAdapter?: boolean };

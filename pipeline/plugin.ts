@@ -110,6 +110,11 @@ export interface Estimator {
   flush?(): Promise<void>;
   /** The result tables. */
   result(): Results | Promise<Results>;
+  /**
+   * Frees what the estimator holds outside the JavaScript heap (GPU buffers). The pipeline calls it once the
+   * estimator's results and state are taken (end of a run, a closed live window); the estimator is not used again.
+   */
+  dispose?(): void;
 }
 
 /** An estimator plugin. */

@@ -37,7 +37,7 @@ import { builtinPlugins } from "../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "./state.ts";
-import { type BackendDecision, type BackendRequest, estimatorBackend, selectBackend } from "./gpu.ts";
+import { adapterRecord, type BackendDecision, type BackendRequest, estimatorBackend, selectBackend } from "./gpu.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -416,6 +416,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     if (rows > 0) {
       Object.assign(tables, await resultTables(plugins, estimators));
       for (let i = 0; i < estimators.length; i++) {
+        estimators[i].dispose?.();
         summaries.push({
           name: plugins[i].name,
           options: optionsByPlugin[i],
@@ -436,16 +437,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       backend: context.backend,
       backend_request: opts.backend ?? "auto",
       backend_reason: decision.reason,
-      adapter: decision.adapter
-        ? {
-          description: decision.adapter.description ?? "",
-          vendor: decision.adapter.vendor ?? "",
-          architecture: decision.adapter.architecture ?? "",
-          device: decision.adapter.device ?? "",
-          fallback: decision.adapter.isFallbackAdapter === true,
-          software: decision.adapter.software,
-        }
-        : null,
+      adapter: adapterRecord(decision),
       tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
       versions: versions(),
       started: new Date(Date.now() - (performance.now() - t0)).toISOString(),

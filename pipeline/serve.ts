@@ -66,6 +66,14 @@ import {
   type OptionValues,
   resolveOptions,
 } from "./plugin.ts";
+import {
+  adapterRecord,
+  type BackendDecision,
+  type BackendRequest,
+  describeAdapter,
+  estimatorBackend,
+  selectBackend,
+} from "./gpu.ts";
 import { Registry } from "./registry.ts";
 import { resultTables, selectLayers } from "./run.ts";
 import { readMessages } from "./source.ts";
@@ -119,6 +127,14 @@ export interface ServeOptions {
   registry?: Registry;
   /** Where event lines and the per-snapshot table go (default `console.log`). */
   log?: (line: string) => void;
+  /**
+   * `auto` (default): estimators with an exact WebGPU path run on a hardware GPU when one exists (never a
+   * software adapter); `cpu`; `webgpu`: WebGPU for every estimator with a GPU path, or an error at start when no
+   * usable adapter exists (pipeline/gpu.ts). Data goes up once per batch; results come back once per window.
+   */
+  backend?: BackendRequest;
+  /** Let `backend: "webgpu"` use a software adapter; default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
+  allowSoftwareGpu?: boolean;
   /** Extra fields for run.json. */
   extra?: Record<string, unknown>;
 }
@@ -212,6 +228,10 @@ class LiveRun {
   readonly format: OutputFormat;
   readonly log: (line: string) => void;
   readonly context: EstimatorContext;
+  /** The run's backend (chosen at start). */
+  decision: BackendDecision = { backend: "cpu", reason: "not chosen yet", adapter: null };
+  /** Contexts of the window estimators, one per plugin (backend per plugin); totals stay on the CPU. */
+  windowContexts: EstimatorContext[] = [];
   readonly requested: EstimatorPlugin[] | null;
   plugins: EstimatorPlugin[] | null = null;
   optionsByPlugin: OptionValues[] = [];
@@ -307,6 +327,7 @@ class LiveRun {
           `${this.opts.token.length} characters`,
       );
     }
+    this.decision = await selectBackend(this.opts.backend ?? "auto", { allowSoftware: this.opts.allowSoftwareGpu });
     await Deno.mkdir(this.opts.out, { recursive: true });
     if (this.opts.resume) await this.#restore();
     if (tcp) {
@@ -327,6 +348,10 @@ class LiveRun {
     this.log(
       `infotap serve: ${tcp ? `listening on ${this.hostname}:${this.port}` : "in-process"}${
         this.wsPort !== null ? ` (WebSocket on port ${this.wsPort})` : ""
+      }; backend ${this.decision.backend}${
+        this.decision.backend === "webgpu" && this.decision.adapter
+          ? ` (${describeAdapter(this.decision.adapter)})`
+          : ""
       }; results in ${this.opts.out}${
         this.resumedFrom !== null ? `; resumed: producers replay from step ${this.resumedFrom}` : ""
       }`,
@@ -586,7 +611,16 @@ class LiveRun {
     const plugins = this.registry.choose(this.requested, layout.kind);
     this.plugins = plugins;
     this.optionsByPlugin = plugins.map((p) => resolveOptions(p, this.opts.options ?? {}));
+    this.#setContexts();
     this.total = plugins.map((p, i) => p.create(this.optionsByPlugin[i], this.context));
+  }
+
+  /** Per plugin: WebGPU for the window estimators when the run chose it and the plugin's path qualifies. */
+  #setContexts(): void {
+    this.windowContexts = this.plugins!.map((p, i) => ({
+      ...this.context,
+      backend: estimatorBackend(this.decision.backend, this.opts.backend ?? "auto", p.gpu?.(this.optionsByPlugin[i])),
+    }));
   }
 
   #windowOf(step: bigint | null): number {
@@ -625,7 +659,7 @@ class LiveRun {
       }
       let ests = this.windows.get(k0);
       if (!ests) {
-        ests = this.plugins!.map((pl, i) => pl.create(this.optionsByPlugin[i], this.context));
+        ests = this.plugins!.map((pl, i) => pl.create(this.optionsByPlugin[i], this.windowContexts[i]));
         this.windows.set(k0, ests);
       }
       this.windowRows.set(k0, (this.windowRows.get(k0) ?? 0) + part.numRows);
@@ -695,7 +729,10 @@ class LiveRun {
       `${out}/checkpoint/window-${pad(k)}.state`,
       encodeState({ window: k, estimators: ests.map((e) => e.state()) }),
     );
-    for (let i = 0; i < ests.length; i++) this.total![i].merge(ests[i]);
+    for (let i = 0; i < ests.length; i++) {
+      this.total![i].merge(ests[i]);
+      ests[i].dispose?.();
+    }
     this.windows.delete(k);
     this.closedRows += this.windowRows.get(k) ?? 0;
     this.windowRows.delete(k);
@@ -796,6 +833,7 @@ class LiveRun {
     }
     this.plugins = plugins;
     this.optionsByPlugin = options;
+    this.#setContexts();
     this.total = plugins.map((p, i) => p.create(options[i], this.context));
     if (progress.layout) {
       this.layout = {
@@ -858,6 +896,7 @@ class LiveRun {
         estimators: (this.plugins ?? []).map((p, i) => ({
           name: p.name,
           options: this.optionsByPlugin[i],
+          backend: this.windowContexts[i]?.backend ?? "cpu",
           summary: (this.total![i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
         })),
         options: {
@@ -880,7 +919,10 @@ class LiveRun {
         producers: this.producers,
         tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
         files: files.map((f) => f.slice(this.opts.out.length + 1)),
-        backend: "cpu",
+        backend: this.decision.backend,
+        backend_request: this.opts.backend ?? "auto",
+        backend_reason: this.decision.reason,
+        adapter: adapterRecord(this.decision),
         versions: versions(),
         started: this.started,
         finished: new Date().toISOString(),

@@ -18,7 +18,17 @@
 import { serve } from "./serve.ts";
 import type { Registry } from "./registry.ts";
 import { InputError, show } from "./errors.ts";
-import { type CoreFlag, list, parseCommandLine, parseFormat, pluginHelp, UsageError } from "./_args.ts";
+import {
+  BACKEND_FLAG,
+  type CoreFlag,
+  list,
+  parseBackend,
+  parseCommandLine,
+  parseFormat,
+  pluginHelp,
+  UsageError,
+} from "./_args.ts";
+import { BackendError } from "./gpu.ts";
 import { VERSION } from "./version.ts";
 
 const CORE: Record<string, CoreFlag> = {
@@ -38,6 +48,7 @@ const CORE: Record<string, CoreFlag> = {
   "by-step": { type: "boolean", help: "results per step without --snapshot-every (implied with it)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
+  backend: BACKEND_FLAG,
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "print no snapshot tables" },
   help: { type: "boolean", help: "show this help" },
@@ -111,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
       seed: integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0,
       layers: list(v.layers),
       format,
+      backend: parseBackend(v.backend),
       snapshotEvery: integer(v["snapshot-every"], "--snapshot-every", 0),
       maxBatchBytes: integer(v["max-batch-bytes"], "--max-batch-bytes", 1024),
       registry,
@@ -143,6 +155,10 @@ export async function main(argv: string[]): Promise<number> {
     if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
     if (e instanceof UsageError) {
       console.error(`infotap: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof BackendError) {
+      console.error(`infotap: error: ${e.message}`);
       return 2;
     }
     if (e instanceof InputError || (e as Error)?.name === "PluginError") {

@@ -127,6 +127,12 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     await this.#hist?.flush();
   }
 
+  /** Frees the GPU buffers (results and state read back first). */
+  dispose(): void {
+    this.#hist?.destroy();
+    this.#hist = null;
+  }
+
   #checkFlushed(what: string): void {
     if (this.#hist?.pending) {
       throw new Error(`Cannot ${what} as GPU counts are not read back (await flush() first): current value is pending`);

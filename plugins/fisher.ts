@@ -240,6 +240,12 @@ class FisherEstimator implements Estimator {
     await this.#sums?.flush();
   }
 
+  /** Frees the GPU buffers (results and state read back first). */
+  dispose(): void {
+    this.#sums?.destroy();
+    this.#sums = null;
+  }
+
   #checkFlushed(what: string): void {
     if (this.#sums?.pending) {
       throw new Error(`Cannot ${what} as GPU sums are not read back (await flush() first): current value is pending`);

@@ -413,6 +413,12 @@ class BinnedEstimator extends PairEstimator {
     }
   }
 
+  /** Frees the GPU buffers (results and state read back first). */
+  dispose(): void {
+    for (const counters of this.#gpuSteps.values()) for (const c of counters) c.destroy();
+    this.#gpuSteps.clear();
+  }
+
   #checkFlushed(what: string): void {
     for (const counters of this.#gpuSteps.values()) {
       if (counters.some((c) => c.pending)) {

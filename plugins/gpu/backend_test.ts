@@ -11,6 +11,8 @@ import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures
 import { entropyPlugin } from "../entropy.ts";
 import { fisherPlugin } from "../fisher.ts";
 import { miPlugin } from "../mi.ts";
+import { serve } from "../../pipeline/serve.ts";
+import { OPTIONS, readParquetFile, share, stepBatch } from "../../tests/_live.ts";
 
 const adapter = await probeAdapter();
 if (!adapter) console.warn("backend_test: SKIPPED, no WebGPU adapter at all on this machine");
@@ -132,5 +134,52 @@ Deno.test({
     assert.throws(() => est.state(), /GPU sums are not read back/);
     await est.flush!();
     est.state();
+  },
+});
+
+Deno.test({
+  name: "serve on WebGPU (entropy, windows) writes the same part files and tables as serve on the CPU",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const live = async (backend: "cpu" | "webgpu") => {
+        const out = `${dir}/${backend}`;
+        const server = await serve({
+          listen: null,
+          out,
+          options: OPTIONS,
+          estimators: ["entropy"],
+          snapshotEvery: 2,
+          backend,
+          allowSoftwareGpu: true,
+          log: () => {},
+        });
+        const [a, b] = [server.local(), server.local()];
+        for (let s = 0; s < 5; s++) {
+          await a.write(stepBatch(s, share(0, 2)));
+          await b.write(stepBatch(s, share(1, 2)));
+        }
+        await a.close();
+        await b.close();
+        return { run: await server.stop(), out };
+      };
+      const cpu = await live("cpu");
+      const gpu = await live("webgpu");
+      assert.equal(gpu.run.backend, "webgpu");
+      assert.deepEqual((gpu.run.estimators as { backend: string }[]).map((e) => e.backend), ["webgpu"]);
+      assert.equal(cpu.run.backend, "cpu");
+      assert.equal(gpu.run.snapshots, 3);
+      for (const name of ["neuron_entropy", "layer_summary"]) {
+        const files = [`${name}.parquet`, ...[0, 1, 2].map((k) => `${name}/part-0000000${k}.parquet`)];
+        for (const f of files) {
+          const want = rowsOf(await readParquetFile(`${cpu.out}/${f}`));
+          assert.ok(want.length > 0, f);
+          assert.deepEqual(rowsOf(await readParquetFile(`${gpu.out}/${f}`)), want, f);
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
