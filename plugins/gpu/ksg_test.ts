@@ -49,7 +49,7 @@ function allPairs(N: number): Int32Array {
   return new Int32Array(out);
 }
 
-/** Neuron-major columns: continuous, ReLU (half zeros), rounded (ties), negative, duplicates, constant. */
+/** Neuron-major columns: continuous, ReLU (half zeros), rounded (ties), negative with a dead zone, duplicates, constant. */
 function mixed(N: number, n: number, seed: number): Float32Array {
   const rng = new Rng(seed), cols = new Float32Array(N * n);
   const z = Array.from({ length: n }, () => rng.normal());
@@ -64,7 +64,7 @@ function mixed(N: number, n: number, seed: number): Float32Array {
         : kind === 2
         ? Math.round(v * 2) / 2
         : kind === 3
-        ? -Math.abs(v) - 3
+        ? (Math.abs(v) < 0.6 ? 0 : v) - 3 // negative, a tie group in the middle (dead zone)
         : kind === 4
         ? (r % 7 === 0 ? 0.5 : Math.max(0, v - 0.5)) // a duplicated value and ReLU zeros
         : (a === 5 ? 1.25 : Math.min(1, Math.max(-1, v))); // a constant neuron, then clipped (two tie groups)
