@@ -122,9 +122,9 @@ export function scanShader(k: number): string {
   // insertion of d (< b[k-1]) by conditional swaps from the end
   const swaps = Array.from({ length: k - 1 }, (_, j) => {
     const i = k - 1 - j;
-    return `            { let sw = lt(${b(i)}, ${b(i - 1)}); let lo = select(${b(i - 1)}, ${b(i)}, sw); ${b(i)} = select(${
+    return `            { let sw = lt(${b(i)}, ${b(i - 1)}); let lo = select(${b(i - 1)}, ${b(i)}, sw); ${
       b(i)
-    }, ${b(i - 1)}, sw); ${b(i - 1)} = lo; }`;
+    } = select(${b(i)}, ${b(i - 1)}, sw); ${b(i - 1)} = lo; }`;
   }).join("\n");
   return /* wgsl */ `
 struct Params { n: u32, p0: u32, zero: u32, ys: u32 }
@@ -477,7 +477,10 @@ export async function gpuKsgPairs(
         0,
         device.createBindGroup({
           layout: order.getBindGroupLayout(0),
-          entries: [bVals, bSorted, bPerm, bInfo, bXy, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [bVals, bSorted, bPerm, bInfo, bXy, params].map((buffer, binding) => ({
+            binding,
+            resource: { buffer },
+          })),
         }),
       );
       pass.dispatchWorkgroups(tp);
@@ -486,7 +489,10 @@ export async function gpuKsgPairs(
         0,
         device.createBindGroup({
           layout: scan.getBindGroupLayout(0),
-          entries: [bXy, bSorted, bInfo, bAcc, bPsi, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [bXy, bSorted, bInfo, bAcc, bPsi, params].map((buffer, binding) => ({
+            binding,
+            resource: { buffer },
+          })),
         }),
       );
       pass.dispatchWorkgroups(Math.ceil(n / SCAN_WG), tp);

@@ -83,14 +83,18 @@ async function check(cols: Float32Array, n: number, pairs: Int32Array, k: number
     const x = cols.subarray(a * n, a * n + n), y = cols.subarray(b * n, b * n + n);
     const want = fixedSum(bruteCounts(x, y, k), table);
     assert.equal(gpu.sums[p], want, `k=${k} pair (${a}, ${b}): fixed-point sum of psi(n_x+1)+psi(n_y+1)`);
-    assert.ok(Math.abs(gpu.mi[p] - cpu.mi[p]) <= KSG_GPU_TOLERANCE, `k=${k} pair (${a}, ${b}): ${gpu.mi[p]} vs ${cpu.mi[p]}`);
+    assert.ok(
+      Math.abs(gpu.mi[p] - cpu.mi[p]) <= KSG_GPU_TOLERANCE,
+      `k=${k} pair (${a}, ${b}): ${gpu.mi[p]} vs ${cpu.mi[p]}`,
+    );
     assert.equal(gpu.samples[p], cpu.samples[p]);
   }
   return gpu;
 }
 
 Deno.test({
-  name: "GPU KSG: every n_x, n_y equals brute force (ties, ReLU zeros, radius 0, negatives), k = 1..5, MI within 1e-9 of the CPU",
+  name:
+    "GPU KSG: every n_x, n_y equals brute force (ties, ReLU zeros, radius 0, negatives), k = 1..5, MI within 1e-9 of the CPU",
   ignore,
   async fn() {
     const N = 12, n = 240;
