@@ -56,6 +56,8 @@ export const KSG_GPU_TOLERANCE = 1e-9;
 /** Values outside `[2^-100, 2^125]` in magnitude (other than 0) send their neuron to the CPU. */
 const MIN_ABS = 2 ** -100, MAX_ABS = 2 ** 125;
 const SCAN_WG = 128, ORDER_WG = 256;
+/** Samples per scan invocation (taken one after another: evens out the lanes of a warp). */
+const SCAN_M = 8;
 
 /** WGSL of the order kernel: per pair, `(x, y)` in `a`'s order, its largest tie group re-sorted by `y`. */
 export const ORDER_WGSL = /* wgsl */ `
@@ -114,29 +116,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 `;
 
-/** WGSL of the scan kernel for `k` neighbours. */
-export function scanShader(k: number): string {
-  const b = (i: number) => `b${i}`;
-  const K1 = b(k - 1);
-  const decl = Array.from({ length: k }, (_, i) => `  var ${b(i)} = vec2<f32>(BIG, 0.0);`).join("\n");
-  // insertion of d (< b[k-1]) by conditional swaps from the end
-  const swaps = Array.from({ length: k - 1 }, (_, j) => {
-    const i = k - 1 - j;
-    return `            { let sw = lt(${b(i)}, ${b(i - 1)}); let lo = select(${b(i - 1)}, ${b(i)}, sw); ${
-      b(i)
-    } = select(${b(i)}, ${b(i - 1)}, sw); ${b(i - 1)} = lo; }`;
-  }).join("\n");
-  return /* wgsl */ `
-struct Params { n: u32, p0: u32, zero: u32, ys: u32 }
-@group(0) @binding(0) var<storage, read> xy: array<vec2<f32>>;
-@group(0) @binding(1) var<storage, read> sorted: array<f32>;
-@group(0) @binding(2) var<storage, read> info: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read_write> acc: array<atomic<u32>>;
-@group(0) @binding(4) var<storage, read> psi: array<vec2<u32>>;
-@group(0) @binding(5) var<uniform> p: Params;
-var<workgroup> red: array<vec2<u32>, ${SCAN_WG}>;
-const BIG = 1.7014118e38; // 2^127: above every distance (values are at most 2^125 in magnitude)
-
+/** WGSL shared by the scan and count kernels: parameters, exact differences, pair order. */
+const COMMON_WGSL = /* wgsl */ `
+struct Params { n: u32, p0: u32, zero: u32, pad: u32 }
 // An identity the compiler cannot see through (p.zero is 0 at run time): shader compilers may simplify
 // (a - b) + b to a when floats are not marked exact, which would erase TwoSum's error term.
 fn opaque(x: f32) -> f32 { return bitcast<f32>(bitcast<u32>(x) ^ p.zero); }
@@ -158,117 +140,66 @@ fn add64(u: vec2<u32>, v: vec2<u32>) -> vec2<u32> {
   return vec2<u32>(lo, u.y + v.y + select(0u, 1u, lo < u.x));
 }
 
+`;
+
+/** WGSL of the count kernel: per (sample, pair), n_x and n_y inside the radius, psi sums added per pair. */
+export const COUNT_WGSL = /* wgsl */ `
+${COMMON_WGSL}
+@group(0) @binding(0) var<storage, read> xy: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> sorted: array<f32>;
+@group(0) @binding(2) var<storage, read> info: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> acc: array<atomic<u32>>;
+@group(0) @binding(4) var<storage, read> psi: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read> radius: array<vec2<f32>>;
+@group(0) @binding(6) var<uniform> p: Params;
+var<workgroup> red: array<vec2<u32>, ${SCAN_WG}>;
+
+// psi(n_x + 1) + psi(n_y + 1) of the sample at position t of the pair (x order at base, b's sorted values at ob)
+fn counts(base: u32, ob: u32, n: u32, t: u32, x: f32, y: f32, rk: vec2<f32>) -> vec2<u32> {
+  // n_x: positions within the radius around t in x order
+  var lo = 0u;
+  var hi = t;
+  while (lo < hi) {
+    let m = (lo + hi) / 2u;
+    if (within(pabs(diff(x, xy[base + m].x)), rk)) { hi = m; } else { lo = m + 1u; }
+  }
+  let xl = lo;
+  lo = t + 1u;
+  hi = n;
+  while (lo < hi) {
+    let m = (lo + hi) / 2u;
+    if (within(pabs(diff(xy[base + m].x, x)), rk)) { lo = m + 1u; } else { hi = m; }
+  }
+  let nx = lo - xl - 1u;
+  // n_y: in b's sorted values
+  lo = 0u;
+  hi = n;
+  while (lo < hi) {
+    let m = (lo + hi) / 2u;
+    let v = sorted[ob + m];
+    if (v < y && !within(pabs(diff(y, v)), rk)) { lo = m + 1u; } else { hi = m; }
+  }
+  let yl = lo;
+  hi = n;
+  while (lo < hi) {
+    let m = (lo + hi) / 2u;
+    let v = sorted[ob + m];
+    if (v > y && !within(pabs(diff(v, y)), rk)) { hi = m; } else { lo = m + 1u; }
+  }
+  let ny = lo - yl - 1u;
+  return add64(psi[nx + 1u], psi[ny + 1u]);
+}
+
 @compute @workgroup_size(${SCAN_WG})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let n = p.n;
   let t = wg.x * ${SCAN_WG}u + li;
   let pl = wg.y;
-  let inf = info[p.p0 + pl];
+  let base = pl * n;
   var part = vec2<u32>(0u, 0u);
   if (t < n) {
-    let base = pl * n;
-    let gS = i32(inf.z);
-    let gE = i32(inf.w);
-    let ni = i32(n);
     let me = xy[base + t];
-    let x = me.x;
-    let y = me.y;
-${decl}
-    var l = i32(t) - 1;
-    var r = i32(t) + 1;
-    var cl = xy[base + u32(max(l, 0))];
-    var cr = xy[base + u32(min(r, ni - 1))];
-    loop {
-      let dl = select(BIG, x - cl.x, l >= 0);
-      let dr = select(BIG, cr.x - x, r < ni);
-      let left = dl <= dr;
-      let dx = min(dl, dr);
-      if (dx >= BIG || dx > ${K1}.x) { break; }
-      let j = select(r, l, left);
-      let c = select(cr, cl, left);
-      let dyf = abs(c.y - y);
-      var next = select(j + 1, j - 1, left);
-      if (max(dx, dyf) <= ${K1}.x) {
-        let ex = pabs(diff(c.x, x));
-        let ey = pabs(diff(c.y, y));
-        let d = select(ex, ey, lt(ex, ey));
-        if (lt(d, ${K1})) {
-          ${K1} = d;
-${swaps}
-        }
-      } else if (j >= gS && j < gE) {
-        // in a's re-sorted tie group (x constant, y ascending), |dy| > r: skip what cannot be nearer
-        let kh = ${K1}.x;
-        if (left) {
-          if (c.y > y) {
-            // first m in [gS, j) with y_m - y > kh; everything before it is kept
-            var lo = gS;
-            var hi = j;
-            while (lo < hi) {
-              let m = (lo + hi) / 2;
-              if (xy[base + u32(m)].y - y > kh) { hi = m; } else { lo = m + 1; }
-            }
-            next = lo - 1;
-          } else {
-            next = gS - 1;
-          }
-        } else {
-          if (c.y < y) {
-            // first m in (j, gE) with y - y_m <= kh
-            var lo = j + 1;
-            var hi = gE;
-            while (lo < hi) {
-              let m = (lo + hi) / 2;
-              if (y - xy[base + u32(m)].y <= kh) { hi = m; } else { lo = m + 1; }
-            }
-            next = lo;
-          } else {
-            next = gE;
-          }
-        }
-      }
-      if (left) {
-        l = next;
-        cl = xy[base + u32(max(l, 0))];
-      } else {
-        r = next;
-        cr = xy[base + u32(min(r, ni - 1))];
-      }
-    }
-    let rk = ${K1};
-    // n_x: positions within the radius around t in x order
-    var lo = 0u;
-    var hi = t;
-    while (lo < hi) {
-      let m = (lo + hi) / 2u;
-      if (within(pabs(diff(x, xy[base + m].x)), rk)) { hi = m; } else { lo = m + 1u; }
-    }
-    let xl = lo;
-    lo = t + 1u;
-    hi = n;
-    while (lo < hi) {
-      let m = (lo + hi) / 2u;
-      if (within(pabs(diff(xy[base + m].x, x)), rk)) { lo = m + 1u; } else { hi = m; }
-    }
-    let nx = lo - xl - 1u;
-    // n_y: in b's sorted values
-    let ob = inf.y * n;
-    lo = 0u;
-    hi = n;
-    while (lo < hi) {
-      let m = (lo + hi) / 2u;
-      let v = sorted[ob + m];
-      if (v < y && !within(pabs(diff(y, v)), rk)) { lo = m + 1u; } else { hi = m; }
-    }
-    let yl = lo;
-    hi = n;
-    while (lo < hi) {
-      let m = (lo + hi) / 2u;
-      let v = sorted[ob + m];
-      if (v > y && !within(pabs(diff(v, y)), rk)) { hi = m; } else { lo = m + 1u; }
-    }
-    let ny = lo - yl - 1u;
-    part = add64(psi[nx + 1u], psi[ny + 1u]);
+    part = counts(base, info[p.p0 + pl].y * n, n, t, me.x, me.y, radius[base + t]);
   }
   red[li] = part;
   workgroupBarrier();
@@ -281,6 +212,132 @@ ${swaps}
     let g = 2u * (p.p0 + pl);
     let old = atomicAdd(&acc[g], v.x);
     atomicAdd(&acc[g + 1u], v.y + select(0u, 1u, old + v.x < old));
+  }
+}
+`;
+
+/** WGSL of the scan kernel for `k` neighbours, `M` samples per invocation. */
+export function scanShader(k: number, M = SCAN_M): string {
+  const b = (i: number) => `b${i}`;
+  const K1 = b(k - 1);
+  const decl = Array.from({ length: k }, (_, i) => `  var ${b(i)} = vec2<f32>(BIG, 0.0);`).join("\n");
+  const reset = Array.from({ length: k }, (_, i) => `      ${b(i)} = vec2<f32>(BIG, 0.0);`).join("\n");
+  // insertion of d (< b[k-1]) by conditional swaps from the end
+  const swaps = Array.from({ length: k - 1 }, (_, j) => {
+    const i = k - 1 - j;
+    return `            { let sw = lt(${b(i)}, ${b(i - 1)}); let lo = select(${b(i - 1)}, ${b(i)}, sw); ${
+      b(i)
+    } = select(${b(i)}, ${b(i - 1)}, sw); ${b(i - 1)} = lo; }`;
+  }).join("\n");
+  return /* wgsl */ `
+${COMMON_WGSL}
+@group(0) @binding(0) var<storage, read> xy: array<vec2<f32>>;
+@group(0) @binding(1) var<storage, read> info: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> radius: array<vec2<f32>>;
+@group(0) @binding(3) var<uniform> p: Params;
+const BIG = 1.7014118e38; // 2^127: above every distance (values are at most 2^125 in magnitude)
+
+@compute @workgroup_size(${SCAN_WG})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // Each invocation takes the samples t0 + li + m WG (m < M) one after another in one loop, so a warp's lanes stay
+  // busy until their last sample instead of waiting for the slowest sample of each round (warp divergence).
+  let n = p.n;
+  let pl = wg.y;
+  let inf = info[p.p0 + pl];
+  let base = pl * n;
+  let gS = i32(inf.z);
+  let gE = i32(inf.w);
+  let ni = i32(n);
+  var t = wg.x * ${SCAN_WG * M}u + li;
+  var left_ = ${M}u;
+  var x = 0.0;
+  var y = 0.0;
+${decl}
+  var l = 0;
+  var r = 0;
+  var cl = vec2<f32>(0.0, 0.0);
+  var cr = vec2<f32>(0.0, 0.0);
+  if (t < n) {
+    let me = xy[base + t];
+    x = me.x;
+    y = me.y;
+    l = i32(t) - 1;
+    r = i32(t) + 1;
+    cl = xy[base + u32(max(l, 0))];
+    cr = xy[base + u32(min(r, ni - 1))];
+  }
+  loop {
+    if (t >= n || left_ == 0u) { break; }
+    let dl = select(BIG, x - cl.x, l >= 0);
+    let dr = select(BIG, cr.x - x, r < ni);
+    let left = dl <= dr;
+    let dx = min(dl, dr);
+    if (dx >= BIG || dx > ${K1}.x) {
+      radius[base + t] = ${K1};
+      t += ${SCAN_WG}u;
+      left_ -= 1u;
+      if (t < n && left_ > 0u) {
+        let me = xy[base + t];
+        x = me.x;
+        y = me.y;
+${reset}
+        l = i32(t) - 1;
+        r = i32(t) + 1;
+        cl = xy[base + u32(max(l, 0))];
+        cr = xy[base + u32(min(r, ni - 1))];
+      }
+      continue;
+    }
+    let j = select(r, l, left);
+    let c = select(cr, cl, left);
+    let dyf = abs(c.y - y);
+    var next = select(j + 1, j - 1, left);
+    if (max(dx, dyf) <= ${K1}.x) {
+      let ex = pabs(diff(c.x, x));
+      let ey = pabs(diff(c.y, y));
+      let d = select(ex, ey, lt(ex, ey));
+      if (lt(d, ${K1})) {
+        ${K1} = d;
+${swaps}
+      }
+    } else if (j >= gS && j < gE) {
+      // in a's re-sorted tie group (x constant, y ascending), |dy| > r: skip what cannot be nearer
+      let kh = ${K1}.x;
+      if (left) {
+        if (c.y > y) {
+          // first m in [gS, j) with y_m - y > kh; everything before it is kept
+          var lo = gS;
+          var hi = j;
+          while (lo < hi) {
+            let m = (lo + hi) / 2;
+            if (xy[base + u32(m)].y - y > kh) { hi = m; } else { lo = m + 1; }
+          }
+          next = lo - 1;
+        } else {
+          next = gS - 1;
+        }
+      } else {
+        if (c.y < y) {
+          // first m in (j, gE) with y - y_m <= kh
+          var lo = j + 1;
+          var hi = gE;
+          while (lo < hi) {
+            let m = (lo + hi) / 2;
+            if (y - xy[base + u32(m)].y <= kh) { hi = m; } else { lo = m + 1; }
+          }
+          next = lo;
+        } else {
+          next = gE;
+        }
+      }
+    }
+    if (left) {
+      l = next;
+      cl = xy[base + u32(max(l, 0))];
+    } else {
+      r = next;
+      cr = xy[base + u32(min(r, ni - 1))];
+    }
   }
 }
 `;
@@ -459,12 +516,14 @@ export async function gpuKsgPairs(
   const bInfo = upload(info, "ksg pairs"), bPsi = upload(psi.words, "ksg psi");
   const bAcc = storageBuffer(device, G * 8, "ksg sums");
   const bXy = storageBuffer(device, tile * n * 8, "ksg xy");
+  const bRadius = storageBuffer(device, tile * n * 8, "ksg radius");
   const temps: GPUBuffer[] = [];
   await device.queue.onSubmittedWorkDone();
   timing.upload = (performance.now() - T2) / 1000;
 
   const T3 = performance.now();
   const order = computePipeline(device, ORDER_WGSL), scan = computePipeline(device, scanShader(k));
+  const count = computePipeline(device, COUNT_WGSL);
   try {
     for (let p0 = 0; p0 < G; p0 += tile) {
       const tp = Math.min(tile, G - p0);
@@ -489,7 +548,16 @@ export async function gpuKsgPairs(
         0,
         device.createBindGroup({
           layout: scan.getBindGroupLayout(0),
-          entries: [bXy, bSorted, bInfo, bAcc, bPsi, params].map((buffer, binding) => ({
+          entries: [bXy, bInfo, bRadius, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        }),
+      );
+      pass.dispatchWorkgroups(Math.ceil(n / (SCAN_WG * SCAN_M)), tp);
+      pass.setPipeline(count);
+      pass.setBindGroup(
+        0,
+        device.createBindGroup({
+          layout: count.getBindGroupLayout(0),
+          entries: [bXy, bSorted, bInfo, bAcc, bPsi, bRadius, params].map((buffer, binding) => ({
             binding,
             resource: { buffer },
           })),
@@ -514,7 +582,7 @@ export async function gpuKsgPairs(
       mi[p] = psiF[n] + psiF[k] - Number(got[g]) / PSI_SCALE / n;
     }
   } finally {
-    for (const b of [bVals, bSorted, bPerm, bInfo, bPsi, bAcc, bXy, ...temps]) b.destroy();
+    for (const b of [bVals, bSorted, bPerm, bInfo, bPsi, bAcc, bXy, bRadius, ...temps]) b.destroy();
   }
   return { mi, samples, sums, timing };
 }
