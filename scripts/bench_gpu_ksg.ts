@@ -5,7 +5,8 @@
  * Rows (full; `--quick`: 48 neurons x 2,000 samples):
  * 1. 768 x 10,000, continuous data (the 16-factor model of scripts/bench_mi.ts);
  * 2. 256 x 10,000, the same kind of data (scaling);
- * 3. 256 x 10,000, ReLU of it (about half the values exactly 0: the re-sorted tie-group path).
+ * 3. 256 x 10,000, ReLU of it (about half the values exactly 0: the re-sorted tie-group path);
+ * 4. row 2 with one sample per scan invocation instead of 8 (shows what the divergence fix gains on this GPU).
  *
  * Each row runs `gpuKsgPairs` on every pair (after a small warm-up that compiles the shaders), prints the split
  * (host preparation, upload, kernels, read-back), then checks a random sample of pairs against the CPU kernel
@@ -66,12 +67,14 @@ function allPairs(N: number): Int32Array {
 }
 
 /** One size: all pairs on the GPU, a sample of pairs on the CPU kernel; throws when an estimate differs. */
-async function row(N: number, n: number, relu: boolean, sample: number, k: number): Promise<BenchRow> {
-  const label = `KSG all pairs on GPU, ${N} x ${n.toLocaleString("en-US")}${relu ? " ReLU" : ""}, k = ${k}`;
+async function row(N: number, n: number, relu: boolean, sample: number, k: number, M?: number): Promise<BenchRow> {
+  const label = `KSG all pairs on GPU, ${N} x ${n.toLocaleString("en-US")}${relu ? " ReLU" : ""}, k = ${k}${
+    M ? `, ${M} sample(s) per invocation` : ""
+  }`;
   const cols = synthetic(N, n, relu);
   const pairs = allPairs(N), P = pairs.length / 2;
   const t0 = performance.now();
-  const gpu = await gpuKsgPairs(cols, n, pairs, k);
+  const gpu = await gpuKsgPairs(cols, n, pairs, k, { perInvocation: M });
   const total = (performance.now() - t0) / 1000;
   const t = gpu.timing;
   if (t.cpu > 0) {
@@ -139,12 +142,12 @@ export async function bench(args: BenchArgs, onRow: (r: BenchRow) => void = () =
     note: `${describeAdapter(facts)}${soft ? " — SOFTWARE adapter: figures are not GPU figures" : ""}`,
   });
   await gpuKsgPairs(synthetic(2, 300, false), 300, new Int32Array([0, 1]), 3); // compiles the shaders
-  const sizes: [number, number, boolean, number][] = args.quick
-    ? [[48, 2000, false, 200], [24, 2000, false, 100], [24, 2000, true, 100]]
-    : [[768, 10000, false, 512], [256, 10000, false, 256], [256, 10000, true, 256]];
-  for (const [N, n, relu, sample] of sizes) {
+  const sizes: [number, number, boolean, number, number?][] = args.quick
+    ? [[48, 2000, false, 200], [24, 2000, false, 100], [24, 2000, true, 100], [24, 2000, false, 100, 1]]
+    : [[768, 10000, false, 512], [256, 10000, false, 256], [256, 10000, true, 256], [256, 10000, false, 256, 1]];
+  for (const [N, n, relu, sample, M] of sizes) {
     try {
-      emit(await row(N, n, relu, sample, 3));
+      emit(await row(N, n, relu, sample, 3, M));
     } catch (e) {
       emit({
         name: `KSG all pairs on GPU, ${N} x ${n}${relu ? " ReLU" : ""}, k = 3`,

@@ -431,14 +431,15 @@ export interface KsgGpuTiming {
  * KSG estimates (nats) of `pairs` (`[a0, b0, a1, b1, ...]`) of the neuron-major `cols` (`n` rows each), on the
  * GPU where the kernel applies and on the CPU kernel (`ksgPairs`, `threads` threads) otherwise; `samples` as
  * `ksgPairs` reports them. `sums[p]` is the GPU's fixed-point `sum of psi(n_x+1) + psi(n_y+1)` (units of
- * `2^-36`; 0 for CPU pairs). `tilePairs` bounds the pairs per dispatch (tests).
+ * `2^-36`; 0 for CPU pairs). `tilePairs` bounds the pairs per dispatch (tests); `perInvocation` sets the samples
+ * each scan invocation takes in turn (default 8; benchmarks compare).
  */
 export async function gpuKsgPairs(
   cols: Float32Array,
   n: number,
   pairs: Int32Array,
   k: number,
-  opts: { threads?: number; tilePairs?: number } = {},
+  opts: { threads?: number; tilePairs?: number; perInvocation?: number } = {},
 ): Promise<{ mi: Float64Array; samples: Int32Array; sums: BigInt64Array; timing: KsgGpuTiming }> {
   const T0 = performance.now();
   const P = pairs.length / 2, neurons = n > 0 ? cols.length / n : 0;
@@ -522,7 +523,8 @@ export async function gpuKsgPairs(
   timing.upload = (performance.now() - T2) / 1000;
 
   const T3 = performance.now();
-  const order = computePipeline(device, ORDER_WGSL), scan = computePipeline(device, scanShader(k));
+  const M = opts.perInvocation ?? SCAN_M;
+  const order = computePipeline(device, ORDER_WGSL), scan = computePipeline(device, scanShader(k, M));
   const count = computePipeline(device, COUNT_WGSL);
   try {
     for (let p0 = 0; p0 < G; p0 += tile) {
@@ -551,7 +553,7 @@ export async function gpuKsgPairs(
           entries: [bXy, bInfo, bRadius, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
         }),
       );
-      pass.dispatchWorkgroups(Math.ceil(n / (SCAN_WG * SCAN_M)), tp);
+      pass.dispatchWorkgroups(Math.ceil(n / (SCAN_WG * M)), tp);
       pass.setPipeline(count);
       pass.setBindGroup(
         0,
