@@ -331,13 +331,12 @@ ${swaps}
         }
       }
     }
-    if (left) {
-      l = next;
-      cl = xy[base + u32(max(l, 0))];
-    } else {
-      r = next;
-      cr = xy[base + u32(min(r, ni - 1))];
-    }
+    // advance the side taken (one load, no branch)
+    let nv = xy[base + u32(clamp(next, 0, ni - 1))];
+    l = select(l, next, left);
+    r = select(next, r, left);
+    cl = select(cl, nv, left);
+    cr = select(nv, cr, left);
   }
 }
 `;
