@@ -8,6 +8,8 @@
  *   once, so the estimator keeps a seeded uniform sample of at most `--mi-samples` rows (bottom-k reservoir on a
  *   hash of `(--seed, sample_id, step)`, see `plugins/_reservoir.ts`): its state is that reservoir, merges and
  *   batch sizes do not change it. Pairs with a non-finite value use the rows where both neurons are finite.
+ *   Under `--backend webgpu` the pairs run on the GPU (`plugins/gpu/ksg.ts`: the same neighbour counts, MI within
+ *   1e-9 nats of the CPU's; not taken by `auto`); pairs the kernel cannot take run on the CPU kernel.
  * - `--mi-estimator binned`: plug-in MI of the joint histogram of two binned neurons (`--mi-bins` equal-width
  *   bins, `--mi-binning global|neuron` ranges from a first pass), streamed: every pair's joint histogram is
  *   accumulated batch by batch; exact counts, so it equals the contingency-table formula on the same bins.
@@ -49,6 +51,7 @@ import { ksgPairs } from "./_ksg_pairs.ts";
 import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "./_pair_counts.ts";
 import { type LayerShape, Reservoir, type ReservoirState } from "./_reservoir.ts";
 import { GpuPairCounts } from "./gpu/pair_counts.ts";
+import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu/ksg.ts";
 import { thresholds } from "./gpu/_thresholds.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
@@ -218,10 +221,13 @@ class KsgEstimator extends PairEstimator {
   readonly k: number;
   readonly capacity: number;
   readonly seed: number;
+  /** WebGPU path (context.backend "webgpu"): neighbour counts on the GPU (gpu/ksg.ts; CPU for the pairs it cannot take). */
+  readonly gpu: boolean;
   steps = new Map<string, Reservoir>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super({ estimator: "ksg", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    this.gpu = context.backend === "webgpu";
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
     this.seed = context.seed;
@@ -287,7 +293,10 @@ class KsgEstimator extends PairEstimator {
         }
       });
       const P = plan.pairs.length / 2;
-      const { mi, samples } = await ksgPairs(cols, n, plan.pairs, this.k, threadsFor(P, n));
+      const threads = threadsFor(P, n);
+      const { mi, samples } = this.gpu
+        ? await gpuKsgPairs(cols, n, plan.pairs, this.k, { threads })
+        : await ksgPairs(cols, n, plan.pairs, this.k, threads);
       out.set(key, { mi, samples: Float64Array.from(samples) });
     }
     return out;
@@ -557,8 +566,10 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,
-  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: CPU only.
-  gpu: (o) => (o["mi-estimator"] === "binned" ? "exact" : null),
+  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: the same neighbour counts, but
+  // the psi sum is a fixed-point integer on the GPU against the CPU's float64 sum (|difference| <= 1e-9 nats,
+  // gpu/ksg.ts), so only under an explicit --backend webgpu; k above the kernel's limit runs on the CPU.
+  gpu: (o) => o["mi-estimator"] === "binned" ? "exact" : (o["ksg-k"] as number) <= KSG_GPU_MAX_K ? "approximate" : null,
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)

@@ -183,3 +183,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "ksg mi on WebGPU: same tables as the CPU (MI within 1e-9 nats; NaN/Inf pairs, samples, by step, all pairs)",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(13, 4, 30);
+    const base = { "mi-estimator": "ksg", "mi-bins": 4, "mi-binning": "global" };
+    const cases: { options: OptionValues; byStep: boolean }[] = [
+      { options: { ...base, "ksg-k": 3, "mi-samples": 100, "mi-pairs": "within" }, byStep: true },
+      { options: { ...base, "ksg-k": 2, "mi-samples": 200, "mi-pairs": "all" }, byStep: false },
+    ];
+    for (const c of cases) {
+      const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
+      const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+      assert.ok(cpu.results.neuron_mi.numRows > 0);
+      for (const name of ["neuron_mi", "layer_summary"]) {
+        assertTablesClose(gpu.results[name], cpu.results[name], 0, 1e-9, `${name} ${JSON.stringify(c)}`);
+      }
+      const samples = rowsOf(gpu.results.neuron_mi).map((r) => Number(r.samples));
+      assert.ok(Math.min(...samples) < Math.max(...samples), "pairs with non-finite rows use fewer samples");
+      assert.deepEqual(gpu.estimator.state(), cpu.estimator.state(), "the state is the reservoir either way");
+    }
+    assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 3 }), "approximate");
+    assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 9 }), null);
+  },
+});
