@@ -70,8 +70,11 @@ async function gradients(path: string, rows: number, width: number, count: numbe
   await writeBatches(path, batches);
 }
 
-/** Largest relative difference between two tables' numeric columns; throws when shapes or other values differ. */
-function difference(a: arrow.Table, b: arrow.Table, what: string): number {
+/**
+ * Largest difference `|p - q| / max(|p|, |q|, floor)` between two tables' numeric columns (relative, or absolute
+ * below `floor`); throws when shapes or other values differ.
+ */
+function difference(a: arrow.Table, b: arrow.Table, what: string, floor: number): number {
   if (a.numRows !== b.numRows) throw new Error(`${what}: ${a.numRows} rows vs ${b.numRows}`);
   let worst = 0;
   for (const f of a.schema.fields) {
@@ -81,7 +84,7 @@ function difference(a: arrow.Table, b: arrow.Table, what: string): number {
       const p = x.get(i), q = y.get(i);
       if (typeof p === "number" && typeof q === "number") {
         if (Number.isNaN(p) && Number.isNaN(q)) continue;
-        const d = p === q ? 0 : Math.abs(p - q) / Math.max(Math.abs(p), Math.abs(q));
+        const d = p === q ? 0 : Math.abs(p - q) / Math.max(Math.abs(p), Math.abs(q), floor);
         if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
       } else if (String(p) !== String(q)) {
         throw new Error(`${what}: column ${f.name} row ${i}: ${p} vs ${q}`);
@@ -91,7 +94,14 @@ function difference(a: arrow.Table, b: arrow.Table, what: string): number {
   return worst;
 }
 
-async function compare(label: string, input: string, estimators: string[], options: OptionValues, bound: number) {
+async function compare(
+  label: string,
+  input: string,
+  estimators: string[],
+  options: OptionValues,
+  bound: number,
+  floor = 0,
+) {
   const run = async (backend: "cpu" | "webgpu") => {
     const t0 = performance.now();
     const r = await analyze({ inputs: [input], estimators, options, backend, progress: false });
@@ -104,7 +114,7 @@ async function compare(label: string, input: string, estimators: string[], optio
   let worst = 0;
   for (const name of Object.keys(cpu.r.tables)) {
     if (!gpu.r.tables[name]) throw new Error(`${label}: table ${name} missing on the GPU run`);
-    worst = Math.max(worst, difference(cpu.r.tables[name], gpu.r.tables[name], `${label} ${name}`));
+    worst = Math.max(worst, difference(cpu.r.tables[name], gpu.r.tables[name], `${label} ${name}`, floor));
   }
   const ok = worst <= bound;
   const run0 = gpu.r.run as Record<string, unknown>;
@@ -113,11 +123,11 @@ async function compare(label: string, input: string, estimators: string[], optio
       gpu0.time.toFixed(2)
     } s), speed-up ${(cpu.time / gpu.time).toFixed(2)}x; tables ${
       Object.keys(cpu.r.tables).join(",")
-    }; max relative difference ${worst.toExponential(2)} (bound ${bound}); run.json backend=${
-      JSON.stringify(run0.backend)
-    } adapter=${JSON.stringify((run0.adapter as { description?: string } | undefined)?.description)} estimators=${
-      JSON.stringify(run0.estimator_backends ?? run0.estimators)
-    }`,
+    }; max difference ${worst.toExponential(2)}${
+      floor ? ` (absolute below ${floor})` : " (relative)"
+    } (bound ${bound}); run.json backend=${JSON.stringify(run0.backend)} adapter=${
+      JSON.stringify((run0.adapter as { description?: string } | undefined)?.description)
+    } estimators=${JSON.stringify(run0.estimator_backends ?? run0.estimators)}`,
   );
   if (!ok) Deno.exitCode = 1;
 }
@@ -134,6 +144,12 @@ if (import.meta.main) {
   if (want("entropy")) await compare("entropy", acts, ["entropy"], {}, 0);
   if (want("binned")) {
     await compare(`binned MI ${width} x ${rows}`, acts, ["mi"], { "mi-estimator": "binned" }, 0);
+  }
+  if (want("ksg")) {
+    // KSG on a 128-neuron layer (8,128 pairs): the CPU side runs on one thread in a bundle (no worker file).
+    const ksgActs = `${dir}/ksg.arrows`, kw = quick ? 24 : 128;
+    await activations(ksgActs, rows, kw, quick ? 200 : 1000);
+    await compare(`KSG MI ${kw} x ${rows}`, ksgActs, ["mi"], { "mi-estimator": "ksg" }, 1e-9, 1);
   }
   if (want("fisher")) {
     await gradients(grads, 64, quick ? 4096 : 1 << 20, quick ? 2 : 4);
