@@ -140,7 +140,7 @@ export class GpuSiKernel {
   /** Seconds of the appends so far: upload (writeBuffer calls) and products (awaited at the next append). */
   readonly appendTimes = { upload: 0, gram: 0 };
 
-  private constructor(device: GPUDevice, width: number, software: boolean, nb?: number) {
+  private constructor(device: GPUDevice, width: number, software: boolean, blockTiles: number) {
     this.device = device;
     this.width = width;
     const limit = device.limits.maxComputeWorkgroupStorageSize;
@@ -153,18 +153,20 @@ export class GpuSiKernel {
       this.cfg = matmulSharedWords(big) * 4 <= limit ? big : small;
     }
     const tile = tileOf(this.cfg);
-    this.nb = nb ?? (software ? 2 * tile : 2 * tile);
-    if (this.nb % tile !== 0) throw new Error(`GpuSiKernel: block ${this.nb} is not a multiple of the tile ${tile}`);
+    this.nb = blockTiles * tile;
     this.#dotsWg = software ? 32 : 256;
     this.train = new RowStore(device, width, "train");
     this.test = new RowStore(device, width, "test");
   }
 
-  /** Opens the shared device for rows of `width` parameters. `nb`: sweep block (tests). */
-  static async open(width: number, opts: { nb?: number } = {}): Promise<GpuSiKernel> {
+  /**
+   * Opens the shared device for rows of `width` parameters. `blockTiles`: sweep block rows in tiles (default 2:
+   * 256 rows on hardware, 32 on software adapters).
+   */
+  static async open(width: number, opts: { blockTiles?: number } = {}): Promise<GpuSiKernel> {
     const device = await gpuDevice();
     const facts = await probeAdapter();
-    return new GpuSiKernel(device, width, facts ? isSoftwareAdapter(facts) : false, opts.nb);
+    return new GpuSiKernel(device, width, facts ? isSoftwareAdapter(facts) : false, opts.blockTiles ?? 2);
   }
 
   /** Tile edge of the products. */
@@ -277,14 +279,31 @@ export class GpuSiKernel {
    */
   async append(train: Float32Array<ArrayBuffer>, test: Float32Array<ArrayBuffer>): Promise<void> {
     await this.#settle();
-    const W = this.width;
-    const nTr = W > 0 ? train.length / W : 0, nTe = W > 0 ? test.length / W : 0;
     const s0 = this.train.rows, t0 = this.test.rows;
+    this.upload(train, test);
+    this.products(s0, this.train.rows, t0, this.test.rows);
+  }
+
+  /** Uploads rows without computing products (benchmarks; {@linkcode append} does both). */
+  upload(train: Float32Array<ArrayBuffer>, test: Float32Array<ArrayBuffer>): void {
+    const W = this.width;
     const u0 = now();
-    this.train.append(train, nTr);
-    this.test.append(test, nTe);
+    this.train.append(train, W > 0 ? train.length / W : 0);
+    this.test.append(test, W > 0 ? test.length / W : 0);
     this.appendTimes.upload += now() - u0;
-    const s1 = this.train.rows, t1 = this.test.rows;
+  }
+
+  /** Waits for all submitted work. */
+  async settle(): Promise<void> {
+    await this.#settle();
+  }
+
+  /**
+   * Submits the products of train rows `[s0, s1)` with train rows `[0, s1)`, of test rows `[0, t0)` with train rows
+   * `[s0, s1)` and of test rows `[t0, t1)` with train rows `[0, s1)` (the rows must be uploaded).
+   */
+  products(s0: number, s1: number, t0: number, t1: number): void {
+    const W = this.width;
     const temps: GPUBuffer[] = [];
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
