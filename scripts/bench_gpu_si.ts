@@ -158,53 +158,59 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
   {
     const [N, P, per] = q ? [512, 1024, 128] : [20000, 20000, 2000];
     const batches = makeBatches(N, 0, 1, P, per);
-    const g = await GpuSiKernel.open(P);
-    try {
-      const t0 = performance.now();
-      for (const b of batches) g.upload(b.columns[0].values as Float32Array<ArrayBuffer>, new Float32Array(0));
-      await g.settle();
-      const up = (performance.now() - t0) / 1000;
-      const bytes = N * P * 4;
-      emit({
-        name: `unique-info GPU: upload of ${N} rows x P = ${P} (writeBuffer, ${per}-row batches)`,
-        value: bytes / up / 1e9,
-        unit: "GB/s",
-        note: `${up.toFixed(3)} s for ${(bytes / 1e9).toFixed(2)} GB; ${adapter}`,
-      });
-      const t1 = performance.now();
-      let macs = 0;
-      for (let s0 = 0; s0 < N; s0 += per) {
-        const s1 = Math.min(N, s0 + per);
-        g.products(s0, s1, 0, 0);
-        macs += (s1 - s0) * s1 * P;
+    for (const gram of ["compensated", "float32"] as const) {
+      const g = await GpuSiKernel.open(P, { gram });
+      try {
+        const t0 = performance.now();
+        for (const b of batches) g.upload(b.columns[0].values as Float32Array<ArrayBuffer>, new Float32Array(0));
+        await g.settle();
+        const up = (performance.now() - t0) / 1000;
+        const bytes = N * P * 4;
+        if (gram === "compensated") {
+          emit({
+            name: `unique-info GPU: upload of ${N} rows x P = ${P} (writeBuffer, ${per}-row batches)`,
+            value: bytes / up / 1e9,
+            unit: "GB/s",
+            note: `${up.toFixed(3)} s for ${(bytes / 1e9).toFixed(2)} GB; ${adapter}`,
+          });
+        }
+        const t1 = performance.now();
+        let macs = 0;
+        for (let s0 = 0; s0 < N; s0 += per) {
+          const s1 = Math.min(N, s0 + per);
+          g.products(s0, s1, 0, 0);
+          macs += (s1 - s0) * s1 * P;
+        }
+        await g.settle();
+        const secs = (performance.now() - t1) / 1000;
+        // check sampled entries of the first strip against float64 dot products
+        const first = g.thetaBlocks[0], w = first.c1;
+        const [buf] = await readBuffers(g.device, [{ buffer: first.buf, bytes: (first.r1 - first.r0) * w * 4 }]);
+        const got = new Float32Array(buf), rnd = lcg(3);
+        const rowOf = (r: number) =>
+          batches[Math.floor(r / per)].columns[0].values.subarray((r % per) * P, (r % per + 1) * P);
+        let err = 0;
+        for (let s = 0; s < 2000; s++) {
+          const i = Math.floor((rnd() + 0.5) * (first.r1 - first.r0)), j = Math.floor((rnd() + 0.5) * w);
+          const a = rowOf(first.r0 + i), b = rowOf(j);
+          let d = 0, na = 0, nb = 0;
+          for (let t = 0; t < P; t++) (d += a[t] * b[t], na += a[t] * a[t], nb += b[t] * b[t]);
+          err = Math.max(err, Math.abs(got[i * w + j] - d) / Math.sqrt(na * nb));
+        }
+        if (!(err < (gram === "compensated" ? 3e-7 : 1e-4))) {
+          throw new Error(`GPU Gram entries (${gram}) are wrong: max error / (|x| |y|) ${err}`);
+        }
+        emit({
+          name: `unique-info GPU: Gram products (float32, ${gram}), nk = ${N}, P = ${P}`,
+          value: secs,
+          unit: "s",
+          note: `${(2 * macs / secs / 1e12).toFixed(2)} TFLOP/s (${(macs / 1e12).toFixed(2)}e12 multiply-adds: each ` +
+            `batch against all rows so far, the lower triangle plus the diagonal blocks); sampled entries vs float64: ` +
+            `max error / (|x| |y|) ${err.toExponential(1)}; tiling ${JSON.stringify(g.gramCfg)}`,
+        });
+      } finally {
+        g.destroy();
       }
-      await g.settle();
-      const gram = (performance.now() - t1) / 1000;
-      // check sampled entries of the first strip against float64 dot products
-      const first = g.thetaBlocks[0], w = first.c1;
-      const [buf] = await readBuffers(g.device, [{ buffer: first.buf, bytes: (first.r1 - first.r0) * w * 4 }]);
-      const got = new Float32Array(buf), rnd = lcg(3);
-      const rowOf = (r: number) =>
-        batches[Math.floor(r / per)].columns[0].values.subarray((r % per) * P, (r % per + 1) * P);
-      let err = 0;
-      for (let s = 0; s < 2000; s++) {
-        const i = Math.floor((rnd() + 0.5) * (first.r1 - first.r0)), j = Math.floor((rnd() + 0.5) * w);
-        const a = rowOf(first.r0 + i), b = rowOf(j);
-        let d = 0, na = 0, nb = 0;
-        for (let t = 0; t < P; t++) (d += a[t] * b[t], na += a[t] * a[t], nb += b[t] * b[t]);
-        err = Math.max(err, Math.abs(got[i * w + j] - d) / Math.sqrt(na * nb));
-      }
-      if (!(err < 1e-4)) throw new Error(`GPU Gram entries are wrong: max error / (|x| |y|) ${err}`);
-      emit({
-        name: `unique-info GPU: Gram products (float32), nk = ${N}, P = ${P}`,
-        value: gram,
-        unit: "s",
-        note: `${(2 * macs / gram / 1e12).toFixed(2)} TFLOP/s (${(macs / 1e12).toFixed(2)}e12 multiply-adds: each ` +
-          `batch against all rows so far, the lower triangle plus the diagonal blocks); sampled entries vs float64: ` +
-          `max error / (|x| |y|) ${err.toExponential(1)}; tile ${g.tile}, ${JSON.stringify(g.cfg)}`,
-      });
-    } finally {
-      g.destroy();
     }
   }
 

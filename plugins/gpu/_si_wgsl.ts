@@ -17,6 +17,12 @@ export interface MatmulConfig {
   kt: number;
   /** Padding of each workgroup-memory row (1 removes bank conflicts on hardware). */
   pad: number;
+  /**
+   * Compensated: each stage's `kt` products are summed in a fresh float32 partial, which is added to a float-float
+   * accumulator `(hi, lo)` by TwoSum (error-free), so the result errs by about one float32 rounding instead of
+   * growing with the summed length (`~sqrt(k) 2^-24` relative to `|x| |y|`).
+   */
+  comp?: boolean;
 }
 
 /** Tile edge (rows = columns of C per workgroup). */
@@ -42,13 +48,21 @@ export function matmulWgsl(c: MatmulConfig): string {
   if (!Number.isInteger(loads)) throw new Error("matmulWgsl: kt * tile must be a multiple of the workgroup size");
   const g4 = t / 4;
   const decl: string[] = [], fma: string[] = [], store: string[] = [], bl: string[] = [], al: string[] = [];
+  const stage: string[] = [], fold: string[] = [];
+  const acc = c.comp ? "p" : "c";
   for (let r = 0; r < t; r++) {
     al.push(`let a${r} = vec4<f32>(As[o + ly + ${r * wy}u]);`);
     for (let g = 0; g < g4; g++) {
       decl.push(`var c${r}_${g} = vec4<f32>(0.0);`);
-      fma.push(`c${r}_${g} = fma(a${r}, b${g}, c${r}_${g});`);
+      if (c.comp) {
+        decl.push(`var l${r}_${g} = vec4<f32>(0.0);`);
+        stage.push(`var p${r}_${g} = vec4<f32>(0.0);`);
+        fold.push(`two(&c${r}_${g}, &l${r}_${g}, p${r}_${g});`);
+      }
+      fma.push(`${acc}${r}_${g} = fma(a${r}, b${g}, ${acc}${r}_${g});`);
       for (let q = 0; q < 4; q++) {
-        store.push(`st(row0 + ly + ${r * wy}u, col0 + lx + ${(g * 4 + q) * wx}u, c${r}_${g}[${q}]);`);
+        const v = c.comp ? `c${r}_${g}[${q}] + l${r}_${g}[${q}]` : `c${r}_${g}[${q}]`;
+        store.push(`st(row0 + ly + ${r * wy}u, col0 + lx + ${(g * 4 + q) * wx}u, ${v});`);
       }
     }
   }
@@ -58,7 +72,8 @@ export function matmulWgsl(c: MatmulConfig): string {
   }
   return /* wgsl */ `
 struct P { m: u32, n: u32, k: u32, lda: u32, ldb: u32, ldc: u32, ao: u32, bo: u32,
-           co: u32, alpha: f32, accum: u32, lower: u32, p0: u32, p1: u32, q0: u32, q1: u32 }
+           co: u32, alpha: f32, accum: u32, lower: u32, p0: u32, p1: u32, q0: u32, q1: u32,
+           zero: u32, z1: u32, z2: u32, z3: u32 }
 @group(0) @binding(0) var<storage, read> A: array<f32>;
 @group(0) @binding(1) var<storage, read> B: array<f32>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
@@ -80,6 +95,20 @@ fn st(i: u32, j: u32, v: f32) {
 
 fn inRange(x: u32, lo: u32, hi: u32) -> bool { return x >= lo && x < hi; }
 
+// An identity the compiler cannot see through (p.zero is 0 at run time): shader compilers may simplify
+// (a + b) - a to b when floats are not marked exact, which would erase TwoSum's error term.
+fn op(x: vec4<f32>) -> vec4<f32> { return bitcast<vec4<f32>>(bitcast<vec4<u32>>(x) ^ vec4<u32>(p.zero)); }
+
+// (hi, lo) += x, TwoSum: hi + x = s + err exactly.
+fn two(hi: ptr<function, vec4<f32>>, lo: ptr<function, vec4<f32>>, x: vec4<f32>) {
+  let h = *hi;
+  let s = op(h + x);
+  let bb = op(s - h);
+  let err = (h - op(s - bb)) + (x - bb);
+  *hi = s;
+  *lo = *lo + err;
+}
+
 @compute @workgroup_size(${wx}, ${wy})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
@@ -93,6 +122,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let ly = lid.y;
   ${decl.join("\n  ")}
   for (var k0 = 0u; k0 < p.k; k0 += KT) {
+    ${stage.join("\n    ")}
     for (var e = 0u; e < ${loads}u; e++) {
       let idx = li + e * ${threads}u;
       let r = idx / KT;
@@ -114,6 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       ${al.join("\n      ")}
       ${fma.join("\n      ")}
     }
+    ${fold.join("\n    ")}
     workgroupBarrier();
   }
   ${store.join("\n  ")}

@@ -57,6 +57,8 @@ export interface SolveInput {
   residual: Float64Array;
   /** Pairs of positions `(x, y)` whose `M[x][y]` and `(M^2)[x][y]` are wanted (flat, length 2 x count). */
   pairs: Int32Array;
+  /** Steps of iterative refinement of `a = M r` (default 2). */
+  refine?: number;
 }
 
 /** The per-sample quantities, by position. */
@@ -71,6 +73,8 @@ export interface SolveOutput {
   q: Float32Array;
   /** Seconds spent per stage (wall clock, GPU work awaited). */
   times: Record<string, number>;
+  /** `||r - (Theta + lambda I) a|| / ||r||` before each refinement step (float32 products). */
+  residuals: number[];
 }
 
 /** A block of products of rows `[r0, r1)` (of `rowSet`) with train rows `[c0, c1)`, row-major in `buf`. */
@@ -130,6 +134,8 @@ export class GpuSiKernel {
   readonly device: GPUDevice;
   readonly width: number;
   readonly cfg: MatmulConfig;
+  /** Tiling of the Gram products (compensated unless opened with `gram: "float32"`). */
+  readonly gramCfg: MatmulConfig;
   /** Pivot block rows of the sweep (a multiple of the tile). */
   readonly nb: number;
   readonly train: RowStore;
@@ -140,7 +146,13 @@ export class GpuSiKernel {
   /** Seconds of the appends so far: upload (writeBuffer calls) and products (awaited at the next append). */
   readonly appendTimes = { upload: 0, gram: 0 };
 
-  private constructor(device: GPUDevice, width: number, software: boolean, blockTiles: number) {
+  private constructor(
+    device: GPUDevice,
+    width: number,
+    software: boolean,
+    blockTiles: number,
+    gram: "compensated" | "float32",
+  ) {
     this.device = device;
     this.width = width;
     const limit = device.limits.maxComputeWorkgroupStorageSize;
@@ -152,6 +164,10 @@ export class GpuSiKernel {
       const small: MatmulConfig = { wx: 16, wy: 16, t: 8, kt: 8, pad: 1 };
       this.cfg = matmulSharedWords(big) * 4 <= limit ? big : small;
     }
+    const comp = gram === "compensated";
+    this.gramCfg = software ? { ...this.cfg, comp } : comp
+      ? { wx: 16, wy: 16, t: 4, kt: 16, pad: 1, comp } // 64 x 64 tiles: hi, lo and the stage partial in registers
+      : this.cfg;
     const tile = tileOf(this.cfg);
     this.nb = blockTiles * tile;
     this.#dotsWg = software ? 32 : 256;
@@ -163,10 +179,14 @@ export class GpuSiKernel {
    * Opens the shared device for rows of `width` parameters. `blockTiles`: sweep block rows in tiles (default 2:
    * 256 rows on hardware, 32 on software adapters).
    */
-  static async open(width: number, opts: { blockTiles?: number } = {}): Promise<GpuSiKernel> {
+  static async open(
+    width: number,
+    opts: { blockTiles?: number; gram?: "compensated" | "float32" } = {},
+  ): Promise<GpuSiKernel> {
     const device = await gpuDevice();
     const facts = await probeAdapter();
-    return new GpuSiKernel(device, width, facts ? isSoftwareAdapter(facts) : false, opts.blockTiles ?? 2);
+    const software = facts ? isSoftwareAdapter(facts) : false;
+    return new GpuSiKernel(device, width, software, opts.blockTiles ?? 2, opts.gram ?? "compensated");
   }
 
   /** Tile edge of the products. */
@@ -206,10 +226,12 @@ export class GpuSiKernel {
       lower?: boolean;
       skip?: [number, number];
       done?: [number, number];
+      cfg?: MatmulConfig;
     },
   ): void {
     if (o.m === 0 || o.n === 0) return;
-    const pipe = this.#pipe(matmulWgsl(this.cfg));
+    const cfg = o.cfg ?? this.cfg;
+    const pipe = this.#pipe(matmulWgsl(cfg));
     const u = uniformWords(this.device, [
       o.m,
       o.n,
@@ -225,11 +247,15 @@ export class GpuSiKernel {
       o.lower ? 1 : 0,
       ...(o.skip ?? [0, 0]),
       ...(o.done ?? [0, 0]),
+      0,
+      0,
+      0,
+      0,
     ]);
     temps.push(u);
     pass.setPipeline(pipe);
     pass.setBindGroup(0, this.#bind(pipe, [o.a, o.b, o.c], u));
-    const t = this.tile, max = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const t = tileOf(cfg), max = this.device.limits.maxComputeWorkgroupsPerDimension;
     const gx = Math.ceil(o.n / t), gy = Math.ceil(o.m / t);
     if (gx > max || gy > max) throw new Error(`GpuSiKernel: product of ${o.m} x ${o.n} exceeds the dispatch limit`);
     pass.dispatchWorkgroups(gx, gy);
@@ -322,6 +348,7 @@ export class GpuSiKernel {
           n: s1,
           k: W,
           lda: W,
+          cfg: this.gramCfg,
           ldb: W,
           ldc: s1,
           ao: r0 * W,
@@ -338,6 +365,7 @@ export class GpuSiKernel {
           n: s1 - s0,
           k: W,
           lda: W,
+          cfg: this.gramCfg,
           ldb: W,
           ldc: s1 - s0,
           bo: s0 * W,
@@ -355,6 +383,7 @@ export class GpuSiKernel {
         n: s1,
         k: W,
         lda: W,
+        cfg: this.gramCfg,
         ldb: W,
         ldc: s1,
         ao: t0 * W,
@@ -395,6 +424,7 @@ export class GpuSiKernel {
       const trainPos = posBuf(inp.trainOrder), testPos = posBuf(inp.testOrder);
       const A = own(this.#blockBuffer(N, N, "Theta + lambda I"));
       const K = own(this.#blockBuffer(Math.max(1, T), N, "K_test"));
+      const A0 = own(this.#blockBuffer(N, N, "Theta + lambda I (copy)"));
       {
         const enc = d.createCommandEncoder(), pass = enc.beginComputePass();
         for (const b of this.thetaBlocks) {
@@ -440,6 +470,7 @@ export class GpuSiKernel {
           );
         }
         pass.end();
+        enc.copyBufferToBuffer(A, 0, A0, 0, N * N * 4); // kept for the refinement of a = M r
         d.queue.submit([enc.finish()]);
         await d.queue.onSubmittedWorkDone();
       }
@@ -581,35 +612,49 @@ export class GpuSiKernel {
       const rBuf = own(storageBuffer(d, N * 4, "si residual"));
       d.queue.writeBuffer(rBuf, 0, Float32Array.from(inp.residual));
       const dots = own(storageBuffer(d, nPairs * 4, "si M^2"));
+      const dotsCode = dotsWgsl(this.#dotsWg), max = d.limits.maxComputeWorkgroupsPerDimension;
+      const dispatchDots = (
+        pass: GPUComputePassEncoder,
+        X: GPUBuffer,
+        Y: GPUBuffer,
+        pairs: GPUBuffer,
+        out: GPUBuffer,
+        ent: GPUBuffer,
+        count: number,
+        ldy: number,
+      ) => {
+        if (count === 0) return;
+        const nx = Math.min(count, max), ny = Math.ceil(count / nx);
+        const pipe = this.#pipe(dotsCode);
+        const u = uniformWords(d, [count, N, N, ldy, nx, 0, 0, 0]);
+        temps.push(u);
+        pass.setPipeline(pipe);
+        pass.setBindGroup(0, this.#bind(pipe, [X, Y, pairs, out, ent], u));
+        pass.dispatchWorkgroups(nx, ny);
+      };
       const ents = own(storageBuffer(d, nPairs * 4, "si M"));
       const aBuf = own(storageBuffer(d, N * 4, "si a"));
       const aEnt = own(storageBuffer(d, N * 4, "si a (unused)"));
       const Q = own(this.#blockBuffer(Math.max(1, T), N, "K_test M"));
       {
         const enc = d.createCommandEncoder(), pass = enc.beginComputePass();
-        const dotsCode = dotsWgsl(this.#dotsWg), max = d.limits.maxComputeWorkgroupsPerDimension;
-        const dispatchDots = (
-          X: GPUBuffer,
-          Y: GPUBuffer,
-          pairs: GPUBuffer,
-          out: GPUBuffer,
-          ent: GPUBuffer,
-          count: number,
-          ldy: number,
-        ) => {
-          if (count === 0) return;
-          const nx = Math.min(count, max), ny = Math.ceil(count / nx);
-          const pipe = this.#pipe(dotsCode);
-          const u = uniformWords(d, [count, N, N, ldy, nx, 0, 0, 0]);
-          temps.push(u);
-          pass.setPipeline(pipe);
-          pass.setBindGroup(0, this.#bind(pipe, [X, Y, pairs, out, ent], u));
-          pass.dispatchWorkgroups(nx, ny);
-        };
-        dispatchDots(A, A, pairBuf, dots, ents, nPairs, N);
-        dispatchDots(A, rBuf, rowPairBuf, aBuf, aEnt, N, 0);
+        dispatchDots(pass, A, A, pairBuf, dots, ents, nPairs, N);
+        dispatchDots(pass, A, rBuf, rowPairBuf, aBuf, aEnt, N, 0);
         if (T > 0) {
-          this.#matmul(pass, temps, { a: K, b: A, c: Q, m: T, n: N, k: N, lda: N, ldb: N, ldc: N, alpha: -1 });
+          // compensated like the Gram: M's entries are large (~1/lambda) and of both signs
+          this.#matmul(pass, temps, {
+            a: K,
+            b: A,
+            c: Q,
+            m: T,
+            n: N,
+            k: N,
+            lda: N,
+            ldb: N,
+            ldc: N,
+            alpha: -1,
+            cfg: this.gramCfg,
+          });
         }
         pass.end();
         d.queue.submit([enc.finish()]);
@@ -627,7 +672,30 @@ export class GpuSiKernel {
       const m = Float64Array.from(new Float32Array(mb), (x) => -x);
       const m2 = Float64Array.from(new Float32Array(m2b));
       const a = Float64Array.from(new Float32Array(ab), (x) => -x);
-      return { m, m2, a, q: new Float32Array(qb), times };
+      // Iterative refinement of a = M r: the product with the explicit inverse errs by ~eps ||M|| ||r||, far more
+      // than ||a|| when r lies mostly along Theta's large eigenvalues (small lambda). Residuals r - (Theta +
+      // lambda I) a are float32 products summed in float64 here; each step brings a to ~eps kappa relative.
+      t = now();
+      const matvec = async (X: GPUBuffer, v: Float64Array, sign: number): Promise<Float64Array> => {
+        d.queue.writeBuffer(rBuf, 0, Float32Array.from(v));
+        const enc = d.createCommandEncoder(), pass = enc.beginComputePass();
+        dispatchDots(pass, X, rBuf, rowPairBuf, aBuf, aEnt, N, 0);
+        pass.end();
+        d.queue.submit([enc.finish()]);
+        const [out] = await readBuffers(d, [{ buffer: aBuf, bytes: N * 4 }]);
+        return Float64Array.from(new Float32Array(out), (x) => sign * x);
+      };
+      const residuals: number[] = [];
+      const rnorm = Math.hypot(...inp.residual) || 1;
+      for (let it = 0; it < (inp.refine ?? 2) && N > 0; it++) {
+        const p = await matvec(A0, a, 1);
+        const e = Float64Array.from(p, (x, i) => inp.residual[i] - x);
+        residuals.push(Math.hypot(...e) / rnorm);
+        const delta = await matvec(A, e, -1);
+        for (let i = 0; i < N; i++) a[i] += delta[i];
+      }
+      times.refine = now() - t;
+      return { m, m2, a, q: new Float32Array(qb), times, residuals };
     } finally {
       for (const b of owned) b.destroy();
       d.queue.onSubmittedWorkDone().then(() => temps.forEach((u) => u.destroy()));
