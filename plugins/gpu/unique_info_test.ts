@@ -9,6 +9,8 @@ import type { Batch } from "../../pipeline/batch.ts";
 import type { Estimator } from "../../pipeline/plugin.ts";
 import { invertSpd } from "../../pipeline/linalg_chol.ts";
 import { jacobianBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
+import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
+import { analyze } from "../../pipeline/run.ts";
 import { uniqueInfoPlugin } from "../unique_info.ts";
 import { GpuSiKernel } from "./si_kernel.ts";
 
@@ -281,5 +283,45 @@ Deno.test({
       runPlugin(uniqueInfoPlugin, { "si-lambda": 1e-300 }, batchesOf(pr, 5), GPU),
       /^Error: Cannot factorise Theta \+ lambda I \(lambda 1e-300\): Cannot factorise the matrix as it is not positive definite at pivot 3: current value is 0$/,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "analyze --backend webgpu runs unique-info on the GPU (run.json) within 1e-4 of --backend cpu; auto stays on CPU",
+  ignore: adapter === null,
+  async fn() {
+    const pr = problem(8, 12, 3, 2, 20);
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/jac.arrows`;
+      await writeBatches(
+        path,
+        batchesOf(pr, 9).map((b) =>
+          makeRecordBatch({
+            kind: "jacobians/v1",
+            sampleId: b.sampleId,
+            split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
+            output: b.output!,
+            f0: b.f0!,
+            target: b.target!,
+            tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
+          })
+        ),
+      );
+      const common = { inputs: [path], options: { "si-lambda": 0.2 }, estimators: ["unique-info"] };
+      const cpu = await analyze({ ...common, backend: "cpu", out: `${dir}/cpu` });
+      const gpu = await analyze({ ...common, backend: "webgpu", allowSoftwareGpu: true, out: `${dir}/gpu` });
+      const run = JSON.parse(await Deno.readTextFile(`${dir}/gpu/run.json`));
+      assert.deepEqual(run.estimators.map((e: { backend: string }) => e.backend), ["webgpu"]);
+      const w = (r: typeof cpu) => rowsOf(r.tables.unique_information).map((x) => x.si_weights as number);
+      assert.ok(maxRel(w(gpu), w(cpu)) < 1e-4);
+      assert.ok(maxRel(w(gpu), w(cpu)) > 0);
+      // an approximate path is never taken under auto
+      const auto = await analyze({ ...common, backend: "auto", allowSoftwareGpu: true, out: `${dir}/auto` });
+      assert.deepEqual(w(auto), w(cpu));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
