@@ -5,12 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { probeAdapter } from "../../pipeline/gpu.ts";
-import type { Batch } from "../../pipeline/batch.ts";
 import type { Estimator } from "../../pipeline/plugin.ts";
 import { invertSpd } from "../../pipeline/linalg_chol.ts";
-import { jacobianBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
-import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
-import { analyze } from "../../pipeline/run.ts";
+import { Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
+import { batchesOf, maxRel, problem } from "./_si_fixtures.ts";
 import { uniqueInfoPlugin } from "../unique_info.ts";
 import { GpuSiKernel } from "./si_kernel.ts";
 
@@ -18,91 +16,8 @@ const adapter = await probeAdapter();
 if (!adapter) console.warn("gpu/unique_info_test: SKIPPED, no WebGPU adapter at all on this machine");
 const GPU = { backend: "webgpu" } as const;
 
-interface Problem {
-  n: number;
-  nTest: number;
-  k: number;
-  p: number;
-  j: Float32Array;
-  jTest: Float32Array;
-  f0: Float32Array;
-  y: Float32Array;
-}
-
-function problem(seed: number, n: number, nTest: number, k: number, p: number): Problem {
-  const rng = new Rng(seed);
-  const rand = (len: number, s = 1) => Float32Array.from({ length: len }, () => rng.normal() * s);
-  const j = rand(n * k * p, 1 / Math.sqrt(p)), jTest = rand(nTest * k * p, 1 / Math.sqrt(p));
-  const f0 = rand(n * k, 0.3), truth = rand(p);
-  const y = new Float32Array(n * k);
-  for (let r = 0; r < n * k; r++) {
-    let s = f0[r];
-    for (let t = 0; t < p; t++) s += j[r * p + t] * truth[t];
-    y[r] = s + 0.3 * rng.normal();
-  }
-  return { n, nTest, k, p, j, jTest, f0, y };
-}
-
-/** The problem's rows, shuffled (train and test mixed), in batches of `perBatch` rows, two tensor columns. */
-function batchesOf(pr: Problem, perBatch: number): Batch[] {
-  const rows: { id: number; test: boolean; out: number; f0: number; y: number | null; j: Float32Array }[] = [];
-  for (let i = 0; i < pr.n; i++) {
-    for (let c = 0; c < pr.k; c++) {
-      const r = i * pr.k + c;
-      rows.push({
-        id: 100 + i,
-        test: false,
-        out: c,
-        f0: pr.f0[r],
-        y: pr.y[r],
-        j: pr.j.subarray(r * pr.p, (r + 1) * pr.p),
-      });
-    }
-  }
-  for (let i = 0; i < pr.nTest; i++) {
-    for (let c = 0; c < pr.k; c++) {
-      const r = i * pr.k + c;
-      rows.push({ id: 1000 + i, test: true, out: c, f0: 0, y: null, j: pr.jTest.subarray(r * pr.p, (r + 1) * pr.p) });
-    }
-  }
-  const rng = new Rng(5);
-  for (let i = rows.length - 1; i > 0; i--) {
-    const s = rng.int(i + 1);
-    [rows[i], rows[s]] = [rows[s], rows[i]];
-  }
-  const cut = Math.floor(pr.p / 3);
-  const out: Batch[] = [];
-  for (let b = 0; b * perBatch < rows.length; b++) {
-    const part = rows.slice(b * perBatch, (b + 1) * perBatch);
-    const col = (lo: number, hi: number) => {
-      const v = new Float32Array(part.length * (hi - lo));
-      part.forEach((r, i) => v.set(r.j.subarray(lo, hi), i * (hi - lo)));
-      return { width: hi - lo, values: v };
-    };
-    out.push(jacobianBatch(
-      {
-        sampleId: part.map((r) => r.id),
-        split: part.map((r) => (r.test ? "test" : "train")),
-        output: part.map((r) => r.out),
-        f0: part.map((r) => r.f0),
-        target: part.map((r) => r.y),
-        tensors: { "l1.weight": col(0, cut), "l2.weight": col(cut, pr.p) },
-      },
-      "jac.arrows",
-      b,
-    ));
-  }
-  return out;
-}
-
 function column(results: Awaited<ReturnType<typeof runPlugin>>["results"], name: string): number[] {
   return rowsOf(results.unique_information).map((r) => r[name] as number);
-}
-
-function maxRel(got: number[], want: number[]): number {
-  let m = 0;
-  got.forEach((g, i) => (m = Math.max(m, Math.abs(g - want[i]) / Math.abs(want[i]))));
-  return m;
 }
 
 Deno.test({
@@ -283,45 +198,5 @@ Deno.test({
       runPlugin(uniqueInfoPlugin, { "si-lambda": 1e-300 }, batchesOf(pr, 5), GPU),
       /^Error: Cannot factorise Theta \+ lambda I \(lambda 1e-300\): Cannot factorise the matrix as it is not positive definite at pivot 3: current value is 0$/,
     );
-  },
-});
-
-Deno.test({
-  name:
-    "analyze --backend webgpu runs unique-info on the GPU (run.json) within 1e-4 of --backend cpu; auto stays on CPU",
-  ignore: adapter === null,
-  async fn() {
-    const pr = problem(8, 12, 3, 2, 20);
-    const dir = await Deno.makeTempDir();
-    try {
-      const path = `${dir}/jac.arrows`;
-      await writeBatches(
-        path,
-        batchesOf(pr, 9).map((b) =>
-          makeRecordBatch({
-            kind: "jacobians/v1",
-            sampleId: b.sampleId,
-            split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
-            output: b.output!,
-            f0: b.f0!,
-            target: b.target!,
-            tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
-          })
-        ),
-      );
-      const common = { inputs: [path], options: { "si-lambda": 0.2 }, estimators: ["unique-info"] };
-      const cpu = await analyze({ ...common, backend: "cpu", out: `${dir}/cpu` });
-      const gpu = await analyze({ ...common, backend: "webgpu", allowSoftwareGpu: true, out: `${dir}/gpu` });
-      const run = JSON.parse(await Deno.readTextFile(`${dir}/gpu/run.json`));
-      assert.deepEqual(run.estimators.map((e: { backend: string }) => e.backend), ["webgpu"]);
-      const w = (r: typeof cpu) => rowsOf(r.tables.unique_information).map((x) => x.si_weights as number);
-      assert.ok(maxRel(w(gpu), w(cpu)) < 1e-4);
-      assert.ok(maxRel(w(gpu), w(cpu)) > 0);
-      // an approximate path is never taken under auto
-      const auto = await analyze({ ...common, backend: "auto", allowSoftwareGpu: true, out: `${dir}/auto` });
-      assert.deepEqual(w(auto), w(cpu));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
   },
 });
