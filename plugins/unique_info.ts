@@ -37,6 +37,13 @@
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
  *
+ * WebGPU (`--backend webgpu` only: the path is "approximate"): rows stay on the GPU and every product, the
+ * inversion (blocked symmetric sweep) and the per-sample terms run there in float32 (compensated Gram products,
+ * iterative refinement of `a`), see `plugins/gpu/si_kernel.ts`; only the per-sample values come back. Same table,
+ * same errors; `state()` is the CPU path's state (its float64 kernels are computed from the rows then). Relative
+ * error against this float64 path: ~1e-5 for a well-conditioned `Theta + lambda I`, growing with its condition
+ * number (docs/bench/webgpu_si.md).
+ *
  * @example
  * ```ts
  * import { uniqueInfoPlugin } from "./unique_info.ts";

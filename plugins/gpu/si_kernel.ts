@@ -686,11 +686,16 @@ export class GpuSiKernel {
         return Float64Array.from(new Float32Array(out), (x) => sign * x);
       };
       const residuals: number[] = [];
-      const rnorm = Math.hypot(...inp.residual) || 1;
+      const norm = (v: ArrayLike<number>) => {
+        let q = 0;
+        for (let i = 0; i < v.length; i++) q += v[i] * v[i];
+        return Math.sqrt(q);
+      };
+      const rnorm = norm(inp.residual) || 1;
       for (let it = 0; it < (inp.refine ?? 2) && N > 0; it++) {
         const p = await matvec(A0, a, 1);
         const e = Float64Array.from(p, (x, i) => inp.residual[i] - x);
-        residuals.push(Math.hypot(...e) / rnorm);
+        residuals.push(norm(e) / rnorm);
         const delta = await matvec(A, e, -1);
         for (let i = 0; i < N; i++) a[i] += delta[i];
       }
