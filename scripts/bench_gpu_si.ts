@@ -274,6 +274,14 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
       const cpu = await run(batches, lambda, "cpu");
       const ew = maxRel(values(gpu.results, "si_weights"), values(cpu.results, "si_weights"));
       const ef = maxRel(values(gpu.results, "si_function"), values(cpu.results, "si_function"));
+      // the floor of any float32 kernel: the CPU path (float64) on Theta and K_test rounded to float32
+      const rounded = uniqueInfoPlugin.create({ "si-lambda": lambda }, { byStep: false, seed: 0 });
+      for (const b of batches) await rounded.update(b);
+      for (const g of ["theta", "ktest"]) {
+        const d = (rounded as unknown as Record<string, { data: Float64Array }>)[g].data;
+        for (let i = 0; i < d.length; i++) d[i] = Math.fround(d[i]);
+      }
+      const floor = maxRel(values(await rounded.result(), "si_weights"), values(cpu.results, "si_weights"));
       const kappa = (lmax + lambda) / lambda;
       // typical and scale-relative errors (a sample whose SI is near zero dominates the max relative error)
       const gw = values(gpu.results, "si_weights"), cw = values(cpu.results, "si_weights");
@@ -290,7 +298,8 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
         unit: "relative error",
         note: `si_weights ${ew.toExponential(1)}, si_function ${ef.toExponential(1)}; si_weights: median relative ` +
           `error ${rels[rels.length >> 1].toExponential(1)}, max error / max value ${scaleErr.toExponential(1)}, ` +
-          `top-20 samples shared ${shared}/20; power-law column scales ` +
+          `top-20 samples shared ${shared}/20; floor (float64 solve of the float32-rounded Theta): si_weights ` +
+          `${floor.toExponential(1)}; power-law column scales ` +
           `(decaying spectrum); lambda_max(Theta) ${lmax.toFixed(2)}`,
       });
     }
