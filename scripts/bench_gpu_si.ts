@@ -22,7 +22,7 @@
 import type { Batch } from "../pipeline/batch.ts";
 import { describeAdapter, probeAdapter } from "../pipeline/gpu.ts";
 import { readBuffers } from "../pipeline/_gpu_util.ts";
-import { kernels } from "../pipeline/linalg_chol.ts";
+import { kernels, threadStats } from "../pipeline/linalg_chol.ts";
 import type { Estimator, Results } from "../pipeline/plugin.ts";
 import { GpuSiKernel } from "../plugins/gpu/si_kernel.ts";
 import { uniqueInfoPlugin } from "../plugins/unique_info.ts";
@@ -247,7 +247,9 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
     const [n, nTest, k, P] = q ? [150, 10, 2, 2000] : [2500, 100, 2, 20000];
     const batches = makeBatches(n, nTest, k, P, 500);
     const gpu = await run(batches, 0.1, "webgpu");
+    const chunks0 = threadStats.workerChunks;
     const cpu = await run(batches, 0.1, "cpu");
+    const byWorkers = threadStats.workerChunks - chunks0;
     const ew = maxRel(values(gpu.results, "si_weights"), values(cpu.results, "si_weights"));
     const ef = maxRel(values(gpu.results, "si_function"), values(cpu.results, "si_function"));
     if (!(ew < 1e-3 && ef < 1e-3)) throw new Error(`GPU unique information differs from the CPU: ${ew}, ${ef}`);
@@ -258,7 +260,10 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
       unit: "s",
       reference: c,
       ratio: c / g,
-      note: `reference: the float64 CPU plugin (${kernels.threads} thread(s); updates ${cpu.update.toFixed(1)} s, ` +
+      note:
+        `reference: the float64 CPU plugin (${kernels.threads} thread(s), ${byWorkers} chunks by workers; updates ${
+          cpu.update.toFixed(1)
+        } s, ` +
         `result ${cpu.result.toFixed(1)} s); max relative error of the GPU: si_weights ${ew.toExponential(1)}, ` +
         `si_function ${ef.toExponential(1)}`,
     });
