@@ -11,7 +11,7 @@
  * - (d) accuracy against conditioning: nk = 2,000, P = 2,000, Jacobian columns scaled by a power law (a decaying
  *   spectrum, as in real networks), lambda from 1e-1 to 1e-4: relative error vs the CPU and kappa =
  *   (lambda_max(Theta) + lambda) / lambda (power iteration).
- * `--quick`: small sizes (seconds, for llvmpipe). GPU memory at full size: about 4.5 GB.
+ * `--quick`: small sizes (seconds, for llvmpipe). GPU memory at full size: about 6 GB.
  *
  * Run alone: `node_modules/deno/deno run -A scripts/bench_gpu_si.ts [--quick]` (`INFOTAP_WEBGPU_ALLOW_SOFTWARE=1` to
  * run on llvmpipe; figures there are software figures). CPU threads of the reference: `INFOTAP_THREADS` (0 = cores,

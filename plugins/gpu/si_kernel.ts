@@ -16,6 +16,12 @@
  *   first, so the host's float64 work overlaps the GPU's trailing update. `N^3 / 2` multiply-adds in all.
  * - Per-sample terms: `M_ii` entries, `(M^2)_ii = <M row, M row>`, `a = M r` (row dot products) and `Q = K_test M`
  *   are computed on the GPU; only those (`k^2 n`, `N`, `T N` values) come back.
+ * - Accuracy (docs/bench/webgpu_si.md): the Gram and `K_test M` products are compensated (each 16-deep stage summed in
+ *   float32, then added to a float-float accumulator by TwoSum: about one float32 rounding per entry whatever P), and
+ *   `a = M r` gets 2 steps of iterative refinement against a kept copy of `Theta + lambda I` (the product with an
+ *   explicit inverse errs by `eps ||M|| ||r||`, far more than `||a||` for small lambda).
+ * - GPU memory: rows `4 P (N + T)`, strips `2 N^2`, `Theta + lambda I` and its copy `4 N^2` each, `K_test` and `Q`
+ *   `4 T N` bytes: about 6 GB at N = P = 20,000.
  *
  * Limits: each buffer must fit the adapter's `maxStorageBufferBindingSize` (2 GiB on an H100: `N <= 23,170`,
  * `rows x P <= 5.3e8`); a clear error otherwise.
