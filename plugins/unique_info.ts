@@ -37,6 +37,13 @@
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
  *
+ * WebGPU (`--backend webgpu` only: the path is "approximate"): rows stay on the GPU and every product, the
+ * inversion (blocked symmetric sweep) and the per-sample terms run there in float32 (compensated Gram products,
+ * iterative refinement of `a`), see `plugins/gpu/si_kernel.ts`; only the per-sample values come back. Same table,
+ * same errors; `state()` is the CPU path's state (its float64 kernels are computed from the rows then). Relative
+ * error against this float64 path: ~1e-5 for a well-conditioned `Theta + lambda I`, growing with its condition
+ * number (docs/bench/webgpu_si.md).
+ *
  * @example
  * ```ts
  * import { uniqueInfoPlugin } from "./unique_info.ts";
@@ -72,11 +79,13 @@ import {
   type EstimatorContext,
   type EstimatorPlugin,
   type OptionValues,
+  type Results,
   type StateValue,
 } from "../pipeline/plugin.ts";
 import { sketchJacobian } from "../pipeline/sketch.ts";
 import { tableFromColumns } from "../pipeline/table.ts";
 import { SKETCH_SEED_KEY } from "../schemas/validate.ts";
+import { GpuSiKernel } from "./gpu/si_kernel.ts";
 
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 class Grow {
@@ -128,6 +137,12 @@ class RowSet {
   batches: number[] = [];
 }
 
+/** Samples of one split sorted by id, and the slot of each (sample, output) position. */
+interface Samples {
+  ids: bigint[];
+  slots: Int32Array;
+}
+
 interface Layout {
   names: string[];
   widths: number[];
@@ -150,11 +165,20 @@ class UniqueInfoEstimator implements Estimator {
   /** K_test in slot order (test x train). */
   ktest = new Grow();
   keys = new Set<string>();
+  /** WebGPU path (context.backend "webgpu"): rows and kernels live on the GPU, float32 (plugins/gpu/si_kernel.ts). */
+  readonly gpu: boolean;
+  #kernel: GpuSiKernel | null = null;
+  /** Train and test rows uploaded to the GPU so far. */
+  #upTrain = 0;
+  #upTest = 0;
+  /** Seconds per stage of the last GPU result (benchmarks). */
+  gpuTimes: Record<string, number> = {};
 
   constructor(options: OptionValues, context: EstimatorContext) {
     this.lambda = options["si-lambda"] as number;
     this.sketchDim = options["si-sketch-dim"] as number | undefined;
     this.seed = context.seed;
+    this.gpu = context.backend === "webgpu";
   }
 
   #file(name: string): number {
@@ -242,7 +266,7 @@ class UniqueInfoEstimator implements Estimator {
     }
   }
 
-  update(batch: Batch): void {
+  update(batch: Batch): void | Promise<void> {
     if (batch.numRows === 0) return;
     if (!batch.split || !batch.output || !batch.f0 || !batch.target) {
       throw new InputError(
@@ -299,7 +323,33 @@ class UniqueInfoEstimator implements Estimator {
       set.files.push(file);
       set.batches.push(batch.index);
     }
+    if (this.gpu) return this.#sync();
     this.#extend(s0, t0);
+  }
+
+  /** Uploads the rows not yet on the GPU and starts their products (WebGPU path). */
+  async #sync(): Promise<void> {
+    const W = this.width;
+    const ns = this.train.rows.length, nt = this.test.rows.length;
+    if (ns === this.#upTrain && nt === this.#upTest) return;
+    this.#kernel ??= await GpuSiKernel.open(W);
+    const pack = (rows: Float32Array[], from: number) => {
+      const out = new Float32Array((rows.length - from) * W);
+      for (let i = from; i < rows.length; i++) out.set(rows[i], (i - from) * W);
+      return out;
+    };
+    const tr = pack(this.train.rows, this.#upTrain), te = pack(this.test.rows, this.#upTest);
+    this.#upTrain = ns;
+    this.#upTest = nt;
+    await this.#kernel.append(tr, te);
+  }
+
+  /** Frees the GPU buffers (rows and kernels); a later update or result uploads the rows again. */
+  dispose(): void {
+    this.#kernel?.destroy();
+    this.#kernel = null;
+    this.#upTrain = 0;
+    this.#upTest = 0;
   }
 
   /** Kernel entries of the train rows from `s0` and the test rows from `t0` on (earlier entries are known). */
@@ -332,17 +382,12 @@ class UniqueInfoEstimator implements Estimator {
     }
     const s0 = this.train.rows.length, t0 = this.test.rows.length;
     for (const k of o.keys) this.keys.add(k);
-    for (const [mine, theirs] of [[this.train, o.train], [this.test, o.test]] as const) {
-      for (let i = 0; i < theirs.rows.length; i++) {
-        mine.rows.push(theirs.rows[i]);
-        mine.ids.push(theirs.ids[i]);
-        mine.outputs.push(theirs.outputs[i]);
-        mine.f0.push(theirs.f0[i]);
-        mine.target.push(theirs.target[i]);
-        mine.files.push(this.#file(o.files[theirs.files[i]]));
-        mine.batches.push(theirs.batches[i]);
-      }
+    if (this.gpu) {
+      // rows only: their products are computed on the GPU when they are uploaded (next update or result)
+      this.#appendRows(o);
+      return;
     }
+    this.#appendRows(o);
     const ns = this.train.rows.length, nt = this.test.rows.length;
     const os = o.train.rows.length, ot = o.test.rows.length;
     this.theta.ensure(ns, ns);
@@ -363,7 +408,28 @@ class UniqueInfoEstimator implements Estimator {
     if (ot > 0 && s0 > 0) gramF32(this.ktest.data, this.ktest.colCap, t0, 0, te.slice(t0), tr.slice(0, s0));
   }
 
+  /** Appends the other estimator's rows (after ours). */
+  #appendRows(o: UniqueInfoEstimator): void {
+    for (const [mine, theirs] of [[this.train, o.train], [this.test, o.test]] as const) {
+      for (let i = 0; i < theirs.rows.length; i++) {
+        mine.rows.push(theirs.rows[i]);
+        mine.ids.push(theirs.ids[i]);
+        mine.outputs.push(theirs.outputs[i]);
+        mine.f0.push(theirs.f0[i]);
+        mine.target.push(theirs.target[i]);
+        mine.files.push(this.#file(o.files[theirs.files[i]]));
+        mine.batches.push(theirs.batches[i]);
+      }
+    }
+  }
+
   state(): StateValue {
+    if (this.gpu) {
+      // the CPU path's state, exactly: its float64 kernels are computed here from the rows (the GPU's are float32)
+      this.theta = new Grow();
+      this.ktest = new Grow();
+      this.#extend(0, 0);
+    }
     const pack = (s: RowSet) => {
       const rows = new Float32Array(s.rows.length * this.width);
       s.rows.forEach((r, i) => rows.set(r, i * this.width));
@@ -408,13 +474,14 @@ class UniqueInfoEstimator implements Estimator {
       }
     }
     const ns = this.train.rows.length, nt = this.test.rows.length;
+    if (this.gpu) return this; // the rows go up to the GPU at the next update or result
     this.theta = Grow.from(state.theta, ns, ns);
     this.ktest = Grow.from(state.ktest, nt, ns);
     return this;
   }
 
   /** Groups a row set by sample id (sorted), checking that every sample has outputs 0..k-1 exactly once. */
-  #samples(set: RowSet, k: number, split: string): { ids: bigint[]; slots: Int32Array } {
+  #samples(set: RowSet, k: number, split: string): Samples {
     const by = new Map<bigint, number[]>();
     for (let s = 0; s < set.ids.length; s++) {
       let l = by.get(set.ids[s]);
@@ -442,12 +509,22 @@ class UniqueInfoEstimator implements Estimator {
     return { ids, slots };
   }
 
-  result() {
+  result(): Results | Promise<Results> {
     const tr = this.train, te = this.test;
     let k = 0;
     for (const o of tr.outputs) k = Math.max(k, o + 1);
     const train = this.#samples(tr, k, "train");
     const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
+    if (this.gpu) {
+      return this.#solveGpu(train, test, k).then(({ si, fsi }) => this.#table(train, test, k, si, fsi));
+    }
+    const { si, fsi } = this.#solveCpu(train, test, k);
+    return this.#table(train, test, k, si, fsi);
+  }
+
+  /** The float64 CPU path: Cholesky of Theta + lambda I, M, then the per-sample terms. */
+  #solveCpu(train: Samples, test: Samples | null, k: number): { si: Float64Array; fsi: Float64Array } {
+    const tr = this.train;
     const n = train.ids.length, N = n * k, lambda = this.lambda;
     const si = new Float64Array(n), fsi = new Float64Array(n);
     if (N > 0) {
@@ -516,6 +593,75 @@ class UniqueInfoEstimator implements Estimator {
         }
       }
     }
+    return { si, fsi };
+  }
+
+  /** The WebGPU path (float32; plugins/gpu/si_kernel.ts): the same per-sample terms from the GPU's M. */
+  async #solveGpu(train: Samples, test: Samples | null, k: number): Promise<{ si: Float64Array; fsi: Float64Array }> {
+    const tr = this.train, lambda = this.lambda;
+    const n = train.ids.length, N = n * k;
+    const si = new Float64Array(n), fsi = new Float64Array(n);
+    if (N === 0) return { si, fsi };
+    await this.#sync();
+    const r = new Float64Array(N);
+    for (let i = 0; i < N; i++) r[i] = tr.target[train.slots[i]] - tr.f0[train.slots[i]];
+    const pairs = new Int32Array(2 * n * k * k);
+    for (let i = 0, p = 0; i < n; i++) {
+      for (let x = 0; x < k; x++) {
+        for (let y = 0; y < k; y++, p++) [pairs[2 * p], pairs[2 * p + 1]] = [i * k + x, i * k + y];
+      }
+    }
+    let out;
+    try {
+      out = await this.#kernel!.solve({
+        lambda,
+        trainOrder: train.slots,
+        testOrder: test?.slots ?? new Int32Array(0),
+        residual: r,
+        pairs,
+      });
+    } catch (e) {
+      if (e instanceof NotPositiveDefiniteError) {
+        throw new Error(`Cannot factorise Theta + lambda I (lambda ${lambda}): ${e.message}`);
+      }
+      throw e;
+    }
+    const t0 = performance.now();
+    const { m, m2, a, q } = out;
+    const b = new Float64Array(N);
+    const mii = new Float64Array(k * k);
+    for (let i = 0; i < n; i++) {
+      const o = i * k, p = i * k * k;
+      for (let x = 0; x < k; x++) for (let y = 0; y < k; y++) mii[x * k + y] = m[p + x * k + y];
+      const diag = Float64Array.from(mii);
+      choleskyInPlace(diag, k);
+      const bi = choleskySolve(diag, k, a.subarray(o, o + k));
+      b.set(bi, o);
+      let s = 0;
+      for (let x = 0; x < k; x++) {
+        for (let y = 0; y < k; y++) s += bi[x] * (m[p + x * k + y] - lambda * m2[p + x * k + y]) * bi[y];
+      }
+      si[i] = s;
+    }
+    if (test) {
+      const T = test.slots.length, nTest = test.ids.length;
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let t = 0; t < T; t++) {
+          let d = 0;
+          for (let c = 0; c < k; c++) d += q[t * N + i * k + c] * b[i * k + c];
+          s += d * d;
+        }
+        fsi[i] = s / nTest;
+      }
+    }
+    this.gpuTimes = { ...out.times, host_terms: (performance.now() - t0) / 1000, ...this.#kernel!.appendTimes };
+    return { si, fsi };
+  }
+
+  /** The result table. */
+  #table(train: Samples, test: Samples | null, k: number, si: Float64Array, fsi: Float64Array): Results {
+    const n = train.ids.length, lambda = this.lambda;
     const rank = (v: Float64Array) => {
       const order = Array.from(v.keys()).sort((x, y) => v[y] - v[x] || x - y);
       const r = new Array<number>(v.length);
@@ -560,6 +706,9 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   inputs: ["jacobians/v1"],
   byDefault: true,
   tables: { unique_information: {} },
+  // Float32 Gram products and inversion on the GPU (plugins/gpu/si_kernel.ts): within a tolerance that grows with
+  // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
+  gpu: () => "approximate",
   options: {
     "si-lambda": {
       type: "number",

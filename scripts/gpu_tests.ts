@@ -10,3 +10,4 @@ import "../plugins/gpu/histogram_test.ts";
 import "../plugins/gpu/pair_counts_test.ts";
 import "../plugins/gpu/backend_test.ts";
 import "../plugins/gpu/ksg_test.ts";
+import "../plugins/gpu/unique_info_test.ts";
