@@ -89,13 +89,18 @@ export async function readBuffers(device: GPUDevice, sources: { buffer: GPUBuffe
 }
 
 /**
- * Keeps at most one batch of submitted work in flight: `before()` waits for the previous batch's work to
- * finish (bounded memory when the reader is faster than the GPU) and frees that batch's temporary buffers.
+ * Bounds the submitted work in flight: `before()` waits while `maxInFlight` batches (or `maxBytes` of their
+ * uploads) are still running, so a reader faster than the GPU cannot pile up memory, yet consecutive batches are
+ * queued without a host round trip between them (the queue runs them in order; a buffer rewritten by
+ * `writeBuffer` for the next batch is written after the earlier batches' commands, by WebGPU's queue ordering).
+ * `drain()` waits for everything (before a read-back). Temporary buffers of a batch are destroyed once it completes.
  */
 export class Throttle {
-  #pending: Promise<unknown> | null = null;
-  #temps: GPUBuffer[] = [];
+  #queue: { done: Promise<unknown>; temps: GPUBuffer[]; bytes: number }[] = [];
   #next: GPUBuffer[] = [];
+  #bytes = 0;
+
+  constructor(readonly maxInFlight = 4, readonly maxBytes = 256 * 2 ** 20) {}
 
   /** Registers a temporary buffer of the batch being encoded (destroyed once that batch completes). */
   temp(b: GPUBuffer): GPUBuffer {
@@ -103,19 +108,30 @@ export class Throttle {
     return b;
   }
 
-  /** Waits for the previous batch; call before encoding a new one. */
-  async before(): Promise<void> {
-    if (this.#pending) await this.#pending;
-    this.#pending = null;
-    for (const b of this.#temps) b.destroy();
-    this.#temps = [];
+  async #retireOldest(): Promise<void> {
+    const head = this.#queue.shift()!;
+    await head.done;
+    this.#bytes -= head.bytes;
+    for (const b of head.temps) b.destroy();
   }
 
-  /** Marks the end of a batch's submissions. */
-  after(device: GPUDevice): void {
-    this.#temps = this.#next;
+  /** Waits until a new batch may be encoded; call before encoding it. */
+  async before(): Promise<void> {
+    while (this.#queue.length >= this.maxInFlight || (this.#queue.length > 0 && this.#bytes >= this.maxBytes)) {
+      await this.#retireOldest();
+    }
+  }
+
+  /** Waits for every batch submitted so far. */
+  async drain(): Promise<void> {
+    while (this.#queue.length > 0) await this.#retireOldest();
+  }
+
+  /** Marks the end of a batch's submissions (`bytes`: what it uploaded). */
+  after(device: GPUDevice, bytes = 0): void {
+    this.#queue.push({ done: device.queue.onSubmittedWorkDone(), temps: this.#next, bytes });
+    this.#bytes += bytes;
     this.#next = [];
-    this.#pending = device.queue.onSubmittedWorkDone();
   }
 }
 

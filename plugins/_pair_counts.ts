@@ -81,9 +81,22 @@ export function addPairCounts(
   }
 }
 
+/** `Math.log(c)` of the integers below 2^16, filled on first use (the same bits as calling `Math.log`). */
+let LOGS: Float64Array | null = null;
+function logTable(): Float64Array {
+  if (!LOGS) {
+    LOGS = new Float64Array(1 << 16);
+    LOGS[0] = -Infinity;
+    for (let i = 1; i < LOGS.length; i++) LOGS[i] = Math.log(i);
+  }
+  return LOGS;
+}
+
 /**
  * Plug-in MI (nats) of the contingency table `counts[off + a * nb + b]` (`na x nb`); NaN when it is empty.
- * `rowSum` and `colSum` are scratch arrays of at least `na` and `nb` entries.
+ * `rowSum` and `colSum` are scratch arrays of at least `na` and `nb` entries (`colSum` also holds the logs of the
+ * column sums once they are known). Logs of small integer counts come from a table of `Math.log` values, so the
+ * result has the same bits as evaluating every log directly.
  */
 export function mutualInformation(
   counts: ArrayLike<number>,
@@ -105,14 +118,17 @@ export function mutualInformation(
     }
   }
   if (n === 0) return NaN;
+  const logs = logTable();
+  const log = (x: number) => (x < 65536 && Number.isInteger(x) ? logs[x] : Math.log(x));
+  for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
   let mi = 0;
   const logN = Math.log(n);
   for (let a = 0; a < na; a++) {
     if (rowSum[a] === 0) continue;
-    const la = Math.log(rowSum[a]);
+    const la = log(rowSum[a]);
     for (let b = 0; b < nb; b++) {
       const c = counts[off + a * nb + b];
-      if (c > 0) mi += (c / n) * (Math.log(c) + logN - la - Math.log(colSum[b]));
+      if (c > 0) mi += (c / n) * (log(c) + logN - la - colSum[b]);
     }
   }
   return mi;

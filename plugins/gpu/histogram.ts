@@ -284,12 +284,12 @@ export class GpuHistograms {
         device.queue.submit([enc.finish()]);
       }
     }
-    this.#throttle.after(device);
+    this.#throttle.after(device, batch.columns.reduce((s, c) => s + batch.numRows * c.width * 4, 0));
   }
 
   /** Reads every pending accumulator back into `sink` and zeroes it on the GPU. */
   async flush(): Promise<void> {
-    await this.#throttle.before();
+    await this.#throttle.drain();
     const accs = [...this.#accs.values()].filter((a) => a.rows > 0);
     if (accs.length === 0) return;
     const B = this.#bins;

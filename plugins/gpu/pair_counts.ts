@@ -287,12 +287,12 @@ export class GpuPairCounts {
     pass.end();
     device.queue.submit([enc.finish()]);
     this.#rows += rows;
-    this.#throttle.after(device);
+    this.#throttle.after(device, rows * n * 4);
   }
 
   /** Waits for the submitted work (for timing). */
   async done(): Promise<void> {
-    await this.#throttle.before();
+    await this.#throttle.drain();
   }
 
   /** True when rows were added since the last read-back. */
@@ -307,7 +307,7 @@ export class GpuPairCounts {
 
   /** Reads the joint counts and each neuron's non-finite count back, and zeroes them on the GPU. */
   async readAll(): Promise<{ counts: Uint32Array; nonfinite: Uint32Array }> {
-    await this.#throttle.before();
+    await this.#throttle.drain();
     const [c, f] = await readBuffers(this.#device, [
       { buffer: this.#counts, bytes: this.countsLength * 4 },
       { buffer: this.#nonfinite, bytes: this.n * 4 },

@@ -221,12 +221,12 @@ export class GpuSquareSums {
       device.queue.submit([enc.finish()]);
     }
     for (const run of runs) this.#acc(run.key).rows += run.r1 - run.r0;
-    this.#throttle.after(device);
+    this.#throttle.after(device, batch.columns.reduce((s, c) => s + batch.numRows * c.width * 4, 0));
   }
 
   /** Reads every pending accumulator back into the sink (float64 `hi + lo`) and zeroes it on the GPU. */
   async flush(): Promise<void> {
-    await this.#throttle.before();
+    await this.#throttle.drain();
     const accs = [...this.#accs.values()].filter((a) => a.rows > 0);
     if (accs.length === 0) return;
     const parts = await readBuffers(this.#device, accs.map((a) => ({ buffer: a.buf, bytes: this.#dim * 12 })));
