@@ -141,7 +141,14 @@ if (import.meta.main) {
   const width = quick ? 48 : 768, rows = quick ? 600 : 10000;
   await activations(acts, rows, width, quick ? 200 : 1000);
   const want = (s: string) => !only || only.includes(s);
-  if (want("entropy")) await compare("entropy", acts, ["entropy"], {}, 0);
+  if (want("entropy")) await compare(`entropy ${width} x ${rows}`, acts, ["entropy"], {}, 0);
+  if (want("entropy-large")) {
+    // 10x the rows (307 MB at full size): the CPU side runs on worker threads (>= 64 MiB input).
+    const big = `${dir}/big.arrows`;
+    await activations(big, rows * 10, width, quick ? 1000 : 10000);
+    await compare(`entropy ${width} x ${rows * 10}`, big, ["entropy"], {}, 0);
+    await Deno.remove(big);
+  }
   if (want("binned")) {
     await compare(`binned MI ${width} x ${rows}`, acts, ["mi"], { "mi-estimator": "binned" }, 0);
   }
