@@ -2,9 +2,9 @@
  * `deno task bench [--quick] [--only NAME,...] [--backend cpu|webgpu] [--write]`: runs every benchmark module
  * (each measures infotap's path and a reference in the same run and reports the ratio), prints a Markdown table,
  * and with `--write` replaces the generated section of BENCHMARKS.md with it (machine, date and versions
- * included). `--backend webgpu` also runs the `gpu` module (scripts/bench_gpu.ts: every WebGPU kernel against
- * its CPU path, both figures and the ratio; the first row names the adapter) and passes the backend on to the
- * modules.
+ * included). `--backend webgpu` also runs the GPU modules (`gpu`: scripts/bench_gpu.ts, histograms, binned-MI
+ * joint counts, Fisher diagonal; `gpu_ksg`: scripts/bench_gpu_ksg.ts; `gpu_si`: scripts/bench_gpu_si.ts; each
+ * WebGPU path against its CPU path, both figures and the ratio; the first row names the adapter).
  *
  * @module
  */
@@ -12,7 +12,10 @@ import { parseArgs } from "node:util";
 import type { BenchArgs, BenchRow } from "./bench_types.ts";
 
 /** Benchmark modules by name. */
-const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<BenchRow[]> }>> = {
+const MODULES: Record<
+  string,
+  () => Promise<{ bench: (a: BenchArgs, onRow?: (r: BenchRow) => void) => Promise<BenchRow[]> }>
+> = {
   ingest: () => import("./bench_ingest.ts"),
   binning: () => import("./bench_binning.ts"),
   mi: () => import("./bench_mi.ts"),
@@ -20,10 +23,12 @@ const MODULES: Record<string, () => Promise<{ bench: (a: BenchArgs) => Promise<B
   si: () => import("./bench_si.ts"),
   serve: () => import("./bench_serve.ts"),
   gpu: () => import("./bench_gpu.ts"),
+  gpu_ksg: () => import("./bench_gpu_ksg.ts"),
+  gpu_si: () => import("./bench_gpu_si.ts"),
 };
 
 /** Modules that run only when asked for (`--only`) or with `--backend webgpu`. */
-const GPU_ONLY = new Set(["gpu"]);
+const GPU_ONLY = new Set(["gpu", "gpu_ksg", "gpu_si"]);
 
 function fmt(x: number | undefined): string {
   if (x === undefined || Number.isNaN(x)) return "";
@@ -81,13 +86,19 @@ if (import.meta.main) {
       Deno.exit(2);
     }
     console.error(`running ${name} ...`);
-    const rows = await (await load()).bench({ quick: Boolean(values.quick), backend });
-    for (const r of rows) {
-      const line = `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${
+    const line = (r: BenchRow) =>
+      `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${
         r.note ?? ""
       } |`;
-      lines.push(line);
-      console.error(line);
+    // Rows are shown as soon as a module reports them (modules that take the callback), the table at the end.
+    let shown = 0;
+    const rows = await (await load()).bench({ quick: Boolean(values.quick), backend }, (r) => {
+      shown++;
+      console.error(line(r));
+    });
+    for (const r of rows) {
+      lines.push(line(r));
+      if (shown === 0) console.error(line(r));
     }
   }
   const table = lines.join("\n");
