@@ -87,9 +87,7 @@ if (import.meta.main) {
     }
     console.error(`running ${name} ...`);
     const line = (r: BenchRow) =>
-      `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${
-        r.note ?? ""
-      } |`;
+      `| ${name} | ${r.name} | ${fmt(r.value)} | ${r.unit} | ${fmt(r.reference)} | ${fmt(r.ratio)} | ${r.note ?? ""} |`;
     // Rows are shown as soon as a module reports them (modules that take the callback), the table at the end.
     let shown = 0;
     const rows = await (await load()).bench({ quick: Boolean(values.quick), backend }, (r) => {
