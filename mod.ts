@@ -8,6 +8,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { analyze, makeRecordBatch, writeBatches } from "./mod.ts";
  * const values = Float32Array.from({ length: 400 }, (_, i) => (i * 7919) % 100);
  * const path = await Deno.makeTempFile({ suffix: ".arrows" });
@@ -17,7 +18,7 @@
  *   tensors: [{ name: "fc1", width: 4, values }],
  * })]);
  * const r = await analyze({ inputs: [path], options: { bins: 10 } });
- * console.assert(r.complete && r.tables.neuron_entropy.numRows === 4);
+ * assert.ok(r.complete && r.tables.neuron_entropy.numRows === 4);
  * ```
  *
  * @module

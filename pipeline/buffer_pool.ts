@@ -9,11 +9,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BufferPool } from "./buffer_pool.ts";
  * const pool = new BufferPool();
- * const a = pool.take(100);
+ * const a = pool.take(1 << 20);
  * pool.give(a.buffer as ArrayBuffer);
- * console.assert(pool.take(80).buffer === a.buffer);
+ * assert.ok(pool.take(800_000).buffer === a.buffer); // reused: large enough, not much larger
+ * assert.ok(pool.take(1 << 20).buffer !== a.buffer); // taken already: a fresh buffer
  * ```
  *
  * @module

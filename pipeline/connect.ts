@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "./serve.ts";
  * import { connectProducer } from "./connect.ts";
  * import { makeRecordBatch } from "./produce.ts";
@@ -18,7 +19,7 @@
  *   tensors: [{ name: "fc1", width: 2, values: new Float32Array([0.1, 0.2, 0.3, 0.9]) }],
  * }));
  * const reply = await producer.close();
- * console.assert(reply.rows === 2);
+ * assert.ok(reply.rows === 2);
  * await server.stop();
  * ```
  *

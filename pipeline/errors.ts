@@ -28,9 +28,10 @@ export function formatLocation(where: InputLocation): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InputError } from "./errors.ts";
  * const e = new InputError("Cannot read layer as its width changed: current value is 3", { file: "a.arrows", batch: 2, column: "fc1" });
- * console.assert(e.message.startsWith("file 'a.arrows', batch 2, column 'fc1': "));
+ * assert.ok(e.message.startsWith("file 'a.arrows', batch 2, column 'fc1': "));
  * ```
  */
 export class InputError extends Error {

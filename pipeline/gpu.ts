@@ -12,11 +12,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decideBackend } from "./gpu.ts";
  * const llvmpipe = { description: "llvmpipe (LLVM 15.0.6, 256 bits)", vendor: "65541", isFallbackAdapter: true };
- * console.assert(decideBackend("auto", llvmpipe).backend === "cpu");
- * console.assert(decideBackend("webgpu", llvmpipe, { allowSoftware: true }).backend === "webgpu");
- * console.assert(decideBackend("auto", { description: "NVIDIA H100 80GB HBM3", vendor: "4318" }).backend === "webgpu");
+ * assert.ok(decideBackend("auto", llvmpipe).backend === "cpu");
+ * assert.ok(decideBackend("webgpu", llvmpipe, { allowSoftware: true }).backend === "webgpu");
+ * assert.ok(decideBackend("auto", { description: "NVIDIA H100 80GB HBM3", vendor: "4318" }).backend === "webgpu");
  * ```
  *
  * @module
@@ -169,13 +170,10 @@ export function softwareAllowedByEnv(): boolean {
   }
 }
 
-interface Held {
-  adapter: GPUAdapter;
-  device: GPUDevice;
-  facts: AdapterFacts;
-}
-
-let held: Promise<Held | null> | null = null;
+/** The adapter (requested once per process; probing it creates no device). */
+let adapterHeld: Promise<{ adapter: GPUAdapter; facts: AdapterFacts } | null> | null = null;
+/** The shared device (created on first use by a kernel). */
+let deviceHeld: Promise<GPUDevice | null> | null = null;
 
 /** Requests the adapter (high-performance preference); null when WebGPU or an adapter is missing. */
 async function requestAdapter(): Promise<GPUAdapter | null> {
@@ -188,12 +186,17 @@ async function requestAdapter(): Promise<GPUAdapter | null> {
   }
 }
 
-async function open(): Promise<Held | null> {
-  const adapter = await requestAdapter();
-  if (!adapter) return null;
-  const L = adapter.limits;
+function adapterOnce() {
+  adapterHeld ??= requestAdapter().then((adapter) => (adapter ? { adapter, facts: adapterFacts(adapter) } : null));
+  return adapterHeld;
+}
+
+async function openDevice(): Promise<GPUDevice | null> {
+  const held = await adapterOnce();
+  if (!held) return null;
+  const L = held.adapter.limits;
   // The largest buffers and workgroup memory the adapter offers (the defaults are 128 MiB / 16 KiB).
-  const device = await adapter.requestDevice({
+  const device = await held.adapter.requestDevice({
     requiredLimits: {
       maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
       maxBufferSize: L.maxBufferSize,
@@ -202,16 +205,15 @@ async function open(): Promise<Held | null> {
       maxComputeWorkgroupSizeX: L.maxComputeWorkgroupSizeX,
     },
   });
-  device.lost.then(() => {
-    held = null;
-  });
-  return { adapter, device, facts: adapterFacts(adapter) };
+  return device;
 }
 
-/** The adapter's facts, or null when there is none (opens the shared device on first use). */
+/**
+ * The adapter's facts, or null when there is none. Only the adapter is requested: no device is created, so a run
+ * that stays on the CPU (a software adapter under `auto`) holds no GPU resources.
+ */
 export async function probeAdapter(): Promise<AdapterFacts | null> {
-  held ??= open();
-  return (await held)?.facts ?? null;
+  return (await adapterOnce())?.facts ?? null;
 }
 
 /**
@@ -233,12 +235,24 @@ export async function selectBackend(
  * exists, software included). Throws {@linkcode BackendError} when there is none.
  */
 export async function gpuDevice(): Promise<GPUDevice> {
-  held ??= open();
-  const h = await held;
-  if (!h) {
+  if (!deviceHeld) {
+    const mine = openDevice();
+    deviceHeld = mine;
+    // A lost (or destroyed) device is replaced on next use; an adapter gives one device, so a new one is requested.
+    mine.then((d) =>
+      d?.lost.then(() => {
+        if (deviceHeld === mine) {
+          deviceHeld = null;
+          adapterHeld = null;
+        }
+      })
+    );
+  }
+  const device = await deviceHeld;
+  if (!device) {
     throw new BackendError("Cannot run a WebGPU kernel as no WebGPU adapter is available: current value is none");
   }
-  return h.device;
+  return device;
 }
 
 /** The limits of the shared device (after {@linkcode gpuDevice}). */
@@ -248,7 +262,8 @@ export async function gpuLimits(): Promise<GPUSupportedLimits> {
 
 /** Destroys the shared device (tests, benchmarks); the next {@linkcode gpuDevice} opens a new one. */
 export async function releaseGpu(): Promise<void> {
-  const h = held ? await held : null;
-  held = null;
-  h?.device.destroy();
+  const device = deviceHeld ? await deviceHeld : null;
+  deviceHeld = null;
+  adapterHeld = null;
+  device?.destroy();
 }

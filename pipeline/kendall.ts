@@ -7,9 +7,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kendallTau } from "./kendall.ts";
- * console.assert(kendallTau([1, 2, 3], [10, 20, 30]) === 1);
- * console.assert(kendallTau([1, 2, 3], [3, 2, 1]) === -1);
+ * assert.ok(kendallTau([1, 2, 3], [10, 20, 30]) === 1);
+ * assert.ok(kendallTau([1, 2, 3], [3, 2, 1]) === -1);
  * ```
  *
  * @module

@@ -25,12 +25,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { choleskyInPlace, invertSpd } from "./linalg_chol.ts";
  * const a = new Float64Array([4, 2, 2, 3]);
  * const inv = invertSpd(a, 2); // [[3, -2], [-2, 4]] / 8
- * console.assert(Math.abs(inv[1] + 0.25) < 1e-15);
+ * assert.ok(Math.abs(inv[1] + 0.25) < 1e-15);
  * choleskyInPlace(a, 2);
- * console.assert(a[0] === 2 && a[2] === 1);
+ * assert.ok(a[0] === 2 && a[2] === 1);
  * ```
  *
  * @module

@@ -4,6 +4,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { definePlugin, type Estimator } from "./plugin.ts";
  * import { tableFromColumns } from "./table.ts";
  * const counter = (n = 0): Estimator => ({
@@ -21,7 +22,7 @@
  *   create: () => counter(),
  *   restore: (state) => counter((state as { n: number }).n),
  * });
- * console.assert(rows.name === "row-count");
+ * assert.ok(rows.name === "row-count");
  * ```
  *
  * @module

@@ -4,6 +4,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeRecordBatch, writeBatches } from "./produce.ts";
  * const rb = makeRecordBatch({
  *   kind: "activations/v1",
@@ -12,7 +13,7 @@
  * });
  * const path = await Deno.makeTempFile({ suffix: ".arrows" });
  * await writeBatches(path, [rb]);
- * console.assert((await Deno.stat(path)).size > 0);
+ * assert.ok((await Deno.stat(path)).size > 0);
  * ```
  *
  * @module

@@ -12,9 +12,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { renderReport } from "./report.ts";
  * const html = await renderReport({ dir: "r", run: { complete: true }, tables: {} });
- * console.assert(html.startsWith("<!doctype html>") && html.includes("window.__reportStatus"));
+ * assert.ok(html.startsWith("<!doctype html>") && html.includes("window.__reportStatus"));
  * ```
  *
  * @module

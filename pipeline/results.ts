@@ -7,13 +7,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readResults } from "./results.ts";
  * import { writeTables } from "./write.ts";
  * import { tableFromColumns } from "./table.ts";
  * const dir = await Deno.makeTempDir();
  * await writeTables(dir, { t: tableFromColumns([{ name: "x", type: "int64", values: [1n, 2n] }]) }, "parquet");
  * const r = await readResults(dir);
- * console.assert(r.tables.t.rows[1].x === 2 && r.run === null);
+ * assert.ok(r.tables.t.rows[1].x === 2 && r.run === null);
  * ```
  *
  * @module

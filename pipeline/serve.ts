@@ -46,12 +46,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serve } from "./serve.ts";
  * const out = await Deno.makeTempDir();
  * const server = await serve({ listen: "127.0.0.1:0", out, options: { range: [0, 1] }, log: () => {} });
- * console.assert(server.port > 0);
+ * assert.ok(server.port > 0);
  * const run = await server.stop();
- * console.assert(run.complete === true);
+ * assert.ok(run.complete === true);
  * ```
  *
  * @module

@@ -15,10 +15,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sketchJacobian } from "./sketch.ts";
  * const rows = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0]); // 2 rows, width 4
  * const s = sketchJacobian(rows, 4, 3, 7, "fc1.weight");
- * console.assert(s.length === 6 && Math.abs(Math.abs(s[0]) - 1 / Math.sqrt(3)) < 1e-7);
+ * assert.ok(s.length === 6 && Math.abs(Math.abs(s[0]) - 1 / Math.sqrt(3)) < 1e-7);
  * ```
  *
  * @module

@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeState, encodeState } from "./state.ts";
  * const bytes = encodeState({ counts: new Uint32Array([1, 2]), bins: 2 });
  * const back = decodeState(bytes) as { counts: Uint32Array; bins: number };
- * console.assert(back.counts[1] === 2 && back.bins === 2);
+ * assert.ok(back.counts[1] === 2 && back.bins === 2);
  * ```
  *
  * @module

@@ -3,9 +3,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stepRuns } from "./steps.ts";
  * const batch = { numRows: 3, step: new BigInt64Array([5n, 5n, 6n]), file: "x", index: 0 };
- * console.assert(JSON.stringify(stepRuns(batch as never, true).map((r) => [r.r0, r.r1, String(r.step)])) === '[[0,2,"5"],[2,3,"6"]]');
+ * assert.ok(JSON.stringify(stepRuns(batch as never, true).map((r) => [r.r0, r.r1, String(r.step)])) === '[[0,2,"5"],[2,3,"6"]]');
  * ```
  *
  * @module

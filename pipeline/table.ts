@@ -3,12 +3,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tableFromColumns } from "./table.ts";
  * const t = tableFromColumns([
  *   { name: "layer", type: "utf8", values: ["fc1", "fc2"] },
  *   { name: "entropy", type: "float64", values: [1.5, null] },
  * ]);
- * console.assert(t.numRows === 2 && t.getChild("entropy")!.get(1) === null);
+ * assert.ok(t.numRows === 2 && t.getChild("entropy")!.get(1) === null);
  * ```
  *
  * @module

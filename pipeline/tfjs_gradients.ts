@@ -20,6 +20,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { denseModel, tfjsGradientBatch } from "./tfjs_gradients.ts";
  * const model = denseModel([
@@ -27,7 +28,7 @@
  *   { name: "fc2", weight: tf.variable(tf.randomNormal([4, 2], 0, 1, "float32", 2)) },
  * ]);
  * const rb = await tfjsGradientBatch(model, tf.randomNormal([5, 3], 0, 1, "float32", 3), { seed: 1, step: 0 });
- * console.assert(rb.numRows === 5 && rb.schema.metadata.get("infotap.fisher") === "true");
+ * assert.ok(rb.numRows === 5 && rb.schema.metadata.get("infotap.fisher") === "true");
  * ```
  *
  * @module

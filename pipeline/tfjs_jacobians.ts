@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs-core";
  * import { tfjsJacobians } from "./tfjs_jacobians.ts";
  * const batches = [];
@@ -22,7 +23,7 @@
  *   targets: new Float32Array([1, 0]),
  * })) batches.push(rb);
  * // d(x . w)/dw = x: the rows are the inputs; f0 = x . w0
- * console.assert(batches[0].numRows === 2 && batches[0].getChild("f0")!.get(0) === -1.5);
+ * assert.ok(batches[0].numRows === 2 && batches[0].getChild("f0")!.get(0) === -1.5);
  * ```
  *
  * @module

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initTf } from "./tfjs_setup.ts";
  * const tf = await initTf();
- * console.assert(tf.getBackend() === "cpu");
+ * assert.ok(tf.getBackend() === "cpu");
  * ```
  *
  * @module

@@ -20,6 +20,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "@tensorflow/tfjs-core";
  * import "@tensorflow/tfjs-backend-cpu";
  * import * as tfl from "@tensorflow/tfjs-layers";
@@ -31,7 +32,7 @@
  * const got: arrow.RecordBatch[] = [];
  * const tap = tfjsTap({ model, layers: ["fc1"], probe: tf.ones([4, 2]), every: 2, sink: { write: async (rb) => void got.push(rb) } });
  * await model.fit(tf.ones([8, 2]), tf.ones([8, 1]), { batchSize: 2, epochs: 1, callbacks: tap });
- * console.assert(got.length === 2 && got[1].numRows === 4); // steps 0 and 2 of 0..3
+ * assert.ok(got.length === 2 && got[1].numRows === 4); // steps 0 and 2 of 0..3
  * ```
  *
  * @module

@@ -18,12 +18,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FdSketch } from "./_fd_sketch.ts";
  * const s = new FdSketch(2, 3);
  * s.append(new Float64Array([1, 0, 0]));
  * s.append(new Float64Array([0, 2, 0]));
  * const { values } = s.eigenvalues();
- * console.assert(Math.abs(values[0] - 4) < 1e-12 && Math.abs(values[1] - 1) < 1e-12 && s.delta === 0);
+ * assert.ok(Math.abs(values[0] - 4) < 1e-12 && Math.abs(values[1] - 1) < 1e-12 && s.delta === 0);
  * ```
  *
  * @module

@@ -8,9 +8,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { symEig } from "./_symeig.ts";
  * const { values } = symEig(new Float64Array([2, 1, 1, 2]), 2);
- * console.assert(Math.abs(values[0] - 3) < 1e-12 && Math.abs(values[1] - 1) < 1e-12);
+ * assert.ok(Math.abs(values[0] - 3) < 1e-12 && Math.abs(values[1] - 1) < 1e-12);
  * ```
  *
  * @module

@@ -11,11 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { entropyPlugin } from "./entropy.ts";
  * const est = entropyPlugin.create({ bins: 2, binning: "global", range: [0, 1] }, { byStep: false, seed: 0 });
  * est.update({ numRows: 2, columns: [{ name: "fc1", width: 1, values: new Float32Array([0.1, 0.9]) }] } as never);
  * const t = (await est.result()).neuron_entropy;
- * console.assert(Math.abs((t.getChild("entropy")!.get(0) as number) - Math.log(2)) < 1e-12);
+ * assert.ok(Math.abs((t.getChild("entropy")!.get(0) as number) - Math.log(2)) < 1e-12);
  * ```
  *
  * @module

@@ -8,11 +8,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { examplePlugin } from "./example_mean.ts";
  * const est = examplePlugin.create({}, { byStep: false, seed: 0 });
  * est.update({ numRows: 2, columns: [{ name: "fc1", width: 1, values: new Float32Array([1, 3]) }] } as never);
  * const t = (await est.result()).neuron_moments;
- * console.assert(t.getChild("mean")!.get(0) === 2 && t.getChild("variance")!.get(0) === 1);
+ * assert.ok(t.getChild("mean")!.get(0) === 2 && t.getChild("variance")!.get(0) === 1);
  * ```
  *
  * @module

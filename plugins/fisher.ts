@@ -37,6 +37,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fisherPlugin } from "./fisher.ts";
  * const est = fisherPlugin.create({ "fisher-rank": 0, "fisher-diag": false }, { byStep: false, seed: 0 });
  * est.update({
@@ -44,7 +45,7 @@
  *   columns: [{ name: "fc.weight", width: 1, values: new Float32Array([1, 3]) }],
  * } as never);
  * const t = (await est.result()).fisher;
- * console.assert(t.getChild("trace")!.get(0) === 5 && t.getChild("kind")!.get(0) === "true Fisher");
+ * assert.ok(t.getChild("trace")!.get(0) === 5 && t.getChild("kind")!.get(0) === "true Fisher");
  * ```
  *
  * @module

@@ -11,11 +11,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { labelMiPlugin } from "./label_mi.ts";
  * const est = labelMiPlugin.create({ bins: 2, binning: "global", range: [0, 1] }, { byStep: false, seed: 0 });
  * est.update({ numRows: 2, label: new Int32Array([0, 1]), columns: [{ name: "fc1", width: 1, values: new Float32Array([0.1, 0.9]) }] } as never);
  * const t = (await est.result()).label_mi;
- * console.assert(Math.abs((t.getChild("mi")!.get(0) as number) - Math.log(2)) < 1e-12);
+ * assert.ok(Math.abs((t.getChild("mi")!.get(0) as number) - Math.log(2)) < 1e-12);
  * ```
  *
  * @module

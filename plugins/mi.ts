@@ -24,11 +24,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { miPlugin } from "./mi.ts";
  * const est = miPlugin.create({ "mi-estimator": "binned", "mi-bins": 2, "mi-binning": "global", "mi-pairs": "within", "ksg-k": 3, "mi-samples": 100 }, { byStep: false, seed: 0, scan: { lo: 0, hi: 1, layers: {} } });
  * est.update({ numRows: 2, columns: [{ name: "fc1", width: 2, values: new Float32Array([0, 0, 1, 1]) }] } as never);
  * const t = (await est.result()).neuron_mi;
- * console.assert(Math.abs((t.getChild("mi")!.get(0) as number) - Math.log(2)) < 1e-12);
+ * assert.ok(Math.abs((t.getChild("mi")!.get(0) as number) - Math.log(2)) < 1e-12);
  * ```
  *
  * @module

@@ -46,6 +46,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { uniqueInfoPlugin } from "./unique_info.ts";
  * const est = uniqueInfoPlugin.create({ "si-lambda": 1 }, { byStep: false, seed: 0 });
  * est.update({
@@ -56,7 +57,7 @@
  * } as never);
  * const t = (await est.result()).unique_information;
  * // Theta = I, M = I/2, a = (1/2, 1/2): w = (1/2, 1/2), w_{-0} = (0, 1/2), so ||w - w_{-0}||^2 = 1/4
- * console.assert(Math.abs((t.getChild("si_weights")!.get(0) as number) - 0.25) < 1e-15);
+ * assert.ok(Math.abs((t.getChild("si_weights")!.get(0) as number) - 0.25) < 1e-15);
  * ```
  *
  * @module
