@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { OptionValues } from "../../pipeline/plugin.ts";
-import { probeAdapter } from "../../pipeline/gpu.ts";
+import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures.ts";
 import { entropyPlugin } from "../entropy.ts";
@@ -208,4 +208,9 @@ Deno.test({
     assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 3 }), "approximate");
     assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 9 }), null);
   },
+});
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
 });

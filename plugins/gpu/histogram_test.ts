@@ -121,3 +121,8 @@ Deno.test("the histogram shader is generated for both variants", () => {
   assert.match(histogramShader(16, 8), /var<workgroup> loc: array<atomic<u32>, 144>/);
   assert.doesNotMatch(histogramShader(16, 0), /var<workgroup>/);
 });
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
+});

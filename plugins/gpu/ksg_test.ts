@@ -6,7 +6,7 @@
  * exactly (so every `n_x`, `n_y` is equal), and the estimates the CPU's within KSG_GPU_TOLERANCE.
  */
 import assert from "node:assert/strict";
-import { probeAdapter } from "../../pipeline/gpu.ts";
+import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { Rng } from "../../tests/_util.ts";
 import { ksgPairs } from "../_ksg_pairs.ts";
 import { fixedPsi, gpuKsgPairs, KSG_GPU_TOLERANCE } from "./ksg.ts";
@@ -151,4 +151,9 @@ Deno.test({
     const tiny = await gpuKsgPairs(cols.subarray(0, 2 * 3), 3, new Int32Array([0, 1]), 3);
     assert.ok(Number.isNaN(tiny.mi[0]), "n <= k gives NaN");
   },
+});
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
 });

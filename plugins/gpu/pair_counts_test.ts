@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { probeAdapter } from "../../pipeline/gpu.ts";
+import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { Rng } from "../../tests/_util.ts";
 import type { LayerRange } from "../_binning.ts";
 import { addPairCounts, codeRows } from "../_pair_counts.ts";
@@ -71,4 +71,9 @@ Deno.test({
       pc.destroy();
     }
   },
+});
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
 });

@@ -3,7 +3,7 @@
  * which does not bundle).
  */
 import assert from "node:assert/strict";
-import { probeAdapter } from "../../pipeline/gpu.ts";
+import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
 import { analyze } from "../../pipeline/run.ts";
 import { rowsOf } from "../../tests/_util.ts";
@@ -49,4 +49,9 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
 });

@@ -4,7 +4,7 @@
  * (llvmpipe). Tolerances: docs/bench/webgpu_si.md.
  */
 import assert from "node:assert/strict";
-import { probeAdapter } from "../../pipeline/gpu.ts";
+import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import type { Estimator } from "../../pipeline/plugin.ts";
 import { invertSpd } from "../../pipeline/linalg_chol.ts";
 import { Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
@@ -199,4 +199,9 @@ Deno.test({
       /^Error: Cannot factorise Theta \+ lambda I \(lambda 1e-300\): Cannot factorise the matrix as it is not positive definite at pivot 3: current value is 0$/,
     );
   },
+});
+
+// Last in this module: free the GPU device, so that no device is left for process teardown.
+Deno.test("release the WebGPU device", async () => {
+  await releaseGpu();
 });
