@@ -105,6 +105,55 @@ export function digammaTable(n: number): Float64Array {
   return t;
 }
 
+/**
+ * Fixed-point scale of the `psi` terms: each `psi(m)` of {@linkcode digammaTable} is rounded once to a multiple
+ * of `2^-36` ({@linkcode fixedPsi}), and the sums of `psi(n_x + 1) + psi(n_y + 1)` are exact integer sums of
+ * those (the WebGPU kernel, plugins/gpu/ksg.ts, sums the same integers).
+ */
+export const PSI_SCALE = 2 ** 36;
+/** The JavaScript kernel sums the fixed-point terms split as `hi * 2^20 + lo` (`0 <= lo < 2^20`). */
+const PSI_SPLIT = 2 ** 20;
+
+/** `round(psi(m) * 2^36)` for `m = 0..n+1` (0 at m = 0): as BigInts and split for exact float64 sums. */
+export interface FixedPsi {
+  /** The integers. */
+  values: BigInt64Array;
+  /** `floor(values / 2^20)` as float64. */
+  hi: Float64Array;
+  /** `values - hi * 2^20`, in `[0, 2^20)`, as float64. */
+  lo: Float64Array;
+}
+
+/**
+ * The fixed-point `psi` table for up to `n` samples (`m = 0..n+1`; entry `m` does not depend on `n`):
+ * `round(psi(m) * 2^36)`, with `psi(m)` from {@linkcode digammaTable}. Rounding errs by at most `2^-37` per term.
+ */
+export function fixedPsi(n: number): FixedPsi {
+  const psi = digammaTable(n + 1);
+  const values = new BigInt64Array(n + 2), hi = new Float64Array(n + 2), lo = new Float64Array(n + 2);
+  for (let m = 1; m <= n + 1; m++) {
+    const v = Math.round(psi[m] * PSI_SCALE); // exact integer: |v| < 2^53
+    values[m] = BigInt(v);
+    hi[m] = Math.floor(v / PSI_SPLIT);
+    lo[m] = v - hi[m] * PSI_SPLIT;
+  }
+  return { values, hi, lo };
+}
+
+/**
+ * The KSG estimate from the exact fixed-point sum over the `n` samples of `psi(n_x + 1) + psi(n_y + 1)` (units of
+ * `2^-36`): `psi(n) + psi(k) - sum / (n 2^36)`, with `psi` from {@linkcode digammaTable} (at least `n + 1`
+ * entries). Every KSG path (JavaScript, WebAssembly, WebGPU) ends here, so equal sums give equal bits.
+ */
+export function ksgFromSum(sum: bigint, n: number, k: number, psi: Float64Array): number {
+  return psi[n] + psi[k] - Number(sum) / PSI_SCALE / n;
+}
+
+/** The exact sum `hi * 2^20 + lo` of the split accumulators (both exact integers in float64). */
+function joinSplit(hi: number, lo: number): bigint {
+  return BigInt(hi) * BigInt(PSI_SPLIT) + BigInt(lo);
+}
+
 /** Per-thread scratch memory for {@linkcode ksgPair}, sized for `n` samples. */
 export class KsgScratch {
   readonly n: number;
@@ -115,6 +164,10 @@ export class KsgScratch {
   readonly pxr: Int32Array;
   readonly pyr: Int32Array;
   readonly psi: Float64Array;
+  /** Fixed-point `psi` terms ({@linkcode fixedPsi}). */
+  readonly fixed: FixedPsi;
+  /** The running split sum `[hi, lo]` of the JavaScript kernel. */
+  readonly acc: Float64Array;
   constructor(n: number) {
     this.n = n;
     const G = this.G = gridSize(n);
@@ -124,6 +177,8 @@ export class KsgScratch {
     this.pxr = new Int32Array(n);
     this.pyr = new Int32Array(n);
     this.psi = digammaTable(n + 1);
+    this.fixed = fixedPsi(n);
+    this.acc = new Float64Array(2);
   }
 }
 
@@ -139,7 +194,7 @@ function insert(best: Float64Array, last: number, d: number): number {
 }
 
 /**
- * `psi(n_x + 1) + psi(n_y + 1)`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
+ * Adds `psi(n_x + 1) + psi(n_y + 1)` (fixed point, split: `acc[0] += hi`, `acc[1] += lo`), where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
  * (`xs[ax] = x`) with `|x - xs[m]| < r` (`r > 0`; pass the smallest double for "equal"), and likewise `n_y`: the
  * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
@@ -155,8 +210,10 @@ function countBoth(
   ay: number,
   y: number,
   r: number,
-  psi: Float64Array,
-): number {
+  hi: Float64Array,
+  lo: Float64Array,
+  acc: Float64Array,
+): void {
   let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
   while ((l1 | l2 | l3 | l4) > 1) {
     const h1 = l1 >>> 1, h2 = l2 >>> 1, h3 = l3 >>> 1, h4 = l4 >>> 1;
@@ -170,7 +227,8 @@ function countBoth(
     l4 -= h4;
   }
   const nx = b2 - (b1 + +(x - xs[b1] >= r)), ny = b4 - (b3 + +(y - ys[b3] >= r));
-  return psi[nx + 1] + psi[ny + 1];
+  acc[0] += hi[nx + 1] + hi[ny + 1];
+  acc[1] += lo[nx + 1] + lo[ny + 1];
 }
 
 /** The distance from `(x, y)` to the nearest border of a block whose outside lies beyond the given values. */
@@ -208,7 +266,7 @@ function scanRange(
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, pw, pxr, pyr, psi } = s;
+  const { start, pxy, pw, pxr, pyr, psi, acc } = s, { hi, lo } = s.fixed;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
@@ -218,14 +276,15 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
     let heavy = 0;
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
-    if (heavy <= MAX_HEAVY) return psi[n] + psi[k] - wasmTotal(KSG_WASM, a, b, n, dup, psi) / n;
+    if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, psi);
   }
-  let total = 0;
+  acc[0] = acc[1] = 0;
   // bucket the stored samples into cells (row-major by y strip, then x strip)
   start.fill(0, 0, cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      total += psi[a.tie[i]] + psi[b.tie[i]];
+      acc[0] += hi[a.tie[i]] + hi[b.tie[i]];
+      acc[1] += lo[a.tie[i]] + lo[b.tie[i]];
       if (dup[i] < 0) continue;
     }
     start[bc[i] * Gx + ac[i] + 1]++;
@@ -314,11 +373,11 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
           lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
         }
         // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
-        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, psi);
+        countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, hi, lo, acc);
       }
     }
   }
-  return psi[n] + psi[k] - total / n;
+  return ksgFromSum(joinSplit(acc[0], acc[1]), n, k, psi);
 }
 
 /** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */
@@ -342,7 +401,7 @@ interface WasmLayout {
   };
   f64: Float64Array;
   i32: Int32Array;
-  psi: Float64Array | null;
+  psi: BigInt64Array | null;
 }
 
 let layout: WasmLayout | null = null;
@@ -382,8 +441,8 @@ function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): 
 }
 
 /**
- * The sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the WebAssembly kernel (k = 3), in the same order
- * and with the same operations as the JavaScript kernel (so the same bits).
+ * The exact fixed-point sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the WebAssembly kernel (k = 3):
+ * the same counts as the JavaScript kernel, summed as 64-bit integers.
  */
 function wasmTotal(
   w: NonNullable<typeof KSG_WASM>,
@@ -391,22 +450,24 @@ function wasmTotal(
   b: NeuronPrep,
   n: number,
   dup: Int32Array | null,
-  psi: Float64Array,
-): number {
+  s: KsgScratch,
+): bigint {
   const Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   const L = wasmLayout(w, n, cells), { off, f64, i32 } = L;
-  if (L.psi !== psi) {
-    f64.set(psi.subarray(0, Math.min(psi.length, n + 2)), off.psi / 8);
-    L.psi = psi;
+  const { values, hi, lo } = s.fixed;
+  if (L.psi !== values) {
+    new BigInt64Array(L.buffer).set(values.subarray(0, Math.min(values.length, n + 2)), off.psi / 8);
+    L.psi = values;
   }
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const st = off.start / 4, px = off.px / 8, py = off.py / 8, pxr = off.pxr / 4, pyr = off.pyr / 4;
   const hx = off.heavy / 8, hy = (off.heavy + 16 * MAX_HEAVY) / 8;
-  let total = 0, H = 0;
+  let tHi = 0, tLo = 0, H = 0;
   i32.fill(0, st, st + cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      total += psi[a.tie[i]] + psi[b.tie[i]];
+      tHi += hi[a.tie[i]] + hi[b.tie[i]];
+      tLo += lo[a.tie[i]] + lo[b.tie[i]];
       if (dup[i] > 0) {
         f64[hx + 2 * H] = ax[i];
         f64[hy + 2 * H] = by[i];
@@ -447,7 +508,7 @@ function wasmTotal(
     off.tail,
     Gx,
     Gy,
-    total,
+    joinSplit(tHi, tLo),
   );
 }
 
