@@ -9,6 +9,14 @@
  * are kept. Distances are `|a - b|` in float64, the same expression as a brute-force reference uses, so the
  * counts are identical, not just close.
  *
+ * The mean `< psi(n_x + 1) + psi(n_y + 1) >` is formed from fixed-point terms: each `psi(m)` of the float64 table
+ * {@linkcode digammaTable} rounded once to a multiple of `2^-36` ({@linkcode fixedPsi}; error at most `2^-37` per
+ * term), summed exactly as integers (64-bit in WebAssembly, two float64 accumulators of 20-bit-split parts in
+ * JavaScript), then {@linkcode ksgFromSum}: `psi(n) + psi(k) - S / (n 2^36)`. So the estimate is within `2^-36`
+ * nats (plus one final rounding) of the mean of the float64 terms, and independent of the summation order: the
+ * JavaScript and WebAssembly kernels, any number of threads and the WebGPU kernel (`plugins/gpu/ksg.ts`, the same
+ * integers) give the same bits.
+ *
  * Speed: each neuron is prepared once (float32 values, sorted values, ranks with ties broken by sample index,
  * tie-group sizes, and a strip of about `n / G` samples per grid column, cut only between tie groups). Per pair,
  * the samples are bucketed into the `G x G` grid of strips (value-monotone cells). Cell by cell, each sample's k
@@ -23,7 +31,7 @@
  *
  * For k = 3 (the default) the per-pair search runs in a WebAssembly SIMD kernel (`plugins/_ksg_wasm.ts`: two
  * candidates per step, branch-free `pmin`/`pmax` top-4 lists), about 3-4x faster than this JavaScript, with the
- * same bits: same distances, same counts, same summation order (`plugins/mi_test.ts` checks it).
+ * same bits: same distances, same counts, same integer sum (`plugins/mi_test.ts` checks it).
  *
  * @module
  */

@@ -6,13 +6,14 @@
  * and float ternaries to branches, and keeping the k smallest distances takes data-dependent branches). Here the
  * candidates are scanned two at a time in float64 lanes and each lane keeps its 4 smallest distances (the sample
  * itself and its 3 nearest) with a branch-free `pmin`/`pmax` insertion network; the two lanes' lists are merged at
- * the end. Every distance is the same float64 `|a - b|` and the marginal counts are the same comparisons, over the
- * same cells in the same order, so the estimate is bit-identical to the JavaScript kernel's.
+ * the end. Every distance is the same float64 `|a - b|`, the marginal counts are the same comparisons and the
+ * `psi` terms are summed as exact integers, so the estimate is bit-identical to the JavaScript kernel's.
  *
  * The kernel runs over one pair: the grid cells in order, each sample's 3 x 3 block of cells, the exact strip
  * rectangle when the block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than
  * k samples, stored once outside the grid and checked by every sample: it lowers all 4 distances at once), then
- * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)`.
+ * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)` as i64
+ * fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/_ksg.ts`): exact, so any order gives the same sum.
  *
  * @module
  */
