@@ -174,8 +174,6 @@ export class KsgScratch {
   readonly psi: Float64Array;
   /** Fixed-point `psi` terms ({@linkcode fixedPsi}). */
   readonly fixed: FixedPsi;
-  /** The running split sum `[hi, lo]` of the JavaScript kernel. */
-  readonly acc: Float64Array;
   constructor(n: number) {
     this.n = n;
     const G = this.G = gridSize(n);
@@ -186,7 +184,6 @@ export class KsgScratch {
     this.pyr = new Int32Array(n);
     this.psi = digammaTable(n + 1);
     this.fixed = fixedPsi(n);
-    this.acc = new Float64Array(2);
   }
 }
 
@@ -201,8 +198,11 @@ function insert(best: Float64Array, last: number, d: number): number {
   return best[last];
 }
 
+/** `n_y` of the last {@linkcode countBoth} call (a second return value without an allocation). */
+let countY = 0;
+
 /**
- * Adds `psi(n_x + 1) + psi(n_y + 1)` (fixed point, split: `acc[0] += hi`, `acc[1] += lo`), where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
+ * Returns `n_x` and sets {@linkcode countY} to `n_y`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
  * (`xs[ax] = x`) with `|x - xs[m]| < r` (`r > 0`; pass the smallest double for "equal"), and likewise `n_y`: the
  * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
@@ -218,10 +218,7 @@ function countBoth(
   ay: number,
   y: number,
   r: number,
-  hi: Float64Array,
-  lo: Float64Array,
-  acc: Float64Array,
-): void {
+): number {
   let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
   while ((l1 | l2 | l3 | l4) > 1) {
     const h1 = l1 >>> 1, h2 = l2 >>> 1, h3 = l3 >>> 1, h4 = l4 >>> 1;
@@ -235,8 +232,8 @@ function countBoth(
     l4 -= h4;
   }
   const nx = b2 - (b1 + +(x - xs[b1] >= r)), ny = b4 - (b3 + +(y - ys[b3] >= r));
-  acc[0] += hi[nx + 1] + hi[ny + 1];
-  acc[1] += lo[nx + 1] + lo[ny + 1];
+  countY = ny;
+  return nx;
 }
 
 /** The distance from `(x, y)` to the nearest border of a block whose outside lies beyond the given values. */
@@ -274,7 +271,7 @@ function scanRange(
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, pw, pxr, pyr, psi, acc } = s, { hi, lo } = s.fixed;
+  const { start, pxy, pw, pxr, pyr, psi } = s, { hi, lo } = s.fixed;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
@@ -286,13 +283,13 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
     if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, psi);
   }
-  acc[0] = acc[1] = 0;
+  let tHi = 0, tLo = 0; // the exact fixed-point sum is tHi * 2^20 + tLo
   // bucket the stored samples into cells (row-major by y strip, then x strip)
   start.fill(0, 0, cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      acc[0] += hi[a.tie[i]] + hi[b.tie[i]];
-      acc[1] += lo[a.tie[i]] + lo[b.tie[i]];
+      tHi += hi[a.tie[i]] + hi[b.tie[i]];
+      tLo += lo[a.tie[i]] + lo[b.tie[i]];
       if (dup[i] < 0) continue;
     }
     start[bc[i] * Gx + ac[i] + 1]++;
@@ -381,11 +378,13 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
           lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
         }
         // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
-        countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, hi, lo, acc);
+        const nx = countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE);
+        tHi += hi[nx + 1] + hi[countY + 1];
+        tLo += lo[nx + 1] + lo[countY + 1];
       }
     }
   }
-  return ksgFromSum(joinSplit(acc[0], acc[1]), n, k, psi);
+  return ksgFromSum(joinSplit(tHi, tLo), n, k, psi);
 }
 
 /** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */
