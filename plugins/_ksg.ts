@@ -119,17 +119,20 @@ export function digammaTable(n: number): Float64Array {
  * those (the WebGPU kernel, plugins/gpu/ksg.ts, sums the same integers).
  */
 export const PSI_SCALE = 2 ** 36;
-/** The JavaScript kernel sums the fixed-point terms split as `hi * 2^20 + lo` (`0 <= lo < 2^20`). */
+/** The JavaScript kernel's exact sums are flushed into `hi * 2^20 + lo` (`0 <= lo < 2^20` per flush). */
 const PSI_SPLIT = 2 ** 20;
 
-/** `round(psi(m) * 2^36)` for `m = 0..n+1` (0 at m = 0): as BigInts and split for exact float64 sums. */
+/** `round(psi(m) * 2^36)` for `m = 0..n+1` (0 at m = 0): as BigInts and as float64 (exact integers). */
 export interface FixedPsi {
   /** The integers. */
   values: BigInt64Array;
-  /** `floor(values / 2^20)` as float64. */
-  hi: Float64Array;
-  /** `values - hi * 2^20`, in `[0, 2^20)`, as float64. */
-  lo: Float64Array;
+  /** The same integers as float64 (exact: below 2^53 in magnitude). */
+  float: Float64Array;
+  /**
+   * Samples (two terms each) whose float64 sum stays exact: at most `2^52` in magnitude. The JavaScript kernel
+   * adds terms into one float64 and every `flushEvery` samples moves it, exactly, into `hi * 2^20 + lo` sums.
+   */
+  flushEvery: number;
 }
 
 /**
@@ -138,14 +141,15 @@ export interface FixedPsi {
  */
 export function fixedPsi(n: number): FixedPsi {
   const psi = digammaTable(n + 1);
-  const values = new BigInt64Array(n + 2), hi = new Float64Array(n + 2), lo = new Float64Array(n + 2);
+  const values = new BigInt64Array(n + 2), float = new Float64Array(n + 2);
+  let most = 1;
   for (let m = 1; m <= n + 1; m++) {
     const v = Math.round(psi[m] * PSI_SCALE); // exact integer: |v| < 2^53
     values[m] = BigInt(v);
-    hi[m] = Math.floor(v / PSI_SPLIT);
-    lo[m] = v - hi[m] * PSI_SPLIT;
+    float[m] = v;
+    most = Math.max(most, Math.abs(v));
   }
-  return { values, hi, lo };
+  return { values, float, flushEvery: Math.max(1, Math.floor(2 ** 52 / (2 * most))) };
 }
 
 /**
@@ -157,9 +161,15 @@ export function ksgFromSum(sum: bigint, n: number, k: number, psi: Float64Array)
   return psi[n] + psi[k] - Number(sum) / PSI_SCALE / n;
 }
 
-/** The exact sum `hi * 2^20 + lo` of the split accumulators (both exact integers in float64). */
-function joinSplit(hi: number, lo: number): bigint {
-  return BigInt(hi) * BigInt(PSI_SPLIT) + BigInt(lo);
+/** `floor(t / 2^20)` of an exact float64 integer `t` (exact: division by a power of two); `t - it * 2^20` is exact too. */
+function high(t: number): number {
+  return Math.floor(t / PSI_SPLIT);
+}
+
+/** The exact sum `hi * 2^20 + lo + t` of exact float64 integers. */
+function joinSplit(hi: number, lo: number, t: number): bigint {
+  const h = high(t);
+  return BigInt(hi + h) * BigInt(PSI_SPLIT) + BigInt(lo + (t - h * PSI_SPLIT));
 }
 
 /** Per-thread scratch memory for {@linkcode ksgPair}, sized for `n` samples. */
@@ -271,7 +281,7 @@ function scanRange(
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, pw, pxr, pyr, psi } = s, { hi, lo } = s.fixed;
+  const { start, pxy, pw, pxr, pyr, psi } = s, { float: fx, flushEvery } = s.fixed;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
@@ -283,13 +293,18 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
     if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, psi);
   }
-  let tHi = 0, tLo = 0; // the exact fixed-point sum is tHi * 2^20 + tLo
+  // the exact fixed-point sum is tHi * 2^20 + tLo + t, all exact float64 integers: t takes the terms, and is moved
+  // into tHi, tLo every flushEvery samples (before it could reach 2^53)
+  let tHi = 0, tLo = 0, t = 0, left = flushEvery;
   // bucket the stored samples into cells (row-major by y strip, then x strip)
   start.fill(0, 0, cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      tHi += hi[a.tie[i]] + hi[b.tie[i]];
-      tLo += lo[a.tie[i]] + lo[b.tie[i]];
+      t += fx[a.tie[i]] + fx[b.tie[i]];
+      if (--left === 0) {
+        const h = high(t);
+        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+      }
       if (dup[i] < 0) continue;
     }
     start[bc[i] * Gx + ac[i] + 1]++;
@@ -379,12 +394,15 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
         }
         // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
         const nx = countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE);
-        tHi += hi[nx + 1] + hi[countY + 1];
-        tLo += lo[nx + 1] + lo[countY + 1];
+        t += fx[nx + 1] + fx[countY + 1];
+        if (--left === 0) {
+          const h = high(t);
+          (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+        }
       }
     }
   }
-  return ksgFromSum(joinSplit(tHi, tLo), n, k, psi);
+  return ksgFromSum(joinSplit(tHi, tLo, t), n, k, psi);
 }
 
 /** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */
@@ -461,7 +479,7 @@ function wasmTotal(
 ): bigint {
   const Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   const L = wasmLayout(w, n, cells), { off, f64, i32 } = L;
-  const { values, hi, lo } = s.fixed;
+  const { values, float: fx, flushEvery } = s.fixed;
   if (L.psi !== values) {
     new BigInt64Array(L.buffer).set(values.subarray(0, Math.min(values.length, n + 2)), off.psi / 8);
     L.psi = values;
@@ -469,12 +487,15 @@ function wasmTotal(
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const st = off.start / 4, px = off.px / 8, py = off.py / 8, pxr = off.pxr / 4, pyr = off.pyr / 4;
   const hx = off.heavy / 8, hy = (off.heavy + 16 * MAX_HEAVY) / 8;
-  let tHi = 0, tLo = 0, H = 0;
+  let tHi = 0, tLo = 0, t = 0, left = flushEvery, H = 0; // exact: tHi * 2^20 + tLo + t, as in ksgPair
   i32.fill(0, st, st + cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      tHi += hi[a.tie[i]] + hi[b.tie[i]];
-      tLo += lo[a.tie[i]] + lo[b.tie[i]];
+      t += fx[a.tie[i]] + fx[b.tie[i]];
+      if (--left === 0) {
+        const h = high(t);
+        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+      }
       if (dup[i] > 0) {
         f64[hx + 2 * H] = ax[i];
         f64[hy + 2 * H] = by[i];
@@ -515,7 +536,7 @@ function wasmTotal(
     off.tail,
     Gx,
     Gy,
-    joinSplit(tHi, tLo),
+    joinSplit(tHi, tLo, t),
   );
 }
 
