@@ -11,8 +11,8 @@
  *
  * The mean `< psi(n_x + 1) + psi(n_y + 1) >` is formed from fixed-point terms: each `psi(m)` of the float64 table
  * {@linkcode digammaTable} rounded once to a multiple of `2^-36` ({@linkcode fixedPsi}; error at most `2^-37` per
- * term), summed exactly as integers (64-bit in WebAssembly, two float64 accumulators of 20-bit-split parts in
- * JavaScript), then {@linkcode ksgFromSum}: `psi(n) + psi(k) - S / (n 2^36)`. So the estimate is within `2^-36`
+ * term), summed exactly as integers (i64 in WebAssembly; in JavaScript one float64 accumulator of the integers, moved
+ * exactly into `hi * 2^20 + lo` parts before it could reach 2^53), then {@linkcode ksgFromSum}: `psi(n) + psi(k) - S / (n 2^36)`. So the estimate is within `2^-36`
  * nats (plus one final rounding) of the mean of the float64 terms, and independent of the summation order: the
  * JavaScript and WebAssembly kernels, any number of threads and the WebGPU kernel (`plugins/gpu/ksg.ts`, the same
  * integers) give the same bits.
