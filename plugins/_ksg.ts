@@ -9,6 +9,14 @@
  * are kept. Distances are `|a - b|` in float64, the same expression as a brute-force reference uses, so the
  * counts are identical, not just close.
  *
+ * The mean `< psi(n_x + 1) + psi(n_y + 1) >` is formed from fixed-point terms: each `psi(m)` of the float64 table
+ * {@linkcode digammaTable} rounded once to a multiple of `2^-36` ({@linkcode fixedPsi}; error at most `2^-37` per
+ * term), summed exactly as integers (i64 in WebAssembly; in JavaScript one float64 accumulator of the integers, moved
+ * exactly into `hi * 2^20 + lo` parts before it could reach 2^53), then {@linkcode ksgFromSum}: `psi(n) + psi(k) - S / (n 2^36)`. So the estimate is within `2^-36`
+ * nats (plus one final rounding) of the mean of the float64 terms, and independent of the summation order: the
+ * JavaScript and WebAssembly kernels, any number of threads and the WebGPU kernel (`plugins/gpu/ksg.ts`, the same
+ * integers) give the same bits.
+ *
  * Speed: each neuron is prepared once (float32 values, sorted values, ranks with ties broken by sample index,
  * tie-group sizes, and a strip of about `n / G` samples per grid column, cut only between tie groups). Per pair,
  * the samples are bucketed into the `G x G` grid of strips (value-monotone cells). Cell by cell, each sample's k
@@ -23,7 +31,7 @@
  *
  * For k = 3 (the default) the per-pair search runs in a WebAssembly SIMD kernel (`plugins/_ksg_wasm.ts`: two
  * candidates per step, branch-free `pmin`/`pmax` top-4 lists), about 3-4x faster than this JavaScript, with the
- * same bits: same distances, same counts, same summation order (`plugins/mi_test.ts` checks it).
+ * same bits: same distances, same counts, same integer sum (`plugins/mi_test.ts` checks it).
  *
  * @module
  */
@@ -105,6 +113,65 @@ export function digammaTable(n: number): Float64Array {
   return t;
 }
 
+/**
+ * Fixed-point scale of the `psi` terms: each `psi(m)` of {@linkcode digammaTable} is rounded once to a multiple
+ * of `2^-36` ({@linkcode fixedPsi}), and the sums of `psi(n_x + 1) + psi(n_y + 1)` are exact integer sums of
+ * those (the WebGPU kernel, plugins/gpu/ksg.ts, sums the same integers).
+ */
+export const PSI_SCALE = 2 ** 36;
+/** The JavaScript kernel's exact sums are flushed into `hi * 2^20 + lo` (`0 <= lo < 2^20` per flush). */
+const PSI_SPLIT = 2 ** 20;
+
+/** `round(psi(m) * 2^36)` for `m = 0..n+1` (0 at m = 0): as BigInts and as float64 (exact integers). */
+export interface FixedPsi {
+  /** The integers. */
+  values: BigInt64Array;
+  /** The same integers as float64 (exact: below 2^53 in magnitude). */
+  float: Float64Array;
+  /**
+   * Samples (two terms each) whose float64 sum stays exact: at most `2^52` in magnitude. The JavaScript kernel
+   * adds terms into one float64 and every `flushEvery` samples moves it, exactly, into `hi * 2^20 + lo` sums.
+   */
+  flushEvery: number;
+}
+
+/**
+ * The fixed-point `psi` table for up to `n` samples (`m = 0..n+1`; entry `m` does not depend on `n`):
+ * `round(psi(m) * 2^36)`, with `psi(m)` from {@linkcode digammaTable}. Rounding errs by at most `2^-37` per term.
+ */
+export function fixedPsi(n: number): FixedPsi {
+  const psi = digammaTable(n + 1);
+  const values = new BigInt64Array(n + 2), float = new Float64Array(n + 2);
+  let most = 1;
+  for (let m = 1; m <= n + 1; m++) {
+    const v = Math.round(psi[m] * PSI_SCALE); // exact integer: |v| < 2^53
+    values[m] = BigInt(v);
+    float[m] = v;
+    most = Math.max(most, Math.abs(v));
+  }
+  return { values, float, flushEvery: Math.max(1, Math.floor(2 ** 52 / (2 * most))) };
+}
+
+/**
+ * The KSG estimate from the exact fixed-point sum over the `n` samples of `psi(n_x + 1) + psi(n_y + 1)` (units of
+ * `2^-36`): `psi(n) + psi(k) - sum / (n 2^36)`, with `psi` from {@linkcode digammaTable} (at least `n + 1`
+ * entries). Every KSG path (JavaScript, WebAssembly, WebGPU) ends here, so equal sums give equal bits.
+ */
+export function ksgFromSum(sum: bigint, n: number, k: number, psi: Float64Array): number {
+  return psi[n] + psi[k] - Number(sum) / PSI_SCALE / n;
+}
+
+/** `floor(t / 2^20)` of an exact float64 integer `t` (exact: division by a power of two); `t - it * 2^20` is exact too. */
+function high(t: number): number {
+  return Math.floor(t / PSI_SPLIT);
+}
+
+/** The exact sum `hi * 2^20 + lo + t` of exact float64 integers. */
+function joinSplit(hi: number, lo: number, t: number): bigint {
+  const h = high(t);
+  return BigInt(hi + h) * BigInt(PSI_SPLIT) + BigInt(lo + (t - h * PSI_SPLIT));
+}
+
 /** Per-thread scratch memory for {@linkcode ksgPair}, sized for `n` samples. */
 export class KsgScratch {
   readonly n: number;
@@ -115,6 +182,8 @@ export class KsgScratch {
   readonly pxr: Int32Array;
   readonly pyr: Int32Array;
   readonly psi: Float64Array;
+  /** Fixed-point `psi` terms ({@linkcode fixedPsi}). */
+  readonly fixed: FixedPsi;
   constructor(n: number) {
     this.n = n;
     const G = this.G = gridSize(n);
@@ -124,6 +193,7 @@ export class KsgScratch {
     this.pxr = new Int32Array(n);
     this.pyr = new Int32Array(n);
     this.psi = digammaTable(n + 1);
+    this.fixed = fixedPsi(n);
   }
 }
 
@@ -138,8 +208,11 @@ function insert(best: Float64Array, last: number, d: number): number {
   return best[last];
 }
 
+/** `n_y` of the last {@linkcode countBoth} call (a second return value without an allocation). */
+let countY = 0;
+
 /**
- * `psi(n_x + 1) + psi(n_y + 1)`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
+ * Returns `n_x` and sets {@linkcode countY} to `n_y`, where `n_x` counts the positions m != ax in `[lx, hx)` of the sorted `xs`
  * (`xs[ax] = x`) with `|x - xs[m]| < r` (`r > 0`; pass the smallest double for "equal"), and likewise `n_y`: the
  * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
@@ -155,7 +228,6 @@ function countBoth(
   ay: number,
   y: number,
   r: number,
-  psi: Float64Array,
 ): number {
   let b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
   while ((l1 | l2 | l3 | l4) > 1) {
@@ -170,7 +242,8 @@ function countBoth(
     l4 -= h4;
   }
   const nx = b2 - (b1 + +(x - xs[b1] >= r)), ny = b4 - (b3 + +(y - ys[b3] >= r));
-  return psi[nx + 1] + psi[ny + 1];
+  countY = ny;
+  return nx;
 }
 
 /** The distance from `(x, y)` to the nearest border of a block whose outside lies beyond the given values. */
@@ -208,7 +281,7 @@ function scanRange(
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   if (n <= k) return NaN;
-  const { start, pxy, pw, pxr, pyr, psi } = s;
+  const { start, pxy, pw, pxr, pyr, psi } = s, { float: fx, flushEvery } = s.fixed;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
@@ -218,14 +291,20 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
     let heavy = 0;
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
-    if (heavy <= MAX_HEAVY) return psi[n] + psi[k] - wasmTotal(KSG_WASM, a, b, n, dup, psi) / n;
+    if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, psi);
   }
-  let total = 0;
+  // the exact fixed-point sum is tHi * 2^20 + tLo + t, all exact float64 integers: t takes the terms, and is moved
+  // into tHi, tLo every flushEvery samples (before it could reach 2^53)
+  let tHi = 0, tLo = 0, t = 0, left = flushEvery;
   // bucket the stored samples into cells (row-major by y strip, then x strip)
   start.fill(0, 0, cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      total += psi[a.tie[i]] + psi[b.tie[i]];
+      t += fx[a.tie[i]] + fx[b.tie[i]];
+      if (--left === 0) {
+        const h = high(t);
+        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+      }
       if (dup[i] < 0) continue;
     }
     start[bc[i] * Gx + ac[i] + 1]++;
@@ -314,11 +393,16 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
           lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
         }
         // outside the radius: distance >= kth when kth > 0 (i.e. > nextafter(kth, 0)), distance > 0 when kth = 0
-        total += countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE, psi);
+        const nx = countBoth(xs, lx, hx, pxr[p], x, ys, ly, hy, pyr[p], y, kth > 0 ? kth : Number.MIN_VALUE);
+        t += fx[nx + 1] + fx[countY + 1];
+        if (--left === 0) {
+          const h = high(t);
+          (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+        }
       }
     }
   }
-  return psi[n] + psi[k] - total / n;
+  return ksgFromSum(joinSplit(tHi, tLo, t), n, k, psi);
 }
 
 /** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */
@@ -342,7 +426,7 @@ interface WasmLayout {
   };
   f64: Float64Array;
   i32: Int32Array;
-  psi: Float64Array | null;
+  psi: BigInt64Array | null;
 }
 
 let layout: WasmLayout | null = null;
@@ -382,8 +466,8 @@ function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): 
 }
 
 /**
- * The sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the WebAssembly kernel (k = 3), in the same order
- * and with the same operations as the JavaScript kernel (so the same bits).
+ * The exact fixed-point sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the WebAssembly kernel (k = 3):
+ * the same counts as the JavaScript kernel, summed as 64-bit integers.
  */
 function wasmTotal(
   w: NonNullable<typeof KSG_WASM>,
@@ -391,22 +475,27 @@ function wasmTotal(
   b: NeuronPrep,
   n: number,
   dup: Int32Array | null,
-  psi: Float64Array,
-): number {
+  s: KsgScratch,
+): bigint {
   const Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
   const L = wasmLayout(w, n, cells), { off, f64, i32 } = L;
-  if (L.psi !== psi) {
-    f64.set(psi.subarray(0, Math.min(psi.length, n + 2)), off.psi / 8);
-    L.psi = psi;
+  const { values, float: fx, flushEvery } = s.fixed;
+  if (L.psi !== values) {
+    new BigInt64Array(L.buffer).set(values.subarray(0, Math.min(values.length, n + 2)), off.psi / 8);
+    L.psi = values;
   }
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const st = off.start / 4, px = off.px / 8, py = off.py / 8, pxr = off.pxr / 4, pyr = off.pyr / 4;
   const hx = off.heavy / 8, hy = (off.heavy + 16 * MAX_HEAVY) / 8;
-  let total = 0, H = 0;
+  let tHi = 0, tLo = 0, t = 0, left = flushEvery, H = 0; // exact: tHi * 2^20 + tLo + t, as in ksgPair
   i32.fill(0, st, st + cells + 1);
   for (let i = 0; i < n; i++) {
     if (dup !== null && dup[i] !== 0) {
-      total += psi[a.tie[i]] + psi[b.tie[i]];
+      t += fx[a.tie[i]] + fx[b.tie[i]];
+      if (--left === 0) {
+        const h = high(t);
+        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+      }
       if (dup[i] > 0) {
         f64[hx + 2 * H] = ax[i];
         f64[hy + 2 * H] = by[i];
@@ -447,7 +536,7 @@ function wasmTotal(
     off.tail,
     Gx,
     Gy,
-    total,
+    joinSplit(tHi, tLo, t),
   );
 }
 

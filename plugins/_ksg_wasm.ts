@@ -6,19 +6,20 @@
  * and float ternaries to branches, and keeping the k smallest distances takes data-dependent branches). Here the
  * candidates are scanned two at a time in float64 lanes and each lane keeps its 4 smallest distances (the sample
  * itself and its 3 nearest) with a branch-free `pmin`/`pmax` insertion network; the two lanes' lists are merged at
- * the end. Every distance is the same float64 `|a - b|` and the marginal counts are the same comparisons, over the
- * same cells in the same order, so the estimate is bit-identical to the JavaScript kernel's.
+ * the end. Every distance is the same float64 `|a - b|`, the marginal counts are the same comparisons and the
+ * `psi` terms are summed as exact integers, so the estimate is bit-identical to the JavaScript kernel's.
  *
  * The kernel runs over one pair: the grid cells in order, each sample's 3 x 3 block of cells, the exact strip
  * rectangle when the block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than
  * k samples, stored once outside the grid and checked by every sample: it lowers all 4 distances at once), then
- * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)`.
+ * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)` as i64
+ * fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/_ksg.ts`): exact, so any order gives the same sum.
  *
  * @module
  */
 import { f64const, moduleBytes, sleb, uleb } from "../pipeline/_wasm.ts";
 
-/** Parameters of the kernel (i32 byte offsets into memory, counts), then the running total (f64). */
+/** Parameters of the kernel (i32 byte offsets into memory, counts), then the running total (i64, fixed point). */
 const PARAMS = ["px", "py", "pxr", "pyr", "xs", "ys", "xe", "ye", "start", "psi", "heavy", "H", "tail", "Gx", "Gy"];
 const I32 = [
   "cy",
@@ -78,12 +79,14 @@ function kernelBody(): number[] {
   const simd = (op: number) => [0xfd, ...uleb(op)];
   const [ADD, SUB, MUL, AND, OR, SHL, SHR_U] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x74, 0x76];
   const [EQ, LT_S, GT_S, LE_S, GE_S] = [0x46, 0x48, 0x4a, 0x4c, 0x4e];
-  const [FADD, FSUB, FLT, FLE, FGE, FGT] = [0xa0, 0xa1, 0x63, 0x65, 0x66, 0x64];
+  const [FSUB, FLT, FLE, FGE, FGT] = [0xa1, 0x63, 0x65, 0x66, 0x64];
   const SELECT = 0x1b, BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
   const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
   // loads: element i of the array at byte offset `base` (i32 element index on the stack)
   const ld32 = (base: string, index: number[]) => [...get(base), ...index, ...i32(2), SHL, ADD, 0x28, 2, 0];
   const ld64 = (base: string, index: number[]) => [...get(base), ...index, ...i32(3), SHL, ADD, 0x2b, 3, 0];
+  const ldI64 = (base: string, index: number[]) => [...get(base), ...index, ...i32(3), SHL, ADD, 0x29, 3, 0];
+  const I64_ADD = 0x7c;
   const V_LOAD = (addr: number[]) => [...addr, ...simd(0x00), 3, 0];
   const [V_SPLAT, V_EXTRACT, V_REPLACE, V_ABS, V_SUB, V_PMIN, V_PMAX] = [0x14, 0x21, 0x22, 0xec, 0xf1, 0xf6, 0xf7];
   const SWAP = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
@@ -520,9 +523,9 @@ function kernelBody(): number[] {
       SUB,
       ...set("l4"),
     ]),
-    // total += psi[n_x + 1] + psi[n_y + 1], n_x = b2 - (b1 + (x - xs[b1] >= r))
+    // total += psi[n_x + 1] + psi[n_y + 1] (fixed-point i64), n_x = b2 - (b1 + (x - xs[b1] >= r))
     ...get("total"),
-    ...ld64("psi", [
+    ...ldI64("psi", [
       ...get("b2"),
       ...get("b1"),
       ...get("x"),
@@ -535,7 +538,7 @@ function kernelBody(): number[] {
       ...i32(1),
       ADD,
     ]),
-    ...ld64("psi", [
+    ...ldI64("psi", [
       ...get("b4"),
       ...get("b3"),
       ...get("y"),
@@ -548,8 +551,8 @@ function kernelBody(): number[] {
       ...i32(1),
       ADD,
     ]),
-    FADD,
-    FADD,
+    I64_ADD,
+    I64_ADD,
     ...set("total"),
   ];
   // the block's border values of a row (y) or column (x) strip range: lo = s[e[a0] - 1] when a0 > 0 (else -inf),
@@ -659,10 +662,13 @@ function kernelBody(): number[] {
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  return moduleBytes([...PARAMS.map(() => 0x7f), 0x7c], [0x7c], [{ name: "pair", body: kernelBody() }]);
+  return moduleBytes([...PARAMS.map(() => 0x7f), 0x7e], [0x7e], [{ name: "pair", body: kernelBody() }]);
 }
 
-/** The kernel: returns `total` plus the sum over the grid's samples of `psi(n_x + 1) + psi(n_y + 1)`. */
+/**
+ * The kernel: returns `total` plus the sum over the grid's samples of `psi(n_x + 1) + psi(n_y + 1)`, fixed point
+ * (the table at `psi` holds `round(psi(m) 2^36)` as i64; integer adds, so exact).
+ */
 export type KsgKernel = (
   px: number,
   py: number,
@@ -679,8 +685,8 @@ export type KsgKernel = (
   tail: number,
   Gx: number,
   Gy: number,
-  total: number,
-) => number;
+  total: bigint,
+) => bigint;
 
 /** Most heavy points the kernel takes (each is checked by every sample). */
 export const MAX_HEAVY = 4096;

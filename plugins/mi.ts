@@ -4,12 +4,16 @@
  *
  * - `--mi-estimator ksg` (default, as the paper's code): KSG, algorithm 1 of Kraskov et al. 2004, `--ksg-k`
  *   neighbours (default 3), Chebyshev norm, strict marginal counts, no noise, no rescaling, negative estimates
- *   kept: exactly scikit-learn's private `_compute_mi_cc` (see `plugins/_ksg.ts`). KSG needs all samples at
+ *   kept: scikit-learn's private `_compute_mi_cc` (see `plugins/_ksg.ts`), except that the mean of
+ *   `psi(n_x + 1) + psi(n_y + 1)` is an exact sum of `psi` values rounded to multiples of `2^-36` (at most `2^-37`
+ *   per term, so within `2^-36` nats of the float64 terms' exact mean, and independent of summation order, so
+ *   every path gives the same bits). KSG needs all samples at
  *   once, so the estimator keeps a seeded uniform sample of at most `--mi-samples` rows (bottom-k reservoir on a
  *   hash of `(--seed, sample_id, step)`, see `plugins/_reservoir.ts`): its state is that reservoir, merges and
  *   batch sizes do not change it. Pairs with a non-finite value use the rows where both neurons are finite.
- *   Under `--backend webgpu` the pairs run on the GPU (`plugins/gpu/ksg.ts`: the same neighbour counts, MI within
- *   1e-9 nats of the CPU's; not taken by `auto`); pairs the kernel cannot take run on the CPU kernel.
+ *   Under `--backend webgpu`, and `auto` on a hardware adapter, the pairs run on the GPU (`plugins/gpu/ksg.ts`:
+ *   the same neighbour counts and fixed-point sums, so MI bit-equal to the CPU's); pairs the kernel cannot take
+ *   run on the CPU kernel.
  * - `--mi-estimator binned`: plug-in MI of the joint histogram of two binned neurons (`--mi-bins` equal-width
  *   bins, `--mi-binning global|neuron` ranges from a first pass), streamed: every pair's joint histogram is
  *   accumulated batch by batch; exact counts, so it equals the contingency-table formula on the same bins.
@@ -567,10 +571,10 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,
-  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: the same neighbour counts, but
-  // the psi sum is a fixed-point integer on the GPU against the CPU's float64 sum (|difference| <= 1e-9 nats,
-  // gpu/ksg.ts), so only under an explicit --backend webgpu; k above the kernel's limit runs on the CPU.
-  gpu: (o) => o["mi-estimator"] === "binned" ? "exact" : (o["ksg-k"] as number) <= KSG_GPU_MAX_K ? "approximate" : null,
+  // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: the same neighbour counts and
+  // the same exact fixed-point psi sums as the CPU kernels (plugins/_ksg.ts, gpu/ksg.ts), so bit-equal too; k above
+  // the kernel's limit runs on the CPU.
+  gpu: (o) => o["mi-estimator"] === "binned" ? "exact" : (o["ksg-k"] as number) <= KSG_GPU_MAX_K ? "exact" : null,
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { miPlugin } from "./mi.ts";
-import { ksgPair, KsgScratch, prepNeuron } from "./_ksg.ts";
+import { digammaTable, fixedPsi, ksgFromSum, ksgPair, KsgScratch, prepNeuron, PSI_SCALE } from "./_ksg.ts";
 import { ksgPairs } from "./_ksg_pairs.ts";
 import { KSG_WASM, ksgKernels } from "./_ksg_wasm.ts";
 import { rowKey } from "./_reservoir.ts";
@@ -55,6 +55,26 @@ function bruteKsg(x: ArrayLike<number>, y: ArrayLike<number>, k: number): number
     total += digamma(nx + 1) + digamma(ny + 1);
   }
   return digamma(n) + digamma(k) - total / n;
+}
+
+/** Brute-force sum over samples of `fixed[n_x + 1] + fixed[n_y + 1]` (the same counts as {@linkcode bruteKsg}). */
+function bruteFixedSum(x: ArrayLike<number>, y: ArrayLike<number>, k: number, fixed: BigInt64Array): bigint {
+  const n = x.length;
+  let total = 0n;
+  const d = new Float64Array(n - 1);
+  for (let i = 0; i < n; i++) {
+    let m = 0;
+    for (let j = 0; j < n; j++) if (j !== i) d[m++] = Math.max(Math.abs(x[i] - x[j]), Math.abs(y[i] - y[j]));
+    const rr = below(d.slice().sort()[k - 1]);
+    let nx = 0, ny = 0;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      if (Math.abs(x[i] - x[j]) <= rr) nx++;
+      if (Math.abs(y[i] - y[j]) <= rr) ny++;
+    }
+    total += fixed[nx + 1] + fixed[ny + 1];
+  }
+  return total;
 }
 
 function ksg(x: Float32Array, y: Float32Array, k: number): number {
@@ -176,6 +196,50 @@ Deno.test("KSG: the WebAssembly kernel (k = 3) gives the same bits as the JavaSc
     }
   }
   assert.equal(cases, 30);
+});
+
+Deno.test("KSG: psi terms summed exactly in fixed point (units of 2^-36): JS and WebAssembly kernels equal ksgFromSum of a brute-force sum, bit for bit", () => {
+  const rng = new Rng(11), n = 150;
+  const fixed = fixedPsi(n), psi = digammaTable(n + 1);
+  for (let m = 1; m <= n + 1; m++) {
+    // each entry is psi(m) rounded to a multiple of 2^-36 (error <= 2^-37), and hi * 2^20 + lo is that integer
+    assert.ok(Math.abs(Number(fixed.values[m]) / PSI_SCALE - psi[m]) <= 2 ** -37);
+    assert.equal(BigInt(fixed.float[m]), fixed.values[m]);
+    assert.ok(Math.abs(fixed.float[m]) * 2 * fixed.flushEvery <= 2 ** 52);
+  }
+  let cases = 0;
+  for (const kind of ["continuous", "relu", "duplicates", "negative ties"]) {
+    const x = new Float32Array(n), y = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const z = rng.normal(), w = 0.6 * z + rng.normal();
+      if (kind === "continuous") (x[i] = z), (y[i] = w);
+      if (kind === "relu") (x[i] = Math.max(0, z)), (y[i] = Math.max(0, w)); // (0, 0): a heavy point
+      if (kind === "duplicates") {
+        (x[i] = i % 3 === 0 && i > 0 ? x[i - 1] : z), (y[i] = i % 3 === 0 && i > 0 ? y[i - 1] : w);
+      }
+      if (kind === "negative ties") (x[i] = Math.round(z * 2) / 2 - 3), (y[i] = -Math.abs(Math.round(w)));
+    }
+    const a = prepNeuron(x), b = prepNeuron(y), s = new KsgScratch(n), often = new KsgScratch(n);
+    often.fixed.flushEvery = 3; // the JavaScript sums' exact flush, taken every 3 samples instead of thousands
+    for (let k = 1; k <= 5; k++) {
+      const want = ksgFromSum(bruteFixedSum(x, y, k, fixed.values), n, k, psi);
+      try {
+        for (const useWasm of [false, true]) {
+          ksgKernels.useWasm = useWasm;
+          for (const sc of [s, often]) {
+            const got = ksgPair(a, b, k, sc);
+            assert.ok(Object.is(got, want), `${kind} k=${k} ${useWasm ? "wasm" : "js"}: ${got} vs ${want}`);
+          }
+        }
+      } finally {
+        ksgKernels.useWasm = true;
+      }
+      // within 2^-36 nats of the mean of the float64 table's terms (plus the final rounding)
+      assert.ok(Math.abs(want - bruteKsg(x, y, k)) < 1e-9);
+      cases++;
+    }
+  }
+  assert.equal(cases, 20);
 });
 
 // One KSG estimate at n = 3000 has a standard deviation of about 0.015 nats (measured over 30 independent draws

@@ -10,9 +10,8 @@
  *
  * Each row runs `gpuKsgPairs` on every pair (after a small warm-up that compiles the shaders), prints the split
  * (host preparation, upload, kernels, read-back), then checks a random sample of pairs against the CPU kernel
- * (`ksgPairs` on one thread: workers would need a module file beside the bundle) and throws if any estimate differs by more than KSG_GPU_TOLERANCE (1e-9 nats; a
- * single different neighbour count moves an estimate by ~1/(n m) >= 1e-8 at these sizes, so this also checks the
- * counts). The CPU time of the sample is extrapolated to all pairs for the ratio (reference / GPU = speed-up over
+ * (`ksgPairs` on one thread: workers would need a module file beside the bundle) and throws if any estimate is not
+ * bit-equal to the CPU's (the GPU path is declared exact: same counts, same fixed-point `psi` sums). The CPU time of the sample is extrapolated to all pairs for the ratio (reference / GPU = speed-up over
  * one CPU thread; divide the reference by the threads of a CPU run for its wall time, e.g. ~2 on 2 threads). A
  * row that fails is printed as FAILED and the others still run; the process then exits with status 1.
  *
@@ -23,7 +22,7 @@
  */
 import { parseArgs } from "node:util";
 import { describeAdapter, isSoftwareAdapter, probeAdapter } from "../pipeline/gpu.ts";
-import { gpuKsgPairs, KSG_GPU_TOLERANCE } from "../plugins/gpu/ksg.ts";
+import { gpuKsgPairs } from "../plugins/gpu/ksg.ts";
 import { ksgPairs } from "../plugins/_ksg_pairs.ts";
 import type { BenchArgs, BenchRow } from "./bench_types.ts";
 
@@ -93,19 +92,14 @@ async function row(N: number, n: number, relu: boolean, sample: number, k: numbe
   const c0 = performance.now();
   const cpu = await ksgPairs(cols, n, sub, k, 1); // one thread: no worker module, so the bundle runs anywhere
   const cpuSample = (performance.now() - c0) / 1000;
-  let worst = 0;
   for (let i = 0; i < S; i++) {
-    const d = Math.abs(gpu.mi[idx[i]] - cpu.mi[i]);
-    if (!(d <= KSG_GPU_TOLERANCE)) {
+    if (!Object.is(gpu.mi[idx[i]], cpu.mi[i])) {
       throw new Error(
         `Cannot trust the GPU figures as pair (${sub[2 * i]}, ${
           sub[2 * i + 1]
-        }) differs from the CPU by more than ${KSG_GPU_TOLERANCE} nats: current value is ${gpu.mi[idx[i]]} vs ${
-          cpu.mi[i]
-        }`,
+        }) differs from the CPU (the path is exact: bit-equal): current value is ${gpu.mi[idx[i]]} vs ${cpu.mi[i]}`,
       );
     }
-    worst = Math.max(worst, d);
   }
   const cpuAll = (cpuSample * P) / S;
   const f = (s: number) => `${s < 10 ? s.toFixed(3) : s.toFixed(1)} s`;
@@ -121,7 +115,7 @@ async function row(N: number, n: number, relu: boolean, sample: number, k: numbe
       (P / t.kernel).toFixed(0)
     } pairs/s in kernels. Reference: CPU kernel on 1 thread (WebAssembly), ${S} sampled pairs in ${
       f(cpuSample)
-    } extrapolated; max |MI_gpu - MI_cpu| ${worst.toExponential(1)} nats (bound ${KSG_GPU_TOLERANCE})`,
+    } extrapolated; every sampled estimate bit-equal to the CPU's`,
   };
 }
 

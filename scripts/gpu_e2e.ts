@@ -156,7 +156,7 @@ if (import.meta.main) {
     // KSG on a 128-neuron layer (8,128 pairs): the CPU side runs on one thread in a bundle (no worker file).
     const ksgActs = `${dir}/ksg.arrows`, kw = quick ? 24 : 128;
     await activations(ksgActs, rows, kw, quick ? 200 : 1000);
-    await compare(`KSG MI ${kw} x ${rows}`, ksgActs, ["mi"], { "mi-estimator": "ksg" }, 1e-9, 1);
+    await compare(`KSG MI ${kw} x ${rows}`, ksgActs, ["mi"], { "mi-estimator": "ksg" }, 0); // bit-equal
   }
   if (want("fisher")) {
     await gradients(grads, 64, quick ? 4096 : 1 << 20, quick ? 2 : 4);

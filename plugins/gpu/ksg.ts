@@ -22,14 +22,16 @@
  *   simplify `(a - b) + b` to `a`. Values must be 0 or of magnitude in `[2^-100, 2^125]` (no subnormal
  *   differences, which GPUs may flush to zero, and no overflow): other neurons go to the CPU kernel.
  * - Per pair, `sum over samples of psi(n_x + 1) + psi(n_y + 1)` is accumulated as a 64-bit two's-complement
- *   integer of `psi` in units of `2^-36` (the CPU's float64 table, rounded once per entry), by workgroup
- *   reduction and one 64-bit atomic add (two u32 atomics with carry) per workgroup: integer, so exact and
- *   independent of order. Read back once, at the end.
+ *   integer of `psi` in units of `2^-36` (`fixedPsi` of plugins/_ksg.ts: the CPU's float64 table, rounded once
+ *   per entry), by workgroup reduction and one 64-bit atomic add (two u32 atomics with carry) per workgroup:
+ *   integer, so exact and independent of order. Read back once, at the end; the estimate is `ksgFromSum`.
  *
- * Versus the CPU: the counts are the same whenever the CPU's float64 differences are exact (always, unless a
- * neuron's non-zero values span more than 2^28 in magnitude, and even then only float64 near-ties can differ);
- * the estimate differs by at most `2 x 2^-37` (table rounding) plus the CPU's float64 summation error
- * (about 1e-11 nats at 10,000 samples): tolerance {@linkcode KSG_GPU_TOLERANCE}.
+ * Versus the CPU: bit-equal. The CPU kernels (JavaScript and WebAssembly) sum the same fixed-point integers
+ * exactly and end in the same `ksgFromSum`, and their float64 differences of float32 values are exact whenever a
+ * neuron's non-zero magnitudes have float32 exponents at most 28 apart, so their counts equal these exact ones:
+ * the GPU takes only such neurons ({@linkcode gpuKsgPairs} sends the others to the CPU kernel). Versus float64
+ * `psi` terms, the fixed-point sum errs by at most `2^-37` per term, so the estimate by at most `2^-36` nats
+ * (plus the final rounding).
  *
  * @example
  * ```ts ignore
@@ -42,19 +44,24 @@
  */
 import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../../pipeline/gpu.ts";
 import { computePipeline, readBuffers, storageBuffer, uniformWords } from "../../pipeline/_gpu_util.ts";
-import { digammaTable } from "../_ksg.ts";
+import { digammaTable, fixedPsi, ksgFromSum } from "../_ksg.ts";
 import { ksgPairs } from "../_ksg_pairs.ts";
 
 /** Largest `k` the GPU kernel takes (the neighbour list lives in registers); larger `k` runs on the CPU. */
 export const KSG_GPU_MAX_K = 8;
 /** Smallest tie group re-sorted by the other neuron per pair. */
 export const BIG_GROUP = 32;
-/** Fixed-point scale of the `psi` table: entries are `round(psi(m) * 2^36)`. */
-export const PSI_SCALE = 2 ** 36;
-/** Documented bound on `|MI_gpu - MI_cpu|` in nats (measured differences are ~1e-12). */
-export const KSG_GPU_TOLERANCE = 1e-9;
-/** Values outside `[2^-100, 2^125]` in magnitude (other than 0) send their neuron to the CPU. */
+/**
+ * Values outside `[2^-100, 2^125]` in magnitude (other than 0) send their neuron to the CPU, and so do non-zero
+ * magnitudes whose float32 exponents lie more than {@linkcode MAX_SPAN} apart.
+ */
 const MIN_ABS = 2 ** -100, MAX_ABS = 2 ** 125;
+/**
+ * Largest exponent span of a neuron's non-zero values on the GPU: float32 values with exponents `e_min..e_max`
+ * are multiples of `2^(e_min - 23)` below `2^(e_max + 1)`, so their differences need at most
+ * `e_max - e_min + 25` bits: exact in float64, as the CPU kernel computes them, when the span is at most 28.
+ */
+const MAX_SPAN = 28;
 const SCAN_WG = 128, ORDER_WG = 256;
 /** Samples per scan invocation (taken one after another: evens out the lanes of a warp). */
 const SCAN_M = 8;
@@ -342,17 +349,14 @@ ${swaps}
 `;
 }
 
-/** `round(psi(m) * 2^36)` for `m = 0..n+1` as two's-complement (lo, hi) words, and as BigInts. */
-export function fixedPsi(n: number): { words: Uint32Array<ArrayBuffer>; values: BigInt64Array } {
-  const psi = digammaTable(n + 1);
-  const values = new BigInt64Array(n + 2), words = new Uint32Array(2 * (n + 2));
-  for (let m = 1; m <= n + 1; m++) values[m] = BigInt(Math.round(psi[m] * PSI_SCALE));
-  const u = new BigUint64Array(values.buffer);
-  for (let m = 0; m <= n + 1; m++) {
+/** `fixedPsi(n)` (`round(psi(m) * 2^36)`, `m = 0..n+1`) as two's-complement (lo, hi) u32 words. */
+function psiWords(n: number): Uint32Array<ArrayBuffer> {
+  const u = new BigUint64Array(fixedPsi(n).values.buffer), words = new Uint32Array(2 * u.length);
+  for (let m = 0; m < u.length; m++) {
     words[2 * m] = Number(u[m] & 0xffffffffn);
     words[2 * m + 1] = Number(u[m] >> 32n);
   }
-  return { words, values };
+  return words;
 }
 
 /** One neuron's host preparation: sorted values, permutation, largest tie group, cost of the other ties. */
@@ -400,13 +404,23 @@ function prepare(x: Float32Array): Prep {
   return { sorted, perm, gS, gE, cost };
 }
 
-/** True when the GPU kernel takes this neuron: finite, and every non-zero magnitude in [2^-100, 2^125]. */
+/**
+ * True when the GPU kernel takes this neuron: finite, every non-zero magnitude in `[2^-100, 2^125]`, and their
+ * float32 exponents at most {@linkcode MAX_SPAN} apart (so that the CPU's float64 differences are exact too).
+ */
 function gpuOk(x: Float32Array): boolean {
+  let lo = Infinity, hi = 0;
   for (let i = 0; i < x.length; i++) {
     const a = Math.abs(x[i]);
     if (!(a <= MAX_ABS) || (a !== 0 && a < MIN_ABS)) return false;
+    if (a !== 0) {
+      lo = a < lo ? a : lo;
+      hi = a > hi ? a : hi;
+    }
   }
-  return true;
+  if (hi === 0) return true;
+  const exponent = (v: number) => (f32[0] = v, (u32[0] >>> 23) & 0xff); // normal: MIN_ABS > 2^-126
+  return exponent(hi) - exponent(lo) <= MAX_SPAN;
 }
 
 /** Wall-time split of {@linkcode gpuKsgPairs} (seconds) and how many pairs went where. */
@@ -419,7 +433,7 @@ export interface KsgGpuTiming {
   kernel: number;
   /** Read-back of the per-pair sums. */
   read: number;
-  /** Pairs that ran on the CPU kernel (non-finite or out-of-range values, `k` too large, `n <= k`). */
+  /** Pairs that ran on the CPU kernel (non-finite, out-of-range or too spread values, `k` too large, `n <= k`). */
   cpu: number;
   /** Seconds on the CPU kernel. */
   cpuSeconds: number;
@@ -431,14 +445,15 @@ export interface KsgGpuTiming {
  * GPU where the kernel applies and on the CPU kernel (`ksgPairs`, `threads` threads) otherwise; `samples` as
  * `ksgPairs` reports them. `sums[p]` is the GPU's fixed-point `sum of psi(n_x+1) + psi(n_y+1)` (units of
  * `2^-36`; 0 for CPU pairs). `tilePairs` bounds the pairs per dispatch (tests); `perInvocation` sets the samples
- * each scan invocation takes in turn (default 8; benchmarks compare).
+ * each scan invocation takes in turn (default 8; benchmarks compare). When the neuron arrays (`4 cols.length`
+ * bytes) exceed the adapter's storage binding size (or `maxBinding`, tests), every pair runs on the CPU kernel.
  */
 export async function gpuKsgPairs(
   cols: Float32Array,
   n: number,
   pairs: Int32Array,
   k: number,
-  opts: { threads?: number; tilePairs?: number; perInvocation?: number } = {},
+  opts: { threads?: number; tilePairs?: number; perInvocation?: number; maxBinding?: number } = {},
 ): Promise<{ mi: Float64Array; samples: Int32Array; sums: BigInt64Array; timing: KsgGpuTiming }> {
   const T0 = performance.now();
   const P = pairs.length / 2, neurons = n > 0 ? cols.length / n : 0;
@@ -456,9 +471,16 @@ export async function gpuKsgPairs(
     ok[a] = 1;
     preps[a] = prepare(x);
   }
-  const gpuIdx: number[] = [], cpuIdx: number[] = [];
+  let gpuIdx: number[] = [], cpuIdx: number[] = [];
   for (let p = 0; p < P; p++) (ok[pairs[2 * p]] && ok[pairs[2 * p + 1]] ? gpuIdx : cpuIdx).push(p);
   timing.prep = (performance.now() - T0) / 1000;
+  const device = gpuIdx.length > 0 ? await gpuDevice() : null;
+  const maxBind = Math.min(device?.limits.maxStorageBufferBindingSize ?? 0, opts.maxBinding ?? Infinity);
+  if (gpuIdx.length > 0 && neurons * n * 4 > maxBind) {
+    // the neuron arrays do not fit one binding: the CPU kernel gives the same bits
+    cpuIdx = [...cpuIdx, ...gpuIdx].sort((p, q) => p - q);
+    gpuIdx = [];
+  }
   if (cpuIdx.length > 0) {
     const t = performance.now();
     const sub = new Int32Array(2 * cpuIdx.length);
@@ -480,7 +502,7 @@ export async function gpuKsgPairs(
     if (preps[b]!.cost < preps[a]!.cost) [a, b] = [b, a];
     info.set([a, b, preps[a]!.gS, preps[a]!.gE], 4 * g);
   }
-  const psi = fixedPsi(n);
+  const psi = psiWords(n);
   const vals = new Float32Array(neurons * n), sorted = new Float32Array(neurons * n);
   const perm = new Uint32Array(neurons * n);
   for (let a = 0; a < neurons; a++) {
@@ -493,16 +515,8 @@ export async function gpuKsgPairs(
   timing.prep += (performance.now() - T1) / 1000;
 
   const T2 = performance.now();
-  const device = await gpuDevice();
+  if (device === null) throw new Error("unreachable: GPU pairs without a device");
   const soft = isSoftwareAdapter((await probeAdapter()) ?? {});
-  const maxBind = device.limits.maxStorageBufferBindingSize;
-  if (neurons * n * 4 > maxBind) {
-    throw new Error(
-      `Cannot run KSG on the GPU as the neuron arrays exceed the adapter's storage binding size (${maxBind} bytes; use --backend cpu or fewer --mi-samples): current value is ${
-        neurons * n * 4
-      } bytes`,
-    );
-  }
   const tile = Math.max(
     1,
     Math.min(G, opts.tilePairs ?? G, 65535, Math.floor(Math.min(maxBind, soft ? 2 ** 24 : 2 ** 28) / (n * 8))),
@@ -513,7 +527,7 @@ export async function gpuKsgPairs(
     return buf;
   };
   const bVals = upload(vals, "ksg values"), bSorted = upload(sorted, "ksg sorted"), bPerm = upload(perm, "ksg perm");
-  const bInfo = upload(info, "ksg pairs"), bPsi = upload(psi.words, "ksg psi");
+  const bInfo = upload(info, "ksg pairs"), bPsi = upload(psi, "ksg psi");
   const bAcc = storageBuffer(device, G * 8, "ksg sums");
   const bXy = storageBuffer(device, tile * n * 8, "ksg xy");
   const bRadius = storageBuffer(device, tile * n * 8, "ksg radius");
@@ -580,7 +594,7 @@ export async function gpuKsgPairs(
       const p = gpuIdx[g];
       sums[p] = got[g];
       samples[p] = n;
-      mi[p] = psiF[n] + psiF[k] - Number(got[g]) / PSI_SCALE / n;
+      mi[p] = ksgFromSum(got[g], n, k, psiF);
     }
   } finally {
     for (const b of [bVals, bSorted, bPerm, bInfo, bPsi, bAcc, bXy, bRadius, ...temps]) b.destroy();

@@ -1,15 +1,18 @@
 /**
  * The WebGPU KSG kernel against an independent brute-force O(n^2) KSG written here (../../../shared/SCIENCE.md
  * section 1: k-th Chebyshev neighbour radius among other samples, marginal counts strictly inside it, exact
- * ties when it is 0; differences in float64 as the CPU kernel computes them) and against the CPU kernel
- * (`ksgPairs`). The GPU's per-pair fixed-point sums must equal the brute force's sums of the same table entries
- * exactly (so every `n_x`, `n_y` is equal), and the estimates the CPU's within KSG_GPU_TOLERANCE.
+ * ties when it is 0; differences in float64 as the CPU kernel computes them) and against the CPU kernels. The
+ * GPU's per-pair fixed-point sums must equal the brute force's sums of the same table entries exactly (so every
+ * `n_x`, `n_y` is equal), and the estimates must be the CPU's bit for bit (JavaScript and WebAssembly kernels,
+ * `ksgPairs` on one and two threads): the path is declared "exact".
  */
 import assert from "node:assert/strict";
 import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { Rng } from "../../tests/_util.ts";
+import { fixedPsi, ksgPair, KsgScratch, prepNeuron } from "../_ksg.ts";
 import { ksgPairs } from "../_ksg_pairs.ts";
-import { fixedPsi, gpuKsgPairs, KSG_GPU_TOLERANCE } from "./ksg.ts";
+import { ksgKernels } from "../_ksg_wasm.ts";
+import { gpuKsgPairs } from "./ksg.ts";
 
 const adapter = await probeAdapter();
 if (!adapter) console.warn("ksg_test: SKIPPED, no WebGPU adapter at all on this machine");
@@ -73,7 +76,36 @@ function mixed(N: number, n: number, seed: number): Float32Array {
   return cols;
 }
 
-async function check(cols: Float32Array, n: number, pairs: Int32Array, k: number, tilePairs?: number) {
+/** Every value bit-equal (`Object.is`: NaN equals NaN, -0 differs from 0). */
+function assertBits(got: Float64Array, want: Float64Array, label: string) {
+  assert.equal(got.length, want.length);
+  for (let p = 0; p < got.length; p++) {
+    assert.ok(Object.is(got[p], want[p]), `${label} [${p}]: ${got[p]} vs ${want[p]}`);
+  }
+}
+
+/** The JavaScript kernel (WebAssembly off) on each pair, all rows finite. */
+function jsKernel(cols: Float32Array, n: number, pairs: Int32Array, k: number): Float64Array {
+  const out = new Float64Array(pairs.length / 2), s = new KsgScratch(n);
+  const prep = (a: number) => prepNeuron(cols.subarray(a * n, a * n + n));
+  ksgKernels.useWasm = false;
+  try {
+    for (let p = 0; p < out.length; p++) out[p] = ksgPair(prep(pairs[2 * p]), prep(pairs[2 * p + 1]), k, s);
+  } finally {
+    ksgKernels.useWasm = true;
+  }
+  return out;
+}
+
+/** GPU sums against brute force; GPU estimates bit-equal to the CPU's (`threads` 1, and 2 when `threaded`). */
+async function check(
+  cols: Float32Array,
+  n: number,
+  pairs: Int32Array,
+  k: number,
+  tilePairs?: number,
+  threaded = false,
+) {
   const gpu = await gpuKsgPairs(cols, n, pairs, k, { tilePairs });
   const cpu = await ksgPairs(cols, n, pairs, k, 1);
   const table = fixedPsi(n).values;
@@ -83,24 +115,30 @@ async function check(cols: Float32Array, n: number, pairs: Int32Array, k: number
     const x = cols.subarray(a * n, a * n + n), y = cols.subarray(b * n, b * n + n);
     const want = fixedSum(bruteCounts(x, y, k), table);
     assert.equal(gpu.sums[p], want, `k=${k} pair (${a}, ${b}): fixed-point sum of psi(n_x+1)+psi(n_y+1)`);
-    assert.ok(
-      Math.abs(gpu.mi[p] - cpu.mi[p]) <= KSG_GPU_TOLERANCE,
-      `k=${k} pair (${a}, ${b}): ${gpu.mi[p]} vs ${cpu.mi[p]}`,
-    );
-    assert.equal(gpu.samples[p], cpu.samples[p]);
   }
+  assert.deepEqual(gpu.samples, cpu.samples);
+  assertBits(gpu.mi, cpu.mi, `k=${k} GPU vs ksgPairs (1 thread)`);
+  assertBits(gpu.mi, jsKernel(cols, n, pairs, k), `k=${k} GPU vs the JavaScript kernel`);
+  if (threaded) assertBits(gpu.mi, (await ksgPairs(cols, n, pairs, k, 2)).mi, `k=${k} GPU vs ksgPairs (2 threads)`);
   return gpu;
 }
 
 Deno.test({
   name:
-    "GPU KSG: every n_x, n_y equals brute force (ties, ReLU zeros, radius 0, negatives), k = 1..5, MI within 1e-9 of the CPU",
+    "GPU KSG: every n_x, n_y equals brute force (ties, ReLU zeros, radius 0, negatives), k = 1..5, MI bit-equal to the CPU's",
   ignore,
   async fn() {
     const N = 12, n = 240;
     const cols = mixed(N, n, 5);
+    // duplicated samples in every pair: rows copied once (pairs of equal points), and 7 equal rows (a point
+    // shared by more than k samples: radius 0, stored once with its multiplicity by the CPU kernels)
+    for (let a = 0; a < N; a++) {
+      for (let r = 4; r < n; r += 9) cols[a * n + r] = cols[a * n + r - 1];
+      for (let r = 101; r < 107; r++) cols[a * n + r] = cols[a * n + 100];
+    }
     const pairs = allPairs(N);
-    for (let k = 1; k <= 5; k++) await check(cols, n, pairs, k, k === 3 ? 7 : undefined); // k = 3: several tiles
+    // k = 3: several tiles, and ksgPairs on two threads too
+    for (let k = 1; k <= 5; k++) await check(cols, n, pairs, k, k === 3 ? 7 : undefined, k === 3);
   },
 });
 
@@ -130,21 +168,26 @@ Deno.test({
 });
 
 Deno.test({
-  name: "GPU KSG: NaN/Inf, subnormal-range neurons and k > 8 go to the CPU kernel with the same results",
+  name:
+    "GPU KSG: NaN/Inf, subnormal-range and widely spread neurons, k > 8 and arrays over the binding size go to the CPU kernel",
   ignore,
   async fn() {
-    const N = 5, n = 120;
+    const N = 6, n = 120;
     const cols = mixed(N, n, 9);
     cols[1 * n + 3] = NaN;
     cols[2 * n + 7] = Infinity;
     cols[3 * n + 5] = 1e-35;
+    cols[5 * n + 2] = 1.25 * 2 ** -30; // non-zero exponents 30 apart: float64 differences of float32 may round
     const pairs = allPairs(N);
     const gpu = await gpuKsgPairs(cols, n, pairs, 3);
     const cpu = await ksgPairs(cols, n, pairs, 3, 1);
-    assert.equal(gpu.timing.cpu, 9, "pairs with neuron 1, 2 or 3 ran on the CPU");
+    assert.equal(gpu.timing.cpu, 14, "pairs with neuron 1, 2, 3 or 5 ran on the CPU");
     assert.equal(gpu.timing.gpuPairs, 1);
     assert.deepEqual(gpu.samples, cpu.samples);
-    for (let p = 0; p < 10; p++) assert.ok(Math.abs(gpu.mi[p] - cpu.mi[p]) <= KSG_GPU_TOLERANCE);
+    assertBits(gpu.mi, cpu.mi, "GPU (one pair) and CPU pairs vs ksgPairs");
+    const small = await gpuKsgPairs(cols, n, pairs, 3, { maxBinding: 1024 }); // arrays over the binding size
+    assert.equal(small.timing.gpuPairs, 0);
+    assertBits(small.mi, cpu.mi, "all pairs on the CPU");
     const big = await gpuKsgPairs(cols, n, pairs, 9);
     assert.deepEqual(big.mi, (await ksgPairs(cols, n, pairs, 9, 1)).mi);
     assert.equal(big.timing.gpuPairs, 0);
