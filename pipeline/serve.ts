@@ -231,7 +231,10 @@ class LiveRun {
   readonly context: EstimatorContext;
   /** The run's backend (chosen at start). */
   decision: BackendDecision = { backend: "cpu", reason: "not chosen yet", adapter: null };
-  /** Contexts of the window estimators, one per plugin (backend per plugin); totals stay on the CPU. */
+  /**
+   * Contexts of the estimators, one per plugin (backend per plugin): the windows' and the run totals' (the totals only
+   * merge closed windows, but estimators that compute at the end, such as KSG, then do it on the GPU).
+   */
   windowContexts: EstimatorContext[] = [];
   readonly requested: EstimatorPlugin[] | null;
   plugins: EstimatorPlugin[] | null = null;
@@ -613,7 +616,7 @@ class LiveRun {
     this.plugins = plugins;
     this.optionsByPlugin = plugins.map((p) => resolveOptions(p, this.opts.options ?? {}));
     this.#setContexts();
-    this.total = plugins.map((p, i) => p.create(this.optionsByPlugin[i], this.context));
+    this.total = plugins.map((p, i) => p.create(this.optionsByPlugin[i], this.windowContexts[i]));
   }
 
   /** Per plugin: WebGPU for the window estimators when the run chose it and the plugin's path qualifies. */
@@ -835,7 +838,7 @@ class LiveRun {
     this.plugins = plugins;
     this.optionsByPlugin = options;
     this.#setContexts();
-    this.total = plugins.map((p, i) => p.create(options[i], this.context));
+    this.total = plugins.map((p, i) => p.create(options[i], this.windowContexts[i]));
     if (progress.layout) {
       this.layout = {
         kind: progress.layout.kind as Layout["kind"],
@@ -930,6 +933,7 @@ class LiveRun {
         timings: { total_s: (performance.now() - this.t0) / 1000 },
         ...this.opts.extra,
       };
+      for (const e of this.total ?? []) e.dispose?.();
       await atomicWrite(`${this.opts.out}/run.json`, json(run));
       return run;
     });

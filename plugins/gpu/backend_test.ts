@@ -138,7 +138,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "serve on WebGPU (entropy, windows) writes the same part files and tables as serve on the CPU",
+  name: "serve on WebGPU (entropy, KSG MI, windows) writes the same part files and tables as serve on the CPU",
   ignore,
   async fn() {
     const dir = await Deno.makeTempDir();
@@ -148,8 +148,8 @@ Deno.test({
         const server = await serve({
           listen: null,
           out,
-          options: OPTIONS,
-          estimators: ["entropy"],
+          options: { ...OPTIONS, "mi-estimator": "ksg", "mi-samples": 30 },
+          estimators: ["entropy", "mi"],
           snapshotEvery: 2,
           backend,
           allowSoftwareGpu: true,
@@ -167,10 +167,10 @@ Deno.test({
       const cpu = await live("cpu");
       const gpu = await live("webgpu");
       assert.equal(gpu.run.backend, "webgpu");
-      assert.deepEqual((gpu.run.estimators as { backend: string }[]).map((e) => e.backend), ["webgpu"]);
+      assert.deepEqual((gpu.run.estimators as { backend: string }[]).map((e) => e.backend), ["webgpu", "webgpu"]);
       assert.equal(cpu.run.backend, "cpu");
       assert.equal(gpu.run.snapshots, 3);
-      for (const name of ["neuron_entropy", "layer_summary"]) {
+      for (const name of ["neuron_entropy", "neuron_mi", "layer_summary"]) {
         const files = [`${name}.parquet`, ...[0, 1, 2].map((k) => `${name}/part-0000000${k}.parquet`)];
         for (const f of files) {
           const want = rowsOf(await readParquetFile(`${cpu.out}/${f}`));
