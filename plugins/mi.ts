@@ -57,6 +57,7 @@ import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "./_pair_c
 import { type LayerShape, Reservoir, type ReservoirState } from "./_reservoir.ts";
 import { GpuPairCounts } from "./gpu/pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu/ksg.ts";
+import { gpuLimits } from "../pipeline/gpu.ts";
 import { thresholds } from "./gpu/_thresholds.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
@@ -211,6 +212,14 @@ abstract class PairEstimator implements Estimator {
 }
 
 /** Threads for a KSG job of `pairs` pairs over `n` samples: 1 for small jobs. */
+/**
+ * Limits of the binned-MI GPU path. `budget`: bytes of joint counts kept on the GPU at once (all steps of one
+ * estimator): with `--by-step` each step has its own counters (768 neurons x 16 bins: 302 MB per step), so older
+ * steps are read back beyond it. `bindingLimit`: the largest counts of one layer (or of all neurons with
+ * `--mi-pairs all`) the GPU may hold; null: the adapter's storage binding size. Tests lower both.
+ */
+export const binnedGpuLimits: { budget: number; bindingLimit: number | null } = { budget: 2 ** 31, bindingLimit: null };
+
 function threadsFor(pairs: number, n: number): number {
   if (pairs * n < 4_000_000) return 1;
   const hw = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
@@ -319,9 +328,16 @@ class BinnedEstimator extends PairEstimator {
   readonly scan: RangeScan | undefined;
   ranges: LayerRange[] = [];
   steps = new Map<string, { counts: Uint32Array; nonfinite: Float64Array }>();
-  /** WebGPU path (context.backend "webgpu"): joint counts as bit-matrix products on the GPU (exact). */
-  readonly gpu: boolean;
+  /**
+   * WebGPU path (context.backend "webgpu"): joint counts as bit-matrix products on the GPU (exact). Turned off at
+   * the first batch when a layer's joint counts exceed the adapter's storage binding size (the CPU path then runs;
+   * `gpuFallback` says why).
+   */
+  gpu: boolean;
+  gpuFallback: string | null = null;
+  #sizeChecked = false;
   #groups: PairGroup[] | null = null;
+  /** GPU counters by step key, least recently used first (see {@linkcode binnedGpuLimits}). */
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
@@ -378,13 +394,58 @@ class BinnedEstimator extends PairEstimator {
     return this.#groups;
   }
 
+  /** GPU bytes of one step's joint counts (all groups). */
+  #stepBytes(): number {
+    return this.#pairGroups().reduce((a, g) => a + ((g.n * (g.n - 1)) / 2) * this.bins * this.bins * 4, 0);
+  }
+
+  /** Reads one step's GPU counts back into its host counts and frees them. */
+  async #evict(key: string): Promise<void> {
+    const counters = this.#gpuSteps.get(key)!;
+    await this.#readBack(key, counters);
+    for (const c of counters) c.destroy();
+    this.#gpuSteps.delete(key);
+  }
+
+  async #readBack(key: string, counters: GpuPairCounts[]): Promise<void> {
+    const acc = this.#acc(key);
+    for (let i = 0; i < counters.length; i++) {
+      if (!counters[i].pending) continue;
+      const g = this.#groups![i];
+      const { counts, nonfinite } = await counters[i].readAll();
+      for (let k = 0; k < counts.length; k++) acc.counts[g.countOffset + k] += counts[k];
+      for (let j = 0; j < g.n; j++) acc.nonfinite[g.neuronOffset + j] += nonfinite[j];
+    }
+  }
+
   async #updateGpu(batch: Batch): Promise<void> {
     const groups = this.#pairGroups();
+    if (!this.#sizeChecked) {
+      this.#sizeChecked = true;
+      // First batch: a layer whose joint counts exceed one storage binding stays on the CPU (same counts).
+      const limit = binnedGpuLimits.bindingLimit ?? (await gpuLimits()).maxStorageBufferBindingSize;
+      const big = groups.find((g) => ((g.n * (g.n - 1)) / 2) * this.bins * this.bins * 4 > limit);
+      if (big) {
+        this.gpu = false;
+        this.gpuFallback =
+          `joint counts of ${big.n} neurons x ${this.bins}^2 bins exceed the GPU's storage binding size (${limit} bytes): counted on the CPU`;
+        return this.update(batch);
+      }
+    }
     for (const run of stepRuns(batch, this.common.byStep)) {
       const key = stepKey(run.step), rows = run.r1 - run.r0;
       this.#acc(key);
       let counters = this.#gpuSteps.get(key);
-      if (!counters) {
+      if (counters) {
+        this.#gpuSteps.delete(key); // most recently used last
+        this.#gpuSteps.set(key, counters);
+      } else {
+        // By step, each step has its own counters: keep at most binnedGpuLimits.budget bytes of them on the GPU,
+        // reading the least recently used step's back into its host counts first (exact either way).
+        const need = this.#stepBytes();
+        while (this.#gpuSteps.size > 0 && (this.#gpuSteps.size + 1) * need > binnedGpuLimits.budget) {
+          await this.#evict(this.#gpuSteps.keys().next().value!);
+        }
         counters = [];
         for (const g of groups) counters.push(await GpuPairCounts.open(g.n, this.bins, g.thr));
         this.#gpuSteps.set(key, counters);
@@ -415,16 +476,12 @@ class BinnedEstimator extends PairEstimator {
   /** Reads GPU-held counts back into the host counts (no-op on the CPU path). */
   async flush(): Promise<void> {
     if (!this.#groups) return;
-    for (const [key, counters] of this.#gpuSteps) {
-      const acc = this.#acc(key);
-      for (let i = 0; i < counters.length; i++) {
-        if (!counters[i].pending) continue;
-        const g = this.#groups[i];
-        const { counts, nonfinite } = await counters[i].readAll();
-        for (let k = 0; k < counts.length; k++) acc.counts[g.countOffset + k] += counts[k];
-        for (let j = 0; j < g.n; j++) acc.nonfinite[g.neuronOffset + j] += nonfinite[j];
-      }
-    }
+    for (const [key, counters] of this.#gpuSteps) await this.#readBack(key, counters);
+  }
+
+  /** For run.json: why the GPU path was left, if it was. */
+  summary(): { gpu_fallback: string } | null {
+    return this.gpuFallback ? { gpu_fallback: this.gpuFallback } : null;
   }
 
   /** Frees the GPU buffers (results and state read back first). */

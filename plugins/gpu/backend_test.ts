@@ -10,7 +10,7 @@ import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../
 import { mixedActivations, mixedGradients } from "../../tests/_contract_fixtures.ts";
 import { entropyPlugin } from "../entropy.ts";
 import { fisherPlugin } from "../fisher.ts";
-import { miPlugin } from "../mi.ts";
+import { binnedGpuLimits, miPlugin } from "../mi.ts";
 import { serve } from "../../pipeline/serve.ts";
 import { OPTIONS, readParquetFile, share, stepBatch } from "../../tests/_live.ts";
 
@@ -208,6 +208,42 @@ Deno.test({
     assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 3 }), "exact");
     assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 8 }), "exact");
     assert.equal(miPlugin.gpu!({ "mi-estimator": "ksg", "ksg-k": 9 }), null);
+  },
+});
+
+Deno.test({
+  name:
+    "binned mi on WebGPU by step under a small GPU budget (older steps read back) or too big for a binding (CPU): same tables",
+  ignore,
+  async fn() {
+    const batches = mixedActivations(12, 3, 40);
+    const options = {
+      "mi-estimator": "binned",
+      "ksg-k": 3,
+      "mi-samples": 100,
+      "mi-bins": 6,
+      "mi-binning": "global",
+      "mi-pairs": "within",
+    };
+    const cpu = await runPlugin(miPlugin, options, batches, { byStep: true });
+    assert.ok(new Set(rowsOf(cpu.results.neuron_mi).map((r) => r.step)).size >= 3, "several steps");
+    const saved = { ...binnedGpuLimits };
+    try {
+      binnedGpuLimits.budget = 1; // one step's counters on the GPU at a time: every new step evicts the last
+      const evicting = await runPlugin(miPlugin, options, batches, { byStep: true, ...GPU });
+      binnedGpuLimits.budget = saved.budget;
+      binnedGpuLimits.bindingLimit = 1024; // every layer's counts are larger: counted on the CPU
+      const fallback = await runPlugin(miPlugin, options, batches, { byStep: true, ...GPU });
+      for (const name of ["neuron_mi", "layer_summary"]) {
+        assert.deepEqual(rowsOf(evicting.results[name]), rowsOf(cpu.results[name]), `${name}, evicting`);
+        assert.deepEqual(rowsOf(fallback.results[name]), rowsOf(cpu.results[name]), `${name}, fallback`);
+      }
+      const summary = (e: unknown) => (e as { summary(): { gpu_fallback?: string } | null }).summary();
+      assert.equal(summary(evicting.estimator), null);
+      assert.match(summary(fallback.estimator)!.gpu_fallback!, /exceed the GPU's storage binding size/);
+    } finally {
+      Object.assign(binnedGpuLimits, saved);
+    }
   },
 });
 
