@@ -742,8 +742,9 @@ class LiveRun {
     this.windowRows.delete(k);
     this.closedList.push(k);
     if (this.closedThrough === null || k > this.closedThrough) this.closedThrough = k;
-    this.snapshots++;
     await atomicWrite(`${out}/checkpoint/progress.json`, json(this.#progress()));
+    // Counted once its files, checkpoint and progress are all written (ServeHandle.snapshots promises that).
+    this.snapshots++;
     this.#printSnapshot(k, tables);
   }
 
