@@ -27,64 +27,13 @@ import type { Estimator, Results } from "../pipeline/plugin.ts";
 import { GpuSiKernel } from "../plugins/gpu/si_kernel.ts";
 import { uniqueInfoPlugin } from "../plugins/unique_info.ts";
 import type { BenchRow } from "./bench_types.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
+import { lcg, makeSiBatches } from "./_si_batches.ts";
 
 /** Column scale of the power-law case: `(1 + t)^-0.75`, normalised so that rows have norm ~1. */
 function powerScales(p: number): Float32Array {
   const s = Float32Array.from({ length: p }, (_, t) => (1 + t) ** -0.75);
   const norm = Math.sqrt(s.reduce((a, x) => a + x * x, 0) / 12);
   return s.map((x) => x / norm);
-}
-
-/**
- * Synthetic Jacobian batches: `n` train and `nTest` test samples, `k` outputs, `p` parameters, uniform entries
- * (row norm ~1), or scaled by `scales` per column.
- */
-function makeBatches(
-  n: number,
-  nTest: number,
-  k: number,
-  p: number,
-  perBatch: number,
-  scales?: Float32Array,
-): Batch[] {
-  const rnd = lcg(7);
-  const scale = Math.sqrt(12 / p);
-  const rows: { id: number; test: boolean; out: number }[] = [];
-  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) rows.push({ id: i, test: false, out: c });
-  for (let i = 0; i < nTest; i++) for (let c = 0; c < k; c++) rows.push({ id: 1_000_000 + i, test: true, out: c });
-  const out: Batch[] = [];
-  for (let b = 0; b * perBatch < rows.length; b++) {
-    const part = rows.slice(b * perBatch, (b + 1) * perBatch);
-    const values = new Float32Array(part.length * p);
-    if (scales) { for (let i = 0; i < values.length; i++) values[i] = rnd() * scales[i % p] / Math.sqrt(p); }
-    else for (let i = 0; i < values.length; i++) values[i] = rnd() * scale;
-    out.push({
-      kind: "jacobians/v1",
-      file: "bench",
-      index: b,
-      numRows: part.length,
-      sampleId: BigInt64Array.from(part, (r) => BigInt(r.id)),
-      step: null,
-      label: null,
-      draw: null,
-      split: Uint8Array.from(part, (r) => (r.test ? 1 : 0)),
-      output: Int32Array.from(part, (r) => r.out),
-      f0: Float32Array.from(part, () => rnd()),
-      target: Float32Array.from(part, (r) => (r.test ? NaN : rnd() * 2)),
-      columns: [{ name: "params", width: p, values, metadata: new Map() }],
-      metadata: new Map(),
-      byteLength: values.byteLength,
-    } as unknown as Batch);
-  }
-  return out;
 }
 
 /** Runs the plugin over the batches on one backend; seconds for the updates and for the result. */
@@ -157,7 +106,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
   // (a) Gram products alone
   {
     const [N, P, per] = q ? [512, 1024, 128] : [20000, 20000, 2000];
-    const batches = makeBatches(N, 0, 1, P, per);
+    const batches = makeSiBatches(N, 0, 1, P, per, { seed: 7 });
     for (const gram of ["compensated", "float32"] as const) {
       const g = await GpuSiKernel.open(P, { gram });
       try {
@@ -218,7 +167,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
   {
     const [n, nTest, k, P, per] = q ? [256, 10, 2, 1024, 128] : [10000, 200, 2, 20000, 2000];
     const N = n * k;
-    const batches = makeBatches(n, nTest, k, P, per);
+    const batches = makeSiBatches(n, nTest, k, P, per, { seed: 7 });
     const r = await run(batches, 0.1, "webgpu");
     const t = (r.est as unknown as { gpuTimes: Record<string, number> }).gpuTimes;
     const si = values(r.results, "si_weights"), fsi = values(r.results, "si_function");
@@ -245,7 +194,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
   // (c) GPU vs CPU end to end at nk = 5,000
   {
     const [n, nTest, k, P] = q ? [150, 10, 2, 2000] : [2500, 100, 2, 20000];
-    const batches = makeBatches(n, nTest, k, P, 500);
+    const batches = makeSiBatches(n, nTest, k, P, 500, { seed: 7 });
     const gpu = await run(batches, 0.1, "webgpu");
     const chunks0 = threadStats.workerChunks;
     const cpu = await run(batches, 0.1, "cpu");
@@ -272,7 +221,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
   // (d) accuracy against conditioning
   {
     const [n, nTest, P] = q ? [200, 10, 200] : [2000, 50, 2000];
-    const batches = makeBatches(n, nTest, 1, P, 500, powerScales(P));
+    const batches = makeSiBatches(n, nTest, 1, P, 500, { seed: 7, scales: powerScales(P) });
     const lmax = lambdaMax(batches, P);
     for (const lambda of [1e-1, 1e-2, 1e-3, 1e-4]) {
       const gpu = await run(batches, lambda, "webgpu");

@@ -27,47 +27,7 @@ import {
 } from "../pipeline/linalg_chol.ts";
 
 import type { BenchRow } from "./bench_types.ts";
-
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
-}
-
-/** Synthetic Jacobian batches: `n` train samples and `nTest` test samples, `k` outputs, `p` parameters. */
-function makeBatches(n: number, nTest: number, k: number, p: number, perBatch: number): Batch[] {
-  const rnd = lcg(1);
-  const scale = Math.sqrt(12 / p);
-  const rows: { id: number; test: boolean; out: number }[] = [];
-  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) rows.push({ id: i, test: false, out: c });
-  for (let i = 0; i < nTest; i++) for (let c = 0; c < k; c++) rows.push({ id: 1_000_000 + i, test: true, out: c });
-  const out: Batch[] = [];
-  for (let b = 0; b * perBatch < rows.length; b++) {
-    const part = rows.slice(b * perBatch, (b + 1) * perBatch);
-    const values = new Float32Array(part.length * p);
-    for (let i = 0; i < values.length; i++) values[i] = rnd() * scale;
-    out.push({
-      kind: "jacobians/v1",
-      file: "bench",
-      index: b,
-      numRows: part.length,
-      sampleId: BigInt64Array.from(part, (r) => BigInt(r.id)),
-      step: null,
-      label: null,
-      draw: null,
-      split: Uint8Array.from(part, (r) => (r.test ? 1 : 0)),
-      output: Int32Array.from(part, (r) => r.out),
-      f0: Float32Array.from(part, () => rnd()),
-      target: Float32Array.from(part, (r) => (r.test ? NaN : rnd() * 2)),
-      columns: [{ name: "params", width: p, values, metadata: new Map() }],
-      metadata: new Map(),
-      byteLength: values.byteLength,
-    });
-  }
-  return out;
-}
+import { makeSiBatches } from "./_si_batches.ts";
 
 /** The official-code path for one sample: factorise the kernel without its rows, re-solve, compare. */
 function resolveOne(
@@ -113,7 +73,7 @@ function resolveOne(
 export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
   const [n, nTest, k, p, few] = args.quick ? [150, 10, 2, 2000, 3] : [2500, 100, 2, 20000, 2];
   const N = n * k, T = nTest * k, lambda = 0.1;
-  const batches = makeBatches(n, nTest, k, p, 500);
+  const batches = makeSiBatches(n, nTest, k, p, 500, { seed: 1 });
   const rows: BenchRow[] = [];
   const size = `nk = ${N}, P = ${p}, ${T} test rows`;
 
