@@ -433,48 +433,16 @@ export class GpuSiKernel {
       const A0 = own(this.#blockBuffer(N, N, "Theta + lambda I (copy)"));
       {
         const enc = d.createCommandEncoder(), pass = enc.beginComputePass();
-        for (const b of this.thetaBlocks) {
-          const w = b.c1 - b.c0;
-          this.#grid(
-            pass,
-            temps,
-            PLACE_WGSL,
-            [b.buf, trainPos, trainPos, A],
-            [
-              b.r1 - b.r0,
-              w,
-              w,
-              N,
-              b.r0,
-              b.c0,
-              1,
-              f32bits(inp.lambda),
-            ],
-            w,
-            b.r1 - b.r0,
-          );
-        }
-        for (const b of this.ktestBlocks) {
-          const w = b.c1 - b.c0;
-          this.#grid(
-            pass,
-            temps,
-            PLACE_WGSL,
-            [b.buf, testPos, trainPos, K],
-            [
-              b.r1 - b.r0,
-              w,
-              w,
-              N,
-              b.r0,
-              b.c0,
-              0,
-              0,
-            ],
-            w,
-            b.r1 - b.r0,
-          );
-        }
+        // Each product block into its dense matrix: Theta mirrored with lambda on the diagonal, K_test as it is.
+        const place = (blocks: Block[], rowPos: GPUBuffer, dst: GPUBuffer, mirror: boolean) => {
+          for (const b of blocks) {
+            const w = b.c1 - b.c0, h = b.r1 - b.r0;
+            const params = [h, w, w, N, b.r0, b.c0, mirror ? 1 : 0, mirror ? f32bits(inp.lambda) : 0];
+            this.#grid(pass, temps, PLACE_WGSL, [b.buf, rowPos, trainPos, dst], params, w, h);
+          }
+        };
+        place(this.thetaBlocks, trainPos, A, true);
+        place(this.ktestBlocks, testPos, K, false);
         pass.end();
         enc.copyBufferToBuffer(A, 0, A0, 0, N * N * 4); // kept for the refinement of a = M r
         d.queue.submit([enc.finish()]);
