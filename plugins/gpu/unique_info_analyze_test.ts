@@ -7,7 +7,7 @@ import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
 import { analyze } from "../../pipeline/run.ts";
 import { rowsOf } from "../../tests/_util.ts";
-import { batchesOf, maxRel, problem } from "./_si_fixtures.ts";
+import { batchesOf, maxRel, problem } from "../../tests/_si_problem.ts";
 
 const adapter = await probeAdapter();
 

@@ -8,7 +8,7 @@ import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import type { Estimator } from "../../pipeline/plugin.ts";
 import { invertSpd } from "../../pipeline/linalg_chol.ts";
 import { Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
-import { batchesOf, maxRel, problem } from "./_si_fixtures.ts";
+import { batchesOf, looReference, maxRel, problem } from "../../tests/_si_problem.ts";
 import { uniqueInfoPlugin } from "../unique_info.ts";
 import { GpuSiKernel } from "./si_kernel.ts";
 
@@ -124,36 +124,7 @@ Deno.test({
     const pr = problem(7, 9, 4, 3, 40);
     const lambda = 0.3;
     // truth: retrain without each sample in parameter space (float64 normal equations)
-    const ridge = (drop: number) => {
-      const p = pr.p, a = new Float64Array(p * p), b = new Float64Array(p);
-      for (let r = 0; r < pr.n * pr.k; r++) {
-        if (Math.floor(r / pr.k) === drop) continue;
-        const res = pr.y[r] - pr.f0[r];
-        for (let s = 0; s < p; s++) {
-          b[s] += pr.j[r * p + s] * res;
-          for (let t = 0; t < p; t++) a[s * p + t] += pr.j[r * p + s] * pr.j[r * p + t];
-        }
-      }
-      for (let s = 0; s < p; s++) a[s * p + s] += lambda;
-      const inv = invertSpd(a, p);
-      return Float64Array.from(
-        { length: p },
-        (_, s) => inv.subarray(s * p, (s + 1) * p).reduce((x, v, t) => x + v * b[t], 0),
-      );
-    };
-    const full = ridge(-1);
-    const w: number[] = [], f: number[] = [];
-    for (let i = 0; i < pr.n; i++) {
-      const d = ridge(i).map((v, s) => full[s] - v);
-      w.push(d.reduce((x, v) => x + v * v, 0));
-      let fs = 0;
-      for (let x = 0; x < pr.nTest * pr.k; x++) {
-        let df = 0;
-        for (let s = 0; s < pr.p; s++) df += pr.jTest[x * pr.p + s] * d[s];
-        fs += df * df;
-      }
-      f.push(fs / pr.nTest);
-    }
+    const { w, f } = looReference(pr, lambda);
     const { results } = await runPlugin(uniqueInfoPlugin, { "si-lambda": lambda }, batchesOf(pr, 7), GPU);
     const ew = maxRel(column(results, "si_weights"), w), ef = maxRel(column(results, "si_function"), f);
     assert.ok(ew < 1e-4 && ef < 1e-4, `${ew} ${ef}`);
