@@ -4,6 +4,7 @@
  * documented float-float bound (gpu/square_sums.ts).
  */
 import assert from "node:assert/strict";
+import type { Batch } from "../../pipeline/batch.ts";
 import type { OptionValues } from "../../pipeline/plugin.ts";
 import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
 import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
@@ -58,6 +59,17 @@ Deno.test({
   },
 });
 
+/** Runs `mi` on the CPU and on WebGPU; asserts non-empty, bit-equal `neuron_mi` and `layer_summary` tables. */
+async function sameMiTables(c: { options: OptionValues; byStep: boolean }, batches: Batch[]) {
+  const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
+  const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+  assert.ok(cpu.results.neuron_mi.numRows > 0);
+  for (const name of ["neuron_mi", "layer_summary"]) {
+    assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
+  }
+  return { cpu, gpu };
+}
+
 Deno.test({
   name: "binned mi on WebGPU equals the CPU bit for bit (within / all pairs, global / per-neuron bins, by step)",
   ignore,
@@ -69,12 +81,7 @@ Deno.test({
       { options: { ...base, "mi-bins": 4, "mi-binning": "neuron", "mi-pairs": "all" }, byStep: false },
     ];
     for (const c of cases) {
-      const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
-      const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
-      assert.ok(cpu.results.neuron_mi.numRows > 0);
-      for (const name of ["neuron_mi", "layer_summary"]) {
-        assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
-      }
+      const { cpu, gpu } = await sameMiTables(c, batches);
       // The states (joint counts and per-neuron non-finite counts) are equal too.
       assert.deepEqual(gpu.estimator.state(), cpu.estimator.state());
     }
@@ -195,12 +202,7 @@ Deno.test({
       { options: { ...base, "ksg-k": 2, "mi-samples": 200, "mi-pairs": "all" }, byStep: false },
     ];
     for (const c of cases) {
-      const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
-      const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
-      assert.ok(cpu.results.neuron_mi.numRows > 0);
-      for (const name of ["neuron_mi", "layer_summary"]) {
-        assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
-      }
+      const { cpu, gpu } = await sameMiTables(c, batches);
       const samples = rowsOf(gpu.results.neuron_mi).map((r) => Number(r.samples));
       assert.ok(Math.min(...samples) < Math.max(...samples), "pairs with non-finite rows use fewer samples");
       assert.deepEqual(gpu.estimator.state(), cpu.estimator.state(), "the state is the reservoir either way");
