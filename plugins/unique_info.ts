@@ -89,6 +89,38 @@ import { SKETCH_SEED_KEY } from "../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu/si_kernel.ts";
 
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
+/** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
+function factorError(e: unknown, lambda: number): unknown {
+  return e instanceof NotPositiveDefiniteError
+    ? new Error(`Cannot factorise Theta + lambda I (lambda ${lambda}): ${e.message}`)
+    : e;
+}
+
+/**
+ * F-SI of every train sample from `Q = K_test M` (`T x N`, `N = n k`) and `b_i = M_ii^-1 a_i`: the mean over the
+ * `nTest` test samples of `sum over test rows t of (Q[t, i] . b_i)^2`, into `out`.
+ */
+function functionSi(
+  q: ArrayLike<number>,
+  b: Float64Array,
+  n: number,
+  k: number,
+  T: number,
+  nTest: number,
+  out: Float64Array,
+): void {
+  const N = n * k;
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let t = 0; t < T; t++) {
+      let d = 0;
+      for (let c = 0; c < k; c++) d += q[t * N + i * k + c] * b[i * k + c];
+      s += d * d;
+    }
+    out[i] = s / nTest;
+  }
+}
+
 class Grow {
   data: Float64Array = new Float64Array(0);
   rows = 0;
@@ -523,9 +555,15 @@ class UniqueInfoEstimator implements Estimator {
     return this.#table(train, test, k, si, fsi);
   }
 
+  /** `Y - f0` of the train rows in (sample_id, output) order. */
+  #residual(train: Samples): Float64Array {
+    const tr = this.train, r = new Float64Array(train.slots.length);
+    for (let i = 0; i < r.length; i++) r[i] = tr.target[train.slots[i]] - tr.f0[train.slots[i]];
+    return r;
+  }
+
   /** The float64 CPU path: Cholesky of Theta + lambda I, M, then the per-sample terms. */
   #solveCpu(train: Samples, test: Samples | null, k: number): { si: Float64Array; fsi: Float64Array } {
-    const tr = this.train;
     const n = train.ids.length, N = n * k, lambda = this.lambda;
     const si = new Float64Array(n), fsi = new Float64Array(n);
     if (N > 0) {
@@ -543,14 +581,9 @@ class UniqueInfoEstimator implements Estimator {
       try {
         choleskyInPlace(A, N);
       } catch (e) {
-        if (e instanceof NotPositiveDefiniteError) {
-          throw new Error(`Cannot factorise Theta + lambda I (lambda ${lambda}): ${e.message}`);
-        }
-        throw e;
+        throw factorError(e, lambda);
       }
-      const r = new Float64Array(N);
-      for (let i = 0; i < N; i++) r[i] = tr.target[train.slots[i]] - tr.f0[train.slots[i]];
-      const av = choleskySolve(A, N, r);
+      const av = choleskySolve(A, N, this.#residual(train));
       const M = inverseFromCholesky(A, N);
       // b_i = M_ii^-1 a_i, and (M - lambda M^2)_ii with (M^2)_ii[r][s] = <M row ir, M row is> (M symmetric)
       const b = new Float64Array(N);
@@ -583,15 +616,7 @@ class UniqueInfoEstimator implements Estimator {
         }
         const Q = sharedF64(T * N); // K_test M
         gemmNT(Q, N, 0, 0, K, N, 0, M, N, 0, T, N, 0, N, 1);
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          for (let t = 0; t < T; t++) {
-            let d = 0;
-            for (let c = 0; c < k; c++) d += Q[t * N + i * k + c] * b[i * k + c];
-            s += d * d;
-          }
-          fsi[i] = s / nTest;
-        }
+        functionSi(Q, b, n, k, T, nTest, fsi);
       }
     }
     return { si, fsi };
@@ -599,13 +624,12 @@ class UniqueInfoEstimator implements Estimator {
 
   /** The WebGPU path (float32; plugins/gpu/si_kernel.ts): the same per-sample terms from the GPU's M. */
   async #solveGpu(train: Samples, test: Samples | null, k: number): Promise<{ si: Float64Array; fsi: Float64Array }> {
-    const tr = this.train, lambda = this.lambda;
+    const lambda = this.lambda;
     const n = train.ids.length, N = n * k;
     const si = new Float64Array(n), fsi = new Float64Array(n);
     if (N === 0) return { si, fsi };
     await this.#sync();
-    const r = new Float64Array(N);
-    for (let i = 0; i < N; i++) r[i] = tr.target[train.slots[i]] - tr.f0[train.slots[i]];
+    const r = this.#residual(train);
     const pairs = new Int32Array(2 * n * k * k);
     for (let i = 0, p = 0; i < n; i++) {
       for (let x = 0; x < k; x++) {
@@ -622,10 +646,7 @@ class UniqueInfoEstimator implements Estimator {
         pairs,
       });
     } catch (e) {
-      if (e instanceof NotPositiveDefiniteError) {
-        throw new Error(`Cannot factorise Theta + lambda I (lambda ${lambda}): ${e.message}`);
-      }
-      throw e;
+      throw factorError(e, lambda);
     }
     const t0 = performance.now();
     const { m, m2, a, q } = out;
@@ -645,16 +666,7 @@ class UniqueInfoEstimator implements Estimator {
       si[i] = s;
     }
     if (test) {
-      const T = test.slots.length, nTest = test.ids.length;
-      for (let i = 0; i < n; i++) {
-        let s = 0;
-        for (let t = 0; t < T; t++) {
-          let d = 0;
-          for (let c = 0; c < k; c++) d += q[t * N + i * k + c] * b[i * k + c];
-          s += d * d;
-        }
-        fsi[i] = s / nTest;
-      }
+      functionSi(q, b, n, k, test.slots.length, test.ids.length, fsi);
     }
     this.gpuTimes = { ...out.times, host_terms: (performance.now() - t0) / 1000, ...this.#kernel!.appendTimes };
     return { si, fsi };
