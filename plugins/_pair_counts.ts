@@ -92,6 +92,11 @@ function logTable(): Float64Array {
   return LOGS;
 }
 
+/** `Math.log(x)`, from the table for small integers. */
+function log(x: number): number {
+  return x < 65536 && Number.isInteger(x) ? (LOGS ?? logTable())[x] : Math.log(x);
+}
+
 /**
  * Plug-in MI (nats) of the contingency table `counts[off + a * nb + b]` (`na x nb`); NaN when it is empty.
  * `rowSum` and `colSum` are scratch arrays of at least `na` and `nb` entries (`colSum` also holds the logs of the
@@ -118,8 +123,6 @@ export function mutualInformation(
     }
   }
   if (n === 0) return NaN;
-  const logs = logTable();
-  const log = (x: number) => (x < 65536 && Number.isInteger(x) ? logs[x] : Math.log(x));
   for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
   let mi = 0;
   const logN = Math.log(n);
