@@ -340,62 +340,37 @@ export class GpuSiKernel {
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     const trainBuf = this.train.buf, testBuf = this.test.buf;
+    // Rows [r0, r1) of `a` (at element offset ao) against train rows [c0, c1): one product block.
+    const product = (into: Block[], a: GPUBuffer, r0: number, r1: number, ao: number, c0: number, c1: number) => {
+      const buf = this.#blockBuffer(r1 - r0, c1 - c0, into === this.thetaBlocks ? "Theta strip" : "K_test block");
+      this.#matmul(pass, temps, {
+        a,
+        b: trainBuf!,
+        c: buf,
+        m: r1 - r0,
+        n: c1 - c0,
+        k: W,
+        lda: W,
+        cfg: this.gramCfg,
+        ldb: W,
+        ldc: c1 - c0,
+        ao,
+        bo: c0 * W,
+      });
+      into.push({ r0, r1, c0, c1, buf });
+    };
     if (s1 > s0) {
       // Theta strip: rows [s0, s1) x columns [0, s1), split by rows to fit a binding
       const per = Math.max(1, Math.floor(this.device.limits.maxStorageBufferBindingSize / (s1 * 4)));
       for (let r0 = s0; r0 < s1; r0 += per) {
         const r1 = Math.min(s1, r0 + per);
-        const buf = this.#blockBuffer(r1 - r0, s1, "Theta strip");
-        this.#matmul(pass, temps, {
-          a: trainBuf!,
-          b: trainBuf!,
-          c: buf,
-          m: r1 - r0,
-          n: s1,
-          k: W,
-          lda: W,
-          cfg: this.gramCfg,
-          ldb: W,
-          ldc: s1,
-          ao: r0 * W,
-        });
-        this.thetaBlocks.push({ r0, r1, c0: 0, c1: s1, buf });
+        product(this.thetaBlocks, trainBuf!, r0, r1, r0 * W, 0, s1);
       }
-      if (t0 > 0) {
-        const buf = this.#blockBuffer(t0, s1 - s0, "K_test block");
-        this.#matmul(pass, temps, {
-          a: testBuf!,
-          b: trainBuf!,
-          c: buf,
-          m: t0,
-          n: s1 - s0,
-          k: W,
-          lda: W,
-          cfg: this.gramCfg,
-          ldb: W,
-          ldc: s1 - s0,
-          bo: s0 * W,
-        });
-        this.ktestBlocks.push({ r0: 0, r1: t0, c0: s0, c1: s1, buf });
-      }
+      // earlier test rows against the new train rows
+      if (t0 > 0) product(this.ktestBlocks, testBuf!, 0, t0, 0, s0, s1);
     }
-    if (t1 > t0 && s1 > 0) {
-      const buf = this.#blockBuffer(t1 - t0, s1, "K_test block");
-      this.#matmul(pass, temps, {
-        a: testBuf!,
-        b: trainBuf!,
-        c: buf,
-        m: t1 - t0,
-        n: s1,
-        k: W,
-        lda: W,
-        cfg: this.gramCfg,
-        ldb: W,
-        ldc: s1,
-        ao: t0 * W,
-      });
-      this.ktestBlocks.push({ r0: t0, r1: t1, c0: 0, c1: s1, buf });
-    }
+    // new test rows against every train row
+    if (t1 > t0 && s1 > 0) product(this.ktestBlocks, testBuf!, t0, t1, t0 * W, 0, s1);
     pass.end();
     this.device.queue.submit([enc.finish()]);
     this.device.queue.onSubmittedWorkDone().then(() => temps.forEach((u) => u.destroy()));
