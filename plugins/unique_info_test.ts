@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { uniqueInfoPlugin } from "./unique_info.ts";
 import { jacobianBatch, rowsOf, runPlugin } from "../tests/_util.ts";
-import { batchesOf, looReference, problem } from "../tests/_si_problem.ts";
+import { batchesOf, looReference, problem, recordBatchOf } from "../tests/_si_problem.ts";
 import type { Batch } from "../pipeline/batch.ts";
-import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
+import { writeBatches } from "../pipeline/produce.ts";
 import { analyze } from "../pipeline/run.ts";
 import { kernels, threadStats } from "../pipeline/linalg_chol.ts";
 
@@ -216,17 +216,7 @@ Deno.test("unique-info end to end: analyze() on a written jacobians/v1 stream", 
   const out = await Deno.makeTempDir();
   try {
     const batches = batchesOf(pr, 5);
-    const records = batches.map((b) =>
-      makeRecordBatch({
-        kind: "jacobians/v1",
-        sampleId: b.sampleId,
-        split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
-        output: b.output!,
-        f0: b.f0!,
-        target: b.target!,
-        tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
-      })
-    );
+    const records = batches.map(recordBatchOf);
     await writeBatches(path, records);
     const r = await analyze({ inputs: [path], options: { "si-lambda": 0.2 }, out });
     const rows = rowsOf(r.tables.unique_information);

@@ -8,6 +8,8 @@
  */
 import type { Batch } from "../pipeline/batch.ts";
 import { sketchJacobian, sketchMetadata } from "../pipeline/sketch.ts";
+import { makeRecordBatch } from "../pipeline/produce.ts";
+import type * as arrow from "apache-arrow";
 import { jacobianBatch, type JacobianRows, Rng } from "./_util.ts";
 
 /** A problem: `n` train and `nTest` test samples, `k` outputs, `p` parameters. */
@@ -181,4 +183,17 @@ export function maxRel(got: number[], want: number[]): number {
   let m = 0;
   got.forEach((g, i) => (m = Math.max(m, Math.abs(g - want[i]) / Math.abs(want[i]))));
   return m;
+}
+
+/** A `jacobians/v1` batch back as a wire-format record batch (to write a dump of it). */
+export function recordBatchOf(b: Batch): arrow.RecordBatch {
+  return makeRecordBatch({
+    kind: "jacobians/v1",
+    sampleId: b.sampleId,
+    split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
+    output: b.output!,
+    f0: b.f0!,
+    target: b.target!,
+    tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
+  });
 }

@@ -4,10 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { probeAdapter, releaseGpu } from "../../pipeline/gpu.ts";
-import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
+import { writeBatches } from "../../pipeline/produce.ts";
 import { analyze } from "../../pipeline/run.ts";
 import { rowsOf } from "../../tests/_util.ts";
-import { batchesOf, maxRel, problem } from "../../tests/_si_problem.ts";
+import { batchesOf, maxRel, problem, recordBatchOf } from "../../tests/_si_problem.ts";
 
 const adapter = await probeAdapter();
 
@@ -22,17 +22,7 @@ Deno.test({
       const path = `${dir}/jac.arrows`;
       await writeBatches(
         path,
-        batchesOf(pr, 9).map((b) =>
-          makeRecordBatch({
-            kind: "jacobians/v1",
-            sampleId: b.sampleId,
-            split: [...b.split!].map((s) => (s === 0 ? "train" : "test")),
-            output: b.output!,
-            f0: b.f0!,
-            target: b.target!,
-            tensors: b.columns.map((c) => ({ name: c.name, width: c.width, values: c.values })),
-          })
-        ),
+        batchesOf(pr, 9).map(recordBatchOf),
       );
       const common = { inputs: [path], options: { "si-lambda": 0.2 }, estimators: ["unique-info"] };
       const cpu = await analyze({ ...common, backend: "cpu", out: `${dir}/cpu` });
