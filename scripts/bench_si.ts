@@ -13,7 +13,6 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { uniqueInfoPlugin } from "../plugins/unique_info.ts";
-import type { Batch } from "../pipeline/batch.ts";
 import process from "node:process";
 import {
   choleskyInPlace,
