@@ -23,9 +23,9 @@
  *
  * @module
  */
-export type { Batch, Kind, TensorColumn } from "./pipeline/batch.ts";
-export { KINDS, SPLIT_TEST, SPLIT_TRAIN } from "./pipeline/batch.ts";
-export { InputError } from "./pipeline/errors.ts";
+export type { Batch, Kind, TensorColumn } from "./schemas/batch.ts";
+export { KINDS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
+export { InputError } from "./schemas/errors.ts";
 export type {
   Estimator,
   EstimatorContext,
@@ -35,26 +35,26 @@ export type {
   Results,
   Scanner,
   StateValue,
-} from "./pipeline/plugin.ts";
-export { definePlugin, PluginError } from "./pipeline/plugin.ts";
-export { Registry } from "./pipeline/registry.ts";
-export { decodeState, encodeState } from "./pipeline/state.ts";
-export { stepRuns } from "./pipeline/steps.ts";
-export { tableFromColumns } from "./pipeline/table.ts";
-export type { ColumnSpec } from "./pipeline/table.ts";
-export { analyze } from "./pipeline/run.ts";
-export type { AnalyzeOptions, AnalyzeResult } from "./pipeline/run.ts";
-export { readInput, readStream } from "./pipeline/source.ts";
-export { serve } from "./pipeline/serve.ts";
-export type { ProducerRecord, ServeHandle, ServeOptions } from "./pipeline/serve.ts";
-export { connectProducer } from "./pipeline/connect.ts";
-export type { ProducerConnection, ProducerOptions, ProducerReply } from "./pipeline/connect.ts";
-export { tfjsTap } from "./pipeline/tfjs_tap.ts";
-export type { GradientHookContext, Tap, TapOptions, TapSink } from "./pipeline/tfjs_tap.ts";
-export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/produce.ts";
-export type { BatchInput, TensorInput } from "./pipeline/produce.ts";
-export { toParquet, writeTables } from "./pipeline/write.ts";
-export { denseModel, perSampleGradients, tfjsGradientBatch } from "./pipeline/tfjs_gradients.ts";
+} from "./pipeline/core/plugin.ts";
+export { definePlugin, PluginError } from "./pipeline/core/plugin.ts";
+export { Registry } from "./pipeline/core/registry.ts";
+export { decodeState, encodeState } from "./pipeline/core/state.ts";
+export { stepRuns } from "./pipeline/core/steps.ts";
+export { tableFromColumns } from "./pipeline/core/table.ts";
+export type { ColumnSpec } from "./pipeline/core/table.ts";
+export { analyze } from "./pipeline/analyze/run.ts";
+export type { AnalyzeOptions, AnalyzeResult } from "./pipeline/analyze/run.ts";
+export { readInput, readStream } from "./schemas/source.ts";
+export { serve } from "./pipeline/serve/serve.ts";
+export type { ProducerRecord, ServeHandle, ServeOptions } from "./pipeline/serve/serve.ts";
+export { connectProducer } from "./pipeline/producers/connect.ts";
+export type { ProducerConnection, ProducerOptions, ProducerReply } from "./pipeline/producers/connect.ts";
+export { tfjsTap } from "./pipeline/producers/tfjs/tap.ts";
+export type { GradientHookContext, Tap, TapOptions, TapSink } from "./pipeline/producers/tfjs/tap.ts";
+export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/producers/produce.ts";
+export type { BatchInput, TensorInput } from "./pipeline/producers/produce.ts";
+export { toParquet, writeTables } from "./pipeline/core/write.ts";
+export { denseModel, perSampleGradients, tfjsGradientBatch } from "./pipeline/producers/tfjs/gradients.ts";
 export type {
   Activation,
   DenseLayer,
@@ -62,22 +62,22 @@ export type {
   NamedParam,
   PerSampleGradients,
   TfModel,
-} from "./pipeline/tfjs_gradients.ts";
+} from "./pipeline/producers/tfjs/gradients.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
-export { entropyPlugin } from "./plugins/entropy.ts";
-export { fisherPlugin } from "./plugins/fisher.ts";
-export { miPlugin } from "./plugins/mi.ts";
-export { labelMiPlugin } from "./plugins/label_mi.ts";
-export { uniqueInfoPlugin } from "./plugins/unique_info.ts";
-export { fnv1a, sketchJacobian, sketchMetadata } from "./pipeline/sketch.ts";
-export { tfjsJacobians } from "./pipeline/tfjs_jacobians.ts";
-export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/tfjs_jacobians.ts";
+export { entropyPlugin } from "./plugins/entropy/entropy.ts";
+export { fisherPlugin } from "./plugins/fisher/fisher.ts";
+export { miPlugin } from "./plugins/mi/mi.ts";
+export { labelMiPlugin } from "./plugins/label_mi/label_mi.ts";
+export { uniqueInfoPlugin } from "./plugins/unique_info/unique_info.ts";
+export { fnv1a, sketchJacobian, sketchMetadata } from "./schemas/sketch.ts";
+export { tfjsJacobians } from "./pipeline/producers/tfjs/jacobians.ts";
+export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/producers/tfjs/jacobians.ts";
 export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";
-export { compareRuns, formatComparison, runMeasures } from "./pipeline/compare.ts";
-export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/compare.ts";
-export { kendallTau } from "./pipeline/kendall.ts";
-export { readResults } from "./pipeline/results.ts";
-export type { Cell, ResultDirectory, ResultTable } from "./pipeline/results.ts";
-export { renderReport } from "./pipeline/report.ts";
-export type { ReportOptions } from "./pipeline/report.ts";
+export { compareRuns, formatComparison, runMeasures } from "./pipeline/report/compare.ts";
+export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/report/compare.ts";
+export { kendallTau } from "./pipeline/report/kendall.ts";
+export { readResults } from "./pipeline/report/results.ts";
+export type { Cell, ResultDirectory, ResultTable } from "./pipeline/report/results.ts";
+export { renderReport } from "./pipeline/report/report.ts";
+export type { ReportOptions } from "./pipeline/report/report.ts";

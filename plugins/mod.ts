@@ -3,12 +3,12 @@
  *
  * @module
  */
-import type { EstimatorPlugin } from "../pipeline/plugin.ts";
-import { entropyPlugin } from "./entropy.ts";
-import { fisherPlugin } from "./fisher.ts";
-import { labelMiPlugin } from "./label_mi.ts";
-import { miPlugin } from "./mi.ts";
-import { uniqueInfoPlugin } from "./unique_info.ts";
+import type { EstimatorPlugin } from "../pipeline/core/plugin.ts";
+import { entropyPlugin } from "./entropy/entropy.ts";
+import { fisherPlugin } from "./fisher/fisher.ts";
+import { labelMiPlugin } from "./label_mi/label_mi.ts";
+import { miPlugin } from "./mi/mi.ts";
+import { uniqueInfoPlugin } from "./unique_info/unique_info.ts";
 
 /** Every built-in plugin. */
 export const builtinPlugins: EstimatorPlugin[] = [

@@ -4,8 +4,8 @@
  * @module
  */
 import * as arrow from "apache-arrow";
-import { type Batch, type Kind, KINDS, SPLIT_TEST, SPLIT_TRAIN, type TensorColumn } from "../pipeline/batch.ts";
-import { InputError, show } from "../pipeline/errors.ts";
+import { type Batch, type Kind, KINDS, SPLIT_TEST, SPLIT_TRAIN, type TensorColumn } from "./batch.ts";
+import { InputError, show } from "./errors.ts";
 
 /** Schema metadata key naming the stream kind. */
 export const SCHEMA_KEY = "infotap.schema";

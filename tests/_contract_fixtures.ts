@@ -2,8 +2,8 @@
  * Contract-test fixtures: for each registered plugin, options and small batches that exercise it. Every
  * built-in plugin must have at least one entry (the contract suite fails otherwise).
  */
-import type { Batch } from "../pipeline/batch.ts";
-import type { EstimatorContext, OptionValues } from "../pipeline/plugin.ts";
+import type { Batch } from "../schemas/batch.ts";
+import type { EstimatorContext, OptionValues } from "../pipeline/core/plugin.ts";
 import { activationBatch, gradientBatch, jacobianBatch, Rng } from "./_util.ts";
 
 /** One contract scenario. */

@@ -5,7 +5,7 @@
  */
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
-import { makeRecordBatch, writeBatches, writeBatchesTo } from "../pipeline/produce.ts";
+import { makeRecordBatch, writeBatches, writeBatchesTo } from "../pipeline/producers/produce.ts";
 import { Rng } from "./_util.ts";
 
 /** Layers of the test dump. */

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { analyze } from "../pipeline/run.ts";
-import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
-import { tableFromColumns } from "../pipeline/table.ts";
-import { writeTables } from "../pipeline/write.ts";
+import { analyze } from "../pipeline/analyze/run.ts";
+import { makeRecordBatch, writeBatches } from "../pipeline/producers/produce.ts";
+import { tableFromColumns } from "../pipeline/core/table.ts";
+import { writeTables } from "../pipeline/core/write.ts";
 import { Rng } from "./_util.ts";
 
 /** Activations of two layers (widths 5 and 60) with labels, `rows` per step. */

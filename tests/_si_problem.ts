@@ -1,14 +1,14 @@
 /**
- * Test problems of the unique-information tests (CPU: plugins/unique_info_test.ts; WebGPU: plugins/gpu/): random
+ * Test problems of the unique-information tests (CPU: plugins/unique_info/unique_info_test.ts; WebGPU: plugins/unique_info/gpu_test.ts): random
  * Jacobians of a linear model with noisy targets, the leave-one-out retraining reference (ridge in parameter space,
  * Gaussian elimination, independent of the kernel-space closed form of SCIENCE.md section 3), and the rows as
  * shuffled `jacobians/v1` batches.
  *
  * @module
  */
-import type { Batch } from "../pipeline/batch.ts";
-import { sketchJacobian, sketchMetadata } from "../pipeline/sketch.ts";
-import { makeRecordBatch } from "../pipeline/produce.ts";
+import type { Batch } from "../schemas/batch.ts";
+import { sketchJacobian, sketchMetadata } from "../schemas/sketch.ts";
+import { makeRecordBatch } from "../pipeline/producers/produce.ts";
 import type * as arrow from "apache-arrow";
 import { jacobianBatch, type JacobianRows, Rng } from "./_util.ts";
 

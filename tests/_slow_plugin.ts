@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { definePlugin, type Estimator, type EstimatorPlugin } from "../pipeline/plugin.ts";
-import { tableFromColumns } from "../pipeline/table.ts";
+import { definePlugin, type Estimator, type EstimatorPlugin } from "../pipeline/core/plugin.ts";
+import { tableFromColumns } from "../pipeline/core/table.ts";
 
 function counter(delayMs: number, start = 0): Estimator {
   let rows = start;

@@ -4,8 +4,8 @@
  * @module
  */
 import type * as arrow from "apache-arrow";
-import type { Batch, Kind } from "../pipeline/batch.ts";
-import { type BatchInput, makeRecordBatch } from "../pipeline/produce.ts";
+import type { Batch, Kind } from "../schemas/batch.ts";
+import { type BatchInput, makeRecordBatch } from "../pipeline/producers/produce.ts";
 import { decodeBatch, validateSchema } from "../schemas/validate.ts";
 
 /** A small seeded PRNG (mulberry32) with a Gaussian draw. */
@@ -109,8 +109,8 @@ export function assertTablesClose(a: arrow.Table, b: arrow.Table, rtol = 1e-12, 
   }
 }
 
-import type { Estimator, EstimatorContext, EstimatorPlugin, OptionValues, Results } from "../pipeline/plugin.ts";
-import { resolveOptions } from "../pipeline/plugin.ts";
+import type { Estimator, EstimatorContext, EstimatorPlugin, OptionValues, Results } from "../pipeline/core/plugin.ts";
+import { resolveOptions } from "../pipeline/core/plugin.ts";
 
 /** Resolves options, runs the plugin's first pass (if any) over all batches, and returns options + context. */
 export function prepare(

@@ -1,19 +1,19 @@
 /**
- * End-to-end tests of `deno task analyze` (pipeline/cli.ts) as a subprocess: outputs equal the in-process
- * estimator (itself checked against a direct computation in plugins/entropy_test.ts), from files and stdin, in
+ * End-to-end tests of `deno task analyze` (pipeline/cli/analyze.ts) as a subprocess: outputs equal the in-process
+ * estimator (itself checked against a direct computation in plugins/entropy/entropy_test.ts), from files and stdin, in
  * Parquet (read back by DuckDB, an independent reader) and Arrow; and every bad-input case gives one clear line
  * naming file, batch and column, a non-zero exit and no stack trace.
  */
 import assert from "node:assert/strict";
 import * as arrow from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
-import { entropyPlugin } from "../plugins/entropy.ts";
+import { makeRecordBatch, writeBatches } from "../pipeline/producers/produce.ts";
+import { entropyPlugin } from "../plugins/entropy/entropy.ts";
 import { assertTablesClose, Rng, runPlugin, toBatch } from "./_util.ts";
-import type { BatchInput } from "../pipeline/produce.ts";
+import type { BatchInput } from "../pipeline/producers/produce.ts";
 
 const DENO = Deno.execPath();
-const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../pipeline/cli/analyze.ts", import.meta.url).pathname;
 
 async function cli(args: string[], stdin?: Uint8Array): Promise<{ code: number; stdout: string; stderr: string }> {
   const p = new Deno.Command(DENO, {
@@ -417,7 +417,7 @@ Deno.test("analyze: --help documents every option; --plugin loads a user's estim
   const dir = await tmpDir();
   try {
     await writeBatches(`${dir}/a.arrows`, inputs(8, 1).map(makeRecordBatch));
-    const p = new URL("../plugins/example_mean.ts", import.meta.url).pathname;
+    const p = new URL("../scripts/examples/example_mean.ts", import.meta.url).pathname;
     const r = await cli([
       "--plugin",
       p,

@@ -6,11 +6,11 @@
 import { assertTablesClose, prepare } from "./_util.ts";
 import { CONTRACT_FIXTURES } from "./_contract_fixtures.ts";
 import { builtinPlugins } from "../plugins/mod.ts";
-import { examplePlugin } from "../plugins/example_mean.ts";
-import { concatBatches, sliceBatch } from "../pipeline/batch.ts";
-import { decodeState, encodeState } from "../pipeline/state.ts";
-import type { Batch } from "../pipeline/batch.ts";
-import type { Estimator, Results } from "../pipeline/plugin.ts";
+import { examplePlugin } from "../scripts/examples/example_mean.ts";
+import { concatBatches, sliceBatch } from "../schemas/batch.ts";
+import { decodeState, encodeState } from "../pipeline/core/state.ts";
+import type { Batch } from "../schemas/batch.ts";
+import type { Estimator, Results } from "../pipeline/core/plugin.ts";
 
 const plugins = [...builtinPlugins, examplePlugin];
 

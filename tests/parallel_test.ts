@@ -1,10 +1,10 @@
 /**
- * Worker-thread estimation (pipeline/parallel.ts) gives exactly the single-threaded results, for both passes,
+ * Worker-thread estimation (pipeline/analyze/parallel.ts) gives exactly the single-threaded results, for both passes,
  * and keeps the complete batches' results when the input is truncated.
  */
 import assert from "node:assert/strict";
-import { analyze } from "../pipeline/run.ts";
-import { makeRecordBatch, writeBatches } from "../pipeline/produce.ts";
+import { analyze } from "../pipeline/analyze/run.ts";
+import { makeRecordBatch, writeBatches } from "../pipeline/producers/produce.ts";
 import { assertTablesClose, Rng } from "./_util.ts";
 
 async function dump(path: string, batches: number, seed = 1) {

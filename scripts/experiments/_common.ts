@@ -1,20 +1,20 @@
 /**
  * Shared helpers of the paper reproductions (`scripts/experiments/*.ts`): a seeded random generator, a dense
- * ReLU MLP in tfjs-core (trained with an optimizer, as `scripts/make_example.ts`), activation dumps of its
+ * ReLU MLP in tfjs-core (trained with an optimizer, as `scripts/examples/make_example.ts`), activation dumps of its
  * hidden pre-activations (`activations/v1`), the entropy + KSG MI analysis through `analyze()`, and table
  * printing.
  *
  * @module
  */
-import { kendallTau } from "../../pipeline/kendall.ts";
-import { compareRuns, formatComparison } from "../../pipeline/compare.ts";
+import { kendallTau } from "../../pipeline/report/kendall.ts";
+import { compareRuns, formatComparison } from "../../pipeline/report/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
 import type * as arrow from "apache-arrow";
-import { initTf } from "../../pipeline/tfjs_setup.ts";
-import { makeRecordBatch, writeBatches } from "../../pipeline/produce.ts";
-import { analyze } from "../../pipeline/run.ts";
-import type { DenseLayer, TfModel } from "../../pipeline/tfjs_gradients.ts";
-import { denseModel } from "../../pipeline/tfjs_gradients.ts";
+import { initTf } from "../../pipeline/producers/tfjs/setup.ts";
+import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
+import { analyze } from "../../pipeline/analyze/run.ts";
+import type { DenseLayer, TfModel } from "../../pipeline/producers/tfjs/gradients.ts";
+import { denseModel } from "../../pipeline/producers/tfjs/gradients.ts";
 
 /** mulberry32: seeded uniform numbers in [0, 1). */
 export function rng(seed: number): () => number {
@@ -72,7 +72,7 @@ export interface Mlp {
   layers: { name: string; w: TF.Variable; b: TF.Variable }[];
   /** Hidden pre-activations and logits of `x`. */
   forward(x: TF.Tensor2D): { pre: TF.Tensor2D[]; logits: TF.Tensor2D };
-  /** The model in `pipeline/tfjs_gradients.ts` form (per-sample gradients for the `fisher` estimator). */
+  /** The model in `pipeline/producers/tfjs/gradients.ts` form (per-sample gradients for the `fisher` estimator). */
   dense(): TfModel;
   dispose(): void;
 }

@@ -15,7 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadDigits } from "../_mnist.ts";
+import { loadDigits } from "../examples/mnist.ts";
 import {
   accuracy,
   type Diversity,

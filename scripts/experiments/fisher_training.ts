@@ -6,7 +6,7 @@
  *
  * - An MLP on 14 x 14 digits is trained with plain SGD. Every `every` steps, per-sample gradients of
  *   `log p(y|x)` on a fixed held-out probe set (labels drawn from the model: true Fisher) are streamed LIVE to an
- *   in-process `serve` running the `fisher` estimator per step (`pipeline/tfjs_gradients.ts`,
+ *   in-process `serve` running the `fisher` estimator per step (`pipeline/producers/tfjs/gradients.ts`,
  *   `ServeHandle.local()`); the final `fisher.parquet` is the trace-over-training curve.
  * - Deficit: the training inputs are blurred (2 x 2 average-pooled to 7 x 7, then upsampled) during a window
  *   of `deficit` steps starting at step 1 (early) or at the middle of training (late); each run then trains on
@@ -22,11 +22,11 @@
  */
 import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
-import { loadDigits } from "../_mnist.ts";
-import { kendallTau } from "../../pipeline/kendall.ts";
-import { serve } from "../../pipeline/serve.ts";
-import { tfjsGradientBatch } from "../../pipeline/tfjs_gradients.ts";
-import { readResults } from "../../pipeline/results.ts";
+import { loadDigits } from "../examples/mnist.ts";
+import { kendallTau } from "../../pipeline/report/kendall.ts";
+import { serve } from "../../pipeline/serve/serve.ts";
+import { tfjsGradientBatch } from "../../pipeline/producers/tfjs/gradients.ts";
+import { readResults } from "../../pipeline/report/results.ts";
 import { accuracy, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode fisherTraining}. */

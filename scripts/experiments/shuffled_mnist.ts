@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadDigits, PIXELS } from "../_mnist.ts";
+import { loadDigits, PIXELS } from "../examples/mnist.ts";
 import {
   accuracy,
   type Diversity,

@@ -6,7 +6,7 @@
  *
  * - Data: MNIST 4 vs 9 (14 x 14 average-pooled digits), n training samples, one-hot targets (k = 2 outputs),
  *   a held-out test set for the function SI. Model: one hidden ReLU layer, Jacobians at the initial weights
- *   `w0` from `pipeline/tfjs_jacobians.ts`, streamed in-process into the `unique-info` estimator (`serve`,
+ *   `w0` from `pipeline/producers/tfjs/jacobians.ts`, streamed in-process into the `unique-info` estimator (`serve`,
  *   `ServeHandle.local()`), which gives `si_weights` and `si_function` for every sample.
  * - Ridge `lambda` = `lambdaScale` x the largest eigenvalue of `Theta = J J^T` (power iteration), which bounds
  *   the condition number of the retraining, so that it converges in a few hundred steps.
@@ -25,11 +25,11 @@
  */
 import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
-import { loadDigits } from "../_mnist.ts";
-import { kendallTau } from "../../pipeline/kendall.ts";
-import { serve } from "../../pipeline/serve.ts";
-import { tfjsJacobians } from "../../pipeline/tfjs_jacobians.ts";
-import { readResults } from "../../pipeline/results.ts";
+import { loadDigits } from "../examples/mnist.ts";
+import { kendallTau } from "../../pipeline/report/kendall.ts";
+import { serve } from "../../pipeline/serve/serve.ts";
+import { tfjsJacobians } from "../../pipeline/producers/tfjs/jacobians.ts";
+import { readResults } from "../../pipeline/report/results.ts";
 import { initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode uniqueInfo}. */

@@ -1,0 +1,104 @@
+/**
+ * `deno task report DIR [--out FILE.html] [--images DUMP.arrows] [--image-column NAME]`: one self-contained
+ * HTML page with plots of an infotap results directory ({@linkcode renderReport}).
+ *
+ * Exit codes: 0 written; 1 bad input (missing or empty directory, unreadable table or image stream); 2 bad usage;
+ * 70 internal error. Errors are one line on stderr.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { readResults } from "../report/results.ts";
+import { renderReport } from "../report/report.ts";
+import { InputError, show } from "../../schemas/errors.ts";
+import { atomicWrite } from "../core/write.ts";
+
+const HELP = `Usage: deno task report DIR [options]
+  Writes one self-contained HTML page (plots, run facts; opens offline) for an infotap results directory.
+
+Options:
+  --out FILE.html          where to write the page (default: DIR/report.html)
+  --images DUMP.arrows     an infotap stream holding the input pixels by sample_id, to show the most and
+                           least informative samples (unique_information) as images
+  --image-column NAME      the pixel column of --images (default: the first named input/image/pixel/x whose
+                           width is h*h, h*h*2 or h*h*3, else the first such column)
+  --samples N              most and least informative samples to show (default 8 each)
+  --title TEXT             page title (default: 'infotap report: DIR')
+  --help                   show this help`;
+
+/** Parses argv, writes the page; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>, positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        out: { type: "string" },
+        images: { type: "string" },
+        "image-column": { type: "string" },
+        samples: { type: "string" },
+        title: { type: "string" },
+        help: { type: "boolean" },
+      },
+      allowPositionals: true,
+    }));
+  } catch (e) {
+    console.error(`infotap: ${(e as Error).message} (see --help)`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    console.error(
+      `infotap: Cannot make a report as it needs exactly one results directory: current value is ${
+        show(positionals)
+      } (see --help)`,
+    );
+    return 2;
+  }
+  const extremes = values.samples === undefined ? 8 : Number(values.samples);
+  if (!Number.isInteger(extremes) || extremes < 1 || extremes > 100) {
+    console.error(
+      `infotap: Cannot use --samples as it must be an integer from 1 to 100: current value is ${show(values.samples)}`,
+    );
+    return 2;
+  }
+  const dir = positionals[0].replace(/\/+$/, "") || "/";
+  const out = (values.out as string | undefined) ?? `${dir}/report.html`;
+  try {
+    const results = await readResults(dir);
+    if (values.images !== undefined && !results.tables.unique_information?.rows.length) {
+      console.error(`infotap: warning: --images is not used as ${dir} has no unique_information table`);
+    }
+    const html = await renderReport(results, {
+      images: values.images as string | undefined,
+      imageColumn: values["image-column"] as string | undefined,
+      extremes,
+      title: values.title as string | undefined,
+    });
+    const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
+    if (parent) await Deno.mkdir(parent, { recursive: true });
+    await atomicWrite(out, html);
+    const tables = Object.keys(results.tables);
+    console.log(
+      `wrote ${out} (${(html.length / 1024).toFixed(0)} KiB; tables: ${tables.join(", ") || "none"}${
+        results.run ? "" : "; no run.json"
+      })`,
+    );
+    return 0;
+  } catch (e) {
+    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
+    if (e instanceof InputError) {
+      console.error(`infotap: error: ${e.message}`);
+      return 1;
+    }
+    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
+    return 70;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,185 @@
+/**
+ * `deno task serve --listen HOST:PORT --out DIR [options]`: the command-line front end of
+ * {@linkcode serve} (live analysis of training runs; protocol, files and lifecycle are documented there).
+ *
+ * Runs until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and
+ * `run.json`, and exits 0. Exit codes: 0 stopped cleanly; 1 bad input or options (e.g. an estimator needing a
+ * first pass without `--range`, a checkpoint that does not match); 2 bad usage; 70 internal error.
+ *
+ * @example
+ * ```ts ignore
+ * // deno task serve --listen 127.0.0.1:7341 --out live --range -5,5 --snapshot-every 10
+ * import { main } from "./serve.ts";
+ * Deno.exit(await main(["--out", "live", "--range", "-5,5", "--snapshot-every", "10"]));
+ * ```
+ *
+ * @module
+ */
+import { serve } from "../serve/serve.ts";
+import type { Registry } from "../core/registry.ts";
+import { InputError, show } from "../../schemas/errors.ts";
+import {
+  BACKEND_FLAG,
+  type CoreFlag,
+  list,
+  parseBackend,
+  parseCommandLine,
+  parseFormat,
+  pluginHelp,
+  UsageError,
+} from "./_args.ts";
+import { BackendError } from "../../plugins/kernels/gpu/device.ts";
+import { VERSION } from "../core/version.ts";
+
+const CORE: Record<string, CoreFlag> = {
+  listen: { type: "string", arg: "HOST:PORT", help: "TCP address for producers (default 127.0.0.1:7341; port 0: any)" },
+  ws: { type: "string", arg: "HOST:PORT", help: "also accept WebSocket producers on this address" },
+  out: { type: "string", arg: "DIR", help: "output directory (default: infotap-live)" },
+  resume: { type: "string", arg: "DIR", help: "continue the run in DIR from its last checkpoint (sets --out DIR)" },
+  token: { type: "string", arg: "T", help: "token producers must present (required off loopback; or INFOTAP_TOKEN)" },
+  "snapshot-every": {
+    type: "string",
+    arg: "N",
+    help: "close a window and write a snapshot every N steps (0: on stop)",
+  },
+  "max-batch-bytes": { type: "string", arg: "N", help: "refuse record batches larger than N bytes (default 256 MiB)" },
+  estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
+  format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet)" },
+  "by-step": { type: "boolean", help: "results per step without --snapshot-every (implied with it)" },
+  layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
+  seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
+  backend: BACKEND_FLAG,
+  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  quiet: { type: "boolean", help: "print no snapshot tables" },
+  help: { type: "boolean", help: "show this help" },
+  version: { type: "boolean", help: "print the version" },
+};
+
+function helpText(registry: Registry): string {
+  const lines = [
+    `infotap ${VERSION} serve: live analysis of training runs`,
+    "",
+    "Usage: deno task serve [options]",
+    "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
+    "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
+    "  Live streams have no first pass: entropy needs --range LO,HI (write --range=-5,5 when LO is negative).",
+    "",
+    "Options:",
+  ];
+  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
+  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
+  pluginHelp(registry, row, lines);
+  lines.push(
+    "",
+    "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
+    "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
+  );
+  return lines.join("\n");
+}
+
+function integer(v: unknown, flag: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new UsageError(`Cannot use ${flag} as it must be an integer >= ${min}: current value is ${show(v)}`);
+  }
+  return n;
+}
+
+/** Parses argv, serves until SIGINT/SIGTERM; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const parsed = await parseCommandLine(argv, CORE, false);
+    const { registry, options, estimators } = parsed;
+    const v = parsed.values;
+    if (v.help) {
+      console.log(helpText(registry));
+      return 0;
+    }
+    if (v.version) {
+      console.log(VERSION);
+      return 0;
+    }
+    const format = parseFormat(v.format);
+    if (v.resume !== undefined && v.out !== undefined && v.resume !== v.out) {
+      throw new UsageError(
+        `Cannot use --out with --resume as the run continues in the --resume directory: current value is ${
+          show(v.out)
+        }`,
+      );
+    }
+    const quiet = Boolean(v.quiet);
+    const out = (v.resume ?? v.out ?? "infotap-live") as string;
+    const server = await serve({
+      listen: v.listen as string | undefined,
+      ws: v.ws as string | undefined,
+      out,
+      resume: v.resume !== undefined,
+      token: (v.token as string | undefined) ?? Deno.env.get("INFOTAP_TOKEN") ?? undefined,
+      estimators,
+      options,
+      byStep: Boolean(v["by-step"]),
+      seed: integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0,
+      layers: list(v.layers),
+      format,
+      backend: parseBackend(v.backend),
+      snapshotEvery: integer(v["snapshot-every"], "--snapshot-every", 0),
+      maxBatchBytes: integer(v["max-batch-bytes"], "--max-batch-bytes", 1024),
+      registry,
+      log: (line) => {
+        if (!quiet || line.startsWith("infotap serve:")) console.log(line);
+      },
+      extra: { argv: argv.map((a, i) => (argv[i - 1] === "--token" || a.startsWith("--token=") ? "***" : a)) },
+    });
+    const { promise: signalled, resolve } = Promise.withResolvers<string>();
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+    const handlers = signals.map((s) => {
+      const h = () => resolve(s);
+      Deno.addSignalListener(s, h);
+      return [s, h] as const;
+    });
+    const sig = await signalled;
+    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    console.log(`infotap serve: ${sig}: finishing the batches in progress and writing the final results`);
+    const run = await server.stop();
+    const lost = run.lost_partial_batches as number;
+    console.log(
+      `infotap serve: wrote ${
+        (run.files as string[]).length
+      } table file(s), ${run.snapshots} snapshot(s) and run.json to ${out}; ${run.rows} rows${
+        lost ? `, ${lost} partial batch(es) lost (see run.json)` : ""
+      }`,
+    );
+    return 0;
+  } catch (e) {
+    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
+    if (e instanceof UsageError) {
+      console.error(`infotap: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof BackendError) {
+      console.error(`infotap: error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof InputError || (e as Error)?.name === "PluginError") {
+      console.error(`infotap: error: ${(e as Error).message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) {
+      console.error(
+        `infotap: error: Cannot listen as ${(e as Error).message}: current value is ${show(argv.join(" "))}`,
+      );
+      return 1;
+    }
+    if (e instanceof Error && e.message.startsWith("Cannot")) {
+      console.error(`infotap: error: ${e.message}`);
+      return 2;
+    }
+    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
+    return 70;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

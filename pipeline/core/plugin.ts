@@ -1,0 +1,307 @@
+/**
+ * The estimator plugin contract: a tiny typed object (`name`, options, inputs, `create`), validated at
+ * registration, whose estimators are `update` + `merge` + `state` + `result`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { definePlugin, type Estimator } from "./plugin.ts";
+ * import { tableFromColumns } from "./table.ts";
+ * const counter = (n = 0): Estimator => ({
+ *   update(batch) { n += batch.numRows; },
+ *   merge(other) { n += (other.state() as { n: number }).n; },
+ *   state: () => ({ n }),
+ *   result: () => ({ row_count: tableFromColumns([{ name: "rows", type: "int64", values: [n] }]) }),
+ * });
+ * const rows = definePlugin({
+ *   name: "row-count",
+ *   description: "Counts rows.",
+ *   inputs: ["activations/v1"],
+ *   options: {},
+ *   orderFree: true,
+ *   create: () => counter(),
+ *   restore: (state) => counter((state as { n: number }).n),
+ * });
+ * assert.ok(rows.name === "row-count");
+ * ```
+ *
+ * @module
+ */
+import type * as arrow from "apache-arrow";
+import type { Batch, Kind } from "../../schemas/batch.ts";
+import { KINDS } from "../../schemas/batch.ts";
+import { show } from "../../schemas/errors.ts";
+
+/** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
+export type StateValue =
+  | null
+  | boolean
+  | number
+  | string
+  | Float64Array
+  | Float32Array
+  | Int32Array
+  | Uint32Array
+  | Int8Array
+  | Uint8Array
+  | BigInt64Array
+  | StateValue[]
+  | { [key: string]: StateValue };
+
+/** The declared type of an option; the CLI parses `--name value` accordingly. */
+export type OptionType = "integer" | "number" | "string" | "boolean" | "range";
+
+/** One option of a plugin; becomes the CLI flag `--<key>`. */
+export interface OptionSpec {
+  type: OptionType;
+  description: string;
+  /** Default value; options without one are optional (undefined) unless `required`. */
+  default?: number | string | boolean | [number, number];
+  /** For `string`: the allowed values. */
+  choices?: readonly string[];
+  /** For numbers: inclusive minimum. */
+  min?: number;
+  /** For numbers: exclusive minimum (e.g. `> 0`). */
+  greaterThan?: number;
+  /** The option must be given (only when the plugin runs). */
+  required?: boolean;
+}
+
+/** Parsed option values, keyed as declared. */
+export type OptionValues = Record<string, number | string | boolean | [number, number] | undefined>;
+
+/** What the pipeline passes to `create` besides the plugin's own options. */
+export interface EstimatorContext {
+  /** `--by-step`: results per training step (the `step` column is then required). */
+  byStep: boolean;
+  /** `--seed`: for every seeded choice (reservoirs, projections). */
+  seed: number;
+  /** The result of the plugin's first pass (`scan`), when it asked for one. */
+  scan?: StateValue;
+  /**
+   * `--backend` chosen for the run: `"webgpu"` when the run selected a usable WebGPU adapter (plugins/kernels/gpu/device.ts;
+   * estimators with a GPU path then use `gpuDevice()`), otherwise `"cpu"` (or absent).
+   */
+  backend?: string;
+}
+
+/** A first pass over the whole input (e.g. the global `[min, max]` for binning). */
+export interface Scanner {
+  update(batch: Batch): void;
+  /** The value handed to `create` as `context.scan`. */
+  result(): StateValue;
+}
+
+/** Named result tables. `keys` lists the columns that identify a row when two estimators fill one table. */
+export type Results = Record<string, arrow.Table>;
+
+/** A running estimator: River's `update` + `merge`, DataSketches' serializable state. */
+export interface Estimator {
+  /** Folds one batch in. May be async (e.g. a worker or GPU round trip). */
+  update(batch: Batch): void | Promise<void>;
+  /** Folds in another estimator of the same plugin, options and scan (as if its batches came after ours). */
+  merge(other: Estimator): void;
+  /** A serializable snapshot; `plugin.restore(state)` continues from it. */
+  state(): StateValue;
+  /**
+   * Brings results held on a device (GPU) back into the host-side state. Estimators that keep device state
+   * implement it; the pipeline awaits it before `state()` and `result()`, and `state()`/`merge` of such an
+   * estimator throw while device results are pending.
+   */
+  flush?(): Promise<void>;
+  /** The result tables. */
+  result(): Results | Promise<Results>;
+  /**
+   * Frees what the estimator holds outside the JavaScript heap (GPU buffers). The pipeline calls it once the
+   * estimator's results and state are taken (end of a run, a closed live window); the estimator is not used again.
+   */
+  dispose?(): void;
+}
+
+/** An estimator plugin. */
+export interface EstimatorPlugin {
+  /** Lower-case name used in `--estimators` (`[a-z][a-z0-9-]*`). */
+  name: string;
+  /** One line for `--help`. */
+  description: string;
+  /** Which wire-format kinds it consumes. */
+  inputs: readonly Kind[];
+  /** Its options, keyed by CLI flag (without `--`). */
+  options: Record<string, OptionSpec>;
+  /** Runs by default on its input kind when `--estimators` is not given. */
+  byDefault?: boolean;
+  /** Table names this plugin writes, and the key columns of each shared table (joined across plugins). */
+  tables?: Record<string, { keys?: string[] }>;
+  /** A first pass it needs, or null when the options make it unnecessary (e.g. `--range` given). */
+  scan?(options: OptionValues, context: EstimatorContext): Scanner | null;
+  /** Combines two first-pass results (lets the pipeline run the first pass on several threads). */
+  mergeScans?(a: StateValue, b: StateValue): StateValue;
+  /**
+   * True (or true for these options) when results do not depend on the order of batches, up to float
+   * rounding (e.g. histograms: integer counts). The pipeline may then split batches across worker threads and
+   * merge the estimators (`--threads`).
+   */
+  orderFree?: boolean | ((options: OptionValues) => boolean);
+  /**
+   * Whether these options have a WebGPU path, and how close it is to the CPU: `"exact"` (results bit-equal,
+   * e.g. integer counts: used under `--backend auto` and `webgpu`), `"approximate"` (within a documented float
+   * tolerance: used only under an explicit `--backend webgpu`, so `auto` never changes results), or null.
+   * The estimator then gets `context.backend === "webgpu"`.
+   */
+  gpu?(options: OptionValues): "exact" | "approximate" | null;
+  /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
+  validate?(options: OptionValues): void;
+  /** A fresh estimator. */
+  create(options: OptionValues, context: EstimatorContext): Estimator;
+  /** An estimator continuing from `state()` of one created with the same options and context. */
+  restore(state: StateValue, options: OptionValues, context: EstimatorContext): Estimator;
+}
+
+const NAME = /^[a-z][a-z0-9-]*$/;
+const OPTION = /^[a-z][a-z0-9-]*$/;
+const TYPES: readonly OptionType[] = ["integer", "number", "string", "boolean", "range"];
+
+/** An error in a plugin's definition or use, prefixed with the plugin's name (`[name] ...`). */
+export class PluginError extends Error {
+  constructor(plugin: string, message: string) {
+    super(`[${plugin}] ${message}`);
+    this.name = "PluginError";
+  }
+}
+
+/**
+ * Validates a plugin definition and returns it (typed). Errors are prefixed with the plugin's name.
+ */
+export function definePlugin<P extends EstimatorPlugin>(plugin: P): P {
+  const label = typeof plugin?.name === "string" ? plugin.name : "<unnamed plugin>";
+  const fail = (msg: string): never => {
+    throw new PluginError(label, msg);
+  };
+  if (typeof plugin !== "object" || plugin === null) {
+    fail(`Cannot register plugin as it is not an object: current value is ${show(plugin)}`);
+  }
+  if (typeof plugin.name !== "string" || !NAME.test(plugin.name)) {
+    fail(`Cannot register plugin as its name must match ${NAME}: current value is ${show(plugin.name)}`);
+  }
+  if (typeof plugin.description !== "string" || plugin.description.length === 0) {
+    fail(`Cannot register plugin as it has no description: current value is ${show(plugin.description)}`);
+  }
+  if (!Array.isArray(plugin.inputs) || plugin.inputs.length === 0) {
+    fail(
+      `Cannot register plugin as 'inputs' must list kinds (${KINDS.join(", ")}): current value is ${
+        show(plugin.inputs)
+      }`,
+    );
+  }
+  for (const k of plugin.inputs) {
+    if (!KINDS.includes(k)) fail(`Cannot register plugin as an input kind is unknown: current value is ${show(k)}`);
+  }
+  if (typeof plugin.options !== "object" || plugin.options === null) {
+    fail(`Cannot register plugin as 'options' must be an object: current value is ${show(plugin.options)}`);
+  }
+  for (const [key, spec] of Object.entries(plugin.options)) {
+    if (!OPTION.test(key)) {
+      fail(`Cannot register option as its name must match ${OPTION}: current value is ${show(key)}`);
+    }
+    if (!spec || !TYPES.includes(spec.type)) {
+      fail(
+        `Cannot register option '${key}' as its type must be one of ${TYPES.join(", ")}: current value is ${
+          show(spec?.type)
+        }`,
+      );
+    }
+    if (typeof spec.description !== "string" || !spec.description) {
+      fail(`Cannot register option '${key}' as it has no description: current value is ${show(spec.description)}`);
+    }
+    if (spec.default !== undefined) {
+      try {
+        checkOptionValue(key, spec, spec.default);
+      } catch (e) {
+        fail(`Cannot register option '${key}' as its default is invalid: ${(e as Error).message}`);
+      }
+    }
+  }
+  for (const fn of ["create", "restore"] as const) {
+    if (typeof plugin[fn] !== "function") {
+      fail(`Cannot register plugin as '${fn}' is not a function: current value is ${show(typeof plugin[fn])}`);
+    }
+  }
+  return plugin;
+}
+
+/** Checks a value against its spec; throws a plain Error with a one-line message. */
+export function checkOptionValue(key: string, spec: OptionSpec, value: unknown): void {
+  const bad = (why: string) => {
+    throw new Error(`Cannot use --${key} as ${why}: current value is ${show(value)}`);
+  };
+  switch (spec.type) {
+    case "boolean":
+      if (typeof value !== "boolean") bad("it must be true or false");
+      return;
+    case "string":
+      if (typeof value !== "string") bad("it must be a string");
+      if (spec.choices && !spec.choices.includes(value as string)) bad(`it must be one of ${spec.choices.join(", ")}`);
+      return;
+    case "range": {
+      const r = value as [number, number];
+      if (!Array.isArray(r) || r.length !== 2 || !r.every(Number.isFinite) || !(r[0] < r[1])) {
+        bad("it must be LO,HI with finite LO < HI");
+      }
+      return;
+    }
+    default: {
+      const n = value as number;
+      if (typeof n !== "number" || !Number.isFinite(n)) bad("it must be a finite number");
+      if (spec.type === "integer" && !Number.isInteger(n)) bad("it must be an integer");
+      if (spec.min !== undefined && n < spec.min) bad(`it must be >= ${spec.min}`);
+      if (spec.greaterThan !== undefined && !(n > spec.greaterThan)) bad(`it must be > ${spec.greaterThan}`);
+    }
+  }
+}
+
+/** Parses a CLI string for an option of the given spec (booleans come parsed). */
+export function parseOptionValue(
+  key: string,
+  spec: OptionSpec,
+  raw: string | boolean,
+): number | string | boolean | [number, number] {
+  let v: number | string | boolean | [number, number];
+  if (spec.type === "boolean") v = typeof raw === "boolean" ? raw : raw === "true";
+  else if (spec.type === "string") v = String(raw);
+  else if (spec.type === "range") {
+    v = String(raw).split(",").map((s) => (s.trim() === "" ? NaN : Number(s))) as [number, number];
+  } else v = String(raw).trim() === "" ? NaN : Number(raw);
+  checkOptionValue(key, spec, v);
+  return v;
+}
+
+/** Fills defaults and checks every value (and `required`); errors are prefixed with the plugin's name. */
+export function resolveOptions(plugin: EstimatorPlugin, given: OptionValues): OptionValues {
+  const out: OptionValues = {};
+  for (const [key, spec] of Object.entries(plugin.options)) {
+    const v = given[key] ?? spec.default;
+    if (v === undefined) {
+      if (spec.required) {
+        throw new PluginError(
+          plugin.name,
+          `Cannot run as --${key} is required (${spec.description}): current value is missing`,
+        );
+      }
+      continue;
+    }
+    try {
+      checkOptionValue(key, spec, v);
+    } catch (e) {
+      throw new PluginError(plugin.name, (e as Error).message);
+    }
+    out[key] = v;
+  }
+  if (plugin.validate) {
+    try {
+      plugin.validate(out);
+    } catch (e) {
+      throw new PluginError(plugin.name, (e as Error).message);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,167 @@
+/**
+ * Producer side of wire format v1: build record batches from typed arrays and write them as an Arrow IPC
+ * stream (or file), batch by batch, awaiting the sink (bounded memory; no `throughDOM()`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeRecordBatch, writeBatches } from "./produce.ts";
+ * const rb = makeRecordBatch({
+ *   kind: "activations/v1",
+ *   sampleId: new BigInt64Array([0n, 1n]),
+ *   tensors: [{ name: "fc1", width: 3, values: new Float32Array(6) }],
+ * });
+ * const path = await Deno.makeTempFile({ suffix: ".arrows" });
+ * await writeBatches(path, [rb]);
+ * assert.ok((await Deno.stat(path)).size > 0);
+ * ```
+ *
+ * @module
+ */
+import * as arrow from "apache-arrow";
+import type { Kind } from "../../schemas/batch.ts";
+import { FISHER_KEY, SCHEMA_KEY } from "../../schemas/validate.ts";
+
+/** A tensor column to write: `values` is row-major, `numRows * width`. */
+export interface TensorInput {
+  name: string;
+  width: number;
+  values: Float32Array;
+  metadata?: Record<string, string>;
+}
+
+/** The columns of one batch to write; which are needed depends on `kind` (see `schemas/README.md`). */
+export interface BatchInput {
+  kind: Kind;
+  sampleId: BigInt64Array;
+  step?: BigInt64Array;
+  label?: Int32Array;
+  draw?: Int32Array;
+  /** Jacobians: "train" | "test" per row. */
+  split?: string[];
+  output?: Int32Array;
+  f0?: Float32Array;
+  /** Jacobians: null (NaN) allowed for test rows. */
+  target?: Float32Array;
+  /** Gradients: `true` (labels sampled from the model) or `empirical`. */
+  fisher?: "true" | "empirical";
+  tensors: TensorInput[];
+  /** Extra schema metadata. */
+  metadata?: Record<string, string>;
+}
+
+function prim(type: arrow.DataType, values: ArrayLike<unknown> & { length: number }, nullable = false): arrow.Data {
+  if (!nullable) return arrow.makeData({ type, length: values.length, nullCount: 0, data: values } as never);
+  const b = arrow.makeBuilder({ type, nullValues: [null, undefined] });
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    b.append(Number.isNaN(v) ? null : v);
+  }
+  return b.finish().toVector().data[0];
+}
+
+/** Builds one wire-format record batch (zero-copy for the tensor values). */
+export function makeRecordBatch(input: BatchInput): arrow.RecordBatch {
+  const n = input.sampleId.length;
+  const fields: arrow.Field[] = [];
+  const children: arrow.Data[] = [];
+  const add = (name: string, type: arrow.DataType, data: arrow.Data, metadata?: Record<string, string>) => {
+    fields.push(new arrow.Field(name, type, data.nullCount > 0, new Map(Object.entries(metadata ?? {}))));
+    children.push(data);
+  };
+  add("sample_id", new arrow.Int64(), prim(new arrow.Int64(), input.sampleId));
+  if (input.step) add("step", new arrow.Int64(), prim(new arrow.Int64(), input.step));
+  if (input.label) add("label", new arrow.Int32(), prim(new arrow.Int32(), input.label));
+  if (input.draw) add("draw", new arrow.Int32(), prim(new arrow.Int32(), input.draw));
+  if (input.kind === "jacobians/v1") {
+    const split = arrow.vectorFromArray(input.split ?? [], new arrow.Utf8());
+    add("split", new arrow.Utf8(), split.data[0]);
+    add("output", new arrow.Int32(), prim(new arrow.Int32(), input.output ?? new Int32Array(n)));
+    add("f0", new arrow.Float32(), prim(new arrow.Float32(), input.f0 ?? new Float32Array(n)));
+    const target = input.target ?? new Float32Array(n).fill(NaN);
+    const tData = prim(new arrow.Float32(), target, true);
+    fields.push(new arrow.Field("target", new arrow.Float32(), true));
+    children.push(tData);
+  }
+  for (const t of input.tensors) {
+    if (t.values.length !== n * t.width) {
+      throw new Error(
+        `Cannot build column '${t.name}' as it needs ${n} x ${t.width} values: current value is ${t.values.length}`,
+      );
+    }
+    const item = new arrow.Field("item", new arrow.Float32(), false);
+    const type = new arrow.FixedSizeList(t.width, item);
+    const child = arrow.makeData({ type: new arrow.Float32(), length: n * t.width, nullCount: 0, data: t.values });
+    add(t.name, type, arrow.makeData({ type, length: n, nullCount: 0, child }), t.metadata);
+  }
+  const meta = new Map<string, string>([[SCHEMA_KEY, input.kind], ...Object.entries(input.metadata ?? {})]);
+  if (input.kind === "gradients/v1") meta.set(FISHER_KEY, input.fisher ?? "true");
+  const schema = new arrow.Schema(fields, meta);
+  const data = arrow.makeData({ type: new arrow.Struct(fields), length: n, nullCount: 0, children });
+  return new arrow.RecordBatch(schema, data);
+}
+
+/**
+ * Writes batches (an iterable or async iterable) to a path as an Arrow IPC stream, or as an IPC file when the
+ * path ends in `.arrow`. Each batch is written and flushed before the next is pulled.
+ */
+export async function writeBatches(
+  path: string,
+  batches: Iterable<arrow.RecordBatch> | AsyncIterable<arrow.RecordBatch>,
+): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    await writeBatchesTo(file.writable.getWriter(), batches, path.endsWith(".arrow") ? "file" : "stream");
+  } finally {
+    try {
+      file.close();
+    } catch { /* closed by the writable */ }
+  }
+}
+
+/** An Arrow byte sink that hands out what the IPC writer wrote so far (the writer's own queue never drains). */
+class Collector extends arrow.AsyncByteQueue {
+  chunks: Uint8Array[] = [];
+  override write(value: ArrayBufferView | Uint8Array): void {
+    const u8 = value instanceof Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    if (u8.byteLength > 0) this.chunks.push(u8);
+  }
+  take(): Uint8Array {
+    const n = this.chunks.reduce((a, c) => a + c.byteLength, 0);
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.byteLength;
+    }
+    this.chunks = [];
+    return out;
+  }
+}
+
+/** Writes batches to a WritableStream writer (file, socket, stdout), awaiting each write. */
+export async function writeBatchesTo(
+  sink: WritableStreamDefaultWriter<Uint8Array>,
+  batches: Iterable<arrow.RecordBatch> | AsyncIterable<arrow.RecordBatch>,
+  format: "stream" | "file" = "stream",
+): Promise<void> {
+  const collector = new Collector();
+  let writer: arrow.RecordBatchStreamWriter | arrow.RecordBatchFileWriter | null = null;
+  const drain = async () => {
+    const bytes = collector.take();
+    if (bytes.length) await sink.write(bytes);
+  };
+  for await (const rb of batches as AsyncIterable<arrow.RecordBatch>) {
+    if (!writer) {
+      writer = format === "file" ? new arrow.RecordBatchFileWriter() : new arrow.RecordBatchStreamWriter();
+      writer.reset(collector, rb.schema);
+    }
+    writer.write(rb);
+    await drain();
+  }
+  if (writer) {
+    writer.finish();
+    await drain();
+  }
+  await sink.close();
+}

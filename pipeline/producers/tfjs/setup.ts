@@ -1,0 +1,31 @@
+/**
+ * One place that prepares TensorFlow.js (tfjs-core) for infotap's producers and examples: registers the
+ * gradients (tfjs-core alone does not; importing tfjs-layers does), the CPU backend, and silences the "install tfjs-node" banner (Deno is
+ * not Node; tfjs-node is not used).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { initTf } from "./setup.ts";
+ * const tf = await initTf();
+ * assert.ok(tf.getBackend() === "cpu");
+ * ```
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+// tfjs-core's own bundle registers no gradients, and its per-file ESM build uses extensionless imports that
+// Deno cannot resolve; tfjs-layers' Node bundle registers all gradients in tfjs' global registry.
+import "@tensorflow/tfjs-layers";
+
+/** Selects the tfjs backend (default `cpu`) and returns the tfjs-core namespace. */
+export async function initTf(backend = "cpu"): Promise<typeof tf> {
+  tf.env().set("IS_NODE", false);
+  if (tf.getBackend() !== backend) {
+    const ok = await tf.setBackend(backend);
+    if (!ok) throw new Error(`Cannot use the tfjs backend as it failed to initialise: current value is '${backend}'`);
+  }
+  await tf.ready();
+  return tf;
+}

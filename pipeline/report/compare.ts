@@ -1,0 +1,189 @@
+/**
+ * Model selection without labels (Bansal et al., ../shared/SCIENCE.md section 1): ranks several runs' results
+ * directories by their diversity measures, the mean neuron entropy (`neuron_entropy` table) and the mean pairwise
+ * neuron MI (`neuron_mi` table), per layer and over all neurons / pairs, and sets each ranking beside
+ * user-supplied metrics (e.g. accuracy) with Kendall's tau-b across runs.
+ *
+ * Which direction is "better" depends on the memorization type (heuristic: lower entropy, higher MI;
+ * example-level: higher entropy, lower MI), so both rankings are printed and the sign of tau is left to the
+ * reader. Tables are read with `readResults` (final files, or the part files of a live `serve` run); a table
+ * with a `step` column (`--by-step` runs) is read at its last step. Per-layer MI uses the pairs
+ * inside that layer; the overall MI uses every pair of the table.
+ *
+ * @example
+ * ```ts ignore
+ * import { compareRuns, formatComparison } from "./compare.ts";
+ * const c = await compareRuns(["runs/a", "runs/b", "runs/c"], [
+ *   { name: "accuracy", values: new Map([["runs/a", 0.9], ["runs/b", 0.8], ["runs/c", 0.7]]) },
+ * ]);
+ * console.log(formatComparison(c));
+ * ```
+ *
+ * @module
+ */
+import { InputError, show } from "../../schemas/errors.ts";
+import { readResults, type ResultTable } from "./results.ts";
+import { kendallTau } from "./kendall.ts";
+
+/** A user-supplied metric per run directory. */
+export interface Metric {
+  name: string;
+  values: Map<string, number>;
+}
+
+/** The diversity measures of one run: `entropy` / `mi` means by scope (`all` or a layer name). */
+export interface RunMeasures {
+  dir: string;
+  /** Measure name (e.g. `entropy:all`, `mi:fc1`) -> value (nats). */
+  values: Map<string, number>;
+}
+
+/** One measure's ranking: run directories from highest to lowest value, and tau against each metric. */
+export interface Ranking {
+  measure: string;
+  order: string[];
+  /** Metric name -> Kendall tau-b over the runs that have the metric. */
+  tau: Map<string, number>;
+}
+
+/** Result of {@linkcode compareRuns}. */
+export interface Comparison {
+  runs: RunMeasures[];
+  metrics: Metric[];
+  /** Measures present in every run, overall (`:all`) ones first. */
+  measures: string[];
+  rankings: Ranking[];
+}
+
+/** Row indices of the last step of a table (all rows when it has no `step` column or only null steps). */
+function lastStepRows(t: ResultTable): number[] {
+  const rows = Array.from({ length: t.rows.length }, (_, i) => i);
+  if (!t.columns.includes("step")) return rows;
+  let last: number | null = null;
+  for (const r of t.rows) {
+    const s = r.step === null ? null : Number(r.step);
+    if (s !== null && (last === null || s > last)) last = s;
+  }
+  return last === null ? rows : rows.filter((i) => Number(t.rows[i].step) === last);
+}
+
+function need(t: ResultTable, cols: string[], path: string): void {
+  for (const col of cols) {
+    if (!t.columns.includes(col)) {
+      throw new InputError(`Cannot compare runs as the table has no column '${col}': current value is ${show(path)}`, {
+        file: path,
+        column: col,
+      });
+    }
+  }
+}
+
+/** Mean entropy and mean MI, per layer and overall, of one results directory (read with `readResults`). */
+export async function runMeasures(dir: string): Promise<RunMeasures> {
+  const { tables } = await readResults(dir);
+  const values = new Map<string, number>();
+  const acc = new Map<string, [number, number]>();
+  const add = (key: string, v: number) => {
+    const a = acc.get(key) ?? [0, 0];
+    a[0] += v;
+    a[1]++;
+    acc.set(key, a);
+  };
+  const ent = tables.neuron_entropy, mi = tables.neuron_mi;
+  if (ent) {
+    need(ent, ["layer", "entropy"], `${dir}/neuron_entropy`);
+    for (const i of lastStepRows(ent)) {
+      const r = ent.rows[i], v = r.entropy;
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      add("entropy:all", v);
+      add(`entropy:${r.layer}`, v);
+    }
+  }
+  if (mi) {
+    need(mi, ["layer_a", "layer_b", "mi"], `${dir}/neuron_mi`);
+    for (const i of lastStepRows(mi)) {
+      const r = mi.rows[i], v = r.mi;
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      add("mi:all", v);
+      if (r.layer_a === r.layer_b) add(`mi:${r.layer_a}`, v);
+    }
+  }
+  for (const [k, [s, n]] of acc) values.set(k, s / n);
+  if (!ent && !mi) {
+    throw new InputError(
+      `Cannot compare runs as the directory holds no neuron_entropy or neuron_mi table (.parquet or .arrow): current value is ${
+        show(dir)
+      }`,
+      { file: dir },
+    );
+  }
+  return { dir, values };
+}
+
+/** Ranks the runs by every measure they all share and correlates each ranking with each metric. */
+export async function compareRuns(dirs: string[], metrics: Metric[] = []): Promise<Comparison> {
+  if (dirs.length < 2) {
+    throw new InputError(
+      `Cannot compare runs as at least 2 results directories are needed: current value is ${dirs.length}`,
+    );
+  }
+  for (const m of metrics) {
+    for (const d of m.values.keys()) {
+      if (!dirs.includes(d)) {
+        throw new InputError(
+          `Cannot use metric '${m.name}' as its directory is not among the compared runs (${
+            dirs.join(", ")
+          }): current value is ${show(d)}`,
+        );
+      }
+    }
+  }
+  const runs = await Promise.all(dirs.map(runMeasures));
+  const shared = [...runs[0].values.keys()].filter((k) => runs.every((r) => r.values.has(k)));
+  if (shared.length === 0) {
+    throw new InputError(
+      `Cannot compare runs as they share no diversity measure (each needs neuron_entropy or neuron_mi): current value is ${
+        runs.map((r) => `${r.dir}: ${[...r.values.keys()].join(",") || "none"}`).join("; ")
+      }`,
+    );
+  }
+  const order = (k: string) => (k.endsWith(":all") ? 0 : 1);
+  const measures = shared.sort((a, b) => order(a) - order(b) || a.localeCompare(b));
+  const rankings = measures.map((measure) => {
+    const sorted = [...runs].sort((a, b) => b.values.get(measure)! - a.values.get(measure)!);
+    const tau = new Map<string, number>();
+    for (const m of metrics) {
+      const with_ = runs.filter((r) => m.values.has(r.dir));
+      tau.set(m.name, kendallTau(with_.map((r) => r.values.get(measure)!), with_.map((r) => m.values.get(r.dir)!)));
+    }
+    return { measure, order: sorted.map((r) => r.dir), tau };
+  });
+  return { runs, metrics, measures, rankings };
+}
+
+/** The comparison as Markdown tables: values with ranks (1 = highest), then Kendall tau per measure and metric. */
+export function formatComparison(c: Comparison): string {
+  const rank = (measure: string, dir: string) => c.rankings.find((r) => r.measure === measure)!.order.indexOf(dir) + 1;
+  const head = ["run", ...c.metrics.map((m) => m.name), ...c.measures.map((m) => `${m} (rank)`)];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
+  for (const r of c.runs) {
+    const cells = [
+      r.dir,
+      ...c.metrics.map((m) => (m.values.has(r.dir) ? String(m.values.get(r.dir)) : "-")),
+      ...c.measures.map((m) => `${r.values.get(m)!.toFixed(4)} (${rank(m, r.dir)})`),
+    ];
+    lines.push(`| ${cells.join(" | ")} |`);
+  }
+  if (c.metrics.length) {
+    lines.push("", `| measure | ${c.metrics.map((m) => `tau vs ${m.name}`).join(" | ")} |`);
+    lines.push(`|---|${c.metrics.map(() => "---").join("|")}|`);
+    for (const r of c.rankings) {
+      lines.push(`| ${r.measure} | ${c.metrics.map((m) => r.tau.get(m.name)!.toFixed(3)).join(" | ")} |`);
+    }
+  }
+  lines.push(
+    "",
+    "entropy/mi: mean over neurons / pairs of the last step (nats); rank 1 = highest. Kendall tau-b across runs.",
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,393 @@
+import assert from "node:assert/strict";
+import { readResults, type ResultDirectory } from "./results.ts";
+import { main } from "../cli/report.ts";
+import { renderReport } from "./report.ts";
+import { buildSections, extremeSamples, MI_MAX_SIDE } from "./_plots.ts";
+import { imageShape, loadImages, toRgba } from "./_images.ts";
+import { InputError } from "../../schemas/errors.ts";
+import { tableFromColumns } from "../core/table.ts";
+import { atomicWrite, toParquet, writeTables } from "../core/write.ts";
+import { fullResults, imageDump, manyStepsResults, siTable } from "../../tests/_report_fixture.ts";
+import { findChromium, withChromium } from "../../tests/_chromium.ts";
+import { serve } from "../serve/serve.ts";
+import { connectProducer } from "../producers/connect.ts";
+import { OPTIONS, stepBatch, waitFor } from "../../tests/_live.ts";
+
+/** Runs the CLI, returning its exit code and what it wrote to stderr. */
+async function cli(argv: string[]): Promise<{ code: number; err: string[] }> {
+  const err: string[] = [];
+  const orig = console.error, origLog = console.log;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  console.log = () => {};
+  try {
+    return { code: await main(argv), err };
+  } finally {
+    console.error = orig;
+    console.log = origLog;
+  }
+}
+
+const entropyTable = (layer: string, n: number, step: bigint) =>
+  tableFromColumns([
+    { name: "layer", type: "utf8", values: Array(n).fill(layer) },
+    { name: "neuron", type: "int32", values: Array.from({ length: n }, (_, i) => i) },
+    { name: "entropy", type: "float64", values: Array.from({ length: n }, (_, i) => i / 10) },
+    { name: "step", type: "int64", values: Array(n).fill(step) },
+  ]);
+
+Deno.test("readResults: final Parquet and Arrow files, and live parts in window order when no final file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Live parts (serve): windows 2 and 10 (numeric, not lexical, order), plus a stale temporary file.
+    await Deno.mkdir(`${dir}/neuron_entropy`);
+    await atomicWrite(`${dir}/neuron_entropy/part-00000010.parquet`, toParquet(entropyTable("fc1", 3, 10n)));
+    await atomicWrite(`${dir}/neuron_entropy/part-00000002.parquet`, toParquet(entropyTable("fc1", 2, 2n)));
+    await Deno.writeTextFile(`${dir}/neuron_entropy/part-00000011.parquet.tmp-1`, "half");
+    // A final file beats its parts; Arrow is read when there is no Parquet.
+    await Deno.mkdir(`${dir}/layer_summary`);
+    await atomicWrite(`${dir}/layer_summary/part-00000000.parquet`, toParquet(entropyTable("old", 1, 0n)));
+    await writeTables(dir, { layer_summary: entropyTable("final", 2, 5n) }, "parquet");
+    await writeTables(dir, { label_mi: entropyTable("x", 4, 1n) }, "arrow");
+    const r = await readResults(dir);
+    assert.equal(r.run, null);
+    assert.deepEqual(Object.keys(r.tables).sort(), ["label_mi", "layer_summary", "neuron_entropy"]);
+    const ne = r.tables.neuron_entropy;
+    assert.deepEqual(ne.files, ["neuron_entropy/part-00000002.parquet", "neuron_entropy/part-00000010.parquet"]);
+    assert.deepEqual(ne.rows.map((x) => [x.step, x.neuron]), [[2, 0], [2, 1], [10, 0], [10, 1], [10, 2]]);
+    assert.deepEqual(r.tables.layer_summary.rows.map((x) => x.layer), ["final", "final"]);
+    assert.deepEqual(r.tables.label_mi.files, ["label_mi.arrow"]);
+    assert.equal(r.tables.label_mi.rows.length, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readResults on a live serve directory: the parts while it runs, equal to the final tables' rows", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = `${dir}/live`;
+  const server = await serve({ listen: "127.0.0.1:0", out, options: OPTIONS, snapshotEvery: 2, log: () => {} });
+  try {
+    const p = await connectProducer({ port: server.port });
+    for (const s of [0, 1, 2, 3, 4]) await p.write(stepBatch(s, Array.from({ length: 40 }, (_, i) => i)));
+    await waitFor(() => server.snapshots >= 2, 10_000, "two snapshots");
+    const mid = await readResults(out);
+    assert.equal(mid.run, null);
+    assert.deepEqual(mid.tables.neuron_entropy.files, [
+      "neuron_entropy/part-00000000.parquet",
+      "neuron_entropy/part-00000001.parquet",
+    ]);
+    assert.deepEqual([...new Set(mid.tables.neuron_entropy.rows.map((r) => r.step))], [0, 1, 2, 3]);
+    const page = await renderReport(mid);
+    assert.match(page, /No run\.json in this directory/);
+    await p.close();
+    await server.stop();
+    const end = await readResults(out);
+    assert.equal(end.run?.complete, true);
+    assert.deepEqual(end.tables.neuron_entropy.files, ["neuron_entropy.parquet"]);
+    const key = (r: Record<string, unknown>) => `${r.layer}/${r.neuron}/${r.step}`;
+    const final = new Map(end.tables.neuron_entropy.rows.map((r) => [key(r), r]));
+    for (const r of mid.tables.neuron_entropy.rows) assert.deepEqual(r, final.get(key(r)));
+  } finally {
+    await server.stop().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readResults: one-line errors for a missing, non-directory or empty path, and a bad table", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(() => readResults(`${dir}/nope`), (e: Error) => {
+      assert.ok(e instanceof InputError);
+      assert.equal(e.message, `Cannot read results as the directory does not exist: current value is '${dir}/nope'`);
+      return true;
+    });
+    await Deno.writeTextFile(`${dir}/f`, "x");
+    await assert.rejects(() => readResults(`${dir}/f`), /is not a directory: current value is/);
+    await Deno.mkdir(`${dir}/empty`);
+    await assert.rejects(() => readResults(`${dir}/empty`), /holds no result table .* and no run\.json/);
+    await Deno.mkdir(`${dir}/bad`);
+    await Deno.writeTextFile(`${dir}/bad/neuron_entropy.parquet`, "not parquet");
+    await assert.rejects(() => readResults(`${dir}/bad`), /file '.*neuron_entropy\.parquet': Cannot read result table/);
+    // The CLI prints them as one line, exit 1; usage errors exit 2.
+    for (const argv of [[`${dir}/nope`], [`${dir}/empty`]]) {
+      const { code, err } = await cli(argv);
+      assert.equal(code, 1);
+      assert.equal(err.length, 1);
+      assert.match(err[0], /^infotap: error: Cannot (read results|make a report)/);
+      assert.ok(!err[0].includes("\n"));
+    }
+    assert.equal((await cli([])).code, 2);
+    assert.equal((await cli(["a", "b"])).code, 2);
+    assert.equal((await cli([dir, "--samples", "0"])).code, 2);
+    assert.equal((await cli([dir, "--bogus"])).code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("MI heatmap: a layer wider than the cell limit is averaged over blocks (brute-force means)", () => {
+  const width = 100, g = Math.ceil(width / MI_MAX_SIDE); // 3 neurons per cell, 34 cells
+  const rows = [];
+  for (let i = 0; i < width; i++) {
+    for (let j = i + 1; j < width; j++) {
+      rows.push({
+        layer_a: "h",
+        neuron_a: i,
+        layer_b: "h",
+        neuron_b: j,
+        mi: i * 1000 + j,
+        estimator: "ksg",
+        step: null,
+      });
+    }
+  }
+  rows.push({ layer_a: "h", neuron_a: 0, layer_b: "o", neuron_b: 0, mi: 5, estimator: "ksg", step: null });
+  const sections = buildSections({
+    dir: "x",
+    run: null,
+    tables: { neuron_mi: { columns: Object.keys(rows[0]), rows, files: [], metadata: {} } },
+  });
+  assert.equal(sections.length, 1);
+  assert.match(sections[0].intro, /1 pairs across layers are not drawn/);
+  const plot = sections[0].plots[0];
+  assert.equal(plot.id, "mi-h");
+  const cells = (plot.spec.data as { values: { a: number; a1: number; b: number; b1: number; mi: number }[] }).values;
+  // Every block pair that holds at least one pair of distinct neurons (the last block, neuron 99 alone, has no
+  // pair with itself).
+  const side = Math.ceil(width / g);
+  assert.equal(cells.length, side * side - 1);
+  assert.ok(!cells.some((c) => c.a === 99 && c.b === 99));
+  for (const c of cells) {
+    let sum = 0, n = 0;
+    for (let i = c.a; i < c.a1; i++) {
+      for (let j = c.b; j < c.b1; j++) {
+        if (i === j) continue;
+        sum += Math.min(i, j) * 1000 + Math.max(i, j);
+        n++;
+      }
+    }
+    assert.equal(c.a1 - c.a <= g && c.b1 - c.b <= g, true);
+    assert.ok(Math.abs(c.mi - sum / n) <= 1e-3 * (sum / n), `cell ${c.a},${c.b}: ${c.mi} vs ${sum / n}`);
+  }
+});
+
+Deno.test("extreme samples, image shapes and pixels", async () => {
+  const t = siTable(10);
+  const rows = [];
+  for (let i = 0; i < t.numRows; i++) {
+    rows.push({ sample_id: Number(t.getChild("sample_id")!.get(i)), si_weights: t.getChild("si_weights")!.get(i) });
+  }
+  rows.push({ sample_id: 99, si_weights: null });
+  const { most, least } = extremeSamples({ columns: [], rows, files: [], metadata: {} }, 3);
+  assert.deepEqual(most.map((r) => r.sample_id), [0, 1, 2]);
+  assert.deepEqual(least.map((r) => r.sample_id), [9, 8, 7]);
+  assert.deepEqual(extremeSamples({ columns: [], rows: rows.slice(0, 3), files: [], metadata: {} }, 8).most.length, 1);
+  assert.deepEqual(imageShape(784), [28, 1]);
+  assert.deepEqual(imageShape(2 * 784), [28, 2]);
+  assert.deepEqual(imageShape(3 * 1024), [32, 3]);
+  assert.equal(imageShape(10), null);
+  // Grey: scaled by the image's min and max; two channels: red, green, blue 0.
+  assert.deepEqual([...toRgba(new Float32Array([2, 4, 3, 2]), 2, 1)], [
+    0,
+    0,
+    0,
+    255,
+    255,
+    255,
+    255,
+    255,
+    128,
+    128,
+    128,
+    255,
+    0,
+    0,
+    0,
+    255,
+  ]);
+  assert.deepEqual([...toRgba(new Float32Array([0, 1, 1, 0, 0, 0, 1, 1]), 2, 2)], [
+    0,
+    255,
+    0,
+    255,
+    255,
+    0,
+    0,
+    255,
+    0,
+    0,
+    0,
+    255,
+    255,
+    255,
+    0,
+    255,
+  ]);
+  const dir = await Deno.makeTempDir();
+  try {
+    await imageDump(`${dir}/img.arrows`, 5);
+    const set = await loadImages(`${dir}/img.arrows`, new Set(["1", "3", "42"]));
+    assert.equal(set.column, "input");
+    assert.equal(set.shape, "28x28");
+    assert.deepEqual([...set.images.keys()].sort(), ["1", "3"]);
+    const px = Uint8Array.from(atob(set.images.get("3")!.rgba), (c) => c.charCodeAt(0));
+    // Sample 3 is a vertical bar at x = 3: pixel (y=5, x=3) white, (y=5, x=4) black.
+    assert.equal(px[(5 * 28 + 3) * 4], 255);
+    assert.equal(px[(5 * 28 + 4) * 4], 0);
+    assert.equal(set.images.get("3")!.label, 3);
+    await assert.rejects(
+      () => loadImages(`${dir}/img.arrows`, new Set(["1"]), "nope"),
+      /no such column \(has: input:784\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("renderReport: self-contained (no external URL loaded), data embedded as JSON, a page without run.json", async () => {
+  const html = await renderReport({
+    dir: "d</script>",
+    run: null,
+    tables: {
+      neuron_entropy: {
+        columns: ["layer", "neuron", "entropy", "step"],
+        rows: [{ layer: "a</script><b>", neuron: 0, entropy: 1, step: null }],
+        files: [],
+        metadata: {},
+      },
+    },
+  });
+  assert.match(html, /No run\.json in this directory/);
+  assert.equal(html.match(/<\/script>/g)!.length, html.match(/<script/g)!.length);
+  assert.ok(!/<script[^>]+src=|<link[^>]+href=/.test(html), "no external scripts or stylesheets");
+  const data = JSON.parse(/<script type="application\/json" id="report-data">([^<]*)<\/script>/.exec(html)![1]);
+  assert.deepEqual(data.plots.map((p: { id: string }) => p.id), ["entropy-hist"]);
+  assert.equal(data.plots[0].spec.data.values[0].layer, "a</script><b>");
+});
+
+/** Degenerate tables: no steps, one value, NaN only, zeros on log-scale candidates, one SI measure. */
+function degenerate(): ResultDirectory {
+  const table = (rows: Record<string, number | string | null>[]) => ({
+    columns: Object.keys(rows[0]),
+    rows,
+    files: [],
+    metadata: {},
+  });
+  return {
+    dir: "odd",
+    run: { complete: true, layers: [{ name: "b", width: 1 }, { name: "a", width: 2 }] },
+    tables: {
+      neuron_entropy: table([
+        { layer: "a", neuron: 0, entropy: 2, step: null },
+        { layer: "a", neuron: 1, entropy: 2, step: null },
+        { layer: "b", neuron: 0, entropy: NaN, step: null },
+      ]),
+      label_mi: table([{ layer: "a", neuron: 0, mi: null, step: null }]),
+      neuron_mi: table([{
+        layer_a: "a",
+        neuron_a: 0,
+        layer_b: "a",
+        neuron_b: 1,
+        mi: 0.5,
+        estimator: "ksg",
+        step: null,
+      }]),
+      fisher: table([
+        { level: "layer", parameter: "a", trace: 0, kind: "true Fisher", step: null },
+        { level: "layer", parameter: "b", trace: 3, kind: "true Fisher", step: null },
+        { level: "total", parameter: null, trace: 3, kind: "true Fisher", step: null },
+      ]),
+      unique_information: table([
+        { sample_id: 0, si_weights: 0, si_function: null },
+        { sample_id: 1, si_weights: 1, si_function: null },
+        { sample_id: 2, si_weights: 2, si_function: null },
+      ]),
+    },
+  };
+}
+
+const chromium = findChromium();
+const inCI = Boolean(Deno.env.get("CI"));
+if (!chromium && !inCI) {
+  console.warn(
+    "report_test: Chromium not found (apt-get install chromium, or set CHROMIUM): the browser test is skipped",
+  );
+}
+
+Deno.test({
+  name: "report pages render in headless Chromium: every plot drew marks, images drawn, no console errors",
+  ignore: !chromium && !inCI,
+  async fn() {
+    if (!chromium) throw new Error("Chromium is required when CI is set (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const { results, images } = await fullResults(dir);
+      const steps = await manyStepsResults(dir);
+      assert.equal((await cli([results, "--images", images, "--out", `${dir}/full.html`])).code, 0);
+      assert.equal((await cli([steps])).code, 0);
+      const size = (await Deno.stat(`${dir}/full.html`)).size;
+      assert.ok(size < 1.5 * 2 ** 20, `page size ${size}`);
+      const shots = Deno.env.get("INFOTAP_REPORT_SHOTS"); // a folder for screenshots, to look at them
+      await Deno.writeTextFile(`${dir}/odd.html`, await renderReport(degenerate()));
+      const runs = await withChromium(chromium, async (b) => [
+        await b.open(`${dir}/full.html`, { screenshot: shots && `${shots}/full.png` }),
+        await b.open(`${steps}/report.html`, { screenshot: shots && `${shots}/steps.png` }),
+        await b.open(`${dir}/odd.html`, { screenshot: shots && `${shots}/odd.png` }),
+      ]);
+      const want = [
+        [
+          "summary-entropy_mean",
+          "summary-mi_mean",
+          "entropy-hist",
+          "mi-fc1",
+          "mi-fc2",
+          "label-mi-hist",
+          "label-mi-steps",
+          "fisher-trace",
+          "fisher-spectrum",
+          "fisher-diag",
+          "si-hist",
+          "si-scatter",
+        ],
+        ["summary-entropy_mean", "entropy-heatmap"],
+        ["entropy-hist", "mi-a", "fisher-trace", "si-hist"],
+      ];
+      for (let k = 0; k < runs.length; k++) {
+        const { status, problems } = runs[k];
+        assert.ok(status?.done, `page ${k} never finished: ${JSON.stringify(runs[k])}`);
+        assert.deepEqual(problems, []);
+        assert.deepEqual(status.errors, []);
+        assert.deepEqual(status.plots.map((p) => p.id), want[k]);
+        for (const p of status.plots) {
+          assert.equal(p.error, undefined);
+          assert.ok(p.marks > 0 && p.width > 0 && p.height > 0, `plot ${p.id}: ${JSON.stringify(p)}`);
+        }
+      }
+      assert.equal(runs[0].status!.images, 16);
+      assert.equal(runs[1].status!.images, 0);
+      assert.equal(runs[2].status!.images, 0);
+      // The MI heatmap of the 60-neuron layer is averaged over 2 x 2 blocks: 30 x 30 cells.
+      assert.equal(runs[0].status!.plots.find((p) => p.id === "mi-fc2")!.marks, 900);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+// The results of a failed run (complete: false) still render, with the error in the header.
+Deno.test("renderReport: an incomplete run shows its error", async () => {
+  const t = entropyTable("fc1", 2, 0n);
+  const html = await renderReport({
+    dir: "d",
+    run: { complete: false, error: "file 'a.arrows', batch 3: Cannot read <x>" },
+    tables: {
+      neuron_entropy: {
+        columns: t.schema.fields.map((f) => f.name),
+        rows: [{ layer: "fc1", neuron: 0, entropy: 1, step: 0 }],
+        files: [],
+        metadata: {},
+      },
+    },
+  });
+  assert.ok(html.includes("INCOMPLETE run: file 'a.arrows', batch 3: Cannot read &lt;x&gt;"));
+});

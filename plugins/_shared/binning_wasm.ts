@@ -1,0 +1,667 @@
+/**
+ * WebAssembly kernel of `binRows` (./_binning.ts), assembled byte by byte at load time (no toolchain, no
+ * dependency; the same approach as `plugins/mi/ksg_wasm.ts` and `plugins/kernels/linalg/linalg.ts`).
+ *
+ * Exactness: the kernel is a transcription of the JavaScript loop, operation for operation, in IEEE float64:
+ * the float32 value is promoted to float64 (exact), then `d = x - lo`, `t = d * scale`, `k = trunc(t)`,
+ * `f = t - k`, and when `f < 1e-9 || f > 0.999999999` the bin is recomputed as `min(B - 1, floor(d / span * B))`;
+ * the branches for `t >= B` (last bin, clipped when `x > hi`), `t < 0` (bin 0, clipped) and the rest (NaN, +-Inf:
+ * non-finite) are the same comparisons. JavaScript numbers are IEEE float64 and WebAssembly's `f64` operations
+ * are the IEEE ones (round to nearest, no fused multiply-add), so every value lands in the same bin and the
+ * counts, non-finite and clipped totals are bit-identical; `_binning_wasm_test.ts` checks it on adversarial data.
+ *
+ * Speed: neurons are taken four at a time in SIMD lanes, in three tiers, each exact:
+ * 1. float32 lanes: `t32 = (x - lo32) * scale32`, `k = trunc_sat(t32)`. The four are counted in bins `k` when every
+ *    lane has `0 <= k < B` and `t32`'s fraction in `[eps, 1 - eps]`, where `eps` (per neuron, `floatEps`) bounds
+ *    the float32 rounding error plus binRows's 1e-9 band: then binRows's float64 `t` has the same `trunc` and takes
+ *    its fast path (no fix-up, no clipping). About one value in 10^4 to 10^5 misses (near an edge).
+ * 2. float64 lanes (`promote`, `sub`, `mul`, `k = trunc_sat(t)`, `f = t - k`: binRows's own operations): counted
+ *    when every lane has `f` in `[1e-9, 0.999999999]` and `0 <= k < B` (an unsigned compare: `trunc_sat`
+ *    saturates, gives 0 for NaN, and `t` in `(-1, 0)` gives `k = 0` with `f < 0`): binRows's fast path exactly.
+ * 3. otherwise the scalar transcription above, value by value, in order.
+ * With one range for every neuron (global binning) `lo` and `scale` stay in registers (`binUniform`). Measured
+ * 1.6-2x the JavaScript loop (scripts/bench/binning.ts, docs/bench/ingest.md).
+ *
+ * Memory (bytes): `[lo, hi, scale, span, nonfinite, clipped]` float64 per neuron, then the Uint32 counts
+ * (`width * bins`), then a chunk of rows of values (float32), copied in chunk by chunk (a chunk stays in cache).
+ *
+ * @module
+ */
+import { f64const, moduleBytes, sleb, uleb } from "../kernels/wasm.ts";
+
+/** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
+const PARAMS = [
+  "vals",
+  "rows",
+  "width",
+  "bins",
+  "loP",
+  "hiP",
+  "scP",
+  "spP",
+  "nfP",
+  "clP",
+  "cnt",
+  "l32P",
+  "s32P",
+  "e32P",
+];
+const I32 = ["r", "j", "o", "k", "a8", "a4", "addr", "stride", "last"];
+const F64 = ["x", "d", "t", "f", "binsF", "lastF"];
+const V128 = [
+  "X",
+  "T0",
+  "T1",
+  "K0",
+  "K1",
+  "M",
+  "OFFS",
+  "LOW",
+  "HIGH",
+  "BINSI",
+  "LOV",
+  "SCV",
+  "K2",
+  "F",
+  "E",
+  "ONE",
+  "LO32V",
+  "SC32V",
+  "EPSV",
+];
+
+/** The kernel; `uniform`: every neuron has neuron 0's lo and scale (kept in registers, not loaded per neuron). */
+function kernelBody(uniform: boolean): number[] {
+  const idx = new Map<string, number>();
+  [...PARAMS, ...I32, ...F64, ...V128].forEach((name, i) => idx.set(name, i));
+  const L = (name: string) => uleb(idx.get(name)!);
+  const get = (n: string) => [0x20, ...L(n)],
+    set = (n: string) => [0x21, ...L(n)],
+    tee = (n: string) => [0x22, ...L(n)];
+  const i32 = (v: number) => [0x41, ...sleb(v)];
+  const simd = (op: number) => [0xfd, ...uleb(op)];
+  const vload = (addr: number[], offset = 0) => [...addr, ...simd(0x00), 3, ...uleb(offset)];
+  const [ADD, SUB, MUL, AND, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x74];
+  const [GT_S, GE_S] = [0x4a, 0x4e];
+  const [FNE, FLT, FGT, FGE, FADD, FSUB, FMUL, FDIV, FMIN, FLOOR] = [
+    0x62,
+    0x63,
+    0x64,
+    0x66,
+    0xa0,
+    0xa1,
+    0xa2,
+    0xa3,
+    0xa4,
+    0x9c,
+  ];
+  const EQZ = 0x45, TRUNC = 0xaa, CONVERT = 0xb7, PROMOTE = 0xbb;
+  const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
+  const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
+  const f64load = (addr: number[]) => [...addr, 0x2b, 3, 0];
+  const f32load = (addr: number[]) => [...addr, 0x2a, 2, 0];
+  /** per-neuron float64 at byte offset `base + 8 j` */
+  const perNeuron = (base: string) => f64load([...get(base), ...get("a8"), ADD]);
+  /** counts[addr] += 1 where addr is a byte address */
+  const incAt = (addr: number[]) => [
+    ...addr,
+    ...tee("addr"),
+    ...get("addr"),
+    0x28,
+    2,
+    0,
+    ...i32(1),
+    ADD,
+    0x36,
+    2,
+    0,
+  ];
+  /** per-neuron float64 += 1 */
+  const incF = (base: string) => [
+    ...get(base),
+    ...get("a8"),
+    ADD,
+    ...tee("addr"),
+    ...get("addr"),
+    0x2b,
+    3,
+    0,
+    ...f64const(1),
+    FADD,
+    0x39,
+    3,
+    0,
+  ];
+
+  const value = [
+    // x = f64(values[p]); d = x - lo[j]; t = d * scale[j]  (p = vals, advanced by 4 per value)
+    ...get("j"),
+    ...i32(3),
+    SHL,
+    ...set("a8"),
+    ...get("vals"),
+    0x2a,
+    2,
+    0,
+    PROMOTE,
+    ...tee("x"),
+    ...perNeuron("loP"),
+    FSUB,
+    ...tee("d"),
+    ...perNeuron("scP"),
+    FMUL,
+    ...set("t"),
+    ...BLOCK, // end
+    ...BLOCK, // slow
+    ...get("t"),
+    ...f64const(0),
+    FGE,
+    EQZ,
+    ...BR_IF(0),
+    ...get("t"),
+    ...get("binsF"),
+    FLT,
+    EQZ,
+    ...BR_IF(0),
+    // k = trunc(t); f = t - k; near an edge: k = min(last, floor(d / span * bins))
+    ...BLOCK, // inc
+    ...BLOCK, // fix
+    ...get("t"),
+    ...get("t"),
+    TRUNC,
+    ...tee("k"),
+    CONVERT,
+    FSUB,
+    ...tee("f"),
+    ...f64const(1e-9),
+    FLT,
+    ...BR_IF(0),
+    ...get("f"),
+    ...f64const(0.999999999),
+    FGT,
+    ...BR_IF(0),
+    ...BR(1),
+    END, // fix
+    ...get("lastF"),
+    ...get("d"),
+    ...perNeuron("spP"),
+    FDIV,
+    ...get("binsF"),
+    FMUL,
+    FLOOR,
+    FMIN,
+    TRUNC,
+    ...set("k"),
+    END, // inc
+    ...incAt([...get("o"), ...get("k"), ...i32(2), SHL, ADD]),
+    ...BR(1),
+    END, // slow
+    // t >= bins && x != +inf: last bin, clipped when x > hi
+    ...get("t"),
+    ...get("binsF"),
+    FGE,
+    ...get("x"),
+    ...f64const(Infinity),
+    FNE,
+    AND,
+    ...IF,
+    ...incAt([...get("o"), ...get("last"), ...i32(2), SHL, ADD]),
+    ...get("x"),
+    ...perNeuron("hiP"),
+    FGT,
+    ...IF,
+    ...incF("clP"),
+    END,
+    ELSE,
+    // t < 0 && x != -inf: bin 0, clipped
+    ...get("t"),
+    ...f64const(0),
+    FLT,
+    ...get("x"),
+    ...f64const(-Infinity),
+    FNE,
+    AND,
+    ...IF,
+    ...incAt(get("o")),
+    ...incF("clP"),
+    ELSE,
+    ...incF("nfP"),
+    END,
+    END,
+    END,
+  ];
+
+  const advance = (n: number) => [
+    ...get("vals"),
+    ...i32(4 * n),
+    ADD,
+    ...set("vals"),
+    ...get("o"),
+    ...get("stride"),
+    ...i32(n),
+    MUL,
+    ADD,
+    ...set("o"),
+    ...get("j"),
+    ...i32(n),
+    ADD,
+    ...set("j"),
+  ];
+  const code: number[] = [
+    ...f32load(get("l32P")),
+    ...simd(0x13),
+    ...set("LO32V"),
+    ...f32load(get("s32P")),
+    ...simd(0x13),
+    ...set("SC32V"),
+    ...f32load(get("e32P")),
+    ...simd(0x13),
+    ...set("EPSV"),
+    0x43,
+    ...new Uint8Array(new Float32Array([1]).buffer),
+    ...simd(0x13),
+    ...set("ONE"),
+    ...f64load(get("loP")),
+    ...simd(0x14),
+    ...set("LOV"),
+    ...f64load(get("scP")),
+    ...simd(0x14),
+    ...set("SCV"),
+    ...get("bins"),
+    ...simd(0x11),
+    ...set("BINSI"),
+    ...f64const(1e-9),
+    ...simd(0x14),
+    ...set("LOW"),
+    ...f64const(0.999999999),
+    ...simd(0x14),
+    ...set("HIGH"),
+    ...get("bins"),
+    ...i32(2),
+    SHL,
+    ...simd(0x11),
+    ...simd(0x0c), // v128.const [0, 1, 2, 3]
+    ...[0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0],
+    ...simd(0xb5), // i32x4.mul
+    ...set("OFFS"),
+    ...get("bins"),
+    CONVERT,
+    ...set("binsF"),
+    ...get("bins"),
+    ...i32(1),
+    SUB,
+    ...tee("last"),
+    CONVERT,
+    ...set("lastF"),
+    ...get("bins"),
+    ...i32(2),
+    SHL,
+    ...set("stride"),
+    ...i32(0),
+    ...set("r"),
+    ...BLOCK,
+    ...LOOP,
+    ...get("r"),
+    ...get("rows"),
+    GE_S,
+    ...BR_IF(1),
+    ...i32(0),
+    ...set("j"),
+    ...get("cnt"),
+    ...set("o"),
+    // four neurons at a time: the four bins in float64 lanes; when any of the four needs the slow path (near an
+    // edge, out of [0, bins), non-finite), the four take the scalar path in order
+    ...BLOCK,
+    ...LOOP,
+    ...get("j"),
+    ...i32(4),
+    ADD,
+    ...get("width"),
+    GT_S,
+    ...BR_IF(1),
+    ...get("j"),
+    ...i32(3),
+    SHL,
+    ...set("a8"),
+    ...vload(get("vals")),
+    ...tee("X"),
+    // float32 lanes first: t32 = (x - lo32) * scale32 with k = trunc(t32) is the bin when t32's fraction is at
+    // least eps from 0 and 1 (eps bounds |t32 - t| plus the 1e-9 band; see binRowsWasm)
+    ...get("j"),
+    ...i32(2),
+    SHL,
+    ...set("a4"),
+    ...(uniform ? get("LO32V") : vload([...get("l32P"), ...get("a4"), ADD])),
+    ...simd(0xe5), // f32x4.sub
+    ...(uniform ? get("SC32V") : vload([...get("s32P"), ...get("a4"), ADD])),
+    ...simd(0xe6), // f32x4.mul
+    ...tee("F"),
+    ...simd(0xf8), // i32x4.trunc_sat_f32x4_s
+    ...set("K2"),
+    ...get("F"),
+    ...get("K2"),
+    ...simd(0xfa), // f32x4.convert_i32x4_s
+    ...simd(0xe5),
+    ...set("F"),
+    ...(uniform ? get("EPSV") : vload([...get("e32P"), ...get("a4"), ADD])),
+    ...tee("E"),
+    ...get("F"),
+    ...simd(0x45), // f32x4.le: eps <= f
+    ...get("E"),
+    ...get("ONE"),
+    ...get("F"),
+    ...simd(0xe5),
+    ...simd(0x45), // eps <= 1 - f
+    ...simd(0x4e),
+    ...get("K2"),
+    ...get("BINSI"),
+    ...simd(0x3a), // i32x4.lt_u
+    ...simd(0x4e),
+    ...simd(0xa3), // i32x4.all_true
+    ...IF,
+    ...get("K2"),
+    ...i32(2),
+    ...simd(0xab),
+    ...get("o"),
+    ...simd(0x11),
+    ...get("OFFS"),
+    ...simd(0xae),
+    ...simd(0xae),
+    ...tee("K2"),
+    ...simd(0x1b),
+    0,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    1,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    2,
+    ...incAt([]),
+    ...get("K2"),
+    ...simd(0x1b),
+    3,
+    ...incAt([]),
+    ...advance(4),
+    ELSE,
+    ...get("X"),
+    ...simd(0x5f), // f64x2.promote_low_f32x4
+    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD])),
+    ...simd(0xf1), // f64x2.sub
+    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD])),
+    ...simd(0xf2), // f64x2.mul
+    ...set("T0"),
+    ...get("X"),
+    ...get("X"),
+    ...simd(0x0d), // i8x16.shuffle: high half to low
+    ...[8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
+    ...simd(0x5f),
+    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD], 16)),
+    ...simd(0xf1),
+    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD], 16)),
+    ...simd(0xf2),
+    ...set("T1"),
+    ...get("T0"),
+    ...simd(0xfc), // i32x4.trunc_sat_f64x2_s_zero
+    ...set("K0"),
+    ...get("T1"),
+    ...simd(0xfc),
+    ...set("K1"),
+    // f = t - k in [1e-9, 0.999999999] (false for NaN) for the four
+    ...get("T0"),
+    ...get("K0"),
+    ...simd(0xfe), // f64x2.convert_low_i32x4_s
+    ...simd(0xf1),
+    ...tee("T0"),
+    ...get("LOW"),
+    ...simd(0x4c), // f64x2.ge
+    ...get("T0"),
+    ...get("HIGH"),
+    ...simd(0x4b), // f64x2.le
+    ...simd(0x4e), // v128.and
+    ...get("T1"),
+    ...get("K1"),
+    ...simd(0xfe),
+    ...simd(0xf1),
+    ...tee("T1"),
+    ...get("LOW"),
+    ...simd(0x4c),
+    ...get("T1"),
+    ...get("HIGH"),
+    ...simd(0x4b),
+    ...simd(0x4e),
+    ...simd(0x4e),
+    ...set("M"),
+    // k in [0, bins) (unsigned compare: saturated negatives are large)
+    ...get("K0"),
+    ...get("K1"),
+    ...simd(0x0d), // [k0, k1, k2, k3]
+    ...[0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23],
+    ...tee("K0"),
+    ...get("BINSI"),
+    ...simd(0x3a), // i32x4.lt_u
+    ...get("M"),
+    ...simd(0x4e),
+    ...simd(0xa3), // i32x4.all_true
+    ...IF,
+    ...get("K0"),
+    ...i32(2),
+    ...simd(0xab), // i32x4.shl
+    ...get("o"),
+    ...simd(0x11), // i32x4.splat
+    ...get("OFFS"),
+    ...simd(0xae), // i32x4.add
+    ...simd(0xae),
+    ...tee("K0"),
+    ...simd(0x1b),
+    0,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    1,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    2,
+    ...incAt([]),
+    ...get("K0"),
+    ...simd(0x1b),
+    3,
+    ...incAt([]),
+    ...advance(4),
+    ELSE,
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    ...value,
+    ...advance(1),
+    END,
+    END,
+    ...BR(0),
+    END,
+    END,
+    // the rest one at a time
+    ...BLOCK,
+    ...LOOP,
+    ...get("j"),
+    ...get("width"),
+    GE_S,
+    ...BR_IF(1),
+    ...value,
+    ...advance(1),
+    ...BR(0),
+    END,
+    END,
+    ...get("r"),
+    ...i32(1),
+    ADD,
+    ...set("r"),
+    ...BR(0),
+    END,
+    END,
+    END,
+  ];
+  const locals = [3, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c, ...uleb(V128.length), 0x7b];
+  return [...uleb(locals.length + code.length), ...locals, ...code];
+}
+
+function wasmModule(): Uint8Array<ArrayBuffer> {
+  return moduleBytes(PARAMS.map(() => 0x7f), [], [
+    { name: "bin", body: kernelBody(false) },
+    { name: "binUniform", body: kernelBody(true) },
+  ]);
+}
+
+type BinKernel = (
+  vals: number,
+  rows: number,
+  width: number,
+  bins: number,
+  loP: number,
+  hiP: number,
+  scP: number,
+  spP: number,
+  nfP: number,
+  clP: number,
+  cnt: number,
+  l32P: number,
+  s32P: number,
+  e32P: number,
+) => void;
+
+const WASM: { bin: BinKernel; binUniform: BinKernel; mem: WebAssembly.Memory } | null = (() => {
+  try {
+    const bytes = wasmModule();
+    if (!WebAssembly.validate(bytes)) return null;
+    const mem = new WebAssembly.Memory({ initial: 16 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
+    const bin = inst.exports.bin as BinKernel, binUniform = inst.exports.binUniform as BinKernel;
+    // V8 starts WebAssembly in its baseline compiler (Liftoff) and tiers a function up to the optimising compiler
+    // after enough calls; our calls are few and long, so a few thousand tiny calls trigger the tier-up now.
+    // four neurons: lo, hi, scale, span, nonfinite, clipped (4 each), counts (2 bins) at 192, one row at 256
+    const f = new Float64Array(mem.buffer, 0, 24);
+    f.fill(0, 0, 4).fill(1, 4, 8).fill(2, 8, 12).fill(0.5, 12, 16);
+    new Float32Array(mem.buffer, 256, 4).set([0.1, 0.7, 0.3, 0.9]);
+    new Float32Array(mem.buffer, 320, 12).set([0, 0, 0, 0, 2, 2, 2, 2, 1e-3, 1e-3, 1e-3, 1e-3]); // lo32, sc32, eps
+    for (let i = 0; i < 3000; i++) {
+      bin(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192, 320, 336, 352);
+      binUniform(256, 1, 4, 2, 0, 32, 64, 96, 128, 160, 192, 320, 336, 352);
+    }
+    return { bin, binUniform, mem };
+  } catch {
+    return null;
+  }
+})();
+
+/** Whether the WebAssembly kernel compiled (else `binRows` uses its JavaScript loop only). */
+export const binWasmAvailable: boolean = WASM !== null;
+
+/** Bytes of values copied into WebAssembly memory per kernel call (a chunk of rows that stays in cache). */
+const CHUNK_BYTES = 256 << 10;
+
+/**
+ * The float32 lanes' margin for one neuron: the kernel takes `k = trunc(t32)` with `t32 = (x - lo32) * scale32`
+ * in float32 (`lo32`, `scale32` rounded from the float64 `lo`, `scale`) when `t32`'s fraction lies in
+ * `[eps, 1 - eps]` and `0 <= k < B`. With `u = 2^-24`, `T = (x - lo) * scale` exact, `|T| <= B + 1` there:
+ * `|t32 - T| <= |lo| scale u (1 + 4u) + (|T| + |lo| scale u) 3.01 u` (lo rounding, then three roundings of
+ * subtract, scale and multiply; plus `scale * 2^-149` should the difference be subnormal), and the float64
+ * `t` of binRows is within `2.3e-16 |T|` of `T`. So `eps` = 1.25 x that bound + 2e-9 puts `t`'s fraction in
+ * `[1e-9, 1 - 1e-9]` with `trunc(t) = k`: binRows's own fast path, same bin, no clipping. Returns 2 (the float32
+ * lanes never accept) when the bound is not small or `lo32`, `scale32` are not finite normal numbers, and -1
+ * (accept) for a constant neuron.
+ */
+function floatEps(lo: number, scale: number, bins: number, lo32: number, sc32: number): number {
+  // A constant neuron (zero span, scale 0): t32 = (x - lo32) * 0 is 0 for every finite x (NaN otherwise, refused by
+  // the lanes), and binRows puts every finite value in bin 0: any fraction is accepted.
+  if (scale === 0 && Number.isFinite(lo32)) return -1;
+  if (!Number.isFinite(lo32) || !Number.isFinite(sc32) || !(sc32 >= 2 ** -100)) return 2;
+  const u = 2 ** -24, ls = Math.abs(lo) * scale;
+  const bound = ls * u * 1.01 + (bins + 1 + ls * u) * 3.02 * u + (bins + 1) * 2.3e-16 + scale * 2 ** -148;
+  const eps = Math.fround((1.25 * bound + 2e-9) * 1.001);
+  return eps < 0.1 ? eps : 2;
+}
+
+/** Grows the kernel's memory to at least `bytes`; false when it cannot (the caller then uses JavaScript). */
+function ensure(bytes: number): boolean {
+  const mem = WASM!.mem;
+  try {
+    if (mem.buffer.byteLength < bytes) mem.grow(Math.ceil((bytes - mem.buffer.byteLength) / 65536));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `binRows` on the WebAssembly kernel: the same arguments and the same results, bit for bit. Copies the
+ * counts, non-finite and clipped totals in and out (callers use it when rows outnumber bins enough to pay for it).
+ * Returns false, having changed nothing, when the kernel's memory cannot grow to the layer's counts.
+ */
+export function binRowsWasm(
+  values: Float32Array,
+  width: number,
+  r0: number,
+  r1: number,
+  lo: Float64Array,
+  hi: Float64Array,
+  bins: number,
+  counts: Uint32Array,
+  nonfinite: Float64Array,
+  clipped: Float64Array,
+): boolean {
+  const { mem } = WASM!;
+  const nc = width * bins;
+  const chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / (4 * width)));
+  const l32P = 48 * width, cntP = (60 * width + 63) & ~63, valP = cntP + ((4 * nc + 63) & ~63);
+  if (!ensure(valP + 4 * width * Math.min(chunkRows, r1 - r0))) return false;
+  const buf = mem.buffer;
+  const f = new Float64Array(buf, 0, 6 * width), f32 = new Float32Array(buf, l32P, 3 * width);
+  let uniform = true;
+  for (let j = 1; j < width; j++) if (lo[j] !== lo[0] || hi[j] !== hi[0]) uniform = false;
+  const kernel = uniform ? WASM!.binUniform : WASM!.bin;
+  for (let j = 0; j < width; j++) {
+    // A zero span becomes +Infinity so that every finite value maps to t = 0 and +-Inf to NaN (as binRows).
+    const span = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity;
+    f[j] = lo[j];
+    f[width + j] = hi[j];
+    f[2 * width + j] = bins / span;
+    f[3 * width + j] = span;
+    const scale = bins / span, lo32 = Math.fround(lo[j]), sc32 = Math.fround(scale);
+    f32[j] = lo32;
+    f32[width + j] = sc32;
+    f32[2 * width + j] = floatEps(lo[j], scale, bins, lo32, sc32);
+  }
+  f.set(nonfinite.subarray(0, width), 4 * width);
+  f.set(clipped.subarray(0, width), 5 * width);
+  const c = new Uint32Array(buf, cntP, nc);
+  c.set(counts.subarray(0, nc));
+  const v = new Float32Array(buf, valP, width * Math.min(chunkRows, r1 - r0));
+  for (let r = r0; r < r1; r += chunkRows) {
+    const n = Math.min(chunkRows, r1 - r);
+    v.set(values.subarray(r * width, (r + n) * width));
+    kernel(
+      valP,
+      n,
+      width,
+      bins,
+      0,
+      8 * width,
+      16 * width,
+      24 * width,
+      32 * width,
+      40 * width,
+      cntP,
+      l32P,
+      l32P + 4 * width,
+      l32P + 8 * width,
+    );
+  }
+  counts.set(c);
+  nonfinite.set(f.subarray(4 * width, 5 * width));
+  clipped.set(f.subarray(5 * width, 6 * width));
+  return true;
+}

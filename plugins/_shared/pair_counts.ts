@@ -1,0 +1,138 @@
+/**
+ * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch, and the plug-in MI of
+ * a joint histogram (../shared/SCIENCE.md section 1, = scikit-learn `mutual_info_score` on the bin codes).
+ *
+ * Per batch, each neuron's values become bin codes once (`Uint8`, neuron-major, {@linkcode NONFINITE} for NaN and
+ * +-Inf); then for every pair `(a, b)` and row, `counts[pair * B^2 + code_a * B + code_b] += 1` (scatter-add).
+ * Rows where either neuron is non-finite are left out of that pair's histogram only (pairwise complete rows).
+ * On a GPU the same step is a one-hot matrix product: with `O` the rows x (neurons * B) one-hot code matrix of a
+ * block of neurons, `O_a^T O_b` is every joint histogram between blocks a and b at once.
+ *
+ * @module
+ */
+import type { LayerRange } from "./binning.ts";
+
+/** The code of a non-finite value. */
+export const NONFINITE = 255;
+
+/**
+ * Bin codes of rows `[r0, r1)` of a row-major column (same convention as `binRows`: numpy.histogram, last bin
+ * closed, values outside the range clipped into the edge bins), written neuron-major into
+ * `codes[(offset + j) * rows + (r - r0)]`. Adds each neuron's non-finite count to `nonfinite[offset + j]`.
+ */
+export function codeRows(
+  values: Float32Array,
+  width: number,
+  r0: number,
+  r1: number,
+  range: LayerRange,
+  bins: number,
+  codes: Uint8Array,
+  offset: number,
+  nonfinite: Float64Array,
+): void {
+  const { lo, hi } = range;
+  const rows = r1 - r0, last = bins - 1;
+  for (let j = 0; j < width; j++) {
+    const span = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity, l = lo[j];
+    const out = (offset + j) * rows;
+    let bad = 0;
+    for (let r = r0, at = out; r < r1; r++, at++) {
+      const x = values[r * width + j];
+      const t = ((x - l) / span) * bins;
+      if (t >= 0 && t < bins) codes[at] = t | 0;
+      else if (t >= bins && x !== Infinity) codes[at] = last;
+      else if (t < 0 && x !== -Infinity) codes[at] = 0;
+      else {
+        codes[at] = NONFINITE;
+        bad++;
+      }
+    }
+    nonfinite[offset + j] += bad;
+  }
+}
+
+/**
+ * Adds the joint histograms of pairs `[p0, p1)` over `rows` rows of `codes` (neuron-major) into
+ * `counts[p * B^2 + a * B + b]`. `dirty[neuron]` is 1 when that neuron has a non-finite code in these rows.
+ */
+export function addPairCounts(
+  codes: Uint8Array,
+  rows: number,
+  pairs: Int32Array,
+  p0: number,
+  p1: number,
+  bins: number,
+  dirty: Uint8Array,
+  counts: Uint32Array,
+): void {
+  const B2 = bins * bins;
+  for (let p = p0; p < p1; p++) {
+    const a = pairs[2 * p], b = pairs[2 * p + 1];
+    const ca = a * rows, cb = b * rows, base = p * B2;
+    if (!dirty[a] && !dirty[b]) {
+      for (let r = 0; r < rows; r++) counts[base + codes[ca + r] * bins + codes[cb + r]]++;
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const x = codes[ca + r], y = codes[cb + r];
+        if (x !== NONFINITE && y !== NONFINITE) counts[base + x * bins + y]++;
+      }
+    }
+  }
+}
+
+/** `Math.log(c)` of the integers below 2^16, filled on first use (the same bits as calling `Math.log`). */
+let LOGS: Float64Array | null = null;
+function logTable(): Float64Array {
+  if (!LOGS) {
+    LOGS = new Float64Array(1 << 16);
+    LOGS[0] = -Infinity;
+    for (let i = 1; i < LOGS.length; i++) LOGS[i] = Math.log(i);
+  }
+  return LOGS;
+}
+
+/** `Math.log(x)`, from the table for small integers. */
+function log(x: number): number {
+  return x < 65536 && Number.isInteger(x) ? (LOGS ?? logTable())[x] : Math.log(x);
+}
+
+/**
+ * Plug-in MI (nats) of the contingency table `counts[off + a * nb + b]` (`na x nb`); NaN when it is empty.
+ * `rowSum` and `colSum` are scratch arrays of at least `na` and `nb` entries (`colSum` also holds the logs of the
+ * column sums once they are known). Logs of small integer counts come from a table of `Math.log` values, so the
+ * result has the same bits as evaluating every log directly.
+ */
+export function mutualInformation(
+  counts: ArrayLike<number>,
+  off: number,
+  na: number,
+  nb: number,
+  rowSum: Float64Array,
+  colSum: Float64Array,
+): number {
+  rowSum.fill(0, 0, na);
+  colSum.fill(0, 0, nb);
+  let n = 0;
+  for (let a = 0; a < na; a++) {
+    for (let b = 0; b < nb; b++) {
+      const c = counts[off + a * nb + b];
+      rowSum[a] += c;
+      colSum[b] += c;
+      n += c;
+    }
+  }
+  if (n === 0) return NaN;
+  for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
+  let mi = 0;
+  const logN = Math.log(n);
+  for (let a = 0; a < na; a++) {
+    if (rowSum[a] === 0) continue;
+    const la = log(rowSum[a]);
+    for (let b = 0; b < nb; b++) {
+      const c = counts[off + a * nb + b];
+      if (c > 0) mi += (c / n) * (log(c) + logN - la - colSum[b]);
+    }
+  }
+  return mi;
+}

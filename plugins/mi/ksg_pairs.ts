@@ -1,0 +1,175 @@
+/**
+ * KSG mutual information for many neuron pairs over one sample set, spread over worker threads.
+ *
+ * Each neuron is prepared once ({@linkcode prepNeuron}: sorted values, ranks, grid strips) into shared memory;
+ * workers take chunks of pairs from a shared counter and write each pair's estimate into a shared array.
+ * Pairs involving a neuron with non-finite values use the rows where both neurons are finite (prepared per
+ * pair); `samples` reports the rows each pair used.
+ *
+ * @module
+ */
+import { gridSize, ksgPair, KsgScratch, type NeuronPrep, prepNeuron } from "./ksg.ts";
+
+/** Shared inputs of a pair computation (plain or SharedArrayBuffer-backed arrays). */
+export interface PairJob {
+  /** Rows (samples). */
+  n: number;
+  /** KSG neighbours. */
+  k: number;
+  /** Neuron-major values, `neurons * n`. */
+  cols: Float32Array;
+  /** Per neuron: 1 when all its n values are finite. */
+  finite: Uint8Array;
+  /** Prepared finite neurons ({@linkcode NeuronPrep}), neuron-major: `neurons * n` each, `edge` `neurons * (G+1)`. */
+  sorted: Float32Array;
+  rank: Int32Array;
+  group: Int32Array;
+  tie: Int32Array;
+  cell: Uint16Array;
+  edge: Int32Array;
+  strips: Int32Array;
+  /** Pairs as `[a0, b0, a1, b1, ...]`. */
+  pairs: Int32Array;
+  /** Outputs per pair. */
+  mi: Float64Array;
+  samples: Int32Array;
+  /** `[next pair]`, taken atomically by workers. */
+  counter: Int32Array;
+}
+
+const CHUNK = 64;
+
+function view(job: PairJob, a: number): NeuronPrep {
+  const n = job.n, o = a * n, G1 = gridSize(n) + 1;
+  return {
+    vals: job.cols.subarray(o, o + n),
+    sorted: job.sorted.subarray(o, o + n),
+    rank: job.rank.subarray(o, o + n),
+    group: job.group.subarray(o, o + n),
+    tie: job.tie.subarray(o, o + n),
+    cell: job.cell.subarray(o, o + n),
+    edge: job.edge.subarray(a * G1, a * G1 + G1),
+    strips: job.strips[a],
+  };
+}
+
+/** Computes the pairs this thread takes from `job.counter` until none are left. */
+export function runPairs(job: PairJob): void {
+  const { n, k, pairs, mi, samples, finite, cols } = job;
+  const P = pairs.length / 2;
+  const scratch = new KsgScratch(n);
+  for (;;) {
+    const p0 = Atomics.add(job.counter, 0, CHUNK);
+    if (p0 >= P) return;
+    const p1 = Math.min(P, p0 + CHUNK);
+    for (let p = p0; p < p1; p++) {
+      const a = pairs[2 * p], b = pairs[2 * p + 1];
+      if (finite[a] && finite[b]) {
+        mi[p] = ksgPair(view(job, a), view(job, b), k, scratch);
+        samples[p] = n;
+      } else {
+        const xa = cols.subarray(a * n, a * n + n), xb = cols.subarray(b * n, b * n + n);
+        const x: number[] = [], y: number[] = [];
+        for (let r = 0; r < n; r++) {
+          if (Number.isFinite(xa[r]) && Number.isFinite(xb[r])) {
+            x.push(xa[r]);
+            y.push(xb[r]);
+          }
+        }
+        samples[p] = x.length;
+        mi[p] = x.length > k ? ksgPair(prepNeuron(x), prepNeuron(y), k, new KsgScratch(x.length)) : NaN;
+      }
+    }
+  }
+}
+
+function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number }, length: number, shared: boolean): T {
+  const bytes = Math.max(8, Math.ceil((length * C.BYTES_PER_ELEMENT) / 8) * 8);
+  const buf = shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+  return new (C as unknown as new (b: ArrayBufferLike, o: number, l: number) => T)(buf, 0, length);
+}
+
+/**
+ * KSG estimates for `pairs` of neurons whose values are `cols` (neuron-major, `n` rows each), using up to
+ * `threads` threads (1 = this thread only); `prepSeconds` is the wall time of the per-neuron preparation (once per
+ * neuron, on this thread, before the pairs).
+ */
+export async function ksgPairs(
+  cols: Float32Array,
+  n: number,
+  pairs: Int32Array,
+  k: number,
+  threads: number,
+): Promise<{ mi: Float64Array; samples: Int32Array; prepSeconds: number }> {
+  const t0 = performance.now();
+  const neurons = n > 0 ? cols.length / n : 0;
+  const P = pairs.length / 2;
+  const shared = threads > 1;
+  const used = new Uint8Array(neurons);
+  for (let p = 0; p < 2 * P; p++) used[pairs[p]] = 1;
+  const job: PairJob = {
+    n,
+    k,
+    cols: shared ? copyShared(cols) : cols,
+    finite: alloc(Uint8Array, neurons, shared),
+    sorted: alloc(Float32Array, neurons * n, shared),
+    rank: alloc(Int32Array, neurons * n, shared),
+    group: alloc(Int32Array, neurons * n, shared),
+    tie: alloc(Int32Array, neurons * n, shared),
+    cell: alloc(Uint16Array, neurons * n, shared),
+    edge: alloc(Int32Array, neurons * (gridSize(n) + 1), shared),
+    strips: alloc(Int32Array, neurons, shared),
+    pairs: shared ? copyShared(pairs) : pairs,
+    mi: alloc(Float64Array, P, shared),
+    samples: alloc(Int32Array, P, shared),
+    counter: alloc(Int32Array, 1, shared),
+  };
+  for (let a = 0; a < neurons; a++) {
+    if (!used[a]) continue;
+    const x = cols.subarray(a * n, a * n + n);
+    let ok = 1;
+    for (let r = 0; r < n; r++) if (!Number.isFinite(x[r])) ok = 0;
+    job.finite[a] = ok;
+    if (!ok) continue;
+    const prep = prepNeuron(x);
+    job.sorted.set(prep.sorted, a * n);
+    job.rank.set(prep.rank, a * n);
+    job.group.set(prep.group, a * n);
+    job.tie.set(prep.tie, a * n);
+    job.cell.set(prep.cell, a * n);
+    job.edge.set(prep.edge, a * prep.edge.length);
+    job.strips[a] = prep.strips;
+  }
+  const prepSeconds = (performance.now() - t0) / 1000;
+  if (!shared) {
+    runPairs(job);
+  } else {
+    const url = new URL("./_ksg_worker.ts", import.meta.url).href;
+    const workers = Array.from({ length: threads }, () => new Worker(url, { type: "module" }));
+    try {
+      await Promise.all(workers.map((w) =>
+        new Promise<void>((resolve, reject) => {
+          w.onmessage = (e) => (e.data === "done" ? resolve() : reject(new Error(String(e.data))));
+          w.onerror = (e) => {
+            e.preventDefault();
+            reject(new Error(`Cannot compute KSG pairs as a worker failed: current value is ${e.message}`));
+          };
+          w.postMessage(job);
+        })
+      ));
+    } finally {
+      for (const w of workers) w.terminate();
+    }
+  }
+  return { mi: job.mi.slice(), samples: job.samples.slice(), prepSeconds };
+}
+
+function copyShared<T extends Float32Array | Int32Array>(a: T): T {
+  const C = a.constructor as unknown as {
+    new (b: ArrayBufferLike, o: number, l: number): T;
+    BYTES_PER_ELEMENT: number;
+  };
+  const out = new C(new SharedArrayBuffer(Math.max(8, a.byteLength)), 0, a.length);
+  out.set(a as never);
+  return out;
+}

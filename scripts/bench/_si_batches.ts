@@ -1,0 +1,59 @@
+/**
+ * Synthetic Jacobian batches for the unique-information benchmarks (scripts/bench/si.ts, scripts/bench/gpu_si.ts).
+ *
+ * @module
+ */
+import type { Batch } from "../../schemas/batch.ts";
+
+/** A seeded linear congruential generator of uniform values in [-0.5, 0.5). */
+export function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+}
+
+/**
+ * Synthetic Jacobian batches: `n` train and `nTest` test samples, `k` outputs, `p` parameters, `perBatch` rows per
+ * batch; uniform entries (row norm ~1), or scaled by `scales` per column; values from `lcg(seed)`.
+ */
+export function makeSiBatches(
+  n: number,
+  nTest: number,
+  k: number,
+  p: number,
+  perBatch: number,
+  opts: { seed: number; scales?: Float32Array },
+): Batch[] {
+  const rnd = lcg(opts.seed);
+  const scale = Math.sqrt(12 / p), scales = opts.scales;
+  const rows: { id: number; test: boolean; out: number }[] = [];
+  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) rows.push({ id: i, test: false, out: c });
+  for (let i = 0; i < nTest; i++) for (let c = 0; c < k; c++) rows.push({ id: 1_000_000 + i, test: true, out: c });
+  const out: Batch[] = [];
+  for (let b = 0; b * perBatch < rows.length; b++) {
+    const part = rows.slice(b * perBatch, (b + 1) * perBatch);
+    const values = new Float32Array(part.length * p);
+    if (scales) { for (let i = 0; i < values.length; i++) values[i] = rnd() * scales[i % p] / Math.sqrt(p); }
+    else for (let i = 0; i < values.length; i++) values[i] = rnd() * scale;
+    out.push({
+      kind: "jacobians/v1",
+      file: "bench",
+      index: b,
+      numRows: part.length,
+      sampleId: BigInt64Array.from(part, (r) => BigInt(r.id)),
+      step: null,
+      label: null,
+      draw: null,
+      split: Uint8Array.from(part, (r) => (r.test ? 1 : 0)),
+      output: Int32Array.from(part, (r) => r.out),
+      f0: Float32Array.from(part, () => rnd()),
+      target: Float32Array.from(part, (r) => (r.test ? NaN : rnd() * 2)),
+      columns: [{ name: "params", width: p, values, metadata: new Map() }],
+      metadata: new Map(),
+      byteLength: values.byteLength,
+    } as unknown as Batch);
+  }
+  return out;
+}
