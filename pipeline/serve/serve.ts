@@ -41,8 +41,8 @@
  *
  * ## No first pass
  * A live stream cannot be read twice, so estimators that need a first pass (`plugin.scan`) cannot run unless
- * their options make it unnecessary: for `entropy`, pass `--range LO,HI` (global binning over a fixed range;
- * out-of-range values are clipped and counted). `serve` refuses to start otherwise.
+ * their options make it unnecessary: `serve` refuses to start otherwise, naming the option the plugin declares
+ * (`plugin.liveHint`; e.g. `--range LO,HI` for the binned estimators).
  *
  * @example
  * ```ts
@@ -60,28 +60,22 @@
 import * as arrow from "apache-arrow";
 import type { Batch } from "../../schemas/batch.ts";
 import { InputError, show } from "../../schemas/errors.ts";
+import { type EstimatorPlugin, type OptionValues, resolveOptions, type StateValue } from "../core/plugin.ts";
 import {
-  type Estimator,
-  type EstimatorContext,
-  type EstimatorPlugin,
-  type OptionValues,
-  resolveOptions,
-} from "../core/plugin.ts";
-import {
-  adapterRecord,
   type BackendDecision,
   type BackendRequest,
   describeAdapter,
-  estimatorBackend,
   selectBackend,
 } from "../../plugins/kernels/gpu/device.ts";
 import { Registry } from "../core/registry.ts";
-import { resultTables, selectLayers } from "../analyze/run.ts";
+import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
+import { selectLayers } from "../core/select_layers.ts";
+import { runRecord, toJson, writeRunRecord } from "../core/run_record.ts";
+import { textTable } from "../core/text_table.ts";
 import { readMessages } from "../../schemas/source.ts";
 import { decodeState, encodeState } from "../core/state.ts";
 import { sliceBatch } from "../../schemas/batch.ts";
 import { atomicWrite, type OutputFormat, toParquet, writeTables } from "../core/write.ts";
-import { versions } from "../core/version.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../../schemas/validate.ts";
 import type { ProducerConnection } from "../producers/connect.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
@@ -194,10 +188,6 @@ function pad(k: number): string {
   return (k < 0 ? "-" : "") + String(Math.abs(k)).padStart(8, "0");
 }
 
-function json(x: unknown): string {
-  return JSON.stringify(x, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n";
-}
-
 /** The progress record of `out/checkpoint/progress.json`. */
 interface Progress {
   version: 1;
@@ -228,20 +218,18 @@ class LiveRun {
   readonly maxBatch: number;
   readonly format: OutputFormat;
   readonly log: (line: string) => void;
-  readonly context: EstimatorContext;
-  /** The run's backend (chosen at start). */
-  decision: BackendDecision = { backend: "cpu", reason: "not chosen yet", adapter: null };
-  /**
-   * Contexts of the estimators, one per plugin (backend per plugin): the windows' and the run totals' (the totals only
-   * merge closed windows, but estimators that compute at the end, such as KSG, then do it on the GPU).
-   */
-  windowContexts: EstimatorContext[] = [];
+  /** `--by-step`, `--seed` and the backend (chosen at start). */
+  readonly settings: RunSettings;
   readonly requested: EstimatorPlugin[] | null;
-  plugins: EstimatorPlugin[] | null = null;
-  optionsByPlugin: OptionValues[] = [];
+  /**
+   * The estimators' plugins, options and contexts, chosen at the first batch (or from the checkpoint): the
+   * windows' and the run totals' (the totals only merge closed windows, but estimators that compute at the end,
+   * such as KSG, then do it on the GPU).
+   */
+  set: EstimatorSet | null = null;
   layout: Layout | null = null;
-  windows = new Map<number, Estimator[]>();
-  total: Estimator[] | null = null;
+  windows = new Map<number, Estimators>();
+  total: Estimators | null = null;
   closedThrough: number | null = null;
   closedList: number[] = [];
   snapshots = 0;
@@ -289,28 +277,28 @@ class LiveRun {
     }
     this.format = opts.format ?? "parquet";
     this.log = opts.log ?? ((l) => console.log(l));
-    this.context = { byStep: this.every > 0 || (opts.byStep ?? false), seed: opts.seed ?? 0, backend: "cpu" };
+    this.settings = {
+      byStep: this.every > 0 || (opts.byStep ?? false),
+      seed: opts.seed ?? 0,
+      backend: { backend: "cpu", reason: "not chosen yet", adapter: null },
+      request: opts.backend ?? "auto",
+    };
     this.requested = opts.estimators?.length ? opts.estimators.map((n) => this.registry.get(n)) : null;
-    // No first pass on a live stream: refuse estimators that would need one.
-    const candidates = this.requested ?? this.registry.all().filter((p) => p.byDefault);
-    for (const p of candidates) {
-      let o: OptionValues;
-      try {
-        o = resolveOptions(p, opts.options ?? {});
-      } catch (e) {
-        // A default estimator for another kind may lack a required option; it is checked if it ever runs.
-        if (this.requested) throw e;
-        continue;
-      }
-      if (p.scan?.(o, this.context)) {
-        const hint = "range" in p.options ? "; pass --range LO,HI (with --binning global)" : "";
-        throw new InputError(
-          `[${p.name}] Cannot run estimator live as it needs a first pass over all the data, which a live stream lacks${hint}: current value is no ${
-            "range" in p.options ? "--range" : "option that skips the first pass"
-          }`,
-        );
-      }
+    // No first pass on a live stream: refuse estimators that would need one, naming the option that skips it.
+    const p = firstPassPlugin(this.registry, this.requested, opts.options ?? {}, this.settings);
+    if (p) {
+      const hint = p.liveHint;
+      throw new InputError(
+        `[${p.name}] Cannot run estimator live as it needs a first pass over all the data, which a live stream lacks${
+          hint ? `; pass ${hint.usage}` : ""
+        }: current value is no ${hint ? `--${hint.option}` : "option that skips the first pass"}`,
+      );
     }
+  }
+
+  /** The run's backend (chosen at start). */
+  get decision(): BackendDecision {
+    return this.settings.backend;
   }
 
   async start(): Promise<void> {
@@ -331,7 +319,7 @@ class LiveRun {
           `${this.opts.token.length} characters`,
       );
     }
-    this.decision = await selectBackend(this.opts.backend ?? "auto", { allowSoftware: this.opts.allowSoftwareGpu });
+    this.settings.backend = await selectBackend(this.settings.request, { allowSoftware: this.opts.allowSoftwareGpu });
     await Deno.mkdir(this.opts.out, { recursive: true });
     if (this.opts.resume) await this.#restore();
     if (tcp) {
@@ -612,19 +600,8 @@ class LiveRun {
   }
 
   #choose(layout: Layout): void {
-    const plugins = this.registry.choose(this.requested, layout.kind);
-    this.plugins = plugins;
-    this.optionsByPlugin = plugins.map((p) => resolveOptions(p, this.opts.options ?? {}));
-    this.#setContexts();
-    this.total = plugins.map((p, i) => p.create(this.optionsByPlugin[i], this.windowContexts[i]));
-  }
-
-  /** Per plugin: WebGPU for the window estimators when the run chose it and the plugin's path qualifies. */
-  #setContexts(): void {
-    this.windowContexts = this.plugins!.map((p, i) => ({
-      ...this.context,
-      backend: estimatorBackend(this.decision.backend, this.opts.backend ?? "auto", p.gpu?.(this.optionsByPlugin[i])),
-    }));
+    this.set = EstimatorSet.choose(this.registry, this.requested, layout.kind, this.opts.options ?? {}, this.settings);
+    this.total = this.set.create();
   }
 
   #windowOf(step: bigint | null): number {
@@ -636,7 +613,7 @@ class LiveRun {
     const rec = p.record;
     if (!p.layoutChecked) {
       if (!this.layout) {
-        if (!this.plugins) this.#choose(layout);
+        if (!this.set) this.#choose(layout);
         this.layout = layout;
       } else checkSameLayout(this.layout, layout, raw.file, raw.index);
       p.layoutChecked = true;
@@ -663,21 +640,11 @@ class LiveRun {
       }
       let ests = this.windows.get(k0);
       if (!ests) {
-        ests = this.plugins!.map((pl, i) => pl.create(this.optionsByPlugin[i], this.windowContexts[i]));
+        ests = this.set!.create();
         this.windows.set(k0, ests);
       }
       this.windowRows.set(k0, (this.windowRows.get(k0) ?? 0) + part.numRows);
-      for (let i = 0; i < ests.length; i++) {
-        try {
-          await ests[i].update(part);
-        } catch (e) {
-          if (e instanceof InputError) throw e;
-          throw new InputError(`[${this.plugins![i].name}] ${(e as Error).message}`, {
-            file: part.file,
-            batch: part.index,
-          });
-        }
-      }
+      await ests.update(part);
     }
     rec.batches++;
     rec.rows += n;
@@ -715,8 +682,7 @@ class LiveRun {
 
   async #closeWindow(k: number): Promise<void> {
     const ests = this.windows.get(k)!;
-    const plugins = this.plugins!;
-    const tables = await resultTables(plugins, ests);
+    const tables = await ests.tables();
     const out = this.opts.out;
     for (const [name, t] of Object.entries(tables)) {
       if (!TABLE_NAME.test(name)) {
@@ -731,18 +697,16 @@ class LiveRun {
     await Deno.mkdir(`${out}/checkpoint`, { recursive: true });
     await atomicWrite(
       `${out}/checkpoint/window-${pad(k)}.state`,
-      encodeState({ window: k, estimators: ests.map((e) => e.state()) }),
+      encodeState({ window: k, estimators: ests.states() }),
     );
-    for (let i = 0; i < ests.length; i++) {
-      this.total![i].merge(ests[i]);
-      ests[i].dispose?.();
-    }
+    this.total!.merge(ests);
+    ests.dispose();
     this.windows.delete(k);
     this.closedRows += this.windowRows.get(k) ?? 0;
     this.windowRows.delete(k);
     this.closedList.push(k);
     if (this.closedThrough === null || k > this.closedThrough) this.closedThrough = k;
-    await atomicWrite(`${out}/checkpoint/progress.json`, json(this.#progress()));
+    await atomicWrite(`${out}/checkpoint/progress.json`, toJson(this.#progress()));
     // Counted once its files, checkpoint and progress are all written (ServeHandle.snapshots promises that).
     this.snapshots++;
     this.#printSnapshot(k, tables);
@@ -752,10 +716,10 @@ class LiveRun {
     return {
       version: 1,
       snapshot_every: this.every,
-      estimators: this.plugins?.map((p) => p.name) ?? [],
-      options: this.optionsByPlugin,
+      estimators: this.set?.plugins.map((p) => p.name) ?? [],
+      options: this.set?.options ?? [],
       layers: this.opts.layers ?? null,
-      seed: this.context.seed,
+      seed: this.settings.seed,
       layout: this.layout
         ? { kind: this.layout.kind, tensors: this.layout.tensors, reserved: this.layout.reserved }
         : null,
@@ -766,9 +730,9 @@ class LiveRun {
     };
   }
 
-  /** Prints the window's `layer_summary` at its last step (or its tables' sizes). */
+  /** Prints the window's overview table (per-layer summaries) at its last step, or its tables' sizes. */
   #printSnapshot(k: number, tables: Record<string, arrow.Table>): void {
-    const t = tables.layer_summary;
+    const t = this.set!.overview(tables);
     const head = this.every > 0
       ? `snapshot ${this.snapshots}: steps ${k * this.every}..${(k + 1) * this.every - 1}`
       : `snapshot ${this.snapshots}`;
@@ -783,19 +747,9 @@ class LiveRun {
       if (s !== null && s !== undefined && (last === null || s > last)) last = s;
     }
     const names = t.schema.fields.map((f) => f.name).filter((n) => n !== "step");
-    const rows: string[][] = [names];
-    for (let i = 0; i < t.numRows; i++) {
-      if (last !== null && stepCol?.get(i) !== last) continue;
-      rows.push(names.map((n) => {
-        const v = t.getChild(n)!.get(i);
-        return typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v === null ? "-" : String(v);
-      }));
-    }
-    const widths = names.map((_, j) => Math.max(...rows.map((r) => r[j].length)));
+    const rows = [...Array(t.numRows).keys()].filter((i) => last === null || stepCol?.get(i) === last);
     this.log(`${head}${last !== null ? ` (layers at step ${last})` : ""}`);
-    for (const r of rows) {
-      this.log("  " + r.map((c, j) => (j === 0 ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join("  "));
-    }
+    for (const line of textTable(t, names, rows, { indent: "  ", firstLeft: true })) this.log(line);
   }
 
   async #restore(): Promise<void> {
@@ -827,8 +781,14 @@ class LiveRun {
     if (JSON.stringify(progress.layers) !== JSON.stringify(this.opts.layers ?? null)) {
       mismatch("--layers", progress.layers, this.opts.layers ?? null);
     }
-    if (progress.seed !== this.context.seed) mismatch("--seed", progress.seed, this.context.seed);
-    const plugins = progress.estimators.map((n) => this.registry.get(n));
+    if (progress.seed !== this.settings.seed) mismatch("--seed", progress.seed, this.settings.seed);
+    const plugins = progress.estimators.map((n) => {
+      try {
+        return this.registry.get(n);
+      } catch (e) {
+        throw new InputError(`Cannot resume as ${(e as Error).message}`, { file: `${dir}/progress.json` });
+      }
+    });
     if (this.requested && this.requested.map((p) => p.name).join() !== plugins.map((p) => p.name).join()) {
       mismatch("--estimators", progress.estimators, this.requested.map((p) => p.name));
     }
@@ -836,10 +796,10 @@ class LiveRun {
     if (JSON.stringify(options) !== JSON.stringify(progress.options)) {
       mismatch("the estimator options", progress.options, options);
     }
-    this.plugins = plugins;
-    this.optionsByPlugin = options;
-    this.#setContexts();
-    this.total = plugins.map((p, i) => p.create(options[i], this.windowContexts[i]));
+    this.set = new EstimatorSet(plugins, options, this.settings);
+    this.total = this.set.create();
+    // Closed windows' states are only merged into the totals: restored on the host.
+    const host = this.set.onCpu();
     if (progress.layout) {
       this.layout = {
         kind: progress.layout.kind as Layout["kind"],
@@ -850,16 +810,18 @@ class LiveRun {
     }
     for (const k of progress.windows) {
       const file = `${dir}/window-${pad(k)}.state`;
-      const st = decodeState(await Deno.readFile(file)) as { window: number; estimators: unknown[] };
+      let st: { window: number; estimators: StateValue[] };
+      try {
+        st = decodeState(await Deno.readFile(file)) as typeof st;
+      } catch (e) {
+        throw new InputError(`Cannot resume as ${(e as Error).message}`, { file });
+      }
       if (st.window !== k || st.estimators.length !== plugins.length) {
         throw new InputError(`Cannot resume as a window state does not match progress.json: current value is ${k}`, {
           file,
         });
       }
-      for (let i = 0; i < plugins.length; i++) {
-        const e = plugins[i].restore(st.estimators[i] as never, options[i], this.context);
-        this.total[i].merge(e);
-      }
+      this.total.merge(host.restore(st.estimators));
     }
     this.closedList = [...progress.windows];
     this.closedThrough = progress.closed_through;
@@ -889,54 +851,49 @@ class LiveRun {
     return await this.#withLock(async () => {
       const open = [...this.windows.keys()];
       if (open.length > 0) await this.#closeThrough(Math.max(...open));
-      const tables = this.total && this.rows > 0 ? await resultTables(this.plugins!, this.total) : {};
+      const tables = this.total && this.rows > 0 ? await this.total.tables() : {};
       const files = Object.keys(tables).length ? await writeTables(this.opts.out, tables, this.format) : [];
       const lost = this.producers.filter((p) => p.partial_bytes > 0);
-      const run: Record<string, unknown> = {
-        complete: true,
+      const run = runRecord({
+        head: { mode: "serve" },
         error: null,
-        mode: "serve",
         kind: this.layout?.kind ?? null,
-        layers: this.layout?.tensors.filter((t) => !this.opts.layers || this.opts.layers.includes(t.name)) ?? [],
-        estimators: (this.plugins ?? []).map((p, i) => ({
-          name: p.name,
-          options: this.optionsByPlugin[i],
-          backend: this.windowContexts[i]?.backend ?? "cpu",
-          summary: (this.total![i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
-        })),
-        options: {
-          by_step: this.context.byStep,
-          seed: this.context.seed,
-          layers: this.opts.layers ?? null,
-          format: this.format,
-          snapshot_every: this.every,
-          max_batch_bytes: this.maxBatch,
-          listen: `${this.hostname}:${this.port}`,
-          websocket_port: this.wsPort,
-          token: this.opts.token ? "required" : "none",
+        source: {
+          rows: this.rows,
+          snapshots: this.snapshots,
+          next_step: this.#progress().next_step,
+          resumed_from_step: this.resumedFrom,
+          late_rows: this.lateRows,
+          lost_partial_batches: lost.length,
+          producers: this.producers,
         },
-        rows: this.rows,
-        snapshots: this.snapshots,
-        next_step: this.#progress().next_step,
-        resumed_from_step: this.resumedFrom,
-        late_rows: this.lateRows,
-        lost_partial_batches: lost.length,
-        producers: this.producers,
-        tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
-        files: files.map((f) => f.slice(this.opts.out.length + 1)),
-        backend: this.decision.backend,
-        backend_request: this.opts.backend ?? "auto",
-        backend_reason: this.decision.reason,
-        adapter: adapterRecord(this.decision),
-        versions: versions(),
+        layout: this.layout,
+        layers: this.opts.layers,
+        estimators: this.total?.summaries().records ?? [],
+        options: {
+          byStep: this.settings.byStep,
+          seed: this.settings.seed,
+          format: this.format,
+          more: {
+            snapshot_every: this.every,
+            max_batch_bytes: this.maxBatch,
+            listen: `${this.hostname}:${this.port}`,
+            websocket_port: this.wsPort,
+            token: this.opts.token ? "required" : "none",
+          },
+        },
+        backend: this.decision,
+        request: this.settings.request,
+        tables,
         started: this.started,
-        finished: new Date().toISOString(),
+        extra: this.opts.extra,
+      });
+      this.total?.dispose();
+      return await writeRunRecord(run, {
+        out: this.opts.out,
+        files,
         timings: { total_s: (performance.now() - this.t0) / 1000 },
-        ...this.opts.extra,
-      };
-      for (const e of this.total ?? []) e.dispose?.();
-      await atomicWrite(`${this.opts.out}/run.json`, json(run));
-      return run;
+      });
     });
   }
 

@@ -586,7 +586,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   description:
     "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (SCIENCE.md 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
   options: {
     "mi-estimator": {
       type: "string",
