@@ -1,6 +1,6 @@
 /**
  * infotap: measure where the information is in a neural network, from the activation, gradient and Jacobian
- * batches a training run already produces. Definitions: ../shared/SCIENCE.md (see also `schemas/README.md`).
+ * batches a training run already produces. Definitions: docs/science.md (see also `schemas/README.md`).
  *
  * This module exports the plugin contract (to write estimators), the pipeline (to run them from code), the
  * live server (`serve`) with its producer client (`connectProducer`) and tfjs tap (`tfjsTap`), the

@@ -1,6 +1,6 @@
 /**
  * `fisher`: Fisher information from streamed per-sample gradients (`gradients/v1`), after Achille, Paolini &
- * Soatto, "Where is the information in a deep network?" (2019); definitions in ../shared/SCIENCE.md section 2.
+ * Soatto, "Where is the information in a deep network?" (2019); definitions in docs/science.md section 2.
  *
  * - Diagonal: `F_jj = mean over rows of g_j^2`, over ALL rows (every `draw` of the true Fisher included), the
  *   Fisher of the mean loss. Squares of float32 gradients are exact in float64; they are summed in float64 in
@@ -547,7 +547,7 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   name: "fisher",
   description:
     "Fisher information from per-sample gradients: diagonal, trace per tensor/layer, information in the weights, " +
-    "Frequent Directions spectrum (SCIENCE.md section 2).",
+    "Frequent Directions spectrum (docs/science.md section 2).",
   inputs: ["gradients/v1"],
   byDefault: true,
   tables: { fisher: {}, fisher_diag: {}, fisher_spectrum: {} },
