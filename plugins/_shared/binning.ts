@@ -182,7 +182,7 @@ export const FLUSH_ROWS = 2 ** 31;
  * within 1e-9 of a bin edge (the two differ by a few ulps at most), so every value lands in the defined bin.
  * A constant neuron (`lo == hi`) puts its finite values in bin 0.
  *
- * Large enough calls run on a WebAssembly transcription of this loop (./_binning_wasm.ts, bit-identical
+ * Large enough calls run on a WebAssembly transcription of this loop (./binning_wasm.ts, bit-identical
  * results); {@linkcode binKernels} switches it off.
  */
 export function binRows(

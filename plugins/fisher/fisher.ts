@@ -14,7 +14,7 @@
  *   `--prior-var` (lambda^2) and `--beta`. Both must be given together (each > 0); without them `info_weights`,
  *   `logdet` and `effective_dim` are null. Both are recorded in the table metadata.
  * - Low rank (`--fisher-rank ell`, default 64; 0 disables): a Frequent Directions sketch `B` (see
- *   `_fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
+ *   `fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
  *   `B^T B / n` approximates `F = G^T G / n` with `0 <= x^T (F - B^T B / n) x <= Delta / n` for unit x.
  *   Rows holding a non-finite value are left out of the sketch (counted in `sketch_skipped`; n counts the rest).
  *   Table `fisher_spectrum`: the top `ell` eigenvalues of `B^T B / n` (`eigenvalue`, each a lower bound of the
