@@ -81,3 +81,13 @@ export { readResults } from "./pipeline/report/results.ts";
 export type { Cell, ResultDirectory, ResultTable } from "./pipeline/report/results.ts";
 export { renderReport } from "./pipeline/report/report.ts";
 export type { ReportOptions } from "./pipeline/report/report.ts";
+export type {
+  LayerSummaryMeasure,
+  PluginReport,
+  RankMeasure,
+  ReportContext,
+  ReportPlot,
+  ReportSection,
+  SampleGroup,
+  SectionContent,
+} from "./pipeline/core/report_contract.ts";

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { readResults, type ResultDirectory } from "./results.ts";
 import { main } from "../cli/report.ts";
 import { renderReport } from "./report.ts";
-import { buildSections, extremeSamples, MI_MAX_SIDE } from "./_plots.ts";
+import { buildSections } from "./_sections.ts";
+import { MI_MAX_SIDE } from "../../plugins/mi/report.ts";
+import { extremeSamples } from "../../plugins/unique_info/report.ts";
 import { imageShape, loadImages, toRgba } from "./_images.ts";
 import { InputError } from "../../schemas/errors.ts";
 import { tableFromColumns } from "../core/table.ts";
@@ -12,6 +14,9 @@ import { findChromium, withChromium } from "../../tests/_chromium.ts";
 import { serve } from "../serve/serve.ts";
 import { connectProducer } from "../producers/connect.ts";
 import { OPTIONS, stepBatch, waitFor } from "../../tests/_live.ts";
+import rowCount from "../../tests/_report_plugin.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
+import { definePlugin, PluginError } from "../core/plugin.ts";
 
 /** Runs the CLI, returning its exit code and what it wrote to stderr. */
 async function cli(argv: string[]): Promise<{ code: number; err: string[] }> {
@@ -390,4 +395,119 @@ Deno.test("renderReport: an incomplete run shows its error", async () => {
     },
   });
   assert.ok(html.includes("INCOMPLETE run: file 'a.arrows', batch 3: Cannot read &lt;x&gt;"));
+});
+
+/** A results directory with the test plugin's `row_count` table and a table no plugin declares. */
+function pluginResults(): ResultDirectory {
+  const table = (rows: Record<string, number | string | null>[]) => ({
+    columns: Object.keys(rows[0]),
+    rows,
+    files: [],
+    metadata: {},
+  });
+  return {
+    dir: "p",
+    run: null,
+    tables: {
+      row_count: table([{ layer: "fc1", rows: 30 }, { layer: "fc2", rows: 12 }]),
+      stray: table(Array.from({ length: 12 }, (_, i) => ({ k: `r${i}`, v: i / 3 }))),
+    },
+  };
+}
+
+const reportData = (html: string) =>
+  JSON.parse(/<script type="application\/json" id="report-data">([^<]*)<\/script>/.exec(html)![1]);
+
+Deno.test("report: a plugin's declared section is drawn; a table no plugin declares is previewed, not dropped", async () => {
+  const results = pluginResults();
+  const without = await renderReport(results);
+  assert.deepEqual(reportData(without).plots, []);
+  assert.match(without, /No table in this directory has a plot/);
+  for (const name of ["row_count", "stray"]) {
+    assert.match(without, new RegExp(`<section id="table-${name}"><h2>Table ${name}</h2>`));
+  }
+  // The preview: the first 10 of stray's 12 rows, values as the page formats them.
+  assert.match(without, /12 row\(s\), 2 column\(s\)\. .*its first 10 rows as they are:/);
+  assert.ok(
+    without.includes("<td>r8</td><td>2.667</td></tr><tr><td>r9</td><td>3</td>") && !without.includes("<td>r10</td>"),
+  );
+  const html = await renderReport(results, { plugins: [...builtinPlugins, rowCount] });
+  const data = reportData(html);
+  assert.deepEqual(data.plots.map((p: { id: string }) => p.id), ["rows-bar"]);
+  assert.deepEqual(data.plots[0].spec.data.values, results.tables.row_count.rows);
+  assert.match(
+    html,
+    /<section id="rows"><h2>Rows per layer<\/h2><p>Rows counted per layer \(table row_count\), 2 layer/,
+  );
+  assert.ok(!html.includes('id="table-row_count"') && html.includes('id="table-stray"'));
+  assert.ok(!html.includes("No table in this directory has a plot"));
+  assert.match(html, /<tr><td>row_count<\/td><td>2<\/td><td>layer, rows<\/td><td><\/td><td>yes<\/td><\/tr>/);
+  assert.match(html, /<tr><td>stray<\/td><td>12<\/td><td>k, v<\/td><td><\/td><td>no<\/td><\/tr>/);
+  // A section id taken twice, or one of the page's own, is the plugin's error; so is a malformed declaration.
+  const twin = definePlugin({ ...rowCount, name: "twin" });
+  assert.throws(() => buildSections(results, [rowCount, twin]), (e: Error) => {
+    assert.ok(e instanceof PluginError);
+    assert.equal(
+      e.message,
+      "[twin] Cannot draw report section as its id is taken by plugin 'row-count': current value is 'rows'",
+    );
+    return true;
+  });
+  const tables = definePlugin({
+    ...rowCount,
+    report: { sections: [{ ...rowCount.report!.sections![0], id: "tables" }] },
+  });
+  assert.throws(() => buildSections(results, [tables]), /id is taken by the page: current value is 'tables'/);
+  assert.throws(
+    () => definePlugin({ ...rowCount, report: { sections: [{ ...rowCount.report!.sections![0], tables: [] }] } }),
+    /^PluginError: \[row-count\] Cannot register plugin as report\.sections\[0\]\.tables is invalid .*: current value is \[\]$/,
+  );
+});
+
+Deno.test("report CLI: --plugin draws the plugin's sections; a plugin that fails to load exits 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeTables(`${dir}/r`, {
+      row_count: tableFromColumns([
+        { name: "layer", type: "utf8", values: ["fc1"] },
+        { name: "rows", type: "int64", values: [5n] },
+      ]),
+    }, "parquet");
+    const plugin = new URL("../../tests/_report_plugin.ts", import.meta.url).pathname;
+    assert.equal((await cli([`${dir}/r`, "--plugin", plugin, "--out", `${dir}/p.html`])).code, 0);
+    const page = await Deno.readTextFile(`${dir}/p.html`);
+    assert.deepEqual(reportData(page).plots.map((p: { id: string }) => p.id), ["rows-bar"]);
+    const { code, err } = await cli([`${dir}/r`, "--plugin", `${dir}/nope.ts`]);
+    assert.equal(code, 2);
+    assert.match(err[0], /^infotap: error: Cannot load plugin as its module failed to import/);
+    const images = await cli([`${dir}/r`, "--images", `${dir}/none.arrows`, "--out", `${dir}/q.html`]);
+    assert.equal(images.code, 0);
+    assert.deepEqual(images.err, [
+      `infotap: warning: --images is not used as ${dir}/r has no unique_information table`,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "report pages render in headless Chromium: a plugin's declared plot and a previewed table",
+  ignore: !chromium && !inCI,
+  async fn() {
+    if (!chromium) throw new Error("Chromium is required when CI is set (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(
+        `${dir}/p.html`,
+        await renderReport(pluginResults(), { plugins: [...builtinPlugins, rowCount] }),
+      );
+      const [run] = await withChromium(chromium, async (b) => [await b.open(`${dir}/p.html`)]);
+      assert.ok(run.status?.done, JSON.stringify(run));
+      assert.deepEqual(run.problems, []);
+      assert.deepEqual(run.status.errors, []);
+      assert.deepEqual(run.status.plots.map((p) => [p.id, p.marks]), [["rows-bar", 2]]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
