@@ -88,6 +88,9 @@ export interface Binned {
   count: number;
 }
 
+/** A bin of one layer's (or one group's) histogram at one step, as `histogramGrid` draws it. */
+export type LayerBins = Binned & { layer: string; step: string };
+
 /** Equal-width histogram over [lo, hi] (one bin when lo == hi). */
 export function histogram(values: number[], lo: number, hi: number, nb = BINS): Binned[] {
   if (!(hi > lo)) {
@@ -135,7 +138,7 @@ const tooltipBin = (title: string) => [
 
 /** Histograms of one field per layer (columns) and, optionally, per step (rows). */
 export function histogramGrid(
-  data: (Binned & { layer: string; step: string })[],
+  data: LayerBins[],
   layers: string[],
   steps: string[] | null,
   xTitle: string,
@@ -166,5 +169,17 @@ export function histogramGrid(
       },
     },
     resolve: { scale: { y: "independent" } },
+  };
+}
+
+/** A line chart with points and tooltips, 520 px wide, of `values` with the given encoding. */
+export function lineChart(values: unknown[], encoding: Record<string, unknown>, height = 220): Record<string, unknown> {
+  return {
+    $schema: SCHEMA,
+    width: 520,
+    height,
+    data: { values },
+    mark: { type: "line", point: true, tooltip: true },
+    encoding,
   };
 }

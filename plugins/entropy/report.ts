@@ -16,22 +16,7 @@
  * @module
  */
 import type { PluginReport, ReportPlot, ResultDirectory, SectionContent } from "../../pipeline/core/report_contract.ts";
-import {
-  type Binned,
-  BINS,
-  finite,
-  histogram,
-  histogramGrid,
-  layerOrder,
-  missingNote,
-  num,
-  r4,
-  range,
-  SCHEMA,
-  stepLabel,
-  stepOf,
-  stepsOf,
-} from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/report/plot_kit.ts";
 
 /** Entropy distributions are drawn as a grid of histograms up to this many steps, as a heatmap beyond. */
 const GRID_STEPS = 6;
@@ -40,10 +25,10 @@ const GRID_STEPS = 6;
 function entropySection(results: ResultDirectory): SectionContent {
   const t = results.tables.neuron_entropy;
   const plots: ReportPlot[] = [];
-  const steps = stepsOf(t.rows);
-  const { values, missing } = finite(t.rows, "entropy");
-  const [lo, hi] = range(values);
-  const layers = layerOrder(results, t.rows.map((r) => String(r.layer)));
+  const steps = kit.stepsOf(t.rows);
+  const { values, missing } = kit.finite(t.rows, "entropy");
+  const [lo, hi] = kit.range(values);
+  const layers = kit.layerOrder(results, t.rows.map((r) => String(r.layer)));
   const section = {
     intro: "Entropy of each neuron's binned activations (table neuron_entropy; SCIENCE.md section 1).",
     plots,
@@ -54,39 +39,47 @@ function entropySection(results: ResultDirectory): SectionContent {
   }
   const groups = new Map<string, number[]>();
   for (const r of t.rows) {
-    const v = num(r.entropy);
+    const v = kit.num(r.entropy);
     if (v === null) continue;
-    const k = `${r.layer}\u0000${stepLabel(stepOf(r))}`;
+    const k = `${r.layer}\u0000${kit.stepLabel(kit.stepOf(r))}`;
     let g = groups.get(k);
     if (!g) groups.set(k, g = []);
     g.push(v);
   }
-  const data: (Binned & { layer: string; step: string })[] = [];
+  const data: kit.LayerBins[] = [];
   for (const layer of layers) {
     for (const s of steps) {
-      const g = groups.get(`${layer}\u0000${stepLabel(s)}`);
+      const g = groups.get(`${layer}\u0000${kit.stepLabel(s)}`);
       if (!g) continue;
-      for (const b of histogram(g, lo, hi)) data.push({ layer, step: stepLabel(s), ...b });
+      for (const b of kit.histogram(g, lo, hi)) data.push({ layer, step: kit.stepLabel(s), ...b });
     }
   }
   const neuronsNote = `${t.rows.length} neuron rows over ${layers.length} layer(s) and ${steps.length} step(s).` +
-    missingNote(missing, "rows");
+    kit.missingNote(missing, "rows");
   if (steps.length <= GRID_STEPS) {
     plots.push({
       id: "entropy-hist",
       title: "Entropy of each neuron, per layer" + (steps.length > 1 ? " and step" : ""),
-      note: `Histogram of the neurons' entropies (${BINS} bins over [${r4(lo)}, ${r4(hi)}] nats). ${neuronsNote}`,
-      spec: histogramGrid(data, layers, steps.length > 1 ? steps.map(stepLabel) : null, "entropy (nats)", "neurons"),
+      note: `Histogram of the neurons' entropies (${kit.BINS} bins over [${kit.r4(lo)}, ${
+        kit.r4(hi)
+      }] nats). ${neuronsNote}`,
+      spec: kit.histogramGrid(
+        data,
+        layers,
+        steps.length > 1 ? steps.map(kit.stepLabel) : null,
+        "entropy (nats)",
+        "neurons",
+      ),
     });
   } else {
     plots.push({
       id: "entropy-heatmap",
       title: "Entropy of each neuron over training, per layer",
-      note: `Each column is one step's histogram of the neurons' entropies (${BINS} bins over [${r4(lo)}, ${
-        r4(hi)
+      note: `Each column is one step's histogram of the neurons' entropies (${kit.BINS} bins over [${kit.r4(lo)}, ${
+        kit.r4(hi)
       }] nats); colour: neurons in the bin. ${neuronsNote}`,
       spec: {
-        $schema: SCHEMA,
+        $schema: kit.SCHEMA,
         data: { values: data.filter((d) => d.count > 0).map((d) => ({ ...d, step: Number(d.step) })) },
         facet: { field: "layer", type: "nominal", sort: layers, title: null },
         columns: 2,

@@ -17,22 +17,7 @@
  * @module
  */
 import type { PluginReport, ReportPlot, ResultDirectory, SectionContent } from "../../pipeline/core/report_contract.ts";
-import {
-  atStep,
-  type Binned,
-  finite,
-  histogram,
-  histogramGrid,
-  missingNote,
-  num,
-  r4,
-  range,
-  SCHEMA,
-  someSteps,
-  stepLabel,
-  stepOf,
-  stepsOf,
-} from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/report/plot_kit.ts";
 
 /** Fisher trace per layer over steps (the critical-period curve), spectrum, diagonal. */
 function fisherSection(results: ResultDirectory): SectionContent | null {
@@ -43,15 +28,15 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
     used.push("fisher");
     const level = f.rows.some((r) => r.level === "layer") ? "layer" : "parameter";
     const rows = f.rows.filter((r) => r.level === level || r.level === "total");
-    const { values, missing } = finite(rows, "trace");
-    const data = rows.filter((r) => num(r.trace) !== null).map((r) => ({
+    const { values, missing } = kit.finite(rows, "trace");
+    const data = rows.filter((r) => kit.num(r.trace) !== null).map((r) => ({
       name: r.level === "total" ? "(total)" : String(r.parameter),
-      step: stepOf(r),
-      trace: r4(num(r.trace)!),
+      step: kit.stepOf(r),
+      trace: kit.r4(kit.num(r.trace)!),
     }));
     const names = [...new Set(data.map((d) => d.name))];
     const log = values.length > 0 && values.every((v) => v > 0);
-    const steps = stepsOf(rows).filter((s) => s !== null);
+    const steps = kit.stepsOf(rows).filter((s) => s !== null);
     const kind = f.rows.find((r) => r.kind)?.kind ?? "Fisher";
     if (data.length === 0) {
       // Nothing finite to draw: said in the section's intro.
@@ -59,31 +44,24 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
       plots.push({
         id: "fisher-trace",
         title: `Trace of the ${kind} per ${level} over training`,
-        note: `${steps.length} steps${log ? "; log scale" : ""}.` + missingNote(missing, "rows"),
-        spec: {
-          $schema: SCHEMA,
-          width: 520,
-          height: 260,
-          data: { values: data.filter((d) => d.step !== null) },
-          mark: { type: "line", point: true, tooltip: true },
-          encoding: {
-            x: { field: "step", type: "quantitative" },
-            y: { field: "trace", type: "quantitative", title: "trace", scale: log ? { type: "log" } : {} },
-            color: { field: "name", type: "nominal", sort: names, title: level },
-            strokeDash: {
-              condition: { test: "datum.name === '(total)'", value: [4, 3] },
-              value: [1, 0],
-            },
+        note: `${steps.length} steps${log ? "; log scale" : ""}.` + kit.missingNote(missing, "rows"),
+        spec: kit.lineChart(data.filter((d) => d.step !== null), {
+          x: { field: "step", type: "quantitative" },
+          y: { field: "trace", type: "quantitative", title: "trace", scale: log ? { type: "log" } : {} },
+          color: { field: "name", type: "nominal", sort: names, title: level },
+          strokeDash: {
+            condition: { test: "datum.name === '(total)'", value: [4, 3] },
+            value: [1, 0],
           },
-        },
+        }, 260),
       });
     } else {
       plots.push({
         id: "fisher-trace",
         title: `Trace of the ${kind} per ${level}`,
-        note: `One step${log ? "; log scale" : ""}.` + missingNote(missing, "rows"),
+        note: `One step${log ? "; log scale" : ""}.` + kit.missingNote(missing, "rows"),
         spec: {
-          $schema: SCHEMA,
+          $schema: kit.SCHEMA,
           width: Math.min(520, 40 * names.length + 60),
           height: 220,
           data: { values: data },
@@ -99,11 +77,11 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
   const sp = results.tables.fisher_spectrum;
   if (sp && sp.rows.length) {
     used.push("fisher_spectrum");
-    const steps = someSteps(stepsOf(sp.rows), 8);
-    const data = sp.rows.filter((r) => steps.includes(stepOf(r)) && (num(r.eigenvalue) ?? 0) > 0).map((r) => ({
+    const steps = kit.someSteps(kit.stepsOf(sp.rows), 8);
+    const data = sp.rows.filter((r) => steps.includes(kit.stepOf(r)) && (kit.num(r.eigenvalue) ?? 0) > 0).map((r) => ({
       rank: Number(r.rank),
-      eigenvalue: r4(num(r.eigenvalue)!),
-      step: stepLabel(stepOf(r)),
+      eigenvalue: kit.r4(kit.num(r.eigenvalue)!),
+      step: kit.stepLabel(kit.stepOf(r)),
     }));
     if (data.length) {
       plots.push({
@@ -111,48 +89,43 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
         title: "Fisher spectrum (low-rank sketch)",
         note:
           `Top eigenvalues of the Frequent Directions sketch (lower bounds; table fisher_spectrum), log scale; ${steps.length} step(s) shown${
-            stepsOf(sp.rows).length > steps.length ? " (evenly spaced)" : ""
+            kit.stepsOf(sp.rows).length > steps.length ? " (evenly spaced)" : ""
           }. Zero eigenvalues are not drawn.`,
-        spec: {
-          $schema: SCHEMA,
-          width: 520,
-          height: 220,
-          data: { values: data },
-          mark: { type: "line", point: true, tooltip: true },
-          encoding: {
-            x: { field: "rank", type: "quantitative" },
-            y: { field: "eigenvalue", type: "quantitative", scale: { type: "log" } },
-            color: { field: "step", type: "ordinal", sort: steps.map(stepLabel) },
-          },
-        },
+        spec: kit.lineChart(data, {
+          x: { field: "rank", type: "quantitative" },
+          y: { field: "eigenvalue", type: "quantitative", scale: { type: "log" } },
+          color: { field: "step", type: "ordinal", sort: steps.map(kit.stepLabel) },
+        }),
       });
     }
   }
   const fd = results.tables.fisher_diag;
   if (fd && fd.rows.length) {
     used.push("fisher_diag");
-    const steps = stepsOf(fd.rows);
+    const steps = kit.stepsOf(fd.rows);
     const last = steps[steps.length - 1];
-    const rows = fd.rows.filter((r) => stepOf(r) === last);
-    const positive = rows.map((r) => num(r.value)).filter((v): v is number => v !== null && v > 0);
+    const rows = fd.rows.filter((r) => kit.stepOf(r) === last);
+    const positive = rows.map((r) => kit.num(r.value)).filter((v): v is number => v !== null && v > 0);
     const logs = positive.map(Math.log10);
-    const [lo, hi] = range(logs);
+    const [lo, hi] = kit.range(logs);
     const params = [...new Set(rows.map((r) => String(r.parameter)))];
-    const data: (Binned & { layer: string; step: string })[] = [];
+    const data: kit.LayerBins[] = [];
     for (const p of params) {
-      const v = rows.filter((r) => r.parameter === p).map((r) => num(r.value)).filter((v): v is number =>
+      const v = rows.filter((r) => r.parameter === p).map((r) => kit.num(r.value)).filter((v): v is number =>
         v !== null && v > 0
       ).map(Math.log10);
-      if (v.length) { for (const b of histogram(v, lo, hi)) data.push({ layer: p, step: stepLabel(last), ...b }); }
+      if (v.length) {
+        for (const b of kit.histogram(v, lo, hi)) data.push({ layer: p, step: kit.stepLabel(last), ...b });
+      }
     }
     if (data.length) {
       plots.push({
         id: "fisher-diag",
         title: "Diagonal of the Fisher, per parameter tensor",
-        note: `Histogram of log10 F_jj, ${atStep(last)} (${positive.length} entries; ${
+        note: `Histogram of log10 F_jj, ${kit.atStep(last)} (${positive.length} entries; ${
           rows.length - positive.length
         } zero or non-finite entries are not drawn).`,
-        spec: histogramGrid(data, params, null, "log10 F_jj", "entries"),
+        spec: kit.histogramGrid(data, params, null, "log10 F_jj", "entries"),
       });
     }
   }

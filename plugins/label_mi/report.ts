@@ -15,77 +15,55 @@
  * @module
  */
 import type { PluginReport, ResultDirectory, SectionContent } from "../../pipeline/core/report_contract.ts";
-import {
-  atStep,
-  type Binned,
-  BINS,
-  finite,
-  histogram,
-  histogramGrid,
-  layerOrder,
-  missingNote,
-  r4,
-  range,
-  SCHEMA,
-  stepLabel,
-  stepOf,
-  stepsOf,
-} from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/report/plot_kit.ts";
 
 /** MI between each neuron and the label: histogram per layer at the last step, and the mean over steps. */
 function labelMiSection(results: ResultDirectory): SectionContent {
   const t = results.tables.label_mi;
-  const steps = stepsOf(t.rows);
+  const steps = kit.stepsOf(t.rows);
   const last = steps[steps.length - 1];
-  const rows = t.rows.filter((r) => stepOf(r) === last);
-  const layers = layerOrder(results, t.rows.map((r) => String(r.layer)));
-  const { values, missing } = finite(rows, "mi");
-  const [lo, hi] = range(values);
+  const rows = t.rows.filter((r) => kit.stepOf(r) === last);
+  const layers = kit.layerOrder(results, t.rows.map((r) => String(r.layer)));
+  const { values, missing } = kit.finite(rows, "mi");
+  const [lo, hi] = kit.range(values);
   const section: SectionContent = { intro: "MI between each neuron and the class label (table label_mi).", plots: [] };
   if (values.length === 0) {
-    section.intro += ` None of its ${rows.length} rows (${atStep(last)}) has a finite MI: nothing to plot.`;
+    section.intro += ` None of its ${rows.length} rows (${kit.atStep(last)}) has a finite MI: nothing to plot.`;
     return section;
   }
-  const data: (Binned & { layer: string; step: string })[] = [];
+  const data: kit.LayerBins[] = [];
   for (const layer of layers) {
-    const v = finite(rows.filter((r) => r.layer === layer), "mi").values;
-    if (v.length) { for (const b of histogram(v, lo, hi)) data.push({ layer, step: stepLabel(last), ...b }); }
+    const v = kit.finite(rows.filter((r) => r.layer === layer), "mi").values;
+    if (v.length) { for (const b of kit.histogram(v, lo, hi)) data.push({ layer, step: kit.stepLabel(last), ...b }); }
   }
   const plots = section.plots;
   plots.push({
     id: "label-mi-hist",
     title: "MI between each neuron and the label, per layer",
     note: `${
-      atStep(last).replace(/^./, (c) => c.toUpperCase())
-    }; ${rows.length} neurons; ${BINS} bins over [${r4(lo)}, ${r4(hi)}] nats.` +
-      missingNote(missing, "neurons"),
-    spec: histogramGrid(data, layers, null, "label MI (nats)", "neurons"),
+      kit.atStep(last).replace(/^./, (c) => c.toUpperCase())
+    }; ${rows.length} neurons; ${kit.BINS} bins over [${kit.r4(lo)}, ${kit.r4(hi)}] nats.` +
+      kit.missingNote(missing, "neurons"),
+    spec: kit.histogramGrid(data, layers, null, "label MI (nats)", "neurons"),
   });
   const numeric = steps.filter((s) => s !== null) as number[];
   if (numeric.length > 1) {
     const data: { layer: string; step: number; mean: number }[] = [];
     for (const layer of layers) {
       for (const s of numeric) {
-        const v = finite(t.rows.filter((r) => r.layer === layer && stepOf(r) === s), "mi").values;
-        if (v.length) data.push({ layer, step: s, mean: r4(v.reduce((a, b) => a + b, 0) / v.length) });
+        const v = kit.finite(t.rows.filter((r) => r.layer === layer && kit.stepOf(r) === s), "mi").values;
+        if (v.length) data.push({ layer, step: s, mean: kit.r4(v.reduce((a, b) => a + b, 0) / v.length) });
       }
     }
     plots.push({
       id: "label-mi-steps",
       title: "Mean label MI over training, per layer",
       note: `Mean over each layer's neurons, ${numeric.length} steps.`,
-      spec: {
-        $schema: SCHEMA,
-        width: 520,
-        height: 220,
-        data: { values: data },
-        mark: { type: "line", point: true, tooltip: true },
-        encoding: {
-          x: { field: "step", type: "quantitative" },
-          y: { field: "mean", type: "quantitative", title: "label MI (nats), mean over neurons" },
-          color: { field: "layer", type: "nominal", sort: layers },
-        },
-      },
+      spec: kit.lineChart(data, {
+        x: { field: "step", type: "quantitative" },
+        y: { field: "mean", type: "quantitative", title: "label MI (nats), mean over neurons" },
+        color: { field: "layer", type: "nominal", sort: layers },
+      }),
     });
   }
   return section;

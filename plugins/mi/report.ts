@@ -16,17 +16,7 @@
  * @module
  */
 import type { PluginReport, ReportPlot, ResultDirectory, SectionContent } from "../../pipeline/core/report_contract.ts";
-import {
-  atStep,
-  layerOrder,
-  missingNote,
-  num,
-  r4,
-  SCHEMA,
-  stepLabel,
-  stepOf,
-  stepsOf,
-} from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/report/plot_kit.ts";
 
 /** At most this many cells on a side of an MI heatmap (larger layers are averaged over blocks of neurons). */
 export const MI_MAX_SIDE = 48;
@@ -34,12 +24,12 @@ export const MI_MAX_SIDE = 48;
 /** MI between neurons of the same layer at the last step, as heatmaps (averaged over blocks for big layers). */
 function miSection(results: ResultDirectory): SectionContent | null {
   const t = results.tables.neuron_mi;
-  const steps = stepsOf(t.rows);
+  const steps = kit.stepsOf(t.rows);
   const last = steps[steps.length - 1];
-  const rows = t.rows.filter((r) => stepOf(r) === last);
+  const rows = t.rows.filter((r) => kit.stepOf(r) === last);
   const within = rows.filter((r) => r.layer_a === r.layer_b);
   const cross = rows.length - within.length;
-  const layers = layerOrder(results, within.map((r) => String(r.layer_a)));
+  const layers = kit.layerOrder(results, within.map((r) => String(r.layer_a)));
   const plots: ReportPlot[] = [];
   for (const layer of layers) {
     const lr = within.filter((r) => r.layer_a === layer);
@@ -50,7 +40,7 @@ function miSection(results: ResultDirectory): SectionContent | null {
     const sum = new Float64Array(side * side), cnt = new Float64Array(side * side);
     let missing = 0;
     for (const r of lr) {
-      const v = num(r.mi);
+      const v = kit.num(r.mi);
       if (v === null) {
         missing++;
         continue;
@@ -72,7 +62,7 @@ function miSection(results: ResultDirectory): SectionContent | null {
           a1: Math.min(width, (a + 1) * g),
           b: b * g,
           b1: Math.min(width, (b + 1) * g),
-          mi: r4(sum[a * side + b] / cnt[a * side + b]),
+          mi: kit.r4(sum[a * side + b] / cnt[a * side + b]),
         });
       }
     }
@@ -81,11 +71,11 @@ function miSection(results: ResultDirectory): SectionContent | null {
     plots.push({
       id: `mi-${layer}`,
       title: `MI between neurons of ${layer}`,
-      note: `${lr.length} pairs of ${width} neurons${est ? `, ${est} estimator` : ""}, ${atStep(last)}.` +
+      note: `${lr.length} pairs of ${width} neurons${est ? `, ${est} estimator` : ""}, ${kit.atStep(last)}.` +
         (g > 1 ? ` Each cell is the mean MI over a block of ${g} x ${g} neurons (${side} x ${side} cells).` : "") +
-        missingNote(missing, "pairs"),
+        kit.missingNote(missing, "pairs"),
       spec: {
-        $schema: SCHEMA,
+        $schema: kit.SCHEMA,
         width: 280,
         height: 280,
         data: { values: data },
@@ -117,7 +107,7 @@ function miSection(results: ResultDirectory): SectionContent | null {
     intro:
       `Pairwise MI of the neurons within each layer (table neuron_mi) at the last step${
         steps.length > 1
-          ? ` (${stepLabel(last)} of ${steps.length} steps; the mean over steps is in the layer summary)`
+          ? ` (${kit.stepLabel(last)} of ${steps.length} steps; the mean over steps is in the layer summary)`
           : ""
       }.` + (cross > 0 ? ` ${cross} pairs across layers are not drawn.` : ""),
     plots,

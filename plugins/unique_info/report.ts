@@ -26,26 +26,15 @@ import type {
   SampleGroup,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import {
-  type Binned,
-  BINS,
-  finite,
-  histogram,
-  histogramGrid,
-  num,
-  r4,
-  range,
-  type Row,
-  SCHEMA,
-} from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/report/plot_kit.ts";
 
 /** At most this many points in a scatter plot (an evenly spaced subset beyond). */
 const MAX_POINTS = 2000;
 
 /** The k most and least informative samples by `si_weights` (most first; least: smallest first). */
-export function extremeSamples(t: ResultTable, k: number): { most: Row[]; least: Row[] } {
-  const rows = t.rows.filter((r) => num(r.si_weights) !== null);
-  rows.sort((a, b) => num(b.si_weights)! - num(a.si_weights)!);
+export function extremeSamples(t: ResultTable, k: number): { most: kit.Row[]; least: kit.Row[] } {
+  const rows = t.rows.filter((r) => kit.num(r.si_weights) !== null);
+  rows.sort((a, b) => kit.num(b.si_weights)! - kit.num(a.si_weights)!);
   const kk = Math.min(k, Math.floor(rows.length / 2));
   return { most: rows.slice(0, kk), least: rows.slice(rows.length - kk).reverse() };
 }
@@ -54,34 +43,34 @@ export function extremeSamples(t: ResultTable, k: number): { most: Row[]; least:
 function siSection(results: ResultDirectory, context: ReportContext): SectionContent | null {
   const t = results.tables.unique_information;
   const measures = ["si_weights", "si_function"].filter((m) =>
-    t.columns.includes(m) && finite(t.rows, m).values.length
+    t.columns.includes(m) && kit.finite(t.rows, m).values.length
   );
   if (measures.length === 0) return null;
   const plots: ReportPlot[] = [];
-  const data: (Binned & { layer: string; step: string })[] = [];
+  const data: kit.LayerBins[] = [];
   const notes: string[] = [];
   for (const m of measures) {
-    const { values, missing } = finite(t.rows, m);
+    const { values, missing } = kit.finite(t.rows, m);
     const log = values.every((v) => v > 0);
     const v = log ? values.map(Math.log10) : values;
-    const [lo, hi] = range(v);
+    const [lo, hi] = kit.range(v);
     const name = log ? `log10 ${m}` : m;
-    for (const b of histogram(v, lo, hi)) data.push({ layer: name, step: "all", ...b });
+    for (const b of kit.histogram(v, lo, hi)) data.push({ layer: name, step: "all", ...b });
     notes.push(`${name}: ${values.length} samples` + (missing ? `, ${missing} without a value` : ""));
   }
   plots.push({
     id: "si-hist",
     title: "Unique information of each training sample",
-    note: `Histograms (${BINS} bins each). ${notes.join("; ")}.`,
-    spec: histogramGrid(data, [...new Set(data.map((d) => d.layer))], null, "value", "samples"),
+    note: `Histograms (${kit.BINS} bins each). ${notes.join("; ")}.`,
+    spec: kit.histogramGrid(data, [...new Set(data.map((d) => d.layer))], null, "value", "samples"),
   });
   if (measures.length === 2) {
-    const both = t.rows.filter((r) => num(r.si_weights) !== null && num(r.si_function) !== null);
+    const both = t.rows.filter((r) => kit.num(r.si_weights) !== null && kit.num(r.si_function) !== null);
     const stride = Math.max(1, Math.ceil(both.length / MAX_POINTS));
     const pts = both.filter((_, i) => i % stride === 0).map((r) => ({
       sample_id: r.sample_id,
-      si_weights: r4(num(r.si_weights)!),
-      si_function: r4(num(r.si_function)!),
+      si_weights: kit.r4(kit.num(r.si_weights)!),
+      si_function: kit.r4(kit.num(r.si_function)!),
     }));
     const log = pts.every((p) => p.si_weights > 0 && p.si_function > 0);
     plots.push({
@@ -91,7 +80,7 @@ function siSection(results: ResultDirectory, context: ReportContext): SectionCon
         log ? "; log scales" : ""
       }.`,
       spec: {
-        $schema: SCHEMA,
+        $schema: kit.SCHEMA,
         width: 320,
         height: 320,
         data: { values: pts },
@@ -104,7 +93,7 @@ function siSection(results: ResultDirectory, context: ReportContext): SectionCon
       },
     });
   }
-  const lambda = num(t.rows[0]?.lambda);
+  const lambda = kit.num(t.rows[0]?.lambda);
   return {
     intro: `Smooth unique information of each training sample (table unique_information; SCIENCE.md section 3)${
       lambda !== null ? `, lambda = ${lambda}` : ""
@@ -118,14 +107,14 @@ function siSection(results: ResultDirectory, context: ReportContext): SectionCon
 function sampleGroups(t: ResultTable, k: number): SampleGroup[] {
   const { most, least } = extremeSamples(t, k);
   if (most.length === 0) return [];
-  const group = (title: string, rows: Row[]): SampleGroup => ({
+  const group = (title: string, rows: kit.Row[]): SampleGroup => ({
     title,
     samples: rows.map((r) => ({
       id: String(r.sample_id),
       lines: [
         ["SI", r.si_weights],
         ...(r.si_function !== null && r.si_function !== undefined
-          ? [["F-SI", r.si_function] as [string, Row[string]]]
+          ? [["F-SI", r.si_function] as [string, kit.Row[string]]]
           : []),
       ],
     })),
