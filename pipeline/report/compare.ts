@@ -1,5 +1,5 @@
 /**
- * Model selection without labels (Bansal et al., ../shared/SCIENCE.md section 1): ranks several runs' results
+ * Model selection without labels (Bansal et al., docs/science.md section 1): ranks several runs' results
  * directories by the measures the estimator plugins declare (`report.rank`, `pipeline/core/report_contract.ts`;
  * built-ins: the mean neuron entropy of `neuron_entropy` and the mean pairwise neuron MI of `neuron_mi`), per
  * layer and over all rows, and sets each ranking beside user-supplied metrics (e.g. accuracy) with Kendall's tau-b

@@ -30,7 +30,7 @@ function entropySection(results: ResultDirectory): SectionContent {
   const [lo, hi] = kit.range(values);
   const layers = kit.layerOrder(results, t.rows.map((r) => String(r.layer)));
   const section = {
-    intro: "Entropy of each neuron's binned activations (table neuron_entropy; SCIENCE.md section 1).",
+    intro: "Entropy of each neuron's binned activations (table neuron_entropy; docs/science.md section 1).",
     plots,
   };
   if (values.length === 0) {

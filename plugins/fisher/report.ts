@@ -131,7 +131,7 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
   }
   if (plots.length === 0) return null;
   return {
-    intro: "Fisher information from per-sample gradients (SCIENCE.md section 2). " +
+    intro: "Fisher information from per-sample gradients (docs/science.md section 2). " +
       "Over training steps, the trace per layer is the critical-period curve of Achille et al.",
     plots,
     tables: used,

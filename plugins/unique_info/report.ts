@@ -95,7 +95,7 @@ function siSection(results: ResultDirectory, context: ReportContext): SectionCon
   }
   const lambda = kit.num(t.rows[0]?.lambda);
   return {
-    intro: `Smooth unique information of each training sample (table unique_information; SCIENCE.md section 3)${
+    intro: `Smooth unique information of each training sample (table unique_information; docs/science.md section 3)${
       lambda !== null ? `, lambda = ${lambda}` : ""
     }.`,
     plots,
