@@ -87,7 +87,13 @@ export async function main(argv: string[]): Promise<number> {
       s.tables
     );
     if (values.images !== undefined && !withSamples.some((t) => results.tables[t]?.rows.length)) {
-      console.error(`infotap: warning: --images is not used as ${dir} has no ${withSamples.join(" or ")} table`);
+      console.error(
+        `infotap: warning: --images is not used as ${
+          withSamples.length
+            ? `${dir} has no ${withSamples.join(" or ")} table`
+            : "no section of the estimators shows samples"
+        }`,
+      );
     }
     const html = await renderReport(results, {
       images: values.images as string | undefined,
