@@ -103,3 +103,78 @@ export async function readText(conn: Deno.Conn): Promise<string> {
   }
   return s;
 }
+
+const SERVE_CLI = new URL("../pipeline/cli/serve.ts", import.meta.url).pathname;
+
+/**
+ * A `deno task serve` subprocess; its stdout and stderr lines are collected as they come. With `group` it runs
+ * in a process group of its own (`setsid`), which {@linkcode ServeProcess.signalGroup} signals as a terminal's
+ * Ctrl-C does.
+ */
+export class ServeProcess {
+  child: Deno.ChildProcess;
+  /** stdout and stderr lines, in arrival order. */
+  lines: string[] = [];
+  /** stderr lines. */
+  errors: string[] = [];
+  #drained: Promise<void>;
+  constructor(args: string[], { group = false }: { group?: boolean } = {}) {
+    const deno = [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      SERVE_CLI,
+      ...args,
+    ];
+    this.child = new Deno.Command(group ? "setsid" : Deno.execPath(), {
+      args: group ? [Deno.execPath(), ...deno] : deno,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (s: ReadableStream<Uint8Array>, err: boolean) => {
+      for await (const text of s.pipeThrough(new TextDecoderStream())) {
+        const lines = text.split("\n");
+        this.lines.push(...lines);
+        if (err) this.errors.push(...lines);
+      }
+    };
+    this.#drained = Promise.all([collect(this.child.stdout, false), collect(this.child.stderr, true)]).then(() => {});
+  }
+  /** Waits for the listening line; returns the port and the line. */
+  async listening(): Promise<{ port: number; line: string }> {
+    const found = await this.waitLine(/listening on/, 30_000);
+    return { port: Number(/listening on [^ ]+:(\d+)/.exec(found)![1]), line: found };
+  }
+  /** Waits for a line matching `re`; returns it. */
+  async waitLine(re: RegExp, ms = 20_000): Promise<string> {
+    let found: string | undefined;
+    await waitFor(() => (found = this.lines.find((l) => re.test(l))) !== undefined, ms, String(re)).catch((e) => {
+      throw new Error(`${e.message}; output: ${this.lines.join("\n")}`);
+    });
+    return found!;
+  }
+  async rss(kind: "VmRSS" | "VmHWM"): Promise<number> {
+    const status = await Deno.readTextFile(`/proc/${this.child.pid}/status`);
+    return Number(new RegExp(`${kind}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+  }
+  /** Signals the process group (started with `group`), as a terminal does. */
+  signalGroup(signal: Deno.Signal): void {
+    Deno.kill(-this.child.pid, signal);
+  }
+  /** The exit code (once it exits), all output read. */
+  async exited(): Promise<number> {
+    const { code } = await this.child.status;
+    await this.#drained;
+    return code;
+  }
+  /** Sends a signal and waits for the exit code. */
+  async stop(signal: Deno.Signal): Promise<number> {
+    try {
+      this.child.kill(signal);
+    } catch { /* exited */ }
+    return await this.exited();
+  }
+}

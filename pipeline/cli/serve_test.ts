@@ -3,54 +3,18 @@ import { connectProducer } from "../producers/connect.ts";
 import { analyze } from "../analyze/run.ts";
 import { makeRecordBatch } from "../producers/produce.ts";
 import { assertTablesClose } from "../../tests/_util.ts";
-import { OPTIONS, readParquetFile, ROWS, share, stepBatch, waitFor, writeDump } from "../../tests/_live.ts";
+import {
+  OPTIONS,
+  readParquetFile,
+  ROWS,
+  ServeProcess,
+  share,
+  stepBatch,
+  waitFor,
+  writeDump,
+} from "../../tests/_live.ts";
 
-const CLI = new URL("./serve.ts", import.meta.url).pathname;
 const ENTROPY = [`--range=${OPTIONS.range.join(",")}`, "--bins", String(OPTIONS.bins)];
-
-/** A `deno task serve` subprocess; its stdout lines are collected as they come. */
-class ServeProcess {
-  child: Deno.ChildProcess;
-  lines: string[] = [];
-  #drained: Promise<void>;
-  constructor(args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", CLI, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>) => {
-      for await (const text of s.pipeThrough(new TextDecoderStream())) this.lines.push(...text.split("\n"));
-    };
-    this.#drained = Promise.all([collect(this.child.stdout), collect(this.child.stderr)]).then(() => {});
-  }
-  /** Waits for the listening line; returns the port and the line. */
-  async listening(): Promise<{ port: number; line: string }> {
-    let found: string | undefined;
-    await waitFor(
-      () => (found = this.lines.find((l) => l.includes("listening on"))) !== undefined,
-      20_000,
-      "serve to listen",
-    )
-      .catch((e) => {
-        throw new Error(`${e.message}; output: ${this.lines.join("\n")}`);
-      });
-    return { port: Number(/listening on [^ ]+:(\d+)/.exec(found!)![1]), line: found! };
-  }
-  async rss(kind: "VmRSS" | "VmHWM"): Promise<number> {
-    const status = await Deno.readTextFile(`/proc/${this.child.pid}/status`);
-    return Number(new RegExp(`${kind}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
-  }
-  /** Sends a signal and waits for the exit code. */
-  async stop(signal: Deno.Signal): Promise<number> {
-    try {
-      this.child.kill(signal);
-    } catch { /* exited */ }
-    const { code } = await this.child.status;
-    await this.#drained;
-    return code;
-  }
-}
 
 Deno.test("serve CLI: kill -9 mid-run, then --resume with the producer replaying from next_step, equals analyze", async () => {
   const dir = await Deno.makeTempDir();
@@ -173,8 +137,10 @@ Deno.test("serve CLI: bad options exit before listening with a one-line error", 
     assert.match(errors.pop()!, /Cannot use --snapshot-every as it must be an integer >= 0/);
     assert.equal(await main(["--resume", dir, "--out", `${dir}/other`, "--range=0,1"]), 2);
     assert.match(errors.pop()!, /Cannot use --out with --resume/);
-    assert.equal(await main(["--resume", dir, "--range=0,1"]), 1);
-    assert.match(errors.pop()!, /Cannot resume without --snapshot-every/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--flush-every=-1"]), 2);
+    assert.match(errors.pop()!, /Cannot use --flush-every as it must be a number of seconds >= 0/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--max-producers=0"]), 2);
+    assert.match(errors.pop()!, /Cannot use --max-producers as it must be an integer >= 1/);
   } finally {
     console.error = orig;
     await Deno.remove(dir, { recursive: true });

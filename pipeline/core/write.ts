@@ -53,10 +53,83 @@ export async function writeTables(
   return written;
 }
 
-/** Writes a file through a temporary name and a rename, so that readers never see half a file. */
+/**
+ * Writes a file through a temporary name (`<path>.tmp-<pid>`), fsynced, then renamed over `path` and the
+ * directory fsynced: readers never see half a file, and a kill or power loss at any instant leaves either the
+ * old file or the new one. The temporary file is removed when the write fails.
+ */
 export async function atomicWrite(path: string, bytes: Uint8Array | string): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
-  else await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
+  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let off = 0;
+      while (off < data.length) off += await f.write(data.subarray(off));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await syncDir(path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
+}
+
+/** Flushes a directory's entries (a rename in it) to disk; a file system that cannot is left alone. */
+async function syncDir(dir: string): Promise<void> {
+  let d: Deno.FsFile | null = null;
+  try {
+    d = await Deno.open(dir, { read: true });
+    await d.sync();
+  } catch {
+    /* not supported here (e.g. some network file systems): the rename still happened */
+  } finally {
+    d?.close();
+  }
+}
+
+/** Temporary files of {@linkcode atomicWrite} left by processes that are gone (killed mid-write): `name.tmp-<pid>`. */
+export const TEMP_FILE = /\.tmp-(\d+)$/;
+
+/**
+ * Removes the temporary files that killed processes left in `dir` and its sub-directories one level down (a
+ * live process's own are kept); returns how many were removed.
+ */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let n = 0;
+  const visit = async (d: string, depth: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const m = TEMP_FILE.exec(e.name);
+      if (e.isFile && m && !alive(Number(m[1]))) {
+        await Deno.remove(`${d}/${e.name}`).then(() => n++, () => {});
+      } else if (e.isDirectory && depth > 0) await visit(`${d}/${e.name}`, depth - 1);
+    }
+  };
+  await visit(dir, 1);
+  return n;
+}
+
+/** True when a process with this id runs (ours included), or when there is no /proc to ask (nothing removed then). */
+function alive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return true;
+  }
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
 }

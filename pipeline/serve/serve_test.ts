@@ -44,7 +44,6 @@ Deno.test("serve: two concurrent producers give the tables of analyze --by-step;
     assert.equal(run.complete, true);
     assert.equal(run.rows, 8 * ROWS);
     assert.equal(run.snapshots, 4);
-    assert.equal(run.late_rows, 0);
     assert.deepEqual((run.producers as { status: string }[]).map((p) => p.status), ["ended", "ended"]);
 
     const ref = await analyze({ inputs: [await writeDump(dir, 8)], byStep: true, options: OPTIONS, out: `${dir}/ref` });

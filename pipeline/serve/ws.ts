@@ -21,6 +21,8 @@ export async function startWs(
     if (intake.stopping || req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("infotap serve: WebSocket producers only\n", { status: 400 });
     }
+    const refusal = intake.full();
+    if (refusal !== null) return new Response(`ERR ${refusal}\n`, { status: 503 });
     const token = new URL(req.url).searchParams.get("token");
     const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
     const { socket, response } = Deno.upgradeWebSocket(req);
