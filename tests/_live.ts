@@ -109,7 +109,7 @@ const SERVE_CLI = new URL("../pipeline/cli/serve.ts", import.meta.url).pathname;
 /**
  * A `deno task serve` subprocess; its stdout and stderr lines are collected as they come. With `group` it runs
  * in a process group of its own (`setsid`), which {@linkcode ServeProcess.signalGroup} signals as a terminal's
- * Ctrl-C does.
+ * Ctrl-C does; with `limitFiles` it runs under `prlimit --nofile` (that many file descriptors at most).
  */
 export class ServeProcess {
   child: Deno.ChildProcess;
@@ -118,7 +118,7 @@ export class ServeProcess {
   /** stderr lines. */
   errors: string[] = [];
   #drained: Promise<void>;
-  constructor(args: string[], { group = false }: { group?: boolean } = {}) {
+  constructor(args: string[], { group = false, limitFiles }: { group?: boolean; limitFiles?: number } = {}) {
     const deno = [
       "run",
       "--allow-net",
@@ -129,8 +129,11 @@ export class ServeProcess {
       SERVE_CLI,
       ...args,
     ];
-    this.child = new Deno.Command(group ? "setsid" : Deno.execPath(), {
-      args: group ? [Deno.execPath(), ...deno] : deno,
+    const command = [Deno.execPath(), ...deno];
+    if (limitFiles !== undefined) command.unshift("prlimit", `--nofile=${limitFiles}:${limitFiles}`);
+    if (group) command.unshift("setsid");
+    this.child = new Deno.Command(command[0], {
+      args: command.slice(1),
       stdout: "piped",
       stderr: "piped",
     }).spawn();

@@ -146,3 +146,42 @@ Deno.test("serve CLI: bad options exit before listening with a one-line error", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve CLI: more connections than file descriptors: accept errors are logged and retried, then a real producer streams", async () => {
+  const dir = await Deno.makeTempDir();
+  // About 25 descriptors are taken at start; 48 leave room for about 20 connections.
+  const args = ["--listen", "127.0.0.1:0", "--out", dir, ...ENTROPY, "--producer-timeout", "1", "--quiet"];
+  const server = new ServeProcess(args, { limitFiles: 48 });
+  const idle: Deno.Conn[] = [];
+  try {
+    const { port } = await server.listening();
+    for (let i = 0; i < 60; i++) idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    await server.waitLine(/cannot accept a connection as .*[Tt]oo many open files.*; retrying in \d+ ms/);
+    // The idle connections time out (descriptors come back) and accepting goes on by itself.
+    const streamed = (async () => {
+      const p = await connectProducer({ port });
+      for (let s = 0; s < 5; s++) await p.write(stepBatch(s, share(0, 1)));
+      return await p.close();
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the producer got no answer in 30 s: accepting stopped")), 30_000);
+    });
+    try {
+      assert.deepEqual(await Promise.race([streamed, deadline]), { batches: 5, rows: 5 * ROWS });
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(await server.stop("SIGTERM"), 0);
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+    assert.equal(run.complete, true);
+    assert.equal(run.rows, 5 * ROWS);
+    const statuses = (run.producers as { status: string }[]).map((p) => p.status);
+    assert.ok(statuses.filter((s) => s === "timed out").length >= 10, statuses.join(", "));
+    assert.equal(statuses.filter((s) => s === "ended").length, 1);
+  } finally {
+    for (const c of idle) c.close();
+    await server.stop("SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
