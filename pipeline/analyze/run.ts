@@ -1,9 +1,14 @@
 /**
  * One analysis run: inputs -> (first pass) -> estimators -> tables + `run.json`.
  *
- * Bounded memory: batches are read one at a time; only estimator states grow with the input's width, not its
- * length. On bad input the run stops at the first bad batch, the complete batches' results are still
- * returned (and written), and `complete` is false. The estimators' life cycle is the one of
+ * Bounded memory: batches are read one at a time; estimator states grow with the input's width, and with
+ * `--by-step` with its steps. Before the estimators run, their stated memory (`EstimatorPlugin.memory`) is
+ * added up for the input's shape (the first pass counts rows, steps and labels) and a run over `maxMemory` is
+ * refused with the option that would fit (pipeline/core/memory.ts). With `--by-step`, step-local estimators
+ * over step-sorted input finish each step as the next begins (pipeline/core/step_chunks.ts): one step's state
+ * at a time. On bad input the run stops at the first bad batch, the complete batches' results are still
+ * returned (and written), and `complete` is false; an internal error writes them too, then is thrown. Nothing
+ * is written when no input could be read at all (e.g. a missing file). The estimators' life cycle is the one of
  * pipeline/core/estimator_set.ts; large inputs go to worker threads (parallel.ts) when the estimators allow.
  *
  * @example
@@ -30,6 +35,16 @@ import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "../core/state.ts";
 import { type BackendRequest, selectBackend } from "../../plugins/kernels/gpu/device.ts";
 import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
+import type { InputShape } from "../core/plugin.ts";
+import {
+  BASE_BYTES,
+  checkMemory,
+  defaultMaxMemory,
+  estimateMemory,
+  formatBytes,
+  type Holding,
+} from "../core/memory.ts";
+import { StepChunks } from "../core/step_chunks.ts";
 import { selectLayers } from "../core/select_layers.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
 
@@ -69,6 +84,8 @@ export interface AnalyzeOptions {
   allowSoftwareGpu?: boolean;
   /** Extra fields for run.json (e.g. the command line). */
   extra?: Record<string, unknown>;
+  /** Bytes the estimators may take (default: 75% of physical memory); a run estimated over it is refused. */
+  maxMemory?: number;
 }
 
 /** Per-input statistics. */
@@ -85,6 +102,8 @@ export interface AnalyzeResult {
   complete: boolean;
   /** The one-line error that stopped the run early, if any. */
   error?: string;
+  /** False when nothing was written (no input could be read: nothing to record). */
+  written: boolean;
   /** Result tables by name. */
   tables: Record<string, arrow.Table>;
   /** The run record written as `run.json`. */
@@ -121,14 +140,42 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   // Stdin is spilled to a file when some candidate estimator needs a first pass.
   const needsScan = firstPassPlugin(registry, requested, opts.options ?? {}, settings) !== null;
   const run = new Analysis(opts, registry, requested, settings, needsScan);
-  let error: string | undefined;
+  let error: string | undefined, internal: unknown = null;
   try {
     await run.passes();
   } catch (e) {
-    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) throw e;
+    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) internal = e;
     error = relabel(e, run.spilled ?? "", "-");
   }
-  return await run.finish(error, t0);
+  if (internal === null) return await run.finish(error, t0);
+  // An internal error: the results of the batches before it are written (complete: false), then it is thrown.
+  await run.finish(`internal error: ${error}`, t0).catch(() => {});
+  throw internal;
+}
+
+/** What the first pass saw: rows, distinct steps and whether they came sorted, distinct labels. */
+class InputCounts {
+  rows = 0;
+  steps = new Set<bigint>();
+  sorted = true;
+  labels = new Set<number>();
+  #last: bigint | null = null;
+
+  observe(batch: Batch): void {
+    const n = batch.numRows, s = batch.step, y = batch.label;
+    this.rows += n;
+    if (s) {
+      for (let i = 0; i < n; i++) {
+        const v = s[i];
+        if (v !== this.#last) {
+          if (this.#last !== null && v < this.#last) this.sorted = false;
+          this.steps.add(v);
+          this.#last = v;
+        }
+      }
+    }
+    if (y && this.labels.size < 1 << 20) { for (let i = 0; i < n; i++) this.labels.add(y[i]); }
+  }
 }
 
 /** The state of one run between its passes. */
@@ -146,7 +193,13 @@ class Analysis {
   layout: Layout | null = null;
   set: EstimatorSet | null = null;
   scans: (StateValue | undefined)[] = [];
-  estimators: Estimators | null = null;
+  estimators: Estimators | StepChunks | null = null;
+  /** What the first pass counted (null without one). */
+  counts: InputCounts | null = null;
+  /** `maxMemory`. */
+  readonly maxMemory: number;
+  /** How the estimators hold their steps (see `#plan`). */
+  holding = "";
   // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
   readonly buffers = new BufferPool();
 
@@ -159,6 +212,7 @@ class Analysis {
   ) {
     this.stats = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
     this.paths = [...opts.inputs];
+    this.maxMemory = opts.maxMemory ?? defaultMaxMemory();
   }
 
   /** The first pass (when needed), then the estimators' pass; throws the error that ends the run early. */
@@ -211,14 +265,17 @@ class Analysis {
   async #firstPass(): Promise<void> {
     const ts = performance.now();
     let scanners: (Scanner | null)[] = [];
+    const counts = this.counts = new InputCounts();
     const { states, failure } = await this.#pass(null, async (layout) => {
       const set = this.#choose(layout);
       scanners = set.scanners();
       const mergeable = set.plugins.every((p, i) => !scanners[i] || p.mergeScans);
+      // Before anything big is allocated: the estimators' memory for one step (a lower bound of the run's).
+      checkMemory(set, this.#shape(layout, null), { held: 1, units: 1, copies: 1 }, this.maxMemory);
       return this.threads > 1 && mergeable ? await this.#pool("scan", set) : null;
     }, (batch) => {
       for (const s of scanners) s?.update(batch);
-    });
+    }, (batch) => counts.observe(batch));
     const scanning = scanners.map((s) => s !== null);
     this.scans = states ? this.set!.mergeScans(states, scanning) : scanners.map((s) => s?.result());
     if (failure) {
@@ -240,7 +297,12 @@ class Analysis {
     const { states, failure } = await this.#pass(this.stopAt, async (layout) => {
       const set = (this.set ?? this.#choose(layout)).withScans(this.scans);
       this.set = set;
-      if (this.threads > 1 && set.orderFree() && !set.onGpu()) return await this.#pool("estimate", set);
+      const plan = this.#plan(set, layout);
+      if (plan.chunks) {
+        this.estimators = new StepChunks(set, plan.chunks);
+        return null;
+      }
+      if (plan.copies > 1) return await this.#pool("estimate", set);
       this.estimators = set.create();
       return null;
     }, (batch) => this.estimators!.update(batch));
@@ -260,14 +322,76 @@ class Analysis {
     }
   }
 
+  /** The input's shape for the memory estimates: its layers, rows of one result unit, labels. */
+  #shape(layout: Layout, counts: InputCounts | null): InputShape {
+    const tensors = layout.tensors.filter((t) => !this.opts.layers || this.opts.layers.includes(t.name));
+    let rows: number | null;
+    if (counts) rows = this.settings.byStep ? Math.ceil(counts.rows / Math.max(1, counts.steps.size)) : counts.rows;
+    else {
+      // No first pass: the rows the inputs' sizes allow (an upper bound of one step's); unknown for stdin.
+      const rowBytes = layout.tensors.reduce((a, t) => a + 4 * t.width, 0) + 24;
+      rows = this.paths.includes("-") ? null : Math.ceil(this.stats.reduce((a, s) => a + s.bytes, 0) / rowBytes);
+    }
+    return { kind: layout.kind, tensors, rows, labels: counts && counts.labels.size > 0 ? counts.labels.size : null };
+  }
+
+  /**
+   * How the estimators hold their steps, checked against `maxMemory` (an InputError naming the option that
+   * fits when not): `--by-step` over step-sorted input with step-local estimators finishes each step as the next
+   * begins; without a first pass the steps are finished in chunks that fit. Worker threads (each holding its own
+   * state) when allowed and they fit; automatic threads are given up when only one fits.
+   */
+  #plan(set: EstimatorSet, layout: Layout): { copies: number; chunks?: ConstructorParameters<typeof StepChunks>[1] } {
+    const counts = this.counts, byStep = this.settings.byStep;
+    const shape = this.#shape(layout, counts);
+    const budget = this.maxMemory;
+    const record = (how: string, h: Holding) => {
+      this.holding = `${how}: about ${formatBytes(estimateMemory(set, shape, h).total)}`;
+    };
+    if (byStep && set.stepLocal()) {
+      if (counts?.sorted) {
+        const h = { held: 1, units: Math.max(1, counts.steps.size), copies: 1, finishing: true };
+        checkMemory(set, shape, h, budget);
+        record("one step at a time (steps sorted)", h);
+        return { copies: 1, chunks: { steps: 1, maxHeld: Infinity } };
+      }
+      if (!counts) {
+        // Steps unknown: chunks of as many steps as half the budget holds (all of a small run's steps).
+        const h = { held: 1, units: 1, copies: 1, finishing: true };
+        checkMemory(set, shape, h, budget);
+        const one = estimateMemory(set, shape, h).total - BASE_BYTES;
+        const maxHeld = one > 0 ? Math.max(1, Math.floor((budget - BASE_BYTES) / one)) : Infinity;
+        record(`chunks of steps (at most ${maxHeld} held)`, h);
+        return {
+          copies: 1,
+          chunks: {
+            steps: Math.max(1, Math.floor(maxHeld / 2)),
+            maxHeld,
+            why: `${maxHeld} steps of about ${formatBytes(one)} fit in --max-memory ${formatBytes(budget)}`,
+          },
+        };
+      }
+    }
+    const steps = byStep ? Math.max(1, counts?.steps.size ?? 1) : 1;
+    const threaded = this.threads > 1 && set.orderFree() && !set.onGpu();
+    let h: Holding = { held: steps, units: steps, copies: threaded ? this.threads : 1 };
+    const auto = !(this.opts.threads && this.opts.threads > 0);
+    if (h.copies > 1 && auto && estimateMemory(set, shape, h).total > budget) h = { ...h, copies: 1 };
+    checkMemory(set, shape, h, budget, { unsorted: byStep && counts !== null && !counts.sorted });
+    record(byStep ? `every step (${counts?.sorted === false ? "steps not sorted" : "not step-local"})` : "one", h);
+    return { copies: h.copies };
+  }
+
   /**
    * Reads the inputs once (up to `stopAt`): at the first batch `start` decides on worker threads, then every
-   * batch goes to them or to `local`. Returns the threads' states and the error that stopped the pass.
+   * batch goes to them or to `local` (and to `observe`, on this thread). Returns the threads' states and the
+   * error that stopped the pass.
    */
   async #pass(
     stopAt: StopAt | null,
     start: (layout: Layout) => Promise<WorkerPool | null>,
     local: (batch: Batch) => void | Promise<void>,
+    observe?: (batch: Batch) => void,
   ): Promise<PassEnd> {
     let pool: WorkerPool | null = null, started = false, failure: unknown = null;
     try {
@@ -276,6 +400,7 @@ class Analysis {
           started = true;
           pool = await start(layout);
         }
+        observe?.(batch);
         const at = Math.max(0, this.opts.inputs.indexOf(batch.file)), rows = batch.numRows;
         if (pool) await pool.send(batch);
         else await local(batch);
@@ -356,14 +481,16 @@ class Analysis {
       extra: opts.extra,
     });
     let files: string[] | undefined;
-    if (opts.out) {
+    // Nothing read (no input could be opened): nothing to record, no output directory.
+    const write = opts.out && (error === undefined || this.kind !== null) ? opts.out : undefined;
+    if (write) {
       const tw = performance.now();
-      files = await writeTables(opts.out, tables, format);
+      files = await writeTables(write, tables, format);
       timings.write_s = (performance.now() - tw) / 1000;
     }
     timings.total_s = (performance.now() - t0) / 1000;
-    await writeRunRecord(run, { out: opts.out || undefined, files, timings });
-    return { complete: error === undefined, error, tables, run, warnings: summaries.warnings };
+    await writeRunRecord(run, { out: write, files, timings });
+    return { complete: error === undefined, error, tables, run, warnings: summaries.warnings, written: !!write };
   }
 }
 

@@ -25,6 +25,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { parseBytes } from "../core/memory.ts";
 
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
@@ -39,6 +40,11 @@ const CORE: Record<string, CoreFlag> = {
     help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
   },
   backend: BACKEND_FLAG,
+  "max-memory": {
+    type: "string",
+    arg: "SIZE",
+    help: "refuse a run whose estimators would need more (e.g. 8G, 512MiB; default: 75% of physical memory)",
+  },
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
@@ -90,6 +96,12 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     const backend = parseBackend(v.backend);
+    let maxMemory: number | undefined;
+    try {
+      maxMemory = v["max-memory"] === undefined ? undefined : parseBytes(String(v["max-memory"]), "--max-memory");
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -105,13 +117,16 @@ export async function main(argv: string[]): Promise<number> {
       format,
       registry,
       progress: quiet ? false : undefined,
+      maxMemory,
       extra: { argv },
     });
-    if (!quiet) printSummary(result.tables, out, result.run, registry);
+    if (!quiet && result.written) printSummary(result.tables, out, result.run, registry);
     for (const w of result.warnings) console.error(`infotap: warning: ${w}`);
     if (!result.complete) {
       console.error(`infotap: error: ${result.error}`);
-      console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
+      if (result.written) {
+        console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
+      }
       return EXIT.input;
     }
     return EXIT.ok;

@@ -6,12 +6,13 @@
  */
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
+import { ByteCollector } from "./byte_collector.ts";
 
 /** Output formats of `--format`. */
 export type OutputFormat = "parquet" | "arrow" | "both";
 
-/** Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). */
-export function toParquet(table: arrow.Table): Uint8Array {
+/** The Parquet writer properties of a table: zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only. */
+function parquetProperties(table: arrow.Table): pq.WriterProperties {
   let builder = new pq.WriterPropertiesBuilder()
     .setCompression(pq.Compression.ZSTD)
     .setCreatedBy("infotap");
@@ -25,9 +26,43 @@ export function toParquet(table: arrow.Table): Uint8Array {
   }
   const meta = new Map(table.schema.metadata);
   if (meta.size) builder = builder.setKeyValueMetadata(meta);
-  const props = builder.build();
+  return builder.build();
+}
+
+/** Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). */
+export function toParquet(table: arrow.Table): Uint8Array {
   const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream"));
-  return pq.writeParquet(wasmTable, props);
+  return pq.writeParquet(wasmTable, parquetProperties(table));
+}
+
+/**
+ * The same Parquet bytes as {@linkcode toParquet}, encoded record batch by record batch: a large table (e.g.
+ * the steps of a `--by-step` run, one batch each) is never copied whole into WebAssembly memory.
+ */
+export async function parquetStream(table: arrow.Table): Promise<ReadableStream<Uint8Array>> {
+  const batches = table.batches.length ? table.batches : [new arrow.RecordBatch(table.schema)];
+  let i = 0;
+  const source = new ReadableStream<pq.RecordBatch>({
+    pull(c) {
+      if (i >= batches.length) return c.close();
+      const one = pq.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table(table.schema, [batches[i++]]), "stream"));
+      for (const rb of one.recordBatches()) c.enqueue(rb);
+    },
+  });
+  return await pq.transformParquetStream(source, parquetProperties(table));
+}
+
+/** Arrow IPC file bytes of a table, written batch by batch. */
+function* arrowFileChunks(table: arrow.Table): Generator<Uint8Array> {
+  const collector = new ByteCollector();
+  const writer = new arrow.RecordBatchFileWriter();
+  writer.reset(collector, table.schema);
+  for (const b of table.batches) {
+    writer.write(b);
+    yield collector.take();
+  }
+  writer.finish();
+  yield collector.take();
 }
 
 /** Writes each table as `<dir>/<name>.parquet` and/or `.arrow`; returns the paths written. */
@@ -41,12 +76,12 @@ export async function writeTables(
   for (const [name, table] of Object.entries(tables)) {
     if (format === "parquet" || format === "both") {
       const p = `${dir}/${name}.parquet`;
-      await atomicWrite(p, toParquet(table));
+      await atomicWrite(p, await parquetStream(table));
       written.push(p);
     }
     if (format === "arrow" || format === "both") {
       const p = `${dir}/${name}.arrow`;
-      await atomicWrite(p, arrow.tableToIPC(table, "file"));
+      await atomicWrite(p, table.batches.length > 1 ? arrowFileChunks(table) : arrow.tableToIPC(table, "file"));
       written.push(p);
     }
   }
@@ -57,15 +92,25 @@ export async function writeTables(
  * Writes a file through a temporary name (`<path>.tmp-<pid>`), fsynced, then renamed over `path` and the
  * directory fsynced: readers never see half a file, and a kill or power loss at any instant leaves either the
  * old file or the new one. The temporary file is removed when the write fails.
+ * `bytes` may come in chunks (a stream or async iterable).
  */
-export async function atomicWrite(path: string, bytes: Uint8Array | string): Promise<void> {
+export async function atomicWrite(
+  path: string,
+  bytes: Uint8Array | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
+  const chunks = typeof bytes === "string"
+    ? [new TextEncoder().encode(bytes)]
+    : bytes instanceof Uint8Array
+    ? [bytes]
+    : bytes;
   try {
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
     try {
-      let off = 0;
-      while (off < data.length) off += await f.write(data.subarray(off));
+      for await (const data of chunks) {
+        let off = 0;
+        while (off < data.length) off += await f.write(data.subarray(off));
+      }
       await f.sync();
     } finally {
       f.close();

@@ -21,6 +21,7 @@
 import * as arrow from "apache-arrow";
 import type { Kind } from "../../schemas/batch.ts";
 import { FISHER_KEY, SCHEMA_KEY } from "../../schemas/validate.ts";
+import { ByteCollector } from "../core/byte_collector.ts";
 
 /** A tensor column to write: `values` is row-major, `numRows * width`. */
 export interface TensorInput {
@@ -119,33 +120,13 @@ export async function writeBatches(
   }
 }
 
-/** An Arrow byte sink that hands out what the IPC writer wrote so far (the writer's own queue never drains). */
-class Collector extends arrow.AsyncByteQueue {
-  chunks: Uint8Array[] = [];
-  override write(value: ArrayBufferView | Uint8Array): void {
-    const u8 = value instanceof Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    if (u8.byteLength > 0) this.chunks.push(u8);
-  }
-  take(): Uint8Array {
-    const n = this.chunks.reduce((a, c) => a + c.byteLength, 0);
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.byteLength;
-    }
-    this.chunks = [];
-    return out;
-  }
-}
-
 /** Writes batches to a WritableStream writer (file, socket, stdout), awaiting each write. */
 export async function writeBatchesTo(
   sink: WritableStreamDefaultWriter<Uint8Array>,
   batches: Iterable<arrow.RecordBatch> | AsyncIterable<arrow.RecordBatch>,
   format: "stream" | "file" = "stream",
 ): Promise<void> {
-  const collector = new Collector();
+  const collector = new ByteCollector();
   let writer: arrow.RecordBatchStreamWriter | arrow.RecordBatchFileWriter | null = null;
   const drain = async () => {
     const bytes = collector.take();

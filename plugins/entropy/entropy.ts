@@ -205,14 +205,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
         }
       }
     }
-    const warnings: string[] = [];
-    if (nonfinite > 0) {
-      warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
-    }
-    if (clipped > 0) {
-      warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
-    }
-    return { nonfinite, clipped, warnings };
+    return entropySummary(nonfinite, clipped);
   }
 
   result(): Results | Promise<Results> {
@@ -309,6 +302,18 @@ class EntropyEstimator extends LayerBinning implements Estimator {
   }
 }
 
+/** The summary of `nonfinite` values excluded and `clipped` ones, with a warning for each kind. */
+function entropySummary(nonfinite: number, clipped: number): EstimatorSummary & { nonfinite: number; clipped: number } {
+  const warnings: string[] = [];
+  if (nonfinite > 0) {
+    warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
+  }
+  if (clipped > 0) {
+    warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
+  }
+  return { nonfinite, clipped, warnings };
+}
+
 /** The `entropy` estimator plugin. */
 export const entropyPlugin: EstimatorPlugin = definePlugin({
   name: "entropy",
@@ -326,6 +331,18 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true,
+  stepLocal: true,
+  mergeSummaries: (a, b) =>
+    entropySummary(
+      (a.nonfinite as number) + (b.nonfinite as number),
+      (a.clipped as number) + (b.clipped as number),
+    ),
+  // Per step: float64 totals and uint32 working counts per neuron and bin, two float64 counters per neuron.
+  memory: (o, shape) => {
+    const n = shape.tensors.reduce((a, t) => a + t.width, 0);
+    return { state: n * ((o.bins as number) * 12 + 16), results: n * 90 + shape.tensors.length * 120 };
+  },
+  memoryOptions: ["bins"],
   // Integer counts, bit-equal on the GPU (gpu/histogram.ts).
   gpu: () => "exact",
   create(options, context) {

@@ -556,6 +556,22 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,
+  stepLocal: true,
+  mergeSummaries: (a, b) => ({
+    ...a,
+    kind: a.kind ?? b.kind,
+    steps: (a.steps as number) + (b.steps as number),
+    rows: (a.rows as number) + (b.rows as number),
+  }),
+  // Per step: compensated float64 sums and counts per parameter, and the sketch's 2 ell P float64.
+  memory: (o, shape) => {
+    const p = shape.tensors.reduce((a, t) => a + t.width, 0), rank = o["fisher-rank"] as number;
+    return {
+      state: 24 * p + 16 * rank * p,
+      results: (2 * shape.tensors.length + 1) * 150 + rank * 70 + (o["fisher-diag"] ? p * 50 : 0),
+    };
+  },
+  memoryOptions: ["fisher-rank"],
   // The diagonal's sums on the GPU are float-float, within 1.5e-8 relative (gpu/square_sums.ts).
   gpu: () => "approximate",
   options: {

@@ -627,6 +627,22 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     return options["mi-estimator"] === "binned" ? new RangeScanner() : null;
   },
   mergeScans: mergeRangeScans,
+  stepLocal: true,
+  mergeSummaries: (a, b) => (a.gpu_fallback ? a : b),
+  // Per step: binned, pairs x bins^2 uint32 counts; KSG, the reservoir (2 x --mi-samples rows of every neuron,
+  // float32) and, while the result is computed, the neurons' columns and their sorted copies (~5.5 times them).
+  memory: (o, shape) => {
+    const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
+    const pairs = o["mi-pairs"] === "all" ? (n * (n - 1)) / 2 : widths.reduce((a, w) => a + (w * (w - 1)) / 2, 0);
+    const results = pairs * 70 + shape.tensors.length * 80;
+    if (o["mi-estimator"] === "binned") {
+      const b = o["mi-bins"] as number;
+      return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results };
+    }
+    const rows = Math.min(o["mi-samples"] as number, shape.rows ?? (o["mi-samples"] as number));
+    return { state: 2 * rows * n * 4 + rows * 16 + 5.5 * rows * n * 4 + pairs * 16, results };
+  },
+  memoryOptions: ["mi-bins", "mi-samples"],
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,

@@ -724,6 +724,14 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",
+  // Rows (float32) and the kernels (float64, with growth slack), then the factor, L^-T and M (module header).
+  memory: (o, shape) => {
+    const width = shape.tensors.reduce((a, t) => a + t.width, 0);
+    const p = o["si-sketch-dim"] === undefined ? width : Math.min(width, (o["si-sketch-dim"] as number) * shape.tensors.length);
+    const n = shape.rows ?? 0;
+    return { state: 4 * p * n + 8 * n * n * (1.56 + 3), results: n * 60 };
+  },
+  memoryOptions: ["si-sketch-dim"],
   options: {
     "si-lambda": {
       type: "number",

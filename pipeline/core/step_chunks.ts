@@ -1,0 +1,140 @@
+/**
+ * `--by-step` with bounded memory: estimators of step-local plugins (`EstimatorPlugin.stepLocal`) fed in step
+ * order are finished in chunks of whole steps: when a new step begins and the chunk holds enough steps, the
+ * chunk's result tables are taken (kept per plugin), its estimators are disposed and fresh ones take the next
+ * steps. At the end the chunks' tables are concatenated per plugin, then joined as `Estimators.tables` joins
+ * them, and the summaries combined (`mergeSummaries`): the same tables as one set of estimators over all steps.
+ *
+ * Steps must not go back to a finished chunk: a row of a step before the last finished one is an InputError
+ * (the input's steps are not sorted). Steps that go back within the open chunk are fine, but stop the
+ * finishing; `maxHeld` then bounds the steps held (an InputError past it, before memory runs out).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StepChunks } from "./step_chunks.ts";
+ * import { cpuSettings, EstimatorSet } from "./estimator_set.ts";
+ * import { Registry } from "./registry.ts";
+ * import { builtinPlugins } from "../../plugins/mod.ts";
+ * const set = EstimatorSet.of([new Registry(builtinPlugins).get("entropy")], { range: [0, 1] }, cpuSettings(true, 0));
+ * const chunks = new StepChunks(set, { steps: 1, maxHeld: 10 });
+ * for (const step of [0n, 1n, 2n]) {
+ *   const values = new Float32Array([0.1, 0.9]);
+ *   await chunks.update({ numRows: 2, step: new BigInt64Array([step, step]), columns: [{ name: "fc1", width: 1, values }] } as never);
+ * }
+ * assert.equal(chunks.finished, 2); // steps 0 and 1 finished while step 2 came
+ * assert.equal((await chunks.tables()).neuron_entropy.numRows, 3);
+ * chunks.dispose();
+ * ```
+ *
+ * @module
+ */
+import type * as arrow from "apache-arrow";
+import { type Batch, sliceBatch } from "../../schemas/batch.ts";
+import { InputError } from "../../schemas/errors.ts";
+import type { EstimatorSummary, Results } from "./plugin.ts";
+import { type EstimatorRecord, type Estimators, type EstimatorSet, summaryRecords } from "./estimator_set.ts";
+import { stepRuns } from "./steps.ts";
+import { concatTables } from "./table.ts";
+
+/** When chunks finish. */
+export interface ChunkPolicy {
+  /** Steps a chunk holds before it is finished at the next new step (1: every step as it ends). */
+  steps: number;
+  /** Steps held at most when the input's steps go back (not sorted): past it, an InputError. */
+  maxHeld: number;
+  /** Said in that InputError: why the steps are bounded (e.g. the memory they would take). */
+  why?: string;
+}
+
+/** Estimators over step-sorted batches, finished a chunk of steps at a time (see the module). */
+export class StepChunks {
+  #current: Estimators;
+  #held = new Set<bigint>();
+  #done: Results[][] = [];
+  #told: (EstimatorSummary | null)[] | null = null;
+  #maxStep: bigint | null = null;
+  /** Steps up to this one are finished (null: none yet). */
+  finishedThrough: bigint | null = null;
+  /** Steps finished so far. */
+  finished = 0;
+  /** False once a step came after a higher one. */
+  sorted = true;
+
+  constructor(readonly set: EstimatorSet, readonly policy: ChunkPolicy) {
+    this.#current = set.create();
+  }
+
+  /** Folds a batch in, finishing the open chunk first when a new step begins and the chunk is full. */
+  async update(batch: Batch): Promise<void> {
+    const runs = stepRuns(batch, true);
+    for (const run of runs) {
+      const step = run.step!;
+      if (this.finishedThrough !== null && step <= this.finishedThrough) {
+        throw new InputError(
+          `Cannot analyze --by-step as step ${step} comes after step ${this.finishedThrough} was finished (the input's steps are not sorted; ${
+            this.policy.why ?? "steps are finished as they end"
+          }): current value is ${step}`,
+          { file: batch.file, batch: batch.index, column: "step" },
+        );
+      }
+      if (this.#maxStep !== null && step < this.#maxStep) this.sorted = false;
+      const fresh = this.#maxStep === null || step > this.#maxStep;
+      if (fresh && this.sorted && this.#held.size >= this.policy.steps) await this.#finish();
+      if (!this.#held.has(step)) {
+        if (this.#held.size >= this.policy.maxHeld) {
+          throw new InputError(
+            `Cannot analyze --by-step as more than ${this.policy.maxHeld} steps would be held at once (the input's steps are not sorted; ${
+              this.policy.why ?? "memory is bounded"
+            }): current value is ${this.#held.size + 1} steps`,
+            { file: batch.file, batch: batch.index, column: "step" },
+          );
+        }
+        this.#held.add(step);
+      }
+      await this.#current.update(runs.length === 1 ? batch : sliceBatch(batch, run.r0, run.r1));
+      if (fresh) this.#maxStep = step;
+    }
+  }
+
+  /** Takes the open chunk's tables and summaries, frees its estimators, opens the next chunk. */
+  async #finish(): Promise<void> {
+    if (this.#held.size === 0) return;
+    this.#done.push(await this.#current.results());
+    this.#merge(this.#current.rawSummaries());
+    this.#current.dispose();
+    this.#current = this.set.create();
+    this.finished += this.#held.size;
+    this.#held.clear();
+    this.finishedThrough = this.#maxStep;
+  }
+
+  #merge(told: (EstimatorSummary | null)[]): void {
+    this.#told = this.#told === null ? told : this.set.mergeSummaries(this.#told, told);
+  }
+
+  /** The tables of every step: each plugin's chunks concatenated in step order, then joined. */
+  async tables(): Promise<Record<string, arrow.Table>> {
+    const chunks = [...this.#done];
+    if (this.#held.size > 0 || chunks.length === 0) chunks.push(await this.#current.results());
+    const perPlugin: Results[] = this.set.plugins.map((_, i) => {
+      const names = new Set(chunks.flatMap((c) => Object.keys(c[i])));
+      return Object.fromEntries(
+        [...names].map((n) => [n, concatTables(chunks.map((c) => c[i][n]).filter((t) => t !== undefined))]),
+      );
+    });
+    return this.set.join(perPlugin);
+  }
+
+  /** What run.json records of each estimator, over every chunk. */
+  summaries(): { records: EstimatorRecord[]; warnings: string[] } {
+    const open = this.#held.size > 0 || this.#told === null ? this.#current.rawSummaries() : null;
+    const told = open === null ? this.#told! : this.#told === null ? open : this.set.mergeSummaries(this.#told, open);
+    return summaryRecords(this.set, told);
+  }
+
+  /** Frees the open chunk's estimators. */
+  dispose(): void {
+    this.#current.dispose();
+  }
+}
