@@ -41,9 +41,11 @@ import {
   adapterRecord,
   type BackendDecision,
   type BackendRequest,
-  estimatorBackend,
+  estimatorGpu,
+  openRunGpu,
   selectBackend,
-} from "../../plugins/kernels/gpu/device.ts";
+} from "../core/backend.ts";
+import { resolveThreads } from "../../plugins/kernels/threads.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -70,11 +72,14 @@ export interface AnalyzeOptions {
   registry?: Registry;
   /** Show a progress bar (default: when stderr is a terminal). */
   progress?: boolean;
-  /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
+  /**
+   * Threads (plugins/kernels/threads.ts: 0 or absent = the default). Order-free estimators run on a pool of worker
+   * threads when this is given or the input is at least 64 MiB; the estimators get it as `context.threads`.
+   */
   threads?: number;
   /**
    * `auto` (default): WebGPU when a hardware adapter exists, never a fallback/software one; `cpu`; `webgpu`:
-   * WebGPU or a `BackendError` (see plugins/kernels/gpu/device.ts). Estimators without a GPU path run on the CPU anyway.
+   * WebGPU or a `BackendError` (see pipeline/core/backend.ts). Estimators without a GPU path run on the CPU anyway.
    */
   backend?: BackendRequest;
   /** Let `backend: "webgpu"` use a software adapter (llvmpipe, ...); default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
@@ -209,7 +214,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const decision: BackendDecision = await selectBackend(opts.backend ?? "auto", {
     allowSoftware: opts.allowSoftwareGpu,
   });
-  const context: EstimatorContext = { byStep, seed, backend: decision.backend };
+  const gpu = await openRunGpu(decision);
+  const context: EstimatorContext = { byStep, seed, threads: resolveThreads(opts.threads) };
   const stats: InputStats[] = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
   const resolve = (p: EstimatorPlugin) => resolveOptions(p, opts.options ?? {});
 
@@ -264,10 +270,9 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
       progress = new Progress(needsScan ? "2 passes" : "1 pass", totalBytes * (needsScan ? 2 : 1), opts.progress);
       // Pass 1: scanners (only when an estimator needs one).
-      const auto = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES
-        ? Math.min(4, navigator.hardwareConcurrency ?? 1)
-        : 1;
-      const threads = opts.threads && opts.threads > 0 ? opts.threads : auto;
+      const large = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES;
+      const threads = (opts.threads ?? 0) > 0 || large ? context.threads! : 1;
+      const workerContext = (c: EstimatorContext) => ({ ...c, gpu: null, threads: 1 }); // the pool spends the threads
       const modules = () => plugins.map((p) => registry.moduleOf(p.name)).filter((m): m is string => m !== null);
       if (needsScan) {
         const ts = performance.now();
@@ -289,7 +294,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
                   plugins: scanning.map((p) => ({
                     name: p.name,
                     options: optionsByPlugin[plugins.indexOf(p)],
-                    context,
+                    context: workerContext(context),
                   })),
                 });
                 pool.onBuffer = (b) => buffers.give(b);
@@ -338,19 +343,23 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           if (estimators.length === 0 && !pool) {
             // WebGPU for the plugins with a GPU path: exact ones under auto, approximate ones only when asked.
             const contexts = plugins.map((p, i) => {
-              const backend = estimatorBackend(decision.backend, opts.backend ?? "auto", p.gpu?.(optionsByPlugin[i]));
-              return { ...context, backend, scan: scans[i] };
+              const g = estimatorGpu(gpu, opts.backend ?? "auto", p.gpu?.(optionsByPlugin[i]));
+              return { ...context, gpu: g, scan: scans[i] };
             });
-            estimatorBackends = contexts.map((c) => c.backend);
+            estimatorBackends = contexts.map((c) => (c.gpu ? "webgpu" : "cpu"));
             const orderFree = plugins.every((p, i) =>
               typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
             );
             // On WebGPU the estimators share one device: one thread feeds it.
-            if (threads > 1 && orderFree && !contexts.some((c) => c.backend === "webgpu")) {
+            if (threads > 1 && orderFree && !contexts.some((c) => c.gpu)) {
               pool = await WorkerPool.start(threads, {
                 mode: "estimate",
                 modules: modules(),
-                plugins: plugins.map((p, i) => ({ name: p.name, options: optionsByPlugin[i], context: contexts[i] })),
+                plugins: plugins.map((p, i) => ({
+                  name: p.name,
+                  options: optionsByPlugin[i],
+                  context: workerContext(contexts[i]),
+                })),
               });
               pool.onBuffer = (b) => buffers.give(b);
               run.threads = threads;
@@ -382,7 +391,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
           const states = await pool.finish();
           estimators = plugins.map((p, i) => {
             const parts = states.map((w) =>
-              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, backend: "cpu", scan: scans[i] })
+              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, gpu: null, scan: scans[i] })
             );
             for (const other of parts.slice(1)) parts[0].merge(other);
             return parts[0];
@@ -440,7 +449,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       layers: (firstLayout as Layout | null)?.tensors.filter((t) => !opts.layers || opts.layers.includes(t.name)) ?? [],
       estimators: summaries,
       options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
-      backend: context.backend,
+      backend: decision.backend,
       backend_request: opts.backend ?? "auto",
       backend_reason: decision.reason,
       adapter: adapterRecord(decision),

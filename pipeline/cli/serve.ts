@@ -28,7 +28,7 @@ import {
   pluginHelp,
   UsageError,
 } from "./_args.ts";
-import { BackendError } from "../../plugins/kernels/gpu/device.ts";
+import { BackendError } from "../core/backend.ts";
 import { VERSION } from "../core/version.ts";
 
 const CORE: Record<string, CoreFlag> = {

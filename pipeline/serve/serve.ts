@@ -71,11 +71,13 @@ import {
   adapterRecord,
   type BackendDecision,
   type BackendRequest,
-  describeAdapter,
-  estimatorBackend,
+  estimatorGpu,
+  openRunGpu,
   selectBackend,
-} from "../../plugins/kernels/gpu/device.ts";
+} from "../core/backend.ts";
+import { describeAdapter, type GpuContext } from "../../plugins/kernels/gpu/context.ts";
 import { Registry } from "../core/registry.ts";
+import { resolveThreads } from "../../plugins/kernels/threads.ts";
 import { resultTables, selectLayers } from "../analyze/run.ts";
 import { readMessages } from "../../schemas/source.ts";
 import { decodeState, encodeState } from "../core/state.ts";
@@ -131,7 +133,7 @@ export interface ServeOptions {
   /**
    * `auto` (default): estimators with an exact WebGPU path run on a hardware GPU when one exists (never a
    * software adapter); `cpu`; `webgpu`: WebGPU for every estimator with a GPU path, or an error at start when no
-   * usable adapter exists (plugins/kernels/gpu/device.ts). Data goes up once per batch; results come back once per window.
+   * usable adapter exists (pipeline/core/backend.ts). Data goes up once per batch; results come back once per window.
    */
   backend?: BackendRequest;
   /** Let `backend: "webgpu"` use a software adapter; default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
@@ -231,6 +233,8 @@ class LiveRun {
   readonly context: EstimatorContext;
   /** The run's backend (chosen at start). */
   decision: BackendDecision = { backend: "cpu", reason: "not chosen yet", adapter: null };
+  /** The run's GPU (opened at start when the run chose WebGPU). */
+  gpu: GpuContext | null = null;
   /**
    * Contexts of the estimators, one per plugin (backend per plugin): the windows' and the run totals' (the totals only
    * merge closed windows, but estimators that compute at the end, such as KSG, then do it on the GPU).
@@ -289,7 +293,11 @@ class LiveRun {
     }
     this.format = opts.format ?? "parquet";
     this.log = opts.log ?? ((l) => console.log(l));
-    this.context = { byStep: this.every > 0 || (opts.byStep ?? false), seed: opts.seed ?? 0, backend: "cpu" };
+    this.context = {
+      byStep: this.every > 0 || (opts.byStep ?? false),
+      seed: opts.seed ?? 0,
+      threads: resolveThreads(),
+    };
     this.requested = opts.estimators?.length ? opts.estimators.map((n) => this.registry.get(n)) : null;
     // No first pass on a live stream: refuse estimators that would need one.
     const candidates = this.requested ?? this.registry.all().filter((p) => p.byDefault);
@@ -332,6 +340,7 @@ class LiveRun {
       );
     }
     this.decision = await selectBackend(this.opts.backend ?? "auto", { allowSoftware: this.opts.allowSoftwareGpu });
+    this.gpu = await openRunGpu(this.decision);
     await Deno.mkdir(this.opts.out, { recursive: true });
     if (this.opts.resume) await this.#restore();
     if (tcp) {
@@ -623,7 +632,7 @@ class LiveRun {
   #setContexts(): void {
     this.windowContexts = this.plugins!.map((p, i) => ({
       ...this.context,
-      backend: estimatorBackend(this.decision.backend, this.opts.backend ?? "auto", p.gpu?.(this.optionsByPlugin[i])),
+      gpu: estimatorGpu(this.gpu, this.opts.backend ?? "auto", p.gpu?.(this.optionsByPlugin[i])),
     }));
   }
 
@@ -901,7 +910,7 @@ class LiveRun {
         estimators: (this.plugins ?? []).map((p, i) => ({
           name: p.name,
           options: this.optionsByPlugin[i],
-          backend: this.windowContexts[i]?.backend ?? "cpu",
+          backend: this.windowContexts[i]?.gpu ? "webgpu" : "cpu",
           summary: (this.total![i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
         })),
         options: {
