@@ -74,6 +74,17 @@ export const control = {
   br: (depth: number): Code => [0x0c, ...uleb(depth)],
   brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
   select: [0x1b],
+  /**
+   * A loop that runs `body` until `exit` (code leaving an i32 on the stack) is true, tested before each pass:
+   * `block loop <exit> br_if 1 <body> br 0 end end`. Inside `body`, depth 0 continues and depth 1 breaks.
+   */
+  loopUntil: (exit: Code, body: Code): Code => [
+    ...[0x02, 0x40, 0x03, 0x40],
+    ...exit,
+    ...[0x0d, 1],
+    ...body,
+    ...[0x0c, 0, 0x0b, 0x0b],
+  ],
 };
 
 /** `local.get`, `local.set`, `local.tee` by index (see {@linkcode Locals} for names). */

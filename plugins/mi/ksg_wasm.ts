@@ -87,71 +87,64 @@ function kernelBody(): number[] {
   const scan = (): number[] => [
     ...get("qa"),
     ...set("q"),
-    ...control.block,
-    ...control.loop,
-    ...get("q"),
-    ...get("qb"),
-    ...i32.ge_s,
-    ...control.brIf(1),
-    // D = max(|X - px[q..q+1]|, |Y - py[q..q+1]|)
-    ...get("X"),
-    ...vload([...get("px"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
-    ...f64x2.sub,
-    ...f64x2.abs,
-    ...get("Y"),
-    ...vload([...get("py"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
-    ...f64x2.sub,
-    ...f64x2.abs,
-    ...f64x2.pmax,
-    // a lone last sample: lane 1 (the next range's sample) becomes +inf (tail table: (0, 0), (0, inf))
-    ...vload([
-      ...get("tail"),
+    ...control.loopUntil([...get("q"), ...get("qb"), ...i32.ge_s], [
+      // D = max(|X - px[q..q+1]|, |Y - py[q..q+1]|)
+      ...get("X"),
+      ...vload([...get("px"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
+      ...f64x2.sub,
+      ...f64x2.abs,
+      ...get("Y"),
+      ...vload([...get("py"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
+      ...f64x2.sub,
+      ...f64x2.abs,
+      ...f64x2.pmax,
+      // a lone last sample: lane 1 (the next range's sample) becomes +inf (tail table: (0, 0), (0, inf))
+      ...vload([
+        ...get("tail"),
+        ...get("q"),
+        ...i32.const(1),
+        ...i32.add,
+        ...get("qb"),
+        ...i32.eq,
+        ...i32.const(4),
+        ...i32.shl,
+        ...i32.add,
+      ]),
+      ...f64x2.pmax,
+      ...set("D"),
+      ...get("B0"),
+      ...get("D"),
+      ...f64x2.pmax,
+      ...set("T"),
+      ...get("B0"),
+      ...get("D"),
+      ...f64x2.pmin,
+      ...set("B0"),
+      ...get("B1"),
+      ...get("T"),
+      ...f64x2.pmax,
+      ...set("D"),
+      ...get("B1"),
+      ...get("T"),
+      ...f64x2.pmin,
+      ...set("B1"),
+      ...get("B2"),
+      ...get("D"),
+      ...f64x2.pmax,
+      ...set("T"),
+      ...get("B2"),
+      ...get("D"),
+      ...f64x2.pmin,
+      ...set("B2"),
+      ...get("B3"),
+      ...get("T"),
+      ...f64x2.pmin,
+      ...set("B3"),
       ...get("q"),
-      ...i32.const(1),
+      ...i32.const(2),
       ...i32.add,
-      ...get("qb"),
-      ...i32.eq,
-      ...i32.const(4),
-      ...i32.shl,
-      ...i32.add,
+      ...set("q"),
     ]),
-    ...f64x2.pmax,
-    ...set("D"),
-    ...get("B0"),
-    ...get("D"),
-    ...f64x2.pmax,
-    ...set("T"),
-    ...get("B0"),
-    ...get("D"),
-    ...f64x2.pmin,
-    ...set("B0"),
-    ...get("B1"),
-    ...get("T"),
-    ...f64x2.pmax,
-    ...set("D"),
-    ...get("B1"),
-    ...get("T"),
-    ...f64x2.pmin,
-    ...set("B1"),
-    ...get("B2"),
-    ...get("D"),
-    ...f64x2.pmax,
-    ...set("T"),
-    ...get("B2"),
-    ...get("D"),
-    ...f64x2.pmin,
-    ...set("B2"),
-    ...get("B3"),
-    ...get("T"),
-    ...f64x2.pmin,
-    ...set("B3"),
-    ...get("q"),
-    ...i32.const(2),
-    ...i32.add,
-    ...set("q"),
-    ...control.br(0),
-    ...control.end,
-    ...control.end,
   ];
 
   /** kth = the 4th smallest of the two lanes' lists: min(a3, b3, max(a0, b2), max(a1, b1), max(a2, b0)). */
@@ -180,17 +173,7 @@ function kernelBody(): number[] {
   ];
 
   /** while (cond) body */
-  const whileDo = (cond: number[], body: number[]) => [
-    ...control.block,
-    ...control.loop,
-    ...cond,
-    ...i32.eqz,
-    ...control.brIf(1),
-    ...body,
-    ...control.br(0),
-    ...control.end,
-    ...control.end,
-  ];
+  const whileDo = (cond: number[], body: number[]) => control.loopUntil([...cond, ...i32.eqz], body);
   /** (a < b) ? a : b style select: [then, else, cond] */
   const sel = (a: number[], b: number[], cond: number[]) => [...a, ...b, ...cond, ...control.select];
   /** cond && test (both i32) */
@@ -199,6 +182,27 @@ function kernelBody(): number[] {
     test: number[],
   ) => [...cond, ...control.ifI32, ...test, ...control.else, ...i32.const(0), ...control.end];
   const inc = (n: string, d: number) => [...get(n), ...i32.const(d), ...i32.add, ...set(n)];
+
+  /**
+   * Widens the strip range [lo, hi] of one axis while the next strip's border value is nearer to the sample's
+   * coordinate `v` than kth: `s[e[lo] - 1]` below (lo > 0), `s[e[hi + 1]]` above (hi < G - 1).
+   */
+  const grow = (v: string, lo: string, hi: string, G: string, s: string, e: string) => [
+    ...whileDo(
+      and([...get(lo), ...i32.const(0), ...i32.gt_s], [
+        ...[...get(v), ...ld64(s, [...ld32(e, get(lo)), ...i32.const(1), ...i32.sub]), ...f64.sub],
+        ...[...get("kth"), ...f64.lt],
+      ]),
+      inc(lo, -1),
+    ),
+    ...whileDo(
+      and([...get(hi), ...get(G), ...i32.const(1), ...i32.sub, ...i32.lt_s], [
+        ...[...ld64(s, ld32(e, [...get(hi), ...i32.const(1), ...i32.add])), ...get(v), ...f64.sub],
+        ...[...get("kth"), ...f64.lt],
+      ]),
+      inc(hi, 1),
+    ),
+  ];
 
   // per sample
   const sample: number[] = [
@@ -317,66 +321,8 @@ function kernelBody(): number[] {
     ...set("Y0"),
     ...get("y1"),
     ...set("Y1"),
-    ...whileDo(
-      and([
-        ...get("X0"),
-        ...i32.const(0),
-        ...i32.gt_s,
-      ], [
-        ...get("x"),
-        ...ld64("xs", [...ld32("xe", get("X0")), ...i32.const(1), ...i32.sub]),
-        ...f64.sub,
-        ...get("kth"),
-        ...f64.lt,
-      ]),
-      inc("X0", -1),
-    ),
-    ...whileDo(
-      and([
-        ...get("X1"),
-        ...get("Gx"),
-        ...i32.const(1),
-        ...i32.sub,
-        ...i32.lt_s,
-      ], [
-        ...ld64("xs", ld32("xe", [...get("X1"), ...i32.const(1), ...i32.add])),
-        ...get("x"),
-        ...f64.sub,
-        ...get("kth"),
-        ...f64.lt,
-      ]),
-      inc("X1", 1),
-    ),
-    ...whileDo(
-      and([
-        ...get("Y0"),
-        ...i32.const(0),
-        ...i32.gt_s,
-      ], [
-        ...get("y"),
-        ...ld64("ys", [...ld32("ye", get("Y0")), ...i32.const(1), ...i32.sub]),
-        ...f64.sub,
-        ...get("kth"),
-        ...f64.lt,
-      ]),
-      inc("Y0", -1),
-    ),
-    ...whileDo(
-      and([
-        ...get("Y1"),
-        ...get("Gy"),
-        ...i32.const(1),
-        ...i32.sub,
-        ...i32.lt_s,
-      ], [
-        ...ld64("ys", ld32("ye", [...get("Y1"), ...i32.const(1), ...i32.add])),
-        ...get("y"),
-        ...f64.sub,
-        ...get("kth"),
-        ...f64.lt,
-      ]),
-      inc("Y1", 1),
-    ),
+    ...grow("x", "X0", "X1", "Gx", "xs", "xe"),
+    ...grow("y", "Y0", "Y1", "Gy", "ys", "ye"),
     // rows Y0..Y1: outside the block's rows columns X0..X1, inside them X0..x0-1 and x1+1..X1
     ...get("Y0"),
     ...set("gy"),

@@ -37,122 +37,62 @@ function kernelBody(): number[] {
     v128: [...Array.from({ length: 2 * KR }, (_, x) => `acc${x}`), "vb0", "vb1", "va"],
   });
   const get = (n: string) => l.get(n), set = (n: string) => l.set(n);
-  const rowAddr = (r: number) => [...get("pc"), ...get("sc"), ...i32.const(r), ...i32.mul, ...i32.add];
-  const code: number[] = [
-    ...i32.const(KR * 8),
-    ...set("sa"),
-    ...i32.const(4 * 8),
-    ...set("sb"),
-    ...get("nj"),
-    ...i32.const(8),
-    ...i32.mul,
-    ...set("sc"),
-    ...i32.const(0),
-    ...set("i"),
-    ...control.block,
-    ...control.loop, // i
-    ...get("i"),
-    ...get("mi"),
-    ...i32.ge_u,
-    ...control.brIf(1),
-    ...i32.const(0),
-    ...set("j"),
-    ...control.block,
-    ...control.loop, // j
-    ...get("j"),
-    ...get("nj"),
-    ...i32.ge_u,
-    ...control.brIf(1),
-    ...get("c"),
-    ...get("i"),
-    ...get("sc"),
-    ...i32.mul,
-    ...i32.add,
-    ...get("j"),
-    ...i32.const(8),
-    ...i32.mul,
-    ...i32.add,
-    ...set("pc"),
+  /** `name += step`; `name += local` when step is a name. */
+  const add = (name: string, step: number | string) => [
+    ...[...get(name), ...(typeof step === "number" ? i32.const(step) : get(step)), ...i32.add],
+    ...set(name),
   ];
-  for (let r = 0; r < KR; r++) {
-    for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...v128.load(16 * h), ...set(acc(r, h)));
-  }
-  code.push(
-    ...get("a"),
-    ...get("i"),
-    ...get("la"),
-    ...i32.mul,
-    ...i32.const(8),
-    ...i32.mul,
-    ...i32.add,
-    ...set("pa"),
-    ...get("b"),
-    ...get("j"),
-    ...get("lb"),
-    ...i32.mul,
-    ...i32.const(8),
-    ...i32.mul,
-    ...i32.add,
-    ...set("pb"),
+  /** `to = base + index * length * 8` (the start of a panel). */
+  const panel = (base: string, index: string, length: string, to: string) => [
+    ...[...get(base), ...get(index), ...get(length), ...i32.mul, ...i32.const(8), ...i32.mul, ...i32.add],
+    ...set(to),
+  ];
+  const rowAddr = (r: number) => [...get("pc"), ...get("sc"), ...i32.const(r), ...i32.mul, ...i32.add];
+  /** `op(r, h)` for the 2 KR accumulators in order. */
+  const each = (op: (r: number, h: number) => number[]) =>
+    Array.from({ length: KR }, (_, r) => [...op(r, 0), ...op(r, 1)]).flat();
+  // t passes of rank-1 updates: acc[r][h] += splat(A[t][r]) * B[t][2h..2h+1]
+  const tLoop = [
     ...get("pt"),
     ...set("t"),
-    ...control.block, // t
-    ...get("t"),
-    ...i32.eqz,
-    ...control.brIf(0),
-    ...control.loop, // t
-    ...get("pb"),
-    ...v128.load(0),
-    ...set("vb0"),
-    ...get("pb"),
-    ...v128.load(16),
-    ...set("vb1"),
-  );
-  for (let r = 0; r < KR; r++) {
-    code.push(...get("pa"), ...v128.load64_splat(r * 8), ...set("va"));
-    for (let h = 0; h < 2; h++) {
-      code.push(...get(acc(r, h)), ...get("va"), ...get(h ? "vb1" : "vb0"), ...f64x2.mul, ...f64x2.add);
-      code.push(...set(acc(r, h)));
-    }
-  }
-  code.push(
-    ...get("pa"),
-    ...get("sa"),
-    ...i32.add,
-    ...set("pa"),
-    ...get("pb"),
-    ...get("sb"),
-    ...i32.add,
-    ...set("pb"),
-    ...get("t"),
-    ...i32.const(1),
-    ...i32.sub,
-    ...l.tee("t"),
-    ...control.brIf(0), // loop t
+    ...control.block,
+    ...[...get("t"), ...i32.eqz, ...control.brIf(0)],
+    ...control.loop,
+    ...[...get("pb"), ...v128.load(0), ...set("vb0"), ...get("pb"), ...v128.load(16), ...set("vb1")],
+    ...Array.from({ length: KR }, (_, r) => [
+      ...[...get("pa"), ...v128.load64_splat(r * 8), ...set("va")],
+      ...[0, 1].flatMap((h) => [
+        ...[...get(acc(r, h)), ...get("va"), ...get(h ? "vb1" : "vb0"), ...f64x2.mul, ...f64x2.add],
+        ...set(acc(r, h)),
+      ]),
+    ]).flat(),
+    ...add("pa", "sa"),
+    ...add("pb", "sb"),
+    ...[...get("t"), ...i32.const(1), ...i32.sub, ...l.tee("t"), ...control.brIf(0)],
     ...control.end,
     ...control.end,
-  );
-  for (let r = 0; r < KR; r++) {
-    for (let h = 0; h < 2; h++) code.push(...rowAddr(r), ...get(acc(r, h)), ...v128.store(16 * h));
-  }
-  code.push(
-    ...get("j"),
-    ...i32.const(4),
-    ...i32.add,
-    ...set("j"),
-    ...control.br(0), // loop j
+  ];
+  // one KR x 4 block of C: load it, the t passes, store it
+  const block = [
+    ...[...get("c"), ...get("i"), ...get("sc"), ...i32.mul, ...i32.add],
+    ...[...get("j"), ...i32.const(8), ...i32.mul, ...i32.add, ...set("pc")],
+    ...each((r, h) => [...rowAddr(r), ...v128.load(16 * h), ...set(acc(r, h))]),
+    ...panel("a", "i", "la", "pa"),
+    ...panel("b", "j", "lb", "pb"),
+    ...tLoop,
+    ...each((r, h) => [...rowAddr(r), ...get(acc(r, h)), ...v128.store(16 * h)]),
+  ];
+  return l.body([
+    ...[...i32.const(KR * 8), ...set("sa"), ...i32.const(4 * 8), ...set("sb")],
+    ...[...get("nj"), ...i32.const(8), ...i32.mul, ...set("sc")],
+    ...[...i32.const(0), ...set("i")],
+    ...control.loopUntil([...get("i"), ...get("mi"), ...i32.ge_u], [
+      ...[...i32.const(0), ...set("j")],
+      ...control.loopUntil([...get("j"), ...get("nj"), ...i32.ge_u], [...block, ...add("j", 4)]),
+      ...add("i", KR),
+    ]),
     ...control.end,
-    ...control.end,
-    ...get("i"),
-    ...i32.const(KR),
-    ...i32.add,
-    ...set("i"),
-    ...control.br(0), // loop i
-    ...control.end,
-    ...control.end,
-    ...control.end,
-  );
-  return l.body(code);
+  ]);
 }
 
 /** `kernel(a, b, c, mi, nj, pt, la, lb)`: see the module header. */
