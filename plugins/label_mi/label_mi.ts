@@ -1,6 +1,6 @@
 /**
  * `label-mi`: the mutual information `I(neuron; label)` (nats) between each binned neuron and the class label
- * (../shared/SCIENCE.md section 1, information-plane style): the plug-in formula on the contingency table of bin
+ * (docs/science.md section 1, information-plane style): the plug-in formula on the contingency table of bin
  * code x label, accumulated batch by batch with exact counts (= scikit-learn `mutual_info_score` on the codes).
  *
  * Binning is `entropy`'s (the same `--bins`, `--binning`, `--range` options and conventions, see
@@ -37,6 +37,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
+import { labelMiReport } from "./report.ts";
 
 /** Per step and layer: per label value, `width * bins` counts; and non-finite counts per neuron. */
 interface LayerAcc {
@@ -206,9 +207,10 @@ class LabelMiEstimator extends LayerBinning implements Estimator {
 /** The `label-mi` estimator plugin. */
 export const labelMiPlugin: EstimatorPlugin = definePlugin({
   name: "label-mi",
-  description: "Mutual information (nats) between each binned neuron and the class label (SCIENCE.md section 1).",
+  description: "Mutual information (nats) between each binned neuron and the class label (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { label_mi: {} },
+  report: labelMiReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {
