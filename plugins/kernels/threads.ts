@@ -31,8 +31,14 @@ export const MAX_THREADS = 64;
 /** The most threads of the default (the machine's cores, or `INFOTAP_THREADS=0`). */
 export const DEFAULT_THREAD_CAP = 8;
 
+let defaultHeld: number | undefined;
+
 /** The default thread count: `INFOTAP_THREADS` (0 = cores) when set and readable, else the cores; see the policy. */
 export function defaultThreads(): number {
+  return defaultHeld ??= readDefault();
+}
+
+function readDefault(): number {
   let v: string | undefined;
   try {
     const d = globalThis.Deno;
