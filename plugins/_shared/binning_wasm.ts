@@ -235,6 +235,11 @@ function kernelBody(uniform: boolean): number[] {
     ...[0, 1, 2, 3].flatMap((lane) => [...(lane ? get(K) : []), ...i32x4.extract_lane(lane), ...incAt([])]),
     ...advance(4),
   ];
+  /** Two lanes' `f = t - k` (into T) and whether each lies in [1e-9, 0.999999999] (false for NaN). */
+  const inBand = (T: string, K: string) => [
+    ...[...get(T), ...get(K), ...f64x2.convert_low_i32x4_s, ...f64x2.sub, ...tee(T)],
+    ...[...get("LOW"), ...f64x2.ge, ...get(T), ...get("HIGH"), ...f64x2.le, ...v128.and],
+  ];
   const code: number[] = [
     ...f32load(get("l32P")),
     ...f32x4.splat,
@@ -358,28 +363,8 @@ function kernelBody(uniform: boolean): number[] {
         ...i32x4.trunc_sat_f64x2_s_zero,
         ...set("K1"),
         // f = t - k in [1e-9, 0.999999999] (false for NaN) for the four
-        ...get("T0"),
-        ...get("K0"),
-        ...f64x2.convert_low_i32x4_s,
-        ...f64x2.sub,
-        ...tee("T0"),
-        ...get("LOW"),
-        ...f64x2.ge,
-        ...get("T0"),
-        ...get("HIGH"),
-        ...f64x2.le,
-        ...v128.and,
-        ...get("T1"),
-        ...get("K1"),
-        ...f64x2.convert_low_i32x4_s,
-        ...f64x2.sub,
-        ...tee("T1"),
-        ...get("LOW"),
-        ...f64x2.ge,
-        ...get("T1"),
-        ...get("HIGH"),
-        ...f64x2.le,
-        ...v128.and,
+        ...inBand("T0", "K0"),
+        ...inBand("T1", "K1"),
         ...v128.and,
         ...set("M"),
         // k in [0, bins) (unsigned compare: saturated negatives are large)
