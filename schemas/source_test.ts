@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { readInput, readMessages, readStream } from "./source.ts";
-import { ByteReader, frameMessages, type FrameState } from "./framing.ts";
+import { readInput, readSource, readStream } from "./source.ts";
+import { ByteSource } from "./bytes.ts";
+import type { FrameState } from "./framer.ts";
 import { share, stepBatch, streamBytes, writeDump } from "../tests/_live.ts";
 import { InputError } from "./errors.ts";
 
@@ -29,7 +30,7 @@ Deno.test("readStream: any chunking of the bytes gives the batches readInput giv
   }
 });
 
-Deno.test("readMessages: a batch is yielded as soon as its message is complete (no look-ahead)", async () => {
+Deno.test("readSource (socket): a batch is yielded as soon as its message is complete (no look-ahead)", async () => {
   const chunks = await streamBytes([stepBatch(0, share(0, 1)), stepBatch(1, share(0, 1))]);
   // A source that hangs after the first chunk (schema + batch 0), like a socket waiting for the next batch.
   let release!: () => void;
@@ -40,7 +41,8 @@ Deno.test("readMessages: a batch is yielded as soon as its message is complete (
     for (const c of chunks.slice(1)) yield c;
   }
   const state: FrameState = { messages: 0, batches: 0, eos: false, partialBytes: 0, refused: null };
-  const it = readMessages(frameMessages(new ByteReader(source()), 1 << 20, state, "s"), "s");
+  const socket = { maxMessageBytes: 1 << 20, limitName: "--max-batch-bytes", state };
+  const it = readSource(ByteSource.fromChunks(source()), "s", { socket });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const first = await Promise.race([
     it.next(),
@@ -56,14 +58,15 @@ Deno.test("readMessages: a batch is yielded as soon as its message is complete (
   assert.equal(state.eos, true);
 });
 
-Deno.test("frameMessages: a stream cut mid-message is reported with the bytes received", async () => {
+Deno.test("readSource (socket): a stream cut mid-message is reported with the bytes received", async () => {
   const chunks = await streamBytes([stepBatch(0, share(0, 1))]);
   async function* cut() {
     yield chunks[0].subarray(0, chunks[0].length - 10);
   }
   const state: FrameState = { messages: 0, batches: 0, eos: false, partialBytes: 0, refused: null };
   await assert.rejects(async () => {
-    for await (const _ of readMessages(frameMessages(new ByteReader(cut()), 1 << 20, state, "s"), "s")) { /* none */ }
+    const socket = { maxMessageBytes: 1 << 20, limitName: "--max-batch-bytes", state };
+    for await (const _ of readSource(ByteSource.fromChunks(cut()), "s", { socket })) { /* none */ }
   }, (e: unknown) => e instanceof InputError && /disconnected mid-message/.test(e.message));
   assert.equal(state.messages, 1); // the schema
   assert.ok(state.partialBytes > 0 && state.partialBytes < chunks[0].length);

@@ -27,7 +27,7 @@
  */
 import type * as arrow from "apache-arrow";
 import { writeBatchesTo } from "./produce.ts";
-import { HELLO } from "../../schemas/framing.ts";
+import { HELLO } from "../../schemas/handshake.ts";
 
 /** Where a producer connects. */
 export interface ProducerOptions {

@@ -77,7 +77,7 @@ import {
 } from "../../plugins/kernels/gpu/device.ts";
 import { Registry } from "../core/registry.ts";
 import { resultTables, selectLayers } from "../analyze/run.ts";
-import { readMessages } from "../../schemas/source.ts";
+import { readSource } from "../../schemas/source.ts";
 import { decodeState, encodeState } from "../core/state.ts";
 import { sliceBatch } from "../../schemas/batch.ts";
 import { atomicWrite, type OutputFormat, toParquet, writeTables } from "../core/write.ts";
@@ -85,15 +85,10 @@ import { versions } from "../core/version.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../../schemas/validate.ts";
 import type { ProducerConnection } from "../producers/connect.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
-import {
-  ByteReader,
-  frameMessages,
-  type FrameState,
-  isLoopback,
-  parseListen,
-  readHello,
-  sameToken,
-} from "../../schemas/framing.ts";
+import { ByteSource } from "../../schemas/bytes.ts";
+import type { FrameState } from "../../schemas/framer.ts";
+import { readHello, sameToken } from "../../schemas/handshake.ts";
+import { isLoopback, parseListen } from "./listen.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
@@ -492,7 +487,7 @@ class LiveRun {
       } catch { /* already closed */ }
     };
     const p = this.#newProducer("tcp", `${addr.hostname}:${addr.port}`, close);
-    const r = new ByteReader(conn.readable);
+    const r = new ByteSource(conn);
     const reply = async (line: string) => {
       try {
         const b = new TextEncoder().encode(line.replaceAll("\n", " ") + "\n");
@@ -539,7 +534,7 @@ class LiveRun {
   }
 
   /** Reads for up to a second (64 MiB) after a refusal, so that the producer can read the answer before EOF. */
-  async #drain(conn: Deno.Conn, r: ByteReader): Promise<void> {
+  async #drain(conn: Deno.Conn, r: ByteSource): Promise<void> {
     await conn.closeWrite().catch(() => {});
     const deadline = Date.now() + 1000;
     let n = 0;
@@ -556,15 +551,15 @@ class LiveRun {
   }
 
   /** Reads one producer's stream to its end; returns the answer line (`OK ...` or `ERR ...`). */
-  async #consume(p: Producer, r: ByteReader): Promise<string> {
+  async #consume(p: Producer, r: ByteSource): Promise<string> {
     const rec = p.record;
     const label = `producer ${rec.id} (${rec.remote})`;
     const state: FrameState = { messages: 0, batches: 0, eos: false, partialBytes: 0, refused: null };
     let stoppedEarly = false;
     const before = r.received;
     try {
-      const frames = frameMessages(r, this.maxBatch, state, label);
-      for await (const { batch, layout } of readMessages(frames, label)) {
+      const socket = { maxMessageBytes: this.maxBatch, limitName: "--max-batch-bytes", state };
+      for await (const { batch, layout } of readSource(r, label, { socket })) {
         p.busy = true;
         try {
           await this.#withLock(() => this.#feed(p, batch, layout));
@@ -1026,7 +1021,7 @@ class LiveRun {
         return;
       }
       this.active.add(p);
-      const r = new ByteReader(source());
+      const r = ByteSource.fromChunks(source());
       const answer = await this.#consume(p, r);
       send(answer);
     } finally {
