@@ -184,7 +184,7 @@ function entropySection(results: ResultDirectory, t: ResultTable): Section {
   const section = {
     id: "entropy",
     title: "Neuron entropy",
-    intro: "Entropy of each neuron's binned activations (table neuron_entropy; SCIENCE.md section 1).",
+    intro: "Entropy of each neuron's binned activations (table neuron_entropy; docs/science.md section 1).",
     plots,
     tables: ["neuron_entropy"],
   };
@@ -591,7 +591,7 @@ function fisherSection(results: ResultDirectory): Section | null {
   return {
     id: "fisher",
     title: "Fisher information",
-    intro: "Fisher information from per-sample gradients (SCIENCE.md section 2). " +
+    intro: "Fisher information from per-sample gradients (docs/science.md section 2). " +
       "Over training steps, the trace per layer is the critical-period curve of Achille et al.",
     plots,
     tables: used,
@@ -663,7 +663,7 @@ function siSection(t: ResultTable): Section | null {
   return {
     id: "si",
     title: "Unique information",
-    intro: `Smooth unique information of each training sample (table unique_information; SCIENCE.md section 3)${
+    intro: `Smooth unique information of each training sample (table unique_information; docs/science.md section 3)${
       lambda !== null ? `, lambda = ${lambda}` : ""
     }.`,
     plots,

@@ -1,5 +1,5 @@
 /**
- * Model selection without labels (Bansal et al., ../shared/SCIENCE.md section 1): ranks several runs' results
+ * Model selection without labels (Bansal et al., docs/science.md section 1): ranks several runs' results
  * directories by their diversity measures, the mean neuron entropy (`neuron_entropy` table) and the mean pairwise
  * neuron MI (`neuron_mi` table), per layer and over all neurons / pairs, and sets each ranking beside
  * user-supplied metrics (e.g. accuracy) with Kendall's tau-b across runs.

@@ -1,6 +1,6 @@
 /**
  * `entropy`: intra-neuron diversity, the plug-in entropy of each neuron's binned activations, in nats
- * (../shared/SCIENCE.md section 1; Bansal et al., NeurIPS 2022).
+ * (docs/science.md section 1; Bansal et al., NeurIPS 2022).
  *
  * Binning: `--binning global` (default, as the paper's code) shares equal-width bins over `[min, max]` of all
  * values of all analysed layers; `--binning neuron` uses each neuron's own `[min, max]`. Both need a first pass
@@ -303,7 +303,8 @@ class EntropyEstimator extends LayerBinning implements Estimator {
 /** The `entropy` estimator plugin. */
 export const entropyPlugin: EstimatorPlugin = definePlugin({
   name: "entropy",
-  description: "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (SCIENCE.md section 1).",
+  description:
+    "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
   byDefault: true,
   tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },

@@ -1,6 +1,6 @@
 /**
  * `label-mi`: the mutual information `I(neuron; label)` (nats) between each binned neuron and the class label
- * (../shared/SCIENCE.md section 1, information-plane style): the plug-in formula on the contingency table of bin
+ * (docs/science.md section 1, information-plane style): the plug-in formula on the contingency table of bin
  * code x label, accumulated batch by batch with exact counts (= scikit-learn `mutual_info_score` on the codes).
  *
  * Binning is `entropy`'s (the same `--bins`, `--binning`, `--range` options and conventions, see
@@ -206,7 +206,7 @@ class LabelMiEstimator extends LayerBinning implements Estimator {
 /** The `label-mi` estimator plugin. */
 export const labelMiPlugin: EstimatorPlugin = definePlugin({
   name: "label-mi",
-  description: "Mutual information (nats) between each binned neuron and the class label (SCIENCE.md section 1).",
+  description: "Mutual information (nats) between each binned neuron and the class label (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { label_mi: {} },
   options: BINNING_OPTIONS,

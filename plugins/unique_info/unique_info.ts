@@ -1,8 +1,8 @@
 /**
  * `unique-info`: per-sample smooth unique information (SI) of every training sample, in the weights and in the
- * function, from `jacobians/v1` streams (../shared/SCIENCE.md section 3; Harutyunyan et al., ICLR 2021).
+ * function, from `jacobians/v1` streams (docs/science.md section 3; Harutyunyan et al., ICLR 2021).
  *
- * Conventions (SCIENCE.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
+ * Conventions (docs/science.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
  * `f(x; w) = f0(x) + J(x)(w - w0)`, MSE with the sum-of-losses convention and ridge `lambda` toward `w0`, converged
  * (`t = infinity`). With `Theta = J J^T` (nk x nk: n train samples, k outputs each, sample-major, outputs
  * in order), `M = (Theta + lambda I)^-1` and `a = M (Y - f0)`:
@@ -685,7 +685,7 @@ class UniqueInfoEstimator implements Estimator {
     const meta: Record<string, string> = {
       "infotap.estimator": "unique-info",
       "infotap.definition":
-        "SCIENCE.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
+        "docs/science.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
       "infotap.units.si_weights": "squared parameter distance ||w - w_{-i}||^2",
       "infotap.units.si_function": "mean over test samples of squared output change sum_c (f_c(x;w) - f_c(x;w_{-i}))^2",
       "infotap.outputs": String(k),
@@ -715,7 +715,7 @@ class UniqueInfoEstimator implements Estimator {
 export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   name: "unique-info",
   description:
-    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (SCIENCE.md section 3).",
+    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (docs/science.md section 3).",
   inputs: ["jacobians/v1"],
   byDefault: true,
   tables: { unique_information: {} },
