@@ -10,8 +10,7 @@
  */
 import * as arrow from "apache-arrow";
 import type { ByteSource } from "./bytes.ts";
-/** Message header types (`MessageHeader` in Message.fbs). */
-export const HEADER = { Schema: 1, DictionaryBatch: 2, RecordBatch: 3 } as const;
+import { FlatbufError, HEADER, verifyMessage } from "./_flatbuf.ts";
 
 /** Metadata (flatbuffer) larger than this is refused: a schema of 100,000 columns takes about 10 MB. */
 export const MAX_METADATA_BYTES = 64 << 20;
@@ -67,7 +66,7 @@ export interface FrameOptions {
   alloc?: (n: number) => Uint8Array;
   /**
    * After an end-of-stream marker: `"next"` reads on (a following stream must be another Arrow stream, else an
-   * error names the offset), `"stop"` returns (a socket: the producer waits for the answer). Default `"stop"`.
+   * error names the offset), `"stop"` returns (a socket: the producer waits for the answer). Default `"next"`.
    */
   afterEnd?: "next" | "stop";
   /** File format: the byte offset where the stream part ends (the footer's start), when the footer was read. */
@@ -101,6 +100,9 @@ const hex = (b: Uint8Array) => [...b.subarray(0, 8)].map((x) => x.toString(16).p
 export async function sniff(src: ByteSource): Promise<"stream" | "file"> {
   const first = await src.peek(8);
   if (first.length === 0) throw new IpcError("the input is empty", "empty", src.position);
+  if (first.length < 4 && first.every((b) => b === 0xff)) {
+    throw new IpcError(`the input ends inside a message prefix (${first.length} of 8 bytes)`, "truncated", 0);
+  }
   if (first.length >= 6 && MAGIC.every((b, i) => first[i] === b)) {
     if (first.length < 8) throw new IpcError("the file ends inside its magic", "truncated", src.position);
     src.take(8);
@@ -150,7 +152,7 @@ export async function* readFrames(
         at,
       );
     }
-    throw new IpcError(what, "corrupt", at);
+    throw new IpcError(`${what} at byte ${at}`, "corrupt", at);
   };
   const refuse = (message: string): never => {
     state.refused = message;
@@ -203,7 +205,7 @@ export async function* readFrames(
         yield { type: "footer", footer: await readTrailer(src), offset: footerAt };
         return;
       }
-      if ((options.afterEnd ?? "stop") === "stop") return;
+      if (options.afterEnd === "stop") return;
       eosAt = at;
       continue;
     }
@@ -226,11 +228,10 @@ export async function* readFrames(
     }
     let header: number, bodyLength: number, message: arrow.Message;
     try {
+      ({ header, bodyLength } = verifyMessage(meta));
       message = arrow.Message.decode(meta);
-      header = message.headerType;
-      bodyLength = message.bodyLength;
     } catch (e) {
-      const why = `${(e as Error).message}`;
+      const why = e instanceof FlatbufError ? e.message : `${(e as Error).message}`;
       if (max < Infinity && eosAt < 0) {
         refuse(`Cannot read the stream as a message header is corrupt: current value is '${why}'`);
       }

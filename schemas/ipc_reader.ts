@@ -13,7 +13,9 @@ import { VectorLoader } from "apache-arrow/visitor/vectorloader";
 import type { RecordBatch as RecordBatchHeader } from "apache-arrow/ipc/metadata/message";
 import { Footer } from "apache-arrow/ipc/metadata/file";
 import type { ByteSource } from "./bytes.ts";
-import { type Frame, type FrameOptions, HEADER, IpcError, readFrames, sniff } from "./framer.ts";
+import { type Frame, type FrameOptions, IpcError, readFrames, sniff } from "./framer.ts";
+import { FlatbufError, HEADER, verifyFooter } from "./_flatbuf.ts";
+import { checkBatch } from "./_buffers.ts";
 
 /** What the reader yields: a schema (first, and again for each concatenated stream), then record batches. */
 export type IpcItem =
@@ -39,9 +41,10 @@ export interface IpcOptions extends FrameOptions {
 /** Decodes a footer's schema after verifying its flatbuffer; throws {@linkcode IpcError} when it is corrupt. */
 function footerSchema(bytes: Uint8Array, offset: number): arrow.Schema {
   try {
+    verifyFooter(bytes);
     return Footer.decode(bytes).schema;
   } catch (e) {
-    const why = (e as Error).message;
+    const why = e instanceof FlatbufError ? e.message : (e as Error).message;
     throw new IpcError(`the file's footer is malformed (${why}) at byte ${offset}`, "corrupt", offset);
   }
 }
@@ -67,7 +70,7 @@ export async function* readIpc(src: ByteSource, options: IpcOptions = {}): Async
   let held: Frame[] | null = null; // a file read in order whose stream part has no schema: held for the footer
 
   const corrupt = (what: string, at: number): never => {
-    throw new IpcError(what, "corrupt", at);
+    throw new IpcError(`${what} at byte ${at}`, "corrupt", at);
   };
   function* take(frame: Frame & { type: "message" }): Generator<IpcItem> {
     const { message, body, offset } = frame;
@@ -101,6 +104,7 @@ export async function* readIpc(src: ByteSource, options: IpcOptions = {}): Async
     what: string,
   ): arrow.Data[] {
     try {
+      checkBatch(fields, h, body, dictionaries);
       return new VectorLoader(body, h.nodes, h.buffers, dictionaries, schema!.metadataVersion, h.variadicBufferCounts)
         .visitMany(fields.map((f) => f.type));
     } catch (e) {

@@ -10,7 +10,7 @@
 import type * as arrow from "apache-arrow";
 import { InputError, show } from "./errors.ts";
 import type { Batch } from "./batch.ts";
-import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "./validate.ts";
+import { checkSameLayout, decodeBatch, type Layout, schemaDifference, validateSchema } from "./validate.ts";
 import { ByteSource, type Reader } from "./bytes.ts";
 import { type FrameState, IpcError, readFooterAt } from "./framer.ts";
 import { type IpcItem, readIpc } from "./ipc_reader.ts";
@@ -186,8 +186,9 @@ function inputError(e: IpcError, label: string, batch: number, haveSchema: boole
 }
 
 /**
- * Reads wire-format batches from any byte source (file, stdin, socket); `label` names it in errors.
- * `footer`: a file's footer read up front (random access).
+ * Reads wire-format batches from any byte source (file, stdin, socket); `label` names it in errors. Streams
+ * concatenated after an end-of-stream marker are read on when their schema is the first one's (else an error
+ * names the byte offset). `footer`: a file's footer read up front (random access).
  */
 export async function* readSource(
   src: ByteSource,
@@ -229,6 +230,15 @@ export async function* readSource(
         layout = l;
         first = item.schema;
         continue;
+      }
+      const diff = schemaDifference(first, item.schema);
+      if (diff) {
+        throw new InputError(
+          `Cannot read the stream concatenated after byte ${item.offset} as its schema differs from the first stream's (${diff}): current value is stream ${
+            item.stream + 1
+          }`,
+          { file: label, batch: index },
+        );
       }
       continue;
     }
