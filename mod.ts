@@ -39,11 +39,14 @@ export type {
   Estimator,
   EstimatorContext,
   EstimatorPlugin,
+  EstimatorSummary,
+  LiveHint,
   OptionSpec,
   OptionValues,
   Results,
   Scanner,
   StateValue,
+  TableSpec,
 } from "./pipeline/core/plugin.ts";
 export { definePlugin, PluginError } from "./pipeline/core/plugin.ts";
 export { Registry } from "./pipeline/core/registry.ts";
@@ -79,3 +82,13 @@ export type { ReportOptions } from "./pipeline/report/report.ts";
 export { compareRuns, formatComparison, runMeasures } from "./pipeline/report/compare.ts";
 export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/report/compare.ts";
 export { kendallTau } from "./pipeline/report/kendall.ts";
+export type {
+  LayerSummaryMeasure,
+  PluginReport,
+  RankMeasure,
+  ReportContext,
+  ReportPlot,
+  ReportSection,
+  SampleGroup,
+  SectionContent,
+} from "./pipeline/core/report_contract.ts";

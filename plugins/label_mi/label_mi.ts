@@ -35,8 +35,9 @@ import { nullIfNaN } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
-import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
+import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
+import { labelMiReport } from "./report.ts";
 
 /** Per step and layer: per label value, `width * bins` counts; and non-finite counts per neuron. */
 interface LayerAcc {
@@ -209,11 +210,13 @@ export const labelMiPlugin: EstimatorPlugin = definePlugin({
   description: "Mutual information (nats) between each binned neuron and the class label (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { label_mi: {} },
+  report: labelMiReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true, // integer counts
   create(options, context) {

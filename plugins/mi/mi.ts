@@ -59,6 +59,7 @@ import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
 import { gpuLimits } from "../kernels/gpu/device.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
+import { miReport } from "./report.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
 interface PairGroup {
@@ -586,7 +587,8 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   description:
     "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
+  report: miReport,
   options: {
     "mi-estimator": {
       type: "string",
