@@ -548,8 +548,8 @@ class UniqueInfoEstimator implements Estimator {
         const first = l[0];
         throw new InputError(
           `Cannot use ${split} sample_id ${id} as it needs one row for each of the ${k} outputs 0..${k - 1} (missing ${
-            missing.join(", ") || "none"
-          }; outputs seen: ${l.map((s) => set.outputs[s]).join(", ")}): current value is ${l.length} rows`,
+            list(missing) || "none"
+          }; outputs seen: ${list(l.map((s) => set.outputs[s]))}): current value is ${l.length} rows`,
           { file: this.files[set.files[first]], batch: set.batches[first], column: "output" },
         );
       }
@@ -560,8 +560,17 @@ class UniqueInfoEstimator implements Estimator {
 
   result(): Results | Promise<Results> {
     const tr = this.train, te = this.test;
-    let k = 0;
-    for (const o of tr.outputs) k = Math.max(k, o + 1);
+    let k = 0, at = 0;
+    for (let s = 0; s < tr.outputs.length; s++) if (tr.outputs[s] + 1 > k) [k, at] = [tr.outputs[s] + 1, s];
+    if (k > tr.rows.length) {
+      // Every train sample needs one row per output 0..k-1: refuse before allocating by k.
+      throw new InputError(
+        `Cannot use output index ${k - 1} as every train sample needs one row for each output 0..${
+          k - 1
+        } and only ${tr.rows.length} train rows arrived: current value is ${k - 1}`,
+        { file: this.files[tr.files[at]], batch: tr.batches[at], column: "output" },
+      );
+    }
     const train = this.#samples(tr, k, "train");
     const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
     if (this.gpu) {
@@ -759,3 +768,8 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
     return new UniqueInfoEstimator(options, context).load(state as unknown as Record<string, any>);
   },
 });
+
+/** The first ten numbers of a list, then how many more (error messages stay one short line). */
+function list(xs: number[]): string {
+  return xs.length <= 10 ? xs.join(", ") : `${xs.slice(0, 10).join(", ")} and ${xs.length - 10} more`;
+}
