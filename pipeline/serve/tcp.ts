@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { ByteReader, readHello } from "../../schemas/framing.ts";
+import { ByteSource } from "../../schemas/bytes.ts";
+import { readHello } from "../../schemas/handshake.ts";
 import type { Intake } from "./serve.ts";
 
 /** Longest pause after a failed accept (the pause doubles from 10 ms while accepting fails). */
@@ -71,7 +72,7 @@ async function handleTcp(conn: Deno.Conn, intake: Intake): Promise<void> {
     } catch { /* already closed */ }
   };
   const p = intake.producer("tcp", `${addr.hostname}:${addr.port}`, close);
-  const r = new ByteReader(conn.readable);
+  const r = new ByteSource(conn);
   const reply = async (line: string) => {
     try {
       const b = new TextEncoder().encode(line.replaceAll("\n", " ") + "\n");
@@ -106,7 +107,7 @@ async function handleTcp(conn: Deno.Conn, intake: Intake): Promise<void> {
 }
 
 /** Reads for up to a second (64 MiB) after a refusal, so that the producer can read the answer before EOF. */
-async function drain(conn: Deno.Conn, r: ByteReader): Promise<void> {
+async function drain(conn: Deno.Conn, r: ByteSource): Promise<void> {
   await conn.closeWrite().catch(() => {});
   const deadline = Date.now() + 1000;
   let n = 0;
