@@ -585,6 +585,9 @@ class LiveRun implements Intake {
     const state: FrameState = { messages: 0, batches: 0, eos: false, partialBytes: 0, refused: null };
     let stoppedEarly = false;
     const before = r.received;
+    // Bytes received after the last whole batch: a batch cut off (its body is read into place, not buffered).
+    let whole = r.position;
+    const cut = () => Math.max(0, r.received - whole);
     try {
       const socket = { maxMessageBytes: this.maxBatch, limitName: "--max-batch-bytes", state };
       for await (const { batch, layout } of readSource(r, label, { socket })) {
@@ -594,6 +597,7 @@ class LiveRun implements Intake {
         } finally {
           p.busy = false;
           p.lastActive = performance.now();
+          whole = r.position;
         }
         if (this.stopping) {
           stoppedEarly = true;
@@ -602,7 +606,7 @@ class LiveRun implements Intake {
       }
       rec.bytes = r.received;
       if (p.timedOut) {
-        rec.partial_bytes = r.available;
+        rec.partial_bytes = cut();
         return `ERR ${rec.error}`;
       }
       rec.status = stoppedEarly ? "stopped by shutdown" : state.eos ? "ended" : "ended without end-of-stream marker";
@@ -611,7 +615,7 @@ class LiveRun implements Intake {
       rec.bytes = r.received;
       const msg = (e as Error)?.message ?? String(e);
       if (p.timedOut) {
-        rec.partial_bytes = state.partialBytes || r.available;
+        rec.partial_bytes = state.partialBytes || cut();
         return `ERR ${rec.error}`;
       }
       if (state.refused) {
@@ -619,7 +623,7 @@ class LiveRun implements Intake {
         rec.error = msg;
       } else if (this.stopping) {
         rec.status = "interrupted by shutdown";
-        rec.partial_bytes = r.available;
+        rec.partial_bytes = state.partialBytes || cut();
       } else if (state.partialBytes > 0) {
         rec.status = "disconnected mid-batch";
         rec.partial_bytes = state.partialBytes;
