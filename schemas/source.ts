@@ -95,6 +95,8 @@ export interface ReadOptions {
     limitName: string;
     /** Updated as messages pass. */
     state: FrameState;
+    /** Awaited before each message body is read, with the message's size (see `FrameOptions.reserve`). */
+    reserve?: (bytes: number) => Promise<void>;
   };
 }
 
@@ -207,6 +209,7 @@ export async function* readSource(
         maxMessageBytes: socket.maxMessageBytes,
         limitName: socket.limitName,
         state: socket.state,
+        reserve: socket.reserve,
       }
       : {}),
   });

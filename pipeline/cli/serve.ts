@@ -47,6 +47,11 @@ const CORE: Record<string, CoreFlag> = {
     help: "close a window and write a snapshot every N steps (0: on stop)",
   },
   "max-batch-bytes": { type: "string", arg: "N", help: "refuse record batches larger than N bytes (default 256 MiB)" },
+  "max-buffered-bytes": {
+    type: "string",
+    arg: "N",
+    help: "bytes all producers' batches may hold at once; producers wait for room (default 1 GiB)",
+  },
   "flush-every": {
     type: "string",
     arg: "S",
@@ -177,6 +182,7 @@ export async function main(argv: string[]): Promise<number> {
       backend: parseBackend(v.backend),
       snapshotEvery: integer(v["snapshot-every"], "--snapshot-every", 0),
       maxBatchBytes: integer(v["max-batch-bytes"], "--max-batch-bytes", 1024),
+      maxBufferedBytes: integer(v["max-buffered-bytes"], "--max-buffered-bytes", 1),
       flushEvery: seconds(v["flush-every"], "--flush-every"),
       maxProducers: integer(v["max-producers"], "--max-producers", 1),
       producerTimeout: seconds(v["producer-timeout"], "--producer-timeout"),

@@ -79,6 +79,7 @@ import { sameToken } from "../../schemas/handshake.ts";
 import { isLoopback, parseListen } from "./listen.ts";
 import { readCheckpoint, removeStaleParts } from "./checkpoint.ts";
 import { StepRefusal, Windows } from "./windows.ts";
+import { ByteBudget } from "./budget.ts";
 import { acceptTcp } from "./tcp.ts";
 import { startWs } from "./ws.ts";
 
@@ -117,6 +118,11 @@ export interface ServeOptions {
    * the last flush.
    */
   flushEvery?: number;
+  /**
+   * Bytes all producers' messages may hold at once (default 1 GiB, at least `2 * maxBatchBytes`): a TCP
+   * producer waits for room before a batch's body is read; a WebSocket one that overflows it is cut off.
+   */
+  maxBufferedBytes?: number;
   /** Producers connected at once (default 64); more are refused with a one-line answer. */
   maxProducers?: number;
   /**
@@ -205,6 +211,8 @@ export interface Intake {
   readonly stopping: boolean;
   /** `maxBatchBytes`. */
   readonly maxBatch: number;
+  /** `maxBufferedBytes`, shared by every producer. */
+  readonly budget: ByteBudget;
   /** A one-line refusal when `maxProducers` are connected, else null (the connection is then not registered). */
   full(): string | null;
   /** Logs a line (accept errors). */
@@ -256,6 +264,7 @@ class LiveRun implements Intake {
   readonly maxProducers: number;
   readonly producerTimeout: number;
   readonly maxStepJump: number;
+  readonly budget: ByteBudget;
   readonly format: OutputFormat;
   readonly log: (line: string) => void;
   /** `--by-step`, `--seed` and the backend (chosen at start). */
@@ -297,6 +306,16 @@ class LiveRun implements Intake {
     this.maxProducers = limit(opts.maxProducers, SERVE_DEFAULTS.maxProducers, 1, "--max-producers");
     this.producerTimeout = limit(opts.producerTimeout, SERVE_DEFAULTS.producerTimeout, 0, "--producer-timeout", false);
     this.maxStepJump = limit(opts.maxStepJump, SERVE_DEFAULTS.maxStepJump, 0, "--max-step-jump");
+    // Room for the largest message (a batch, or any other message up to 1 MiB more) and one more batch.
+    const least = 2 * this.maxBatch + (1 << 20);
+    this.budget = new ByteBudget(
+      limit(
+        opts.maxBufferedBytes,
+        Math.max(1 << 30, least),
+        least,
+        "--max-buffered-bytes (2 x --max-batch-bytes + 1 MiB at least)",
+      ),
+    );
     this.format = opts.format ?? "parquet";
     this.log = opts.log ?? ((l) => console.log(l));
     this.settings = {
@@ -588,8 +607,22 @@ class LiveRun implements Intake {
     // Bytes received after the last whole batch: a batch cut off (its body is read into place, not buffered).
     let whole = r.position;
     const cut = () => Math.max(0, r.received - whole);
+    // The bytes of the message being read or analysed, held in the shared budget (the previous one is done).
+    let held = 0;
+    const reserve = async (n: number) => {
+      this.budget.release(held);
+      held = 0;
+      p.busy = true;
+      try {
+        await this.budget.acquire(n);
+      } finally {
+        p.busy = false;
+        p.lastActive = performance.now();
+      }
+      held = n;
+    };
     try {
-      const socket = { maxMessageBytes: this.maxBatch, limitName: "--max-batch-bytes", state };
+      const socket = { maxMessageBytes: this.maxBatch, limitName: "--max-batch-bytes", state, reserve };
       for await (const { batch, layout } of readSource(r, label, { socket })) {
         p.busy = true;
         try {
@@ -638,6 +671,8 @@ class LiveRun implements Intake {
       }
       if (rec.status !== "ended without data") this.log(`infotap serve: ${rec.status}: ${msg}`);
       return `ERR ${msg}`;
+    } finally {
+      this.budget.release(held);
     }
   }
 
@@ -731,6 +766,8 @@ class LiveRun implements Intake {
           last_flush: w.flushed?.at ?? null,
           lost_partial_batches: lost.length,
           refused_connections: this.refusedConnections,
+          buffered_peak_bytes: this.budget.peak,
+          buffered_waits: this.budget.waits,
           producers: this.producers,
         },
         layout: w.layout,
@@ -746,6 +783,7 @@ class LiveRun implements Intake {
             flush_every_s: this.flushEvery,
             max_producers: this.maxProducers,
             producer_timeout_s: this.producerTimeout,
+            max_buffered_bytes: this.budget.limit,
             max_step_jump: this.maxStepJump,
             listen: `${this.hostname}:${this.port}`,
             websocket_port: this.wsPort,

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { serve } from "./serve.ts";
+import { Registry } from "../core/registry.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
+import { makeRecordBatch } from "../producers/produce.ts";
 import { connectProducer } from "../producers/connect.ts";
 import { analyze } from "../analyze/run.ts";
 import { assertTablesClose, rowsOf } from "../../tests/_util.ts";
@@ -353,6 +356,70 @@ Deno.test("serve: --producer-timeout cuts idle and one-byte-at-a-time producers,
     dripping = false;
     idle.close();
     slow.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: --max-buffered-bytes bounds the bytes all producers' batches hold at once; producers wait for room", async () => {
+  const dir = await Deno.makeTempDir();
+  const registry = new Registry(builtinPlugins);
+  await registry.load(new URL("../../tests/_slow_plugin.ts", import.meta.url).pathname);
+  const maxBatchBytes = 512 * 1024, maxBufferedBytes = 2 * maxBatchBytes + (1 << 20);
+  const server = await serve({
+    listen: "127.0.0.1:0",
+    out: dir,
+    registry,
+    estimators: ["slow-count"],
+    options: { "delay-ms": 5 },
+    maxBatchBytes,
+    maxBufferedBytes,
+    log: quiet,
+  });
+  try {
+    // Eight producers, each sending batches of about 400 KB as fast as they can.
+    const rows = 1000, width = 100;
+    const rb = makeRecordBatch({
+      kind: "activations/v1",
+      sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)),
+      tensors: [{ name: "fc1", width, values: new Float32Array(rows * width).fill(0.5) }],
+    });
+    const replies = await Promise.all(Array.from({ length: 8 }, async () => {
+      const p = await connectProducer({ port: server.port });
+      for (let i = 0; i < 5; i++) await p.write(rb);
+      return await p.close();
+    }));
+    assert.deepEqual(replies, Array(8).fill({ batches: 5, rows: 5 * rows }));
+    const run = await server.stop();
+    assert.equal(run.rows, 40 * rows);
+    assert.ok((run.buffered_peak_bytes as number) <= maxBufferedBytes, `peak ${run.buffered_peak_bytes}`);
+    assert.ok((run.buffered_peak_bytes as number) > 2 * 400_000, `peak ${run.buffered_peak_bytes}`);
+    assert.ok((run.buffered_waits as number) > 0, "some producers waited for room");
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: a malformed handshake never copies the token into the answer, the log or run.json", async () => {
+  const dir = await Deno.makeTempDir();
+  const token = "s3cret-token-42";
+  const lines: string[] = [];
+  const server = await serve({ listen: "127.0.0.1:0", out: dir, options: OPTIONS, token, log: (l) => lines.push(l) });
+  try {
+    for (const hello of [`INFOTAP1 ${token} \n`, `INFOTAP1 ${token}\tx\n`, `INFOTAP1  ${token}\n`]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await writeAll(conn, new TextEncoder().encode(hello));
+      const answer = await readText(conn);
+      conn.close();
+      assert.match(answer, /^ERR Cannot accept producer as its handshake line is not 'INFOTAP1 <token>'/);
+      assert.ok(!answer.includes(token));
+    }
+    await server.stop();
+    const written = await Deno.readTextFile(`${dir}/run.json`);
+    assert.equal(JSON.parse(written).producers.length, 3);
+    assert.ok(!written.includes(token) && !lines.join("\n").includes(token), "the token reached an output");
+  } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });
   }
