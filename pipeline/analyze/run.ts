@@ -90,6 +90,11 @@ export interface AnalyzeOptions {
   extra?: Record<string, unknown>;
   /** Bytes the estimators may take (default: 75% of physical memory); a run estimated over it is refused. */
   maxMemory?: number;
+  /**
+   * Stops reading when aborted (the CLI's SIGINT/SIGTERM): the run then ends as on bad input, with the results
+   * of the batches read so far (`complete: false`, the error naming the abort reason).
+   */
+  signal?: AbortSignal;
 }
 
 /** Per-input statistics. */
@@ -147,6 +152,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   // Stdin is spilled to a file when some candidate estimator needs a first pass.
   const needsScan = firstPassPlugin(registry, requested, opts.options ?? {}, settings) !== null;
   const run = new Analysis(opts, registry, requested, settings, needsScan);
+  settings.progress = (name, done, total, unit) => run.progress.work(name, done, total, unit);
   let error: string | undefined, internal: unknown = null;
   try {
     await run.passes();
@@ -229,17 +235,31 @@ class Analysis {
       if (this.needsScan) await this.#firstPass();
       await this.#estimatePass();
     } finally {
-      this.progress.stop();
       if (this.spilled) await Deno.remove(this.spilled).catch(() => {});
     }
+  }
+
+  /** Throws when the run was interrupted (`AnalyzeOptions.signal`). */
+  #checkAbort(): void {
+    const signal = this.opts.signal;
+    if (!signal?.aborted) return;
+    const rows = this.stats.reduce((a, s) => a + s.rows, 0);
+    throw new InputError(
+      `Cannot finish the analysis as it was interrupted (${
+        signal.reason ?? "aborted"
+      }): current value is ${rows} rows read`,
+    );
   }
 
   /** Spills stdin when it must be read twice, sizes the inputs, starts the progress bar, decides the threads. */
   async #open(): Promise<void> {
     const { paths, stats, opts } = this;
     if (this.needsScan && paths.includes("-")) {
-      this.spilled = await spillStdin();
+      const ts = performance.now();
+      this.progress = new Progress("reading stdin", 0, opts.progress);
+      this.spilled = await spillStdin((n) => this.progress.bytes(n), opts.signal);
       paths[paths.indexOf("-")] = this.spilled;
+      this.timings.spill_s = (performance.now() - ts) / 1000;
     }
     for (let i = 0; i < paths.length; i++) {
       if (paths[i] !== "-") {
@@ -250,7 +270,8 @@ class Analysis {
     }
     const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
     const passes = this.needsScan ? 2 : 1;
-    this.progress = new Progress(passes === 2 ? "2 passes" : "1 pass", totalBytes * passes, opts.progress);
+    this.progress.stop();
+    this.progress = new Progress(passes === 2 ? "pass 1/2" : "reading", totalBytes * passes, opts.progress);
     const pool = (opts.threads ?? 0) > 0 || totalBytes >= AUTO_THREADS_BYTES;
     this.threads = pool ? this.settings.threads! : 1;
   }
@@ -301,6 +322,10 @@ class Analysis {
   async #estimatePass(): Promise<void> {
     const te = performance.now();
     for (const st of this.stats) st.rows = 0;
+    if (this.needsScan) {
+      const total = this.stats.reduce((a, st) => a + st.bytes, 0);
+      this.progress.pass("pass 2/2", 2 * total, total);
+    }
     const { states, failure } = await this.#pass(this.stopAt, async (layout) => {
       const set = (this.set ?? this.#choose(layout)).withScans(this.scans);
       this.set = set;
@@ -449,6 +474,7 @@ class Analysis {
         })
       ) {
         if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
+        this.#checkAbort();
         expected ??= layout;
         const b = selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers);
         st.batches = Math.max(st.batches, batch.index + 1);
@@ -466,12 +492,19 @@ class Analysis {
     let tables: Record<string, arrow.Table> = {};
     let summaries: ReturnType<Estimators["summaries"]> = { records: [], warnings: [] };
     const tr = performance.now();
-    if (estimators && this.stats.some((s) => s.rows > 0)) {
-      tables = await estimators.tables();
-      summaries = estimators.summaries();
+    try {
+      if (estimators && this.stats.some((s) => s.rows > 0)) {
+        this.progress.phase("results");
+        tables = await estimators.tables();
+        summaries = estimators.summaries();
+      }
+    } finally {
+      this.progress.stop();
     }
     estimators?.dispose();
     timings.result_s = (performance.now() - tr) / 1000;
+    // Each estimator's result time (steps finished as they end count theirs too).
+    if (estimators) Object.assign(timings, estimators.timings);
     const run = runRecord({
       head: { threads: this.threadsUsed },
       error: error ?? null,

@@ -64,6 +64,8 @@ export interface RunSettings {
   gpu?: GpuContext | null;
   /** The run's threads (`resolveThreads(--threads)`, plugins/kernels/threads.ts); absent: the policy's default. */
   threads?: number;
+  /** Where estimators' progress goes (`EstimatorContext.progress`, with the plugin's name); absent: nowhere. */
+  progress?: (plugin: string, done: number, total: number, unit: string) => void;
 }
 
 /** The settings of a run on the CPU (no backend chosen) on one thread: what worker threads and tests use. */
@@ -85,6 +87,8 @@ export function contextFor(
 ): EstimatorContext {
   const gpu = cpu ? null : estimatorGpu(run.gpu ?? null, run.request, plugin.gpu?.(options));
   const context: EstimatorContext = { byStep: run.byStep, seed: run.seed, gpu, threads: run.threads };
+  const report = run.progress;
+  if (report) context.progress = (done, total, unit) => report(plugin.name, done, total, unit);
   return scan === undefined ? context : { ...context, scan };
 }
 
@@ -300,6 +304,9 @@ export function overviewTable(
 
 /** One estimator per plugin of a set, fed and finished together. */
 export class Estimators {
+  /** Seconds each plugin's results took so far, as run.json's `timings` name them (`result_<plugin>_s`). */
+  readonly timings: Record<string, number> = {};
+
   constructor(readonly set: EstimatorSet, readonly list: Estimator[]) {}
 
   /** Folds a batch into every estimator; a plugin's error becomes an InputError naming it, the file and batch. */
@@ -335,9 +342,11 @@ export class Estimators {
   /** Each estimator's result tables, flushed first (one `Results` per plugin). */
   async results(): Promise<Results[]> {
     const out: Results[] = [];
-    for (const e of this.list) {
+    for (let i = 0; i < this.list.length; i++) {
+      const e = this.list[i], t0 = performance.now(), key = `result_${this.set.plugins[i].name}_s`;
       await e.flush?.();
       out.push(await e.result());
+      this.timings[key] = (this.timings[key] ?? 0) + (performance.now() - t0) / 1000;
     }
     return out;
   }

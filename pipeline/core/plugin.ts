@@ -90,6 +90,12 @@ export interface EstimatorContext {
    * policy, plugins/kernels/threads.ts). 1 inside analyze's worker pool. Results must not depend on it.
    */
   threads?: number;
+  /**
+   * Reports long work, mainly while `result()` computes (a terminal shows it): `done` of `total` `unit`s (e.g.
+   * pairs, or the factorisation's work). Call it as often as convenient (the host throttles); absent: nobody
+   * listens.
+   */
+  progress?: (done: number, total: number, unit: string) => void;
 }
 
 /** A first pass over the whole input (e.g. the global `[min, max]` for binning). */

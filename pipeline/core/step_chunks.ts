@@ -60,6 +60,8 @@ export class StepChunks {
   finished = 0;
   /** False once a step came after a higher one. */
   sorted = true;
+  /** Seconds each plugin's results took, over every chunk (see `Estimators.timings`). */
+  readonly timings: Record<string, number> = {};
 
   constructor(readonly set: EstimatorSet, readonly policy: ChunkPolicy) {
     this.#current = set.create();
@@ -100,13 +102,23 @@ export class StepChunks {
   /** Takes the open chunk's tables and summaries, frees its estimators, opens the next chunk. */
   async #finish(): Promise<void> {
     if (this.#held.size === 0) return;
-    this.#done.push(await this.#current.results());
+    this.#done.push(await this.#results());
     this.#merge(this.#current.rawSummaries());
     this.#current.dispose();
     this.#current = this.set.create();
     this.finished += this.#held.size;
     this.#held.clear();
     this.finishedThrough = this.#maxStep;
+  }
+
+  /** The open chunk's results, its result times added up. */
+  async #results(): Promise<Results[]> {
+    const before = { ...this.#current.timings };
+    const out = await this.#current.results();
+    for (const [k, v] of Object.entries(this.#current.timings)) {
+      this.timings[k] = (this.timings[k] ?? 0) + v - (before[k] ?? 0);
+    }
+    return out;
   }
 
   #merge(told: (EstimatorSummary | null)[]): void {
@@ -116,7 +128,7 @@ export class StepChunks {
   /** The tables of every step: each plugin's chunks concatenated in step order, then joined. */
   async tables(): Promise<Record<string, arrow.Table>> {
     const chunks = [...this.#done];
-    if (this.#held.size > 0 || chunks.length === 0) chunks.push(await this.#current.results());
+    if (this.#held.size > 0 || chunks.length === 0) chunks.push(await this.#results());
     const perPlugin: Results[] = this.set.plugins.map((_, i) => {
       const names = new Set(chunks.flatMap((c) => Object.keys(c[i])));
       return Object.fromEntries(

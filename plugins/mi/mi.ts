@@ -120,8 +120,11 @@ abstract class PairEstimator implements Estimator {
   layers: LayerShape[] = [];
   plan: PairPlan | null = null;
   readonly common: Common;
-  constructor(common: Common) {
+  /** Where the result phase reports the pairs done (`EstimatorContext.progress`). */
+  readonly progress: EstimatorContext["progress"];
+  constructor(common: Common, context: EstimatorContext) {
     this.common = common;
+    this.progress = context.progress;
   }
   abstract update(batch: Batch): void | Promise<void>;
   abstract merge(other: Estimator): void;
@@ -244,7 +247,7 @@ class KsgEstimator extends PairEstimator {
   steps = new Map<string, Reservoir>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super({ estimator: "ksg", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    super({ estimator: "ksg", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep }, context);
     this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
@@ -301,6 +304,9 @@ class KsgEstimator extends PairEstimator {
     const out = new Map<string, { mi: Float64Array; samples: Float64Array }>();
     const plan = this.plan;
     if (!plan) return out;
+    const P = plan.pairs.length / 2, total = P * this.steps.size;
+    let before = 0;
+    const told = this.progress ? (p: number) => this.progress!(before + p, total, "pairs") : undefined;
     for (const [key, r] of this.steps) {
       const s = r.state();
       const n = s.keys.length;
@@ -311,12 +317,13 @@ class KsgEstimator extends PairEstimator {
           for (let j = 0; j < w; j++) cols[(o + j) * n + row] = v[row * w + j];
         }
       });
-      const P = plan.pairs.length / 2;
       const threads = threadsFor(P, n, this.threads);
       const { mi, samples } = this.gpu
         ? await gpuKsgPairs(this.gpu, cols, n, plan.pairs, this.k, { threads })
-        : ksgPairs(cols, n, plan.pairs, this.k, threads);
+        : ksgPairs(cols, n, plan.pairs, this.k, threads, told);
       out.set(key, { mi, samples: Float64Array.from(samples) });
+      before += P;
+      told?.(0);
     }
     return out;
   }
@@ -346,7 +353,7 @@ class BinnedEstimator extends PairEstimator {
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super({ estimator: "binned", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    super({ estimator: "binned", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep }, context);
     this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
@@ -570,17 +577,22 @@ class BinnedEstimator extends PairEstimator {
     const out = new Map<string, { mi: Float64Array; samples: Float64Array }>();
     const B = this.bins, B2 = B * B;
     const rs = new Float64Array(B), cs = new Float64Array(B);
+    let done = 0;
+    const total = [...this.steps.values()].reduce((n, a) => n + a.counts.length / B2, 0);
     for (const [key, a] of this.steps) {
       const P = a.counts.length / B2;
       const mi = new Float64Array(P), samples = new Float64Array(P);
       for (let p = 0; p < P; p++) {
+        if ((p & 4095) === 0) this.progress?.(done + p, total, "pairs");
         mi[p] = mutualInformation(a.counts, p * B2, B, B, rs, cs);
         let n = 0;
         for (let i = 0; i < B2; i++) n += a.counts[p * B2 + i];
         samples[p] = n;
       }
       out.set(key, { mi, samples });
+      done += P;
     }
+    this.progress?.(done, total, "pairs");
     return out;
   }
 }

@@ -213,6 +213,8 @@ class UniqueInfoEstimator implements Estimator {
   readonly gpu: GpuContext | null;
   /** Threads of the CPU path's products (`context.threads`). */
   readonly threads: number;
+  /** Where the factorisation reports its progress (`EstimatorContext.progress`). */
+  readonly progress: EstimatorContext["progress"];
   #kernel: GpuSiKernel | null = null;
   /** Train and test rows uploaded to the GPU so far. */
   #upTrain = 0;
@@ -226,6 +228,7 @@ class UniqueInfoEstimator implements Estimator {
     this.seed = context.seed;
     this.gpu = context.gpu ?? null;
     this.threads = resolveThreads(context.threads);
+    this.progress = context.progress;
   }
 
   #file(name: string): number {
@@ -604,12 +607,19 @@ class UniqueInfoEstimator implements Estimator {
         A[i * N + i] += lambda;
       }
       try {
-        choleskyInPlace(A, N, { threads: this.threads });
+        const progress = this.progress;
+        choleskyInPlace(A, N, {
+          threads: this.threads,
+          progress: progress && ((p) => progress(p, 100, "% factorisation")),
+        });
       } catch (e) {
         throw factorError(e, lambda);
       }
       const av = choleskySolve(A, N, this.#residual(train));
-      const M = inverseFromCholesky(A, N, { threads: this.threads });
+      const M = inverseFromCholesky(A, N, {
+        threads: this.threads,
+        progress: this.progress && ((p) => this.progress!(p, 100, "% inverse")),
+      });
       // b_i = M_ii^-1 a_i, and (M - lambda M^2)_ii with (M^2)_ii[r][s] = <M row ir, M row is> (M symmetric)
       const b = new Float64Array(N);
       const mii = new Float64Array(k * k);
