@@ -15,6 +15,7 @@ async function onTerminal(args: string[], dir: string): Promise<string> {
   assert.equal(code, 0);
   // The bar redraws in place: every frame, one per line.
   return (await Deno.readTextFile(log)).replaceAll("\r", "\n").replaceAll("\x1b[1G", "\n")
+    // deno-lint-ignore no-control-regex
     .replaceAll(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, "");
 }
 
