@@ -2,7 +2,8 @@
  * `deno task analyze [options] <input...>`: the command-line front end of {@linkcode analyze}.
  *
  * Exit codes (pipeline/cli/_exit.ts): 0 complete; 1 bad input (results of the complete batches are written,
- * `complete: false`); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error. Errors are
+ * `complete: false`); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error; 130
+ * interrupted (SIGINT/SIGTERM: the results of the batches read are written, `complete: false`). Errors are
  * one line on stderr, never a stack trace (set `INFOTAP_DEBUG=1` for one).
  *
  * @module
@@ -25,6 +26,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { Signals } from "./_signals.ts";
 import { parseBytes } from "../core/memory.ts";
 import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
 
@@ -71,6 +73,11 @@ function helpText(registry: Registry): string {
 
 /** Parses argv and runs; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // SIGINT/SIGTERM from the first line: reading stops, the results of the batches read are written
+  // (complete: false) and the temporary copy of stdin is removed; later signals do not interrupt that.
+  const stop = new AbortController();
+  const signals = new Signals(() => "finishing, writing the results of the batches read");
+  signals.first.then((s) => stop.abort(s));
   try {
     const parsed = await parseCommandLine(argv, CORE, true);
     const { registry, options, estimators } = parsed;
@@ -120,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       registry,
       progress: quiet ? false : undefined,
       maxMemory,
+      signal: stop.signal,
       extra: { argv },
     });
     if (!quiet && result.written) printSummary(result.tables, out, result.run, registry);
@@ -129,11 +137,13 @@ export async function main(argv: string[]): Promise<number> {
       if (result.written) {
         console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
       }
-      return EXIT.input;
+      return signals.received ? EXIT.interrupted : EXIT.input;
     }
     return EXIT.ok;
   } catch (e) {
     return fail(e);
+  } finally {
+    signals.dispose();
   }
 }
 
