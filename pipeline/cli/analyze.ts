@@ -22,6 +22,7 @@ import {
   parseBackend,
   parseCommandLine,
   parseFormat,
+  PLUGIN_FLAGS,
   pluginHelp,
   UsageError,
 } from "./_args.ts";
@@ -49,7 +50,7 @@ const CORE: Record<string, CoreFlag> = {
     arg: "SIZE",
     help: "refuse a run whose estimators would need more (e.g. 8G, 512MiB; default: 75% of physical memory)",
   },
-  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  ...PLUGIN_FLAGS,
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },

@@ -30,7 +30,9 @@ Options:
                            width is h*h, h*h*2 or h*h*3, else the first such column)
   --samples N              most and least informative samples to show (default 8 each)
   --title TEXT             page title (default: 'infotap report: DIR')
-  --plugin PATH            an estimator plugin module whose declared report sections draw its tables (repeatable)
+  --plugin PATH            an estimator plugin module (local path) whose declared report sections draw its tables
+                           (repeatable)
+  --allow-remote-plugin    let --plugin load a URL (its code runs with this command's permissions)
   --help                   show this help
 
 ${EXIT_CODES_HELP}`;
@@ -48,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
         samples: { type: "string" },
         title: { type: "string" },
         plugin: { type: "string", multiple: true },
+        "allow-remote-plugin": { type: "boolean" },
         help: { type: "boolean" },
       },
       allowPositionals: true,
@@ -81,7 +84,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // A plugin that fails to load is a PluginError (exit 2), before any results are read.
     const registry = new Registry(builtinPlugins);
-    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path);
+    const allowUrl = Boolean(values["allow-remote-plugin"]);
+    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path, { allowUrl });
     const results = await readResults(dir);
     const plugins = registry.all();
     const withSamples = plugins.flatMap((p) => p.report?.sections ?? []).filter((s) => s.samples).flatMap((s) =>

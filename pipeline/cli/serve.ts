@@ -29,6 +29,7 @@ import {
   parseBackend,
   parseCommandLine,
   parseFormat,
+  PLUGIN_FLAGS,
   pluginHelp,
   UsageError,
 } from "./_args.ts";
@@ -80,7 +81,7 @@ const CORE: Record<string, CoreFlag> = {
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   backend: BACKEND_FLAG,
-  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  ...PLUGIN_FLAGS,
   quiet: { type: "boolean", help: "print no snapshot tables" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
