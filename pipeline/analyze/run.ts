@@ -492,16 +492,24 @@ class Analysis {
     let tables: Record<string, arrow.Table> = {};
     let summaries: ReturnType<Estimators["summaries"]> = { records: [], warnings: [] };
     const tr = performance.now();
+    let failure: unknown = null;
     try {
       if (estimators && this.stats.some((s) => s.rows > 0)) {
         this.progress.phase("results");
         tables = await estimators.tables();
         summaries = estimators.summaries();
       }
+    } catch (e) {
+      // An internal error while the results are computed: run.json still says so (no tables), then it is thrown.
+      failure = e;
+      tables = {};
+      error = `internal error: ${(e as Error)?.message ?? e}`;
     } finally {
       this.progress.stop();
     }
-    estimators?.dispose();
+    try {
+      estimators?.dispose();
+    } catch { /* the error above is the one to report */ }
     timings.result_s = (performance.now() - tr) / 1000;
     // Each estimator's result time (steps finished as they end count theirs too).
     if (estimators) Object.assign(timings, estimators.timings);
@@ -530,6 +538,7 @@ class Analysis {
     }
     timings.total_s = (performance.now() - t0) / 1000;
     await writeRunRecord(run, { out: write, files, timings });
+    if (failure !== null) throw failure;
     return { complete: error === undefined, error, tables, run, warnings: summaries.warnings, written: !!write };
   }
 }

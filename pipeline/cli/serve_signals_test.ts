@@ -182,6 +182,11 @@ Deno.test("serve CLI: SIGKILL mid-run without windows, then --resume from the la
     for (let t = from; t <= last; t++) await q.write(stepBatch(t, share(0, 1)));
     assert.deepEqual(await q.close(), { batches: last + 1 - from, rows: (last + 1 - from) * ROWS });
     assert.equal(await second.stop("SIGTERM"), 0);
+    // Values outside --range are clipped with the warning analyze gives.
+    assert.ok(
+      second.errors.some((l) => /^infotap: warning: \[entropy\] \d+ value\(s\) outside --range were clipped/.test(l)),
+      second.lines.join("\n"),
+    );
     const run = JSON.parse(await Deno.readTextFile(`${out}/run.json`));
     assert.equal(run.complete, true);
     assert.equal(run.resumed_from.checkpoint, flushed.at);
