@@ -6,7 +6,8 @@
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { makeRecordBatch, writeBatches, writeBatchesTo } from "../pipeline/producers/produce.ts";
-import { Rng } from "./_util.ts";
+import { assertTablesClose, Rng } from "./_util.ts";
+import { analyze } from "../pipeline/analyze/run.ts";
 
 /** Layers of the test dump. */
 export const LAYERS = { fc1: 6, fc2: 4 } as const;
@@ -55,6 +56,36 @@ export async function streamBytes(batches: arrow.RecordBatch[]): Promise<Uint8Ar
   });
   await writeBatchesTo(sink.getWriter(), batches);
   return chunks;
+}
+
+/**
+ * Asserts that serve's final entropy tables in `out` equal those of `analyze --by-step` (entropy, OPTIONS) on the
+ * rows received: `received`, a dump's path or the batches (written to `scratch` first).
+ */
+export async function assertLikeAnalyze(
+  out: string,
+  received: string | arrow.RecordBatch[],
+  scratch: string,
+): Promise<void> {
+  let input = received as string;
+  if (typeof received !== "string") await writeBatches(input = `${scratch}/received.arrows`, received);
+  const ref = await analyze({
+    inputs: [input],
+    estimators: ["entropy"],
+    byStep: true,
+    options: OPTIONS,
+    out: `${scratch}/ref`,
+  });
+  if (!ref.complete) throw new Error(`analyze failed: ${ref.error}`);
+  for (const name of ["neuron_entropy", "layer_summary"]) {
+    assertTablesClose(
+      await readParquetFile(`${out}/${name}.parquet`),
+      await readParquetFile(`${scratch}/ref/${name}.parquet`),
+      0,
+      0,
+      name,
+    );
+  }
 }
 
 /** Reads a Parquet file as an Arrow table. */
