@@ -370,8 +370,9 @@ class Analysis {
   /**
    * How the estimators hold their steps, checked against `maxMemory` (an InputError naming the option that
    * fits when not): `--by-step` over step-sorted input with step-local estimators finishes each step as the next
-   * begins; without a first pass the steps are finished in chunks that fit. Worker threads (each holding its own
-   * state) when allowed and they fit; automatic threads are given up when only one fits.
+   * begins (on this thread; an explicit `--threads N` keeps a pool of N workers holding every step when that
+   * fits); without a first pass the steps are finished in chunks that fit. Otherwise worker threads (each holding
+   * its own state) when allowed and they fit; automatic threads are given up when only one fits.
    */
   #plan(set: EstimatorSet, layout: Layout): { copies: number; chunks?: ConstructorParameters<typeof StepChunks>[1] } {
     const counts = this.counts, byStep = this.settings.byStep;
@@ -380,6 +381,20 @@ class Analysis {
     const record = (how: string, h: Holding) => {
       this.holding = `${how}: about ${formatBytes(estimateMemory(set, shape, h).total)}`;
     };
+    // Threads asked for (--threads N) on order-free estimators: a worker pool holding every step, when it fits.
+    const threaded = this.threads > 1 && set.orderFree() && !set.onGpu();
+    const asked = threaded && (this.opts.threads ?? 0) > 0;
+    if (byStep && set.stepLocal() && asked) {
+      const h = {
+        held: Math.max(1, counts?.steps.size ?? 1),
+        units: Math.max(1, counts?.steps.size ?? 1),
+        copies: this.threads,
+      };
+      if (estimateMemory(set, shape, h).total <= budget) {
+        record(`every step on ${this.threads} threads (--threads)`, h);
+        return { copies: this.threads };
+      }
+    }
     if (byStep && set.stepLocal()) {
       if (counts?.sorted) {
         const h = { held: 1, units: Math.max(1, counts.steps.size), copies: 1, finishing: true };
@@ -405,7 +420,6 @@ class Analysis {
       }
     }
     const steps = byStep ? Math.max(1, counts?.steps.size ?? 1) : 1;
-    const threaded = this.threads > 1 && set.orderFree() && !set.onGpu();
     let h: Holding = { held: steps, units: steps, copies: threaded ? this.threads : 1 };
     const auto = !(this.opts.threads && this.opts.threads > 0);
     if (h.copies > 1 && auto && estimateMemory(set, shape, h).total > budget) h = { ...h, copies: 1 };
