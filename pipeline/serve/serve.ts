@@ -7,7 +7,10 @@
  * A producer opens a TCP connection, optionally sends one handshake line `INFOTAP1 <token>\n` (required when
  * the server has a token; the server answers `OK\n` or `ERR <message>\n`), then writes one Arrow IPC stream
  * (format 1.0+, the stream format, not the file format) and half-closes its side. When the stream ends the
- * server answers `OK <batches> <rows>\n`; when it refuses something it answers `ERR <message>\n` and closes.
+ * server answers `OK <batches> <rows>\n`; when it refuses something it answers `ERR <message>\n` and closes:
+ * a malformed handshake (never echoed: it may hold the token), a batch over `maxBatchBytes`, or a batch with a
+ * step before the first open one or more than `maxStepJump` after the highest so far (nothing of that batch is
+ * analysed; the batches before it are). Past `maxProducers` connections, a new one gets `ERR <message>` at once.
  * WebSocket producers (`--ws HOST:PORT`) send the same stream as binary messages (split anywhere), present the
  * token as the `token` query parameter (`ws://host:port/?token=...`), and get the same answers as text messages.
  * Nothing from a stream is ever used as a path or evaluated: table and file names come from the estimators.
@@ -24,20 +27,27 @@
  *    can be read while the run goes on, e.g. DuckDB `SELECT * FROM 'DIR/layer_summary/part-*.parquet'`;
  * 2. `DIR/checkpoint/window-<k>.state`: the window's estimator states ({@linkcode encodeState});
  * 3. `DIR/checkpoint/progress.json`: windows closed so far and `next_step`, the first step not yet covered.
+ * Every `flushEvery` seconds (`--flush-every`, default 30) the open windows' states go to
+ * `DIR/checkpoint/open.state` and `progress.json` names the flush. Every file is written through a temporary
+ * name, fsynced and renamed (core/write.ts `atomicWrite`).
  *
  * Closed windows are merged (`Estimator.merge`) into one running set whose results, written on stop as
- * `DIR/<table>.parquet`, equal those of `analyze --by-step` on the same rows. Rows that arrive for a window
- * already closed are not analysed; they are counted as `late_rows` in `run.json`. Without `snapshotEvery`
- * there is one window, closed on stop. A crash loses at most the windows still open.
+ * `DIR/<table>.parquet`, equal those of `analyze --by-step` on the same rows. Without `snapshotEvery` there is
+ * one window, closed on stop. A crash (even SIGKILL or a power loss) loses at most the rows of the last
+ * `flushEvery` seconds.
  *
  * ## Lifecycle
  * `stop()` (SIGINT/SIGTERM in the CLI) stops accepting, lets each producer finish the batch being analysed,
  * drops the partial batches still in transit (reported per producer), closes every open window, writes the
- * final tables and `run.json`. `resume: true` continues from `DIR/checkpoint`: producers replay from
- * `next_step`. A producer that disconnects mid-batch loses only that batch (`status: "disconnected
- * mid-batch"`, `partial_bytes`). Batches are read only as fast as the estimators take them (no read-ahead
- * beyond one message), so a fast producer is slowed by TCP flow control and memory stays bounded; a batch over
- * `maxBatchBytes` is refused before its body is read.
+ * final tables and `run.json` (an internal error there still writes `run.json`, `complete: false`). `resume:
+ * true` continues from `DIR/checkpoint` (closed windows, and open ones as last flushed): producers replay from
+ * `next_step`, which `run.json` states with the flush it resumed from (`resumed_from`). A producer that
+ * disconnects mid-batch loses only that batch (`status: "disconnected mid-batch"`, `partial_bytes`); one that
+ * completes no batch for `producerTimeout` seconds is cut off (`status: "timed out"`) and holds no window open.
+ * Batches are read only as fast as the estimators take them, and all producers' messages share a byte budget
+ * (`maxBufferedBytes`: a producer waits for room before a body is read), so a fast producer is slowed by TCP
+ * flow control and memory stays bounded; a batch over `maxBatchBytes` is refused before its body is read. A
+ * failed accept (out of file descriptors, an aborted connection) is logged and retried after a back-off.
  *
  * ## No first pass
  * A live stream cannot be read twice, so estimators that need a first pass (`plugin.scan`) cannot run unless
