@@ -47,12 +47,55 @@ export interface ChunkPolicy {
   why?: string;
 }
 
+/**
+ * The results of estimators finished apart (chunks of steps, serve's closed windows), in step order: their
+ * tables concatenated per plugin, then joined; their summaries combined (`mergeSummaries`).
+ */
+export class FinishedResults {
+  #done: Results[][] = [];
+  #told: (EstimatorSummary | null)[] | null = null;
+
+  constructor(readonly set: EstimatorSet) {}
+
+  /** How many were added. */
+  get count(): number {
+    return this.#done.length;
+  }
+
+  /** Adds one finished estimator set's results and summaries (`Estimators.results`, `rawSummaries`). */
+  add(results: Results[], told: (EstimatorSummary | null)[]): void {
+    this.#done.push(results);
+    this.#told = this.#told === null ? told : this.set.mergeSummaries(this.#told, told);
+  }
+
+  /** The tables of everything added (then of `open`, when given): concatenated per plugin, then joined. */
+  tables(open?: Results[]): Record<string, arrow.Table> {
+    const chunks = open ? [...this.#done, open] : this.#done;
+    const perPlugin: Results[] = this.set.plugins.map((_, i) => {
+      const names = new Set(chunks.flatMap((c) => Object.keys(c[i])));
+      return Object.fromEntries(
+        [...names].map((n) => [n, concatTables(chunks.map((c) => c[i][n]).filter((t) => t !== undefined))]),
+      );
+    });
+    return this.set.join(perPlugin);
+  }
+
+  /** What run.json records of each estimator, over everything added (and `open`'s summaries, when given). */
+  summaries(open?: (EstimatorSummary | null)[]): { records: EstimatorRecord[]; warnings: string[] } {
+    const told = open === undefined
+      ? this.#told ?? this.set.plugins.map(() => null)
+      : this.#told === null
+      ? open
+      : this.set.mergeSummaries(this.#told, open);
+    return summaryRecords(this.set, told);
+  }
+}
+
 /** Estimators over step-sorted batches, finished a chunk of steps at a time (see the module). */
 export class StepChunks {
   #current: Estimators;
   #held = new Set<bigint>();
-  #done: Results[][] = [];
-  #told: (EstimatorSummary | null)[] | null = null;
+  #done: FinishedResults;
   #maxStep: bigint | null = null;
   /** Steps up to this one are finished (null: none yet). */
   finishedThrough: bigint | null = null;
@@ -65,6 +108,7 @@ export class StepChunks {
 
   constructor(readonly set: EstimatorSet, readonly policy: ChunkPolicy) {
     this.#current = set.create();
+    this.#done = new FinishedResults(set);
   }
 
   /** Folds a batch in, finishing the open chunk first when a new step begins and the chunk is full. */
@@ -102,8 +146,7 @@ export class StepChunks {
   /** Takes the open chunk's tables and summaries, frees its estimators, opens the next chunk. */
   async #finish(): Promise<void> {
     if (this.#held.size === 0) return;
-    this.#done.push(await this.#results());
-    this.#merge(this.#current.rawSummaries());
+    this.#done.add(await this.#results(), this.#current.rawSummaries());
     this.#current.dispose();
     this.#current = this.set.create();
     this.finished += this.#held.size;
@@ -121,28 +164,16 @@ export class StepChunks {
     return out;
   }
 
-  #merge(told: (EstimatorSummary | null)[]): void {
-    this.#told = this.#told === null ? told : this.set.mergeSummaries(this.#told, told);
-  }
-
   /** The tables of every step: each plugin's chunks concatenated in step order, then joined. */
   async tables(): Promise<Record<string, arrow.Table>> {
-    const chunks = [...this.#done];
-    if (this.#held.size > 0 || chunks.length === 0) chunks.push(await this.#results());
-    const perPlugin: Results[] = this.set.plugins.map((_, i) => {
-      const names = new Set(chunks.flatMap((c) => Object.keys(c[i])));
-      return Object.fromEntries(
-        [...names].map((n) => [n, concatTables(chunks.map((c) => c[i][n]).filter((t) => t !== undefined))]),
-      );
-    });
-    return this.set.join(perPlugin);
+    const open = this.#held.size > 0 || this.#done.count === 0;
+    return this.#done.tables(open ? await this.#results() : undefined);
   }
 
   /** What run.json records of each estimator, over every chunk. */
   summaries(): { records: EstimatorRecord[]; warnings: string[] } {
-    const open = this.#held.size > 0 || this.#told === null ? this.#current.rawSummaries() : null;
-    const told = open === null ? this.#told! : this.#told === null ? open : this.set.mergeSummaries(this.#told, open);
-    return summaryRecords(this.set, told);
+    const open = this.#held.size > 0 || this.#done.count === 0;
+    return this.#done.summaries(open ? this.#current.rawSummaries() : undefined);
   }
 
   /** Frees the open chunk's estimators. */

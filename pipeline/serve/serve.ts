@@ -760,7 +760,7 @@ class LiveRun implements Intake {
         failure = e;
         this.log(`infotap serve: cannot finish the run: ${(e as Error)?.message ?? e}`);
       }
-      const summaries = w.total?.summaries() ?? { records: [], warnings: [] };
+      const summaries = w.summaries();
       this.warnings = summaries.warnings;
       const lost = this.producers.filter((p) => p.partial_bytes > 0);
       const run = runRecord({
@@ -806,7 +806,7 @@ class LiveRun implements Intake {
         started: this.started,
         extra: this.opts.extra,
       });
-      w.total?.dispose();
+      w.dispose();
       const record = await writeRunRecord(run, {
         out: this.opts.out,
         files,

@@ -1,8 +1,10 @@
 /**
  * The step windows of a live run (see serve.ts for the protocol and files): every row goes to window
  * `floor(step / N)`, which has its own estimators (the estimator set of pipeline/core/estimator_set.ts).
- * Closing a window writes its part files and checkpoint (checkpoint.ts), prints its overview lines and merges
- * its estimators into the run totals, whose results equal those of `analyze --by-step` on the same rows.
+ * Closing a window writes its part files and checkpoint (checkpoint.ts), prints its overview lines and keeps
+ * its results for the run totals (step-local estimators: tables concatenated in step order; others: states
+ * merged), whose tables equal those of `analyze --by-step` on the same rows. Every `--flush-every` seconds the
+ * open windows' states are flushed to the checkpoint too.
  *
  * @example
  * ```ts
@@ -26,7 +28,8 @@ import { InputError } from "../../schemas/errors.ts";
 import { checkSameLayout, type Layout } from "../../schemas/validate.ts";
 import type { EstimatorPlugin, OptionValues } from "../core/plugin.ts";
 import type { Registry } from "../core/registry.ts";
-import { type Estimators, EstimatorSet, type RunSettings } from "../core/estimator_set.ts";
+import { type EstimatorRecord, type Estimators, EstimatorSet, type RunSettings } from "../core/estimator_set.ts";
+import { FinishedResults } from "../core/step_chunks.ts";
 import { textTable } from "../core/text_table.ts";
 import type { OutputFormat } from "../core/write.ts";
 import {
@@ -71,8 +74,14 @@ export class Windows {
   set: EstimatorSet | null = null;
   /** The stream's layout (every producer's must match it). */
   layout: Layout | null = null;
-  /** The closed windows merged. */
+  /** The closed windows merged (when the estimators are not step-local: see `closedResults`). */
   total: Estimators | null = null;
+  /**
+   * The closed windows' results, when every estimator is step-local (`EstimatorPlugin.stepLocal`): windows close
+   * in step order, so their tables (computed anyway for the part files) are concatenated at the end instead of
+   * merging their states; the run then holds no closed window's state.
+   */
+  closedResults: FinishedResults | null = null;
   #open = new Map<number, Estimators>();
   #openRows = new Map<number, number>();
   closedThrough: number | null = null;
@@ -108,7 +117,8 @@ export class Windows {
 
   #use(set: EstimatorSet): void {
     this.set = set;
-    this.total = set.create();
+    if (set.stepLocal()) this.closedResults = new FinishedResults(set);
+    else this.total = set.create();
   }
 
   /** The window of a step. */
@@ -261,9 +271,11 @@ export class Windows {
   async #close(k: number): Promise<void> {
     const { out, format } = this.cfg;
     const ests = this.#open.get(k)!;
-    const tables = await ests.tables();
+    const results = await ests.results();
+    const tables = this.set!.join(results);
     await writeWindow(out, format, k, tables, ests.states());
-    this.total!.merge(ests);
+    if (this.closedResults) this.closedResults.add(results, ests.rawSummaries());
+    else this.total!.merge(ests);
     ests.dispose();
     this.#open.delete(k);
     this.closedRows += this.#openRows.get(k) ?? 0;
@@ -278,7 +290,19 @@ export class Windows {
 
   /** The run totals' tables (none before any row). */
   async totals(): Promise<Record<string, arrow.Table>> {
-    return this.total && this.rows > 0 ? await this.total.tables() : {};
+    if (this.rows === 0) return {};
+    if (this.closedResults) return this.closedResults.tables();
+    return this.total ? await this.total.tables() : {};
+  }
+
+  /** What run.json records of each estimator over the closed windows, and their warnings. */
+  summaries(): { records: EstimatorRecord[]; warnings: string[] } {
+    return this.closedResults?.summaries() ?? this.total?.summaries() ?? { records: [], warnings: [] };
+  }
+
+  /** Frees the totals (the run is over). */
+  dispose(): void {
+    this.total?.dispose();
   }
 
   /** What `progress.json` records now. */
@@ -306,10 +330,14 @@ export class Windows {
   async resume(cp: Checkpoint): Promise<void> {
     this.#use(new EstimatorSet(cp.plugins, cp.options, this.cfg.settings));
     this.layout = cp.layout;
-    // Closed windows' states are only merged into the totals: restored on the host.
+    // Closed windows' states are restored on the host, then merged into the totals or finished.
     const host = this.set!.onCpu();
     for (const k of cp.progress.windows) {
-      this.total!.merge(host.restore(await readWindow(this.cfg.out, k, cp.plugins.length)));
+      const ests = host.restore(await readWindow(this.cfg.out, k, cp.plugins.length));
+      if (this.closedResults) {
+        this.closedResults.add(await ests.results(), ests.rawSummaries());
+        ests.dispose();
+      } else this.total!.merge(ests);
     }
     this.closed = [...cp.progress.windows];
     this.closedThrough = cp.progress.closed_through;
