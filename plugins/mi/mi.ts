@@ -650,7 +650,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   memory: (o, shape) => {
     const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
     const pairs = o["mi-pairs"] === "all" ? (n * (n - 1)) / 2 : widths.reduce((a, w) => a + (w * (w - 1)) / 2, 0);
-    const results = pairs * 70 + shape.tensors.length * 80;
+    const results = pairs * 75 + shape.tensors.length * 80;
     if (o["mi-estimator"] === "binned") {
       const b = o["mi-bins"] as number;
       return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results };
