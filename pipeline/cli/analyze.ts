@@ -135,8 +135,11 @@ export async function main(argv: string[]): Promise<number> {
     for (const w of result.warnings) console.error(`infotap: warning: ${w}`);
     if (!result.complete) {
       console.error(`infotap: error: ${result.error}`);
-      if (result.written) {
+      const rows = (result.run.inputs as { rows: number }[] | undefined)?.reduce((a, i) => a + i.rows, 0) ?? 0;
+      if (result.written && rows > 0) {
         console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
+      } else if (result.written) {
+        console.error(`infotap: nothing was analysed; ${out}/run.json says why (complete false)`);
       }
       return signals.received ? EXIT.interrupted : EXIT.input;
     }
