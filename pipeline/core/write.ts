@@ -36,8 +36,9 @@ export function toParquet(table: arrow.Table): Uint8Array {
 }
 
 /**
- * The same Parquet bytes as {@linkcode toParquet}, encoded record batch by record batch: a large table (e.g.
- * the steps of a `--by-step` run, one batch each) is never copied whole into WebAssembly memory.
+ * The Parquet values of {@linkcode toParquet}, encoded record batch by record batch: a large table (e.g. the
+ * steps of a `--by-step` run, one batch each) is never copied whole into WebAssembly memory. The bytes may differ
+ * from `toParquet`'s in the order of the key-value metadata only.
  */
 export async function parquetStream(table: arrow.Table): Promise<ReadableStream<Uint8Array>> {
   const batches = table.batches.length ? table.batches : [new arrow.RecordBatch(table.schema)];
@@ -65,6 +66,11 @@ function* arrowFileChunks(table: arrow.Table): Generator<Uint8Array> {
   yield collector.take();
 }
 
+/** Tables above about 64 MB (rows x columns x 8 bytes) are written batch by batch. */
+function large(table: arrow.Table): boolean {
+  return table.batches.length > 1 && table.numRows * table.numCols * 8 > 64e6;
+}
+
 /** Writes each table as `<dir>/<name>.parquet` and/or `.arrow`; returns the paths written. */
 export async function writeTables(
   dir: string,
@@ -76,7 +82,7 @@ export async function writeTables(
   for (const [name, table] of Object.entries(tables)) {
     if (format === "parquet" || format === "both") {
       const p = `${dir}/${name}.parquet`;
-      await atomicWrite(p, await parquetStream(table));
+      await atomicWrite(p, large(table) ? await parquetStream(table) : toParquet(table));
       written.push(p);
     }
     if (format === "arrow" || format === "both") {
