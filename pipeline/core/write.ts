@@ -29,10 +29,27 @@ function parquetProperties(table: arrow.Table): pq.WriterProperties {
   return builder.build();
 }
 
-/** Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). */
+/**
+ * Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). A table of several
+ * record batches is written as one: parquet-wasm orders the key-value metadata by hash maps whose seeds advance
+ * with every map it makes, so the same table in one batch or several would give other bytes (same values).
+ */
 export function toParquet(table: arrow.Table): Uint8Array {
-  const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream"));
+  const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream"));
   return pq.writeParquet(wasmTable, parquetProperties(table));
+}
+
+/** The table as one record batch (values copied when it has several). */
+function oneBatch(table: arrow.Table): arrow.Table {
+  if (table.batches.length <= 1) return table;
+  const children = table.schema.fields.map((f) => {
+    const col = table.getChild(f.name)!;
+    const b = arrow.makeBuilder({ type: f.type, nullValues: [null, undefined] });
+    for (let i = 0; i < table.numRows; i++) b.append(col.get(i));
+    return b.finish().toVector().data[0];
+  });
+  const data = arrow.makeData({ type: new arrow.Struct(table.schema.fields), length: table.numRows, children });
+  return new arrow.Table(table.schema, [new arrow.RecordBatch(table.schema, data)]);
 }
 
 /**
