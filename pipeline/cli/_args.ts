@@ -9,6 +9,7 @@ import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { type OptionValues, parseOptionValue, PluginError } from "../core/plugin.ts";
 import { show } from "../../schemas/errors.ts";
+import { fileFormats, type OutputFormat } from "../core/write.ts";
 import { type BackendRequest, BACKENDS } from "../../plugins/kernels/gpu/device.ts";
 
 /** A usage error (exit code 2). */
@@ -103,12 +104,16 @@ export async function parseCommandLine(
 }
 
 /** Checks `--format`. */
-export function parseFormat(v: unknown): "parquet" | "arrow" | "both" {
+export function parseFormat(v: unknown): OutputFormat {
   const format = (v as string | undefined) ?? "parquet";
-  if (!["parquet", "arrow", "both"].includes(format)) {
-    throw new UsageError(`Cannot use --format as it must be parquet, arrow or both: current value is ${show(format)}`);
+  if (!fileFormats(format)) {
+    throw new UsageError(
+      `Cannot use --format as it must be parquet, arrow, csv, both (parquet and arrow) or a list such as parquet,csv: current value is ${
+        show(format)
+      }`,
+    );
   }
-  return format as "parquet" | "arrow" | "both";
+  return format as OutputFormat;
 }
 
 /** The help lines of every plugin's options (same layout in both commands). */

@@ -80,7 +80,7 @@ import { resultTables, selectLayers } from "../analyze/run.ts";
 import { readMessages } from "../../schemas/source.ts";
 import { decodeState, encodeState } from "../core/state.ts";
 import { sliceBatch } from "../../schemas/batch.ts";
-import { atomicWrite, type OutputFormat, toParquet, writeTables } from "../core/write.ts";
+import { atomicWrite, type OutputFormat, writeTable, writeTables } from "../core/write.ts";
 import { versions } from "../core/version.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../../schemas/validate.ts";
 import type { ProducerConnection } from "../producers/connect.ts";
@@ -723,10 +723,7 @@ class LiveRun {
         throw new Error(`Cannot write table as its name is not ${TABLE_NAME}: current value is ${show(name)}`);
       }
       await Deno.mkdir(`${out}/${name}`, { recursive: true });
-      if (this.format !== "arrow") await atomicWrite(`${out}/${name}/part-${pad(k)}.parquet`, toParquet(t));
-      if (this.format !== "parquet") {
-        await atomicWrite(`${out}/${name}/part-${pad(k)}.arrow`, arrow.tableToIPC(t, "file"));
-      }
+      await writeTable(`${out}/${name}/part-${pad(k)}`, t, this.format);
     }
     await Deno.mkdir(`${out}/checkpoint`, { recursive: true });
     await atomicWrite(
@@ -870,7 +867,7 @@ class LiveRun {
     for await (const d of Deno.readDir(this.opts.out)) {
       if (!d.isDirectory || !TABLE_NAME.test(d.name)) continue;
       for await (const f of Deno.readDir(`${this.opts.out}/${d.name}`)) {
-        const m = /^part-(-?\d+)\.(parquet|arrow)$/.exec(f.name);
+        const m = /^part-(-?\d+)\.(parquet|arrow|csv)$/.exec(f.name);
         if (m && (this.closedThrough === null || Number(m[1]) > this.closedThrough)) {
           await Deno.remove(`${this.opts.out}/${d.name}/${f.name}`);
         }
