@@ -152,3 +152,34 @@ export function parseBackend(value: unknown): BackendRequest {
   }
   return backend as BackendRequest;
 }
+
+/** A directory as given, without trailing slashes (`runs/a/` and `runs/a` name one run). */
+export const trimDir = (d: string): string => (d.length > 1 ? d.replace(/\/+$/, "") : d);
+
+/** Parses one `--metric NAME=DIR:VALUE`. */
+export function parseMetric(s: string): { name: string; dir: string; value: number } {
+  const eq = s.indexOf("="), colon = s.lastIndexOf(":");
+  if (eq <= 0 || colon < eq + 2 || colon === s.length - 1) {
+    throw new UsageError(`Cannot parse --metric as it must be NAME=DIR:VALUE: current value is ${show(s)}`);
+  }
+  const value = Number(s.slice(colon + 1));
+  if (!Number.isFinite(value)) {
+    throw new UsageError(`Cannot parse --metric as its VALUE is not a finite number: current value is ${show(s)}`);
+  }
+  return { name: s.slice(0, eq), dir: trimDir(s.slice(eq + 1, colon)), value };
+}
+
+/** Every `--metric`, grouped by name (a run given twice for one metric is an error). */
+export function parseMetrics(args: string[]): { name: string; values: Map<string, number> }[] {
+  const metrics = new Map<string, { name: string; values: Map<string, number> }>();
+  for (const s of args) {
+    const m = parseMetric(s);
+    const metric = metrics.get(m.name) ?? { name: m.name, values: new Map() };
+    if (metric.values.has(m.dir)) {
+      throw new UsageError(`Cannot use --metric as ${m.name} is given twice for one run: current value is ${show(s)}`);
+    }
+    metric.values.set(m.dir, m.value);
+    metrics.set(m.name, metric);
+  }
+  return [...metrics.values()];
+}

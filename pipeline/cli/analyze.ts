@@ -28,7 +28,11 @@ import { BackendError } from "../../plugins/kernels/gpu/device.ts";
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
   out: { type: "string", arg: "DIR", help: "output directory, created if missing (default: infotap-results)" },
-  format: { type: "string", arg: "F", help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet, zstd)" },
+  format: {
+    type: "string",
+    arg: "F",
+    help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet, zstd)",
+  },
   "by-step": { type: "boolean", help: "one row set per training step (needs a 'step' column)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },

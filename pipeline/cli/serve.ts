@@ -44,7 +44,11 @@ const CORE: Record<string, CoreFlag> = {
   },
   "max-batch-bytes": { type: "string", arg: "N", help: "refuse record batches larger than N bytes (default 256 MiB)" },
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
-  format: { type: "string", arg: "F", help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet)" },
+  format: {
+    type: "string",
+    arg: "F",
+    help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet)",
+  },
   "by-step": { type: "boolean", help: "results per step without --snapshot-every (implied with it)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },

@@ -129,6 +129,8 @@ export interface RankMeasure {
   column: string;
   /** Columns naming the layer of a row (none: only `<name>:all`). */
   layers: string[];
+  /** Only the rows whose columns hold these values (e.g. `{ level: "layer" }`). */
+  where?: Record<string, string>;
   /** What the mean is over, e.g. `neurons`. */
   over: string;
   unit: string;
@@ -167,15 +169,21 @@ const FIELDS: Record<keyof PluginReport, [Record<string, Check>, string]> = {
     samples: optional((v) => typeof v === "boolean"),
     build: (v) => typeof v === "function",
   }, `id (${ID}), title, tables (a non-empty list) and a build function`],
-  rank: [{
-    name: (v) => typeof v === "string" && RANK_NAME.test(v),
-    table: text,
-    column: text,
-    layers: texts,
-    over: text,
-    unit: text,
-    better: optional((v) => v === "higher" || v === "lower"),
-  }, `name (${RANK_NAME}), table, column, layers (a list), over, unit and an optional better (higher or lower)`],
+  rank: [
+    {
+      name: (v) => typeof v === "string" && RANK_NAME.test(v),
+      table: text,
+      column: text,
+      layers: texts,
+      where: optional((v) =>
+        typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string")
+      ),
+      over: text,
+      unit: text,
+      better: optional((v) => v === "higher" || v === "lower"),
+    },
+    `name (${RANK_NAME}), table, column, layers (a list), an optional where (column: value), over, unit and an optional better (higher or lower)`,
+  ],
 };
 
 /** Checks a plugin's `report` declaration; calls `fail` with a one-line message at the first fault. */

@@ -146,4 +146,13 @@ export const fisherReport: PluginReport = {
     tables: ["fisher", "fisher_spectrum", "fisher_diag"],
     build: fisherSection,
   }],
+  rank: [{
+    name: "fisher",
+    table: "fisher",
+    column: "trace",
+    layers: ["parameter"],
+    where: { level: "layer" },
+    over: "layers",
+    unit: "squared gradient units",
+  }],
 };

@@ -72,4 +72,5 @@ function labelMiSection(results: ResultDirectory): SectionContent {
 /** What the `label-mi` plugin declares for `report`. */
 export const labelMiReport: PluginReport = {
   sections: [{ id: "label-mi", title: "Label MI", tables: ["label_mi"], build: labelMiSection }],
+  rank: [{ name: "label-mi", table: "label_mi", column: "mi", layers: ["layer"], over: "neurons", unit: "nats" }],
 };

@@ -134,4 +134,22 @@ export const uniqueInfoReport: PluginReport = {
     samples: true,
     build: siSection,
   }],
+  rank: [
+    {
+      name: "si",
+      table: "unique_information",
+      column: "si_weights",
+      layers: [],
+      over: "training samples",
+      unit: "squared parameter distance",
+    },
+    {
+      name: "f-si",
+      table: "unique_information",
+      column: "si_function",
+      layers: [],
+      over: "training samples",
+      unit: "mean squared output change",
+    },
+  ],
 };
