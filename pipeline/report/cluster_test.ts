@@ -38,11 +38,15 @@ Deno.test("clusterOrder: the merges and heights of brute-force average linkage; 
     // Points on a line plus noise in 3 dimensions: Euclidean distances, no ties.
     const pts = Array.from({ length: n }, () => [rng.normal() * 3, rng.normal(), rng.normal()]);
     const d = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) d[i * n + j] = Math.hypot(...pts[i].map((v, k) => v - pts[j][k]));
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) d[i * n + j] = Math.hypot(...pts[i].map((v, k) => v - pts[j][k]));
+    }
     const { order, merges } = clusterOrder(d, n, 3);
     const want = naive(d, n);
     assert.equal(merges.length, n - 1);
-    merges.forEach((m, k) => assert.ok(Math.abs(m.height - want.heights[k]) <= 1e-9 * want.heights[k], `n ${n} merge ${k}`));
+    merges.forEach((m, k) =>
+      assert.ok(Math.abs(m.height - want.heights[k]) <= 1e-9 * want.heights[k], `n ${n} merge ${k}`)
+    );
     assert.deepEqual(new Set(members(merges, n).map((c) => c.join(","))), new Set(want.clusters));
     assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
     for (const c of members(merges, n)) {
