@@ -402,7 +402,6 @@ function runsPart(
       }
     }
     const names = runs.map((r) => r.name);
-    const columns = Math.min(shared.length, 3);
     plots.push({
       id: "metrics",
       title: "Metrics beside the measures",
