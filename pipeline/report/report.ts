@@ -654,7 +654,11 @@ export async function pageParts(input: ResultDirectory | ReportRun[], opts: Repo
 
 /** Renders the page of one results directory, or of several runs overlaid (`ReportRun[]`, at least 2). */
 export async function renderReport(input: ResultDirectory | ReportRun[], opts: ReportOptions = {}): Promise<string> {
-  const parts = await pageParts(input, opts);
+  return htmlPage(await pageParts(input, opts));
+}
+
+/** The whole page around its parts: the inlined libraries, the content, the footer, the data and the script. */
+export async function htmlPage(parts: PageParts): Promise<string> {
   const libs = await libraries();
   return [
     `<!doctype html>`,
