@@ -57,7 +57,7 @@
  *
  * @module
  */
-import * as arrow from "apache-arrow";
+import type * as arrow from "apache-arrow";
 import type { Batch } from "../../schemas/batch.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
