@@ -90,8 +90,13 @@ export function clusterOrder(dist: Float64Array, n: number, seed: number): { ord
     }
     chain.push(y);
   }
-  // Sort merges by height (stable) and renumber the clusters they refer to.
-  const sorted = raw.map((m, k) => ({ m, k })).sort((p, q) => p.m.height - q.m.height || p.k - q.k);
+  // Sort merges by height (stable) and renumber the clusters they refer to. The key is the largest height on the
+  // way up, so that a parent never comes before a child whose height rounding made larger.
+  const key = new Float64Array(raw.length);
+  raw.forEach((m, k) => {
+    key[k] = Math.max(m.height, m.a >= n ? key[m.a - n] : -Infinity, m.b >= n ? key[m.b - n] : -Infinity);
+  });
+  const sorted = raw.map((m, k) => ({ m, k })).sort((p, q) => key[p.k] - key[q.k] || p.k - q.k);
   const rename = new Int32Array(n - 1);
   sorted.forEach(({ k }, i) => (rename[k] = i));
   const re = (c: number) => (c < n ? c : n + rename[c - n]);

@@ -64,3 +64,26 @@ Deno.test("clusterOrder: ties are broken by the seed (equal distances: each seed
   assert.deepEqual(clusterOrder(new Float64Array(1), 1, 0).order, [0]);
   assert.deepEqual(clusterOrder(new Float64Array(0), 0, 0).order, []);
 });
+
+Deno.test("clusterOrder: many equal distances and rounding (binned MI near 0): still every item once, clusters contiguous", () => {
+  const rng = new Rng(5), n = 60;
+  const v = new Float64Array(n * n);
+  // Even neurons share information; odd ones are noise (MI 0 or a few 1e-16 either way, as binned MI gives).
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const noise = i % 2 === 1 && j % 2 === 1 ? 0 : (rng.next() - 0.5) * 8e-16;
+      v[i * n + j] = v[j * n + i] = i % 2 === 0 && j % 2 === 0 ? 0.45 + 0.2 * rng.next() : noise;
+    }
+  }
+  const max = Math.max(...v), d = v.map((x) => max - x);
+  for (const seed of [0, 1, 2]) {
+    const { order, merges } = clusterOrder(d, n, seed);
+    assert.deepEqual([...order].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+    const evens = order.map((i, k) => [i, k]).filter(([i]) => i % 2 === 0).map(([, k]) => k);
+    assert.equal(evens[evens.length - 1] - evens[0], 29, "the even neurons are contiguous");
+    for (const c of members(merges, n)) {
+      const at = c.map((i) => order.indexOf(i)).sort((a, b) => a - b);
+      assert.equal(at[at.length - 1] - at[0], c.length - 1);
+    }
+  }
+});

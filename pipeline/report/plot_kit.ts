@@ -142,10 +142,10 @@ const tooltipBin = (title: string) => [
 /**
  * Marks a spec to fill the page's width: the page sets the width of a single view, or of each cell of a faceted
  * one (`columns` cells a row), from the width it has, and the height from `aspect` (height / width) when given.
- * It re-draws when the window is resized.
+ * It re-draws when the window is resized. `max` caps the width of a view or cell (px).
  */
-export function fit<T extends Record<string, unknown>>(spec: T, columns = 1, aspect?: number): T {
-  return { ...spec, usermeta: { fit: { columns, ...(aspect ? { aspect } : {}) } } };
+export function fit<T extends Record<string, unknown>>(spec: T, columns = 1, aspect?: number, max?: number): T {
+  return { ...spec, usermeta: { fit: { columns, ...(aspect ? { aspect } : {}), ...(max ? { max } : {}) } } };
 }
 
 /** Colours of ordered steps: distinct hues in order (viridis without its palest end). */

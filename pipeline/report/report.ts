@@ -361,16 +361,20 @@ function runsPart(
       : run.complete === true
       ? `<span class="ok">complete</span>`
       : `<span class="bad">INCOMPLETE</span>`;
-    const steps = new Set<number>();
+    let first = Infinity, last = -Infinity;
     for (const t of Object.values(results.tables)) {
-      for (const r of t.rows) if (typeof r.step === "number") steps.add(r.step);
+      for (const r of t.rows) {
+        if (typeof r.step !== "number") continue;
+        first = Math.min(first, r.step);
+        last = Math.max(last, r.step);
+      }
     }
     return [
       esc(name),
       esc(results.dir),
       state,
       esc(fmt(run?.kind)),
-      esc(steps.size ? `${steps.size} (last ${Math.max(...steps)})` : "-"),
+      esc(last >= first ? `${first} to ${last}` : "-"),
       ...metrics.map((m) => esc(fmt(m.values.get(results.dir)))),
       ...shared.map((k) => esc(fmt(measures[i].get(k)))),
     ];
@@ -496,7 +500,7 @@ const countMarks=(mark)=>{let n=0;const visit=(m)=>{if(!m||!m.items)return;
 if(m.marktype!=="group"&&m.role==="mark")n+=m.items.length;
 if(m.marktype==="group")for(const it of m.items)for(const c of (it.items||[]))visit(c)};visit(mark);return n};
 const sized=(spec,W,adj)=>{const f=spec.usermeta&&spec.usermeta.fit;if(!f)return spec;const s=JSON.parse(JSON.stringify(spec));
-const cols=f.columns||1,w=Math.floor((W-adj)/cols);const v=s.facet||s.repeat?s.spec:s;
+const cols=f.columns||1,w=Math.min(f.max||1e9,Math.floor((W-adj)/cols));const v=s.facet||s.repeat?s.spec:s;
 v.width=Math.max(s.facet?110:200,w);if(f.aspect)v.height=Math.max(60,Math.round(v.width*f.aspect));return s};
 const views=new Map();let width=0;
 async function drawPlot(p){const el=document.getElementById("plot-"+p.id);const W=el.clientWidth;
@@ -504,7 +508,7 @@ const f=p.spec.usermeta&&p.spec.usermeta.fit;let adj=f?((f.columns||1)*(p.spec.f
 if(views.has(p.id))views.get(p.id).finalize();
 let r=await vegaEmbed(el,sized(p.spec,W,adj),opts);
 if(f){const sw=el.querySelector("svg").getBoundingClientRect().width;
-if(Math.abs(sw-W)>8){r.finalize();adj+=sw-W;r=await vegaEmbed(el,sized(p.spec,W,adj),opts)}}
+if(sw>W+2||(!f.max&&sw<W-8)){r.finalize();adj+=sw-W;r=await vegaEmbed(el,sized(p.spec,W,adj),opts)}}
 views.set(p.id,r);return r}
 async function draw(data){
 const status={done:false,version:data.version||0,plots:[],images:0,errors:window.__reportErrors};

@@ -165,12 +165,17 @@ function entropyOverlay(runs: ReportRun[]): SectionContent | null {
   }));
   const all = last.flatMap((r) => kit.finite(r.rows, "entropy").values);
   if (all.length === 0) return null;
-  const [lo, hi] = kit.range(all);
   const layers = kit.layerOrder(runs[0].results, last.flatMap((r) => r.rows.map((x) => String(x.layer))));
+  const ranges = new Map(
+    layers.map((
+      l,
+    ) => [l, kit.range(last.flatMap((r) => kit.finite(r.rows.filter((x) => x.layer === l), "entropy").values))]),
+  );
   const data: kit.RunBin[] = [];
   for (const r of last) {
     for (const layer of layers) {
       const v = kit.finite(r.rows.filter((x) => x.layer === layer), "entropy").values;
+      const [lo, hi] = ranges.get(layer)!;
       if (v.length) {
         for (const b of kit.histogram(v, lo, hi)) {
           data.push({ run: r.name, group: layer, x0: b.x0, x1: b.x1, share: kit.r4(b.count / v.length) });
@@ -204,9 +209,8 @@ function entropyOverlay(runs: ReportRun[]): SectionContent | null {
     plots: [{
       id: "entropy-hist",
       title: "Entropy of each neuron, per layer, runs overlaid",
-      note: `Outlined histograms (${kit.BINS} bins over [${kit.r4(lo)}, ${
-        kit.r4(hi)
-      }] ${unit}, shared by the runs): the share of the layer's neurons in each bin.`,
+      note:
+        `Outlined histograms (${kit.BINS} bins over each layer's range of entropies (${unit}) in all runs, shared by the runs): the share of the layer's neurons in each bin.`,
       spec: kit.overlayHistograms(data, runs.map((r) => r.name), layers, `entropy (${unit})`, null),
     }],
     warnings,

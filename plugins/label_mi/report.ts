@@ -158,13 +158,18 @@ function labelMiOverlay(runs: ReportRun[], context: ReportContext): SectionConte
   const last = runs.map(({ name, results }) => ({ name, results, ...kit.lastStep(results.tables.label_mi.rows) }));
   const all = last.flatMap((r) => kit.finite(r.rows, "mi").values);
   if (all.length === 0) return null;
-  const [lo, hi] = kit.range(all);
   const layers = kit.layerOrder(runs[0].results, last.flatMap((r) => r.rows.map((x) => String(x.layer))));
+  const ranges = new Map(
+    layers.map((
+      l,
+    ) => [l, kit.range(last.flatMap((r) => kit.finite(r.rows.filter((x) => x.layer === l), "mi").values))]),
+  );
   const names = runs.map((r) => r.name);
   const bins: kit.RunBin[] = [];
   for (const r of last) {
     for (const layer of layers) {
       const v = kit.finite(r.rows.filter((x) => x.layer === layer), "mi").values;
+      const [lo, hi] = ranges.get(layer)!;
       if (v.length) {
         for (const b of kit.histogram(v, lo, hi)) {
           bins.push({ run: r.name, group: layer, x0: b.x0, x1: b.x1, share: kit.r4(b.count / v.length) });
@@ -176,9 +181,8 @@ function labelMiOverlay(runs: ReportRun[], context: ReportContext): SectionConte
   const plots = [{
     id: "label-mi-hist",
     title: "MI between each neuron and the label, per layer, runs overlaid",
-    note: `Outlined histograms at each run's last step (${kit.BINS} bins over [${kit.r4(lo)}, ${
-      kit.r4(hi)
-    }] ${unit}, shared): the share of the layer's neurons in each bin.`,
+    note:
+      `Outlined histograms at each run's last step (${kit.BINS} bins over each layer's range of label MI (${unit}) in all runs, shared by the runs): the share of the layer's neurons in each bin.`,
     spec: kit.overlayHistograms(bins, names, layers, `label MI (${unit})`, null),
   }];
   const means = runs.map((r) => meansOverSteps(r.results.tables.label_mi, layers, r.name, context));

@@ -150,6 +150,7 @@ function heatmapSpec(cells: Cell[], layers: string[], runs: string[] | null, uni
     },
     columns,
     1,
+    440,
   );
 }
 
