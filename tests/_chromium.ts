@@ -129,6 +129,8 @@ export interface Tab {
   /** Console problems so far (as in {@linkcode PageRun.problems}). */
   problems: string[];
   status(): Promise<PageStatus | null>;
+  /** The value of a JavaScript expression in the page (JSON values). */
+  evaluate(expression: string): Promise<unknown>;
   /** Waits until `ok(status)` holds (polling every 50 ms); throws after `timeoutMs` with the last status. */
   waitFor(ok: (s: PageStatus) => boolean, timeoutMs?: number): Promise<PageStatus>;
   /** Every console message so far, as `level: text`. */
@@ -215,6 +217,8 @@ export async function withChromium<T>(chromium: string, use: (browser: Browser) 
         problems: run.problems,
         console: run.console,
         status,
+        evaluate: async (expression) =>
+          (await s("Runtime.evaluate", { expression, returnByValue: true })).result?.value,
         waitFor: async (ok, timeoutMs = 60_000) => {
           const t0 = Date.now();
           let last: PageStatus | null = null;

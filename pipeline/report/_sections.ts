@@ -163,7 +163,7 @@ function layerSummarySection(
     let note: string;
     if (!multi) {
       const color = { field: "layer", type: "nominal", sort: layers, scale: { scheme: "tableau10" } };
-      const x = { field: "step", type: "quantitative", title: "training step" };
+      const x = kit.STEP_X;
       const layer: Record<string, unknown>[] = [];
       const band = p10 && data.some((d) => "lo" in d);
       if (band) {
@@ -184,7 +184,7 @@ function layerSummarySection(
       const color = kit.runColor(names);
       const over = maxSteps >= 2;
       const x = over
-        ? { field: "step", type: "quantitative", title: "training step" }
+        ? kit.STEP_X
         : { field: "run", type: "nominal", sort: names, title: null, axis: { labelAngle: 0 } };
       const layer: Record<string, unknown>[] = [
         {

@@ -145,6 +145,7 @@ export async function serveReport(opts: LiveReportOptions): Promise<LiveReport> 
       });
     }
     if (path === "/version") return json({ version });
+    if (path === "/favicon.ico") return new Response(null, { status: 204 });
     if (path === "/page") return json({ version, title: parts!.title, content: parts!.content, data: parts!.data });
     return new Response("not found", { status: 404 });
   });

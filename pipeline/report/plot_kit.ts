@@ -148,6 +148,14 @@ export function fit<T extends Record<string, unknown>>(spec: T, columns = 1, asp
   return { ...spec, usermeta: { fit: { columns, ...(aspect ? { aspect } : {}), ...(max ? { max } : {}) } } };
 }
 
+/** The x encoding of training steps (integer ticks). */
+export const STEP_X: Record<string, unknown> = {
+  field: "step",
+  type: "quantitative",
+  title: "training step",
+  axis: { tickMinStep: 1 },
+};
+
 /** Colours of ordered steps: distinct hues in order (viridis without its palest end). */
 export function stepColor(steps: string[], title = "step"): Record<string, unknown> {
   return {

@@ -272,9 +272,9 @@ function summaryTable(results: ResultDirectory, plugins: readonly EstimatorPlugi
   if (!t?.rows.length) return "";
   const cols = t.columns.filter((c) => c !== "step" || t.rows.some((r) => r.step !== null));
   const { rows, step: last } = kit.lastStep(t.rows);
-  const measures = plugins.flatMap((p) => p.report?.layerSummary ?? []).filter((m) =>
-    m.source && cols.includes(m.column)
-  );
+  const measures = context.bootstrap > 0
+    ? plugins.flatMap((p) => p.report?.layerSummary ?? []).filter((m) => m.source && cols.includes(m.column))
+    : [];
   const cis = measures.map((m) => layerIntervals(results, m, context));
   const head = [...cols, ...measures.map((m) => `${m.column} 95% CI`)];
   const body = rows.map((r) => [

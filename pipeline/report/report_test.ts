@@ -505,3 +505,66 @@ Deno.test("report CLI: --plugin draws the plugin's sections; a plugin that fails
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "three runs on one page in headless Chromium: every plot drawn, runs overlaid, metrics beside the measures",
+  ignore: !chromium && !inCI,
+  async fn() {
+    if (!chromium) throw new Error("Chromium is required when CI is set (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const runs = [];
+      for (const [k, name] of ["base", "noisier", "noisiest"].entries()) {
+        runs.push((await fullResults(dir, name, k)).results);
+      }
+      const acc = [0.91, 0.85, 0.72];
+      const metrics = runs.flatMap((r, i) => ["--metric", `acc=${r}:${acc[i]}`]);
+      // A metric given for one run only is refused, as compare refuses it.
+      const partial = await cli([...runs, "--metric", `acc=${runs[0]}:0.9`, "--out", `${dir}/x.html`]);
+      assert.equal(partial.code, 1);
+      assert.match(partial.err[0], /^infotap: error: Cannot use metric 'acc' as it has no value for 2 of the 3 runs/);
+      const page = `${dir}/three.html`;
+      assert.equal((await cli([...runs, ...metrics, "--bootstrap", "100", "--out", page])).code, 0);
+      const html = await Deno.readTextFile(page);
+      const data = reportData(html);
+      const want = [
+        "metrics",
+        "summary-entropy_mean",
+        "summary-mi_mean",
+        "entropy-hist",
+        "mi-heatmap",
+        "label-mi-hist",
+        "label-mi-steps",
+        "fisher-trace",
+        "fisher-spectrum",
+        "si-hist",
+      ];
+      assert.deepEqual(data.plots.map((p: { id: string }) => p.id), want);
+      // Overlays: every plot holds the three runs' data, coloured (or, for heatmaps, laid out in rows) by run.
+      for (const p of data.plots as { id: string; spec: Record<string, unknown> }[]) {
+        const text = JSON.stringify(p.spec);
+        for (const name of ["base", "noisier", "noisiest"]) {
+          assert.ok(text.includes(`"run":"${name}"`), `${p.id}: ${name}`);
+        }
+        assert.ok(text.includes('"field":"run"'), p.id);
+      }
+      assert.match(html, /<th>acc<\/th><th>entropy:all<\/th>/);
+      assert.match(html, /acc vs entropy:all \(tau /);
+      assert.match(html, /95% percentile bootstrap interval of the mean \(100 resamples/);
+      const shots = Deno.env.get("INFOTAP_REPORT_SHOTS");
+      const run = await withChromium(
+        chromium,
+        (b) => b.open(page, { width: 1400, screenshot: shots && `${shots}/three-runs.png` }),
+      );
+      assert.ok(run.status?.done, JSON.stringify(run));
+      assert.deepEqual(run.problems, []);
+      assert.deepEqual(run.status.errors, []);
+      assert.deepEqual(run.status.plots.map((p) => p.id), want);
+      for (const p of run.status.plots) {
+        assert.ok(!p.error && p.marks > 0 && p.width > 800 && p.width <= 1360, `plot ${p.id}: ${JSON.stringify(p)}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -220,15 +220,12 @@ function entropyOverlay(runs: ReportRun[]): SectionContent | null {
 /** What the `entropy` plugin declares for `report` and `compare`. */
 export const entropyReport: PluginReport = {
   describe(s) {
+    // No warnings here: the section warns from the table's counts, per neuron row.
     const nonfinite = Number(s.nonfinite ?? 0), clipped = Number(s.clipped ?? 0);
-    const warnings: string[] = [];
-    if (nonfinite > 0) warnings.push(`${nonfinite} non-finite value(s) (NaN, Inf) were excluded.`);
-    if (clipped > 0) warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins.`);
     return {
       text: nonfinite || clipped
         ? `${nonfinite} non-finite value(s) excluded, ${clipped} value(s) clipped into the edge bins.`
         : "No value was non-finite or clipped.",
-      warnings,
     };
   },
   layerSummary: [{

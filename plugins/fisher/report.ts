@@ -85,7 +85,7 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
         note: `${steps.length} steps${log ? "; log scale" : ""}; the total is dashed.` +
           kit.missingNote(missing, "rows"),
         spec: kit.lineChart(data.filter((d) => d.step !== null), {
-          x: { field: "step", type: "quantitative", title: "training step" },
+          x: kit.STEP_X,
           y,
           color: { field: "name", type: "nominal", sort: names, title: level, scale: { scheme: "tableau10" } },
           strokeDash: {
@@ -197,9 +197,7 @@ function fisherOverlay(runs: ReportRun[]): SectionContent | null {
     const groups = [...new Set(data.map((d) => d.name))];
     const over = data.some((d) => d.step !== null) && new Set(data.map((d) => d.step)).size > 1;
     const log = yScale(data.map((d) => d.trace));
-    const x = over
-      ? { field: "step", type: "quantitative", title: "training step" }
-      : { field: "run", type: "nominal", sort: names, title: null, axis: { labelAngle: 0 } };
+    const x = over ? kit.STEP_X : { field: "run", type: "nominal", sort: names, title: null, axis: { labelAngle: 0 } };
     const columns = Math.min(groups.length, 3);
     plots.push({
       id: "fisher-trace",

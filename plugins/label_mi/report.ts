@@ -55,7 +55,7 @@ function meanSpec(
   unit: string,
   facet: string[] | null,
 ) {
-  const x = { field: "step", type: "quantitative", title: "training step" };
+  const x = kit.STEP_X;
   const y = {
     field: "mean",
     type: "quantitative",
