@@ -39,11 +39,14 @@ export type {
   Estimator,
   EstimatorContext,
   EstimatorPlugin,
+  EstimatorSummary,
+  LiveHint,
   OptionSpec,
   OptionValues,
   Results,
   Scanner,
   StateValue,
+  TableSpec,
 } from "./pipeline/core/plugin.ts";
 export { definePlugin, PluginError } from "./pipeline/core/plugin.ts";
 export { Registry } from "./pipeline/core/registry.ts";
@@ -51,6 +54,7 @@ export { decodeState, encodeState } from "./pipeline/core/state.ts";
 export { stepRuns } from "./pipeline/core/steps.ts";
 export { tableFromColumns } from "./pipeline/core/table.ts";
 export type { ColumnSpec } from "./pipeline/core/table.ts";
+export type { GpuContext } from "./plugins/kernels/gpu/context.ts";
 
 // The built-in estimators.
 export { builtinPlugins } from "./plugins/mod.ts";

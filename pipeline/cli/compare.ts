@@ -4,14 +4,15 @@
  * layer and overall) and prints the rankings beside the metrics the user supplies (one value per run), with
  * Kendall's tau-b (see {@linkcode compareRuns}).
  *
- * Exit codes: 0 done; 1 bad input (missing directory or tables); 2 bad usage (or a plugin that fails to load).
+ * Exit codes (pipeline/cli/_exit.ts): 0 done; 1 bad input (missing directory or tables); 2 bad usage (or a plugin
+ * that fails to load); 70 internal error. Errors are one line on stderr, prefixed `compare:`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { compareRuns, formatComparison } from "../report/compare.ts";
-import { InputError } from "../../schemas/errors.ts";
-import { parseMetrics, trimDir } from "./_args.ts";
+import { parseMetrics, trimDir, UsageError } from "./_args.ts";
+import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
 import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 
@@ -25,7 +26,9 @@ weights and in the function), per layer and overall, and sets each ranking besid
 Options:
   --metric NAME=DIR:VALUE   a metric value of one run (repeat for every run, and per metric)
   --plugin PATH             an estimator plugin module whose declared measures are ranked too (repeatable)
-  --help                    show this help`;
+  --help                    show this help
+
+${EXIT_CODES_HELP}`;
 
 /** Parses argv and runs; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -41,12 +44,11 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
     }));
   } catch (e) {
-    console.error(`compare: ${e instanceof Error ? e.message : e}\n\n${HELP}`);
-    return 2;
+    return fail(new UsageError(`${e instanceof Error ? e.message : e}\n\n${HELP}`), "compare");
   }
   if (values.help) {
     console.log(HELP);
-    return 0;
+    return EXIT.ok;
   }
   try {
     const dirs = positionals.map(trimDir);
@@ -54,10 +56,9 @@ export async function main(argv: string[]): Promise<number> {
     const registry = new Registry(builtinPlugins);
     for (const path of values.plugin ?? []) await registry.load(path);
     console.log(formatComparison(await compareRuns(dirs, metrics, registry.all())));
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    console.error(`compare: ${e instanceof Error ? e.message : e}`);
-    return e instanceof InputError ? 1 : 2;
+    return fail(e, "compare");
   }
 }
 

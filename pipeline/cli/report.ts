@@ -4,9 +4,9 @@
  * declare; `--watch` serves a live page on a loopback address that re-draws itself as the results change
  * ({@linkcode serveReport}).
  *
- * Exit codes: 0 written (or the live page stopped by SIGINT/SIGTERM); 1 bad input (missing or empty directory,
- * unreadable table or image stream, a metric missing for some runs); 2 bad usage (or a plugin that fails to load or
- * declares a taken section id); 70 internal error. Errors are one line on stderr.
+ * Exit codes (pipeline/cli/_exit.ts): 0 written (or the live page stopped by SIGINT/SIGTERM); 1 bad input (missing
+ * or empty directory, unreadable table or image stream, a metric missing for some runs); 2 bad usage (or a plugin
+ * that fails to load or declares a taken section id); 70 internal error. Errors are one line on stderr.
  *
  * @module
  */
@@ -14,12 +14,12 @@ import { parseArgs } from "node:util";
 import { readResults } from "../report/results.ts";
 import { renderReport, runNames } from "../report/report.ts";
 import { serveReport } from "../report/live.ts";
-import { InputError, show } from "../../schemas/errors.ts";
+import { show } from "../../schemas/errors.ts";
 import { atomicWrite } from "../core/write.ts";
 import { Registry } from "../core/registry.ts";
-import { PluginError } from "../core/plugin.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { parseMetrics, trimDir, UsageError } from "./_args.ts";
+import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
 
 const HELP = `Usage: deno task report DIR... [options]
   Writes one self-contained HTML page (plots, run facts; opens offline) for an infotap results directory, or for
@@ -42,7 +42,9 @@ Options:
   --watch                  serve a live page that re-draws itself when the results change (e.g. while
                            'deno task serve' writes them), until Ctrl-C; --out is rewritten at each update too
   --listen HOST:PORT       the live page's address, loopback only (default 127.0.0.1:7342; port 0: any)
-  --help                   show this help`;
+  --help                   show this help
+
+${EXIT_CODES_HELP}`;
 
 /** An integer option within bounds, or a usage error. */
 function integer(v: unknown, flag: string, lo: number, hi: number, def: number): number {
@@ -80,12 +82,11 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
     }));
   } catch (e) {
-    console.error(`infotap: ${(e as Error).message} (see --help)`);
-    return 2;
+    return fail(new UsageError(`${(e as Error).message} (see --help)`));
   }
   if (values.help) {
     console.log(HELP);
-    return 0;
+    return EXIT.ok;
   }
   let extremes: number, bootstrap: number, seed: number, metrics;
   const dirs = positionals.map((d) => trimDir(d) || "/");
@@ -108,15 +109,14 @@ export async function main(argv: string[]): Promise<number> {
     seed = integer(values.seed, "--seed", 0, 2 ** 32 - 1, 0);
     metrics = parseMetrics((values.metric as string[] | undefined) ?? []);
   } catch (e) {
-    console.error(`infotap: ${(e as Error).message} (see --help)`);
-    return 2;
+    return fail(new UsageError(`${(e as Error).message} (see --help)`));
   }
   const registry = new Registry(builtinPlugins);
   try {
+    // A plugin that fails to load is a PluginError (exit 2), before any results are read.
     for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path);
   } catch (e) {
-    console.error(`infotap: error: ${(e as Error).message}`);
-    return 2;
+    return fail(e);
   }
   const plugins = registry.all();
   const out = (values.out as string | undefined) ?? (dirs.length > 1 ? "report.html" : `${dirs[0]}/report.html`);
@@ -158,19 +158,9 @@ export async function main(argv: string[]): Promise<number> {
         tables.join(", ") || "none"
       }${runs.some((r) => !r.results.run) ? "; no run.json" : ""})`,
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
-    if (e instanceof InputError || e instanceof PluginError) {
-      console.error(`infotap: error: ${e.message}`);
-      return e instanceof InputError ? 1 : 2;
-    }
-    if (e instanceof UsageError) {
-      console.error(`infotap: ${e.message} (see --help)`);
-      return 2;
-    }
-    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
-    return 70;
+    return fail(e);
   }
 }
 
@@ -189,7 +179,7 @@ async function watch(
   for (const s of signals) Deno.addSignalListener(s, () => resolve());
   await promise;
   await live.stop();
-  return 0;
+  return EXIT.ok;
 }
 
 if (import.meta.main) {

@@ -258,5 +258,5 @@ Deno.test("compare: a metric given for some of the runs only is refused with a o
     console.error = err;
   }
   assert.equal(said.length, 1);
-  assert.match(said[0], /^compare: Cannot use metric 'acc' as it has no value for 4 of the 5 runs/);
+  assert.match(said[0], /^compare: error: Cannot use metric 'acc' as it has no value for 4 of the 5 runs/);
 });

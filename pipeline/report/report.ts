@@ -262,7 +262,11 @@ function pageWarnings(runs: ReportRun[], sections: Section[], plugins: readonly 
       out.push(...d.warnings.map((w) => `${who}[${e.name}] ${w}`));
     }
   }
-  for (const s of sections) out.push(...(s.warnings ?? []).map((w) => `${s.title}: ${w}`));
+  // One run whose run.json records its estimators' warnings: the sections' (from the tables) repeat them, so they
+  // stay in their sections.
+  if (multi || !Array.isArray(runs[0].results.run?.warnings)) {
+    for (const s of sections) out.push(...(s.warnings ?? []).map((w) => `${s.title}: ${w}`));
+  }
   return [...new Set(out)];
 }
 
