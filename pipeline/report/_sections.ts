@@ -193,19 +193,7 @@ function layerSummarySection(
         },
       ];
       if (hasCi) layer.push(ci(color, x));
-      const columns = Math.min(layers.length, 3);
-      spec = kit.fit(
-        {
-          $schema: kit.SCHEMA,
-          data: { values: data },
-          facet: { field: "layer", type: "nominal", sort: layers, title: null },
-          columns,
-          spec: { width: 300, height: 200, layer },
-          resolve: { scale: { y: "independent" } },
-        },
-        columns,
-        0.6,
-      );
+      spec = kit.panels(data, "layer", layers, { layer });
       note =
         `Mean over the layer's ${m.over}, ${over ? "over training steps" : "at each run's last step"}; colour: run.` +
         intervalNote(context, (m.source?.units.length ?? 1) > 1);

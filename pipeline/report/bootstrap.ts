@@ -15,17 +15,7 @@
  *
  * @module
  */
-
-/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../core/random.ts";
 
 /** The 2.5th and 97.5th percentiles (linear interpolation) of the replicates. */
 function interval(reps: Float64Array): [number, number] {

@@ -156,6 +156,32 @@ export const STEP_X: Record<string, unknown> = {
   axis: { tickMinStep: 1 },
 };
 
+/**
+ * One panel per value of `field` (e.g. a layer), three to a row, each with its own y scale, as wide as the page
+ * allows; `spec` is the panel's view (mark and encoding, or layers).
+ */
+export function panels(
+  values: unknown[],
+  field: string,
+  sort: string[],
+  spec: Record<string, unknown>,
+  aspect = 0.6,
+): Record<string, unknown> {
+  const columns = Math.min(sort.length, 3);
+  return fit(
+    {
+      $schema: SCHEMA,
+      data: { values },
+      facet: { field, type: "nominal", sort, title: null },
+      columns,
+      spec: { width: 300, height: 200, ...spec },
+      resolve: { scale: { y: "independent" } },
+    },
+    columns,
+    aspect,
+  );
+}
+
 /** Colours of ordered steps: distinct hues in order (viridis without its palest end). */
 export function stepColor(steps: string[], title = "step"): Record<string, unknown> {
   return {

@@ -325,6 +325,22 @@ function degenerate(): ResultDirectory {
   };
 }
 
+/** The plots of the page of `fullResults`, in order. */
+const FULL_PLOTS = [
+  "summary-entropy_mean",
+  "summary-mi_mean",
+  "entropy-hist",
+  "mi-heatmap",
+  "label-mi-hist",
+  "label-mi-steps",
+  "fisher-trace",
+  "fisher-spectrum",
+  "fisher-diag",
+  "si-hist",
+  "fsi-hist",
+  "si-scatter",
+];
+
 const chromium = findChromium();
 const inCI = Boolean(Deno.env.get("CI"));
 if (!chromium && !inCI) {
@@ -358,20 +374,7 @@ Deno.test({
         await b.open(`${dir}/plugin.html`, { screenshot: shots && `${shots}/plugin.png` }),
       ]);
       const want = [
-        [
-          "summary-entropy_mean",
-          "summary-mi_mean",
-          "entropy-hist",
-          "mi-heatmap",
-          "label-mi-hist",
-          "label-mi-steps",
-          "fisher-trace",
-          "fisher-spectrum",
-          "fisher-diag",
-          "si-hist",
-          "fsi-hist",
-          "si-scatter",
-        ],
+        FULL_PLOTS,
         ["summary-entropy_mean", "entropy-heatmap"],
         ["entropy-hist", "mi-heatmap", "fisher-trace", "si-hist"],
         ["rows-bar"],
@@ -527,18 +530,8 @@ Deno.test({
       assert.equal((await cli([...runs, ...metrics, "--bootstrap", "100", "--out", page])).code, 0);
       const html = await Deno.readTextFile(page);
       const data = reportData(html);
-      const want = [
-        "metrics",
-        "summary-entropy_mean",
-        "summary-mi_mean",
-        "entropy-hist",
-        "mi-heatmap",
-        "label-mi-hist",
-        "label-mi-steps",
-        "fisher-trace",
-        "fisher-spectrum",
-        "si-hist",
-      ];
+      // The overlays leave out the Fisher diagonal, F-SI's own histogram and the SI scatter.
+      const want = ["metrics", ...FULL_PLOTS.filter((p) => !["fisher-diag", "fsi-hist", "si-scatter"].includes(p))];
       assert.deepEqual(data.plots.map((p: { id: string }) => p.id), want);
       // Overlays: every plot holds the three runs' data, coloured (or, for heatmaps, laid out in rows) by run.
       for (const p of data.plots as { id: string; spec: Record<string, unknown> }[]) {

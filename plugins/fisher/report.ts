@@ -198,32 +198,18 @@ function fisherOverlay(runs: ReportRun[]): SectionContent | null {
     const over = data.some((d) => d.step !== null) && new Set(data.map((d) => d.step)).size > 1;
     const log = yScale(data.map((d) => d.trace));
     const x = over ? kit.STEP_X : { field: "run", type: "nominal", sort: names, title: null, axis: { labelAngle: 0 } };
-    const columns = Math.min(groups.length, 3);
     plots.push({
       id: "fisher-trace",
       title: `Trace of the ${traces[0].kind} per ${traces[0].level}, runs overlaid`,
       note: `One panel per ${traces[0].level} and the total; colour: run${log ? "; log scale" : ""}.`,
-      spec: kit.fit(
-        {
-          $schema: kit.SCHEMA,
-          data: { values: over ? data.filter((d) => d.step !== null) : data },
-          facet: { field: "name", type: "nominal", sort: groups, title: null },
-          columns,
-          spec: {
-            width: 300,
-            height: 200,
-            mark: over ? { type: "line", point: true, tooltip: true } : { type: "bar", tooltip: true },
-            encoding: {
-              x,
-              y: { field: "trace", type: "quantitative", title: `trace (${UNIT})`, ...(log ?? {}) },
-              color: kit.runColor(names),
-            },
-          },
-          resolve: { scale: { y: "independent" } },
+      spec: kit.panels(over ? data.filter((d) => d.step !== null) : data, "name", groups, {
+        mark: over ? { type: "line", point: true, tooltip: true } : { type: "bar", tooltip: true },
+        encoding: {
+          x,
+          y: { field: "trace", type: "quantitative", title: `trace (${UNIT})`, ...(log ?? {}) },
+          color: kit.runColor(names),
         },
-        columns,
-        0.6,
-      ),
+      }),
     });
   }
   const spectra = runs.flatMap(({ name, results }) => {

@@ -73,19 +73,7 @@ function meanSpec(
     });
   }
   if (!facet) return kit.fit({ $schema: kit.SCHEMA, width: 520, height: 240, data: { values: data }, layer });
-  const columns = Math.min(facet.length, 3);
-  return kit.fit(
-    {
-      $schema: kit.SCHEMA,
-      data: { values: data },
-      facet: { field: "layer", type: "nominal", sort: facet, title: null },
-      columns,
-      spec: { width: 300, height: 200, layer },
-      resolve: { scale: { y: "independent" } },
-    },
-    columns,
-    0.6,
-  );
+  return kit.panels(data, "layer", facet, { layer });
 }
 
 const ciNote = (c: ReportContext) =>
