@@ -255,6 +255,26 @@ export interface RunBin {
 }
 
 /**
+ * The distribution of `column` per layer of each run's rows (`runs[i].rows`, e.g. each run's last step), as the
+ * share of the layer's rows per bin, with bins shared by the runs: equal width over the layer's range in all runs.
+ */
+export function layerShares(runs: { name: string; rows: Row[] }[], layers: string[], column: string): RunBin[] {
+  const values = (rows: Row[], layer: string) => finite(rows.filter((x) => x.layer === layer), column).values;
+  const out: RunBin[] = [];
+  for (const layer of layers) {
+    const [lo, hi] = range(runs.flatMap((r) => values(r.rows, layer)));
+    for (const r of runs) {
+      const v = values(r.rows, layer);
+      if (!v.length) continue;
+      for (const b of histogram(v, lo, hi)) {
+        out.push({ run: r.name, group: layer, x0: b.x0, x1: b.x1, share: r4(b.count / v.length) });
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Distributions of several runs overlaid: one outlined histogram (a step line of the share of values per bin)
  * per run, one panel per group (e.g. layer), bins shared by the runs of a group.
  */

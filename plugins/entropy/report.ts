@@ -166,23 +166,7 @@ function entropyOverlay(runs: ReportRun[]): SectionContent | null {
   const all = last.flatMap((r) => kit.finite(r.rows, "entropy").values);
   if (all.length === 0) return null;
   const layers = kit.layerOrder(runs[0].results, last.flatMap((r) => r.rows.map((x) => String(x.layer))));
-  const ranges = new Map(
-    layers.map((
-      l,
-    ) => [l, kit.range(last.flatMap((r) => kit.finite(r.rows.filter((x) => x.layer === l), "entropy").values))]),
-  );
-  const data: kit.RunBin[] = [];
-  for (const r of last) {
-    for (const layer of layers) {
-      const v = kit.finite(r.rows.filter((x) => x.layer === layer), "entropy").values;
-      const [lo, hi] = ranges.get(layer)!;
-      if (v.length) {
-        for (const b of kit.histogram(v, lo, hi)) {
-          data.push({ run: r.name, group: layer, x0: b.x0, x1: b.x1, share: kit.r4(b.count / v.length) });
-        }
-      }
-    }
-  }
+  const data = kit.layerShares(last, layers, "entropy");
   const binnings = last.map((r) => ({ name: r.name, ...binningOf(r.results.tables.neuron_entropy) }));
   const kinds = new Set(binnings.map((b) => `${b.bins}/${b.binning}`));
   const warnings = last.flatMap((r) => entropyWarnings(r.results.tables.neuron_entropy).map((w) => `${r.name}: ${w}`));

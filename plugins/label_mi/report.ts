@@ -147,24 +147,8 @@ function labelMiOverlay(runs: ReportRun[], context: ReportContext): SectionConte
   const all = last.flatMap((r) => kit.finite(r.rows, "mi").values);
   if (all.length === 0) return null;
   const layers = kit.layerOrder(runs[0].results, last.flatMap((r) => r.rows.map((x) => String(x.layer))));
-  const ranges = new Map(
-    layers.map((
-      l,
-    ) => [l, kit.range(last.flatMap((r) => kit.finite(r.rows.filter((x) => x.layer === l), "mi").values))]),
-  );
   const names = runs.map((r) => r.name);
-  const bins: kit.RunBin[] = [];
-  for (const r of last) {
-    for (const layer of layers) {
-      const v = kit.finite(r.rows.filter((x) => x.layer === layer), "mi").values;
-      const [lo, hi] = ranges.get(layer)!;
-      if (v.length) {
-        for (const b of kit.histogram(v, lo, hi)) {
-          bins.push({ run: r.name, group: layer, x0: b.x0, x1: b.x1, share: kit.r4(b.count / v.length) });
-        }
-      }
-    }
-  }
+  const bins = kit.layerShares(last, layers, "mi");
   const unit = kit.unitOf(runs[0].results.tables.label_mi, "mi", "nats");
   const plots = [{
     id: "label-mi-hist",
