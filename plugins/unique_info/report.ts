@@ -1,7 +1,8 @@
 /**
- * The unique-info plugin's part of the report: histograms of each training sample's unique information (SI in the
- * weights, F-SI in the function; log10 when all positive), SI vs F-SI, and the most and least informative samples
- * (drawn with their input images under `report --images`). See docs/report.md.
+ * The unique-info plugin's part of the report and of `compare`: histograms of each training sample's unique
+ * information (SI in the weights, F-SI in the function; log axes when all positive), SI vs F-SI, samples the input
+ * flags (a `flag` column) marked, the most and least informative samples (drawn with their input images under
+ * `report --images`), several runs overlaid, and mean SI and F-SI as measures to rank runs by. See docs/report.md.
  *
  * @example
  * ```ts
@@ -10,8 +11,8 @@
  * const rows = [3, 1, 2].map((si, sample_id) => ({ sample_id, si_weights: si, si_function: si / 2, lambda: 0.1 }));
  * const table = { columns: Object.keys(rows[0]), rows, files: [], metadata: {} };
  * const results = { dir: "r", run: null, tables: { unique_information: table } };
- * const s = uniqueInfoReport.sections![0].build(results, { samples: 1 })!;
- * assert.deepEqual(s.plots.map((p) => p.id), ["si-hist", "si-scatter"]);
+ * const s = uniqueInfoReport.sections![0].build(results, { samples: 1, bootstrap: 0, seed: 0 })!;
+ * assert.deepEqual(s.plots.map((p) => p.id), ["si-hist", "fsi-hist", "si-scatter"]);
  * assert.deepEqual(s.samples!.map((g) => g.samples.map((x) => x.id)), [["0"], ["1"]]);
  * ```
  *
