@@ -109,6 +109,9 @@ export async function main(argv: string[]): Promise<number> {
     if (!quiet) printSummary(result.tables, out, result.run);
     for (const e of result.run.estimators as { name: string; summary: Record<string, number> | null }[]) {
       const nf = e.summary?.nonfinite ?? 0, cl = e.summary?.clipped ?? 0;
+      // an estimator's own warning lines (run.json keeps them in its summary)
+      const own = (e.summary as { warnings?: unknown } | null)?.warnings;
+      for (const w of Array.isArray(own) ? own : []) console.error(`infotap: warning: [${e.name}] ${w}`);
       if (nf > 0) {
         console.error(
           `infotap: warning: [${e.name}] ${nf} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`,
