@@ -79,3 +79,13 @@ export type { ReportOptions } from "./pipeline/report/report.ts";
 export { compareRuns, formatComparison, runMeasures } from "./pipeline/report/compare.ts";
 export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/report/compare.ts";
 export { kendallTau } from "./pipeline/report/kendall.ts";
+export type {
+  LayerSummaryMeasure,
+  PluginReport,
+  RankMeasure,
+  ReportContext,
+  ReportPlot,
+  ReportSection,
+  SampleGroup,
+  SectionContent,
+} from "./pipeline/core/report_contract.ts";

@@ -1,24 +1,28 @@
 /**
- * `deno task compare DIR... [--metric NAME=DIR:VALUE]...`: ranks results directories by their diversity
- * measures (mean neuron entropy, mean pairwise MI; per layer and overall) and prints the rankings beside the
- * metrics the user supplies, with Kendall's tau-b (see {@linkcode compareRuns}).
+ * `deno task compare DIR... [--metric NAME=DIR:VALUE]... [--plugin PATH]...`: ranks results directories by the
+ * measures the estimators declare (built-ins: mean neuron entropy, mean pairwise MI; per layer and overall) and
+ * prints the rankings beside the metrics the user supplies, with Kendall's tau-b (see {@linkcode compareRuns}).
  *
- * Exit codes: 0 done; 1 bad input (missing directory or tables); 2 bad usage.
+ * Exit codes: 0 done; 1 bad input (missing directory or tables); 2 bad usage (or a plugin that fails to load).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { compareRuns, formatComparison, type Metric } from "../report/compare.ts";
 import { InputError, show } from "../../schemas/errors.ts";
+import { Registry } from "../core/registry.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
 
 const HELP = `Usage: deno task compare [--metric NAME=DIR:VALUE]... DIR DIR...
 
-Ranks results directories (each written by 'deno task analyze' with the entropy and/or mi estimators) by mean
-neuron entropy and mean pairwise MI, per layer and over all neurons, and sets each ranking beside the metrics
-given with --metric (repeatable; e.g. --metric accuracy=runs/a:0.91), with Kendall's tau-b across runs.
+Ranks results directories (written by 'deno task analyze') by the measures their estimators declare (built-ins:
+mean neuron entropy and mean pairwise MI of the entropy and mi estimators), per layer and over all neurons, and
+sets each ranking beside the metrics given with --metric (repeatable; e.g. --metric accuracy=runs/a:0.91), with
+Kendall's tau-b across runs.
 
 Options:
   --metric NAME=DIR:VALUE   a metric value of one run (repeat per run and per metric)
+  --plugin PATH             an estimator plugin module whose declared measures are ranked too (repeatable)
   --help                    show this help`;
 
 /** Parses one `--metric NAME=DIR:VALUE`. */
@@ -42,7 +46,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
-      options: { metric: { type: "string", multiple: true }, help: { type: "boolean" } },
+      options: {
+        metric: { type: "string", multiple: true },
+        plugin: { type: "string", multiple: true },
+        help: { type: "boolean" },
+      },
       allowPositionals: true,
     }));
   } catch (e) {
@@ -65,7 +73,9 @@ export async function main(argv: string[]): Promise<number> {
       metric.values.set(m.dir, m.value);
       metrics.set(m.name, metric);
     }
-    console.log(formatComparison(await compareRuns(dirs, [...metrics.values()])));
+    const registry = new Registry(builtinPlugins);
+    for (const path of values.plugin ?? []) await registry.load(path);
+    console.log(formatComparison(await compareRuns(dirs, [...metrics.values()], registry.all())));
     return 0;
   } catch (e) {
     console.error(`compare: ${e instanceof Error ? e.message : e}`);

@@ -31,6 +31,7 @@ import type * as arrow from "apache-arrow";
 import type { Batch, Kind } from "../../schemas/batch.ts";
 import { KINDS } from "../../schemas/batch.ts";
 import { show } from "../../schemas/errors.ts";
+import { checkReport, type PluginReport } from "./report_contract.ts";
 
 /** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
 export type StateValue =
@@ -155,6 +156,8 @@ export interface EstimatorPlugin {
   create(options: OptionValues, context: EstimatorContext): Estimator;
   /** An estimator continuing from `state()` of one created with the same options and context. */
   restore(state: StateValue, options: OptionValues, context: EstimatorContext): Estimator;
+  /** How `report` draws its tables and what `compare` ranks runs by (`report_contract.ts`). */
+  report?: PluginReport;
 }
 
 const NAME = /^[a-z][a-z0-9-]*$/;
@@ -221,6 +224,7 @@ export function definePlugin<P extends EstimatorPlugin>(plugin: P): P {
       }
     }
   }
+  if (plugin.report !== undefined) checkReport(plugin.report, fail);
   for (const fn of ["create", "restore"] as const) {
     if (typeof plugin[fn] !== "function") {
       fail(`Cannot register plugin as '${fn}' is not a function: current value is ${show(typeof plugin[fn])}`);

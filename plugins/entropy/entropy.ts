@@ -37,6 +37,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
+import { entropyReport } from "./report.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -308,6 +309,7 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   inputs: ["activations/v1"],
   byDefault: true,
   tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
+  report: entropyReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {

@@ -66,6 +66,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { FISHER_KEY } from "../../schemas/validate.ts";
 import { FdSketch, type FdState } from "./fd_sketch.ts";
 import { GpuSquareSums } from "./gpu_square_sums.ts";
+import { fisherReport } from "./report.ts";
 
 /** Output names of the two kinds of Fisher. */
 export const FISHER_KINDS: Record<string, string> = { true: "true Fisher", empirical: "empirical Fisher" };
@@ -551,6 +552,7 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   inputs: ["gradients/v1"],
   byDefault: true,
   tables: { fisher: {}, fisher_diag: {}, fisher_spectrum: {} },
+  report: fisherReport,
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,

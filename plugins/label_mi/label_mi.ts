@@ -37,6 +37,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
+import { labelMiReport } from "./report.ts";
 
 /** Per step and layer: per label value, `width * bins` counts; and non-finite counts per neuron. */
 interface LayerAcc {
@@ -209,6 +210,7 @@ export const labelMiPlugin: EstimatorPlugin = definePlugin({
   description: "Mutual information (nats) between each binned neuron and the class label (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { label_mi: {} },
+  report: labelMiReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {

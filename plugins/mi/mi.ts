@@ -71,6 +71,7 @@ import { thresholds } from "../_shared/gpu_thresholds.ts";
 import { mix } from "../../schemas/sketch.ts";
 import { tiedFractions } from "./ties.ts";
 import { jitterColumn, jitterSeed } from "./jitter.ts";
+import { miReport } from "./report.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
 interface PairGroup {
@@ -804,6 +805,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] }, neuron_mi_mean: {} },
+  report: miReport,
   options: {
     "mi-estimator": {
       type: "string",

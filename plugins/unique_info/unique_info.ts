@@ -87,6 +87,7 @@ import { sketchJacobian } from "../../schemas/sketch.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { SKETCH_SEED_KEY } from "../../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu_kernel.ts";
+import { uniqueInfoReport } from "./report.ts";
 
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 /** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
@@ -719,6 +720,7 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   inputs: ["jacobians/v1"],
   byDefault: true,
   tables: { unique_information: {} },
+  report: uniqueInfoReport,
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",
