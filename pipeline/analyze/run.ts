@@ -35,6 +35,7 @@ import { versions } from "../core/version.ts";
 import type { Layout } from "../../schemas/validate.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
+import { type NeuronSpec, originalNeuronIndices, parseNeuronSpec, selectNeurons } from "./neurons.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "../core/state.ts";
 import {
@@ -62,6 +63,8 @@ export interface AnalyzeOptions {
   seed?: number;
   /** Analyse only these tensor columns (layers). */
   layers?: string[];
+  /** `--neurons SPEC`: analyse only these neurons of every layer (pipeline/analyze/neurons.ts). */
+  neurons?: string;
   /** Output directory; nothing is written when absent. */
   out?: string;
   /** Output format (default parquet). */
@@ -169,6 +172,7 @@ async function* readAll(
   labels: string[],
   stats: InputStats[],
   layers: string[] | undefined,
+  neurons: { spec: NeuronSpec | null; chosen: Map<string, Int32Array> },
   progress: Progress,
   stopAt: StopAt | null,
   alloc: (n: number) => Uint8Array,
@@ -180,7 +184,7 @@ async function* readAll(
     for await (const { batch, layout } of readInput(paths[i], { expected, onBytes: (n) => progress.bytes(n), alloc })) {
       if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
       expected ??= layout;
-      const b = selectLayers({ ...batch, file: labels[i] }, layers);
+      const b = selectNeurons(selectLayers({ ...batch, file: labels[i] }, layers), neurons.spec, neurons.chosen);
       st.batches = Math.max(st.batches, batch.index + 1);
       yield { batch: b, layout };
       progress.rows(batch.numRows);
@@ -206,6 +210,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
   }
   const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
+  const neurons = { spec: opts.neurons ? parseNeuronSpec(opts.neurons) : null, chosen: new Map<string, Int32Array>() };
   const decision: BackendDecision = await selectBackend(opts.backend ?? "auto", {
     allowSoftware: opts.allowSoftwareGpu,
   });
@@ -276,7 +281,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
         let failure: unknown = null;
         try {
           for await (
-            const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null, alloc)
+            const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, neurons, progress, null, alloc)
           ) {
             if (!kind) {
               choose(layout);
@@ -332,7 +337,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       let failure: unknown = null;
       try {
         for await (
-          const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt, alloc)
+          const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, neurons, progress, stopAt, alloc)
         ) {
           if (!kind) choose(layout);
           if (estimators.length === 0 && !pool) {
@@ -421,6 +426,7 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
     const tr = performance.now();
     if (rows > 0) {
       Object.assign(tables, await resultTables(plugins, estimators));
+      if (neurons.spec) Object.assign(tables, originalNeuronIndices(tables, neurons.chosen));
       for (let i = 0; i < estimators.length; i++) {
         estimators[i].dispose?.();
         summaries.push({
@@ -439,12 +445,19 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       inputs: stats,
       layers: (firstLayout as Layout | null)?.tensors.filter((t) => !opts.layers || opts.layers.includes(t.name)) ?? [],
       estimators: summaries,
-      options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
+      options: {
+        by_step: byStep,
+        seed,
+        layers: opts.layers ?? null,
+        ...(neurons.spec ? { neurons: neurons.spec.text } : {}),
+        format,
+      },
       backend: context.backend,
       backend_request: opts.backend ?? "auto",
       backend_reason: decision.reason,
       adapter: adapterRecord(decision),
       tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
+      ...(neurons.spec ? { neurons: Object.fromEntries([...neurons.chosen].map(([l, idx]) => [l, [...idx]])) } : {}),
       versions: versions(),
       started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
       ...opts.extra,
