@@ -10,7 +10,7 @@ import { digammaTable, fixedPsi, ksgFromSum, ksgPair, KsgScratch, prepNeuron, PS
 import { ksgPairs } from "./ksg_pairs.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
 import { rowKey } from "./reservoir.ts";
-import { below, bruteKsg, digamma } from "./_ksg_reference.ts";
+import { below, bruteKsg } from "./_ksg_reference.ts";
 import { activationBatch, Rng, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations } from "../../tests/_contract_fixtures.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
