@@ -7,6 +7,9 @@
  * over the input unless `--range LO,HI` fixes the global range. Error bound: none beyond float64 rounding; the
  * histogram counts are exact, so the estimate equals the plug-in formula on the same bins.
  *
+ * `--entropy-estimator knn`: the Kozachenko-Leonenko estimate instead, as the official code's `method="knn"`
+ * (plugins/entropy/knn.ts; `--entropy-k`, `--entropy-samples`).
+ *
  * Tables: `neuron_entropy` (one row per neuron and step) and `layer_summary` (per layer and step).
  *
  * @example
@@ -38,6 +41,7 @@ import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts"
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
 import { entropyReport } from "./report.ts";
+import { KnnEntropyEstimator, type KnnState } from "./knn.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -310,19 +314,40 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   byDefault: true,
   tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
   report: entropyReport,
-  options: BINNING_OPTIONS,
+  options: {
+    ...BINNING_OPTIONS,
+    "entropy-estimator": {
+      type: "string",
+      default: "binned",
+      choices: ["binned", "knn"],
+      description:
+        "binned: plug-in entropy of the histogram (paper's default); knn: Kozachenko-Leonenko (method='knn')",
+    },
+    "entropy-k": { type: "integer", default: 3, min: 1, description: "knn entropy: number of nearest neighbours" },
+    "entropy-samples": {
+      type: "integer",
+      default: 10000,
+      min: 2,
+      description: "knn entropy: at most this many samples kept (seeded uniform reservoir, --seed)",
+    },
+  },
   validate: validateBinning,
   scan(options) {
-    return options.range ? null : new RangeScanner();
+    return options.range || options["entropy-estimator"] === "knn" ? null : new RangeScanner();
   },
   mergeScans: mergeRangeScans,
+  // Binned: integer counts. kNN: the reservoir keeps the rows of smallest seeded key, whatever the batch order.
   orderFree: true,
-  // Integer counts, bit-equal on the GPU (gpu/histogram.ts).
-  gpu: () => "exact",
+  // Integer counts, bit-equal on the GPU (gpu/histogram.ts); kNN runs on the CPU.
+  gpu: (o) => o["entropy-estimator"] === "knn" ? null : "exact",
   create(options, context) {
-    return new EntropyEstimator(options, context);
+    return options["entropy-estimator"] === "knn"
+      ? new KnnEntropyEstimator(options, context)
+      : new EntropyEstimator(options, context);
   },
   restore(state, options, context) {
-    return new EntropyEstimator(options, context).load(state as unknown as EntropyState);
+    return options["entropy-estimator"] === "knn"
+      ? new KnnEntropyEstimator(options, context).load(state as unknown as KnnState)
+      : new EntropyEstimator(options, context).load(state as unknown as EntropyState);
   },
 });

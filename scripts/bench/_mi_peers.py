@@ -106,7 +106,8 @@ def main():
             ]
         }
     elif what == "knn_entropy":
-        out = {"h": [knn_entropy(cols[i].astype(np.float64), job["k"]) for i in range(cols.shape[0])]}
+        h = [knn_entropy(cols[i].astype(np.float64), job["k"]) for i in range(cols.shape[0])]
+        out = {"h": [v if np.isfinite(v) else None for v in h]}  # JSON has no -Infinity (ties): null
     elif what == "binned_numpy":
         mi = binned_counts_mi(cols, job["bins"], lambda o: o.T @ o)
         out = {"checksum": float(mi.sum()), "pairs": int(mi.size), "first": mi[:job.get("keep", 0)].tolist()}
