@@ -375,6 +375,12 @@ function pairSampleSummary(e: PairEstimator): Record<string, unknown> {
   };
 }
 
+/**
+ * Rows of bin codes the binned CPU path collects before counting them (`neurons x BLOCK_ROWS` bytes): long blocks
+ * make the per-pair fold of the scratch histograms negligible (plugins/_shared/pair_counts.ts).
+ */
+const BLOCK_ROWS = 8192;
+
 /** Threads for a KSG job of `pairs` pairs over `n` samples: 1 for small jobs. */
 /**
  * Limits of the binned-MI GPU path. `budget`: bytes of joint counts kept on the GPU at once (all steps of one
@@ -553,6 +559,9 @@ class BinnedEstimator extends PairEstimator {
   gpuFallback: string | null = null;
   #sizeChecked = false;
   #groups: PairGroup[] | null = null;
+  /** CPU path: coded rows not counted yet (one step's), and the code buffer it reuses. */
+  #block: { key: string; rows: number; codes: Uint8Array; bad: Float64Array } | null = null;
+  #codes: Uint8Array | null = null;
   /** GPU counters by step key, least recently used first (see {@linkcode binnedGpuLimits}). */
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
@@ -691,6 +700,7 @@ class BinnedEstimator extends PairEstimator {
 
   /** Reads GPU-held counts back into the host counts (no-op on the CPU path). */
   async flush(): Promise<void> {
+    this.#countBlock();
     if (!this.#groups) return;
     for (const [key, counters] of this.#gpuSteps) await this.#readBack(key, counters);
   }
@@ -722,24 +732,54 @@ class BinnedEstimator extends PairEstimator {
     this.setLayers(batch.columns, "update");
     if (this.gpu) return this.#updateGpu(batch);
     const plan = this.plan!;
-    const P = plan.pairs.length / 2;
+    // rows are coded into a block of BLOCK_ROWS and counted when it is full, the step changes or results are read
     for (const run of stepRuns(batch, this.common.byStep)) {
-      const rows = run.r1 - run.r0;
-      const acc = this.#acc(stepKey(run.step));
-      const codes = new Uint8Array(plan.neurons * rows);
-      const bad = new Float64Array(plan.neurons);
-      batch.columns.forEach((c, li) => {
-        codeRows(c.values, c.width, run.r0, run.r1, this.ranges[li], this.bins, codes, plan.offsets[li], bad);
-      });
-      const dirty = new Uint8Array(plan.neurons);
-      for (let a = 0; a < plan.neurons; a++) {
-        if (bad[a] > 0) {
-          dirty[a] = 1;
-          acc.nonfinite[a] += bad[a];
-        }
+      const key = stepKey(run.step);
+      if (this.#block && this.#block.key !== key) this.#countBlock();
+      for (let r = run.r0; r < run.r1;) {
+        const b = this.#block ??= {
+          key,
+          rows: 0,
+          codes: this.#codes ??= new Uint8Array(plan.neurons * BLOCK_ROWS),
+          bad: new Float64Array(plan.neurons),
+        };
+        const take = Math.min(run.r1 - r, BLOCK_ROWS - b.rows);
+        batch.columns.forEach((c, li) => {
+          codeRows(
+            c.values,
+            c.width,
+            r,
+            r + take,
+            this.ranges[li],
+            this.bins,
+            b.codes,
+            plan.offsets[li],
+            b.bad,
+            BLOCK_ROWS,
+            b.rows,
+          );
+        });
+        b.rows += take;
+        r += take;
+        if (b.rows === BLOCK_ROWS) this.#countBlock();
       }
-      addPairCounts(codes, rows, plan.pairs, 0, P, this.bins, dirty, acc.counts);
     }
+  }
+
+  /** Adds the joint counts of the pending block of coded rows (CPU path). */
+  #countBlock(): void {
+    const b = this.#block;
+    if (!b) return;
+    this.#block = null;
+    const plan = this.plan!, acc = this.#acc(b.key);
+    const dirty = new Uint8Array(plan.neurons);
+    for (let a = 0; a < plan.neurons; a++) {
+      if (b.bad[a] > 0) {
+        dirty[a] = 1;
+        acc.nonfinite[a] += b.bad[a];
+      }
+    }
+    addPairCounts(b.codes, b.rows, plan.pairs, 0, plan.pairs.length / 2, this.bins, dirty, acc.counts, BLOCK_ROWS);
   }
 
   merge(other: Estimator): void {
@@ -748,6 +788,7 @@ class BinnedEstimator extends PairEstimator {
       throw new Error("Cannot merge mi estimators with different bins or binning: current value is incompatible");
     }
     o.#checkFlushed("merge an mi estimator");
+    o.#countBlock();
     if (!o.plan) return;
     this.setLayers(o.layers);
     for (const [key, a] of o.steps) {
@@ -759,6 +800,7 @@ class BinnedEstimator extends PairEstimator {
 
   state(): StateValue {
     this.#checkFlushed("snapshot the mi estimator");
+    this.#countBlock();
     const steps: BinnedState["steps"] = {};
     for (const [key, a] of this.steps) steps[key] = a;
     return { layers: this.layers, steps } as unknown as StateValue;
