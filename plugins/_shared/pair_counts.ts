@@ -159,13 +159,14 @@ export function mutualInformation(
   if (n === 0) return NaN;
   for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
   let mi = 0;
-  const logN = Math.log(n);
+  const logN = Math.log(n), logs = LOGS ?? logTable();
   for (let a = 0; a < na; a++) {
     if (rowSum[a] === 0) continue;
     const la = log(rowSum[a]);
     for (let b = 0; b < nb; b++) {
       const c = counts[off + a * nb + b];
-      if (c > 0) mi += (c / n) * (log(c) + logN - la - colSum[b]);
+      // counts are integers: the table's Math.log(c) below 2^16
+      if (c > 0) mi += (c / n) * ((c < 65536 ? logs[c] : Math.log(c)) + logN - la - colSum[b]);
     }
   }
   return mi;
