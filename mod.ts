@@ -39,11 +39,14 @@ export type {
   Estimator,
   EstimatorContext,
   EstimatorPlugin,
+  EstimatorSummary,
+  LiveHint,
   OptionSpec,
   OptionValues,
   Results,
   Scanner,
   StateValue,
+  TableSpec,
 } from "./pipeline/core/plugin.ts";
 export { definePlugin, PluginError } from "./pipeline/core/plugin.ts";
 export { Registry } from "./pipeline/core/registry.ts";

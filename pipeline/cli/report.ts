@@ -3,19 +3,21 @@
  * self-contained HTML page with plots of an infotap results directory ({@linkcode renderReport}), drawn by the
  * sections the built-in and `--plugin` estimators declare.
  *
- * Exit codes: 0 written; 1 bad input (missing or empty directory, unreadable table or image stream); 2 bad usage
- * (or a plugin that fails to load or declares a taken section id); 70 internal error. Errors are one line on stderr.
+ * Exit codes (pipeline/cli/_exit.ts): 0 written; 1 bad input (missing or empty directory, unreadable table or
+ * image stream); 2 bad usage (or a plugin that fails to load or declares a taken section id); 70 internal error.
+ * Errors are one line on stderr.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { readResults } from "../report/results.ts";
 import { renderReport } from "../report/report.ts";
-import { InputError, show } from "../../schemas/errors.ts";
+import { show } from "../../schemas/errors.ts";
 import { atomicWrite } from "../core/write.ts";
 import { Registry } from "../core/registry.ts";
-import { PluginError } from "../core/plugin.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
+import { UsageError } from "./_args.ts";
+import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
 
 const HELP = `Usage: deno task report DIR [options]
   Writes one self-contained HTML page (plots, run facts; opens offline) for an infotap results directory.
@@ -29,7 +31,9 @@ Options:
   --samples N              most and least informative samples to show (default 8 each)
   --title TEXT             page title (default: 'infotap report: DIR')
   --plugin PATH            an estimator plugin module whose declared report sections draw its tables (repeatable)
-  --help                   show this help`;
+  --help                   show this help
+
+${EXIT_CODES_HELP}`;
 
 /** Parses argv, writes the page; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -49,38 +53,35 @@ export async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
     }));
   } catch (e) {
-    console.error(`infotap: ${(e as Error).message} (see --help)`);
-    return 2;
+    return fail(new UsageError(`${(e as Error).message} (see --help)`));
   }
   if (values.help) {
     console.log(HELP);
-    return 0;
+    return EXIT.ok;
   }
   if (positionals.length !== 1) {
-    console.error(
-      `infotap: Cannot make a report as it needs exactly one results directory: current value is ${
-        show(positionals)
-      } (see --help)`,
+    return fail(
+      new UsageError(
+        `Cannot make a report as it needs exactly one results directory: current value is ${
+          show(positionals)
+        } (see --help)`,
+      ),
     );
-    return 2;
   }
   const extremes = values.samples === undefined ? 8 : Number(values.samples);
   if (!Number.isInteger(extremes) || extremes < 1 || extremes > 100) {
-    console.error(
-      `infotap: Cannot use --samples as it must be an integer from 1 to 100: current value is ${show(values.samples)}`,
+    return fail(
+      new UsageError(
+        `Cannot use --samples as it must be an integer from 1 to 100: current value is ${show(values.samples)}`,
+      ),
     );
-    return 2;
-  }
-  const registry = new Registry(builtinPlugins);
-  try {
-    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path);
-  } catch (e) {
-    console.error(`infotap: error: ${(e as Error).message}`);
-    return 2;
   }
   const dir = positionals[0].replace(/\/+$/, "") || "/";
   const out = (values.out as string | undefined) ?? `${dir}/report.html`;
   try {
+    // A plugin that fails to load is a PluginError (exit 2), before any results are read.
+    const registry = new Registry(builtinPlugins);
+    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path);
     const results = await readResults(dir);
     const plugins = registry.all();
     const withSamples = plugins.flatMap((p) => p.report?.sections ?? []).filter((s) => s.samples).flatMap((s) =>
@@ -111,15 +112,9 @@ export async function main(argv: string[]): Promise<number> {
         results.run ? "" : "; no run.json"
       })`,
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
-    if (e instanceof InputError || e instanceof PluginError) {
-      console.error(`infotap: error: ${e.message}`);
-      return e instanceof InputError ? 1 : 2;
-    }
-    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
-    return 70;
+    return fail(e);
   }
 }
 

@@ -30,6 +30,7 @@ import {
   type Estimator,
   type EstimatorContext,
   type EstimatorPlugin,
+  type EstimatorSummary,
   type OptionValues,
   type Results,
   type StateValue,
@@ -37,7 +38,7 @@ import {
 import { mean, nullIfNaN, percentile } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
-import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
+import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
 import { entropyReport } from "./report.ts";
@@ -197,8 +198,8 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     return this;
   }
 
-  /** Totals for run.json: non-finite values excluded, values clipped into the edge bins. */
-  summary(): { nonfinite: number; clipped: number } {
+  /** Totals for run.json (non-finite values excluded, values clipped into the edge bins), and a warning for each. */
+  summary(): EstimatorSummary & { nonfinite: number; clipped: number } {
     let nonfinite = 0, clipped = 0;
     for (const layers of this.steps.values()) {
       for (const a of layers.values()) {
@@ -208,7 +209,14 @@ class EntropyEstimator extends LayerBinning implements Estimator {
         }
       }
     }
-    return { nonfinite, clipped };
+    const warnings: string[] = [];
+    if (nonfinite > 0) {
+      warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
+    }
+    if (clipped > 0) {
+      warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
+    }
+    return { nonfinite, clipped, warnings };
   }
 
   result(): Results | Promise<Results> {
@@ -312,7 +320,7 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
     "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
   byDefault: true,
-  tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
   report: entropyReport,
   options: {
     ...BINNING_OPTIONS,
@@ -335,6 +343,7 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   scan(options) {
     return options.range || options["entropy-estimator"] === "knn" ? null : new RangeScanner();
   },
+  liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   // Binned: integer counts. kNN: the reservoir keeps the rows of smallest seeded key, whatever the batch order.
   orderFree: true,

@@ -35,7 +35,7 @@ import { nullIfNaN } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
-import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
+import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
 import { labelMiReport } from "./report.ts";
 
@@ -216,6 +216,7 @@ export const labelMiPlugin: EstimatorPlugin = definePlugin({
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true, // integer counts
   create(options, context) {

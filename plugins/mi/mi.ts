@@ -846,7 +846,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   description:
     "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] }, neuron_mi_mean: {} },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true }, neuron_mi_mean: {} },
   report: miReport,
   options: {
     "mi-estimator": {
