@@ -528,9 +528,9 @@ class KsgEstimator extends PairEstimator {
     if (t.above > 0) {
       out.ties = { pairs_above_1pct: t.above, pairs: t.pairs, max_fraction: t.max, k: this.k };
       warnings.push(
-        `${t.above} of ${t.pairs} pair(s) have more than 1% of samples whose ${this.k}-th neighbour distance is 0 ` +
-          `(tied values, up to ${(100 * t.max).toFixed(1)}%): KSG is biased there (column 'ties'; --ksg-jitter ` +
-          `adds scikit-learn's noise)`,
+        `${t.above} of ${t.pairs} pair(s) have more than 1% of samples whose k-th neighbour distance is 0 ` +
+          `(k = ${this.k}; tied values, up to ${(100 * t.max).toFixed(1)}%): KSG is biased there (column 'ties'; ` +
+          `--ksg-jitter adds scikit-learn's noise)`,
       );
     }
     Object.assign(out, pairSampleSummary(this));
