@@ -26,9 +26,8 @@
  */
 import type { Batch } from "../../schemas/batch.ts";
 import type { Estimator, EstimatorContext, OptionValues, Results, StateValue } from "../../pipeline/core/plugin.ts";
-import { mean, nullIfNaN, percentile } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
-import { tableFromColumns } from "../../pipeline/core/table.ts";
+import { EntropyTables } from "./_tables.ts";
 import { type LayerShape, Reservoir, type ReservoirState } from "../mi/reservoir.ts";
 import { digammaTable } from "../mi/ksg.ts";
 
@@ -150,25 +149,7 @@ export class KnnEntropyEstimator implements Estimator {
   }
 
   result(): Results {
-    const cols = {
-      layer: [] as string[],
-      neuron: [] as number[],
-      entropy: [] as (number | null)[],
-      samples: [] as number[],
-      nonfinite: [] as number[],
-      lo: [] as (number | null)[],
-      hi: [] as (number | null)[],
-      step: [] as (bigint | null)[],
-    };
-    const sum = {
-      layer: [] as string[],
-      step: [] as (bigint | null)[],
-      neurons: [] as number[],
-      mean: [] as (number | null)[],
-      median: [] as (number | null)[],
-      p10: [] as (number | null)[],
-      p90: [] as (number | null)[],
-    };
+    const out = new EntropyTables();
     this.#zeroNeurons = 0;
     this.#nonfinite = 0;
     for (const key of sortStepKeys(this.steps.keys())) {
@@ -183,54 +164,29 @@ export class KnnEntropyEstimator implements Estimator {
           hs[j] = e.h;
           if (e.zero > 0) this.#zeroNeurons++;
           this.#nonfinite += rows - e.n;
-          cols.layer.push(l.name);
-          cols.neuron.push(j);
-          cols.entropy.push(nullIfNaN(e.h));
-          cols.samples.push(e.n);
-          cols.nonfinite.push(rows - e.n);
-          cols.lo.push(e.n > 0 ? lo : null);
-          cols.hi.push(e.n > 0 ? hi : null);
-          cols.step.push(step);
+          // the binned table's columns: bins and clipped do not apply (null and 0), lo/hi are the values' range
+          out.neuron({
+            layer: l.name,
+            neuron: j,
+            entropy: e.h,
+            bins: null,
+            samples: e.n,
+            nonfinite: rows - e.n,
+            clipped: 0,
+            lo: e.n > 0 ? lo : null,
+            hi: e.n > 0 ? hi : null,
+            step,
+          });
         }
-        sum.layer.push(l.name);
-        sum.step.push(step);
-        sum.neurons.push(l.width);
-        sum.mean.push(nullIfNaN(mean(hs)));
-        sum.median.push(nullIfNaN(percentile(hs, 50)));
-        sum.p10.push(nullIfNaN(percentile(hs, 10)));
-        sum.p90.push(nullIfNaN(percentile(hs, 90)));
+        out.layer(l.name, step, hs);
       });
     }
-    const meta = {
+    return out.tables({
       "infotap.estimator": "entropy",
       "infotap.units": "nats",
       "infotap.entropy-estimator": "knn",
       "infotap.entropy-k": String(this.k),
       "infotap.entropy-samples": String(this.capacity),
-    };
-    return {
-      // the binned table's columns; bins and clipped do not apply (null and 0), lo/hi are the values' range
-      neuron_entropy: tableFromColumns([
-        { name: "layer", type: "utf8", values: cols.layer },
-        { name: "neuron", type: "int32", values: cols.neuron },
-        { name: "entropy", type: "float64", values: cols.entropy },
-        { name: "bins", type: "int32", values: cols.layer.map(() => null) },
-        { name: "samples", type: "int64", values: cols.samples },
-        { name: "nonfinite", type: "int64", values: cols.nonfinite },
-        { name: "clipped", type: "int64", values: cols.layer.map(() => 0) },
-        { name: "lo", type: "float64", values: cols.lo },
-        { name: "hi", type: "float64", values: cols.hi },
-        { name: "step", type: "int64", values: cols.step },
-      ], meta),
-      layer_summary: tableFromColumns([
-        { name: "layer", type: "utf8", values: sum.layer },
-        { name: "step", type: "int64", values: sum.step },
-        { name: "neurons", type: "int32", values: sum.neurons },
-        { name: "entropy_mean", type: "float64", values: sum.mean },
-        { name: "entropy_median", type: "float64", values: sum.median },
-        { name: "entropy_p10", type: "float64", values: sum.p10 },
-        { name: "entropy_p90", type: "float64", values: sum.p90 },
-      ]),
-    };
+    });
   }
 }

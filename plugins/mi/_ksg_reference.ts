@@ -2,7 +2,7 @@
  * Test reference for the KSG kernels: the estimator by brute force, O(n^2) per pair, straight from the definition
  * of docs/science.md section 1 (scikit-learn's `_compute_mi_cc`: k-th neighbour radius r among the other samples,
  * marginal counts of other samples within `nextafter(r, 0)`, digamma by its asymptotic series), independent of the
- * kernels' tables and grids. Used by the tests only.
+ * kernels' tables and grids. Used by the tests (and the benchmark's digamma).
  *
  * @module
  */

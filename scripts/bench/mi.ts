@@ -29,16 +29,7 @@ import process from "node:process";
 import type { BenchRow } from "./_types.ts";
 import { makeRng, synthetic } from "./_mi_data.ts";
 import { findPython, runPeer } from "./_python.ts";
-
-function digamma(x: number): number {
-  let r = 0;
-  while (x < 6) {
-    r -= 1 / x;
-    x += 1;
-  }
-  const f = 1 / (x * x);
-  return r + Math.log(x) - 0.5 / x - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))));
-}
+import { digamma } from "../../plugins/mi/_ksg_reference.ts";
 
 /** Per-pair reference KSG: brute force over all samples, nothing reused between pairs. */
 export function referenceKsg(x: Float32Array, y: Float32Array, k: number): number {
