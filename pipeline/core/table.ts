@@ -58,8 +58,8 @@ export function vectorFrom(spec: ColumnSpec): arrow.Vector {
 }
 
 /**
- * Numeric columns straight from a typed array with a validity bitmap, and string columns from offsets and UTF-8
- * bytes (each distinct string encoded once): no per-value builder calls, the same values as the builder's.
+ * Numeric columns without nulls straight from a typed array, and string columns without nulls from offsets and
+ * UTF-8 bytes (each distinct string encoded once): no per-value builder calls, the same values as the builder's.
  */
 function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | null {
   const v = spec.values;
@@ -71,15 +71,10 @@ function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | nul
   else if (spec.type === "int32") data = new Int32Array(n);
   else if (spec.type === "int64") data = new BigInt64Array(n);
   else return null;
-  let valid: Uint8Array | null = null, nulls = 0;
   for (let i = 0; i < n; i++) {
     const x = v[i];
-    if (x === null || x === undefined) {
-      valid ??= new Uint8Array((n + 7) >> 3).fill(255);
-      valid[i >> 3] &= ~(1 << (i & 7));
-      nulls++;
-      continue;
-    }
+    // a column with nulls goes through the builder (its buffers are what the Parquet writer has always seen)
+    if (x === null || x === undefined) return null;
     if (data instanceof BigInt64Array) data[i] = typeof x === "bigint" ? x : BigInt(x as number);
     else {
       if (typeof x !== "number") return null;
@@ -88,9 +83,7 @@ function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | nul
       if (data instanceof Int32Array && data[i] !== x) return null;
     }
   }
-  return arrow.makeVector(
-    arrow.makeData({ type, length: n, nullCount: nulls, data, ...(valid ? { nullBitmap: valid } : {}) } as never),
-  );
+  return arrow.makeVector(arrow.makeData({ type, length: n, nullCount: 0, data } as never));
 }
 
 /** A string column without nulls from its offsets and bytes; null (the builder) when it has a null. */
