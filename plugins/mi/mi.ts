@@ -830,8 +830,9 @@ class BinnedEstimator extends PairEstimator {
       const mi = new Float64Array(P), samples = new Float64Array(P);
       for (let p = 0; p < P; p++) {
         mi[p] = mutualInformation(a.counts, p * B2, B, B, rs, cs);
+        // the rows counted: the sum of the row sums mutualInformation leaves in rs (exact integers)
         let n = 0;
-        for (let i = 0; i < B2; i++) n += a.counts[p * B2 + i];
+        for (let i = 0; i < B; i++) n += rs[i];
         samples[p] = n;
       }
       out.set(key, { mi, samples });
