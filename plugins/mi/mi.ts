@@ -66,7 +66,8 @@ import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "../_share
 import { type LayerShape, Reservoir, type ReservoirState } from "./reservoir.ts";
 import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
-import { gpuLimits } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
+import { resolveThreads } from "../kernels/threads.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
 import { mix } from "../../schemas/sketch.ts";
 import { tiedFractions } from "./ties.ts";
@@ -390,10 +391,10 @@ const BLOCK_ROWS = 8192;
  */
 export const binnedGpuLimits: { budget: number; bindingLimit: number | null } = { budget: 2 ** 31, bindingLimit: null };
 
-function threadsFor(pairs: number, n: number): number {
+/** Threads for the KSG pairs: the run's (`context.threads`) when the work is large enough to pay for workers. */
+function threadsFor(pairs: number, n: number, threads: number): number {
   if (pairs * n < 4_000_000) return 1;
-  const hw = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
-  return Math.max(1, Math.min(8, hw, Math.ceil(pairs / 64)));
+  return Math.max(1, Math.min(threads, Math.ceil(pairs / 64)));
 }
 
 interface KsgState {
@@ -409,20 +410,23 @@ class KsgEstimator extends PairEstimator {
   readonly jitter: boolean;
   /** `--ksg-clip`: negative estimates become 0 (scikit-learn's `_compute_mi_cc`). */
   readonly clip: boolean;
-  /** WebGPU path (context.backend "webgpu"): neighbour counts on the GPU (gpu/ksg.ts; CPU for the pairs it cannot take). */
-  readonly gpu: boolean;
+  /** Threads of the pairs (`context.threads`). */
+  readonly threads: number;
+  /** WebGPU path (`context.gpu`): neighbour counts on the GPU (gpu_ksg.ts; CPU for the pairs it cannot take). */
+  readonly gpu: GpuContext | null;
   steps = new Map<string, Reservoir>();
   /** Ties over every step's pairs, for run.json (set by `estimates`). */
   #ties = { pairs: 0, above: 0, max: 0 };
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super(common("ksg", options, context));
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
     this.seed = context.seed;
     this.jitter = Boolean(options["ksg-jitter"]);
     this.clip = Boolean(options["ksg-clip"]);
+    this.threads = resolveThreads(context.threads);
   }
 
   #res(key: string): Reservoir {
@@ -501,10 +505,10 @@ class KsgEstimator extends PairEstimator {
         cols = f64;
       }
       const P = plan.pairs.length / 2;
-      const threads = threadsFor(P, n);
+      const threads = threadsFor(P, n, this.threads);
       const { mi, samples } = this.gpu && cols instanceof Float32Array
-        ? await gpuKsgPairs(cols, n, plan.pairs, this.k, { threads })
-        : await ksgPairs(cols, n, plan.pairs, this.k, threads);
+        ? await gpuKsgPairs(this.gpu, cols, n, plan.pairs, this.k, { threads })
+        : ksgPairs(cols, n, plan.pairs, this.k, threads);
       if (this.clip) { for (let p = 0; p < P; p++) if (mi[p] < 0) mi[p] = 0; }
       const ties = tiedFractions(cols, n, plan.pairs, this.k);
       for (let p = 0; p < P; p++) {
@@ -551,11 +555,11 @@ class BinnedEstimator extends PairEstimator {
   ranges: LayerRange[] = [];
   steps = new Map<string, { counts: Uint32Array; nonfinite: Float64Array }>();
   /**
-   * WebGPU path (context.backend "webgpu"): joint counts as bit-matrix products on the GPU (exact). Turned off at
+   * WebGPU path (`context.gpu`): joint counts as bit-matrix products on the GPU (exact). Turned off at
    * the first batch when a layer's joint counts exceed the adapter's storage binding size (the CPU path then runs;
    * `gpuFallback` says why).
    */
-  gpu: boolean;
+  gpu: GpuContext | null;
   gpuFallback: string | null = null;
   #sizeChecked = false;
   #groups: PairGroup[] | null = null;
@@ -567,7 +571,7 @@ class BinnedEstimator extends PairEstimator {
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super(common("binned", options, context));
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
     this.scan = context.scan as unknown as RangeScan | undefined;
@@ -648,10 +652,10 @@ class BinnedEstimator extends PairEstimator {
     if (!this.#sizeChecked) {
       this.#sizeChecked = true;
       // First batch: a layer whose joint counts exceed one storage binding stays on the CPU (same counts).
-      const limit = binnedGpuLimits.bindingLimit ?? (await gpuLimits()).maxStorageBufferBindingSize;
+      const limit = binnedGpuLimits.bindingLimit ?? this.gpu!.limits.maxStorageBufferBindingSize;
       const big = groups.find((g) => ((g.n * (g.n - 1)) / 2) * this.bins * this.bins * 4 > limit);
       if (big) {
-        this.gpu = false;
+        this.gpu = null;
         this.gpuFallback =
           `joint counts of ${big.n} neurons x ${this.bins}^2 bins exceed the GPU's storage binding size (${limit} bytes): counted on the CPU`;
         return this.update(batch);
@@ -672,7 +676,7 @@ class BinnedEstimator extends PairEstimator {
           await this.#evict(this.#gpuSteps.keys().next().value!);
         }
         counters = [];
-        for (const g of groups) counters.push(await GpuPairCounts.open(g.n, this.bins, g.thr));
+        for (const g of groups) counters.push(GpuPairCounts.open(this.gpu!, g.n, this.bins, g.thr));
         this.#gpuSteps.set(key, counters);
       }
       for (let i = 0; i < groups.length; i++) {

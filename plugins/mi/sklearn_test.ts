@@ -45,7 +45,7 @@ Deno.test({
     const py = need(), n = 1500, cols = mixed(n, 1);
     const pairs = new Int32Array([0, 1, 0, 2, 2, 3, 2, 4, 4, 5, 1, 5, 3, 3]);
     for (const k of [3, 5]) {
-      const ours = await ksgPairs(cols, n, pairs, k, 1);
+      const ours = ksgPairs(cols, n, pairs, k, 1);
       const peer = await runPeer<{ mi: number[] }>(py, cols, n, { what: "paper_ksg", k, pairs: [...pairs] });
       peer.mi.forEach((v, p) => assert.ok(Math.abs(v - ours.mi[p]) < 1e-10, `k=${k} pair ${p}: ${ours.mi[p]} vs ${v}`));
     }

@@ -114,7 +114,7 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const prepCpu = cpuSince(prep0);
   let t = performance.now();
   const cpu0 = process.cpuUsage();
-  const one = await ksgPairs(sub, n, subPairs, 3, 1);
+  const one = ksgPairs(sub, n, subPairs, 3, 1);
   const oneCpu = cpuSince(cpu0);
   const oneSec = (performance.now() - t) / 1000;
   let paper: { cpu: number; wall: number } | null = null;
@@ -164,7 +164,7 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const P = pairs.length / 2;
   t = performance.now();
   const cpuAll0 = process.cpuUsage();
-  const fast = await ksgPairs(cols, n, pairs, 3, threads);
+  const fast = ksgPairs(cols, n, pairs, 3, threads);
   const fastSec = (performance.now() - t) / 1000;
   const fastCpu = cpuSince(cpuAll0);
   // the per-neuron preparation is done once whatever the number of pairs: only the pair part is extrapolated
