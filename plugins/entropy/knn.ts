@@ -26,9 +26,9 @@
  */
 import type { Batch } from "../../schemas/batch.ts";
 import type { Estimator, EstimatorContext, OptionValues, Results, StateValue } from "../../pipeline/core/plugin.ts";
-import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
+import { sortStepKeys, stepFromKey } from "../../pipeline/core/steps.ts";
 import { EntropyTables } from "./_tables.ts";
-import { type LayerShape, Reservoir, type ReservoirState } from "../mi/reservoir.ts";
+import { type LayerShape, type ReservoirState, StepReservoirs } from "../mi/reservoir.ts";
 import { digammaTable } from "../mi/ksg.ts";
 
 /**
@@ -71,13 +71,14 @@ export class KnnEntropyEstimator implements Estimator {
   readonly seed: number;
   readonly byStep: boolean;
   layers: LayerShape[] = [];
-  steps = new Map<string, Reservoir>();
+  readonly reservoirs: StepReservoirs;
   #zeroNeurons = 0;
   #nonfinite = 0;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     this.k = options["entropy-k"] as number;
     this.capacity = options["entropy-samples"] as number;
+    this.reservoirs = new StepReservoirs(this.capacity, () => this.layers);
     this.seed = context.seed;
     this.byStep = context.byStep;
   }
@@ -98,17 +99,9 @@ export class KnnEntropyEstimator implements Estimator {
     }
   }
 
-  #res(key: string): Reservoir {
-    let r = this.steps.get(key);
-    if (!r) this.steps.set(key, r = new Reservoir(this.capacity, this.layers));
-    return r;
-  }
-
   update(batch: Batch): void {
     this.#setLayers(batch.columns, "update");
-    for (const run of stepRuns(batch, this.byStep)) {
-      this.#res(stepKey(run.step)).addRows(batch, run.r0, run.r1, this.seed);
-    }
+    this.reservoirs.add(batch, this.byStep, this.seed);
   }
 
   merge(other: Estimator): void {
@@ -118,20 +111,16 @@ export class KnnEntropyEstimator implements Estimator {
     }
     if (o.layers.length === 0) return;
     this.#setLayers(o.layers, "merge");
-    for (const [key, r] of o.steps) this.#res(key).merge(r);
+    this.reservoirs.merge(o.reservoirs);
   }
 
   state(): StateValue {
-    const steps: Record<string, ReservoirState> = {};
-    for (const [key, r] of this.steps) steps[key] = r.state();
-    return { layers: this.layers, steps } as unknown as StateValue;
+    return { layers: this.layers, steps: this.reservoirs.state() } as unknown as StateValue;
   }
 
   load(s: KnnState): this {
     if (s.layers.length) this.#setLayers(s.layers, "restore");
-    for (const [key, st] of Object.entries(s.steps)) {
-      this.steps.set(key, Reservoir.fromState(this.capacity, this.layers, st));
-    }
+    this.reservoirs.load(s.steps);
     return this;
   }
 
@@ -152,8 +141,9 @@ export class KnnEntropyEstimator implements Estimator {
     const out = new EntropyTables();
     this.#zeroNeurons = 0;
     this.#nonfinite = 0;
-    for (const key of sortStepKeys(this.steps.keys())) {
-      const s = this.steps.get(key)!.state(), rows = s.keys.length, step = stepFromKey(key);
+    const steps = this.reservoirs.steps;
+    for (const key of sortStepKeys(steps.keys())) {
+      const s = steps.get(key)!.state(), rows = s.keys.length, step = stepFromKey(key);
       this.layers.forEach((l, li) => {
         const hs = new Float64Array(l.width), x = new Float64Array(rows);
         for (let j = 0; j < l.width; j++) {

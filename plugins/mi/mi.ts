@@ -63,7 +63,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "../_shared/binning.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
 import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
-import { type LayerShape, Reservoir, type ReservoirState } from "./reservoir.ts";
+import { type LayerShape, type ReservoirState, StepReservoirs } from "./reservoir.ts";
 import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
@@ -414,7 +414,7 @@ class KsgEstimator extends PairEstimator {
   readonly threads: number;
   /** WebGPU path (`context.gpu`): neighbour counts on the GPU (gpu_ksg.ts; CPU for the pairs it cannot take). */
   readonly gpu: GpuContext | null;
-  steps = new Map<string, Reservoir>();
+  readonly reservoirs: StepReservoirs;
   /** Ties over every step's pairs, for run.json (set by `estimates`). */
   #ties = { pairs: 0, above: 0, max: 0 };
 
@@ -423,23 +423,16 @@ class KsgEstimator extends PairEstimator {
     this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
+    this.reservoirs = new StepReservoirs(this.capacity, () => this.layers);
     this.seed = context.seed;
     this.jitter = Boolean(options["ksg-jitter"]);
     this.clip = Boolean(options["ksg-clip"]);
     this.threads = resolveThreads(context.threads);
   }
 
-  #res(key: string): Reservoir {
-    let r = this.steps.get(key);
-    if (!r) this.steps.set(key, r = new Reservoir(this.capacity, this.layers));
-    return r;
-  }
-
   update(batch: Batch): void {
     this.setLayers(batch.columns, "update");
-    for (const run of stepRuns(batch, this.common.byStep)) {
-      this.#res(stepKey(run.step)).addRows(batch, run.r0, run.r1, this.seed);
-    }
+    this.reservoirs.add(batch, this.common.byStep, this.seed);
   }
 
   merge(other: Estimator): void {
@@ -452,20 +445,16 @@ class KsgEstimator extends PairEstimator {
     }
     if (!o.plan) return;
     this.setLayers(o.layers);
-    for (const [key, r] of o.steps) this.#res(key).merge(r);
+    this.reservoirs.merge(o.reservoirs);
   }
 
   state(): StateValue {
-    const steps: Record<string, ReservoirState> = {};
-    for (const [key, r] of this.steps) steps[key] = r.state();
-    return { layers: this.layers, steps } as unknown as StateValue;
+    return { layers: this.layers, steps: this.reservoirs.state() } as unknown as StateValue;
   }
 
   load(s: KsgState): this {
     if (s.layers.length) this.setLayers(s.layers);
-    for (const [key, st] of Object.entries(s.steps)) {
-      this.steps.set(key, Reservoir.fromState(this.capacity, this.layers, st));
-    }
+    this.reservoirs.load(s.steps);
     return this;
   }
 
@@ -485,7 +474,7 @@ class KsgEstimator extends PairEstimator {
     const plan = this.plan;
     if (!plan) return out;
     this.#ties = { pairs: 0, above: 0, max: 0 };
-    for (const [key, r] of this.steps) {
+    for (const [key, r] of this.reservoirs.steps) {
       const s = r.state();
       const n = s.keys.length;
       let cols: Float32Array | Float64Array = new Float32Array(plan.neurons * n);
