@@ -37,6 +37,11 @@ const CORE: Record<string, CoreFlag> = {
   },
   "by-step": { type: "boolean", help: "one row set per training step (needs a 'step' column)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
+  neurons: {
+    type: "string",
+    arg: "SPEC",
+    help: "analyse only these neurons of every layer, e.g. 0:64 (indices i and ranges a:b, comma-separated)",
+  },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   threads: {
     type: "string",
@@ -107,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       threads,
       backend,
       layers: list(v.layers),
+      neurons: v.neurons as string | undefined,
       out,
       format,
       registry,
