@@ -210,7 +210,7 @@ function mapBack(lv: Level, y: Float64Array): Float64Array {
  */
 export function looSecular(sp: Spectral, k: number, i: number, tt: TrainingTime, out: Float64Array): void {
   const { n: N, values, vectors, rho } = sp;
-  let d = Float64Array.from(values);
+  let d: Float64Array = Float64Array.from(values);
   let vecs: Float64Array[] = [Float64Array.from(rho)];
   for (let c = 0; c < k; c++) vecs.push(Float64Array.from(vectors.subarray((i * k + c) * N, (i * k + c + 1) * N)));
   const levels: Level[] = [];
@@ -224,7 +224,7 @@ export function looSecular(sp: Spectral, k: number, i: number, tt: TrainingTime,
     vecs = r.vecs;
     m--;
   }
-  let b = new Float64Array(m);
+  let b: Float64Array = new Float64Array(m);
   for (let q = 0; q < m; q++) b[q] = gain(d[q] + tt.lambda, tt) * vecs[0][q];
   for (let l = levels.length - 1; l >= 0; l--) b = mapBack(levels[l], b);
   for (let j = 0; j < N; j++) out[j] = gain(values[j] + tt.lambda, tt) * rho[j] - b[j];
@@ -378,4 +378,56 @@ export function siFromDiff(
       fsi[i] = s / nTest;
     }
   }
+}
+
+/** Result of {@linkcode finiteTimeSi}. */
+export interface FiniteSi {
+  si: Float64Array;
+  fsi: Float64Array;
+  route: "secular" | "volterra";
+  /** `alpha_T - beta_T,-i` of sample i in the dual (row) coordinates, for the weight-change vectors. */
+  dual(i: number): Float64Array;
+}
+
+/**
+ * SI and F-SI of every sample at finite training time: `theta` (N x N, lower triangle read, sample-major rows),
+ * `r = Y - f0`, `ktest` (testRows x N) or null.
+ */
+export function finiteTimeSi(
+  theta: Float64Array,
+  N: number,
+  k: number,
+  r: Float64Array,
+  ktest: Float64Array | null,
+  testRows: number,
+  nTest: number,
+  tt: TrainingTime,
+  route: "auto" | "secular" | "volterra" = "auto",
+): FiniteSi {
+  const n = N / k;
+  const sp = spectral(theta, N, r);
+  const chosen = route === "auto" ? chooseRoute(N, k, tt) : route;
+  const diff = sharedF64(n * N);
+  if (chosen === "volterra") looVolterra(sp, k, tt, diff);
+  else for (let i = 0; i < n; i++) looSecular(sp, k, i, tt, diff.subarray(i * N, (i + 1) * N));
+  let kv: Float64Array | null = null;
+  if (ktest && testRows > 0) {
+    kv = sharedF64(testRows * N);
+    // KV = K_test V: rows of K_test against columns of V (rows of V^T)
+    const vt = sharedF64(N * N);
+    for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) vt[j * N + i] = sp.vectors[i * N + j];
+    gemmNT(kv, N, 0, 0, ktest, N, 0, vt, N, 0, testRows, N, 0, N, 1);
+  }
+  const si = new Float64Array(n), fsi = new Float64Array(n);
+  siFromDiff(sp, diff, n, kv, testRows, nTest, si, fsi);
+  const dual = (i: number) => {
+    const out = new Float64Array(N), V = sp.vectors, o = i * N;
+    for (let x = 0; x < N; x++) {
+      let s = 0;
+      for (let j = 0; j < N; j++) s += V[x * N + j] * diff[o + j];
+      out[x] = s;
+    }
+    return out;
+  };
+  return { si, fsi, route: chosen, dual };
 }
