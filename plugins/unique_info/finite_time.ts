@@ -25,8 +25,9 @@
  *
  * @module
  */
+import { Worker } from "node:worker_threads";
 import { eigh } from "../kernels/linalg/eigh.ts";
-import { gemmNT, sharedF64 } from "../kernels/linalg/linalg.ts";
+import { gemmNT, kernels, sharedF64 } from "../kernels/linalg/linalg.ts";
 import { lownerWeights, type SecularRoots, secularRoots } from "../kernels/linalg/secular.ts";
 
 const EPS = 2 ** -53;
@@ -61,7 +62,7 @@ export interface Spectral {
 /** `Theta` (row-major N x N, lower triangle read) and `r = Y - f0` in spectral form. */
 export function spectral(theta: Float64Array, n: number, r: Float64Array): Spectral {
   const { values, vectors } = eigh(theta, n);
-  const rho = new Float64Array(n);
+  const rho = sharedF64(n);
   for (let i = 0; i < n; i++) {
     const ri = r[i];
     if (ri === 0) continue;
@@ -230,6 +231,81 @@ export function looSecular(sp: Spectral, k: number, i: number, tt: TrainingTime,
   for (let j = 0; j < N; j++) out[j] = gain(values[j] + tt.lambda, tt) * rho[j] - b[j];
 }
 
+/** A share of the secular route's samples, as posted to a worker (arrays in shared memory). */
+export interface SecularJob {
+  sp: Spectral;
+  k: number;
+  tt: TrainingTime;
+  diff: Float64Array;
+  /** [next sample, samples done by workers] */
+  ctl: Int32Array;
+}
+
+/** Takes samples from `ctl[0]` until none is left; returns how many this thread did. */
+export function looSecularShare(job: SecularJob): number {
+  const { sp, k, tt, diff, ctl } = job;
+  const N = sp.n, n = N / k;
+  let done = 0;
+  for (let i = Atomics.add(ctl, 0, 1); i < n; i = Atomics.add(ctl, 0, 1), done++) {
+    looSecular(sp, k, i, tt, diff.subarray(i * N, (i + 1) * N));
+  }
+  return done;
+}
+
+const pool: Worker[] = [];
+
+/**
+ * `diff_i` of every sample by the secular route, on the calling thread and `kernels.threads - 1` worker threads
+ * (the samples are independent; each is computed the same way whichever thread takes it).
+ */
+export async function looSecularAll(sp: Spectral, k: number, tt: TrainingTime, diff: Float64Array): Promise<void> {
+  const ctl = new Int32Array(new SharedArrayBuffer(8));
+  const job: SecularJob = { sp, k, tt, diff, ctl };
+  // workers take ~0.1 s to start: only for large jobs (about 1e9 secular terms)
+  const big = 8 * sp.n * sp.n * sp.n >= 1e9;
+  const helpers = big ? Math.max(0, Math.min(kernels.threads - 1, sp.n / k - 1)) : 0;
+  const shared = diff.buffer instanceof SharedArrayBuffer && sp.vectors.buffer instanceof SharedArrayBuffer;
+  const waits: Promise<boolean>[] = [];
+  if (shared) {
+    try {
+      while (pool.length < helpers) {
+        const w = new Worker(new URL("./_finite_worker.ts", import.meta.url));
+        w.unref();
+        pool.push(w);
+      }
+    } catch { /* no worker threads: this thread does every sample */ }
+    for (const w of pool.slice(0, helpers)) {
+      waits.push(
+        new Promise<boolean>((resolve) => {
+          const done = (ok: boolean) => {
+            w.off("error", fail);
+            w.unref();
+            resolve(ok);
+          };
+          const fail = () => {
+            w.off("message", done);
+            w.unref();
+            resolve(false);
+          };
+          w.once("message", done);
+          w.once("error", fail);
+          w.ref(); // keeps the process alive while the job is out
+          w.postMessage(job);
+        }),
+      );
+    }
+  }
+  looSecularShare(job);
+  const oks = await Promise.all(waits);
+  if (oks.some((ok) => !ok)) {
+    throw new Error(
+      `Cannot finish the leave-one-out as a worker thread failed: current value is ${
+        oks.filter((o) => !o).length
+      } failed`,
+    );
+  }
+}
+
 /**
  * `diff_i` of every sample by the Volterra route (discrete steps only), into `out` (n x N, row i = sample i).
  * Products run on the shared-memory kernels of `linalg.ts` (threads).
@@ -393,7 +469,7 @@ export interface FiniteSi {
  * SI and F-SI of every sample at finite training time: `theta` (N x N, lower triangle read, sample-major rows),
  * `r = Y - f0`, `ktest` (testRows x N) or null.
  */
-export function finiteTimeSi(
+export async function finiteTimeSi(
   theta: Float64Array,
   N: number,
   k: number,
@@ -403,13 +479,13 @@ export function finiteTimeSi(
   nTest: number,
   tt: TrainingTime,
   route: "auto" | "secular" | "volterra" = "auto",
-): FiniteSi {
+): Promise<FiniteSi> {
   const n = N / k;
   const sp = spectral(theta, N, r);
   const chosen = route === "auto" ? chooseRoute(N, k, tt) : route;
   const diff = sharedF64(n * N);
   if (chosen === "volterra") looVolterra(sp, k, tt, diff);
-  else for (let i = 0; i < n; i++) looSecular(sp, k, i, tt, diff.subarray(i * N, (i + 1) * N));
+  else await looSecularAll(sp, k, tt, diff);
   let kv: Float64Array | null = null;
   if (ktest && testRows > 0) {
     kv = sharedF64(testRows * N);

@@ -584,16 +584,12 @@ class UniqueInfoEstimator implements Estimator {
     const train = this.#samples(tr, k, "train");
     const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
     if (this.gpu) return this.#solveGpu(train, test, k).then((r) => this.#table(train, test, k, r));
-    return this.#table(
-      train,
-      test,
-      k,
-      this.tt ? this.#solveFinite(train, test, k, this.tt) : this.#solveCpu(train, test, k),
-    );
+    if (this.tt) return this.#solveFinite(train, test, k, this.tt).then((r) => this.#table(train, test, k, r));
+    return this.#table(train, test, k, this.#solveCpu(train, test, k));
   }
 
   /** Finite training time (float64, CPU): one eigendecomposition, then per-sample deletions (finite_time.ts). */
-  #solveFinite(train: Samples, test: Samples | null, k: number, tt: TrainingTime): Solved {
+  async #solveFinite(train: Samples, test: Samples | null, k: number, tt: TrainingTime): Promise<Solved> {
     const n = train.ids.length, N = n * k;
     if (N === 0) return { si: new Float64Array(0), fsi: new Float64Array(0) };
     const ldt = this.theta.colCap, th = this.theta.data;
@@ -615,7 +611,7 @@ class UniqueInfoEstimator implements Estimator {
         for (let j = 0; j < N; j++) K[t * N + j] = kd[row + train.slots[j]];
       }
     }
-    return finiteTimeSi(A, N, k, this.#residual(train), K, rows, test?.ids.length ?? 0, tt, this.route);
+    return await finiteTimeSi(A, N, k, this.#residual(train), K, rows, test?.ids.length ?? 0, tt, this.route);
   }
 
   /** `Y - f0` of the train rows in (sample_id, output) order. */

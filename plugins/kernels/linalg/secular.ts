@@ -126,8 +126,10 @@ export function secularRoot(
       else eta = ok(r1) ? r1 : r2;
     }
     let next = tau + eta;
-    if (!(next > lo && next < hi)) next = (lo + hi) / 2;
-    if (next === tau || Math.abs(next - tau) <= 2 * EPS * Math.abs(tau)) {
+    const model = next > lo && next < hi;
+    if (!model) next = (lo + hi) / 2;
+    // a model step this small leaves an error ~ (eta / tau)^2 |tau| (quadratic convergence): accept it unchecked
+    if (next === tau || (model && Math.abs(eta) <= 1e-9 * Math.abs(tau))) {
       tau = next;
       break;
     }
