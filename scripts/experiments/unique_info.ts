@@ -23,7 +23,7 @@
  *   gradient-descent steps of size 1 / lambda_max(Theta) from `w0` (SI with `--si-t T --si-lr eta`,
  *   docs/unique_info.md), and the retraining is exactly that: T plain steps (no momentum) of the real network.
  *
- * Usage: `deno task exp:unique [--fast] [--paper] [--seed S] [--out DIR]` (results in `experiments/unique_info/`,
+ * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--seed S] [--out DIR]` (results in `experiments/unique_info/`,
  * or `experiments/unique_info_paper/`).
  *
  * @module
@@ -97,7 +97,8 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return sxy / Math.sqrt(sxx * syy);
 }
 
-interface Net {
+/** A network at its initial weights `w0` and how to apply it to given parameters. */
+export interface Net {
   tf: typeof TF;
   w0: { name: string; shape: number[]; values: Float32Array }[];
   apply: (ps: TF.Tensor[], x: TF.Tensor) => TF.Tensor;
@@ -191,8 +192,11 @@ function retrain(
   return { w, f, wAt };
 }
 
-/** SI of every training sample through `unique-info` (in-process serve); returns si by sample id. */
-async function siOf(
+/**
+ * SI of every training sample through `unique-info` (in-process serve); one run per lambda scale (`finite` adds
+ * the finite-time options from lambda_max); `y` are class indices (one-hot targets, k = the net's outputs).
+ */
+export async function siOf(
   net: Net,
   x: Float32Array,
   y: Int32Array,
@@ -201,17 +205,14 @@ async function siOf(
   out: string,
   seed: number,
   lambdaScales: number[],
-  finite?: (top: number) => Record<string, number>,
+  finite?: (top: number) => Record<string, number | boolean>,
 ): Promise<{ siW: Float64Array; siF: Float64Array; lambda: number; top: number }[]> {
-  const n = y.length, testN = testX.length / d;
+  const n = y.length, testN = testX.length / d, k = net.w0[net.w0.length - 1].values.length;
   const inputs = new Float32Array((n + testN) * d);
   inputs.set(x);
   inputs.set(testX, n * d);
-  const targets = new Float32Array((n + testN) * 2).fill(NaN);
-  for (let i = 0; i < n; i++) {
-    targets[2 * i] = y[i] === 0 ? 1 : 0;
-    targets[2 * i + 1] = y[i] === 1 ? 1 : 0;
-  }
+  const targets = new Float32Array((n + testN) * k).fill(NaN);
+  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) targets[k * i + c] = y[i] === c ? 1 : 0;
   const batches = [];
   for await (
     const rb of tfjsJacobians({
@@ -463,10 +464,14 @@ if (import.meta.main) {
       paper: { type: "boolean" },
       seed: { type: "string" },
       out: { type: "string" },
+      hidden: { type: "string" },
+      steps: { type: "string" },
     },
   });
   const r = await uniqueInfo({
     fast: values.fast,
+    hidden: values.hidden ? Number(values.hidden) : undefined,
+    steps: values.steps ? Number(values.steps) : undefined,
     setting: values.paper ? "paper" : "ridge",
     seed: values.seed ? Number(values.seed) : undefined,
     out: values.out,
