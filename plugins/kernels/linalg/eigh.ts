@@ -121,7 +121,22 @@ export function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e
       if (t_ !== 0) {
         // p = A22 v over rows/cols j+1..n-1 (lower triangle, stale within the block)
         p.fill(0, j + 1, n);
-        for (let i = j + 1; i < n; i++) {
+        let i = j + 1;
+        for (; i + 1 < n; i += 2) {
+          // two rows at once: each p[t] is loaded and stored once for both
+          const r0 = i * n, r1 = r0 + n, v0 = v[i], v1 = v[i + 1];
+          let s0 = 0, s1 = 0;
+          for (let t = j + 1; t < i; t++) {
+            const x0 = a[r0 + t], x1 = a[r1 + t], vt = v[t];
+            s0 += x0 * vt;
+            s1 += x1 * vt;
+            p[t] += x0 * v0 + x1 * v1;
+          }
+          const x10 = a[r1 + i];
+          p[i] += s0 + a[r0 + i] * v0 + x10 * v1;
+          p[i + 1] += s1 + x10 * v0 + a[r1 + i + 1] * v1;
+        }
+        for (; i < n; i++) {
           const row = i * n, vi = v[i];
           let s = 0;
           for (let t = j + 1; t < i; t++) {
