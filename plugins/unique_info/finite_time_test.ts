@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { uniqueInfoPlugin } from "./unique_info.ts";
 import { rowsOf, runPlugin } from "../../tests/_util.ts";
-import { batchesOf, looReference, type Problem, problem } from "../../tests/_si_problem.ts";
+import { batchesOf, looReference, type Problem, problem, siOfDelta } from "../../tests/_si_problem.ts";
 import { chooseRoute, gain, routeCosts } from "./finite_time.ts";
 
 /** w - w0 after training without sample `drop` (-1: all). */
@@ -70,14 +70,9 @@ function reference(pr: Problem, t: number, lr: number | undefined, lambda: numbe
   for (let i = 0; i < pr.n; i++) {
     const d = train(pr, t, lr, lambda, i).map((v, s) => full[s] - v);
     deltas.push(d);
-    w.push(d.reduce((a, v) => a + v * v, 0));
-    let fs = 0;
-    for (let x = 0; x < pr.nTest * pr.k; x++) {
-      let df = 0;
-      for (let s = 0; s < pr.p; s++) df += pr.jTest[x * pr.p + s] * d[s];
-      fs += df * df;
-    }
-    f.push(fs / pr.nTest);
+    const si = siOfDelta(pr, d);
+    w.push(si.w);
+    f.push(si.f);
   }
   return { w, f, deltas };
 }

@@ -19,7 +19,7 @@ import { gain } from "../../plugins/unique_info/finite_time.ts";
 import { eigh } from "../../plugins/kernels/linalg/eigh.ts";
 import { kernels, sharedF64 } from "../../plugins/kernels/linalg/linalg.ts";
 import type { BenchRow } from "./_types.ts";
-import { makeSiBatches } from "./_si_batches.ts";
+import { makeSiBatches, siOfDual } from "./_si_batches.ts";
 
 /** Load average (1 minute) where readable. */
 function load(): string {
@@ -59,19 +59,7 @@ function redecompose(
     for (let c = 0; c < m; c++) s += v[x * m + c] * proj[c];
     d[keep[x]] -= s;
   }
-  let w = 0;
-  for (let x = 0; x < N; x++) {
-    let s = 0;
-    for (let y = 0; y < N; y++) s += theta[x * N + y] * d[y];
-    w += d[x] * s;
-  }
-  let f = 0;
-  for (let t = 0; t < T; t++) {
-    let s = 0;
-    for (let y = 0; y < N; y++) s += ktest[t * N + y] * d[y];
-    f += s * s;
-  }
-  return { w, f: f / nTest };
+  return siOfDual(theta, ktest, d, N, T, nTest);
 }
 
 /** Runs the benchmark and returns its rows. */
