@@ -11,6 +11,9 @@
  *   `f(x; w) - f(x; w_{-i}) = K_test M[:, i] M_ii^-1 a_i` and `K_test = J_test J^T` (official `predictions`);
  *   null when the stream has no test rows. No 1/2 or sigma factors.
  * Every sample comes from one float64 Cholesky factorisation of `Theta + lambda I` (`--si-lambda`, > 0, required).
+ * Finite training time (`--si-t T`, with `--si-lr` for T discrete steps; `--si-lambda` may then be 0): one
+ * eigendecomposition of `Theta` and per-sample spectral deletions (`finite_time.ts`, docs/unique_info.md); optional
+ * tables `unique_information_summary` (`--si-summary`) and `si_change_vectors` (`--si-change-vectors N`): `extras.ts`.
  *
  * Streaming: train and test rows are kept (float32, concatenated over the tensor columns: `rows x P x 4` bytes,
  * e.g. 5,000 rows x 20,000 parameters = 400 MB; use `--si-sketch-dim` to bound P) and the kernels `Theta` and
