@@ -89,10 +89,10 @@ function netOf(mlp: Mlp): Net {
 export async function summarise(o: SummariseOptions = {}): Promise<SummariseResult> {
   const t0 = performance.now();
   const fast = o.fast ?? false, seed = o.seed ?? 0;
-  const n = o.n ?? (fast ? 80 : 200), testN = o.testN ?? (fast ? 300 : 1000), hidden = o.hidden ?? (fast ? 16 : 64);
-  const siSteps = o.siSteps ?? (fast ? 100 : 300), trainSteps = o.trainSteps ?? (fast ? 150 : 400);
+  const n = o.n ?? (fast ? 60 : 200), testN = o.testN ?? (fast ? 200 : 1000), hidden = o.hidden ?? (fast ? 16 : 64);
+  const siSteps = o.siSteps ?? (fast ? 100 : 300), trainSteps = o.trainSteps ?? (fast ? 100 : 400);
   const fractions = o.fractions ?? (fast ? [0.3, 0.6, 0.9] : [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]);
-  const draws = o.draws ?? 3;
+  const draws = o.draws ?? (fast ? 2 : 3);
   const out = o.out ?? `experiments/summarise${fast ? "_fast" : ""}`;
   const d = 196, classes = 10;
   const digits = await loadDigits(seed);
