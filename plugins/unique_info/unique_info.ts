@@ -101,6 +101,23 @@ interface Solved {
   route?: string;
 }
 
+/** Checks the options that depend on each other (the plugin's `validate`, also run by the constructor). */
+function validateOptions(options: OptionValues): void {
+  const t = options["si-t"] as number | undefined, lr = options["si-lr"] as number | undefined;
+  const lambda = options["si-lambda"] as number;
+  if (lr !== undefined && t === undefined) {
+    throw new Error(`Cannot use --si-lr as it needs --si-t (the number of steps): current value is ${lr}`);
+  }
+  if (lr !== undefined && !Number.isInteger(t)) {
+    throw new Error(`Cannot use --si-t as it must be a whole number of steps with --si-lr: current value is ${t}`);
+  }
+  if (t === undefined && !(lambda > 0)) {
+    throw new Error(
+      `Cannot use --si-lambda as it must be > 0 without --si-t (training to convergence): current value is ${lambda}`,
+    );
+  }
+}
+
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 /** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
 function factorError(e: unknown, lambda: number): unknown {
@@ -230,17 +247,7 @@ class UniqueInfoEstimator implements Estimator {
     this.sketchDim = options["si-sketch-dim"] as number | undefined;
     this.seed = context.seed;
     const t = options["si-t"] as number | undefined, lr = options["si-lr"] as number | undefined;
-    if (lr !== undefined && t === undefined) {
-      throw new Error(`Cannot use --si-lr as it needs --si-t (the number of steps): current value is ${lr}`);
-    }
-    if (lr !== undefined && !Number.isInteger(t)) {
-      throw new Error(`Cannot use --si-t as it must be a whole number of steps with --si-lr: current value is ${t}`);
-    }
-    if (t === undefined && !(this.lambda > 0)) {
-      throw new Error(
-        `Cannot use --si-lambda as it must be > 0 without --si-t (training to convergence): current value is ${this.lambda}`,
-      );
-    }
+    validateOptions(options);
     this.tt = t === undefined ? null : { t, lr, lambda: this.lambda };
     this.route = (options["si-finite-route"] as "auto" | "secular" | "volterra" | undefined) ?? "auto";
     this.changeVectors = (options["si-change-vectors"] as number | undefined) ?? 0;
@@ -858,6 +865,7 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
       description: "project each Jacobian column to this many values with the seeded Rademacher sketch (--seed)",
     },
   },
+  validate: validateOptions,
   create(options, context) {
     return new UniqueInfoEstimator(options, context);
   },
