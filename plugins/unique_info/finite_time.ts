@@ -27,7 +27,8 @@
  */
 import { Worker } from "node:worker_threads";
 import { eigh } from "../kernels/linalg/eigh.ts";
-import { gemmNT, kernels, sharedF64 } from "../kernels/linalg/linalg.ts";
+import { gemm, matrix, sharedF64, transpose } from "../kernels/linalg/mod.ts";
+import { defaultThreads } from "../kernels/threads.ts";
 import { lownerWeights, type SecularRoots, secularRoots } from "../kernels/linalg/secular.ts";
 
 const EPS = 2 ** -53;
@@ -255,15 +256,21 @@ export function looSecularShare(job: SecularJob): number {
 const pool: Worker[] = [];
 
 /**
- * `diff_i` of every sample by the secular route, on the calling thread and `kernels.threads - 1` worker threads
+ * `diff_i` of every sample by the secular route, on the calling thread and `threads - 1` worker threads
  * (the samples are independent; each is computed the same way whichever thread takes it).
  */
-export async function looSecularAll(sp: Spectral, k: number, tt: TrainingTime, diff: Float64Array): Promise<void> {
+export async function looSecularAll(
+  sp: Spectral,
+  k: number,
+  tt: TrainingTime,
+  diff: Float64Array,
+  threads: number = defaultThreads(),
+): Promise<void> {
   const ctl = new Int32Array(new SharedArrayBuffer(8));
   const job: SecularJob = { sp, k, tt, diff, ctl };
   // workers take ~0.1 s to start: only for large jobs (about 1e9 secular terms)
   const big = 8 * sp.n * sp.n * sp.n >= 1e9;
-  const helpers = big ? Math.max(0, Math.min(kernels.threads - 1, sp.n / k - 1)) : 0;
+  const helpers = big ? Math.max(0, Math.min(threads - 1, sp.n / k - 1)) : 0;
   const shared = diff.buffer instanceof SharedArrayBuffer && sp.vectors.buffer instanceof SharedArrayBuffer;
   const waits: Promise<boolean>[] = [];
   if (shared) {
@@ -308,9 +315,15 @@ export async function looSecularAll(sp: Spectral, k: number, tt: TrainingTime, d
 
 /**
  * `diff_i` of every sample by the Volterra route (discrete steps only), into `out` (n x N, row i = sample i).
- * Products run on the shared-memory kernels of `linalg.ts` (threads).
+ * Products run on the shared-memory kernels of `plugins/kernels/linalg` (threads).
  */
-export function looVolterra(sp: Spectral, k: number, tt: TrainingTime, out: Float64Array): void {
+export function looVolterra(
+  sp: Spectral,
+  k: number,
+  tt: TrainingTime,
+  out: Float64Array,
+  threads: number = defaultThreads(),
+): void {
   const { n: N, values, vectors: V, rho } = sp;
   const eta = tt.lr!, T = tt.t, lam = tt.lambda;
   if (eta === undefined || !Number.isInteger(T)) {
@@ -343,10 +356,10 @@ export function looVolterra(sp: Spectral, k: number, tt: TrainingTime, out: Floa
     }
   }
   const H = sharedF64(n * kk * T);
-  gemmNT(H, T, 0, 0, PZ, N, 0, P, N, 0, n * kk, T, 0, N, 1);
+  gemm(matrix(H, n * kk, T), matrix(PZ, n * kk, N), transpose(matrix(P, T, N)), { threads });
   // a[(i, c)][s] = (alpha_{s+1})_{ic} = sum_j V[ic][j] B2[s][j]
   const A = sharedF64(N * T);
-  gemmNT(A, T, 0, 0, V, N, 0, B2, N, 0, N, T, 0, N, 1);
+  gemm(matrix(A, N, T), matrix(V, N), transpose(matrix(B2, T, N)), { threads });
   // per sample: phi_s = H0^-1 (-a_{s+1} - sum_{q<s} H_{s-q} phi_q), stored reversed: Phi[ic][T-1-s]
   const Phi = sharedF64(N * T);
   const h = (i: number, c: number, c2: number, s: number) => {
@@ -377,7 +390,7 @@ export function looVolterra(sp: Spectral, k: number, tt: TrainingTime, out: Floa
   }
   // R[ic][j] = sum_q phi_q[c] mult_j^(T-1-q) = sum_{q'} Phi[ic][q'] Pt[j][q']
   const R = sharedF64(N * N);
-  gemmNT(R, N, 0, 0, Phi, T, 0, Pt, T, 0, N, N, 0, T, 1);
+  gemm(matrix(R, N), matrix(Phi, N, T), transpose(matrix(Pt, N, T)), { threads });
   for (let i = 0; i < n; i++) {
     const o = i * N;
     for (let j = 0; j < N; j++) out[o + j] = 0;
@@ -438,6 +451,7 @@ export function siFromDiff(
   nTest: number,
   si: Float64Array,
   fsi: Float64Array,
+  threads: number = defaultThreads(),
 ): void {
   const N = sp.n, th = sp.values;
   for (let i = 0; i < nSamples; i++) {
@@ -447,7 +461,7 @@ export function siFromDiff(
   }
   if (kv && testRows > 0) {
     const F = sharedF64(nSamples * testRows);
-    gemmNT(F, testRows, 0, 0, diff, N, 0, kv, N, 0, nSamples, testRows, 0, N, 1);
+    gemm(matrix(F, nSamples, testRows), matrix(diff, nSamples, N), transpose(matrix(kv, testRows, N)), { threads });
     for (let i = 0; i < nSamples; i++) {
       let s = 0;
       for (let t = 0; t < testRows; t++) s += F[i * testRows + t] ** 2;
@@ -479,23 +493,24 @@ export async function finiteTimeSi(
   nTest: number,
   tt: TrainingTime,
   route: "auto" | "secular" | "volterra" = "auto",
+  threads: number = defaultThreads(),
 ): Promise<FiniteSi> {
   const n = N / k;
   const sp = spectral(theta, N, r);
   const chosen = route === "auto" ? chooseRoute(N, k, tt) : route;
   const diff = sharedF64(n * N);
-  if (chosen === "volterra") looVolterra(sp, k, tt, diff);
-  else await looSecularAll(sp, k, tt, diff);
+  if (chosen === "volterra") looVolterra(sp, k, tt, diff, threads);
+  else await looSecularAll(sp, k, tt, diff, threads);
   let kv: Float64Array | null = null;
   if (ktest && testRows > 0) {
     kv = sharedF64(testRows * N);
     // KV = K_test V: rows of K_test against columns of V (rows of V^T)
     const vt = sharedF64(N * N);
     for (let i = 0; i < N; i++) for (let j = 0; j < N; j++) vt[j * N + i] = sp.vectors[i * N + j];
-    gemmNT(kv, N, 0, 0, ktest, N, 0, vt, N, 0, testRows, N, 0, N, 1);
+    gemm(matrix(kv, testRows, N), matrix(ktest, testRows, N), transpose(matrix(vt, N)), { threads });
   }
   const si = new Float64Array(n), fsi = new Float64Array(n);
-  siFromDiff(sp, diff, n, kv, testRows, nTest, si, fsi);
+  siFromDiff(sp, diff, n, kv, testRows, nTest, si, fsi, threads);
   const dual = (i: number) => {
     const out = new Float64Array(N), V = sp.vectors, o = i * N;
     for (let x = 0; x < N; x++) {

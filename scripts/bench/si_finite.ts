@@ -17,7 +17,8 @@ import process from "node:process";
 import { uniqueInfoPlugin } from "../../plugins/unique_info/unique_info.ts";
 import { gain } from "../../plugins/unique_info/finite_time.ts";
 import { eigh } from "../../plugins/kernels/linalg/eigh.ts";
-import { kernels, sharedF64 } from "../../plugins/kernels/linalg/linalg.ts";
+import { sharedF64 } from "../../plugins/kernels/linalg/mod.ts";
+import { defaultThreads } from "../../plugins/kernels/threads.ts";
 import type { BenchRow } from "./_types.ts";
 import { makeSiBatches, siOfDual } from "./_si_batches.ts";
 
@@ -126,7 +127,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
         ((t2 - t1) / 1000).toFixed(1)
       } s; CPU time ${cpu.toFixed(1)} s; reference: per-sample re-decomposition ${
         ref.perSample.toFixed(2)
-      } s/sample x n = ${n} (kernel not counted), relative difference on that sample ${ref.checked}; ${kernels.threads} thread(s); load average ${load0} at start, ${load()} now`,
+      } s/sample x n = ${n} (kernel not counted), relative difference on that sample ${ref.checked}; ${defaultThreads()} thread(s); load average ${load0} at start, ${load()} now`,
     });
   }
   return rows;

@@ -1,12 +1,12 @@
 /**
  * Symmetric eigendecomposition `A = V diag(values) V^T` in float64 (LAPACK's `dsyevd` route, docs/unique_info.md):
  * 1. blocked Householder tridiagonalisation `A = Q T Q^T` (`dsytrd`/`dlatrd`: per column one pass over the
- *    lower triangle, the rank-2b update of each block of 32 columns as two {@linkcode gemmNT} products);
+ *    lower triangle, the rank-2b update of each block of 32 columns as two {@linkcode gemm} products);
  * 2. Cuppen's divide and conquer on `T` (`dstedc`): tear at the middle, solve both halves, merge by the rank-one
  *    update's secular equation (`secular.ts`: roots relative to the nearer pole, Löwner's weights for orthogonal
  *    eigenvectors), with `dlaed2`'s deflation of tiny weights and close poles; leaves of <= 32 by Jacobi;
  * 3. the back-transformation `V = Q V_T` by blocks of 32 reflectors in compact WY form (two products each).
- * All O(n^3) work is in the SIMD, multi-threaded products of `linalg.ts`; n = 2,000 takes a few seconds.
+ * All O(n^3) work is in the SIMD, multi-threaded products of `gemm.ts`; n = 2,000 takes a few seconds.
  *
  * Why not a library: ml-matrix's `EigenvalueDecomposition` (JAMA's `tred2` + `tql2`, scalar JavaScript) took
  * 23 s at n = 1,000 here (about 180 s at n = 2,000, which the leave-one-out at finite time needs in seconds);
@@ -25,7 +25,8 @@
  *
  * @module
  */
-import { gemmNT, sharedF64 } from "./linalg.ts";
+import { block, matrix, sharedF64, transpose } from "./matrix.ts";
+import { gemm } from "./gemm.ts";
 import { lownerWeights, secularRoot, type SecularRoots } from "./secular.ts";
 import { symEig } from "../../fisher/symeig.ts";
 
@@ -53,15 +54,15 @@ export function eigh(a: Float64Array, n: number): Eigh {
   const q = tridiagonalEigh(d, e, n); // columns = eigenvectors of T
   // back-transformation on rows = eigenvectors: Zt = Q_T^T, then Zt <- Zt Q^T
   const zt = sharedF64(n * n);
-  transpose(q, zt, n);
+  transposeInto(q, zt, n);
   backTransform(w, tau, zt, n);
   const v = q;
-  transpose(zt, v, n);
+  transposeInto(zt, v, n);
   return { values: d, vectors: v };
 }
 
 /** `out = in^T` for `n x n` row-major arrays (blocked). */
-function transpose(src: Float64Array, dst: Float64Array, n: number): void {
+function transposeInto(src: Float64Array, dst: Float64Array, n: number): void {
   const B = 32;
   for (let i0 = 0; i0 < n; i0 += B) {
     for (let j0 = 0; j0 < n; j0 += B) {
@@ -170,8 +171,10 @@ export function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e
     // trailing block: A22 -= V W^T + W V^T (lower triangle)
     const r0 = j0 + jb, mm = n - r0;
     if (mm > 0) {
-      gemmNT(a, n, r0, r0, V, jb, r0 - j0, W, jb, r0 - j0, mm, mm, 0, jb, -1, 0);
-      gemmNT(a, n, r0, r0, W, jb, r0 - j0, V, jb, r0 - j0, mm, mm, 0, jb, -1, 0);
+      const c = block(matrix(a, n), r0, r0, mm, mm);
+      const v = block(matrix(V, m, jb), r0 - j0, 0, mm, jb), w = block(matrix(W, m, jb), r0 - j0, 0, mm, jb);
+      gemm(c, v, transpose(w), { alpha: -1, lower: 0 });
+      gemm(c, w, transpose(v), { alpha: -1, lower: 0 });
     }
     for (let c = 0; c < jb; c++) a[(j0 + c + 1) * n + j0 + c] = e[j0 + c];
   }
@@ -218,7 +221,8 @@ function backTransform(a: Float64Array, tau: Float64Array, zt: Float64Array, n: 
     }
     // G = zt Y (n x jb), G2 = G T^T, zt -= G2 Y^T
     const G = sharedF64(n * jb), G2 = sharedF64(n * jb);
-    gemmNT(G, jb, 0, 0, zt.subarray(r0), n, 0, Yt, m, 0, n, jb, 0, m, 1);
+    const z = block(matrix(zt, n), 0, r0, n, m);
+    gemm(matrix(G, n, jb), z, transpose(matrix(Yt, jb, m)));
     for (let r = 0; r < n; r++) {
       for (let c = 0; c < jb; c++) {
         let s = 0;
@@ -226,7 +230,7 @@ function backTransform(a: Float64Array, tau: Float64Array, zt: Float64Array, n: 
         G2[r * jb + c] = s;
       }
     }
-    gemmNT(zt.subarray(r0), n, 0, 0, G2, jb, 0, Y, jb, 0, n, m, 0, jb, -1);
+    gemm(z, matrix(G2, n, jb), transpose(matrix(Y, m, jb)), { alpha: -1 });
   }
 }
 
@@ -356,7 +360,7 @@ function merge(
     const row = (s + i) * n + s;
     for (let x = 0; x < K; x++) qc[i * K + x] = q[row + cols[keep[x]]];
   }
-  gemmNT(qn, K, 0, 0, qc, K, 0, ut, K, 0, len, K, 0, K, 1);
+  gemm(matrix(qn, len, K), matrix(qc, len, K), transpose(matrix(ut, K)));
   // all eigenvalues, sorted: roots (from qn) and deflated (old columns)
   const items: { v: number; src: number }[] = []; // src >= 0: column of qn; < 0: -1 - deflated position
   for (let p = 0; p < K; p++) items.push({ v: dk[roots.origin[p]] + roots.tau[p], src: p });
