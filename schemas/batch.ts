@@ -43,6 +43,8 @@ export interface Batch {
   label: Int32Array | null;
   /** `draw` (gradients), when present. */
   draw: Int32Array | null;
+  /** `flag` (activations, Jacobians): non-zero marks a sample (e.g. a flipped label), when present. */
+  flag?: Int32Array | null;
   /** `split` (Jacobians): 0 = train, 1 = test. */
   split: Uint8Array | null;
   /** `output` (Jacobians). */
@@ -80,6 +82,7 @@ export function sliceBatch(batch: Batch, r0: number, r1: number): Batch {
     step: s(batch.step),
     label: s(batch.label),
     draw: s(batch.draw),
+    flag: s(batch.flag ?? null),
     split: s(batch.split),
     output: s(batch.output),
     f0: s(batch.f0),
@@ -113,6 +116,7 @@ export function concatBatches(batches: Batch[]): Batch {
     step: cat((b) => b.step),
     label: cat((b) => b.label),
     draw: cat((b) => b.draw),
+    flag: cat((b) => b.flag ?? null),
     split: cat((b) => b.split),
     output: cat((b) => b.output),
     f0: cat((b) => b.f0),

@@ -47,6 +47,7 @@ import {
 } from "../core/memory.ts";
 import { StepChunks } from "../core/step_chunks.ts";
 import { selectLayers } from "../core/select_layers.ts";
+import { originalNeuronIndices, parseNeuronSpec, selectNeurons } from "./neurons.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
@@ -66,6 +67,8 @@ export interface AnalyzeOptions {
   seed?: number;
   /** Analyse only these tensor columns (layers). */
   layers?: string[];
+  /** `--neurons SPEC`: analyse only these neurons of every layer (pipeline/analyze/neurons.ts). */
+  neurons?: string;
   /** Output directory; nothing is written when absent. */
   out?: string;
   /** Output format (default parquet). */
@@ -215,6 +218,8 @@ class Analysis {
   holding = "";
   // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
   readonly buffers = new BufferPool();
+  /** `--neurons`: the parsed selection and each layer's chosen neurons. */
+  readonly neurons;
 
   constructor(
     readonly opts: AnalyzeOptions,
@@ -226,6 +231,7 @@ class Analysis {
     this.stats = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
     this.paths = [...opts.inputs];
     this.maxMemory = opts.maxMemory ?? defaultMaxMemory();
+    this.neurons = { spec: opts.neurons ? parseNeuronSpec(opts.neurons) : null, chosen: new Map<string, Int32Array>() };
   }
 
   /** The first pass (when needed), then the estimators' pass; throws the error that ends the run early. */
@@ -490,7 +496,11 @@ class Analysis {
         if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
         this.#checkAbort();
         expected ??= layout;
-        const b = selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers);
+        const b = selectNeurons(
+          selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers),
+          this.neurons.spec,
+          this.neurons.chosen,
+        );
         st.batches = Math.max(st.batches, batch.index + 1);
         yield { batch: b, layout };
         progress.rows(batch.numRows);
@@ -512,6 +522,7 @@ class Analysis {
         this.progress.phase("results");
         tables = await estimators.tables();
         summaries = estimators.summaries();
+        if (this.neurons.spec) tables = originalNeuronIndices(tables, this.neurons.chosen);
       }
     } catch (e) {
       // An internal error while the results are computed: run.json still says so (no tables), then it is thrown.
@@ -527,15 +538,25 @@ class Analysis {
     timings.result_s = (performance.now() - tr) / 1000;
     // Each estimator's result time (steps finished as they end count theirs too).
     if (estimators) Object.assign(timings, estimators.timings);
+    const spec = this.neurons.spec;
     const run = runRecord({
-      head: { threads: this.threadsUsed },
+      head: {
+        threads: this.threadsUsed,
+        ...(spec ? { neurons: Object.fromEntries([...this.neurons.chosen].map(([l, idx]) => [l, [...idx]])) } : {}),
+      },
       error: error ?? null,
       kind: this.kind,
       source: { inputs: this.stats },
       layout: this.layout,
       layers: opts.layers,
       estimators: summaries.records,
-      options: { byStep: this.settings.byStep, seed: this.settings.seed, format },
+      warnings: summaries.warnings,
+      options: {
+        byStep: this.settings.byStep,
+        seed: this.settings.seed,
+        format,
+        ...(spec ? { more: { neurons: spec.text } } : {}),
+      },
       backend: this.settings.backend,
       request: this.settings.request,
       tables,

@@ -20,6 +20,7 @@
  */
 import { serve, SERVE_DEFAULTS, type ServeHandle } from "../serve/serve.ts";
 import { Signals } from "./_signals.ts";
+import { serveReport } from "../report/live.ts";
 import type { Registry } from "../core/registry.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
@@ -76,12 +77,21 @@ const CORE: Record<string, CoreFlag> = {
       `refuse a batch whose step is over N after the highest so far (default ${SERVE_DEFAULTS.maxStepJump}; 0: any)`,
   },
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
-  format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet)" },
+  format: {
+    type: "string",
+    arg: "F",
+    help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet)",
+  },
   "by-step": { type: "boolean", help: "results per step without --snapshot-every (implied with it)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   backend: BACKEND_FLAG,
   ...PLUGIN_FLAGS,
+  report: {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "also serve a live report page there (loopback only, e.g. 127.0.0.1:7342; port 0: any)",
+  },
   quiet: { type: "boolean", help: "print no snapshot tables" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
@@ -194,10 +204,23 @@ export async function main(argv: string[]): Promise<number> {
       },
       extra: { argv: argv.map((a, i) => (argv[i - 1] === "--token" || a.startsWith("--token=") ? "***" : a)) },
     });
+    const live = v.report === undefined ? null : await serveReport({
+      dirs: [out],
+      listen: v.report as string,
+      plugins: registry.all(),
+      seed: Math.abs(integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0) >>> 0,
+    });
+    if (live) console.log(`infotap serve: live report at ${live.url} (updates as windows close)`);
     const sig = await signals.first;
     console.log(`infotap serve: ${sig}: finishing the batches in progress and writing the final results`);
     const run = await server.stop();
     for (const w of server.warnings) console.error(`infotap: warning: ${w}`);
+    if (live) {
+      // The final tables and run.json, for pages still open; they poll once a second.
+      await live.refresh();
+      await new Promise((r) => setTimeout(r, 2500));
+      await live.stop();
+    }
     const lost = run.lost_partial_batches as number;
     console.log(
       `infotap serve: wrote ${

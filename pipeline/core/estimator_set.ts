@@ -241,7 +241,9 @@ export class EstimatorSet {
 
   /** True when every plugin's results are per step and step-local (steps may be finished one by one). */
   stepLocal(): boolean {
-    return this.plugins.every((p) => p.stepLocal === true);
+    return this.plugins.every((p, i) =>
+      typeof p.stepLocal === "function" ? p.stepLocal(this.options[i]) : p.stepLocal === true
+    );
   }
 
   /**

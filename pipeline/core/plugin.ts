@@ -213,11 +213,11 @@ export interface EstimatorPlugin {
   /** Integer options that shrink the memory when made smaller (suggested, halved, when a run would not fit). */
   memoryOptions?: string[];
   /**
-   * True when, with `byStep`, every result row belongs to one step and depends on that step's rows only, with
+   * True (or true for these options) when, with `byStep`, every result row belongs to one step and depends on that step's rows only, with
    * rows ordered by step: a run over step-sorted input may then finish steps as they end (fresh estimators,
    * tables concatenated in step order, summaries combined with `mergeSummaries`) and hold one step at a time.
    */
-  stepLocal?: boolean;
+  stepLocal?: boolean | ((options: OptionValues) => boolean);
   /**
    * Combines the summaries of estimators over disjoint rows (steps finished apart), as one estimator over all
    * of them would report it; without it only a null summary can be combined.

@@ -40,6 +40,8 @@ export interface BatchInput {
   step?: BigInt64Array;
   label?: Int32Array;
   draw?: Int32Array;
+  /** Activations, Jacobians: non-zero marks a sample (e.g. a flipped label); the report marks it. */
+  flag?: Int32Array;
   /** Jacobians: "train" | "test" per row. */
   split?: string[];
   output?: Int32Array;
@@ -76,6 +78,7 @@ export function makeRecordBatch(input: BatchInput): arrow.RecordBatch {
   if (input.step) add("step", new arrow.Int64(), prim(new arrow.Int64(), input.step));
   if (input.label) add("label", new arrow.Int32(), prim(new arrow.Int32(), input.label));
   if (input.draw) add("draw", new arrow.Int32(), prim(new arrow.Int32(), input.draw));
+  if (input.flag) add("flag", new arrow.Int32(), prim(new arrow.Int32(), input.flag));
   if (input.kind === "jacobians/v1") {
     const split = arrow.vectorFromArray(input.split ?? [], new arrow.Utf8());
     add("split", new arrow.Utf8(), split.data[0]);

@@ -783,6 +783,7 @@ class LiveRun implements Intake {
         layout: w.layout,
         layers: this.opts.layers,
         estimators: summaries.records,
+        warnings: summaries.warnings,
         options: {
           byStep: this.settings.byStep,
           seed: this.settings.seed,

@@ -13,19 +13,12 @@ import type * as arrow from "apache-arrow";
 import { initTf } from "../../pipeline/producers/tfjs/setup.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
+import { mulberry32 } from "../../pipeline/core/random.ts";
 import type { DenseLayer, TfModel } from "../../pipeline/producers/tfjs/gradients.ts";
 import { denseModel } from "../../pipeline/producers/tfjs/gradients.ts";
 
-/** mulberry32: seeded uniform numbers in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32: seeded uniform numbers in [0, 1) (`pipeline/core/random.ts`). */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Average-pools 28 x 28 images to 14 x 14 (2 x 2 blocks), as the IRM Colored MNIST code does. */
 export function pool14(images: Float32Array, n: number): Float32Array {
