@@ -30,10 +30,16 @@ function scanned(names: string[], options: OptionValues, batches: Batch[]): Esti
 
 const cases: { label: string; names: string[]; options: OptionValues; batches: () => Batch[] }[] = [
   {
-    label: "entropy + mi (ksg) + label-mi",
+    label: "entropy + mi (binned) + label-mi",
     names: ["entropy", "mi", "label-mi"],
-    options: {},
+    options: { "mi-estimator": "binned", "mi-bins": 5 },
     batches: () => spanning(mixedActivations(3, 8, 25), 37),
+  },
+  {
+    label: "entropy (kNN, ties and non-finite values counted)",
+    names: ["entropy"],
+    options: { "entropy-estimator": "knn", "entropy-samples": 20 },
+    batches: () => spanning(mixedActivations(7, 8, 25), 37),
   },
   {
     label: "mi binned, all pairs",
@@ -70,6 +76,11 @@ for (const c of cases) {
     }
   });
 }
+
+Deno.test("KSG MI is not step-local (its ties summary cannot be combined over steps finished apart)", () => {
+  assert.equal(scanned(["mi"], {}, []).stepLocal(), false);
+  assert.equal(scanned(["mi"], { "mi-estimator": "binned" }, []).stepLocal(), true);
+});
 
 Deno.test("StepChunks: a step before a finished one, or more steps than maxHeld, is an InputError naming the batch", async () => {
   const batches = spanning(mixedActivations(6, 6, 20), 20); // one step per batch: 0..5
