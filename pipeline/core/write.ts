@@ -64,8 +64,9 @@ function parquetProperties(table: arrow.Table): pq.WriterProperties {
  * with every map it makes, so the same table in one batch or several would give other bytes (same values).
  */
 export function toParquet(table: arrow.Table): Uint8Array {
-  const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream"));
-  return pq.writeParquet(wasmTable, parquetProperties(table));
+  // Properties first, then the table: the order of parquet-wasm's calls decides its hash seeds (see above).
+  const props = parquetProperties(table);
+  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream")), props);
 }
 
 /** The table as one record batch (values copied when it has several). */
