@@ -42,7 +42,7 @@ Deno.test("analyze: a run whose estimators would exceed --max-memory is refused 
     assert.equal(r.complete, false);
     assert.match(
       r.error!,
-      /^Cannot analyze as the estimators would need about \d+ MB \(mi \d+(\.\d)? MB: 2 x \d+(\.\d)? MB of state, 5 x \d+(\.\d)? MB of results\), more than --max-memory \d+ MB; try --mi-bins 8 \(about \d+ MB\): current value is \d+ MB$/,
+      /^Cannot analyze as the estimators would need about \d+ MB \(mi \d+(\.\d)? MB: 2 x \d+(\.\d)? MB of state, 5 x \d+(\.\d)? MB of results\), more than --max-memory \d+ MB; try --mi-bins 8 \(about \d+ MB\) or --mi-pair-sample 8192 \(about \d+ MB\): current value is \d+ MB$/,
     );
     assert.equal(r.run.inputs && (r.run.inputs as { rows: number }[])[0].rows, 0, "no row was analysed");
     // The CLI: one line, exit 1; --mi-bins 8 then runs.

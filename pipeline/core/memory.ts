@@ -20,7 +20,7 @@ import type { EstimatorSet } from "./estimator_set.ts";
 import type { InputShape, OptionValues } from "./plugin.ts";
 
 /** What the process holds besides the estimators: the runtime, WebAssembly modules, batches being read. */
-export const BASE_BYTES = 256e6;
+export const BASE_BYTES = 300e6;
 /** Result tables are held until written, and written a unit (step) at a time: one unit's in two more copies. */
 const WRITE_COPIES = 2;
 
@@ -112,12 +112,14 @@ export function checkMemory(
   if (est.total <= budget) return;
   const tips: Suggestion[] = [];
   const fits = (s: EstimatorSet, sh: InputShape, hh: Holding) => estimateMemory(s, sh, hh).total;
-  // Halve each option the plugins name until it fits.
+  // Halve each option the plugins name until it fits (an option at 0 meaning "all", e.g. --mi-pair-sample,
+  // from 2^20 down).
   set.plugins.forEach((p, i) => {
     for (const key of p.memoryOptions ?? []) {
       const spec = p.options[key];
       let v = set.options[i][key] as number | undefined;
       if (v === undefined) continue;
+      if (v === 0 && spec.min === 0) v = 2 ** 21;
       const min = Math.max(1, spec.min ?? 1, spec.greaterThan !== undefined ? Math.floor(spec.greaterThan) + 1 : 1);
       while (v > min) {
         v = Math.max(min, Math.floor(v / 2));

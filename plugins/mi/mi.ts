@@ -941,8 +941,11 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // float32) and, while the result is computed, the neurons' columns and their sorted copies (~5.5 times them).
   memory: (o, shape) => {
     const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
-    const pairs = o["mi-pairs"] === "all" ? (n * (n - 1)) / 2 : widths.reduce((a, w) => a + (w * (w - 1)) / 2, 0);
-    const results = pairs * 75 + shape.tensors.length * 80;
+    const sample = (o["mi-pair-sample"] ?? 0) as number;
+    const group = (w: number) => (sample > 0 ? Math.min(sample, (w * (w - 1)) / 2) : (w * (w - 1)) / 2);
+    const pairs = o["mi-pairs"] === "all" ? group(n) : widths.reduce((a, w) => a + group(w), 0);
+    // 54 bytes a row in the table (measured), about as much again left by building it until it is collected
+    const results = pairs * 95 + shape.tensors.length * 80;
     if (o["mi-estimator"] === "binned") {
       const b = o["mi-bins"] as number;
       return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results };
@@ -950,7 +953,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     const rows = Math.min(o["mi-samples"] as number, shape.rows ?? (o["mi-samples"] as number));
     return { state: 2 * rows * n * 4 + rows * 16 + 5.5 * rows * n * 4 + pairs * 16, results };
   },
-  memoryOptions: ["mi-bins", "mi-samples"],
+  memoryOptions: ["mi-bins", "mi-samples", "mi-pair-sample"],
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,
