@@ -10,6 +10,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Small models on shared cores: one intra-op thread is faster and steadier."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
 def need_torch():
     """torch, or a skip (CI=1: a failure, so that a CI machine without torch is noticed)."""
     try:

@@ -15,6 +15,7 @@ from . import _engine
 from ._run import estimators_flag, flags, raise_for_exit, report_warnings
 from .errors import InputError
 from .results import Results, read_results
+from .wire.sinks import same_schema
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -144,6 +145,9 @@ def _write_stream(stdin, batches) -> None:
                     )
                 if writer is None:
                     writer = pa.ipc.new_stream(stdin, b.schema)
+                    first = b.schema
+                else:
+                    same_schema(first, b, "the engine's input stream")
                 writer.write_batch(b)
         if writer is None:
             raise InputError("Cannot analyze as the input holds no batch: current value is 0 batches")
@@ -151,8 +155,6 @@ def _write_stream(stdin, batches) -> None:
         stdin.close()
     except (BrokenPipeError, ConnectionResetError):
         pass
-    except pa.ArrowInvalid as e:
-        raise InputError(f"Cannot write the input stream as a batch does not fit the first one: current value is {e}") from None
     finally:
         try:
             stdin.close()

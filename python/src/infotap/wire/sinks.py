@@ -43,11 +43,20 @@ def _batches(data: Any):
     )
 
 
-def _same_schema(first: pa.Schema, batch: pa.RecordBatch, where: str) -> None:
+def same_schema(first: pa.Schema, batch: pa.RecordBatch, where: str) -> None:
+    """Raises unless ``batch`` has the schema of the stream's first batch, metadata included (a stream has one)."""
     if not batch.schema.equals(first, check_metadata=False):
         raise InputError(
             f"Cannot write the batch to {where} as its columns differ from the stream's first batch (one stream has one "
             f"schema): current value is {batch.schema.names} (first: {first.names})"
+        )
+    if not batch.schema.equals(first, check_metadata=True):
+        mine, theirs = dict(batch.schema.metadata or {}), dict(first.metadata or {})
+        key = next((k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)), b"?")
+        raise InputError(
+            f"Cannot write the batch to {where} as its schema metadata differs from the stream's first batch (one "
+            f"stream has one schema; write separate files): current value is {key.decode()}="
+            f"{(mine.get(key) or b'').decode()!r} (first: {(theirs.get(key) or b'').decode()!r})"
         )
 
 
@@ -86,7 +95,7 @@ class ListSink(Sink):
 
     def _write(self, batch: pa.RecordBatch) -> None:
         if self.batches:
-            _same_schema(self.batches[0].schema, batch, "the list")
+            same_schema(self.batches[0].schema, batch, "the list")
         self.batches.append(batch)
 
     def table(self) -> pa.Table:
@@ -113,7 +122,7 @@ class FileSink(Sink):
             self._writer = new(self._file, batch.schema)
             self._schema = batch.schema
         else:
-            _same_schema(self._schema, batch, repr(self.path))
+            same_schema(self._schema, batch, repr(self.path))
         self._writer.write_batch(batch)
 
     def close(self) -> None:
@@ -297,12 +306,25 @@ class ServeSink(Sink):
         self.dropped_batches += 1
         self.dropped_rows += batch.num_rows
 
+    def connect(self) -> bool:
+        """Connects now (instead of at the first batch), e.g. before a barrier at the start of training, so that the
+        server holds its windows open for this producer from the start. Returns whether it is connected (a failure is
+        counted and reported like a failed send, or raised with ``on_error="raise"``)."""
+        if self._sock is not None:
+            return True
+        try:
+            self._connect()
+            return True
+        except (OSError, InfotapError) as e:
+            self._fail(e, None)
+            return False
+
     # -- writing ------------------------------------------------------------------------------------------------
 
     def write(self, data: Any) -> None:
         for b in _batches(data):
             if self._schema is not None:
-                _same_schema(self._schema, b, f"serve at {self.host}:{self.port}")
+                same_schema(self._schema, b, f"serve at {self.host}:{self.port}")
             self._schema = b.schema
             if self._send(b):
                 self.written_batches += 1
