@@ -129,7 +129,7 @@ def per_sample_gradients(
                 g = per_sample(names_params, inputs[s:s + chunk].to(device), y[s:s + chunk].to(device))
                 for k in names_params:
                     cols[k].append(g[k].detach().reshape(g[k].shape[0], -1).float().cpu())
-    columns = {k: torch.cat(v) for k, v in cols.items()}
+    columns = {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in cols.items()}  # one chunk: no copy
     ids = torch.arange(n) if sample_ids is None else torch.as_tensor(sample_ids)
     rows = n * len(ys)
     return gradients_batch(

@@ -49,7 +49,7 @@ def _rows(model, params, frozen, buffers, x: torch.Tensor, chunk: int, device):
         j = jac(params, xs)
         for name in params:
             cols[name].append(j[name].detach().reshape(int(xs.shape[0]) * k, -1).float().cpu())
-    return {n: torch.cat(v) for n, v in cols.items()}, torch.cat(f0), k
+    return {n: v[0] if len(v) == 1 else torch.cat(v) for n, v in cols.items()}, torch.cat(f0), k
 
 
 def jacobians(

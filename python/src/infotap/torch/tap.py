@@ -20,13 +20,16 @@ stream (``infotap.tapped``).
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+import numpy as np
+import pyarrow as pa
 import torch
 
 from ..errors import InfotapWarning, InputError
-from ..wire.batch import activations
+from ..wire.batch import activations, tensor_column
 from ..wire.sinks import Sink, as_sink
 from ._compat import model_device, restore_mode
 
@@ -169,6 +172,7 @@ class ActivationTap:
         self.nonfinite: Dict[str, int] = {name: 0 for name in self.layers}
         self.records = 0
         self._warned = False
+        self._template = None
         self.metadata = {
             "infotap.tapped": f"{where} of {', '.join(f'{n} ({type(m).__name__})' for n, m in self.modules.items())}",
             **dict(metadata or {}),
@@ -286,6 +290,8 @@ class ActivationTap:
         """Runs the probe now and writes one batch (with ``step`` when given)."""
         acts = self.capture()
         for name, t in acts.items():
+            if math.isfinite(float(t.sum())):  # one reduction; the exact count only when something is off
+                continue
             bad = int((~torch.isfinite(t)).sum())
             if bad:
                 self.nonfinite[name] += bad
@@ -297,12 +303,24 @@ class ActivationTap:
                         stacklevel=3,
                     )
                     self._warned = True
-        rb = activations(
-            acts,
-            self.sample_ids,
-            step=None if step is None else [step] * self.n,
-            label=self.labels,
-            metadata=self.metadata,
-        )
-        self.sink.write(rb)
+        self.sink.write(self._batch(acts, step))
         self.records += 1
+
+    def _batch(self, acts: Dict[str, torch.Tensor], step: Optional[int]) -> pa.RecordBatch:
+        """The record batch; after the first, the constant columns and the schema are reused (less work per record)."""
+        key = step is None
+        if self._template is None or self._template[0] != key:
+            rb = activations(acts, self.sample_ids, step=None if key else [step] * self.n, label=self.labels,
+                             metadata=self.metadata)
+            self._template = (key, rb.schema, {c: rb.column(c) for c in ("sample_id", "label") if c in rb.schema.names})
+            return rb
+        _, schema, fixed = self._template
+        arrays = []
+        for name in schema.names:
+            if name in fixed:
+                arrays.append(fixed[name])
+            elif name == "step":
+                arrays.append(pa.array(np.full(self.n, step, dtype=np.int64)))
+            else:
+                arrays.append(tensor_column(acts[name], name, self.n))
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)

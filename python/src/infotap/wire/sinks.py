@@ -45,19 +45,20 @@ def _batches(data: Any):
 
 def same_schema(first: pa.Schema, batch: pa.RecordBatch, where: str) -> None:
     """Raises unless ``batch`` has the schema of the stream's first batch, metadata included (a stream has one)."""
+    if batch.schema.equals(first, check_metadata=True):
+        return
     if not batch.schema.equals(first, check_metadata=False):
         raise InputError(
             f"Cannot write the batch to {where} as its columns differ from the stream's first batch (one stream has one "
             f"schema): current value is {batch.schema.names} (first: {first.names})"
         )
-    if not batch.schema.equals(first, check_metadata=True):
-        mine, theirs = dict(batch.schema.metadata or {}), dict(first.metadata or {})
-        key = next((k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)), b"?")
-        raise InputError(
-            f"Cannot write the batch to {where} as its schema metadata differs from the stream's first batch (one "
-            f"stream has one schema; write separate files): current value is {key.decode()}="
-            f"{(mine.get(key) or b'').decode()!r} (first: {(theirs.get(key) or b'').decode()!r})"
-        )
+    mine, theirs = dict(batch.schema.metadata or {}), dict(first.metadata or {})
+    key = next((k for k in {**mine, **theirs} if mine.get(k) != theirs.get(k)), b"?")
+    raise InputError(
+        f"Cannot write the batch to {where} as its schema metadata differs from the stream's first batch (one "
+        f"stream has one schema; write separate files): current value is {key.decode()}="
+        f"{(mine.get(key) or b'').decode()!r} (first: {(theirs.get(key) or b'').decode()!r})"
+    )
 
 
 class Sink:
