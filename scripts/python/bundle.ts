@@ -190,5 +190,7 @@ const walk = async (d: string) => {
 };
 await walk(out);
 console.log(
-  `bundle: ${ENTRIES.length} entry points and ${workers.size} worker(s) in ${out} (${(bytes / 2 ** 20).toFixed(1)} MiB)`,
+  `bundle: ${ENTRIES.length} entry points and ${workers.size} worker(s) in ${out} (${
+    (bytes / 2 ** 20).toFixed(1)
+  } MiB)`,
 );
