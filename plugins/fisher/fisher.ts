@@ -1,6 +1,6 @@
 /**
  * `fisher`: Fisher information from streamed per-sample gradients (`gradients/v1`), after Achille, Paolini &
- * Soatto, "Where is the information in a deep network?" (2019); definitions in ../shared/SCIENCE.md section 2.
+ * Soatto, "Where is the information in a deep network?" (2019); definitions in docs/science.md section 2.
  *
  * - Diagonal: `F_jj = mean over rows of g_j^2`, over ALL rows (every `draw` of the true Fisher included), the
  *   Fisher of the mean loss. Squares of float32 gradients are exact in float64; they are summed in float64 in
@@ -14,7 +14,7 @@
  *   `--prior-var` (lambda^2) and `--beta`. Both must be given together (each > 0); without them `info_weights`,
  *   `logdet` and `effective_dim` are null. Both are recorded in the table metadata.
  * - Low rank (`--fisher-rank ell`, default 64; 0 disables): a Frequent Directions sketch `B` (see
- *   `_fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
+ *   `fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
  *   `B^T B / n` approximates `F = G^T G / n` with `0 <= x^T (F - B^T B / n) x <= Delta / n` for unit x.
  *   Rows holding a non-finite value are left out of the sketch (counted in `sketch_skipped`; n counts the rest).
  *   Table `fisher_spectrum`: the top `ell` eigenvalues of `B^T B / n` (`eigenvalue`, each a lower bound of the
@@ -66,6 +66,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { FISHER_KEY } from "../../schemas/validate.ts";
 import { FdSketch, type FdState } from "./fd_sketch.ts";
 import { GpuSquareSums } from "./gpu_square_sums.ts";
+import { fisherReport } from "./report.ts";
 
 /** Output names of the two kinds of Fisher. */
 export const FISHER_KINDS: Record<string, string> = { true: "true Fisher", empirical: "empirical Fisher" };
@@ -547,10 +548,11 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   name: "fisher",
   description:
     "Fisher information from per-sample gradients: diagonal, trace per tensor/layer, information in the weights, " +
-    "Frequent Directions spectrum (SCIENCE.md section 2).",
+    "Frequent Directions spectrum (docs/science.md section 2).",
   inputs: ["gradients/v1"],
   byDefault: true,
   tables: { fisher: {}, fisher_diag: {}, fisher_spectrum: {} },
+  report: fisherReport,
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,

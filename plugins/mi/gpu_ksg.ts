@@ -1,6 +1,6 @@
 /**
  * KSG mutual information of many neuron pairs on WebGPU, with the same neighbour counts as the CPU kernel
- * (`plugins/mi/ksg.ts`, ../../../shared/SCIENCE.md section 1): Chebyshev k-th neighbour distance `r_i` among the
+ * (`plugins/mi/ksg.ts`, docs/science.md section 1): Chebyshev k-th neighbour distance `r_i` among the
  * other samples, `n_x = #{j != i : |x_i - x_j| < r_i}` (`== 0` when `r_i = 0`), likewise `n_y`, and
  * `I = psi(n) + psi(k) - mean(psi(n_x + 1) + psi(n_y + 1))`.
  *

@@ -1,5 +1,5 @@
 /**
- * The WebGPU KSG kernel against an independent brute-force O(n^2) KSG written here (../../../shared/SCIENCE.md
+ * The WebGPU KSG kernel against an independent brute-force O(n^2) KSG written here (docs/science.md
  * section 1: k-th Chebyshev neighbour radius among other samples, marginal counts strictly inside it, exact
  * ties when it is 0; differences in float64 as the CPU kernel computes them) and against the CPU kernels. The
  * GPU's per-pair fixed-point sums must equal the brute force's sums of the same table entries exactly (so every

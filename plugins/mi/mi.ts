@@ -1,6 +1,6 @@
 /**
  * `mi`: inter-neuron diversity, the mutual information (nats) between pairs of neurons
- * (../shared/SCIENCE.md section 1; Bansal et al., NeurIPS 2022).
+ * (docs/science.md section 1; Bansal et al., NeurIPS 2022).
  *
  * - `--mi-estimator ksg` (default, as the paper's code): KSG, algorithm 1 of Kraskov et al. 2004, `--ksg-k`
  *   neighbours (default 3), Chebyshev norm, strict marginal counts, no noise, no rescaling, negative estimates
@@ -59,6 +59,7 @@ import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
 import { gpuLimits } from "../kernels/gpu/device.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
+import { miReport } from "./report.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
 interface PairGroup {
@@ -584,9 +585,10 @@ class BinnedEstimator extends PairEstimator {
 export const miPlugin: EstimatorPlugin = definePlugin({
   name: "mi",
   description:
-    "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (SCIENCE.md 1).",
+    "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
+  report: miReport,
   options: {
     "mi-estimator": {
       type: "string",

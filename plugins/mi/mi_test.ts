@@ -1,6 +1,6 @@
 /**
  * Tests of the `mi` estimator against independent truths: a brute-force O(n^2) KSG written here (the definition
- * of ../shared/SCIENCE.md section 1 and scikit-learn's `_compute_mi_cc`: k-th neighbour radius r, marginal
+ * of docs/science.md section 1 and scikit-learn's `_compute_mi_cc`: k-th neighbour radius r, marginal
  * counts of other samples with distance <= nextafter(r, 0), digamma by its asymptotic series), the Gaussian
  * closed form `-1/2 log(1 - rho^2)`, and a direct contingency-table MI for the binned estimator.
  */

@@ -1,6 +1,6 @@
 /**
  * The unique-information linear algebra on WebGPU (float32): Gram products of Jacobian rows as batches arrive, then
- * `M = (Theta + lambda I)^-1` and the per-sample quantities of SCIENCE.md section 3 (`plugins/unique_info/unique_info.ts`).
+ * `M = (Theta + lambda I)^-1` and the per-sample quantities of docs/science.md section 3 (`plugins/unique_info/unique_info.ts`).
  *
  * - Rows: train and test rows are uploaded once, into one growing buffer per split (row-major, `P` floats a row),
  *   and stay on the GPU.

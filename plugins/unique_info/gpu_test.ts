@@ -1,6 +1,6 @@
 /**
  * `unique-info` on WebGPU (float32 Gram products and sweep inversion, plugins/unique_info/gpu_kernel.ts) against the float64
- * CPU path and against leave-one-out retraining of a linear ridge model (SCIENCE.md section 3), at small sizes
+ * CPU path and against leave-one-out retraining of a linear ridge model (docs/science.md section 3), at small sizes
  * (llvmpipe). Tolerances: docs/bench/webgpu_si.md.
  */
 import assert from "node:assert/strict";

@@ -1,8 +1,8 @@
 /**
  * `unique-info`: per-sample smooth unique information (SI) of every training sample, in the weights and in the
- * function, from `jacobians/v1` streams (../shared/SCIENCE.md section 3; Harutyunyan et al., ICLR 2021).
+ * function, from `jacobians/v1` streams (docs/science.md section 3; Harutyunyan et al., ICLR 2021).
  *
- * Conventions (SCIENCE.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
+ * Conventions (docs/science.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
  * `f(x; w) = f0(x) + J(x)(w - w0)`, MSE with the sum-of-losses convention and ridge `lambda` toward `w0`, converged
  * (`t = infinity`). With `Theta = J J^T` (nk x nk: n train samples, k outputs each, sample-major, outputs
  * in order), `M = (Theta + lambda I)^-1` and `a = M (Y - f0)`:
@@ -87,6 +87,7 @@ import { sketchJacobian } from "../../schemas/sketch.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { SKETCH_SEED_KEY } from "../../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu_kernel.ts";
+import { uniqueInfoReport } from "./report.ts";
 
 /** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 /** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
@@ -685,7 +686,7 @@ class UniqueInfoEstimator implements Estimator {
     const meta: Record<string, string> = {
       "infotap.estimator": "unique-info",
       "infotap.definition":
-        "SCIENCE.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
+        "docs/science.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
       "infotap.units.si_weights": "squared parameter distance ||w - w_{-i}||^2",
       "infotap.units.si_function": "mean over test samples of squared output change sum_c (f_c(x;w) - f_c(x;w_{-i}))^2",
       "infotap.outputs": String(k),
@@ -715,10 +716,11 @@ class UniqueInfoEstimator implements Estimator {
 export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   name: "unique-info",
   description:
-    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (SCIENCE.md section 3).",
+    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (docs/science.md section 3).",
   inputs: ["jacobians/v1"],
   byDefault: true,
   tables: { unique_information: {} },
+  report: uniqueInfoReport,
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",

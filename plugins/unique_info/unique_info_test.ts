@@ -1,6 +1,6 @@
 /**
  * `unique-info` against explicit leave-one-out retraining of a ridge-regularised linear model (where the
- * linearisation of SCIENCE.md section 3 is exact): the reference re-solves the ridge problem without each sample
+ * linearisation of docs/science.md section 3 is exact): the reference re-solves the ridge problem without each sample
  * in parameter space (normal equations, Gaussian elimination), independently of the kernel-space closed form.
  */
 import assert from "node:assert/strict";

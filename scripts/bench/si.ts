@@ -1,5 +1,5 @@
 /**
- * Benchmark of `unique-info` (SCIENCE.md section 3): all n samples' SI and F-SI from one float64 factorisation,
+ * Benchmark of `unique-info` (docs/science.md section 3): all n samples' SI and F-SI from one float64 factorisation,
  * end to end (Gram products as the batches arrive, then Cholesky, inverse and per-sample terms), against the
  * per-sample re-solve of the official code (one Cholesky of the kernel without sample i per sample), timed on a
  * few samples in the same run and extrapolated to all n. The re-solved samples also check the fast path's values.

@@ -1,6 +1,6 @@
 /**
  * Fisher information over training (Achille, Rovere, Soatto, "Critical Learning Periods in Deep Networks",
- * ICLR 2019; ../shared/SCIENCE.md section 2): the trace of the TRUE Fisher (labels sampled from the model) per
+ * ICLR 2019; docs/science.md section 2): the trace of the TRUE Fisher (labels sampled from the model) per
  * layer rises early in training, then falls; a deficit (blurred inputs) early in training hurts the final
  * accuracy more than the same deficit later.
  *

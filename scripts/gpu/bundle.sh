@@ -4,7 +4,7 @@
 # worker modules bundled under their own names next to them (they are loaded by URL), and parquet-wasm's .wasm
 # (the bundles define __dirname as their own folder so that parquet-wasm finds it).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 mkdir -p .dev
 deno=node_modules/deno/deno
 [ -f .dev/deno.gz ] || gzip -9 -c "$deno" > .dev/deno.gz
