@@ -16,5 +16,9 @@ trap 'rm -f "$constraints"' EXIT
 if "$venv/bin/python" -c 'import sys, torch; sys.exit(0 if tuple(map(int, torch.__version__.split(".")[:2])) < (2, 3) else 1)' 2>/dev/null; then
   printf 'numpy<2\npyarrow<26\n' > "$constraints"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" "$here[test]" || exit 1
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+# The build runs in this venv (no isolated build env to download each time): setuptools >= 62.3 for the recursive
+# package data, wheel for setuptools < 70.1.
+"${pip[@]}" 'setuptools>=62.3' wheel || exit 1
+"${pip[@]}" --no-build-isolation -c "$constraints" "$here[test]" || exit 1
 cd "$here" && exec "$venv/bin/python" -m pytest tests --doctest-modules --doctest-ignore-import-errors --pyargs infotap -q "$@"
