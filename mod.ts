@@ -54,6 +54,7 @@ export { decodeState, encodeState } from "./pipeline/core/state.ts";
 export { stepRuns } from "./pipeline/core/steps.ts";
 export { tableFromColumns } from "./pipeline/core/table.ts";
 export type { ColumnSpec } from "./pipeline/core/table.ts";
+export type { GpuContext } from "./plugins/kernels/gpu/context.ts";
 
 // The built-in estimators.
 export { builtinPlugins } from "./plugins/mod.ts";

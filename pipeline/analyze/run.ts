@@ -28,7 +28,8 @@ import { builtinPlugins } from "../../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "../core/state.ts";
-import { type BackendRequest, selectBackend } from "../../plugins/kernels/gpu/device.ts";
+import { type BackendRequest, openRunGpu, selectBackend } from "../core/backend.ts";
+import { resolveThreads } from "../../plugins/kernels/threads.ts";
 import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
 import { selectLayers } from "../core/select_layers.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
@@ -58,11 +59,14 @@ export interface AnalyzeOptions {
   registry?: Registry;
   /** Show a progress bar (default: when stderr is a terminal). */
   progress?: boolean;
-  /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
+  /**
+   * Threads (plugins/kernels/threads.ts: 0 or absent = the default). Order-free estimators run on a pool of worker
+   * threads when this is given or the input is at least 64 MiB; the estimators get it as `context.threads`.
+   */
   threads?: number;
   /**
    * `auto` (default): WebGPU when a hardware adapter exists, never a fallback/software one; `cpu`; `webgpu`:
-   * WebGPU or a `BackendError` (see plugins/kernels/gpu/device.ts). Estimators without a GPU path run on the CPU anyway.
+   * WebGPU or a `BackendError` (see pipeline/core/backend.ts). Estimators without a GPU path run on the CPU anyway.
    */
   backend?: BackendRequest;
   /** Let `backend: "webgpu"` use a software adapter (llvmpipe, ...); default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
@@ -117,7 +121,10 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
   const request = opts.backend ?? "auto";
   const backend = await selectBackend(request, { allowSoftware: opts.allowSoftwareGpu });
-  const settings: RunSettings = { byStep: opts.byStep ?? false, seed: opts.seed ?? 0, backend, request };
+  const settings: RunSettings = {
+    ...{ byStep: opts.byStep ?? false, seed: opts.seed ?? 0, backend, request },
+    ...{ gpu: await openRunGpu(backend), threads: resolveThreads(opts.threads) },
+  };
   // Stdin is spilled to a file when some candidate estimator needs a first pass.
   const needsScan = firstPassPlugin(registry, requested, opts.options ?? {}, settings) !== null;
   const run = new Analysis(opts, registry, requested, settings, needsScan);
@@ -190,8 +197,8 @@ class Analysis {
     const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
     const passes = this.needsScan ? 2 : 1;
     this.progress = new Progress(passes === 2 ? "2 passes" : "1 pass", totalBytes * passes, opts.progress);
-    const auto = totalBytes >= AUTO_THREADS_BYTES ? Math.min(4, navigator.hardwareConcurrency ?? 1) : 1;
-    this.threads = opts.threads && opts.threads > 0 ? opts.threads : auto;
+    const pool = (opts.threads ?? 0) > 0 || totalBytes >= AUTO_THREADS_BYTES;
+    this.threads = pool ? this.settings.threads! : 1;
   }
 
   /** The estimators for the stream's kind, chosen at its first batch. */

@@ -11,7 +11,7 @@
  * @module
  */
 import { InputError } from "../../schemas/errors.ts";
-import { BackendError } from "../../plugins/kernels/gpu/device.ts";
+import { BackendError } from "../core/backend.ts";
 import { UsageError } from "./_args.ts";
 
 /** The exit codes (see the module's table). */

@@ -25,6 +25,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
 
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
@@ -36,7 +37,8 @@ const CORE: Record<string, CoreFlag> = {
   threads: {
     type: "string",
     arg: "N",
-    help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
+    help:
+      "threads for every parallel path (default 0: INFOTAP_THREADS, else the cores, at most 8); order-free estimators use a worker pool when it is given or the input is >= 64 MiB",
   },
   backend: BACKEND_FLAG,
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
@@ -84,9 +86,9 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`Cannot use --seed as it must be an integer: current value is ${show(v.seed)}`);
     }
     const threads = v.threads === undefined ? 0 : Number(v.threads);
-    if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+    if (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS) {
       throw new UsageError(
-        `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
+        `Cannot use --threads as it must be an integer from 0 to ${MAX_THREADS}: current value is ${show(v.threads)}`,
       );
     }
     const backend = parseBackend(v.backend);

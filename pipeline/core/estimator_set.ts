@@ -10,11 +10,18 @@
  * import { EstimatorSet } from "./estimator_set.ts";
  * import { Registry } from "./registry.ts";
  * import { builtinPlugins } from "../../plugins/mod.ts";
- * const run = { byStep: false, seed: 0, backend: { backend: "cpu" as const, reason: "asked", adapter: null }, request: "cpu" as const };
+ * const run = {
+ *   byStep: false,
+ *   seed: 0,
+ *   backend: { backend: "cpu" as const, reason: "asked", adapter: null },
+ *   request: "cpu" as const,
+ *   gpu: null,
+ *   threads: 1,
+ * };
  * const registry = new Registry(builtinPlugins);
  * const both = [registry.get("entropy"), registry.get("mi")];
  * const set = EstimatorSet.choose(registry, both, "activations/v1", { range: [0, 1] }, run);
- * assert.deepEqual(set.contexts.map((c) => c.backend), ["cpu", "cpu"]);
+ * assert.deepEqual(set.contexts.map((c) => (c.gpu ? "webgpu" : "cpu")), ["cpu", "cpu"]);
  * const estimators = set.create();
  * const tables = await estimators.tables(); // no rows yet: empty tables, joined on the declared keys
  * assert.ok("layer_summary" in tables);
@@ -37,9 +44,10 @@ import {
 } from "./plugin.ts";
 import type { Registry } from "./registry.ts";
 import { joinTables } from "./table.ts";
-import { type BackendDecision, type BackendRequest, estimatorBackend } from "../../plugins/kernels/gpu/device.ts";
+import { type BackendDecision, type BackendRequest, estimatorGpu } from "./backend.ts";
+import type { GpuContext } from "../../plugins/kernels/gpu/context.ts";
 
-/** What every estimator of a run shares: `--by-step`, `--seed`, and the backend the run chose. */
+/** What every estimator of a run shares: `--by-step`, `--seed`, the backend the run chose, its threads. */
 export interface RunSettings {
   byStep: boolean;
   seed: number;
@@ -47,17 +55,22 @@ export interface RunSettings {
   backend: BackendDecision;
   /** The backend the user asked for (`--backend`). */
   request: BackendRequest;
+  /** The run's GPU (`openRunGpu`: opened when the run chose WebGPU); null or absent: none. */
+  gpu?: GpuContext | null;
+  /** The run's threads (`resolveThreads(--threads)`, plugins/kernels/threads.ts); absent: the policy's default. */
+  threads?: number;
 }
 
-/** The settings of a run on the CPU (no backend chosen): what worker threads and tests use. */
+/** The settings of a run on the CPU (no backend chosen) on one thread: what worker threads and tests use. */
 export function cpuSettings(byStep: boolean, seed: number): RunSettings {
-  return { byStep, seed, backend: { backend: "cpu", reason: "host side", adapter: null }, request: "cpu" };
+  const backend: BackendDecision = { backend: "cpu", reason: "host side", adapter: null };
+  return { byStep, seed, backend, request: "cpu", gpu: null, threads: 1 };
 }
 
 /**
- * The context one plugin's estimators get: the run's settings, the first pass's result, and the backend:
- * WebGPU for a plugin with a GPU path when the run chose it (exact paths under `auto`, approximate ones only
- * when asked), else the CPU. `cpu: true` keeps the estimator on the host (states restored to be merged).
+ * The context one plugin's estimators get: the run's settings and threads, the first pass's result, and the GPU:
+ * the run's for a plugin with a GPU path when the run chose WebGPU (exact paths under `auto`, approximate ones
+ * only when asked), else none. `cpu: true` keeps the estimator on the host (states restored to be merged).
  */
 export function contextFor(
   plugin: EstimatorPlugin,
@@ -65,8 +78,9 @@ export function contextFor(
   run: RunSettings,
   { scan, cpu = false }: { scan?: StateValue; cpu?: boolean } = {},
 ): EstimatorContext {
-  const backend = cpu ? "cpu" : estimatorBackend(run.backend.backend, run.request, plugin.gpu?.(options));
-  return { byStep: run.byStep, seed: run.seed, backend, ...(scan === undefined ? {} : { scan }) };
+  const gpu = cpu ? null : estimatorGpu(run.gpu ?? null, run.request, plugin.gpu?.(options));
+  const context: EstimatorContext = { byStep: run.byStep, seed: run.seed, gpu, threads: run.threads };
+  return scan === undefined ? context : { ...context, scan };
 }
 
 /**
@@ -188,7 +202,7 @@ export class EstimatorSet {
 
   /** True when some estimator runs on WebGPU (the estimators then share one device, fed by one thread). */
   onGpu(): boolean {
-    return this.contexts.some((c) => c.backend === "webgpu");
+    return this.contexts.some((c) => c.gpu);
   }
 
   /** The module URLs of the user plugins in the set (worker threads load them). */
@@ -294,7 +308,12 @@ export class Estimators {
       const told = e.summary?.() ?? null;
       const { warnings: lines = [], ...facts } = told ?? {};
       const summary = told === null ? null : facts;
-      records.push({ name, options: this.set.options[i], backend: this.set.contexts[i].backend ?? "cpu", summary });
+      records.push({
+        name,
+        options: this.set.options[i],
+        backend: this.set.contexts[i].gpu ? "webgpu" : "cpu",
+        summary,
+      });
       for (const line of lines) warnings.push(`[${name}] ${line}`);
     });
     return { records, warnings };

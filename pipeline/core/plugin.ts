@@ -31,6 +31,7 @@ import type * as arrow from "apache-arrow";
 import type { Batch, Kind } from "../../schemas/batch.ts";
 import { KINDS } from "../../schemas/batch.ts";
 import { show } from "../../schemas/errors.ts";
+import type { GpuContext } from "../../plugins/kernels/gpu/context.ts";
 import { checkReport, type PluginReport } from "./report_contract.ts";
 
 /** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
@@ -80,10 +81,15 @@ export interface EstimatorContext {
   /** The result of the plugin's first pass (`scan`), when it asked for one. */
   scan?: StateValue;
   /**
-   * `--backend` chosen for the run: `"webgpu"` when the run selected a usable WebGPU adapter (plugins/kernels/gpu/device.ts;
-   * estimators with a GPU path then use `gpuDevice()`), otherwise `"cpu"` (or absent).
+   * The GPU this estimator runs on: set when the run chose WebGPU (`--backend`, pipeline/core/backend.ts) and the
+   * plugin's GPU path qualifies (`gpu()`); null or absent: the CPU. Never set for worker threads (not serializable).
    */
-  backend?: string;
+  gpu?: GpuContext | null;
+  /**
+   * The most threads the estimator may use, its own included (`--threads`; absent: the default of the one thread
+   * policy, plugins/kernels/threads.ts). 1 inside analyze's worker pool. Results must not depend on it.
+   */
+  threads?: number;
 }
 
 /** A first pass over the whole input (e.g. the global `[min, max]` for binning). */
@@ -181,7 +187,7 @@ export interface EstimatorPlugin {
    * Whether these options have a WebGPU path, and how close it is to the CPU: `"exact"` (results bit-equal,
    * e.g. integer counts: used under `--backend auto` and `webgpu`), `"approximate"` (within a documented float
    * tolerance: used only under an explicit `--backend webgpu`, so `auto` never changes results), or null.
-   * The estimator then gets `context.backend === "webgpu"`.
+   * The estimator then gets the run's GPU as `context.gpu`.
    */
   gpu?(options: OptionValues): "exact" | "approximate" | null;
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */

@@ -22,7 +22,7 @@
 import type * as arrow from "apache-arrow";
 import type { Kind } from "../../schemas/batch.ts";
 import type { Layout } from "../../schemas/validate.ts";
-import { adapterRecord, type BackendDecision, type BackendRequest } from "../../plugins/kernels/gpu/device.ts";
+import { adapterRecord, type BackendDecision, type BackendRequest } from "./backend.ts";
 import type { EstimatorRecord } from "./estimator_set.ts";
 import type { OutputFormat } from "./write.ts";
 import { versions } from "./version.ts";

@@ -61,29 +61,22 @@ import type * as arrow from "apache-arrow";
 import type { Batch } from "../../schemas/batch.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import type { EstimatorPlugin, OptionValues } from "../core/plugin.ts";
-import {
-  type BackendDecision,
-  type BackendRequest,
-  describeAdapter,
-  selectBackend,
-} from "../../plugins/kernels/gpu/device.ts";
+import { type BackendDecision, type BackendRequest, openRunGpu, selectBackend } from "../core/backend.ts";
+import { describeAdapter } from "../../plugins/kernels/gpu/context.ts";
+import { resolveThreads } from "../../plugins/kernels/threads.ts";
 import { Registry } from "../core/registry.ts";
 import { firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
 import { selectLayers } from "../core/select_layers.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
-import { readMessages } from "../../schemas/source.ts";
+import { readSource } from "../../schemas/source.ts";
 import { type OutputFormat, writeTables } from "../core/write.ts";
 import { checkSameLayout, decodeBatch, type Layout, validateSchema } from "../../schemas/validate.ts";
 import type { ProducerConnection } from "../producers/connect.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
-import {
-  type ByteReader,
-  frameMessages,
-  type FrameState,
-  isLoopback,
-  parseListen,
-  sameToken,
-} from "../../schemas/framing.ts";
+import type { ByteSource } from "../../schemas/bytes.ts";
+import type { FrameState } from "../../schemas/framer.ts";
+import { sameToken } from "../../schemas/handshake.ts";
+import { isLoopback, parseListen } from "./listen.ts";
 import { readCheckpoint, removeStaleParts } from "./checkpoint.ts";
 import { Windows } from "./windows.ts";
 import { acceptTcp } from "./tcp.ts";
@@ -125,7 +118,7 @@ export interface ServeOptions {
   /**
    * `auto` (default): estimators with an exact WebGPU path run on a hardware GPU when one exists (never a
    * software adapter); `cpu`; `webgpu`: WebGPU for every estimator with a GPU path, or an error at start when no
-   * usable adapter exists (plugins/kernels/gpu/device.ts). Data goes up once per batch; results come back once per window.
+   * usable adapter exists (pipeline/core/backend.ts). Data goes up once per batch; results come back once per window.
    */
   backend?: BackendRequest;
   /** Let `backend: "webgpu"` use a software adapter; default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
@@ -192,7 +185,7 @@ export interface Intake {
   /** True when the producer's token is right or none is needed; otherwise records and logs the refusal. */
   authorized(p: Producer, token: string | null): boolean;
   /** Reads the producer's stream to its end, feeding the windows; returns the answer line (`OK ...`/`ERR ...`). */
-  consume(p: Producer, r: ByteReader): Promise<string>;
+  consume(p: Producer, r: ByteSource): Promise<string>;
   /** The producer is gone: forgets it, then closes the windows it alone held open (awaited). */
   leave(p: Producer): Promise<void>;
   /** Keeps a connection's handler until it settles (stop waits for them); its errors are logged. */
@@ -265,6 +258,8 @@ class LiveRun implements Intake {
       seed: opts.seed ?? 0,
       backend: { backend: "cpu", reason: "not chosen yet", adapter: null },
       request: opts.backend ?? "auto",
+      gpu: null,
+      threads: resolveThreads(),
     };
     this.requested = opts.estimators?.length ? opts.estimators.map((n) => this.registry.get(n)) : null;
     // No first pass on a live stream: refuse estimators that would need one, naming the option that skips it.
@@ -314,6 +309,7 @@ class LiveRun implements Intake {
       );
     }
     this.settings.backend = await selectBackend(this.settings.request, { allowSoftware: this.opts.allowSoftwareGpu });
+    this.settings.gpu = await openRunGpu(this.settings.backend);
     await Deno.mkdir(this.opts.out, { recursive: true });
     if (this.opts.resume) await this.#resume();
     if (tcp) {
@@ -486,7 +482,7 @@ class LiveRun implements Intake {
   }
 
   /** Reads one producer's stream to its end; returns the answer line (`OK ...` or `ERR ...`). */
-  async consume(p: Producer, r: ByteReader): Promise<string> {
+  async consume(p: Producer, r: ByteSource): Promise<string> {
     this.active.add(p);
     const rec = p.record;
     const label = `producer ${rec.id} (${rec.remote})`;
@@ -494,8 +490,8 @@ class LiveRun implements Intake {
     let stoppedEarly = false;
     const before = r.received;
     try {
-      const frames = frameMessages(r, this.maxBatch, state, label);
-      for await (const { batch, layout } of readMessages(frames, label)) {
+      const socket = { maxMessageBytes: this.maxBatch, limitName: "--max-batch-bytes", state };
+      for await (const { batch, layout } of readSource(r, label, { socket })) {
         p.busy = true;
         try {
           await this.#withLock(() => this.#feed(p, batch, layout));

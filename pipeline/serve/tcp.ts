@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { ByteReader, readHello } from "../../schemas/framing.ts";
+import { ByteSource } from "../../schemas/bytes.ts";
+import { readHello } from "../../schemas/handshake.ts";
 import type { Intake } from "./serve.ts";
 
 /** Accepts TCP producers until `listener` is closed; connections that come while stopping are closed at once. */
@@ -38,7 +39,7 @@ async function handleTcp(conn: Deno.Conn, intake: Intake): Promise<void> {
     } catch { /* already closed */ }
   };
   const p = intake.producer("tcp", `${addr.hostname}:${addr.port}`, close);
-  const r = new ByteReader(conn.readable);
+  const r = new ByteSource(conn);
   const reply = async (line: string) => {
     try {
       const b = new TextEncoder().encode(line.replaceAll("\n", " ") + "\n");
@@ -72,7 +73,7 @@ async function handleTcp(conn: Deno.Conn, intake: Intake): Promise<void> {
 }
 
 /** Reads for up to a second (64 MiB) after a refusal, so that the producer can read the answer before EOF. */
-async function drain(conn: Deno.Conn, r: ByteReader): Promise<void> {
+async function drain(conn: Deno.Conn, r: ByteSource): Promise<void> {
   await conn.closeWrite().catch(() => {});
   const deadline = Date.now() + 1000;
   let n = 0;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { ByteReader } from "../../schemas/framing.ts";
+import { ByteSource } from "../../schemas/bytes.ts";
 import type { Intake } from "./serve.ts";
 
 /** Listens for WebSocket producers; resolves with the server and its port once it listens. */
@@ -96,7 +96,7 @@ async function handleWs(socket: WebSocket, remote: string, token: string | null,
       send(`ERR ${p.record.error}`);
       return;
     }
-    const answer = await intake.consume(p, new ByteReader(source()));
+    const answer = await intake.consume(p, ByteSource.fromChunks(source()));
     send(answer);
   } finally {
     const left = intake.leave(p);

@@ -38,6 +38,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import { entropyReport } from "./report.ts";
 
 interface LayerAcc {
@@ -66,13 +67,13 @@ interface EntropyState {
 class EntropyEstimator extends LayerBinning implements Estimator {
   steps = new Map<string, Map<string, LayerAcc>>();
   readonly byStep: boolean;
-  /** WebGPU path (context.backend "webgpu"): counts accumulate on the GPU, read back by `flush()`. */
-  readonly gpu: boolean;
+  /** WebGPU path (`context.gpu`): counts accumulate on the GPU, read back by `flush()`. */
+  readonly gpu: GpuContext | null;
   #hist: GpuHistograms | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super(options, context);
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.byStep = context.byStep;
   }
 
@@ -114,7 +115,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
       this.range(col.name, col.width);
       for (const r of runs) this.#acc(r.key, col.name, col.width);
     }
-    this.#hist ??= await GpuHistograms.open(this.bins, (key, name, counts, nonfinite, clipped) => {
+    this.#hist ??= GpuHistograms.open(this.gpu!, this.bins, (key, name, counts, nonfinite, clipped) => {
       const a = this.#acc(key, name, nonfinite.length);
       for (let i = 0; i < counts.length; i++) a.counts[i] += counts[i];
       for (let j = 0; j < nonfinite.length; j++) {

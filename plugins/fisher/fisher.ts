@@ -66,6 +66,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { FISHER_KEY } from "../../schemas/validate.ts";
 import { FdSketch, type FdState } from "./fd_sketch.ts";
 import { GpuSquareSums } from "./gpu_square_sums.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import { fisherReport } from "./report.ts";
 
 /** Output names of the two kinds of Fisher. */
@@ -124,12 +125,12 @@ class FisherEstimator implements Estimator {
   params: { name: string; width: number }[] = [];
   steps = new Map<string, StepAcc>();
   #scratch = new Float64Array(0);
-  /** WebGPU path (context.backend "webgpu"): the diagonal's sums of squares accumulate on the GPU. */
-  readonly gpu: boolean;
+  /** WebGPU path (`context.gpu`): the diagonal's sums of squares accumulate on the GPU. */
+  readonly gpu: GpuContext | null;
   #sums: GpuSquareSums | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.rank = (options["fisher-rank"] as number | undefined) ?? 64;
     this.diag = (options["fisher-diag"] as boolean | undefined) ?? false;
     this.priorVar = options["prior-var"] as number | undefined;
@@ -223,7 +224,7 @@ class FisherEstimator implements Estimator {
       acc.rows += run.r1 - run.r0;
       if (acc.sketch) this.#sketch(batch, run.r0, run.r1, acc);
     }
-    this.#sums ??= await GpuSquareSums.open(this.dim, (key, sums, nonfinite) => {
+    this.#sums ??= GpuSquareSums.open(this.gpu!, this.dim, (key, sums, nonfinite) => {
       const acc = this.#acc(key);
       let at = 0;
       for (const p of this.params) {
