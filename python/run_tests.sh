@@ -4,10 +4,12 @@
 # installed from PyPI here), with this tree installed as `pip install ./python[test]` (which bundles the engine).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-venv="${INFOTAP_VENV:-$here/.venv}"
+# The venv lives outside the repository: `deno test --doc` reads every .js/.ts file below it, .gitignore or not.
+venv="${INFOTAP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/infotap/venv-$(printf %s "$here" | md5sum | cut -c1-12)}"
 py="${INFOTAP_PYTHON:-/usr/bin/python3}"
 [ -x "$py" ] || py="$(command -v python3)"
 if [ ! -x "$venv/bin/python" ]; then
+  mkdir -p "$(dirname "$venv")"
   "$py" -m venv --system-site-packages "$venv" || { echo "python: Cannot make the venv as '$py -m venv' failed: current value is $venv (apt-get install python3-venv)" >&2; exit 1; }
 fi
 # PyTorch before 2.3 (Debian's 1.13) is built against NumPy 1.x: keep numpy < 2, and pyarrow < 26 (which needs 2).

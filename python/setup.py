@@ -4,7 +4,9 @@ From a clone of the repository with ``node_modules`` (``npm install``), ``script
 into ``src/infotap/_engine``; from an sdist the bundle is already there. Either way the wheel carries the engine and
 needs no npm.
 """
+import hashlib
 import subprocess
+import tempfile
 from pathlib import Path
 
 from setuptools import setup
@@ -39,4 +41,7 @@ class Sdist(sdist):
         super().run()
 
 
-setup(cmdclass={"build_py": BuildPy, "sdist": Sdist})
+# setuptools' build folder outside the repository: `deno test --doc` would read the bundle copies in python/build.
+BUILD = Path(tempfile.gettempdir()) / f"infotap-build-{hashlib.sha1(str(HERE).encode()).hexdigest()[:12]}"
+
+setup(cmdclass={"build_py": BuildPy, "sdist": Sdist}, options={"build": {"build_base": str(BUILD)}})

@@ -156,3 +156,24 @@ def test_a_killed_connection_is_counted_and_not_fatal(tmp_path):
     assert confirmed <= final.run["rows"] <= stats["written_batches"] * 100
     assert final.complete
     assert {37, 38, 39} <= set(final.tables["layer_summary"].column("step").to_pylist())  # sent after the reconnect
+
+
+def test_a_refused_stream_reports_the_servers_reason(tmp_path):
+    import numpy as np
+    import pytest
+
+    from infotap.wire import ServeSink, activations
+
+    with infotap.serve(tmp_path / "live", "entropy", token="s3cret", **OPTIONS) as server:
+        wrong = ServeSink(server.address, token="nope")
+        with pytest.warns(infotap.InfotapWarning, match="token is wrong"):
+            wrong.write(activations({"fc1": np.zeros((3, 2))}))
+        assert wrong.dropped_batches == 1 and wrong.connections == 0
+        strict = ServeSink(server.address, token="nope", on_error="raise")
+        with pytest.raises(infotap.InfotapError, match="token is wrong"):
+            strict.connect()
+        ok = ServeSink(server.address, token="s3cret")
+        ok.write(activations({"fc1": np.zeros((3, 2))}))
+        assert ok.close() == {"batches": 1, "rows": 3}
+        final = server.stop()
+    assert final.run["rows"] == 3

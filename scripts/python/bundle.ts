@@ -25,17 +25,31 @@ function fail(message: string): never {
   Deno.exit(1);
 }
 
-async function denoBundle(source: string): Promise<string> {
+async function denoBundle(source: string, extra: string[] = []): Promise<string> {
   const tmp = await Deno.makeTempFile({ suffix: ".js" });
   try {
     const r = await new Deno.Command(deno, {
-      args: ["bundle", "-q", "--platform", "deno", "-o", tmp, source],
+      args: ["bundle", "-q", "--platform", "deno", ...extra, "-o", tmp, source],
       cwd: ROOT,
       stdout: "inherit",
       stderr: "inherit",
     }).output();
     if (!r.success) fail(`Cannot bundle ${source} as deno bundle failed: current value is exit code ${r.code}`);
     return await Deno.readTextFile(tmp);
+  } finally {
+    await Deno.remove(tmp);
+  }
+}
+
+/**
+ * Writes `code` (a relocated bundle) minified to `path`: half the size, and without comments, so that no JSDoc
+ * example of the sources is found again in python/ by `deno test --doc` (which does not read .gitignore).
+ */
+async function writeMinified(path: string, code: string): Promise<void> {
+  const tmp = await Deno.makeTempFile({ suffix: ".js" });
+  try {
+    await Deno.writeTextFile(tmp, code);
+    await Deno.writeTextFile(path, await denoBundle(tmp, ["--minify", "--keep-names", "--no-config"]));
   } finally {
     await Deno.remove(tmp);
   }
@@ -90,8 +104,7 @@ async function worker(source: string): Promise<string> {
   if (known) return known;
   const name = source.replace(/\.(ts|js)$/, "").replaceAll("/", ".") + ".js";
   workers.set(source, name);
-  const code = await relocate(await denoBundle(source), source);
-  await Deno.writeTextFile(join(out, name), code);
+  await writeMinified(join(out, name), await relocate(await denoBundle(source), source));
   return name;
 }
 
@@ -141,7 +154,7 @@ await Deno.remove(out, { recursive: true }).catch(() => {});
 await Deno.mkdir(out, { recursive: true });
 for (const entry of ENTRIES) {
   const source = `pipeline/cli/${entry}.ts`;
-  await Deno.writeTextFile(join(out, `${entry}.js`), await relocate(await denoBundle(source), source));
+  await writeMinified(join(out, `${entry}.js`), await relocate(await denoBundle(source), source));
 }
 await Deno.copyFile(
   join(ROOT, "node_modules/parquet-wasm/node/parquet_wasm_bg.wasm"),

@@ -102,6 +102,16 @@ def serve(
     ``listen`` defaults to a free port on 127.0.0.1 (``server.address`` tells which); other keywords are the engine's
     flags (``range=(-10, 10)``, ``token="..."``, ``by_step=True``, ...). Producers connect with
     :class:`~infotap.wire.ServeSink` (``ServeSink(server.address)``).
+
+    >>> import numpy as np, tempfile, infotap
+    >>> from infotap.wire import ServeSink, activations
+    >>> server = infotap.serve(tempfile.mkdtemp(), "entropy", range=(-5, 5))
+    >>> sink = ServeSink(server.address)
+    >>> sink.write(activations({"fc1": np.zeros((4, 2))}))
+    >>> sink.close()
+    {'batches': 1, 'rows': 4}
+    >>> server.stop().run["rows"]
+    4
     """
     args = [f"--out={os.fspath(out)}", f"--listen={listen}"]
     est = estimators_flag(estimators)

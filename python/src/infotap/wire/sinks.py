@@ -275,9 +275,19 @@ class ServeSink(Sink):
             data += chunk
         return data.decode("utf-8", "replace").rstrip("\r\n") if data else None
 
+    def _server_reason(self) -> Optional[str]:
+        """The server's ``ERR <message>`` line when it refused the stream before closing (read for up to 0.5 s)."""
+        try:
+            self._sock.settimeout(0.5)
+            line = self._read_line(self._sock)
+        except OSError:
+            return None
+        return f"infotap serve refused the stream: {line[4:]}" if line and line.startswith("ERR ") else None
+
     def _fail(self, e: BaseException, batch: Optional[pa.RecordBatch]) -> None:
         message = str(e) or type(e).__name__
         if self._sock is not None:
+            message = self._server_reason() or message
             self.unconfirmed_batches += self._sent_on_connection
             try:
                 self._sock.close()
