@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import infotap
-from infotap import _engine
+from infotap import _bundle
 from infotap.wire import FileSink, activations
 
 from conftest import REPO
@@ -27,7 +27,7 @@ def infotap_cli(*args, **kw):
 
 
 def test_deno_pin_matches_package_json_and_the_bundle():
-    manifest = _engine.manifest()
+    manifest = _bundle.manifest()
     assert metadata.version("deno") == manifest["deno"]
     requires = metadata.requires("infotap") or []
     pins = [re.sub(r"[\s()]", "", r) for r in requires if re.match(r"deno\b", r)]  # "deno (==X)" or "deno==X"
@@ -37,17 +37,17 @@ def test_deno_pin_matches_package_json_and_the_bundle():
         assert json.loads(pkg.read_text())["devDependencies"]["deno"] == manifest["deno"]
         pyproject = (REPO / "python" / "pyproject.toml").read_text()
         assert f'"deno=={manifest["deno"]}"' in pyproject
-    out = subprocess.run([_engine.deno_binary(), "--version"], capture_output=True, text=True).stdout
+    out = subprocess.run([_bundle.deno_binary(), "--version"], capture_output=True, text=True).stdout
     assert out.startswith(f"deno {manifest['deno']} ")
 
 
 def test_bundle_has_every_entry_point_and_worker():
-    m = _engine.manifest()
+    m = _bundle.manifest()
     assert set(m["entries"]) == {"analyze", "serve", "report", "compare"}
     for f in [*m["entries"].values(), *m["workers"].values(), "parquet_wasm_bg.wasm"]:
-        assert (_engine.ENGINE_DIR / f).is_file(), f
+        assert (_bundle.ENGINE_DIR / f).is_file(), f
     assert len(m["workers"]) >= 3  # analysis threads, KSG pairs, linear algebra
-    assert (_engine.ENGINE_DIR / "node_modules" / "vega" / "build" / "vega.min.js").is_file()
+    assert (_bundle.ENGINE_DIR / "node_modules" / "vega" / "build" / "vega.min.js").is_file()
 
 
 def test_console_script_runs_the_commands(tmp_path):

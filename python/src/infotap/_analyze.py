@@ -11,7 +11,7 @@ from typing import Any, Iterable, List, Optional, Union
 
 import pyarrow as pa
 
-from . import _engine
+from . import _bundle
 from ._run import estimators_flag, flags, raise_for_exit, report_warnings
 from .errors import InputError
 from .results import Results, read_results
@@ -80,7 +80,7 @@ def analyze(
         args.append(f"--estimators={est}")
     args += flags({"by_step": by_step, "format": format or ("arrow" if temp else None), **options})
     try:
-        code, stderr = _run(_engine.command("analyze", args), batches)
+        code, stderr = _run(_bundle.command("analyze", args), batches)
         warnings = report_warnings(stderr.splitlines())
         partial = None
         if code != 0:
@@ -112,7 +112,7 @@ def _run(cmd: List[str], batches) -> "tuple[int, str]":
         stdin=subprocess.PIPE if batches is not None else subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=_engine.environment(),
+        env=_bundle.environment(),
     )
     err: List[bytes] = []
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from . import __version__
-from ._engine import PERMISSIONS, command, environment
+from ._bundle import PERMISSIONS, command, environment
 from .errors import InfotapError
 
 USAGE = f"""infotap {__version__}: where is the information in a neural network

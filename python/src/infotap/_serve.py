@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Iterable, List, Optional, Union
 
-from . import _engine
+from . import _bundle
 from ._run import estimators_flag, flags, raise_for_exit
 from .errors import EngineError
 from .results import Results, read_results
@@ -119,11 +119,11 @@ def serve(
         args.append(f"--estimators={est}")
     args += flags({"snapshot_every": snapshot_every, **options})
     proc = subprocess.Popen(
-        _engine.command("serve", args),
+        _bundle.command("serve", args),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_engine.environment(),
+        env=_bundle.environment(),
         start_new_session=True,  # Ctrl-C in the caller's terminal does not stop it behind the caller's back
     )
     start = time.monotonic()
