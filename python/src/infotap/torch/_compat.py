@@ -35,9 +35,15 @@ class restore_mode:
 
     def __enter__(self):
         self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.train)
+        self.changed = any(t != self.train for _, t in self.modes)
+        if self.changed:
+            self.model.train(self.train)
         return self.model
 
     def __exit__(self, *exc):
+        if not self.changed:
+            return
+        self.model.train(self.modes[0][1])  # the model's own train() (it may be overridden), then any exceptions
         for m, t in self.modes:
-            m.training = t
+            if m.training != t:
+                m.training = t

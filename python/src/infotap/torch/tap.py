@@ -29,7 +29,7 @@ import pyarrow as pa
 import torch
 
 from ..errors import InfotapWarning, InputError
-from ..wire.batch import activations, tensor_column
+from ..wire.batch import activations
 from ..wire.sinks import Sink, as_sink
 from ._compat import model_device, restore_mode
 
@@ -284,7 +284,7 @@ class ActivationTap:
                     "and it is not a convolution: pass select= (e.g. token(0) for a sequence) or spatial='mean' or "
                     f"'flatten' to treat it as channels x positions: current value is shape {list(out.shape)}"
                 )
-        return out.detach().to(device="cpu", dtype=torch.float32)
+        return out.detach().to(device="cpu", dtype=torch.float32).contiguous()
 
     def record(self, step: Optional[int] = None) -> None:
         """Runs the probe now and writes one batch (with ``step`` when given)."""
@@ -321,6 +321,9 @@ class ActivationTap:
                 arrays.append(fixed[name])
             elif name == "step":
                 arrays.append(pa.array(np.full(self.n, step, dtype=np.int64)))
-            else:
-                arrays.append(tensor_column(acts[name], name, self.n))
+            else:  # float32, contiguous, on the CPU (capture made it so): the list column over its memory
+                t = acts[name]
+                values = pa.Array.from_buffers(
+                    pa.float32(), t.numel(), [None, pa.foreign_buffer(t.data_ptr(), t.numel() * 4, base=t)])
+                arrays.append(pa.Array.from_buffers(schema.field(name).type, self.n, [None], children=[values]))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
