@@ -177,3 +177,5 @@ def test_a_refused_stream_reports_the_servers_reason(tmp_path):
         assert ok.close() == {"batches": 1, "rows": 3}
         final = server.stop()
     assert final.run["rows"] == 3
+    with pytest.raises(infotap.InputError, match="needs a first pass"):
+        infotap.serve(tmp_path / "live2", "entropy")  # no --range: the engine's one-line refusal, raised

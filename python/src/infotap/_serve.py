@@ -30,15 +30,19 @@ class Server:
         self.port: Optional[int] = None
         self._ready = threading.Event()
         self._err: List[bytes] = []
-        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._stdout_reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._stdout_reader.start()
         self._stderr_reader = threading.Thread(target=lambda: self._err.append(proc.stderr.read()), daemon=True)
         self._stderr_reader.start()
         if not self._ready.wait(timeout) or self.port is None:
-            code = proc.poll()
-            if code is None:
+            try:  # its output ended: it is exiting (with the reason on stderr)
+                code = proc.wait(5 if self._ready.is_set() else 0.01)
+            except subprocess.TimeoutExpired:
+                code = None
                 proc.kill()
                 proc.wait()
             self._stderr_reader.join()
+            self._close_pipes()
             raise_for_exit(code if code not in (None, 0) else 70, self.stderr)
             raise EngineError(
                 f"Cannot start infotap serve as it did not report its address within {timeout} s: current value is "
@@ -77,8 +81,14 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._stderr_reader.join()
+        self._close_pipes()
         raise_for_exit(self.proc.returncode, self.stderr)
         return read_results(self.out)
+
+    def _close_pipes(self) -> None:
+        self._stdout_reader.join(5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            pipe.close()
 
     def __enter__(self) -> "Server":
         return self

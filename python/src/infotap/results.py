@@ -91,7 +91,7 @@ def _read_table(path: Path) -> pa.Table:
             import pyarrow.parquet as pq
 
             return pq.read_table(path)
-        with pa.memory_map(str(path)) as source:
+        with pa.OSFile(str(path)) as source:  # read into memory: the folder may be removed next (a temporary one)
             return pa.ipc.open_file(source).read_all()
     except (pa.ArrowInvalid, OSError) as e:
         kind = "Parquet" if path.suffix == ".parquet" else "Arrow IPC"
