@@ -17,7 +17,6 @@ python python/benchmarks/bench.py [--quick] [--threads N]
 import argparse
 import os
 import platform
-import statistics
 import tempfile
 import time
 

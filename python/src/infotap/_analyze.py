@@ -90,7 +90,7 @@ def analyze(
                 partial = None
             if partial is not None:
                 _detach(partial, temp)
-        raise_for_exit(code, stderr, out_dir, partial)
+        raise_for_exit(code, stderr, partial)
         results = read_results(out_dir)
         results.warnings = warnings
         _detach(results, temp)

@@ -72,7 +72,7 @@ def report_warnings(lines: Iterable[str]) -> List[str]:
     return found
 
 
-def raise_for_exit(code: int, stderr: str, results_dir: Optional[str] = None, partial=None) -> None:
+def raise_for_exit(code: int, stderr: str, partial=None) -> None:
     """Raises the exception that the engine's exit code and last error line describe (no-op for 0)."""
     if code == 0:
         return
