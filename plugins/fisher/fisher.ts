@@ -7,6 +7,13 @@
  *   blocks of at most 256 rows, and the blocks are added with Neumaier-compensated summation (also on merge), so
  *   batch size and merging change results by less than 1e-13 relative. A non-finite gradient entry is left out
  *   of its own `F_jj` (whose mean is then over the remaining rows) and counted in `nonfinite`.
+ * - Weighted rows (a `weight` column, e.g. one row per class weighted by p(y|x): the exact expectation over the
+ *   model's labels): `F_jj = sum_r w_r g_rj^2 / sum_r w_r`; without the column every weight is 1.
+ * - Standard errors (`trace_se`, with `inputs`): the rows of one `sample_id` are one cluster (`_clusters.ts`);
+ *   `trace +- 1.96 trace_se` covers the population trace about 95% of the time (CLT over inputs).
+ * - Weights term `||w*||^2 / (2 lambda^2)` (`weights_term`, also added into `info_weights`): from a `row_type =
+ *   weights` row of the step (the parameter values; not a sample), else from schema metadata
+ *   `infotap.weight_sq_norms` (a JSON object of squared norms per tensor); null without either or --prior-var.
  * - The kind is schema metadata `infotap.fisher`: `true` -> "true Fisher" (labels sampled from the model),
  *   `empirical` -> "empirical Fisher" (dataset labels); it is carried into every row and table metadata.
  * - Information in the weights (nats), the Fisher part of the closed form:
@@ -28,9 +35,10 @@
  *
  * Tables:
  * - `fisher`: `level` (parameter | layer | total), `parameter` (tensor name; layer = prefix before the last `.`;
- *   null on the total row), `numel`, `trace`, `mean_diag`, `max_diag`, `info_weights`, `logdet`,
- *   `effective_dim`, `samples` (rows), `nonfinite` (entries left out), `kind`, `step` (with `--by-step`: one
- *   row set per training step, the trace-over-training curve).
+ *   null on the total row), `numel`, `trace`, `trace_se`, `mean_diag`, `max_diag`, `info_weights`,
+ *   `weights_term`, `logdet`, `effective_dim`, `samples` (rows), `inputs` (distinct sample_ids), `nonfinite`
+ *   (entries left out), `kind`, `step` (with `--by-step`: one row set per training step, the trace-over-training
+ *   curve).
  * - `fisher_diag` (with `--fisher-diag`): `parameter`, `index`, `value` (F_jj), `kind`, `step`.
  * - `fisher_spectrum` (unless `--fisher-rank 0`): `rank` (1-based), `eigenvalue`, `error_bound`, `samples`,
  *   `sketch_skipped`, `kind`, `step`.
@@ -42,6 +50,7 @@
  * const est = fisherPlugin.create({ "fisher-rank": 0, "fisher-diag": false }, { byStep: false, seed: 0 });
  * est.update({
  *   numRows: 2, step: null, file: "x", index: 0, metadata: new Map([["infotap.fisher", "true"]]),
+ *   sampleId: new BigInt64Array([0n, 1n]),
  *   columns: [{ name: "fc.weight", width: 1, values: new Float32Array([1, 3]) }],
  * } as never);
  * const t = (await est.result()).fisher;
