@@ -24,7 +24,7 @@
  * @module
  */
 export type { Batch, Kind, TensorColumn } from "./schemas/batch.ts";
-export { KINDS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
+export { KINDS, ROW_GRADIENT, ROW_WEIGHTS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
 export { InputError } from "./schemas/errors.ts";
 export type {
   Estimator,
@@ -63,6 +63,8 @@ export type {
   PerSampleGradients,
   TfModel,
 } from "./pipeline/producers/tfjs/gradients.ts";
+export { fisherDiagonal, noisyActivationBatches, posteriorStd } from "./pipeline/producers/tfjs/weight_noise.ts";
+export type { FisherDiagTable, NoiseOptions } from "./pipeline/producers/tfjs/weight_noise.ts";
 export { validateSchema } from "./schemas/validate.ts";
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy/entropy.ts";
@@ -70,6 +72,8 @@ export { fisherPlugin } from "./plugins/fisher/fisher.ts";
 export { miPlugin } from "./plugins/mi/mi.ts";
 export { labelMiPlugin } from "./plugins/label_mi/label_mi.ts";
 export { uniqueInfoPlugin } from "./plugins/unique_info/unique_info.ts";
+export { effectiveInfoPlugin } from "./plugins/effective_info/effective_info.ts";
+export { diagonalBounds, fullBounds } from "./plugins/effective_info/mixture_bounds.ts";
 export { fnv1a, sketchJacobian, sketchMetadata } from "./schemas/sketch.ts";
 export { tfjsJacobians } from "./pipeline/producers/tfjs/jacobians.ts";
 export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/producers/tfjs/jacobians.ts";
