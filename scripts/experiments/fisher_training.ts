@@ -44,8 +44,10 @@ export interface FisherOptions {
   deficit?: number;
   lr?: number;
   batch?: number;
-  /** True Fisher: labels drawn per probe input. */
+  /** True Fisher: labels drawn per probe input (with `fisher: "sampled"`). */
   draws?: number;
+  /** `exact` (default): one row per class weighted by p(y|x), no label-sampling noise; `sampled`: `draws` labels. */
+  fisher?: "exact" | "sampled";
   /** Also run the early and late deficit (default true). */
   deficits?: boolean;
   verbose?: boolean;
@@ -120,7 +122,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
   const hidden = o.hidden ?? (fast ? 32 : 100), trainN = o.trainN ?? (fast ? 2000 : 8000);
   const probeN = o.probeN ?? (fast ? 100 : 500), steps = o.steps ?? (fast ? 240 : 3000);
   const every = o.every ?? (fast ? 20 : 100), deficit = o.deficit ?? Math.round(steps / 3);
-  const lr = o.lr ?? 0.05, batch = o.batch ?? 32, draws = o.draws ?? 1;
+  const lr = o.lr ?? 0.05, batch = o.batch ?? 32, draws = o.draws ?? 1, fisher = o.fisher ?? "exact";
   const out = o.out ?? `experiments/fisher_training${fast ? "_fast" : ""}`;
   const digits = await loadDigits(seed);
   const x = pool14(digits.images, digits.n);
@@ -156,10 +158,20 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
       extra: { experiment: "fisher_training", run: p.name },
     });
     const producer = server.local();
-    const probe = tf.tensor2d(probeX, [probeN, 196]);
+    // The probe in chunks of 50 inputs: the exact Fisher has one row per class.
+    const chunks = Array.from({ length: Math.ceil(probeN / 50) }, (_, c) => {
+      const i0 = c * 50, i1 = Math.min(probeN, i0 + 50);
+      return {
+        x: tf.tensor2d(probeX.subarray(i0 * 196, i1 * 196), [i1 - i0, 196]),
+        sampleId: BigInt64Array.from({ length: i1 - i0 }, (_, i) => BigInt(i0 + i)),
+      };
+    });
     const model = mlp.dense();
     const record = async (step: number) => {
-      await producer.write(await tfjsGradientBatch(model, probe, { seed, step, draws }));
+      for (const { x, sampleId } of chunks) {
+        const o = fisher === "exact" ? { fisher, step, sampleId } as const : { seed, step, draws, sampleId };
+        await producer.write(await tfjsGradientBatch(model, x, o));
+      }
     };
     await record(0);
     const w = p.window, B = blur;
@@ -176,7 +188,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
     await producer.close();
     await server.stop();
     const heldOutAccuracy = accuracy(mlp, heldX, heldY);
-    probe.dispose();
+    for (const c of chunks) c.x.dispose();
     mlp.dispose();
     const curve = await readCurve(dir);
     const total = curve.trace.total;

@@ -249,9 +249,28 @@ function actDeriv(a: Activation | undefined, z: tf.Tensor, out: tf.Tensor): tf.T
   }
 }
 
+/**
+ * Row-wise outer products `a_r (outer) d_r` (`[rows, din, dout]`) in float32: each product is rounded once, as a
+ * float32 tensor multiply rounds it. Plain loops: tfjs' broadcast multiply for this was 100x slower (wasm backend).
+ */
+function outer(a: ArrayLike<number>, d: Float32Array, din: number, dout: number): Float32Array {
+  const rows = d.length / dout, out = new Float32Array(rows * din * dout);
+  for (let r = 0; r < rows; r++) {
+    const o = r * din * dout, ar = r * din, dr = r * dout;
+    for (let i = 0; i < din; i++) {
+      const x = a[ar + i], oi = o + i * dout;
+      for (let j = 0; j < dout; j++) out[oi + j] = x * d[dr + j];
+    }
+  }
+  return out;
+}
+
 /** One batched forward pass, an explicit backward pass for the deltas, then outer products. */
 function denseGrads(layers: DenseLayer[], x: tf.Tensor, input: Int32Array, labels: Int32Array) {
-  return tf.tidy(() => {
+  // The typed arrays leave through `out`, not as tidy's return value: tidy walks what it returns element by
+  // element looking for tensors (seconds for a few million floats).
+  const out: PerSampleGradients["grads"] = [];
+  tf.tidy(() => {
     const xr = tf.gather(x, tf.tensor1d(input, "int32"));
     const ins: tf.Tensor[] = [], zs: tf.Tensor[] = [], outs: tf.Tensor[] = [];
     let a: tf.Tensor = xr;
@@ -266,20 +285,19 @@ function denseGrads(layers: DenseLayer[], x: tf.Tensor, input: Int32Array, label
     const classes = a.shape[1]!;
     // d log softmax(logits)[y] / d logits = onehot(y) - softmax(logits), row by row.
     let da: tf.Tensor = tf.sub(tf.cast(tf.oneHot(tf.tensor1d(labels, "int32"), classes), "float32"), tf.softmax(a));
-    const out: PerSampleGradients["grads"] = [];
     for (let i = layers.length - 1; i >= 0; i--) {
       const l = layers[i];
       const d = actDeriv(l.activation, zs[i], outs[i]);
       const dz = d ? tf.mul(da, d) : da;
       const [din, dout] = l.weight.shape as [number, number];
-      const outer = tf.mul(tf.expandDims(ins[i], 2), tf.expandDims(dz, 1)); // [rows, in, out]: a_{l-1} (outer) dz
-      const grads = [{ name: `${l.name}.weight`, width: din * dout, values: outer.dataSync() as Float32Array }];
-      if (l.bias) grads.push({ name: `${l.name}.bias`, width: dout, values: dz.dataSync() as Float32Array });
+      const dzv = dz.dataSync() as Float32Array;
+      const grads = [{ name: `${l.name}.weight`, width: din * dout, values: outer(ins[i].dataSync(), dzv, din, dout) }];
+      if (l.bias) grads.push({ name: `${l.name}.bias`, width: dout, values: dzv });
       out.unshift(...grads);
       if (i > 0) da = tf.matMul(dz as tf.Tensor2D, l.weight as tf.Tensor2D, false, true);
     }
-    return out;
   });
+  return out;
 }
 
 /**
