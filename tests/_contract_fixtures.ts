@@ -118,10 +118,10 @@ export function mixedJacobians(seed = 1, batches = 4, n = 9, nTest = 3, k = 2): 
 
 /**
  * Activations under weight noise: `inputs` samples x `draws` draws (a `draw` column), layers `fc1` (3 neurons,
- * input-dependent noise) and `fc2` (5), steps 0..1, rows shuffled so that an input's draws arrive across batches
+ * input-dependent noise; enough draws for its full covariance) and `fc2` (5), steps 0..1, rows shuffled so that an input's draws arrive across batches
  * (and merge halves); one NaN row in `fc1`, and one input with a single draw (left out).
  */
-export function drawActivations(seed = 1, batches = 4, inputs = 7, draws = 6): Batch[] {
+export function drawActivations(seed = 1, batches = 4, inputs = 7, draws = 100): Batch[] {
   const rng = new Rng(seed);
   const rows: { id: number; draw: number; step: number }[] = [];
   for (let step = 0; step < 2; step++) {
@@ -240,7 +240,7 @@ export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
       label: "by step, diagonal only, no neuron rows",
       options: { "eff-cov-width": 0, "eff-neurons": false },
       context: { byStep: true },
-      batches: () => drawActivations(2, 5),
+      batches: () => drawActivations(2, 5, 6, 8),
       rtol: 1e-9,
     },
   ],

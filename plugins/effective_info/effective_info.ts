@@ -9,8 +9,11 @@
  *   the table gives the pairwise Bhattacharyya lower and KL upper bound on `I(x; z)` (`mixture_bounds.ts`), in
  *   nats, `0 <= lower <= upper <= log N`.
  * - Per neuron: the same with each neuron's variances (`level = neuron`). Per layer: the full `d x d`
- *   covariance when `d <= --eff-cov-width` (default 32) and every input has more than d draws, else the
- *   diagonal (neurons' noise taken as independent; stated in `covariance`).
+ *   covariance when `d <= --eff-cov-width` (default 32) and the draws make its finite-draws bias small
+ *   (`kl_bias <= 0.1` nats, about `R >= d^2 / 0.2`), else the diagonal (neurons' noise taken as independent;
+ *   stated in `covariance`).
+ * - Finite draws bias both bounds upward: `kl_bias` is the expected KL between two inputs of identical
+ *   distribution from R draws each (about `2 d / R` diagonal, `d^2 / (2 R)` full; see {@linkcode klBias}).
  * - Variances below 1e-12 of the mean variance (of the neuron, or of the layer's diagonal) are raised to it
  *   (a ridge on full covariances), so that a noise-free neuron counts its distinct means exactly; counted in
  *   the summary (`floored`).
@@ -21,7 +24,7 @@
  * Table `effective_info`: `level` (neuron | layer), `layer`, `neuron` (null on layer rows), `width`, `lower`,
  * `upper`, `log_n` (= log N, the ceiling), `covariance` (variance | full | diagonal), `noise_var` (mean over
  * inputs and neurons of the per-input variance), `signal_var` (mean over neurons of the variance of the means
- * over inputs), `inputs`, `draws` (fewest draws of an input), `rows`, `skipped_inputs`, `nonfinite`, `step`.
+ * over inputs), `kl_bias` (nats, at the fewest draws), `inputs`, `draws` (fewest draws of an input), `rows`, `skipped_inputs`, `nonfinite`, `step`.
  * Cost: `N (N - 1) / 2` pairs per neuron and per layer, `O(d)` each (`O(d^3)` with the full covariance).
  *
  * @example
@@ -60,6 +63,21 @@ import { diagonalBounds, fullBounds } from "./mixture_bounds.ts";
 export const VAR_FLOOR = 1e-12;
 /** The floor when the mean variance is 0 (a noise-free neuron): tiny, yet with a finite reciprocal. */
 const TINY_VAR = 1e-300;
+/** A layer gets its full covariance only while the finite-draws bias of a pairwise KL stays below this (nats). */
+export const FULL_BIAS_MAX = 0.1;
+
+/**
+ * Expected pairwise KL between two inputs with the same distribution, from estimating their means and covariances
+ * with R draws each (Gaussian sampling theory: `E[C^-1-hat] = (R-1)/(R-d-2) C^-1`, the means' noise `2 C / R`):
+ * `[d (d + 1) + 2 d (R - 1) / R] / (2 (R - d - 2))` for a full `d x d` covariance, and d times the `d = 1` value,
+ * `(2R - 1) / (R (R - 3))`, for a diagonal one. The estimated bounds are biased upward by about this much per pair
+ * when it is not small (Infinity when R is too small for the expectation to exist).
+ */
+export function klBias(d: number, draws: number, full: boolean): number {
+  const r = draws;
+  if (full) return r > d + 2 ? (d * (d + 1) + (2 * d * (r - 1)) / r) / (2 * (r - d - 2)) : Infinity;
+  return r > 3 ? (d * (2 * r - 1)) / (r * (r - 3)) : Infinity;
+}
 
 /** Running moments of one layer over the inputs of one step: per input slot `n`, mean (d), M2 (d or d x d). */
 interface LayerMoments {
@@ -288,6 +306,7 @@ class EffectiveInfoEstimator implements Estimator {
       covariance: [] as string[],
       noise_var: [] as (number | null)[],
       signal_var: [] as (number | null)[],
+      kl_bias: [] as (number | null)[],
       inputs: [] as number[],
       draws: [] as number[],
       rows: [] as number[],
@@ -326,6 +345,7 @@ class EffectiveInfoEstimator implements Estimator {
           noise: number,
           signal: number,
         ) => {
+          const bias = N > 0 ? klBias(width, draws, cov === "full") : NaN;
           t.level.push(level);
           t.layer.push(l.name);
           t.neuron.push(neuron);
@@ -336,6 +356,7 @@ class EffectiveInfoEstimator implements Estimator {
           t.covariance.push(cov);
           t.noise_var.push(nn(noise));
           t.signal_var.push(nn(signal));
+          t.kl_bias.push(bias === Infinity ? null : nn(bias));
           t.inputs.push(N);
           t.draws.push(N > 0 ? draws : 0);
           t.rows.push(rows);
@@ -378,7 +399,8 @@ class EffectiveInfoEstimator implements Estimator {
           }
         }
         const avg = (x: Float64Array) => x.reduce((p, q) => p + q, 0) / d;
-        const full = l.full && N > 0 && draws > d;
+        // Full covariance only while its finite-draws bias stays small (it grows as d^2 / R).
+        const full = l.full && N > 0 && klBias(d, draws, true) <= FULL_BIAS_MAX;
         let b: { lower: number; upper: number } | null = null;
         if (N > 0 && full) b = fullBounds(means, this.#covariances(l, used, avg(noise)), N, d);
         else if (N > 0) b = diagonalBounds(means, floored, N, d);
@@ -397,6 +419,7 @@ class EffectiveInfoEstimator implements Estimator {
         { name: "covariance", type: "utf8", values: t.covariance },
         { name: "noise_var", type: "float64", values: t.noise_var },
         { name: "signal_var", type: "float64", values: t.signal_var },
+        { name: "kl_bias", type: "float64", values: t.kl_bias },
         { name: "inputs", type: "int64", values: t.inputs },
         { name: "draws", type: "int64", values: t.draws },
         { name: "rows", type: "int64", values: t.rows },

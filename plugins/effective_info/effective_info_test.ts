@@ -4,7 +4,7 @@
  * linear layer, where `z | x ~ N(x W*, sigma^2 ||x||^2 I)` exactly), noise-free neurons, options and errors.
  */
 import assert from "node:assert/strict";
-import { effectiveInfoPlugin } from "./effective_info.ts";
+import { effectiveInfoPlugin, klBias } from "./effective_info.ts";
 import { diagonalBounds, fullBounds } from "./mixture_bounds.ts";
 import { activationBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
 import type { Batch } from "../../schemas/batch.ts";
@@ -138,20 +138,46 @@ Deno.test("effective-info: a noise-free neuron carries the entropy of its distin
   assert.match(s.warnings[0], /4 per-input variance\(s\) raised/);
 });
 
-Deno.test("effective-info: options choose the covariance; too few draws fall back to the diagonal", async () => {
+Deno.test("effective-info: options choose the covariance; too few draws for its bias fall back to the diagonal", async () => {
   const rng = new Rng(33);
-  const batches = drawBatches(10, 4, { a: 3, b: 5 }, () => ({
+  const batches = drawBatches(10, 120, { a: 3, b: 5 }, () => ({
     a: [rng.normal(), rng.normal(), rng.normal()],
     b: [1, 2, 3, 4, 5].map((k) => k * rng.normal()),
   }));
-  const cov = async (o: Record<string, number | boolean>) =>
-    rowsOf((await runPlugin(effectiveInfoPlugin, o, batches)).results.effective_info)
-      .filter((r) => r.level === "layer").map((r) => r.covariance);
-  assert.deepEqual(await cov({}), ["full", "diagonal"]); // b: 4 draws <= 5 neurons
-  assert.deepEqual(await cov({ "eff-cov-width": 0 }), ["diagonal", "diagonal"]);
-  assert.deepEqual(await cov({ "eff-cov-width": 2 }), ["diagonal", "diagonal"]);
+  const layers = async (o: Record<string, number | boolean>) =>
+    rowsOf((await runPlugin(effectiveInfoPlugin, o, batches)).results.effective_info).filter((r) =>
+      r.level === "layer"
+    );
+  const auto = await layers({});
+  // a: KL bias (12 + 6 * 119 / 120) / (2 * 115) = 0.078 <= 0.1; b: (30 + 10 * 119 / 120) / (2 * 113) = 0.177.
+  assert.deepEqual(auto.map((r) => r.covariance), ["full", "diagonal"]);
+  assert.ok(Math.abs((auto[0].kl_bias as number) - klBias(3, 120, true)) < 1e-15);
+  assert.ok(Math.abs((auto[1].kl_bias as number) - (5 * 239) / (120 * 117)) < 1e-15);
+  assert.deepEqual((await layers({ "eff-cov-width": 0 })).map((r) => r.covariance), ["diagonal", "diagonal"]);
+  assert.deepEqual((await layers({ "eff-cov-width": 2 })).map((r) => r.covariance), ["diagonal", "diagonal"]);
   const noNeurons = await runPlugin(effectiveInfoPlugin, { "eff-neurons": false }, batches);
   assert.equal(noNeurons.results.effective_info.numRows, 2);
+});
+
+Deno.test("effective-info: with identical inputs the bounds sit at about kl_bias (the finite-draws bias)", async () => {
+  // True I(x; z) = 0: every input draws from N(0, 1) per neuron; what the bounds show is estimation noise.
+  const rng = new Rng(34), draws = 40;
+  const batches = drawBatches(300, draws, { fc: 4, pair: 2 }, () => ({
+    fc: [rng.normal(), rng.normal(), rng.normal(), rng.normal()],
+    pair: [rng.normal(), rng.normal()],
+  }));
+  const { results } = await runPlugin(effectiveInfoPlugin, { "eff-cov-width": 0 }, batches);
+  const rows = rowsOf(results.effective_info);
+  for (const r of rows) {
+    const bias = r.kl_bias as number;
+    assert.ok(Math.abs(bias - klBias(r.width as number, draws, false)) < 1e-15);
+    // For small pairwise KLs, upper = log N - mean log1p(sum exp(-KL)) ~ E[KL]: the bias, within sampling noise.
+    assert.ok(Math.abs((r.upper as number) - bias) < 0.25 * bias, `${r.layer} ${r.neuron}: ${r.upper} vs ${bias}`);
+    assert.ok((r.lower as number) < (r.upper as number) / 2);
+  }
+  // A full 2 x 2 covariance at R = 40 would carry a KL bias of 0.14 nats (it grows as d^2 / R): diagonal instead.
+  const full = rowsOf((await runPlugin(effectiveInfoPlugin, {}, batches)).results.effective_info);
+  assert.equal(full.find((r) => r.layer === "pair" && r.level === "layer")!.covariance, "diagonal");
 });
 
 Deno.test("effective-info: activations without a draw column, or with changing layers, are refused", async () => {

@@ -128,6 +128,8 @@ export interface TrainOptions {
   onStep?: (step: number) => unknown;
   /** Input transform per step (e.g. a blur deficit); `step` is the step about to be taken (1-based). */
   transform?: (x: TF.Tensor2D, step: number) => TF.Tensor2D;
+  /** Adds `weightDecay / 2 * ||w||^2` (every parameter, biases included) to the mean loss. */
+  weightDecay?: number;
 }
 
 /** Minibatch training with softmax cross-entropy; returns the number of steps taken. */
@@ -163,7 +165,16 @@ export async function train(
         let xb = tf.gather(X, idx) as TF.Tensor2D;
         if (o.transform) xb = o.transform(xb, step);
         const yb = tf.gather(Y, idx);
-        opt.minimize(() => tf.losses.softmaxCrossEntropy(yb, mlp.forward(xb).logits) as TF.Scalar, false, vars);
+        const wd = o.weightDecay ?? 0;
+        opt.minimize(
+          () => {
+            const loss = tf.losses.softmaxCrossEntropy(yb, mlp.forward(xb).logits) as TF.Scalar;
+            if (!wd) return loss;
+            return tf.add(loss, tf.mul(wd / 2, tf.addN(vars.map((v) => tf.sum(tf.square(v)))))) as TF.Scalar;
+          },
+          false,
+          vars,
+        );
       });
       if (o.onStep) await o.onStep(step);
     }

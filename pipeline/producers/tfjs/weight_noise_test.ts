@@ -131,7 +131,7 @@ Deno.test("Fisher -> post-distribution -> noisy activations -> effective-info: l
     assert.ok(up[0] > up[1] && up[1] > up[2] && lo[0] > lo[1] && lo[1] > lo[2], `layer ${layer}: ${up} ${lo}`);
   }
   assert.deepEqual(info[0].map((r) => [r.layer, r.covariance, r.inputs, r.draws]), [
-    ["fc1", "full", "40", "30"],
-    ["out", "full", "40", "30"],
+    ["fc1", "diagonal", "40", "30"],
+    ["out", "diagonal", "40", "30"],
   ]);
 });
