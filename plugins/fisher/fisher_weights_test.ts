@@ -118,7 +118,7 @@ Deno.test("fisher: weights rows add ||w*||^2 / (2 lambda^2) per step as weights_
     const rows = 9;
     const t = randomRows(rng, rows);
     // Row 4 holds the weights w* of this step, between gradient rows (sample_id -1 by convention).
-    const rowType = Array.from({ length: rows }, (_, r) => (r === 4 ? "weights" : "gradient") as const);
+    const rowType = Array.from({ length: rows }, (_, r): "weights" | "gradient" => (r === 4 ? "weights" : "gradient"));
     norms.push(sqNorms(t, 4));
     batches.push(toBatch(
       {

@@ -26,7 +26,6 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type * as TF from "@tensorflow/tfjs-core";
 import { loadDigits } from "../examples/mnist.ts";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";

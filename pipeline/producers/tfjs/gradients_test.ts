@@ -198,7 +198,7 @@ Deno.test("tfjs exact Fisher: one row per class weighted by p(y|x); the trace eq
   xs.forEach((xi, i) => p64(params, xi).forEach((p, y) => assert.ok(Math.abs(g.weight![i * 3 + y] - p) < 1e-6)));
   // Reference: F_jj = (1/n) sum_x sum_y p(y|x) (d log p(y|x) / d w_j)^2, central differences in float64.
   const h = 1e-6, ref = params.map((t) => new Float64Array(t.length));
-  for (const [i, xi] of xs.entries()) {
+  for (const xi of xs) {
     const p = p64(params, xi);
     for (let k = 0; k < params.length; k++) {
       for (let j = 0; j < params[k].length; j++) {
