@@ -98,13 +98,17 @@ Deno.test("fisher: weighted rows give sum w g^2 / sum w (exact expectation), equ
   );
 });
 
-Deno.test("fisher: a negative, NaN or infinite row weight is refused, naming the row and column", () => {
+Deno.test("fisher: a negative, NaN or infinite row weight, or an unknown row_type, is refused, naming row and column", () => {
   for (const bad of [-0.5, NaN, Infinity]) {
     assert.throws(
       () => gradientBatch(2, randomRows(new Rng(1), 2), { weight: new Float64Array([1, bad]) }),
       new RegExp(`column 'weight': Cannot read row 1 \\(sample_id 1\\) as a row weight must be finite and >= 0`),
     );
   }
+  assert.throws(
+    () => gradientBatch(2, randomRows(new Rng(1), 2), { rowType: ["gradient", "bias"] as never }),
+    /column 'row_type': Cannot read row 1 as row_type must be 'gradient' or 'weights': current value is 'bias'/,
+  );
 });
 
 /** Squared norm of each tensor's row `r`, float64 from the float32 values. */
