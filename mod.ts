@@ -1,10 +1,12 @@
 /**
  * infotap: measure where the information is in a neural network, from the activation, gradient and Jacobian
- * batches a training run already produces. Definitions: ../shared/SCIENCE.md (see also `schemas/README.md`).
+ * batches a training run already produces. Definitions: docs/science.md; wire format: schemas/README.md.
  *
- * This module exports the plugin contract (to write estimators), the pipeline (to run them from code), the
- * live server (`serve`) with its producer client (`connectProducer`) and tfjs tap (`tfjsTap`), the
- * wire-format producer helpers (to emit batches), and the built-in estimators.
+ * This entry point loads no TensorFlow.js. It exports the wire format (types, reading, validation, the sketch),
+ * the plugin contract and registry (to write estimators), the built-in estimators, the run (`analyze`, `serve`),
+ * the writers (result tables, and `makeRecordBatch`/`writeBatches` to emit batches), and the results side
+ * (`readResults`, `renderReport`, `compareRuns`). Producer helpers for training code (`connectProducer`, the tfjs
+ * tap, per-sample gradients and Jacobians) are the second entry point, `./producers` (pipeline/producers/mod.ts).
  *
  * @example
  * ```ts
@@ -23,18 +25,28 @@
  *
  * @module
  */
+
+// The wire format: batch types, reading and validation, the shared Jacobian sketch.
 export type { Batch, Kind, TensorColumn } from "./schemas/batch.ts";
 export { KINDS, ROW_GRADIENT, ROW_WEIGHTS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
 export { InputError } from "./schemas/errors.ts";
+export { readInput, readStream } from "./schemas/source.ts";
+export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY, validateSchema } from "./schemas/validate.ts";
+export { sketchJacobian, sketchMetadata } from "./schemas/sketch.ts";
+
+// The plugin contract, the registry, state and table helpers.
 export type {
   Estimator,
   EstimatorContext,
   EstimatorPlugin,
+  EstimatorSummary,
+  LiveHint,
   OptionSpec,
   OptionValues,
   Results,
   Scanner,
   StateValue,
+  TableSpec,
 } from "./pipeline/core/plugin.ts";
 export { definePlugin, PluginError } from "./pipeline/core/plugin.ts";
 export { Registry } from "./pipeline/core/registry.ts";
@@ -42,46 +54,44 @@ export { decodeState, encodeState } from "./pipeline/core/state.ts";
 export { stepRuns } from "./pipeline/core/steps.ts";
 export { tableFromColumns } from "./pipeline/core/table.ts";
 export type { ColumnSpec } from "./pipeline/core/table.ts";
-export { analyze } from "./pipeline/analyze/run.ts";
-export type { AnalyzeOptions, AnalyzeResult } from "./pipeline/analyze/run.ts";
-export { readInput, readStream } from "./schemas/source.ts";
-export { serve } from "./pipeline/serve/serve.ts";
-export type { ProducerRecord, ServeHandle, ServeOptions } from "./pipeline/serve/serve.ts";
-export { connectProducer } from "./pipeline/producers/connect.ts";
-export type { ProducerConnection, ProducerOptions, ProducerReply } from "./pipeline/producers/connect.ts";
-export { tfjsTap } from "./pipeline/producers/tfjs/tap.ts";
-export type { GradientHookContext, Tap, TapOptions, TapSink } from "./pipeline/producers/tfjs/tap.ts";
-export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/producers/produce.ts";
-export type { BatchInput, TensorInput } from "./pipeline/producers/produce.ts";
-export { toParquet, writeTables } from "./pipeline/core/write.ts";
-export { denseModel, perSampleGradients, tfjsGradientBatch } from "./pipeline/producers/tfjs/gradients.ts";
-export type {
-  Activation,
-  DenseLayer,
-  GradientOptions,
-  NamedParam,
-  PerSampleGradients,
-  TfModel,
-} from "./pipeline/producers/tfjs/gradients.ts";
-export { fisherDiagonal, noisyActivationBatches, posteriorStd } from "./pipeline/producers/tfjs/weight_noise.ts";
-export type { FisherDiagTable, NoiseOptions } from "./pipeline/producers/tfjs/weight_noise.ts";
-export { validateSchema } from "./schemas/validate.ts";
+export type { GpuContext } from "./plugins/kernels/gpu/context.ts";
+
+// The built-in estimators.
 export { builtinPlugins } from "./plugins/mod.ts";
 export { entropyPlugin } from "./plugins/entropy/entropy.ts";
 export { fisherPlugin } from "./plugins/fisher/fisher.ts";
-export { miPlugin } from "./plugins/mi/mi.ts";
 export { labelMiPlugin } from "./plugins/label_mi/label_mi.ts";
+export { miPlugin } from "./plugins/mi/mi.ts";
 export { uniqueInfoPlugin } from "./plugins/unique_info/unique_info.ts";
 export { effectiveInfoPlugin } from "./plugins/effective_info/effective_info.ts";
 export { diagonalBounds, fullBounds } from "./plugins/effective_info/mixture_bounds.ts";
-export { fnv1a, sketchJacobian, sketchMetadata } from "./schemas/sketch.ts";
-export { tfjsJacobians } from "./pipeline/producers/tfjs/jacobians.ts";
-export type { TfjsJacobianOptions, TfjsParam } from "./pipeline/producers/tfjs/jacobians.ts";
-export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY } from "./schemas/validate.ts";
-export { compareRuns, formatComparison, runMeasures } from "./pipeline/report/compare.ts";
-export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/report/compare.ts";
-export { kendallTau } from "./pipeline/report/kendall.ts";
+
+// Running estimators: over files or streams, or live.
+export { analyze } from "./pipeline/analyze/run.ts";
+export type { AnalyzeOptions, AnalyzeResult } from "./pipeline/analyze/run.ts";
+export { serve } from "./pipeline/serve/serve.ts";
+export type { ProducerRecord, ServeHandle, ServeOptions } from "./pipeline/serve/serve.ts";
+
+// Writers: result tables, and wire-format batches (also in ./producers).
+export { toParquet, writeTables } from "./pipeline/core/write.ts";
+export { makeRecordBatch, writeBatches, writeBatchesTo } from "./pipeline/producers/produce.ts";
+export type { BatchInput, TensorInput } from "./pipeline/producers/produce.ts";
+
+// Results: read a results directory, render the HTML report, compare runs.
 export { readResults } from "./pipeline/report/results.ts";
 export type { Cell, ResultDirectory, ResultTable } from "./pipeline/report/results.ts";
 export { renderReport } from "./pipeline/report/report.ts";
 export type { ReportOptions } from "./pipeline/report/report.ts";
+export { compareRuns, formatComparison, runMeasures } from "./pipeline/report/compare.ts";
+export type { Comparison, Metric, Ranking, RunMeasures } from "./pipeline/report/compare.ts";
+export { kendallTau } from "./pipeline/report/kendall.ts";
+export type {
+  LayerSummaryMeasure,
+  PluginReport,
+  RankMeasure,
+  ReportContext,
+  ReportPlot,
+  ReportSection,
+  SampleGroup,
+  SectionContent,
+} from "./pipeline/core/report_contract.ts";

@@ -1,227 +1,174 @@
 /**
- * A lean Arrow IPC reader (stream and file formats) that reads each message body straight into its own
- * buffer: one kernel copy, no re-joining of chunks. Decoding of messages and buffers is apache-arrow's own
- * (`Message.decode`, `VectorLoader`), so the record batches are ordinary `apache-arrow` batches.
- *
- * Supports dictionaries (and delta dictionaries), legacy (pre-0.15) length prefixes, and the file format
- * (read as its embedded stream; the footer is not needed). Compressed IPC bodies are refused with a clear
- * error. Errors are plain `Error`s whose message says what is wrong; the caller adds file and batch.
+ * The reader core: Arrow IPC messages (from {@linkcode readFrames}, the one framer) to apache-arrow record
+ * batches. Each batch's nodes and buffers are checked against its schema and body before apache-arrow's
+ * `VectorLoader` makes views of them; columns view the message body (zero-copy). Reads streams, concatenated
+ * streams (each new schema is yielded for the caller to compare), and the file format: as its stream part, with
+ * the footer's schema when the stream part has none (apache-arrow's writer puts it only in the footer). Compressed
+ * bodies are refused. Wire format: `schemas/README.md`.
  *
  * @module
  */
 import * as arrow from "apache-arrow";
 import { VectorLoader } from "apache-arrow/visitor/vectorloader";
 import type { RecordBatch as RecordBatchHeader } from "apache-arrow/ipc/metadata/message";
+import { Footer } from "apache-arrow/ipc/metadata/file";
+import type { ByteSource } from "./bytes.ts";
+import { type Frame, type FrameOptions, IpcError, readFrames, sniff } from "./framer.ts";
+import { FlatbufError, HEADER, verifyFooter } from "./_flatbuf.ts";
+import { checkBatch } from "./_buffers.ts";
 
-/** Anything with Deno's `read` contract (files, stdin, sockets). */
-export interface ByteReader {
-  read(p: Uint8Array): Promise<number | null>;
-}
-
-/** Adapts an async iterable of chunks (e.g. a ReadableStream) to {@linkcode ByteReader}. */
-export function readerFromChunks(chunks: AsyncIterable<Uint8Array>): ByteReader {
-  const it = chunks[Symbol.asyncIterator]();
-  let pending: Uint8Array | null = null;
-  return {
-    async read(p: Uint8Array): Promise<number | null> {
-      while (!pending || pending.length === 0) {
-        const n = await it.next();
-        if (n.done) return null;
-        pending = n.value;
-      }
-      const k = Math.min(p.length, pending.length);
-      p.set(pending.subarray(0, k));
-      pending = pending.subarray(k);
-      return k;
-    },
-  };
-}
-
-/** A buffered reader that can hand out exact byte counts, copying each byte once. */
-class Source {
-  #buf = new Uint8Array(1 << 16);
-  #start = 0;
-  #end = 0;
-  #eof = false;
-  /** Bytes consumed so far. */
-  position = 0;
-
-  constructor(readonly reader: ByteReader, readonly onBytes?: (n: number) => void) {}
-
-  async #fill(): Promise<boolean> {
-    if (this.#eof) return false;
-    if (this.#start > 0) {
-      this.#buf.copyWithin(0, this.#start, this.#end);
-      this.#end -= this.#start;
-      this.#start = 0;
-    }
-    const n = await this.reader.read(this.#buf.subarray(this.#end));
-    if (n === null) {
-      this.#eof = true;
-      return false;
-    }
-    this.#end += n;
-    this.onBytes?.(n);
-    return true;
-  }
-
-  /** Fills `out` completely; returns the bytes obtained (less than out.length only at end of input). */
-  async readInto(out: Uint8Array): Promise<number> {
-    let off = Math.min(out.length, this.#end - this.#start);
-    out.set(this.#buf.subarray(this.#start, this.#start + off));
-    this.#start += off;
-    // Large remainders go straight from the kernel into `out`.
-    while (off < out.length && !this.#eof) {
-      if (out.length - off >= this.#buf.length) {
-        const n = await this.reader.read(out.subarray(off));
-        if (n === null) this.#eof = true;
-        else {
-          off += n;
-          this.onBytes?.(n);
-        }
-      } else {
-        if (!(await this.#fill())) break;
-        const k = Math.min(out.length - off, this.#end - this.#start);
-        out.set(this.#buf.subarray(this.#start, this.#start + k), off);
-        this.#start += k;
-        off += k;
-      }
-    }
-    this.position += off;
-    return off;
-  }
-}
-
-const CONTINUATION = 0xffffffff;
-const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31]; // "ARROW1"
-
-/** An error in the byte stream: truncated or malformed (the caller names file and batch). */
-export class IpcError extends Error {
-  constructor(message: string, readonly truncated: boolean) {
-    super(message);
-    this.name = "IpcError";
-  }
-}
-
-/** What the reader yields: the schema first, then each record batch with its index and body size. */
+/** What the reader yields: a schema (first, and again for each concatenated stream), then record batches. */
 export type IpcItem =
-  | { type: "schema"; schema: arrow.Schema; format: "stream" | "file" }
-  | { type: "batch"; batch: arrow.RecordBatch; index: number; bodyBytes: number };
+  | {
+    type: "schema";
+    schema: arrow.Schema;
+    format: "stream" | "file";
+    /** Byte offset of the schema message (of the footer, when the schema comes from there). */
+    offset: number;
+    /** 0 for the first stream; k for the k-th stream concatenated after an end-of-stream marker. */
+    stream: number;
+  }
+  | { type: "batch"; batch: arrow.RecordBatch; index: number; bodyBytes: number; offset: number };
+
+/** Options of {@linkcode readIpc}: those of the framer, and the file format's footer when read up front. */
+export interface IpcOptions extends FrameOptions {
+  /** `"stream"` refuses the file format (a socket takes streams). Default: both. */
+  formats?: "any" | "stream";
+  /** A file's footer and where it starts, read up front by random access ({@linkcode readFooterAt}). */
+  footer?: { footer: Uint8Array; start: number } | null;
+}
+
+/** Decodes a footer's schema after verifying its flatbuffer; throws {@linkcode IpcError} when it is corrupt. */
+function footerSchema(bytes: Uint8Array, offset: number): arrow.Schema {
+  try {
+    verifyFooter(bytes);
+    return Footer.decode(bytes).schema;
+  } catch (e) {
+    const why = e instanceof FlatbufError ? e.message : (e as Error).message;
+    throw new IpcError(`the file's footer is malformed (${why}) at byte ${offset}`, "corrupt", offset);
+  }
+}
 
 /**
- * Reads an Arrow IPC stream or file. Yields `{type: "schema"}` once, then `{type: "batch"}` per record
- * batch. `alloc` provides each message body's buffer (default: a fresh one; a recycled buffer avoids the page
- * faults of fresh memory, see `pipeline/analyze/buffer_pool.ts`). Throws {@linkcode IpcError} on truncation or malformed data, after yielding every complete batch.
+ * Reads an Arrow IPC stream or file from `src`. Yields `{type: "schema"}` first (and after each end-of-stream
+ * marker that another stream follows), then `{type: "batch"}` per record batch. Throws {@linkcode IpcError}
+ * after yielding every complete batch before the problem.
  */
-export async function* readIpc(
-  reader: ByteReader,
-  onBytes?: (n: number) => void,
-  alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n),
-): AsyncGenerator<IpcItem> {
-  const src = new Source(reader, onBytes);
-  const head = new Uint8Array(8);
-  const dv = new DataView(head.buffer);
-  let got = await src.readInto(head);
-  if (got === 0) throw new IpcError("the input is empty", false);
-  let format: "stream" | "file" = "stream";
-  if (got >= 6 && MAGIC.every((b, i) => head[i] === b)) {
-    format = "file";
-    if (got < 8) throw new IpcError("the file ends inside its magic", true);
-    got = await src.readInto(head); // first message prefix after "ARROW1\0\0"
+export async function* readIpc(src: ByteSource, options: IpcOptions = {}): AsyncGenerator<IpcItem> {
+  const format = await sniff(src);
+  if (format === "file" && options.formats === "stream") {
+    const message =
+      "Cannot read the stream as a socket takes the Arrow IPC stream format, not the file format (ARROW1): current value is an Arrow file";
+    if (options.state) options.state.refused = message;
+    throw new IpcError(message, "refused", 0);
   }
+  const footer = options.footer ?? null;
+  const frames = readFrames(src, format, { ...options, streamEnd: footer?.start });
   let schema: arrow.Schema | null = null;
-  const dictionaries = new Map<number, arrow.Vector>();
-  let index = 0;
-  while (true) {
-    if (got === 0 && format === "stream") return; // end of input without EOS marker: allowed for streams
-    if (got < 4) throw new IpcError(`the input ends inside a message prefix (${got} of 8 bytes)`, true);
-    let metaLen: number;
-    let rest: number;
-    if (dv.getUint32(0, true) === CONTINUATION) {
-      if (got < 8) throw new IpcError(`the input ends inside a message prefix (${got} of 8 bytes)`, true);
-      metaLen = dv.getInt32(4, true);
-      rest = 0;
-    } else {
-      metaLen = dv.getInt32(0, true); // legacy format: no continuation marker
-      rest = got - 4; // 4 bytes of the metadata already read
-    }
-    if (metaLen === 0) {
-      if (!schema) throw new IpcError("the stream ends before its schema", true);
-      return;
-    }
-    if (metaLen < 0 || metaLen > 1 << 30) throw new IpcError(`a message declares ${metaLen} metadata bytes`, false);
-    const meta = new Uint8Array(metaLen);
-    if (rest) meta.set(head.subarray(4, 8));
-    if (await src.readInto(meta.subarray(rest)) < metaLen - rest) {
-      throw new IpcError(`the input ends inside a message's metadata (${metaLen} bytes expected)`, true);
-    }
-    let message: arrow.Message;
-    try {
-      message = arrow.Message.decode(meta);
-    } catch (e) {
-      throw new IpcError(`a message's metadata is malformed (${(e as Error).message})`, false);
-    }
-    const bodyLength = Number(message.bodyLength);
-    const body = alloc(bodyLength);
-    const n = await src.readInto(body);
-    if (n < bodyLength) {
-      throw new IpcError(`the input ends inside a message body (${n} of ${bodyLength} bytes)`, true);
-    }
-    if (message.isSchema()) {
-      if (schema) throw new IpcError("a second schema message appears mid-stream", false);
-      schema = message.header() as arrow.Schema;
-      yield { type: "schema", schema, format };
-    } else if (message.isDictionaryBatch()) {
-      if (!schema) throw new IpcError("a dictionary batch comes before the schema", false);
-      const h = message.header() as unknown as { id: number; isDelta: boolean; data: RbHeader };
-      if (h.data.compression != null) throw new IpcError("dictionary batches are compressed (not supported)", false);
-      const type = schema.dictionaries.get(h.id);
-      if (!type) throw new IpcError(`a dictionary batch has unknown id ${h.id}`, false);
-      const data = new VectorLoader(
-        body,
-        h.data.nodes,
-        h.data.buffers,
-        dictionaries,
-        schema.metadataVersion,
-        h.data.variadicBufferCounts,
-      )
-        .visitMany([type]);
+  let dictionaries = new Map<number, arrow.Vector>();
+  let index = 0, stream = 0, newStream = false;
+  let held: Frame[] | null = null; // a file read in order whose stream part has no schema: held for the footer
+
+  const corrupt = (what: string, at: number): never => {
+    throw new IpcError(`${what} at byte ${at}`, "corrupt", at);
+  };
+  function* take(frame: Frame & { type: "message" }): Generator<IpcItem> {
+    const { message, body, offset } = frame;
+    const s = schema!;
+    if (frame.header === HEADER.DictionaryBatch) {
+      const h = message.header() as unknown as { id: number; isDelta: boolean; data: RecordBatchHeader };
+      if (h.data.compression != null) {
+        corrupt("a dictionary batch is compressed (IPC compression is not supported)", offset);
+      }
+      const type = s.dictionaries.get(h.id);
+      if (!type) corrupt(`a dictionary batch has unknown id ${h.id}`, offset);
+      const data = load([new arrow.Field("dictionary", type!)], h.data, body, offset, "dictionary batch");
       const prev = dictionaries.get(h.id);
-      dictionaries.set(
-        h.id,
-        (prev && h.isDelta ? prev.concat(new arrow.Vector(data)) : new arrow.Vector(data)).memoize(),
-      );
-    } else if (message.isRecordBatch()) {
-      if (!schema) throw new IpcError("a record batch comes before the schema", false);
-      const h = message.header() as unknown as RbHeader;
+      const v = new arrow.Vector(data);
+      dictionaries.set(h.id, (prev && h.isDelta ? prev.concat(v) : v).memoize());
+    } else if (frame.header === HEADER.RecordBatch) {
+      const h = message.header() as unknown as RecordBatchHeader;
       if (h.compression != null) {
-        throw new IpcError(
-          "record batch bodies are compressed (IPC compression is not supported; write uncompressed)",
-          false,
-        );
+        corrupt("record batch bodies are compressed (IPC compression is not supported; write uncompressed)", offset);
       }
-      let children: arrow.Data[];
-      try {
-        children = new VectorLoader(
-          body,
-          h.nodes,
-          h.buffers,
-          dictionaries,
-          schema.metadataVersion,
-          h.variadicBufferCounts,
-        )
-          .visitMany(schema.fields.map((f) => f.type));
-      } catch (e) {
-        throw new IpcError(`a record batch is malformed (${(e as Error).message})`, false);
+      const children = load(s.fields, h, body, offset, "record batch");
+      const data = arrow.makeData({ type: new arrow.Struct(s.fields), length: h.length, children, nullCount: 0 });
+      yield { type: "batch", batch: new arrow.RecordBatch(s, data), index: index++, bodyBytes: body.length, offset };
+    }
+  }
+  function load(
+    fields: arrow.Field[],
+    h: RecordBatchHeader,
+    body: Uint8Array,
+    offset: number,
+    what: string,
+  ): arrow.Data[] {
+    try {
+      checkBatch(fields, h, body, dictionaries);
+      return new VectorLoader(body, h.nodes, h.buffers, dictionaries, schema!.metadataVersion, h.variadicBufferCounts)
+        .visitMany(fields.map((f) => f.type));
+    } catch (e) {
+      return corrupt(`a ${what} is malformed (${(e as Error).message})`, offset);
+    }
+  }
+
+  try {
+    for await (const frame of frames) {
+      if (frame.type === "end") {
+        if (!schema && format === "stream") corrupt("the stream ends before its schema", frame.offset);
+        if (!schema && footer) {
+          schema = footerSchema(footer.footer, footer.start);
+          yield { type: "schema", schema, format, offset: footer.start, stream };
+        } else if (!schema) held ??= [];
+        newStream = true;
+        continue;
       }
-      const data = arrow.makeData({ type: new arrow.Struct(schema.fields), length: h.length, children, nullCount: 0 });
-      yield { type: "batch", batch: new arrow.RecordBatch(schema, data), index: index++, bodyBytes: bodyLength };
+      if (frame.type === "footer") {
+        if (held) {
+          schema = footerSchema(frame.footer, frame.offset);
+          yield { type: "schema", schema, format, offset: frame.offset, stream };
+          for (const f of held) yield* take(f as Frame & { type: "message" });
+          held = null;
+        }
+        continue;
+      }
+      if (frame.header === HEADER.Schema) {
+        if (schema && !newStream) corrupt("a second schema message appears mid-stream", frame.offset);
+        if (held) corrupt("a schema message follows record batches", frame.offset);
+        if (schema) {
+          stream++;
+          dictionaries = new Map();
+        }
+        newStream = false;
+        schema = frame.message.header() as arrow.Schema;
+        yield { type: "schema", schema, format, offset: frame.offset, stream };
+        continue;
+      }
+      if (!schema) {
+        if (format === "stream") {
+          corrupt(
+            `a ${frame.header === HEADER.RecordBatch ? "record" : "dictionary"} batch comes before the schema`,
+            frame.offset,
+          );
+        }
+        if (footer) {
+          schema = footerSchema(footer.footer, footer.start);
+          yield { type: "schema", schema, format, offset: footer.start, stream };
+        } else {
+          (held ??= []).push(frame);
+          continue;
+        }
+      }
+      yield* take(frame);
     }
-    got = await src.readInto(head);
-    if (got === 0 && format === "file") {
-      throw new IpcError("the file ends without its end-of-stream marker and footer", true);
+  } catch (e) {
+    if (held && e instanceof IpcError) {
+      throw new IpcError(
+        `the file's footer is missing (${e.message}) and its stream part holds no schema message (apache-arrow's writer keeps the schema only in the footer), so none of its ${held.length} messages can be read`,
+        e.kind,
+        e.offset,
+      );
     }
+    throw e;
   }
 }
-
-type RbHeader = RecordBatchHeader;

@@ -1,6 +1,6 @@
 /**
  * Seeded Rademacher Johnson-Lindenstrauss sketch of Jacobian (or gradient) rows, shared by producers and the
- * `unique-info` estimator so that both agree bit for bit (../shared/SCIENCE.md section 3, "Large P").
+ * `unique-info` estimator so that both agree bit for bit (docs/science.md section 3, "Large P").
  *
  * A column `name` of width `P` is projected to `m` values: `out[r][j] = fround(s * sum_p v[r][p] R[p][j])` with
  * `s = 1 / sqrt(m)` and `R[p][j] = +1` or `-1`. The sum runs over `p` ascending in one float64 accumulator, so the

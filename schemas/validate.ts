@@ -25,6 +25,9 @@ export const SKETCH_SEED_KEY = "infotap.sketch.seed";
 /** Field metadata key of a pre-sketched Jacobian column: the original parameter count. */
 export const SKETCH_SOURCE_DIM_KEY = "infotap.sketch.source_dim";
 
+/** The widest tensor column accepted (2^28 values: 1 GiB of Float32 per row); wider ones are refused. */
+export const MAX_WIDTH = 1 << 28;
+
 /** The reserved (non-tensor) columns of each kind, with the Arrow types they accept. */
 const RESERVED: Record<Kind, Record<string, { types: string[]; required: boolean }>> = {
   "activations/v1": {
@@ -107,7 +110,13 @@ export function validateSchema(schema: arrow.Schema, file: string, batch = 0): L
   const tensors: Layout["tensors"] = [];
   const reserved: string[] = [];
   const seen = new Set<string>();
-  for (const field of schema.fields) {
+  for (const [i, field] of schema.fields.entries()) {
+    if (typeof field.name !== "string" || field.name === "") {
+      throw new InputError(
+        `Cannot read the stream as column ${i} has no name: current value is ${show(field.name)}`,
+        where,
+      );
+    }
     if (seen.has(field.name)) {
       throw new InputError(
         `Cannot read the stream as a column name repeats: current value is ${show(field.name)}`,
@@ -118,6 +127,12 @@ export function validateSchema(schema: arrow.Schema, file: string, batch = 0): L
     const spec = reservedSpec[field.name];
     const tn = typeName(field.type);
     if (spec) {
+      if (arrow.DataType.isDictionary(field.type) && ![8, 16, 32, 64].includes(field.type.indices.bitWidth)) {
+        throw new InputError(
+          `Cannot read column as its dictionary indices must be 8, 16, 32 or 64-bit integers: current value is ${field.type.indices.bitWidth} bits`,
+          { ...where, column: field.name },
+        );
+      }
       if (!spec.types.includes(tn)) {
         throw new InputError(
           `Cannot read column as its type must be ${spec.types.join(" or ")}: current value is ${tn}`,
@@ -135,18 +150,27 @@ export function validateSchema(schema: arrow.Schema, file: string, batch = 0): L
         { ...where, column: field.name },
       );
     }
-    const child = field.type.children[0].type;
-    if (!arrow.DataType.isFloat(child)) {
+    const child = field.type.children.length === 1 ? field.type.children[0]?.type : undefined;
+    if (!child || !arrow.DataType.isFloat(child) || !(child.precision >= 0 && child.precision <= 2)) {
       throw new InputError(
         `Cannot read column as its list elements must be Float32 (Float16/Float64 accepted): current value is ${tn}`,
         { ...where, column: field.name },
       );
     }
-    if (field.type.listSize < 1) {
-      throw new InputError(`Cannot read column as its width must be at least 1: current value is 0`, {
-        ...where,
-        column: field.name,
-      });
+    if (!(field.type.listSize >= 1)) {
+      throw new InputError(
+        `Cannot read column as its width must be at least 1: current value is ${field.type.listSize}`,
+        {
+          ...where,
+          column: field.name,
+        },
+      );
+    }
+    if (field.type.listSize > MAX_WIDTH) {
+      throw new InputError(
+        `Cannot read column as its width exceeds the limit of ${MAX_WIDTH} values per row: current value is ${field.type.listSize}`,
+        { ...where, column: field.name },
+      );
     }
     tensors.push({ name: field.name, width: field.type.listSize });
   }
@@ -214,6 +238,45 @@ export function checkSameLayout(first: Layout, next: Layout, file: string, batch
   const a = first.metadata.get(FISHER_KEY), b = next.metadata.get(FISHER_KEY);
   if (a !== b) {
     throw new InputError(`Cannot mix Fisher kinds '${a}' and '${b}' in one run: current value is ${show(b)}`, where);
+  }
+}
+
+/**
+ * Describes the first difference between two schemas that matters to a reader (column names and types, the kind,
+ * the Fisher flag), or returns null when there is none. Used for streams concatenated after an end-of-stream
+ * marker, which must repeat the first stream's schema.
+ */
+export function schemaDifference(a: arrow.Schema, b: arrow.Schema): string | null {
+  for (const key of [SCHEMA_KEY, FISHER_KEY]) {
+    if (a.metadata.get(key) !== b.metadata.get(key)) {
+      return `metadata '${key}' is ${show(b.metadata.get(key) ?? "missing")}, not ${
+        show(a.metadata.get(key) ?? "missing")
+      }`;
+    }
+  }
+  const n = Math.max(a.fields.length, b.fields.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.fields[i], y = b.fields[i];
+    if (!x) return `it adds column ${show(y.name)}`;
+    if (!y) return `it lacks column ${show(x.name)}`;
+    if (x.name !== y.name) return `column ${i} is ${show(y.name)}, not ${show(x.name)}`;
+    if (typeName(x.type) !== typeName(y.type)) {
+      return `column ${show(x.name)} is ${typeName(y.type)}, not ${typeName(x.type)}`;
+    }
+  }
+  return null;
+}
+
+/** Throws unless a column's data holds exactly the batch's rows (no silent clamping of short columns). */
+function checkLength(data: arrow.Data, rows: number, where: { file: string; batch: number; column: string }): void {
+  const values = data.values as ArrayLike<unknown> | undefined;
+  if (data.length !== rows || (values !== undefined && values.length < data.offset + data.length)) {
+    throw new InputError(
+      `Cannot read column as it holds ${
+        values === undefined ? data.length : Math.min(data.length, values.length - data.offset)
+      } values where the batch has ${rows} rows: current value is ${data.length}`,
+      where,
+    );
   }
 }
 
@@ -340,8 +403,26 @@ function weightColumn(col: arrow.Vector, sid: BigInt64Array, where: { file: stri
  * naming the file, batch and column on nulls where none are allowed, or on bad split/target values.
  */
 export function decodeBatch(rb: arrow.RecordBatch, layout: Layout, file: string, index: number): Batch {
-  const col = (name: string) => rb.getChild(name);
   const at = (column: string) => ({ file, batch: index, column });
+  const col = (name: string) => {
+    const v = rb.getChild(name);
+    if (v && (v.data.length !== 1 || !v.data[0])) {
+      throw new InputError(
+        `Cannot read column as it is split into ${v.data.length} chunks: current value is ${v.data.length}`,
+        at(name),
+      );
+    }
+    if (v && (arrow.DataType.isInt(v.type) || arrow.DataType.isFloat(v.type))) {
+      checkLength(v.data[0], rb.numRows, at(name));
+    }
+    if (v && v.length !== rb.numRows) {
+      throw new InputError(
+        `Cannot read column as it holds ${v.length} rows where the batch has ${rb.numRows}: current value is ${v.length}`,
+        at(name),
+      );
+    }
+    return v;
+  };
   const sid = col("sample_id")!;
   const batch: Batch = {
     kind: layout.kind,
@@ -388,6 +469,16 @@ export function decodeBatch(rb: arrow.RecordBatch, layout: Layout, file: string,
   for (const t of layout.tensors) {
     const field = rb.schema.fields.find((f) => f.name === t.name)!;
     const data = col(t.name)!.data[0];
+    const child = data.children[0];
+    const need = (data.offset + data.length) * t.width;
+    if (!child || child.length + child.offset < need || child.values.length < child.offset + need) {
+      throw new InputError(
+        `Cannot read column as its values hold ${
+          child ? Math.min(child.length + child.offset, child.values.length) : 0
+        } numbers where ${data.length} rows x width ${t.width} need ${need}: current value is ${child?.length ?? 0}`,
+        at(t.name),
+      );
+    }
     const values = tensorValues(data, t.width);
     bytes += values.byteLength;
     batch.columns.push({ name: t.name, width: t.width, values, metadata: field.metadata } as TensorColumn);

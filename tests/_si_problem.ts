@@ -1,7 +1,7 @@
 /**
  * Test problems of the unique-information tests (CPU: plugins/unique_info/unique_info_test.ts; WebGPU: plugins/unique_info/gpu_test.ts): random
  * Jacobians of a linear model with noisy targets, the leave-one-out retraining reference (ridge in parameter space,
- * Gaussian elimination, independent of the kernel-space closed form of SCIENCE.md section 3), and the rows as
+ * Gaussian elimination, independent of the kernel-space closed form of docs/science.md section 3), and the rows as
  * shuffled `jacobians/v1` batches.
  *
  * @module

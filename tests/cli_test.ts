@@ -10,27 +10,8 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import { makeRecordBatch, writeBatches } from "../pipeline/producers/produce.ts";
 import { entropyPlugin } from "../plugins/entropy/entropy.ts";
 import { assertTablesClose, Rng, runPlugin, toBatch } from "./_util.ts";
+import { cli } from "./_cli.ts";
 import type { BatchInput } from "../pipeline/producers/produce.ts";
-
-const DENO = Deno.execPath();
-const CLI = new URL("../pipeline/cli/analyze.ts", import.meta.url).pathname;
-
-async function cli(args: string[], stdin?: Uint8Array): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = new Deno.Command(DENO, {
-    args: ["run", "-A", CLI, "--quiet", ...args],
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin) {
-    const w = p.stdin.getWriter();
-    await w.write(stdin);
-    await w.close();
-  }
-  const out = await p.output();
-  return { code: out.code, stdout: new TextDecoder().decode(out.stdout), stderr: new TextDecoder().decode(out.stderr) };
-}
 
 function inputs(seed: number, batches = 3, rows = 40, width = 6): BatchInput[] {
   const rng = new Rng(seed);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import type { Batch } from "../schemas/batch.ts";
 import type { OptionValues } from "../pipeline/core/plugin.ts";
-import { probeAdapter, releaseGpu } from "../plugins/kernels/gpu/device.ts";
+import { gpuContext, probeAdapter, releaseGpu } from "../plugins/kernels/gpu/context.ts";
 import { assertTablesClose, gradientBatch, Rng, rowsOf, runPlugin } from "./_util.ts";
 import { mixedActivations, mixedGradients } from "./_contract_fixtures.ts";
 import { entropyPlugin } from "../plugins/entropy/entropy.ts";
@@ -18,7 +18,8 @@ import { OPTIONS, readParquetFile, share, stepBatch } from "./_live.ts";
 const adapter = await probeAdapter();
 if (!adapter) console.warn("backend_test: SKIPPED, no WebGPU adapter at all on this machine");
 const ignore = adapter === null;
-const GPU = { backend: "webgpu" } as const;
+/** The context part that puts an estimator on the GPU (the shared device, reopened after a release). */
+const GPU = async () => ({ gpu: await gpuContext() });
 
 Deno.test({
   name: "entropy on WebGPU equals the CPU bit for bit (global and per-neuron binning, by step, NaN/Inf, clipping)",
@@ -32,7 +33,7 @@ Deno.test({
     ];
     for (const c of cases) {
       const cpu = await runPlugin(entropyPlugin, c.options, batches, { byStep: c.byStep });
-      const gpu = await runPlugin(entropyPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+      const gpu = await runPlugin(entropyPlugin, c.options, batches, { byStep: c.byStep, ...(await GPU()) });
       for (const name of ["neuron_entropy", "layer_summary"]) {
         assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
       }
@@ -49,11 +50,11 @@ Deno.test({
   async fn() {
     const batches = mixedActivations(6, 2, 20);
     const options: OptionValues = { bins: 8, binning: "global", range: [-3, 3] };
-    const est = entropyPlugin.create(options, { byStep: false, seed: 0, ...GPU });
+    const est = entropyPlugin.create(options, { byStep: false, seed: 0, ...(await GPU()) });
     for (const b of batches) await est.update(b);
     assert.throws(() => est.state(), /GPU counts are not read back/);
     await est.flush!();
-    const restored = entropyPlugin.restore(est.state(), options, { byStep: false, seed: 0, ...GPU });
+    const restored = entropyPlugin.restore(est.state(), options, { byStep: false, seed: 0, ...(await GPU()) });
     const cpu = await runPlugin(entropyPlugin, options, batches);
     assert.deepEqual(rowsOf((await restored.result()).neuron_entropy), rowsOf(cpu.results.neuron_entropy));
   },
@@ -62,7 +63,7 @@ Deno.test({
 /** Runs `mi` on the CPU and on WebGPU; asserts non-empty, bit-equal `neuron_mi` and `layer_summary` tables. */
 async function sameMiTables(c: { options: OptionValues; byStep: boolean }, batches: Batch[]) {
   const cpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep });
-  const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...GPU });
+  const gpu = await runPlugin(miPlugin, c.options, batches, { byStep: c.byStep, ...(await GPU()) });
   assert.ok(cpu.results.neuron_mi.numRows > 0);
   for (const name of ["neuron_mi", "layer_summary"]) {
     assert.deepEqual(rowsOf(gpu.results[name]), rowsOf(cpu.results[name]), `${name} ${JSON.stringify(c)}`);
@@ -111,7 +112,7 @@ Deno.test({
     );
     const options = { "fisher-rank": 0, "fisher-diag": true };
     const cpu = await runPlugin(fisherPlugin, options, batches);
-    const gpu = await runPlugin(fisherPlugin, options, batches, GPU);
+    const gpu = await runPlugin(fisherPlugin, options, batches, await GPU());
     assertTablesClose(gpu.results.fisher_diag, cpu.results.fisher_diag, 1e-9, 0, "fisher_diag");
     assertTablesClose(gpu.results.fisher, cpu.results.fisher, 1e-9, 0, "fisher");
     const diag = rowsOf(cpu.results.fisher_diag).map((r) => r.value as number);
@@ -132,11 +133,11 @@ Deno.test({
     const batches = mixedGradients(3, 4, 25);
     const options = { "fisher-rank": 4, "fisher-diag": true, "prior-var": 0.5, beta: 2 };
     const cpu = await runPlugin(fisherPlugin, options, batches, { byStep: true });
-    const gpu = await runPlugin(fisherPlugin, options, batches, { byStep: true, ...GPU });
+    const gpu = await runPlugin(fisherPlugin, options, batches, { byStep: true, ...(await GPU()) });
     for (const name of ["fisher", "fisher_diag", "fisher_spectrum"]) {
       assertTablesClose(gpu.results[name], cpu.results[name], 1e-9, 1e-300, name);
     }
-    const est = fisherPlugin.create(options, { byStep: true, seed: 0, ...GPU });
+    const est = fisherPlugin.create(options, { byStep: true, seed: 0, ...(await GPU()) });
     await est.update(batches[0]);
     assert.throws(() => est.state(), /GPU sums are not read back/);
     await est.flush!();
@@ -232,10 +233,10 @@ Deno.test({
     const saved = { ...binnedGpuLimits };
     try {
       binnedGpuLimits.budget = 1; // one step's counters on the GPU at a time: every new step evicts the last
-      const evicting = await runPlugin(miPlugin, options, batches, { byStep: true, ...GPU });
+      const evicting = await runPlugin(miPlugin, options, batches, { byStep: true, ...(await GPU()) });
       binnedGpuLimits.budget = saved.budget;
       binnedGpuLimits.bindingLimit = 1024; // every layer's counts are larger: counted on the CPU
-      const fallback = await runPlugin(miPlugin, options, batches, { byStep: true, ...GPU });
+      const fallback = await runPlugin(miPlugin, options, batches, { byStep: true, ...(await GPU()) });
       for (const name of ["neuron_mi", "layer_summary"]) {
         assert.deepEqual(rowsOf(evicting.results[name]), rowsOf(cpu.results[name]), `${name}, evicting`);
         assert.deepEqual(rowsOf(fallback.results[name]), rowsOf(cpu.results[name]), `${name}, fallback`);

@@ -1,6 +1,7 @@
 /**
  * Worker thread of {@linkcode WorkerPool} (pipeline/analyze/parallel.ts): runs a share of the batches through its own
- * scanners or estimators and returns their encoded states at the end. Messages are handled one at a time.
+ * scanners or estimators (the estimator set of pipeline/core/estimator_set.ts, on the CPU) and returns their
+ * encoded states at the end. Messages are handled one at a time.
  *
  * @module
  */
@@ -9,10 +10,12 @@ import { builtinPlugins } from "../../plugins/mod.ts";
 import { Registry } from "../core/registry.ts";
 import { encodeState } from "../core/state.ts";
 import { InputError } from "../../schemas/errors.ts";
-import type { Estimator, Scanner } from "../core/plugin.ts";
+import type { Scanner } from "../core/plugin.ts";
+import { type Estimators, EstimatorSet } from "../core/estimator_set.ts";
 import { type InitMessage, transferables } from "./parallel.ts";
 
-let units: { scanner?: Scanner; estimator?: Estimator }[] = [];
+let scanners: (Scanner | null)[] | null = null;
+let estimators: Estimators | null = null;
 let chain: Promise<void> = Promise.resolve();
 
 async function handle(m: { type: string } & Record<string, unknown>): Promise<void> {
@@ -21,24 +24,20 @@ async function handle(m: { type: string } & Record<string, unknown>): Promise<vo
       const init = m as unknown as InitMessage;
       const registry = new Registry(builtinPlugins);
       for (const url of init.modules) await registry.load(url);
-      units = init.plugins.map((p) => {
-        const plugin = registry.get(p.name);
-        return init.mode === "scan"
-          ? { scanner: plugin.scan!(p.options, p.context)! }
-          : { estimator: plugin.create(p.options, p.context) };
-      });
+      const set = EstimatorSet.fromPlan(registry, init.plan);
+      if (init.mode === "scan") scanners = set.scanners();
+      else estimators = set.create();
       self.postMessage({ type: "ready" });
     } else if (m.type === "batch") {
-      for (const u of units) {
-        if (u.scanner) u.scanner.update(m.batch as never);
-        else await u.estimator!.update(m.batch as never);
-      }
+      const batch = m.batch as never;
+      if (scanners) { for (const s of scanners) s?.update(batch); }
+      else await estimators!.update(batch);
       // hand the batch's buffers back for reuse: every estimator is done with it
-      const back = transferables(m.batch as never);
+      const back = transferables(batch);
       self.postMessage({ type: "ack", buffers: back }, back);
     } else if (m.type === "finish") {
-      for (const u of units) await u.estimator?.flush?.();
-      const states = units.map((u) => encodeState(u.scanner ? u.scanner.result() : u.estimator!.state()));
+      await estimators?.flush();
+      const states = (scanners ? scanners.map((s) => s?.result() ?? null) : estimators!.states()).map(encodeState);
       self.postMessage({ type: "done", states }, states.map((s) => s.buffer as ArrayBuffer));
     }
   } catch (e) {

@@ -9,7 +9,7 @@
  */
 import type { Batch } from "../../schemas/batch.ts";
 import { InputError, type InputLocation } from "../../schemas/errors.ts";
-import type { EstimatorContext, OptionValues } from "../core/plugin.ts";
+import type { SetPlan } from "../core/estimator_set.ts";
 
 /** What a worker is told at start. */
 export interface InitMessage {
@@ -17,7 +17,8 @@ export interface InitMessage {
   mode: "scan" | "estimate";
   /** Module URLs of user plugins to load (built-ins are always there). */
   modules: string[];
-  plugins: { name: string; options: OptionValues; context: EstimatorContext }[];
+  /** The estimator set each worker makes (on the CPU). */
+  plan: SetPlan;
 }
 
 const IN_FLIGHT = 2;
@@ -128,7 +129,8 @@ export class WorkerPool {
   }
 
   /**
-   * Waits for every batch, then returns each worker's encoded states (one per plugin, in order). A worker
+   * Waits for every batch, then returns each worker's encoded states (one per plugin, in order; in scan mode
+   * null for a plugin without a first pass). A worker
    * that reported an error still returns its states (the batches it took before the error); one that crashed
    * cannot, and then this throws.
    */

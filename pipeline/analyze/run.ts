@@ -3,7 +3,8 @@
  *
  * Bounded memory: batches are read one at a time; only estimator states grow with the input's width, not its
  * length. On bad input the run stops at the first bad batch, the complete batches' results are still
- * returned (and written), and `complete` is false.
+ * returned (and written), and `complete` is false. The estimators' life cycle is the one of
+ * pipeline/core/estimator_set.ts; large inputs go to worker threads (parallel.ts) when the estimators allow.
  *
  * @example
  * ```ts ignore
@@ -17,33 +18,21 @@
 import type * as arrow from "apache-arrow";
 import type { Batch, Kind } from "../../schemas/batch.ts";
 import { InputError, show } from "../../schemas/errors.ts";
-import {
-  type Estimator,
-  type EstimatorContext,
-  type EstimatorPlugin,
-  type OptionValues,
-  resolveOptions,
-  type Scanner,
-  type StateValue,
-} from "../core/plugin.ts";
+import type { EstimatorPlugin, OptionValues, Scanner, StateValue } from "../core/plugin.ts";
 import { Progress } from "../core/progress.ts";
 import { Registry } from "../core/registry.ts";
 import { readInput, spillStdin } from "../../schemas/source.ts";
-import { joinTables } from "../core/table.ts";
-import { atomicWrite, type OutputFormat, writeTables } from "../core/write.ts";
-import { versions } from "../core/version.ts";
+import { type OutputFormat, writeTables } from "../core/write.ts";
 import type { Layout } from "../../schemas/validate.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { WorkerPool } from "./parallel.ts";
 import { BufferPool } from "./buffer_pool.ts";
 import { decodeState } from "../core/state.ts";
-import {
-  adapterRecord,
-  type BackendDecision,
-  type BackendRequest,
-  estimatorBackend,
-  selectBackend,
-} from "../../plugins/kernels/gpu/device.ts";
+import { type BackendRequest, openRunGpu, selectBackend } from "../core/backend.ts";
+import { resolveThreads } from "../../plugins/kernels/threads.ts";
+import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
+import { selectLayers } from "../core/select_layers.ts";
+import { runRecord, writeRunRecord } from "../core/run_record.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
 const AUTO_THREADS_BYTES = 64 << 20;
@@ -70,11 +59,14 @@ export interface AnalyzeOptions {
   registry?: Registry;
   /** Show a progress bar (default: when stderr is a terminal). */
   progress?: boolean;
-  /** Worker threads for order-free estimators (0 or absent: 2+ when the input is at least 64 MiB). */
+  /**
+   * Threads (plugins/kernels/threads.ts: 0 or absent = the default). Order-free estimators run on a pool of worker
+   * threads when this is given or the input is at least 64 MiB; the estimators get it as `context.threads`.
+   */
   threads?: number;
   /**
    * `auto` (default): WebGPU when a hardware adapter exists, never a fallback/software one; `cpu`; `webgpu`:
-   * WebGPU or a `BackendError` (see plugins/kernels/gpu/device.ts). Estimators without a GPU path run on the CPU anyway.
+   * WebGPU or a `BackendError` (see pipeline/core/backend.ts). Estimators without a GPU path run on the CPU anyway.
    */
   backend?: BackendRequest;
   /** Let `backend: "webgpu"` use a software adapter (llvmpipe, ...); default: `INFOTAP_WEBGPU_ALLOW_SOFTWARE`. */
@@ -101,6 +93,8 @@ export interface AnalyzeResult {
   tables: Record<string, arrow.Table>;
   /** The run record written as `run.json`. */
   run: Record<string, unknown>;
+  /** The estimators' warnings, each as `[plugin] warning` (the CLI prints them). */
+  warnings: string[];
 }
 
 /** Position reached before an error: batches of earlier inputs, and of input `input` before `batch`. */
@@ -110,360 +104,277 @@ interface StopAt {
   error: string;
 }
 
-/** Keeps only the `--layers` columns of a batch (all when `layers` is undefined); unknown names are an error. */
-export function selectLayers(batch: Batch, layers: string[] | undefined): Batch {
-  if (!layers) return batch;
-  const names = new Set(batch.columns.map((c) => c.name));
-  for (const l of layers) {
-    if (!names.has(l)) {
+/** What a pass over the inputs ends with: the worker threads' states (when it used them), and the error that stopped it. */
+interface PassEnd {
+  states: StateValue[][] | null;
+  failure: unknown;
+}
+
+/** Runs the analysis. Bad input does not throw: it ends the run early with `complete: false` and `error`. */
+export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
+  const t0 = performance.now();
+  if (opts.inputs.length === 0) throw new InputError("Cannot analyze as no input was given: current value is []");
+  if (opts.inputs.filter((p) => p === "-").length > 1) {
+    throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
+  }
+  const registry = opts.registry ?? new Registry(builtinPlugins);
+  const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
+  const request = opts.backend ?? "auto";
+  const backend = await selectBackend(request, { allowSoftware: opts.allowSoftwareGpu });
+  const settings: RunSettings = {
+    ...{ byStep: opts.byStep ?? false, seed: opts.seed ?? 0, backend, request },
+    ...{ gpu: await openRunGpu(backend), threads: resolveThreads(opts.threads) },
+  };
+  // Stdin is spilled to a file when some candidate estimator needs a first pass.
+  const needsScan = firstPassPlugin(registry, requested, opts.options ?? {}, settings) !== null;
+  const run = new Analysis(opts, registry, requested, settings, needsScan);
+  let error: string | undefined;
+  try {
+    await run.passes();
+  } catch (e) {
+    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) throw e;
+    error = relabel(e, run.spilled ?? "", "-");
+  }
+  return await run.finish(error, t0);
+}
+
+/** The state of one run between its passes. */
+class Analysis {
+  readonly stats: InputStats[];
+  readonly paths: string[];
+  spilled: string | null = null;
+  progress = new Progress("analyze", 0, false);
+  readonly timings: Record<string, number> = {};
+  /** Worker threads allowed (`--threads`, or by input size) and used. */
+  threads = 1;
+  threadsUsed = 1;
+  stopAt: StopAt | null = null;
+  kind: Kind | null = null;
+  layout: Layout | null = null;
+  set: EstimatorSet | null = null;
+  scans: (StateValue | undefined)[] = [];
+  estimators: Estimators | null = null;
+  // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
+  readonly buffers = new BufferPool();
+
+  constructor(
+    readonly opts: AnalyzeOptions,
+    readonly registry: Registry,
+    readonly requested: EstimatorPlugin[] | null,
+    readonly settings: RunSettings,
+    readonly needsScan: boolean,
+  ) {
+    this.stats = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
+    this.paths = [...opts.inputs];
+  }
+
+  /** The first pass (when needed), then the estimators' pass; throws the error that ends the run early. */
+  async passes(): Promise<void> {
+    try {
+      await this.#open();
+      if (this.needsScan) await this.#firstPass();
+      await this.#estimatePass();
+    } finally {
+      this.progress.stop();
+      if (this.spilled) await Deno.remove(this.spilled).catch(() => {});
+    }
+  }
+
+  /** Spills stdin when it must be read twice, sizes the inputs, starts the progress bar, decides the threads. */
+  async #open(): Promise<void> {
+    const { paths, stats, opts } = this;
+    if (this.needsScan && paths.includes("-")) {
+      this.spilled = await spillStdin();
+      paths[paths.indexOf("-")] = this.spilled;
+    }
+    for (let i = 0; i < paths.length; i++) {
+      if (paths[i] !== "-") {
+        try {
+          stats[i].bytes = (await Deno.stat(paths[i])).size;
+        } catch { /* reported when opened */ }
+      }
+    }
+    const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
+    const passes = this.needsScan ? 2 : 1;
+    this.progress = new Progress(passes === 2 ? "2 passes" : "1 pass", totalBytes * passes, opts.progress);
+    const pool = (opts.threads ?? 0) > 0 || totalBytes >= AUTO_THREADS_BYTES;
+    this.threads = pool ? this.settings.threads! : 1;
+  }
+
+  /** The estimators for the stream's kind, chosen at its first batch. */
+  #choose(layout: Layout): EstimatorSet {
+    this.kind = layout.kind;
+    this.layout = layout;
+    return this.set = EstimatorSet.choose(
+      this.registry,
+      this.requested,
+      layout.kind,
+      this.opts.options ?? {},
+      this.settings,
+    );
+  }
+
+  /** Pass 1: the scanners, on worker threads when their results merge. An input error keeps the batches before it. */
+  async #firstPass(): Promise<void> {
+    const ts = performance.now();
+    let scanners: (Scanner | null)[] = [];
+    const { states, failure } = await this.#pass(null, async (layout) => {
+      const set = this.#choose(layout);
+      scanners = set.scanners();
+      const mergeable = set.plugins.every((p, i) => !scanners[i] || p.mergeScans);
+      return this.threads > 1 && mergeable ? await this.#pool("scan", set) : null;
+    }, (batch) => {
+      for (const s of scanners) s?.update(batch);
+    });
+    const scanning = scanners.map((s) => s !== null);
+    this.scans = states ? this.set!.mergeScans(states, scanning) : scanners.map((s) => s?.result());
+    if (failure) {
+      if (!(failure instanceof InputError) || !this.kind) throw failure;
+      const w = failure.where;
+      const input = Math.max(0, this.opts.inputs.indexOf(w.file ?? ""));
+      this.stopAt = { input, batch: w.batch ?? 0, error: failure.message };
+    }
+    this.timings.scan_s = (performance.now() - ts) / 1000;
+  }
+
+  /**
+   * Pass 2: the estimators, on worker threads when every one is order-free, none is on the GPU (one thread
+   * feeds the device) and there are threads to use; their states are then restored and merged here.
+   */
+  async #estimatePass(): Promise<void> {
+    const te = performance.now();
+    for (const st of this.stats) st.rows = 0;
+    const { states, failure } = await this.#pass(this.stopAt, async (layout) => {
+      const set = (this.set ?? this.#choose(layout)).withScans(this.scans);
+      this.set = set;
+      if (this.threads > 1 && set.orderFree() && !set.onGpu()) return await this.#pool("estimate", set);
+      this.estimators = set.create();
+      return null;
+    }, (batch) => this.estimators!.update(batch));
+    if (states) {
+      const parts = states.map((w) => this.set!.restore(w));
+      for (const other of parts.slice(1)) parts[0].merge(other);
+      this.estimators = parts[0];
+    }
+    if (failure) throw failure;
+    this.timings.estimate_s = (performance.now() - te) / 1000;
+    if (this.stopAt) throw new InputError(this.stopAt.error);
+    if (this.stats.every((s) => s.rows === 0)) {
       throw new InputError(
-        `Cannot select layer (--layers) as the stream has no such column (has: ${
-          [...names].join(", ")
-        }): current value is ${show(l)}`,
-        {
-          file: batch.file,
-          batch: batch.index,
-          column: l,
-        },
+        `Cannot analyze as the input holds no rows: current value is 0 rows in ${this.stats.length} input(s)`,
+        { file: this.opts.inputs.join(", ") },
       );
     }
   }
-  return { ...batch, columns: batch.columns.filter((c) => layers.includes(c.name)) };
-}
 
-/**
- * The result tables of several estimators, joined by name: a table that two plugins write is joined on the keys
- * the plugins declare (`tables: {name: {keys}}`); without keys that is an error.
- */
-export async function resultTables(
-  plugins: EstimatorPlugin[],
-  estimators: Estimator[],
-): Promise<Record<string, arrow.Table>> {
-  const tables: Record<string, arrow.Table> = {};
-  for (let i = 0; i < estimators.length; i++) {
-    const p = plugins[i];
-    await estimators[i].flush?.();
-    const res = await estimators[i].result();
-    for (const [name, t] of Object.entries(res)) {
-      const prev = tables[name];
-      if (!prev) tables[name] = t;
-      else {
-        const keys = p.tables?.[name]?.keys;
-        if (!keys) {
-          throw new Error(
-            `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
-              show(name)
-            }`,
-          );
+  /**
+   * Reads the inputs once (up to `stopAt`): at the first batch `start` decides on worker threads, then every
+   * batch goes to them or to `local`. Returns the threads' states and the error that stopped the pass.
+   */
+  async #pass(
+    stopAt: StopAt | null,
+    start: (layout: Layout) => Promise<WorkerPool | null>,
+    local: (batch: Batch) => void | Promise<void>,
+  ): Promise<PassEnd> {
+    let pool: WorkerPool | null = null, started = false, failure: unknown = null;
+    try {
+      for await (const { batch, layout } of this.#batches(stopAt)) {
+        if (!started) {
+          started = true;
+          pool = await start(layout);
         }
-        tables[name] = joinTables(prev, t, keys);
+        const at = Math.max(0, this.opts.inputs.indexOf(batch.file)), rows = batch.numRows;
+        if (pool) await pool.send(batch);
+        else await local(batch);
+        this.stats[at].rows += rows;
       }
+    } catch (e) {
+      failure = e;
+    }
+    if (!pool) return { states: null, failure };
+    try {
+      const states = (await pool.finish()).map((w) => w.map(decodeState));
+      return { states, failure: failure ?? pool.error };
+    } finally {
+      pool.close();
     }
   }
-  return tables;
-}
 
-/** Reads every input in order, yielding batches until `stopAt` (exclusive) or the first error. */
-async function* readAll(
-  paths: string[],
-  labels: string[],
-  stats: InputStats[],
-  layers: string[] | undefined,
-  progress: Progress,
-  stopAt: StopAt | null,
-  alloc: (n: number) => Uint8Array,
-): AsyncGenerator<{ batch: Batch; layout: Layout }> {
-  let expected: Layout | undefined;
-  for (let i = 0; i < paths.length; i++) {
-    if (stopAt && i > stopAt.input) return;
-    const st = stats[i];
-    for await (const { batch, layout } of readInput(paths[i], { expected, onBytes: (n) => progress.bytes(n), alloc })) {
-      if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
-      expected ??= layout;
-      const b = selectLayers({ ...batch, file: labels[i] }, layers);
-      st.batches = Math.max(st.batches, batch.index + 1);
-      yield { batch: b, layout };
-      progress.rows(batch.numRows);
+  /** Worker threads running the set's scanners or estimators. */
+  async #pool(mode: "scan" | "estimate", set: EstimatorSet): Promise<WorkerPool> {
+    const pool = await WorkerPool.start(this.threads, { mode, modules: set.modules(this.registry), plan: set.plan() });
+    pool.onBuffer = (b) => this.buffers.give(b);
+    this.threadsUsed = this.threads;
+    return pool;
+  }
+
+  /** Reads every input in order, yielding batches until `stopAt` (exclusive) or the first error. */
+  async *#batches(stopAt: StopAt | null): AsyncGenerator<{ batch: Batch; layout: Layout }> {
+    const { paths, stats, opts, progress } = this;
+    const alloc = (n: number) => this.buffers.take(n);
+    let expected: Layout | undefined;
+    for (let i = 0; i < paths.length; i++) {
+      if (stopAt && i > stopAt.input) return;
+      const st = stats[i];
+      for await (
+        const { batch, layout } of readInput(paths[i], {
+          expected,
+          onBytes: (n) => progress.bytes(n),
+          alloc,
+        })
+      ) {
+        if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
+        expected ??= layout;
+        const b = selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers);
+        st.batches = Math.max(st.batches, batch.index + 1);
+        yield { batch: b, layout };
+        progress.rows(batch.numRows);
+      }
+      if (stopAt && i === stopAt.input) return;
     }
-    if (stopAt && i === stopAt.input) return;
+  }
+
+  /** The result tables, the files and `run.json` (whatever the batches read before an error gave). */
+  async finish(error: string | undefined, t0: number): Promise<AnalyzeResult> {
+    const { opts, timings, estimators } = this;
+    const format = opts.format ?? "parquet";
+    let tables: Record<string, arrow.Table> = {};
+    let summaries: ReturnType<Estimators["summaries"]> = { records: [], warnings: [] };
+    const tr = performance.now();
+    if (estimators && this.stats.some((s) => s.rows > 0)) {
+      tables = await estimators.tables();
+      summaries = estimators.summaries();
+    }
+    estimators?.dispose();
+    timings.result_s = (performance.now() - tr) / 1000;
+    const run = runRecord({
+      head: { threads: this.threadsUsed },
+      error: error ?? null,
+      kind: this.kind,
+      source: { inputs: this.stats },
+      layout: this.layout,
+      layers: opts.layers,
+      estimators: summaries.records,
+      options: { byStep: this.settings.byStep, seed: this.settings.seed, format },
+      backend: this.settings.backend,
+      request: this.settings.request,
+      tables,
+      started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+      extra: opts.extra,
+    });
+    let files: string[] | undefined;
+    if (opts.out) {
+      const tw = performance.now();
+      files = await writeTables(opts.out, tables, format);
+      timings.write_s = (performance.now() - tw) / 1000;
+    }
+    timings.total_s = (performance.now() - t0) / 1000;
+    await writeRunRecord(run, { out: opts.out || undefined, files, timings });
+    return { complete: error === undefined, error, tables, run, warnings: summaries.warnings };
   }
 }
 
 function relabel(e: unknown, path: string, label: string): string {
   const msg = e instanceof Error ? e.message : String(e);
   return path === label ? msg : msg.replaceAll(`'${path}'`, `'${label}'`);
-}
-
-/** Runs the analysis. Bad input does not throw: it ends the run early with `complete: false` and `error`. */
-export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
-  const t0 = performance.now();
-  const registry = opts.registry ?? new Registry(builtinPlugins);
-  const format = opts.format ?? "parquet";
-  const byStep = opts.byStep ?? false;
-  const seed = opts.seed ?? 0;
-  if (opts.inputs.length === 0) throw new InputError("Cannot analyze as no input was given: current value is []");
-  if (opts.inputs.filter((p) => p === "-").length > 1) {
-    throw new InputError("Cannot read standard input twice: current value is " + show(opts.inputs));
-  }
-  const requested = opts.estimators?.length ? opts.estimators.map((n) => registry.get(n)) : null;
-  const decision: BackendDecision = await selectBackend(opts.backend ?? "auto", {
-    allowSoftware: opts.allowSoftwareGpu,
-  });
-  const context: EstimatorContext = { byStep, seed, backend: decision.backend };
-  const stats: InputStats[] = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
-  const resolve = (p: EstimatorPlugin) => resolveOptions(p, opts.options ?? {});
-
-  // Spill stdin to a file when some candidate estimator needs a first pass.
-  const candidates = requested ?? registry.all().filter((p) => p.byDefault);
-  const needsScan = candidates.some((p) => {
-    let o: OptionValues;
-    try {
-      o = resolve(p);
-    } catch (e) {
-      // A default estimator for another kind may lack a required option; it is checked if it ever runs.
-      if (requested) throw e;
-      return false;
-    }
-    return p.scan?.(o, context);
-  });
-  const paths = [...opts.inputs];
-  let spilled: string | null = null;
-  let progress = new Progress("analyze", 0, false);
-  let stopAt: StopAt | null = null;
-  let kind: Kind | null = null;
-  let firstLayout: Layout | null = null;
-  const timings: Record<string, number> = {};
-  let plugins: EstimatorPlugin[] = [];
-  let optionsByPlugin: OptionValues[] = [];
-  let estimators: Estimator[] = [];
-  let scans: (StateValue | undefined)[] = [];
-  const run: Record<string, unknown> = { threads: 1 };
-  // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
-  const buffers = new BufferPool();
-  const alloc = (n: number) => buffers.take(n);
-  let estimatorBackends: string[] = [];
-  const choose = (layout: Layout) => {
-    kind = layout.kind;
-    firstLayout = layout;
-    plugins = registry.choose(requested, layout.kind);
-    optionsByPlugin = plugins.map(resolve);
-  };
-  try {
-    try {
-      if (needsScan && paths.includes("-")) {
-        spilled = await spillStdin();
-        paths[paths.indexOf("-")] = spilled;
-      }
-      for (let i = 0; i < paths.length; i++) {
-        if (paths[i] !== "-") {
-          try {
-            stats[i].bytes = (await Deno.stat(paths[i])).size;
-          } catch { /* reported when opened */ }
-        }
-      }
-      const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
-      progress = new Progress(needsScan ? "2 passes" : "1 pass", totalBytes * (needsScan ? 2 : 1), opts.progress);
-      // Pass 1: scanners (only when an estimator needs one).
-      const auto = stats.reduce((a, st) => a + st.bytes, 0) >= AUTO_THREADS_BYTES
-        ? Math.min(4, navigator.hardwareConcurrency ?? 1)
-        : 1;
-      const threads = opts.threads && opts.threads > 0 ? opts.threads : auto;
-      const modules = () => plugins.map((p) => registry.moduleOf(p.name)).filter((m): m is string => m !== null);
-      if (needsScan) {
-        const ts = performance.now();
-        let scanners: (Scanner | null)[] = [];
-        let pool: WorkerPool | null = null;
-        let failure: unknown = null;
-        try {
-          for await (
-            const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, null, alloc)
-          ) {
-            if (!kind) {
-              choose(layout);
-              scanners = plugins.map((p, i) => p.scan?.(optionsByPlugin[i], context) ?? null);
-              const scanning = plugins.filter((_, i) => scanners[i]);
-              if (threads > 1 && scanning.every((p) => p.mergeScans)) {
-                pool = await WorkerPool.start(threads, {
-                  mode: "scan",
-                  modules: modules(),
-                  plugins: scanning.map((p) => ({
-                    name: p.name,
-                    options: optionsByPlugin[plugins.indexOf(p)],
-                    context,
-                  })),
-                });
-                pool.onBuffer = (b) => buffers.give(b);
-                run.threads = threads;
-              }
-            }
-            if (pool) await pool.send(batch);
-            else for (const s of scanners) s?.update(batch);
-          }
-        } catch (e) {
-          failure = e;
-        }
-        if (pool) {
-          try {
-            const states = await pool.finish();
-            let k = 0;
-            scans = plugins.map((p, i) => {
-              if (!scanners[i]) return undefined;
-              const parts = states.map((w) => decodeState(w[k]));
-              k++;
-              return parts.reduce((a, b) => p.mergeScans!(a, b));
-            });
-            failure ??= pool.error;
-          } finally {
-            pool.close();
-          }
-        } else scans = scanners.map((s) => s?.result());
-        if (failure) {
-          if (!(failure instanceof InputError) || !kind) throw failure;
-          const w = failure.where;
-          const input = Math.max(0, opts.inputs.indexOf(w.file ?? ""));
-          stopAt = { input, batch: w.batch ?? 0, error: failure.message };
-        }
-        timings.scan_s = (performance.now() - ts) / 1000;
-      }
-      // Pass 2: estimators (on worker threads when every estimator is order-free and the input is large).
-      const te = performance.now();
-      for (const st of stats) st.rows = 0;
-      let pool: WorkerPool | null = null;
-      let failure: unknown = null;
-      try {
-        for await (
-          const { batch, layout } of readAll(paths, opts.inputs, stats, opts.layers, progress, stopAt, alloc)
-        ) {
-          if (!kind) choose(layout);
-          if (estimators.length === 0 && !pool) {
-            // WebGPU for the plugins with a GPU path: exact ones under auto, approximate ones only when asked.
-            const contexts = plugins.map((p, i) => {
-              const backend = estimatorBackend(decision.backend, opts.backend ?? "auto", p.gpu?.(optionsByPlugin[i]));
-              return { ...context, backend, scan: scans[i] };
-            });
-            estimatorBackends = contexts.map((c) => c.backend);
-            const orderFree = plugins.every((p, i) =>
-              typeof p.orderFree === "function" ? p.orderFree(optionsByPlugin[i]) : p.orderFree === true
-            );
-            // On WebGPU the estimators share one device: one thread feeds it.
-            if (threads > 1 && orderFree && !contexts.some((c) => c.backend === "webgpu")) {
-              pool = await WorkerPool.start(threads, {
-                mode: "estimate",
-                modules: modules(),
-                plugins: plugins.map((p, i) => ({ name: p.name, options: optionsByPlugin[i], context: contexts[i] })),
-              });
-              pool.onBuffer = (b) => buffers.give(b);
-              run.threads = threads;
-            } else estimators = plugins.map((p, i) => p.create(optionsByPlugin[i], contexts[i]));
-          }
-          const at = Math.max(0, opts.inputs.indexOf(batch.file)), rows = batch.numRows;
-          if (pool) await pool.send(batch);
-          else {
-            for (let i = 0; i < estimators.length; i++) {
-              try {
-                await estimators[i].update(batch);
-              } catch (e) {
-                if (e instanceof InputError) throw e;
-                throw new InputError(`[${plugins[i].name}] ${(e as Error).message}`, {
-                  file: batch.file,
-                  batch: batch.index,
-                });
-              }
-            }
-          }
-          stats[at].rows += rows;
-        }
-      } catch (e) {
-        failure = e;
-      }
-      if (pool) {
-        try {
-          // The workers' estimators, restored from their states and merged: results of every batch sent.
-          const states = await pool.finish();
-          estimators = plugins.map((p, i) => {
-            const parts = states.map((w) =>
-              p.restore(decodeState(w[i]), optionsByPlugin[i], { ...context, backend: "cpu", scan: scans[i] })
-            );
-            for (const other of parts.slice(1)) parts[0].merge(other);
-            return parts[0];
-          });
-          failure ??= pool.error;
-        } finally {
-          pool.close();
-        }
-      }
-      if (failure) throw failure;
-      timings.estimate_s = (performance.now() - te) / 1000;
-      if (stopAt) throw new InputError(stopAt.error);
-      if (stats.every((s) => s.rows === 0)) {
-        throw new InputError(
-          `Cannot analyze as the input holds no rows: current value is 0 rows in ${stats.length} input(s)`,
-          {
-            file: opts.inputs.join(", "),
-          },
-        );
-      }
-    } finally {
-      progress.stop();
-      if (spilled) await Deno.remove(spilled).catch(() => {});
-    }
-  } catch (e) {
-    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) throw e;
-    const message = relabel(e, spilled ?? "", "-");
-    return await finish(message);
-  }
-  return await finish(undefined);
-
-  async function finish(error: string | undefined): Promise<AnalyzeResult> {
-    const tables: Record<string, arrow.Table> = {};
-    const summaries: Record<string, unknown>[] = [];
-    const rows = stats.reduce((a, s) => a + s.rows, 0);
-    const tr = performance.now();
-    if (rows > 0) {
-      Object.assign(tables, await resultTables(plugins, estimators));
-      for (let i = 0; i < estimators.length; i++) {
-        estimators[i].dispose?.();
-        summaries.push({
-          name: plugins[i].name,
-          options: optionsByPlugin[i],
-          backend: estimatorBackends[i] ?? "cpu",
-          summary: (estimators[i] as Estimator & { summary?: () => unknown }).summary?.() ?? null,
-        });
-      }
-    }
-    timings.result_s = (performance.now() - tr) / 1000;
-    Object.assign(run, {
-      complete: error === undefined,
-      error: error ?? null,
-      kind,
-      inputs: stats,
-      layers: (firstLayout as Layout | null)?.tensors.filter((t) => !opts.layers || opts.layers.includes(t.name)) ?? [],
-      estimators: summaries,
-      options: { by_step: byStep, seed, layers: opts.layers ?? null, format },
-      backend: context.backend,
-      backend_request: opts.backend ?? "auto",
-      backend_reason: decision.reason,
-      adapter: adapterRecord(decision),
-      tables: Object.fromEntries(Object.entries(tables).map(([n, t]) => [n, { rows: t.numRows }])),
-      versions: versions(),
-      started: new Date(Date.now() - (performance.now() - t0)).toISOString(),
-      ...opts.extra,
-    });
-    if (opts.out) {
-      const tw = performance.now();
-      const files = await writeTables(opts.out, tables, format);
-      timings.write_s = (performance.now() - tw) / 1000;
-      run.files = files.map((f) => f.slice(opts.out!.length + 1));
-    }
-    timings.total_s = (performance.now() - t0) / 1000;
-    run.timings = timings;
-    run.finished = new Date().toISOString();
-    if (opts.out) {
-      await atomicWrite(
-        `${opts.out}/run.json`,
-        JSON.stringify(run, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n",
-      );
-    }
-    return { complete: error === undefined, error, tables, run };
-  }
 }

@@ -9,7 +9,7 @@ import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { type OptionValues, parseOptionValue, PluginError } from "../core/plugin.ts";
 import { show } from "../../schemas/errors.ts";
-import { type BackendRequest, BACKENDS } from "../../plugins/kernels/gpu/device.ts";
+import { type BackendRequest, BACKENDS } from "../core/backend.ts";
 
 /** A usage error (exit code 2). */
 export class UsageError extends Error {}

@@ -1,18 +1,19 @@
 /**
  * `deno task analyze [options] <input...>`: the command-line front end of {@linkcode analyze}.
  *
- * Exit codes: 0 complete; 1 bad input (results of the complete batches are written, `complete: false`);
- * 2 bad usage; 70 internal error. Errors are one line on stderr, never a stack trace (set
- * `INFOTAP_DEBUG=1` for one).
+ * Exit codes (pipeline/cli/_exit.ts): 0 complete; 1 bad input (results of the complete batches are written,
+ * `complete: false`); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error. Errors are
+ * one line on stderr, never a stack trace (set `INFOTAP_DEBUG=1` for one).
  *
  * @module
  */
 import type * as arrow from "apache-arrow";
 import { analyze } from "../analyze/run.ts";
 import type { Registry } from "../core/registry.ts";
-import { PluginError } from "../core/plugin.ts";
-import { InputError, show } from "../../schemas/errors.ts";
+import { show } from "../../schemas/errors.ts";
 import { VERSION } from "../core/version.ts";
+import { overviewTable } from "../core/estimator_set.ts";
+import { textTable } from "../core/text_table.ts";
 import {
   BACKEND_FLAG,
   type CoreFlag,
@@ -23,7 +24,8 @@ import {
   pluginHelp,
   UsageError,
 } from "./_args.ts";
-import { BackendError } from "../../plugins/kernels/gpu/device.ts";
+import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
 
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
@@ -35,7 +37,8 @@ const CORE: Record<string, CoreFlag> = {
   threads: {
     type: "string",
     arg: "N",
-    help: "worker threads for order-free estimators (default 0: auto, several when the input is >= 64 MiB)",
+    help:
+      "threads for every parallel path (default 0: INFOTAP_THREADS, else the cores, at most 8); order-free estimators use a worker pool when it is given or the input is >= 64 MiB",
   },
   backend: BACKEND_FLAG,
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
@@ -56,7 +59,7 @@ function helpText(registry: Registry): string {
   const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
   for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
   pluginHelp(registry, row, lines);
-  lines.push("", "Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json.");
+  lines.push("", "Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json.", "", EXIT_CODES_HELP);
   return lines.join("\n");
 }
 
@@ -68,11 +71,11 @@ export async function main(argv: string[]): Promise<number> {
     const v = parsed.values;
     if (v.help) {
       console.log(helpText(registry));
-      return 0;
+      return EXIT.ok;
     }
     if (v.version) {
       console.log(VERSION);
-      return 0;
+      return EXIT.ok;
     }
     if (parsed.positionals.length === 0) {
       throw new UsageError("Cannot analyze as no input was given: current value is none (see --help)");
@@ -83,9 +86,9 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`Cannot use --seed as it must be an integer: current value is ${show(v.seed)}`);
     }
     const threads = v.threads === undefined ? 0 : Number(v.threads);
-    if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+    if (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS) {
       throw new UsageError(
-        `Cannot use --threads as it must be an integer from 0 to 64: current value is ${show(v.threads)}`,
+        `Cannot use --threads as it must be an integer from 0 to ${MAX_THREADS}: current value is ${show(v.threads)}`,
       );
     }
     const backend = parseBackend(v.backend);
@@ -106,68 +109,34 @@ export async function main(argv: string[]): Promise<number> {
       progress: quiet ? false : undefined,
       extra: { argv },
     });
-    if (!quiet) printSummary(result.tables, out, result.run);
-    for (const e of result.run.estimators as { name: string; summary: Record<string, number> | null }[]) {
-      const nf = e.summary?.nonfinite ?? 0, cl = e.summary?.clipped ?? 0;
-      if (nf > 0) {
-        console.error(
-          `infotap: warning: [${e.name}] ${nf} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`,
-        );
-      }
-      if (cl > 0) {
-        console.error(
-          `infotap: warning: [${e.name}] ${cl} value(s) outside --range were clipped into the edge bins (column 'clipped')`,
-        );
-      }
-    }
+    if (!quiet) printSummary(result.tables, out, result.run, registry);
+    for (const w of result.warnings) console.error(`infotap: warning: ${w}`);
     if (!result.complete) {
       console.error(`infotap: error: ${result.error}`);
       console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
-      return 1;
+      return EXIT.input;
     }
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
-    if (e instanceof UsageError) {
-      console.error(`infotap: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof InputError) {
-      console.error(`infotap: error: ${e.message}`);
-      return 1;
-    }
-    if (e instanceof BackendError) {
-      console.error(`infotap: error: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof PluginError) {
-      console.error(`infotap: ${e.message}`);
-      return 2;
-    }
-    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
-    return 70;
+    return fail(e);
   }
 }
 
-function fmt(x: unknown): string {
-  if (typeof x === "number") return Number.isInteger(x) ? String(x) : x.toFixed(4);
-  if (x === null || x === undefined) return "-";
-  return String(x);
-}
-
-/** Prints `layer_summary` (or table sizes) as an aligned text table on stdout. */
-function printSummary(tables: Record<string, arrow.Table>, out: string, run: Record<string, unknown>): void {
-  const t = tables.layer_summary;
+/** Prints the estimators' overview table (e.g. per-layer summaries), or nothing, and where the files went. */
+function printSummary(
+  tables: Record<string, arrow.Table>,
+  out: string,
+  run: Record<string, unknown>,
+  registry: Registry,
+): void {
+  const plugins = (run.estimators as { name: string }[]).map((e) => registry.get(e.name));
+  const t = overviewTable(plugins, tables);
   if (t && t.numRows > 0) {
     const names = t.schema.fields.map((f) => f.name).filter((n) =>
       !(n === "step" && t.getChild("step")!.nullCount === t.numRows)
     );
-    const rows = [
-      names,
-      ...Array.from({ length: Math.min(t.numRows, 40) }, (_, i) => names.map((n) => fmt(t.getChild(n)!.get(i)))),
-    ];
-    const widths = names.map((_, j) => Math.max(...rows.map((r) => r[j].length)));
-    for (const r of rows) console.log(r.map((c, j) => c.padStart(widths[j])).join("  "));
+    const rows = Array.from({ length: Math.min(t.numRows, 40) }, (_, i) => i);
+    for (const line of textTable(t, names, rows)) console.log(line);
     if (t.numRows > 40) console.log(`... ${t.numRows - 40} more rows`);
   }
   const files = (run.files as string[] | undefined) ?? [];

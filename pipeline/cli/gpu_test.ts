@@ -1,7 +1,7 @@
 /** `--backend` on the command line: exit codes, one-line errors, run.json. */
 import assert from "node:assert/strict";
 import { makeRecordBatch, writeBatches } from "../producers/produce.ts";
-import { isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/device.ts";
+import { isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/context.ts";
 import type { Batch } from "../../schemas/batch.ts";
 import { analyze } from "../analyze/run.ts";
 import { rowsOf } from "../../tests/_util.ts";

@@ -3,8 +3,9 @@
  * {@linkcode serve} (live analysis of training runs; protocol, files and lifecycle are documented there).
  *
  * Runs until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and
- * `run.json`, and exits 0. Exit codes: 0 stopped cleanly; 1 bad input or options (e.g. an estimator needing a
- * first pass without `--range`, a checkpoint that does not match); 2 bad usage; 70 internal error.
+ * `run.json`, and exits 0. Exit codes (pipeline/cli/_exit.ts): 0 stopped cleanly; 1 bad input (e.g. an
+ * estimator needing a first pass without the option that skips it, a checkpoint that does not match, an address
+ * in use); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error.
  *
  * @example
  * ```ts ignore
@@ -28,7 +29,7 @@ import {
   pluginHelp,
   UsageError,
 } from "./_args.ts";
-import { BackendError } from "../../plugins/kernels/gpu/device.ts";
+import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
 import { VERSION } from "../core/version.ts";
 
 const CORE: Record<string, CoreFlag> = {
@@ -62,7 +63,7 @@ function helpText(registry: Registry): string {
     "Usage: deno task serve [options]",
     "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
     "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
-    "  Live streams have no first pass: entropy needs --range LO,HI (write --range=-5,5 when LO is negative).",
+    ...liveHints(registry),
     "",
     "Options:",
   ];
@@ -73,8 +74,17 @@ function helpText(registry: Registry): string {
     "",
     "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
     "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
+    "",
+    EXIT_CODES_HELP,
   );
   return lines.join("\n");
+}
+
+/** What the default estimators with a first pass need on a live stream (their `liveHint`). */
+function liveHints(registry: Registry): string[] {
+  return registry.all().filter((p) => p.byDefault && p.liveHint).map((p) =>
+    `  Live streams have no first pass: ${p.name} needs ${p.liveHint!.usage}.`
+  );
 }
 
 function integer(v: unknown, flag: string, min: number): number | undefined {
@@ -94,11 +104,11 @@ export async function main(argv: string[]): Promise<number> {
     const v = parsed.values;
     if (v.help) {
       console.log(helpText(registry));
-      return 0;
+      return EXIT.ok;
     }
     if (v.version) {
       console.log(VERSION);
-      return 0;
+      return EXIT.ok;
     }
     const format = parseFormat(v.format);
     if (v.resume !== undefined && v.out !== undefined && v.resume !== v.out) {
@@ -150,33 +160,12 @@ export async function main(argv: string[]): Promise<number> {
         lost ? `, ${lost} partial batch(es) lost (see run.json)` : ""
       }`,
     );
-    return 0;
+    return EXIT.ok;
   } catch (e) {
-    if (Deno.env.get("INFOTAP_DEBUG")) console.error(e);
-    if (e instanceof UsageError) {
-      console.error(`infotap: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof BackendError) {
-      console.error(`infotap: error: ${e.message}`);
-      return 2;
-    }
-    if (e instanceof InputError || (e as Error)?.name === "PluginError") {
-      console.error(`infotap: error: ${(e as Error).message}`);
-      return 1;
-    }
     if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) {
-      console.error(
-        `infotap: error: Cannot listen as ${(e as Error).message}: current value is ${show(argv.join(" "))}`,
-      );
-      return 1;
+      return fail(new InputError(`Cannot listen as ${e.message}: current value is ${show(argv.join(" "))}`));
     }
-    if (e instanceof Error && e.message.startsWith("Cannot")) {
-      console.error(`infotap: error: ${e.message}`);
-      return 2;
-    }
-    console.error(`infotap: internal error: ${(e as Error)?.message ?? String(e)} (INFOTAP_DEBUG=1 shows the stack)`);
-    return 70;
+    return fail(e);
   }
 }
 

@@ -31,6 +31,8 @@ import type * as arrow from "apache-arrow";
 import type { Batch, Kind } from "../../schemas/batch.ts";
 import { KINDS } from "../../schemas/batch.ts";
 import { show } from "../../schemas/errors.ts";
+import type { GpuContext } from "../../plugins/kernels/gpu/context.ts";
+import { checkReport, type PluginReport } from "./report_contract.ts";
 
 /** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
 export type StateValue =
@@ -79,10 +81,15 @@ export interface EstimatorContext {
   /** The result of the plugin's first pass (`scan`), when it asked for one. */
   scan?: StateValue;
   /**
-   * `--backend` chosen for the run: `"webgpu"` when the run selected a usable WebGPU adapter (plugins/kernels/gpu/device.ts;
-   * estimators with a GPU path then use `gpuDevice()`), otherwise `"cpu"` (or absent).
+   * The GPU this estimator runs on: set when the run chose WebGPU (`--backend`, pipeline/core/backend.ts) and the
+   * plugin's GPU path qualifies (`gpu()`); null or absent: the CPU. Never set for worker threads (not serializable).
    */
-  backend?: string;
+  gpu?: GpuContext | null;
+  /**
+   * The most threads the estimator may use, its own included (`--threads`; absent: the default of the one thread
+   * policy, plugins/kernels/threads.ts). 1 inside analyze's worker pool. Results must not depend on it.
+   */
+  threads?: number;
 }
 
 /** A first pass over the whole input (e.g. the global `[min, max]` for binning). */
@@ -94,6 +101,33 @@ export interface Scanner {
 
 /** Named result tables. `keys` lists the columns that identify a row when two estimators fill one table. */
 export type Results = Record<string, arrow.Table>;
+
+/** What an estimator reports besides its tables (see {@linkcode Estimator.summary}). */
+export interface EstimatorSummary {
+  /** Facts recorded in run.json as `estimators[].summary` (JSON values), e.g. counts of excluded values. */
+  [fact: string]: unknown;
+  /**
+   * One-line warnings for the user; the CLI prints each as `infotap: warning: [plugin] <warning>`. They are not
+   * recorded in run.json (the facts they come from are).
+   */
+  warnings?: string[];
+}
+
+/** A result table a plugin declares. */
+export interface TableSpec {
+  /** The columns that identify a row when two plugins fill this table (the pipeline joins on them). */
+  keys?: string[];
+  /** The one-row-per-layer overview: `analyze` prints it after a run, `serve` after each window. */
+  overview?: boolean;
+}
+
+/** How to skip a plugin's first pass, for `serve` to say when it refuses the plugin (a live stream is read once). */
+export interface LiveHint {
+  /** The option that makes the first pass unnecessary (e.g. `range`). */
+  option: string;
+  /** How to pass it, e.g. `--range LO,HI (with --binning global)`. */
+  usage: string;
+}
 
 /** A running estimator: River's `update` + `merge`, DataSketches' serializable state. */
 export interface Estimator {
@@ -111,6 +145,11 @@ export interface Estimator {
   flush?(): Promise<void>;
   /** The result tables. */
   result(): Results | Promise<Results>;
+  /**
+   * Facts for run.json and warnings for the user (e.g. how many non-finite values were excluded), or null. The
+   * pipeline takes it after `result()`.
+   */
+  summary?(): EstimatorSummary | null;
   /**
    * Frees what the estimator holds outside the JavaScript heap (GPU buffers). The pipeline calls it once the
    * estimator's results and state are taken (end of a run, a closed live window); the estimator is not used again.
@@ -130,10 +169,12 @@ export interface EstimatorPlugin {
   options: Record<string, OptionSpec>;
   /** Runs by default on its input kind when `--estimators` is not given. */
   byDefault?: boolean;
-  /** Table names this plugin writes, and the key columns of each shared table (joined across plugins). */
-  tables?: Record<string, { keys?: string[] }>;
+  /** Table names this plugin writes, with the key columns of each shared table (joined across plugins). */
+  tables?: Record<string, TableSpec>;
   /** A first pass it needs, or null when the options make it unnecessary (e.g. `--range` given). */
   scan?(options: OptionValues, context: EstimatorContext): Scanner | null;
+  /** With `scan`: the option that skips the first pass, which `serve` names when it refuses the plugin. */
+  liveHint?: LiveHint;
   /** Combines two first-pass results (lets the pipeline run the first pass on several threads). */
   mergeScans?(a: StateValue, b: StateValue): StateValue;
   /**
@@ -146,7 +187,7 @@ export interface EstimatorPlugin {
    * Whether these options have a WebGPU path, and how close it is to the CPU: `"exact"` (results bit-equal,
    * e.g. integer counts: used under `--backend auto` and `webgpu`), `"approximate"` (within a documented float
    * tolerance: used only under an explicit `--backend webgpu`, so `auto` never changes results), or null.
-   * The estimator then gets `context.backend === "webgpu"`.
+   * The estimator then gets the run's GPU as `context.gpu`.
    */
   gpu?(options: OptionValues): "exact" | "approximate" | null;
   /** Checks options that depend on each other; throws an Error whose message the registry prefixes. */
@@ -155,16 +196,18 @@ export interface EstimatorPlugin {
   create(options: OptionValues, context: EstimatorContext): Estimator;
   /** An estimator continuing from `state()` of one created with the same options and context. */
   restore(state: StateValue, options: OptionValues, context: EstimatorContext): Estimator;
+  /** How `report` draws its tables and what `compare` ranks runs by (`report_contract.ts`). */
+  report?: PluginReport;
 }
 
 const NAME = /^[a-z][a-z0-9-]*$/;
 const OPTION = /^[a-z][a-z0-9-]*$/;
 const TYPES: readonly OptionType[] = ["integer", "number", "string", "boolean", "range"];
 
-/** An error in a plugin's definition or use, prefixed with the plugin's name (`[name] ...`). */
+/** An error in a plugin's definition or use, prefixed with the plugin's name (`[name] ...`; none when it is unknown). */
 export class PluginError extends Error {
-  constructor(plugin: string, message: string) {
-    super(`[${plugin}] ${message}`);
+  constructor(plugin: string | null, message: string) {
+    super(plugin === null ? message : `[${plugin}] ${message}`);
     this.name = "PluginError";
   }
 }
@@ -221,6 +264,14 @@ export function definePlugin<P extends EstimatorPlugin>(plugin: P): P {
       }
     }
   }
+  if (plugin.liveHint && !Object.hasOwn(plugin.options, plugin.liveHint.option)) {
+    fail(
+      `Cannot register plugin as its liveHint names an option it does not declare: current value is ${
+        show(plugin.liveHint.option)
+      }`,
+    );
+  }
+  if (plugin.report !== undefined) checkReport(plugin.report, fail);
   for (const fn of ["create", "restore"] as const) {
     if (typeof plugin[fn] !== "function") {
       fail(`Cannot register plugin as '${fn}' is not a function: current value is ${show(typeof plugin[fn])}`);

@@ -66,14 +66,15 @@ export class Registry {
     return [...this.#plugins.values()];
   }
 
-  /** Imports a user's plugin module (default export, or export named `plugin`) and registers it. */
+  /** Imports a user's plugin module (default export, or export named `plugin`) and registers it; errors are PluginErrors. */
   async load(path: string): Promise<EstimatorPlugin> {
     const url = new URL(path, `file://${Deno.cwd()}/`).href;
     let mod: Record<string, unknown>;
     try {
       mod = await import(url);
     } catch (e) {
-      throw new Error(
+      throw new PluginError(
+        null,
         `Cannot load plugin as its module failed to import (${(e as Error).message.split("\n")[0]}): current value is ${
           show(path)
         }`,
@@ -81,7 +82,8 @@ export class Registry {
     }
     const plugin = (mod.default ?? mod.plugin) as EstimatorPlugin | undefined;
     if (!plugin) {
-      throw new Error(
+      throw new PluginError(
+        null,
         `Cannot load plugin as the module has no default export or 'plugin' export: current value is ${show(path)}`,
       );
     }

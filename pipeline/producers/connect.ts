@@ -1,7 +1,7 @@
 /**
  * Producer side of `serve`: {@linkcode connectProducer} opens a TCP connection, presents the token, and
  * returns a {@linkcode ProducerConnection} that writes record batches as one Arrow IPC stream (through
- * `writeBatchesTo`). `write` resolves once the socket took the bytes, so a producer faster than the server
+ * `writeBatchesTo`; a batch with another schema than the first is refused with an error). `write` resolves once the socket took the bytes, so a producer faster than the server
  * is slowed down (backpressure) instead of buffering.
  *
  * @example
@@ -26,8 +26,9 @@
  * @module
  */
 import type * as arrow from "apache-arrow";
-import { writeBatchesTo } from "./produce.ts";
-import { HELLO } from "../../schemas/framing.ts";
+import { schemaChange, writeBatchesTo } from "./produce.ts";
+import { show } from "../../schemas/errors.ts";
+import { HELLO } from "../../schemas/handshake.ts";
 
 /** Where a producer connects. */
 export interface ProducerOptions {
@@ -166,10 +167,20 @@ export async function connectProducer(options: ProducerOptions): Promise<Produce
     }
   });
   let lastWrite: Promise<void> = Promise.resolve();
+  let first: arrow.Schema | null = null;
   const reply = async (): Promise<ProducerReply> => parseReply(await lines.line());
   return {
     async write(rb) {
       if (ended) throw new Error("Cannot write a batch as the producer is closed: current value is closed");
+      const change = first ? schemaChange(first, rb.schema) : null;
+      if (change) {
+        throw new Error(
+          `Cannot write the batch as its schema differs from the connection's first batch (${change}; one connection carries one stream, open another for it): current value is ${
+            show(rb.schema.fields.map((f) => f.name))
+          }`,
+        );
+      }
+      first ??= rb.schema;
       await lastWrite;
       if (failure) throw new Error(await refusal(failure));
       lastWrite = new Promise<void>((done) => {

@@ -19,8 +19,10 @@
  * @module
  */
 import * as arrow from "apache-arrow";
+import { compareSchemas } from "apache-arrow/visitor/typecomparator";
 import type { Kind } from "../../schemas/batch.ts";
-import { FISHER_KEY, SCHEMA_KEY } from "../../schemas/validate.ts";
+import { show } from "../../schemas/errors.ts";
+import { FISHER_KEY, SCHEMA_KEY, typeName } from "../../schemas/validate.ts";
 
 /** A tensor column to write: `values` is row-major, `numRows * width`. */
 export interface TensorInput {
@@ -149,7 +151,43 @@ class Collector extends arrow.AsyncByteQueue {
   }
 }
 
-/** Writes batches to a WritableStream writer (file, socket, stdout), awaiting each write. */
+/**
+ * apache-arrow's file writer puts the schema only in the footer; this one also writes it at the start of the
+ * stream part, as the IPC file format specifies (and pyarrow does), so that a file cut short keeps its schema
+ * and its complete batches can still be read.
+ */
+class FileWriter extends arrow.RecordBatchFileWriter {
+  protected override _writeSchema(schema: arrow.Schema): this {
+    return this._writeMagic()._writePadding(2)._writeMessage(arrow.Message.from(schema));
+  }
+}
+
+/**
+ * Why `next` cannot follow `first` in one IPC stream (apache-arrow's writer would silently end the stream at
+ * it), or null when it can: the first column whose name, type or nullability differs.
+ */
+export function schemaChange(first: arrow.Schema, next: arrow.Schema): string | null {
+  const same: boolean = compareSchemas(first, next); // (a type guard: kept as a plain boolean)
+  if (first === next || same) return null;
+  const n = Math.max(first.fields.length, next.fields.length);
+  for (let i = 0; i < n; i++) {
+    const a = first.fields[i], b = next.fields[i];
+    if (!a) return `column ${show(b.name)} is added`;
+    if (!b) return `column ${show(a.name)} is missing`;
+    if (a.name !== b.name) return `column ${i} is ${show(b.name)}, not ${show(a.name)}`;
+    if (a.nullable !== b.nullable) return `column ${show(a.name)} is ${b.nullable ? "" : "not "}nullable`;
+    if (!compareSchemas(new arrow.Schema([a]), new arrow.Schema([b]))) {
+      return `column ${show(a.name)} is ${typeName(b.type)}, not ${typeName(a.type)}`;
+    }
+  }
+  return "the columns differ";
+}
+
+/**
+ * Writes batches to a WritableStream writer (file, socket, stdout), awaiting each write. All batches must share
+ * the first one's schema: a batch with another one ends the stream there (the batches before it are written and
+ * the stream is closed properly) and throws a one-line error.
+ */
 export async function writeBatchesTo(
   sink: WritableStreamDefaultWriter<Uint8Array>,
   batches: Iterable<arrow.RecordBatch> | AsyncIterable<arrow.RecordBatch>,
@@ -161,17 +199,30 @@ export async function writeBatchesTo(
     const bytes = collector.take();
     if (bytes.length) await sink.write(bytes);
   };
+  let index = 0, first: arrow.Schema | null = null;
+  let refused: string | null = null;
   for await (const rb of batches as AsyncIterable<arrow.RecordBatch>) {
     if (!writer) {
-      writer = format === "file" ? new arrow.RecordBatchFileWriter() : new arrow.RecordBatchStreamWriter();
+      writer = format === "file" ? new FileWriter() : new arrow.RecordBatchStreamWriter();
       writer.reset(collector, rb.schema);
+      first = rb.schema;
+    }
+    const change = schemaChange(first!, rb.schema);
+    if (change) {
+      refused =
+        `Cannot write batch ${index} as its schema differs from the first batch's (${change}; one stream has one schema, write another stream for it): current value is ${
+          show(rb.schema.fields.map((f) => f.name))
+        }`;
+      break;
     }
     writer.write(rb);
     await drain();
+    index++;
   }
   if (writer) {
     writer.finish();
     await drain();
   }
   await sink.close();
+  if (refused) throw new Error(refused);
 }

@@ -1,14 +1,15 @@
 /**
- * Model selection without labels (Bansal et al., ../shared/SCIENCE.md section 1): ranks several runs' results
- * directories by their diversity measures, the mean neuron entropy (`neuron_entropy` table) and the mean pairwise
- * neuron MI (`neuron_mi` table), per layer and over all neurons / pairs, and sets each ranking beside
- * user-supplied metrics (e.g. accuracy) with Kendall's tau-b across runs.
+ * Model selection without labels (Bansal et al., docs/science.md section 1): ranks several runs' results
+ * directories by the measures the estimator plugins declare (`report.rank`, `pipeline/core/report_contract.ts`;
+ * built-ins: the mean neuron entropy of `neuron_entropy` and the mean pairwise neuron MI of `neuron_mi`), per
+ * layer and over all rows, and sets each ranking beside user-supplied metrics (e.g. accuracy) with Kendall's tau-b
+ * across runs.
  *
- * Which direction is "better" depends on the memorization type (heuristic: lower entropy, higher MI;
- * example-level: higher entropy, lower MI), so both rankings are printed and the sign of tau is left to the
- * reader. Tables are read with `readResults` (final files, or the part files of a live `serve` run); a table
- * with a `step` column (`--by-step` runs) is read at its last step. Per-layer MI uses the pairs
- * inside that layer; the overall MI uses every pair of the table.
+ * Which direction is "better" depends on the memorization type for entropy and MI (heuristic: lower entropy,
+ * higher MI; example-level: higher entropy, lower MI), so rank 1 is the highest value and the sign of tau is left
+ * to the reader (a measure may declare `better`). Tables are read with `readResults` (final files, or the part
+ * files of a live `serve` run); a table with a `step` column (`--by-step` runs) is read at its last step.
+ * Per-layer means use the rows whose layer columns all name that layer (for MI: the pairs inside the layer).
  *
  * @example
  * ```ts ignore
@@ -24,6 +25,9 @@
 import { InputError, show } from "../../schemas/errors.ts";
 import { readResults, type ResultTable } from "./results.ts";
 import { kendallTau } from "./kendall.ts";
+import { type EstimatorPlugin, PluginError } from "../core/plugin.ts";
+import type { RankMeasure } from "../core/report_contract.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
 
 /** A user-supplied metric per run directory. */
 export interface Metric {
@@ -31,10 +35,10 @@ export interface Metric {
   values: Map<string, number>;
 }
 
-/** The diversity measures of one run: `entropy` / `mi` means by scope (`all` or a layer name). */
+/** The measures of one run: each declared measure's mean by scope (`all` or a layer name). */
 export interface RunMeasures {
   dir: string;
-  /** Measure name (e.g. `entropy:all`, `mi:fc1`) -> value (nats). */
+  /** Measure name and scope (e.g. `entropy:all`, `mi:fc1`) -> value. */
   values: Map<string, number>;
 }
 
@@ -53,6 +57,8 @@ export interface Comparison {
   /** Measures present in every run, overall (`:all`) ones first. */
   measures: string[];
   rankings: Ranking[];
+  /** The declarations the runs were measured by. */
+  declared: RankMeasure[];
 }
 
 /** Row indices of the last step of a table (all rows when it has no `step` column or only null steps). */
@@ -78,8 +84,42 @@ function need(t: ResultTable, cols: string[], path: string): void {
   }
 }
 
-/** Mean entropy and mean MI, per layer and overall, of one results directory (read with `readResults`). */
-export async function runMeasures(dir: string): Promise<RunMeasures> {
+/** The rank measures the plugins declare; a name declared twice is a {@linkcode PluginError}. */
+export function rankMeasures(plugins: readonly EstimatorPlugin[]): RankMeasure[] {
+  const owner = new Map<string, string>();
+  for (const p of plugins) {
+    for (const m of p.report?.rank ?? []) {
+      if (owner.has(m.name)) {
+        throw new PluginError(
+          p.name,
+          `Cannot rank by a measure as plugin '${owner.get(m.name)}' declares its name: current value is ${
+            show(m.name)
+          }`,
+        );
+      }
+      owner.set(m.name, p.name);
+    }
+  }
+  return plugins.flatMap((p) => p.report?.rank ?? []);
+}
+
+/** "a", "a or b", "a, b or c". */
+function orList(items: string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items[items.length - 1]}`;
+}
+
+/** The tables the measures read, each once. */
+const tablesOf = (measures: RankMeasure[]) => orList([...new Set(measures.map((m) => m.table))]);
+
+/**
+ * Each declared measure's mean, per layer and overall, of one results directory (read with `readResults`), by the
+ * `plugins`' declarations (default: the built-ins).
+ */
+export async function runMeasures(
+  dir: string,
+  plugins: readonly EstimatorPlugin[] = builtinPlugins,
+): Promise<RunMeasures> {
+  const declared = rankMeasures(plugins);
   const { tables } = await readResults(dir);
   const values = new Map<string, number>();
   const acc = new Map<string, [number, number]>();
@@ -89,39 +129,39 @@ export async function runMeasures(dir: string): Promise<RunMeasures> {
     a[1]++;
     acc.set(key, a);
   };
-  const ent = tables.neuron_entropy, mi = tables.neuron_mi;
-  if (ent) {
-    need(ent, ["layer", "entropy"], `${dir}/neuron_entropy`);
-    for (const i of lastStepRows(ent)) {
-      const r = ent.rows[i], v = r.entropy;
+  for (const m of declared) {
+    const t = tables[m.table];
+    if (!t) continue;
+    need(t, [...m.layers, m.column], `${dir}/${m.table}`);
+    for (const i of lastStepRows(t)) {
+      const r = t.rows[i], v = r[m.column];
       if (typeof v !== "number" || !Number.isFinite(v)) continue;
-      add("entropy:all", v);
-      add(`entropy:${r.layer}`, v);
-    }
-  }
-  if (mi) {
-    need(mi, ["layer_a", "layer_b", "mi"], `${dir}/neuron_mi`);
-    for (const i of lastStepRows(mi)) {
-      const r = mi.rows[i], v = r.mi;
-      if (typeof v !== "number" || !Number.isFinite(v)) continue;
-      add("mi:all", v);
-      if (r.layer_a === r.layer_b) add(`mi:${r.layer_a}`, v);
+      add(`${m.name}:all`, v);
+      const layer = r[m.layers[0]];
+      if (m.layers.length && m.layers.every((c) => r[c] === layer)) add(`${m.name}:${layer}`, v);
     }
   }
   for (const [k, [s, n]] of acc) values.set(k, s / n);
-  if (!ent && !mi) {
+  if (!declared.some((m) => tables[m.table])) {
     throw new InputError(
-      `Cannot compare runs as the directory holds no neuron_entropy or neuron_mi table (.parquet or .arrow): current value is ${
-        show(dir)
-      }`,
+      `Cannot compare runs as the directory holds no ${
+        tablesOf(declared)
+      } table (.parquet or .arrow): current value is ${show(dir)}`,
       { file: dir },
     );
   }
   return { dir, values };
 }
 
-/** Ranks the runs by every measure they all share and correlates each ranking with each metric. */
-export async function compareRuns(dirs: string[], metrics: Metric[] = []): Promise<Comparison> {
+/**
+ * Ranks the runs by every measure they all share and correlates each ranking with each metric; the measures are
+ * those the `plugins` declare (default: the built-ins).
+ */
+export async function compareRuns(
+  dirs: string[],
+  metrics: Metric[] = [],
+  plugins: readonly EstimatorPlugin[] = builtinPlugins,
+): Promise<Comparison> {
   if (dirs.length < 2) {
     throw new InputError(
       `Cannot compare runs as at least 2 results directories are needed: current value is ${dirs.length}`,
@@ -138,11 +178,12 @@ export async function compareRuns(dirs: string[], metrics: Metric[] = []): Promi
       }
     }
   }
-  const runs = await Promise.all(dirs.map(runMeasures));
+  const declared = rankMeasures(plugins);
+  const runs = await Promise.all(dirs.map((d) => runMeasures(d, plugins)));
   const shared = [...runs[0].values.keys()].filter((k) => runs.every((r) => r.values.has(k)));
   if (shared.length === 0) {
     throw new InputError(
-      `Cannot compare runs as they share no diversity measure (each needs neuron_entropy or neuron_mi): current value is ${
+      `Cannot compare runs as they share no diversity measure (each needs ${tablesOf(declared)}): current value is ${
         runs.map((r) => `${r.dir}: ${[...r.values.keys()].join(",") || "none"}`).join("; ")
       }`,
     );
@@ -158,7 +199,7 @@ export async function compareRuns(dirs: string[], metrics: Metric[] = []): Promi
     }
     return { measure, order: sorted.map((r) => r.dir), tau };
   });
-  return { runs, metrics, measures, rankings };
+  return { runs, metrics, measures, rankings, declared };
 }
 
 /** The comparison as Markdown tables: values with ranks (1 = highest), then Kendall tau per measure and metric. */
@@ -181,9 +222,13 @@ export function formatComparison(c: Comparison): string {
       lines.push(`| ${r.measure} | ${c.metrics.map((m) => r.tau.get(m.name)!.toFixed(3)).join(" | ")} |`);
     }
   }
+  const d = c.declared, unique = (f: (m: RankMeasure) => string) => [...new Set(d.map(f))].join("/");
+  const better = d.filter((m) => m.better).map((m) => ` ${m.name}: ${m.better} is better.`).join("");
   lines.push(
     "",
-    "entropy/mi: mean over neurons / pairs of the last step (nats); rank 1 = highest. Kendall tau-b across runs.",
+    `${unique((m) => m.name)}: mean over ${d.map((m) => m.over).join(" / ")} of the last step (${
+      unique((m) => m.unit)
+    }); rank 1 = highest.${better} Kendall tau-b across runs.`,
   );
   return lines.join("\n");
 }

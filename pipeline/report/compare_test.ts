@@ -6,6 +6,9 @@ import { writeTables } from "../core/write.ts";
 import { makeRecordBatch, writeBatches } from "../producers/produce.ts";
 import { analyze } from "../analyze/run.ts";
 import { Rng } from "../../tests/_util.ts";
+import rowCount from "../../tests/_report_plugin.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
+import { definePlugin } from "../core/plugin.ts";
 
 /** Writes neuron_entropy / neuron_mi tables with the given values (layer fc1 then fc2; one step unless given). */
 async function writeRun(
@@ -138,4 +141,44 @@ Deno.test("compare: errors for missing directories, missing tables, stray metric
     console.log = log;
   }
   assert.match(said[0], /^compare: .*does not exist/);
+});
+
+Deno.test("compare: a plugin's declared measure is ranked, with its direction; --plugin on the command line", async () => {
+  const root = await Deno.makeTempDir();
+  const dirs = [0, 1, 2].map((i) => `${root}/r${i}`);
+  for (let i = 0; i < 3; i++) {
+    await writeTables(dirs[i], {
+      row_count: tableFromColumns([
+        { name: "layer", type: "utf8", values: ["fc1", "fc2"] },
+        { name: "rows", type: "int64", values: [BigInt(10 * i), 4n] },
+      ]),
+    }, "parquet");
+  }
+  // Without the plugin no measure reads row_count: the error names the built-ins' tables.
+  await assert.rejects(compareRuns(dirs), /holds no neuron_entropy or neuron_mi table/);
+  const plugins = [...builtinPlugins, rowCount];
+  const c = await compareRuns(dirs, [{ name: "acc", values: new Map(dirs.map((d, i) => [d, 3 - i])) }], plugins);
+  assert.deepEqual(c.measures, ["rows:all", "rows:fc1", "rows:fc2"]);
+  assert.deepEqual(c.runs.map((r) => r.values.get("rows:all")), [2, 7, 12]);
+  const r = (k: string) => c.rankings.find((x) => x.measure === k)!;
+  assert.deepEqual(r("rows:fc1").order, [dirs[2], dirs[1], dirs[0]]);
+  assert.equal(r("rows:fc1").tau.get("acc"), -1);
+  assert.ok(Number.isNaN(r("rows:fc2").tau.get("acc"))); // ties only: tau-b is undefined
+  assert.match(
+    formatComparison(c),
+    /\nentropy\/mi\/rows: mean over neurons \/ pairs \/ layers of the last step \(nats\/rows\); rank 1 = highest\. rows: higher is better\. Kendall/,
+  );
+  await assert.rejects(
+    compareRuns(dirs, [], [...plugins, definePlugin({ ...rowCount, name: "twin" })]),
+    /^PluginError: \[twin\] Cannot rank by a measure as plugin 'row-count' declares its name: current value is 'rows'$/,
+  );
+  const log = console.log, said: string[] = [];
+  console.log = (s: string) => said.push(s);
+  try {
+    const plugin = new URL("../../tests/_report_plugin.ts", import.meta.url).pathname;
+    assert.equal(await main([...dirs, "--plugin", plugin]), 0);
+  } finally {
+    console.log = log;
+  }
+  assert.match(said[0], /\| run \| rows:all \(rank\) \| rows:fc1 \(rank\) \| rows:fc2 \(rank\) \|/);
 });

@@ -1,6 +1,7 @@
 /**
  * The HTML report of a results directory: one self-contained page (no network access needed) with a header of
- * `run.json`'s facts and Vega-Lite plots of whatever tables the directory holds (see `_report_plots.ts`).
+ * `run.json`'s facts, the sections the estimator plugins declare for the tables the directory holds (see
+ * `_sections.ts`; a table no plugin declares is previewed) and the layer summary.
  *
  * Vega, Vega-Lite and vega-embed (BSD-3-Clause, which allows redistribution with the copyright notice) are
  * inlined from `node_modules` as their minified builds; their licence texts, and those of the packages they
@@ -20,22 +21,26 @@
  *
  * @module
  */
-import { buildSections, extremeSamples, type Section } from "./_plots.ts";
+import { buildSections, LAYER_SUMMARY, type Section } from "./_sections.ts";
 import { type ImageSet, loadImages } from "./_images.ts";
 import type { ResultDirectory } from "./results.ts";
+import type { EstimatorPlugin } from "../core/plugin.ts";
+import type { SampleGroup } from "../core/report_contract.ts";
 import { VERSION } from "../core/version.ts";
 
 /** Options of {@linkcode renderReport}. */
 export interface ReportOptions {
   /**
-   * An infotap stream (any kind) with the input pixels by `sample_id`: the most and least informative samples
-   * of `unique_information` are shown as images (see `_report_images.ts` for the shapes understood).
+   * An infotap stream (any kind) with the input pixels by `sample_id`: the samples that sections list (e.g. the
+   * most and least informative of `unique_information`) are shown as images (see `_images.ts` for the shapes).
    */
   images?: string;
   /** The pixel column of `images` (default: the first named input/image/pixel/x with an image width). */
   imageColumn?: string;
-  /** How many most and least informative samples to show (default 8 each). */
+  /** How many samples a section's sample list holds at most (default 8; e.g. most and least informative each). */
   extremes?: number;
+  /** The plugins whose declared sections draw the tables (default: the built-ins). */
+  plugins?: readonly EstimatorPlugin[];
   /** Page title (default: the directory). */
   title?: string;
 }
@@ -192,7 +197,7 @@ function header(results: ResultDirectory): string {
 
 /** The layer summary as a table (last step of each layer). */
 function summaryTable(results: ResultDirectory): string {
-  const t = results.tables.layer_summary;
+  const t = results.tables[LAYER_SUMMARY];
   if (!t?.rows.length) return "";
   const cols = t.columns.filter((c) => c !== "step" || t.rows.some((r) => r.step !== null));
   const steps = t.rows.map((r) => r.step).filter((s): s is number => typeof s === "number");
@@ -210,20 +215,20 @@ interface PageImage {
   rgba: string;
 }
 
-/** The most and least informative samples, with their images when given. */
-async function extremesHtml(results: ResultDirectory, opts: ReportOptions, pageImages: PageImage[]): Promise<string> {
-  const t = results.tables.unique_information;
-  if (!t?.rows.length) return "";
-  const { most, least } = extremeSamples(t, opts.extremes ?? 8);
-  if (most.length === 0) return "";
+/** A section's sample lists, with the samples' images when `--images` is given. */
+async function samplesHtml(groups: SampleGroup[], opts: ReportOptions, pageImages: PageImage[]): Promise<string> {
+  const all = groups.flatMap((g) => g.samples);
+  if (all.length === 0) return "";
   let images: ImageSet | undefined;
   if (opts.images !== undefined) {
-    const ids = new Set([...most, ...least].map((r) => String(r.sample_id)));
-    images = await loadImages(opts.images, ids, opts.imageColumn);
+    images = await loadImages(
+      opts.images,
+      new Set(all.map((s) => s.id)),
+      opts.imageColumn,
+    );
   }
-  const block = (title: string, rows: typeof most) => {
-    const figs = rows.map((r) => {
-      const id = String(r.sample_id);
+  const block = (g: SampleGroup) => {
+    const figs = g.samples.map(({ id, lines }) => {
       const img = images?.images.get(id);
       let pic = "";
       if (img) {
@@ -232,19 +237,18 @@ async function extremesHtml(results: ResultDirectory, opts: ReportOptions, pageI
         pic = `<canvas id="${cid}" width="${img.width}" height="${img.height}"></canvas>`;
       } else if (images) pic = `<div class="noimg">no image</div>`;
       const label = img?.label !== null && img?.label !== undefined ? `, label ${img.label}` : "";
-      return `<figure>${pic}<figcaption>sample ${esc(id)}${esc(label)}<br>SI ${esc(fmt(r.si_weights))}${
-        r.si_function !== null && r.si_function !== undefined ? `<br>F-SI ${esc(fmt(r.si_function))}` : ""
+      return `<figure>${pic}<figcaption>sample ${esc(id)}${esc(label)}${
+        lines.map(([name, value]) => `<br>${esc(name)} ${esc(fmt(value))}`).join("")
       }</figcaption></figure>`;
     });
-    return `<h3>${esc(title)}</h3><div class="samples">${figs.join("")}</div>`;
+    return `<h3>${esc(g.title)}</h3><div class="samples">${figs.join("")}</div>`;
   };
   const src = images
-    ? `<p class="note">Images: column '${esc(images.column)}' (${esc(images.shape)}), ${images.images.size} of ${
-      most.length + least.length
-    } samples found.</p>`
+    ? `<p class="note">Images: column '${esc(images.column)}' (${
+      esc(images.shape)
+    }), ${images.images.size} of ${all.length} samples found.</p>`
     : `<p class="note">Pass --images DUMP.arrows (a stream with the input pixels by sample_id) to see the samples.</p>`;
-  return block(`${most.length} most informative samples (largest SI in the weights)`, most) +
-    block(`${least.length} least informative samples (smallest SI)`, least) + src;
+  return groups.map(block).join("") + src;
 }
 
 const CSS = `
@@ -290,12 +294,12 @@ document.documentElement.dataset.report=status.errors.length||status.plots.some(
 
 /** Renders the page. */
 export async function renderReport(results: ResultDirectory, opts: ReportOptions = {}): Promise<string> {
-  const sections: Section[] = buildSections(results);
+  const sections: Section[] = buildSections(results, opts.plugins, { samples: opts.extremes ?? 8 });
   const libs = await libraries();
   const pageImages: PageImage[] = [];
   const plots = sections.flatMap((s) => s.plots.map((p) => ({ id: p.id, spec: p.spec })));
   const used = new Set(sections.flatMap((s) => s.tables));
-  if (results.tables.layer_summary) used.add("layer_summary");
+  if (results.tables[LAYER_SUMMARY]) used.add(LAYER_SUMMARY);
   const title = opts.title ?? `infotap report: ${results.dir}`;
   const body: string[] = [];
   body.push(`<h1>${esc(title)}</h1>`);
@@ -305,7 +309,7 @@ export async function renderReport(results: ResultDirectory, opts: ReportOptions
       sections.map((s) => `<a href="#${esc(s.id)}">${esc(s.title)}</a>`).join("")
     }<a href="#tables">Tables</a></nav>`,
   );
-  if (sections.length === 0) {
+  if (sections.every((s) => s.preview)) {
     body.push(
       `<p class="warn">No table in this directory has a plot (tables: ${
         esc(Object.keys(results.tables).join(", ") || "none")
@@ -319,7 +323,15 @@ export async function renderReport(results: ResultDirectory, opts: ReportOptions
         esc(p.id)
       }" class="vis"></div></div>`
     ).join("");
-    const extra = s.id === "si" ? await extremesHtml(results, opts, pageImages) : "";
+    if (s.preview) {
+      body.push(
+        `<section id="${esc(s.id)}"><h2>${esc(s.title)}</h2><p>${esc(s.intro)}</p>${
+          s.preview.rows.length ? htmlTable(s.preview.columns, s.preview.rows) : ""
+        }</section>`,
+      );
+      continue;
+    }
+    const extra = s.samples ? await samplesHtml(s.samples, opts, pageImages) : "";
     body.push(
       `<section id="${esc(s.id)}"><h2>${esc(s.title)}</h2><p>${
         esc(s.intro)

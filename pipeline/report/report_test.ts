@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { readResults, type ResultDirectory } from "./results.ts";
 import { main } from "../cli/report.ts";
 import { renderReport } from "./report.ts";
-import { buildSections, extremeSamples, MI_MAX_SIDE } from "./_plots.ts";
+import { buildSections } from "./_sections.ts";
+import { MI_MAX_SIDE } from "../../plugins/mi/report.ts";
+import { extremeSamples } from "../../plugins/unique_info/report.ts";
 import { imageShape, loadImages, toRgba } from "./_images.ts";
 import { InputError } from "../../schemas/errors.ts";
 import { tableFromColumns } from "../core/table.ts";
@@ -12,6 +14,9 @@ import { findChromium, withChromium } from "../../tests/_chromium.ts";
 import { serve } from "../serve/serve.ts";
 import { connectProducer } from "../producers/connect.ts";
 import { OPTIONS, stepBatch, waitFor } from "../../tests/_live.ts";
+import rowCount from "../../tests/_report_plugin.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
+import { definePlugin, PluginError } from "../core/plugin.ts";
 
 /** Runs the CLI, returning its exit code and what it wrote to stderr. */
 async function cli(argv: string[]): Promise<{ code: number; err: string[] }> {
@@ -26,6 +31,10 @@ async function cli(argv: string[]): Promise<{ code: number; err: string[] }> {
     console.log = origLog;
   }
 }
+
+/** The page's embedded data: the plots' Vega-Lite specs and the images. */
+const reportData = (html: string) =>
+  JSON.parse(/<script type="application\/json" id="report-data">([^<]*)<\/script>/.exec(html)![1]);
 
 const entropyTable = (layer: string, n: number, step: bigint) =>
   tableFromColumns([
@@ -260,19 +269,21 @@ Deno.test("renderReport: self-contained (no external URL loaded), data embedded 
   assert.match(html, /No run\.json in this directory/);
   assert.equal(html.match(/<\/script>/g)!.length, html.match(/<script/g)!.length);
   assert.ok(!/<script[^>]+src=|<link[^>]+href=/.test(html), "no external scripts or stylesheets");
-  const data = JSON.parse(/<script type="application\/json" id="report-data">([^<]*)<\/script>/.exec(html)![1]);
+  const data = reportData(html);
   assert.deepEqual(data.plots.map((p: { id: string }) => p.id), ["entropy-hist"]);
   assert.equal(data.plots[0].spec.data.values[0].layer, "a</script><b>");
 });
 
+/** A table read back, of the given rows. */
+const table = (rows: Record<string, number | string | null>[]) => ({
+  columns: Object.keys(rows[0]),
+  rows,
+  files: [],
+  metadata: {},
+});
+
 /** Degenerate tables: no steps, one value, NaN only, zeros on log-scale candidates, one SI measure. */
 function degenerate(): ResultDirectory {
-  const table = (rows: Record<string, number | string | null>[]) => ({
-    columns: Object.keys(rows[0]),
-    rows,
-    files: [],
-    metadata: {},
-  });
   return {
     dir: "odd",
     run: { complete: true, layers: [{ name: "b", width: 1 }, { name: "a", width: 2 }] },
@@ -329,10 +340,14 @@ Deno.test({
       assert.ok(size < 1.5 * 2 ** 20, `page size ${size}`);
       const shots = Deno.env.get("INFOTAP_REPORT_SHOTS"); // a folder for screenshots, to look at them
       await Deno.writeTextFile(`${dir}/odd.html`, await renderReport(degenerate()));
+      // A plugin's declared plot, and a table no plugin declares (previewed).
+      const plugins = [...builtinPlugins, rowCount];
+      await Deno.writeTextFile(`${dir}/plugin.html`, await renderReport(pluginResults(), { plugins }));
       const runs = await withChromium(chromium, async (b) => [
         await b.open(`${dir}/full.html`, { screenshot: shots && `${shots}/full.png` }),
         await b.open(`${steps}/report.html`, { screenshot: shots && `${shots}/steps.png` }),
         await b.open(`${dir}/odd.html`, { screenshot: shots && `${shots}/odd.png` }),
+        await b.open(`${dir}/plugin.html`, { screenshot: shots && `${shots}/plugin.png` }),
       ]);
       const want = [
         [
@@ -348,9 +363,12 @@ Deno.test({
           "fisher-diag",
           "si-hist",
           "si-scatter",
+          "effective-info-layers",
+          "effective-info-neurons",
         ],
         ["summary-entropy_mean", "entropy-heatmap"],
         ["entropy-hist", "mi-a", "fisher-trace", "si-hist"],
+        ["rows-bar"],
       ];
       for (let k = 0; k < runs.length; k++) {
         const { status, problems } = runs[k];
@@ -366,6 +384,7 @@ Deno.test({
       assert.equal(runs[0].status!.images, 16);
       assert.equal(runs[1].status!.images, 0);
       assert.equal(runs[2].status!.images, 0);
+      assert.equal(runs[3].status!.plots[0].marks, 2); // one bar per layer
       // The MI heatmap of the 60-neuron layer is averaged over 2 x 2 blocks: 30 x 30 cells.
       assert.equal(runs[0].status!.plots.find((p) => p.id === "mi-fc2")!.marks, 900);
     } finally {
@@ -390,4 +409,88 @@ Deno.test("renderReport: an incomplete run shows its error", async () => {
     },
   });
   assert.ok(html.includes("INCOMPLETE run: file 'a.arrows', batch 3: Cannot read &lt;x&gt;"));
+});
+
+/** A results directory with the test plugin's `row_count` table and a table no plugin declares. */
+function pluginResults(): ResultDirectory {
+  return {
+    dir: "p",
+    run: null,
+    tables: {
+      row_count: table([{ layer: "fc1", rows: 30 }, { layer: "fc2", rows: 12 }]),
+      stray: table(Array.from({ length: 12 }, (_, i) => ({ k: `r${i}`, v: i / 3 }))),
+    },
+  };
+}
+
+Deno.test("report: a plugin's declared section is drawn; a table no plugin declares is previewed, not dropped", async () => {
+  const results = pluginResults();
+  const without = await renderReport(results);
+  assert.deepEqual(reportData(without).plots, []);
+  assert.match(without, /No table in this directory has a plot/);
+  for (const name of ["row_count", "stray"]) {
+    assert.match(without, new RegExp(`<section id="table-${name}"><h2>Table ${name}</h2>`));
+  }
+  // The preview: the first 10 of stray's 12 rows, values as the page formats them.
+  assert.match(without, /12 row\(s\), 2 column\(s\)\. .*its first 10 rows as they are:/);
+  assert.ok(
+    without.includes("<td>r8</td><td>2.667</td></tr><tr><td>r9</td><td>3</td>") && !without.includes("<td>r10</td>"),
+  );
+  const html = await renderReport(results, { plugins: [...builtinPlugins, rowCount] });
+  const data = reportData(html);
+  assert.deepEqual(data.plots.map((p: { id: string }) => p.id), ["rows-bar"]);
+  assert.deepEqual(data.plots[0].spec.data.values, results.tables.row_count.rows);
+  assert.match(
+    html,
+    /<section id="rows"><h2>Rows per layer<\/h2><p>Rows counted per layer \(table row_count\), 2 layer/,
+  );
+  assert.ok(!html.includes('id="table-row_count"') && html.includes('id="table-stray"'));
+  assert.ok(!html.includes("No table in this directory has a plot"));
+  assert.match(html, /<tr><td>row_count<\/td><td>2<\/td><td>layer, rows<\/td><td><\/td><td>yes<\/td><\/tr>/);
+  assert.match(html, /<tr><td>stray<\/td><td>12<\/td><td>k, v<\/td><td><\/td><td>no<\/td><\/tr>/);
+  // A section id taken twice, or one of the page's own, is the plugin's error; so is a malformed declaration.
+  const twin = definePlugin({ ...rowCount, name: "twin" });
+  assert.throws(() => buildSections(results, [rowCount, twin]), (e: Error) => {
+    assert.ok(e instanceof PluginError);
+    assert.equal(
+      e.message,
+      "[twin] Cannot draw report section as its id is taken by plugin 'row-count': current value is 'rows'",
+    );
+    return true;
+  });
+  const tables = definePlugin({
+    ...rowCount,
+    report: { sections: [{ ...rowCount.report!.sections![0], id: "tables" }] },
+  });
+  assert.throws(() => buildSections(results, [tables]), /id is taken by the page: current value is 'tables'/);
+  assert.throws(
+    () => definePlugin({ ...rowCount, report: { sections: [{ ...rowCount.report!.sections![0], tables: [] }] } }),
+    /^PluginError: \[row-count\] Cannot register plugin as report\.sections\[0\]\.tables is invalid .*: current value is \[\]$/,
+  );
+});
+
+Deno.test("report CLI: --plugin draws the plugin's sections; a plugin that fails to load exits 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeTables(`${dir}/r`, {
+      row_count: tableFromColumns([
+        { name: "layer", type: "utf8", values: ["fc1"] },
+        { name: "rows", type: "int64", values: [5n] },
+      ]),
+    }, "parquet");
+    const plugin = new URL("../../tests/_report_plugin.ts", import.meta.url).pathname;
+    assert.equal((await cli([`${dir}/r`, "--plugin", plugin, "--out", `${dir}/p.html`])).code, 0);
+    const page = await Deno.readTextFile(`${dir}/p.html`);
+    assert.deepEqual(reportData(page).plots.map((p: { id: string }) => p.id), ["rows-bar"]);
+    const { code, err } = await cli([`${dir}/r`, "--plugin", `${dir}/nope.ts`]);
+    assert.equal(code, 2);
+    assert.match(err[0], /^infotap: error: Cannot load plugin as its module failed to import/);
+    const images = await cli([`${dir}/r`, "--images", `${dir}/none.arrows`, "--out", `${dir}/q.html`]);
+    assert.equal(images.code, 0);
+    assert.deepEqual(images.err, [
+      `infotap: warning: --images is not used as ${dir}/r has no unique_information table`,
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -22,31 +22,9 @@
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { InputError, show } from "../../schemas/errors.ts";
+import type { Cell, ResultDirectory, ResultTable } from "../core/report_contract.ts";
 
-/** One cell: bigints become numbers (strings when beyond 2^53), dates and the rest as Arrow gives them. */
-export type Cell = number | string | boolean | null;
-
-/** One table read back. */
-export interface ResultTable {
-  /** Column names in schema order. */
-  columns: string[];
-  /** Rows as objects keyed by column name. */
-  rows: Record<string, Cell>[];
-  /** Files it was read from, relative to the directory. */
-  files: string[];
-  /** Schema metadata. */
-  metadata: Record<string, string>;
-}
-
-/** A results directory read back. */
-export interface ResultDirectory {
-  /** The directory as given. */
-  dir: string;
-  /** `run.json`, or null when absent (e.g. a live run still going). */
-  run: Record<string, unknown> | null;
-  /** Tables by name. */
-  tables: Record<string, ResultTable>;
-}
+export type { Cell, ResultDirectory, ResultTable } from "../core/report_contract.ts";
 
 const TABLE_FILE = /^([A-Za-z0-9_]+)\.(parquet|arrow)$/;
 const PART_FILE = /^part-(-?\d+)\.(parquet|arrow)$/;

@@ -1,7 +1,7 @@
 /**
  * Equal-width binning shared by the estimators that histogram neurons (entropy, binned MI, label MI).
  *
- * Convention (../shared/SCIENCE.md section 1, `numpy.histogram`): bin `k = floor((x - lo) / (hi - lo) * B)`,
+ * Convention (docs/science.md section 1, `numpy.histogram`): bin `k = floor((x - lo) / (hi - lo) * B)`,
  * clipped to `[0, B-1]` (the last bin is closed). A neuron with `lo == hi` (constant) puts every value in bin 0.
  * Non-finite values (NaN, +-Inf) are excluded and counted; values outside a user-given range are clipped into
  * the edge bins and counted.
@@ -177,12 +177,12 @@ export const FLUSH_ROWS = 2 ** 31;
  * `nonfinite[j]` and `clipped[j]`. Counts are Uint32 (fast increments): callers flush them into float64
  * totals before {@linkcode FLUSH_ROWS} rows. Reads the batch row by row (sequentially in memory).
  *
- * Exactness: the bin is `floor((x - lo) / (hi - lo) * bins)` as SCIENCE.md defines it. The loop multiplies
+ * Exactness: the bin is `floor((x - lo) / (hi - lo) * bins)` as docs/science.md defines it. The loop multiplies
  * by `bins / (hi - lo)` instead of dividing, and recomputes with the division whenever the product lies
  * within 1e-9 of a bin edge (the two differ by a few ulps at most), so every value lands in the defined bin.
  * A constant neuron (`lo == hi`) puts its finite values in bin 0.
  *
- * Large enough calls run on a WebAssembly transcription of this loop (./_binning_wasm.ts, bit-identical
+ * Large enough calls run on a WebAssembly transcription of this loop (./binning_wasm.ts, bit-identical
  * results); {@linkcode binKernels} switches it off.
  */
 export function binRows(

@@ -1,10 +1,11 @@
 /**
- * The binning options shared by `entropy` and `label-mi` (`--bins`, `--binning`, `--range`). The registry
- * rejects one flag declared differently by two plugins, so both use these very objects.
+ * The binning options shared by `entropy` and `label-mi` (`--bins`, `--binning`, `--range`), and the hint that
+ * `--range` skips their first pass. The registry rejects one flag declared differently by two plugins, so both
+ * use these very objects.
  *
  * @module
  */
-import type { OptionSpec, OptionValues } from "../../pipeline/core/plugin.ts";
+import type { LiveHint, OptionSpec, OptionValues } from "../../pipeline/core/plugin.ts";
 
 /** `--bins`, `--binning`, `--range`. */
 export const BINNING_OPTIONS: Record<"bins" | "binning" | "range", OptionSpec> = {
@@ -20,6 +21,9 @@ export const BINNING_OPTIONS: Record<"bins" | "binning" | "range", OptionSpec> =
     description: "LO,HI: fixed global bin range (skips the first pass; values outside are clipped and counted)",
   },
 };
+
+/** `--range` skips the first pass (binning over the data's global range), which a live stream cannot make. */
+export const RANGE_HINT: LiveHint = { option: "range", usage: "--range LO,HI (with --binning global)" };
 
 /** Rejects `--range` with `--binning neuron`. */
 export function validateBinning(o: OptionValues): void {

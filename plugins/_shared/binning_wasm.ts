@@ -1,6 +1,6 @@
 /**
- * WebAssembly kernel of `binRows` (./_binning.ts), assembled byte by byte at load time (no toolchain, no
- * dependency; the same approach as `plugins/mi/ksg_wasm.ts` and `plugins/kernels/linalg/linalg.ts`).
+ * WebAssembly kernel of `binRows` (./binning.ts), assembled at load time with the emitters of
+ * `plugins/kernels/wasm.ts` (no toolchain, no dependency; as the KSG and linear-algebra kernels).
  *
  * Exactness: the kernel is a transcription of the JavaScript loop, operation for operation, in IEEE float64:
  * the float32 value is promoted to float64 (exact), then `d = x - lo`, `t = d * scale`, `k = trunc(t)`,
@@ -27,7 +27,21 @@
  *
  * @module
  */
-import { f64const, moduleBytes, sleb, uleb } from "../kernels/wasm.ts";
+import {
+  control,
+  f32,
+  f32x4,
+  f64,
+  f64x2,
+  i32,
+  i32x4,
+  i8x16,
+  instantiate,
+  Locals,
+  moduleBytes,
+  type,
+  v128,
+} from "../kernels/wasm.ts";
 
 /** Parameters: values, rows, width, bins, then byte offsets of lo, hi, scale, span, nonfinite, clipped, counts. */
 const PARAMS = [
@@ -72,445 +86,325 @@ const V128 = [
 
 /** The kernel; `uniform`: every neuron has neuron 0's lo and scale (kept in registers, not loaded per neuron). */
 function kernelBody(uniform: boolean): number[] {
-  const idx = new Map<string, number>();
-  [...PARAMS, ...I32, ...F64, ...V128].forEach((name, i) => idx.set(name, i));
-  const L = (name: string) => uleb(idx.get(name)!);
-  const get = (n: string) => [0x20, ...L(n)],
-    set = (n: string) => [0x21, ...L(n)],
-    tee = (n: string) => [0x22, ...L(n)];
-  const i32 = (v: number) => [0x41, ...sleb(v)];
-  const simd = (op: number) => [0xfd, ...uleb(op)];
-  const vload = (addr: number[], offset = 0) => [...addr, ...simd(0x00), 3, ...uleb(offset)];
-  const [ADD, SUB, MUL, AND, SHL] = [0x6a, 0x6b, 0x6c, 0x71, 0x74];
-  const [GT_S, GE_S] = [0x4a, 0x4e];
-  const [FNE, FLT, FGT, FGE, FADD, FSUB, FMUL, FDIV, FMIN, FLOOR] = [
-    0x62,
-    0x63,
-    0x64,
-    0x66,
-    0xa0,
-    0xa1,
-    0xa2,
-    0xa3,
-    0xa4,
-    0x9c,
-  ];
-  const EQZ = 0x45, TRUNC = 0xaa, CONVERT = 0xb7, PROMOTE = 0xbb;
-  const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
-  const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
-  const f64load = (addr: number[]) => [...addr, 0x2b, 3, 0];
-  const f32load = (addr: number[]) => [...addr, 0x2a, 2, 0];
+  const l = new Locals(PARAMS, { i32: I32, f64: F64, v128: V128 });
+  const get = (n: string) => l.get(n), set = (n: string) => l.set(n), tee = (n: string) => l.tee(n);
+  const vload = (addr: number[], offset = 0) => [...addr, ...v128.load(offset)];
+  const f64load = (addr: number[]) => [...addr, ...f64.load()];
+  const f32load = (addr: number[]) => [...addr, ...f32.load()];
   /** per-neuron float64 at byte offset `base + 8 j` */
-  const perNeuron = (base: string) => f64load([...get(base), ...get("a8"), ADD]);
+  const perNeuron = (base: string) => f64load([...get(base), ...get("a8"), ...i32.add]);
   /** counts[addr] += 1 where addr is a byte address */
   const incAt = (addr: number[]) => [
     ...addr,
     ...tee("addr"),
     ...get("addr"),
-    0x28,
-    2,
-    0,
-    ...i32(1),
-    ADD,
-    0x36,
-    2,
-    0,
+    ...i32.load(),
+    ...i32.const(1),
+    ...i32.add,
+    ...i32.store(),
   ];
   /** per-neuron float64 += 1 */
   const incF = (base: string) => [
     ...get(base),
     ...get("a8"),
-    ADD,
+    ...i32.add,
     ...tee("addr"),
     ...get("addr"),
-    0x2b,
-    3,
-    0,
-    ...f64const(1),
-    FADD,
-    0x39,
-    3,
-    0,
+    ...f64.load(),
+    ...f64.const(1),
+    ...f64.add,
+    ...f64.store(),
   ];
 
   const value = [
     // x = f64(values[p]); d = x - lo[j]; t = d * scale[j]  (p = vals, advanced by 4 per value)
     ...get("j"),
-    ...i32(3),
-    SHL,
+    ...i32.const(3),
+    ...i32.shl,
     ...set("a8"),
     ...get("vals"),
-    0x2a,
-    2,
-    0,
-    PROMOTE,
+    ...f32.load(),
+    ...f64.promote_f32,
     ...tee("x"),
     ...perNeuron("loP"),
-    FSUB,
+    ...f64.sub,
     ...tee("d"),
     ...perNeuron("scP"),
-    FMUL,
+    ...f64.mul,
     ...set("t"),
-    ...BLOCK, // end
-    ...BLOCK, // slow
+    ...control.block, // end
+    ...control.block, // slow
     ...get("t"),
-    ...f64const(0),
-    FGE,
-    EQZ,
-    ...BR_IF(0),
+    ...f64.const(0),
+    ...f64.ge,
+    ...i32.eqz,
+    ...control.brIf(0),
     ...get("t"),
     ...get("binsF"),
-    FLT,
-    EQZ,
-    ...BR_IF(0),
+    ...f64.lt,
+    ...i32.eqz,
+    ...control.brIf(0),
     // k = trunc(t); f = t - k; near an edge: k = min(last, floor(d / span * bins))
-    ...BLOCK, // inc
-    ...BLOCK, // fix
+    ...control.block, // inc
+    ...control.block, // fix
     ...get("t"),
     ...get("t"),
-    TRUNC,
+    ...i32.trunc_f64_s,
     ...tee("k"),
-    CONVERT,
-    FSUB,
+    ...f64.convert_i32_s,
+    ...f64.sub,
     ...tee("f"),
-    ...f64const(1e-9),
-    FLT,
-    ...BR_IF(0),
+    ...f64.const(1e-9),
+    ...f64.lt,
+    ...control.brIf(0),
     ...get("f"),
-    ...f64const(0.999999999),
-    FGT,
-    ...BR_IF(0),
-    ...BR(1),
-    END, // fix
+    ...f64.const(0.999999999),
+    ...f64.gt,
+    ...control.brIf(0),
+    ...control.br(1),
+    ...control.end, // fix
     ...get("lastF"),
     ...get("d"),
     ...perNeuron("spP"),
-    FDIV,
+    ...f64.div,
     ...get("binsF"),
-    FMUL,
-    FLOOR,
-    FMIN,
-    TRUNC,
+    ...f64.mul,
+    ...f64.floor,
+    ...f64.min,
+    ...i32.trunc_f64_s,
     ...set("k"),
-    END, // inc
-    ...incAt([...get("o"), ...get("k"), ...i32(2), SHL, ADD]),
-    ...BR(1),
-    END, // slow
+    ...control.end, // inc
+    ...incAt([...get("o"), ...get("k"), ...i32.const(2), ...i32.shl, ...i32.add]),
+    ...control.br(1),
+    ...control.end, // slow
     // t >= bins && x != +inf: last bin, clipped when x > hi
     ...get("t"),
     ...get("binsF"),
-    FGE,
+    ...f64.ge,
     ...get("x"),
-    ...f64const(Infinity),
-    FNE,
-    AND,
-    ...IF,
-    ...incAt([...get("o"), ...get("last"), ...i32(2), SHL, ADD]),
+    ...f64.const(Infinity),
+    ...f64.ne,
+    ...i32.and,
+    ...control.if,
+    ...incAt([...get("o"), ...get("last"), ...i32.const(2), ...i32.shl, ...i32.add]),
     ...get("x"),
     ...perNeuron("hiP"),
-    FGT,
-    ...IF,
+    ...f64.gt,
+    ...control.if,
     ...incF("clP"),
-    END,
-    ELSE,
+    ...control.end,
+    ...control.else,
     // t < 0 && x != -inf: bin 0, clipped
     ...get("t"),
-    ...f64const(0),
-    FLT,
+    ...f64.const(0),
+    ...f64.lt,
     ...get("x"),
-    ...f64const(-Infinity),
-    FNE,
-    AND,
-    ...IF,
+    ...f64.const(-Infinity),
+    ...f64.ne,
+    ...i32.and,
+    ...control.if,
     ...incAt(get("o")),
     ...incF("clP"),
-    ELSE,
+    ...control.else,
     ...incF("nfP"),
-    END,
-    END,
-    END,
+    ...control.end,
+    ...control.end,
+    ...control.end,
   ];
 
   const advance = (n: number) => [
     ...get("vals"),
-    ...i32(4 * n),
-    ADD,
+    ...i32.const(4 * n),
+    ...i32.add,
     ...set("vals"),
     ...get("o"),
     ...get("stride"),
-    ...i32(n),
-    MUL,
-    ADD,
+    ...i32.const(n),
+    ...i32.mul,
+    ...i32.add,
     ...set("o"),
     ...get("j"),
-    ...i32(n),
-    ADD,
+    ...i32.const(n),
+    ...i32.add,
     ...set("j"),
+  ];
+  /** The four neurons' bins are the lanes of `K`: counts[o + 4 bins lane + 4 K[lane]] += 1, then the next four. */
+  const countFour = (K: string) => [
+    ...[...get(K), ...i32.const(2), ...i32x4.shl, ...get("o"), ...i32x4.splat, ...get("OFFS"), ...i32x4.add],
+    ...[...i32x4.add, ...tee(K)],
+    ...[0, 1, 2, 3].flatMap((lane) => [...(lane ? get(K) : []), ...i32x4.extract_lane(lane), ...incAt([])]),
+    ...advance(4),
+  ];
+  /** Two lanes' `f = t - k` (into T) and whether each lies in [1e-9, 0.999999999] (false for NaN). */
+  const inBand = (T: string, K: string) => [
+    ...[...get(T), ...get(K), ...f64x2.convert_low_i32x4_s, ...f64x2.sub, ...tee(T)],
+    ...[...get("LOW"), ...f64x2.ge, ...get(T), ...get("HIGH"), ...f64x2.le, ...v128.and],
   ];
   const code: number[] = [
     ...f32load(get("l32P")),
-    ...simd(0x13),
+    ...f32x4.splat,
     ...set("LO32V"),
     ...f32load(get("s32P")),
-    ...simd(0x13),
+    ...f32x4.splat,
     ...set("SC32V"),
     ...f32load(get("e32P")),
-    ...simd(0x13),
+    ...f32x4.splat,
     ...set("EPSV"),
-    0x43,
-    ...new Uint8Array(new Float32Array([1]).buffer),
-    ...simd(0x13),
+    ...f32.const(1),
+    ...f32x4.splat,
     ...set("ONE"),
     ...f64load(get("loP")),
-    ...simd(0x14),
+    ...f64x2.splat,
     ...set("LOV"),
     ...f64load(get("scP")),
-    ...simd(0x14),
+    ...f64x2.splat,
     ...set("SCV"),
     ...get("bins"),
-    ...simd(0x11),
+    ...i32x4.splat,
     ...set("BINSI"),
-    ...f64const(1e-9),
-    ...simd(0x14),
+    ...f64.const(1e-9),
+    ...f64x2.splat,
     ...set("LOW"),
-    ...f64const(0.999999999),
-    ...simd(0x14),
+    ...f64.const(0.999999999),
+    ...f64x2.splat,
     ...set("HIGH"),
     ...get("bins"),
-    ...i32(2),
-    SHL,
-    ...simd(0x11),
-    ...simd(0x0c), // v128.const [0, 1, 2, 3]
-    ...[0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0],
-    ...simd(0xb5), // i32x4.mul
+    ...i32.const(2),
+    ...i32.shl,
+    ...i32x4.splat,
+    ...v128.const([0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]), // i32x4 [0, 1, 2, 3]
+    ...i32x4.mul,
     ...set("OFFS"),
     ...get("bins"),
-    CONVERT,
+    ...f64.convert_i32_s,
     ...set("binsF"),
     ...get("bins"),
-    ...i32(1),
-    SUB,
+    ...i32.const(1),
+    ...i32.sub,
     ...tee("last"),
-    CONVERT,
+    ...f64.convert_i32_s,
     ...set("lastF"),
     ...get("bins"),
-    ...i32(2),
-    SHL,
+    ...i32.const(2),
+    ...i32.shl,
     ...set("stride"),
-    ...i32(0),
+    ...i32.const(0),
     ...set("r"),
-    ...BLOCK,
-    ...LOOP,
-    ...get("r"),
-    ...get("rows"),
-    GE_S,
-    ...BR_IF(1),
-    ...i32(0),
-    ...set("j"),
-    ...get("cnt"),
-    ...set("o"),
-    // four neurons at a time: the four bins in float64 lanes; when any of the four needs the slow path (near an
-    // edge, out of [0, bins), non-finite), the four take the scalar path in order
-    ...BLOCK,
-    ...LOOP,
-    ...get("j"),
-    ...i32(4),
-    ADD,
-    ...get("width"),
-    GT_S,
-    ...BR_IF(1),
-    ...get("j"),
-    ...i32(3),
-    SHL,
-    ...set("a8"),
-    ...vload(get("vals")),
-    ...tee("X"),
-    // float32 lanes first: t32 = (x - lo32) * scale32 with k = trunc(t32) is the bin when t32's fraction is at
-    // least eps from 0 and 1 (eps bounds |t32 - t| plus the 1e-9 band; see binRowsWasm)
-    ...get("j"),
-    ...i32(2),
-    SHL,
-    ...set("a4"),
-    ...(uniform ? get("LO32V") : vload([...get("l32P"), ...get("a4"), ADD])),
-    ...simd(0xe5), // f32x4.sub
-    ...(uniform ? get("SC32V") : vload([...get("s32P"), ...get("a4"), ADD])),
-    ...simd(0xe6), // f32x4.mul
-    ...tee("F"),
-    ...simd(0xf8), // i32x4.trunc_sat_f32x4_s
-    ...set("K2"),
-    ...get("F"),
-    ...get("K2"),
-    ...simd(0xfa), // f32x4.convert_i32x4_s
-    ...simd(0xe5),
-    ...set("F"),
-    ...(uniform ? get("EPSV") : vload([...get("e32P"), ...get("a4"), ADD])),
-    ...tee("E"),
-    ...get("F"),
-    ...simd(0x45), // f32x4.le: eps <= f
-    ...get("E"),
-    ...get("ONE"),
-    ...get("F"),
-    ...simd(0xe5),
-    ...simd(0x45), // eps <= 1 - f
-    ...simd(0x4e),
-    ...get("K2"),
-    ...get("BINSI"),
-    ...simd(0x3a), // i32x4.lt_u
-    ...simd(0x4e),
-    ...simd(0xa3), // i32x4.all_true
-    ...IF,
-    ...get("K2"),
-    ...i32(2),
-    ...simd(0xab),
-    ...get("o"),
-    ...simd(0x11),
-    ...get("OFFS"),
-    ...simd(0xae),
-    ...simd(0xae),
-    ...tee("K2"),
-    ...simd(0x1b),
-    0,
-    ...incAt([]),
-    ...get("K2"),
-    ...simd(0x1b),
-    1,
-    ...incAt([]),
-    ...get("K2"),
-    ...simd(0x1b),
-    2,
-    ...incAt([]),
-    ...get("K2"),
-    ...simd(0x1b),
-    3,
-    ...incAt([]),
-    ...advance(4),
-    ELSE,
-    ...get("X"),
-    ...simd(0x5f), // f64x2.promote_low_f32x4
-    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD])),
-    ...simd(0xf1), // f64x2.sub
-    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD])),
-    ...simd(0xf2), // f64x2.mul
-    ...set("T0"),
-    ...get("X"),
-    ...get("X"),
-    ...simd(0x0d), // i8x16.shuffle: high half to low
-    ...[8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7],
-    ...simd(0x5f),
-    ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ADD], 16)),
-    ...simd(0xf1),
-    ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ADD], 16)),
-    ...simd(0xf2),
-    ...set("T1"),
-    ...get("T0"),
-    ...simd(0xfc), // i32x4.trunc_sat_f64x2_s_zero
-    ...set("K0"),
-    ...get("T1"),
-    ...simd(0xfc),
-    ...set("K1"),
-    // f = t - k in [1e-9, 0.999999999] (false for NaN) for the four
-    ...get("T0"),
-    ...get("K0"),
-    ...simd(0xfe), // f64x2.convert_low_i32x4_s
-    ...simd(0xf1),
-    ...tee("T0"),
-    ...get("LOW"),
-    ...simd(0x4c), // f64x2.ge
-    ...get("T0"),
-    ...get("HIGH"),
-    ...simd(0x4b), // f64x2.le
-    ...simd(0x4e), // v128.and
-    ...get("T1"),
-    ...get("K1"),
-    ...simd(0xfe),
-    ...simd(0xf1),
-    ...tee("T1"),
-    ...get("LOW"),
-    ...simd(0x4c),
-    ...get("T1"),
-    ...get("HIGH"),
-    ...simd(0x4b),
-    ...simd(0x4e),
-    ...simd(0x4e),
-    ...set("M"),
-    // k in [0, bins) (unsigned compare: saturated negatives are large)
-    ...get("K0"),
-    ...get("K1"),
-    ...simd(0x0d), // [k0, k1, k2, k3]
-    ...[0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23],
-    ...tee("K0"),
-    ...get("BINSI"),
-    ...simd(0x3a), // i32x4.lt_u
-    ...get("M"),
-    ...simd(0x4e),
-    ...simd(0xa3), // i32x4.all_true
-    ...IF,
-    ...get("K0"),
-    ...i32(2),
-    ...simd(0xab), // i32x4.shl
-    ...get("o"),
-    ...simd(0x11), // i32x4.splat
-    ...get("OFFS"),
-    ...simd(0xae), // i32x4.add
-    ...simd(0xae),
-    ...tee("K0"),
-    ...simd(0x1b),
-    0,
-    ...incAt([]),
-    ...get("K0"),
-    ...simd(0x1b),
-    1,
-    ...incAt([]),
-    ...get("K0"),
-    ...simd(0x1b),
-    2,
-    ...incAt([]),
-    ...get("K0"),
-    ...simd(0x1b),
-    3,
-    ...incAt([]),
-    ...advance(4),
-    ELSE,
-    ...value,
-    ...advance(1),
-    ...value,
-    ...advance(1),
-    ...value,
-    ...advance(1),
-    ...value,
-    ...advance(1),
-    END,
-    END,
-    ...BR(0),
-    END,
-    END,
-    // the rest one at a time
-    ...BLOCK,
-    ...LOOP,
-    ...get("j"),
-    ...get("width"),
-    GE_S,
-    ...BR_IF(1),
-    ...value,
-    ...advance(1),
-    ...BR(0),
-    END,
-    END,
-    ...get("r"),
-    ...i32(1),
-    ADD,
-    ...set("r"),
-    ...BR(0),
-    END,
-    END,
-    END,
+    ...control.loopUntil([...get("r"), ...get("rows"), ...i32.ge_s], [
+      ...i32.const(0),
+      ...set("j"),
+      ...get("cnt"),
+      ...set("o"),
+      // four neurons at a time: the four bins in float64 lanes; when any of the four needs the slow path (near an
+      // edge, out of [0, bins), non-finite), the four take the scalar path in order
+      ...control.loopUntil([...get("j"), ...i32.const(4), ...i32.add, ...get("width"), ...i32.gt_s], [
+        ...get("j"),
+        ...i32.const(3),
+        ...i32.shl,
+        ...set("a8"),
+        ...vload(get("vals")),
+        ...tee("X"),
+        // float32 lanes first: t32 = (x - lo32) * scale32 with k = trunc(t32) is the bin when t32's fraction is at
+        // least eps from 0 and 1 (eps bounds |t32 - t| plus the 1e-9 band; see binRowsWasm)
+        ...get("j"),
+        ...i32.const(2),
+        ...i32.shl,
+        ...set("a4"),
+        ...(uniform ? get("LO32V") : vload([...get("l32P"), ...get("a4"), ...i32.add])),
+        ...f32x4.sub,
+        ...(uniform ? get("SC32V") : vload([...get("s32P"), ...get("a4"), ...i32.add])),
+        ...f32x4.mul,
+        ...tee("F"),
+        ...i32x4.trunc_sat_f32x4_s,
+        ...set("K2"),
+        ...get("F"),
+        ...get("K2"),
+        ...f32x4.convert_i32x4_s,
+        ...f32x4.sub,
+        ...set("F"),
+        ...(uniform ? get("EPSV") : vload([...get("e32P"), ...get("a4"), ...i32.add])),
+        ...tee("E"),
+        ...get("F"),
+        ...f32x4.le, // f32x4.le: eps <= f
+        ...get("E"),
+        ...get("ONE"),
+        ...get("F"),
+        ...f32x4.sub,
+        ...f32x4.le, // eps <= 1 - f
+        ...v128.and,
+        ...get("K2"),
+        ...get("BINSI"),
+        ...i32x4.lt_u,
+        ...v128.and,
+        ...i32x4.all_true,
+        ...control.if,
+        ...countFour("K2"),
+        ...control.else,
+        ...get("X"),
+        ...f64x2.promote_low_f32x4,
+        ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ...i32.add])),
+        ...f64x2.sub,
+        ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ...i32.add])),
+        ...f64x2.mul,
+        ...set("T0"),
+        ...get("X"),
+        ...get("X"),
+        ...i8x16.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]), // i8x16.shuffle: high half to low
+        ...f64x2.promote_low_f32x4,
+        ...(uniform ? get("LOV") : vload([...get("loP"), ...get("a8"), ...i32.add], 16)),
+        ...f64x2.sub,
+        ...(uniform ? get("SCV") : vload([...get("scP"), ...get("a8"), ...i32.add], 16)),
+        ...f64x2.mul,
+        ...set("T1"),
+        ...get("T0"),
+        ...i32x4.trunc_sat_f64x2_s_zero,
+        ...set("K0"),
+        ...get("T1"),
+        ...i32x4.trunc_sat_f64x2_s_zero,
+        ...set("K1"),
+        // f = t - k in [1e-9, 0.999999999] (false for NaN) for the four
+        ...inBand("T0", "K0"),
+        ...inBand("T1", "K1"),
+        ...v128.and,
+        ...set("M"),
+        // k in [0, bins) (unsigned compare: saturated negatives are large)
+        ...get("K0"),
+        ...get("K1"),
+        ...i8x16.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]), // [k0, k1, k2, k3]
+        ...tee("K0"),
+        ...get("BINSI"),
+        ...i32x4.lt_u,
+        ...get("M"),
+        ...v128.and,
+        ...i32x4.all_true,
+        ...control.if,
+        ...countFour("K0"),
+        ...control.else,
+        ...value,
+        ...advance(1),
+        ...value,
+        ...advance(1),
+        ...value,
+        ...advance(1),
+        ...value,
+        ...advance(1),
+        ...control.end,
+        ...control.end,
+      ]),
+      // the rest one at a time
+      ...control.loopUntil([...get("j"), ...get("width"), ...i32.ge_s], [...value, ...advance(1)]),
+      ...get("r"),
+      ...i32.const(1),
+      ...i32.add,
+      ...set("r"),
+    ]),
+    ...control.end,
   ];
-  const locals = [3, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c, ...uleb(V128.length), 0x7b];
-  return [...uleb(locals.length + code.length), ...locals, ...code];
+  return l.body(code);
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  return moduleBytes(PARAMS.map(() => 0x7f), [], [
+  return moduleBytes(PARAMS.map(() => type.i32), [], [
     { name: "bin", body: kernelBody(false) },
     { name: "binUniform", body: kernelBody(true) },
   ]);
@@ -534,12 +428,10 @@ type BinKernel = (
 ) => void;
 
 const WASM: { bin: BinKernel; binUniform: BinKernel; mem: WebAssembly.Memory } | null = (() => {
+  const w = instantiate<{ bin: BinKernel; binUniform: BinKernel }>(wasmModule(), 16);
+  if (!w) return null;
   try {
-    const bytes = wasmModule();
-    if (!WebAssembly.validate(bytes)) return null;
-    const mem = new WebAssembly.Memory({ initial: 16 });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    const bin = inst.exports.bin as BinKernel, binUniform = inst.exports.binUniform as BinKernel;
+    const { mem, exports: { bin, binUniform } } = w;
     // V8 starts WebAssembly in its baseline compiler (Liftoff) and tiers a function up to the optimising compiler
     // after enough calls; our calls are few and long, so a few thousand tiny calls trigger the tier-up now.
     // four neurons: lo, hi, scale, span, nonfinite, clipped (4 each), counts (2 bins) at 192, one row at 256

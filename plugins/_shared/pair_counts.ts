@@ -1,6 +1,6 @@
 /**
  * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch, and the plug-in MI of
- * a joint histogram (../shared/SCIENCE.md section 1, = scikit-learn `mutual_info_score` on the bin codes).
+ * a joint histogram (docs/science.md section 1, = scikit-learn `mutual_info_score` on the bin codes).
  *
  * Per batch, each neuron's values become bin codes once (`Uint8`, neuron-major, {@linkcode NONFINITE} for NaN and
  * +-Inf); then for every pair `(a, b)` and row, `counts[pair * B^2 + code_a * B + code_b] += 1` (scatter-add).

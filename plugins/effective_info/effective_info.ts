@@ -51,13 +51,15 @@ import {
   type Estimator,
   type EstimatorContext,
   type EstimatorPlugin,
+  type EstimatorSummary,
   type OptionValues,
   type Results,
   type StateValue,
 } from "../../pipeline/core/plugin.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
-import { diagonalBounds, fullBounds } from "./mixture_bounds.ts";
+import { diagonalBounds, fullBounds, type MixtureBounds } from "./mixture_bounds.ts";
+import { effectiveInfoReport } from "./report.ts";
 
 /** Variances below this fraction of the mean variance are raised to it. */
 export const VAR_FLOOR = 1e-12;
@@ -125,7 +127,6 @@ class EffectiveInfoEstimator implements Estimator {
   readonly byStep: boolean;
   steps = new Map<string, StepMoments>();
   #delta = new Float64Array(0);
-  floored = 0;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     this.covWidth = (options["eff-cov-width"] as number | undefined) ?? 32;
@@ -314,38 +315,15 @@ class EffectiveInfoEstimator implements Estimator {
       nonfinite: [] as number[],
       step: [] as (bigint | null)[],
     };
-    this.floored = 0;
     const nn = (x: number) => (Number.isFinite(x) ? x : null);
     for (const key of sortStepKeys(this.steps.keys())) {
       const s = this.steps.get(key)!;
       const step = stepFromKey(key);
-      // Inputs in sample_id order: the pairwise sums then do not depend on arrival order.
-      const order = s.ids.map((id, k) => ({ id, k })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (const l of s.layers) {
-        const d = l.width;
-        const used = order.filter((o) => l.n[o.k] >= 2).map((o) => o.k);
-        const N = used.length;
-        const means = new Float64Array(N * d), vars = new Float64Array(N * d);
-        let rows = 0, draws = Infinity;
-        used.forEach((k, i) => {
-          const n = l.n[k];
-          rows += n;
-          draws = Math.min(draws, n);
-          for (let a = 0; a < d; a++) {
-            means[i * d + a] = l.mean[k * d + a];
-            vars[i * d + a] = (l.full ? l.m2[k * d * d + a * d + a] : l.m2[k * d + a]) / (n - 1);
-          }
-        });
-        const push = (
-          level: string,
-          neuron: number | null,
-          width: number,
-          b: { lower: number; upper: number } | null,
-          cov: string,
-          noise: number,
-          signal: number,
-        ) => {
-          const bias = N > 0 ? klBias(width, draws, cov === "full") : NaN;
+        const d = l.width, m = this.#prepare(s, l), N = m.used.length;
+        const push = (level: string, neuron: number | null, width: number, b: MixtureBounds | null, cov: string) => {
+          const bias = N > 0 ? klBias(width, m.draws, cov === "full") : NaN;
+          const pick = (x: Float64Array) => (neuron === null ? x.reduce((p, q) => p + q, 0) / d : x[neuron]);
           t.level.push(level);
           t.layer.push(l.name);
           t.neuron.push(neuron);
@@ -354,57 +332,28 @@ class EffectiveInfoEstimator implements Estimator {
           t.upper.push(b ? nn(b.upper) : null);
           t.log_n.push(N > 0 ? Math.log(N) : null);
           t.covariance.push(cov);
-          t.noise_var.push(nn(noise));
-          t.signal_var.push(nn(signal));
+          t.noise_var.push(nn(pick(m.noise)));
+          t.signal_var.push(nn(pick(m.signal)));
           t.kl_bias.push(bias === Infinity ? null : nn(bias));
           t.inputs.push(N);
-          t.draws.push(N > 0 ? draws : 0);
-          t.rows.push(rows);
-          t.skipped_inputs.push(order.length - N);
+          t.draws.push(N > 0 ? m.draws : 0);
+          t.rows.push(m.rows);
+          t.skipped_inputs.push(s.ids.length - N);
           t.nonfinite.push(l.nonfinite);
           t.step.push(step);
         };
-        // Per-neuron noise and signal variances, and the floored variances.
-        const noise = new Float64Array(d), signal = new Float64Array(d), floored = Float64Array.from(vars);
-        for (let a = 0; a < d; a++) {
-          let sv = 0, sm = 0;
-          for (let i = 0; i < N; i++) {
-            sv += vars[i * d + a];
-            sm += means[i * d + a];
-          }
-          noise[a] = sv / N;
-          const mu = sm / N;
-          let ss = 0;
-          for (let i = 0; i < N; i++) ss += (means[i * d + a] - mu) ** 2;
-          signal[a] = ss / N;
-          const floor = VAR_FLOOR * noise[a] || TINY_VAR;
-          for (let i = 0; i < N; i++) {
-            if (floored[i * d + a] < floor) {
-              floored[i * d + a] = floor;
-              this.floored++;
-            }
-          }
-        }
         if (this.neurons) {
           for (let a = 0; a < d; a++) {
-            push(
-              "neuron",
-              a,
-              1,
-              N > 0 ? diagonalBounds(means, floored, N, d, a, a + 1) : null,
-              "variance",
-              noise[a],
-              signal[a],
-            );
+            push("neuron", a, 1, N > 0 ? diagonalBounds(m.means, m.floored, N, d, a, a + 1) : null, "variance");
           }
         }
-        const avg = (x: Float64Array) => x.reduce((p, q) => p + q, 0) / d;
         // Full covariance only while its finite-draws bias stays small (it grows as d^2 / R).
-        const full = l.full && N > 0 && klBias(d, draws, true) <= FULL_BIAS_MAX;
-        let b: { lower: number; upper: number } | null = null;
-        if (N > 0 && full) b = fullBounds(means, this.#covariances(l, used, avg(noise)), N, d);
-        else if (N > 0) b = diagonalBounds(means, floored, N, d);
-        push("layer", null, d, b, full ? "full" : "diagonal", avg(noise), avg(signal));
+        const full = l.full && N > 0 && klBias(d, m.draws, true) <= FULL_BIAS_MAX;
+        let b: MixtureBounds | null = null;
+        const meanVar = m.noise.reduce((p, q) => p + q, 0) / d;
+        if (N > 0 && full) b = fullBounds(m.means, this.#covariances(l, m.used, meanVar), N, d);
+        else if (N > 0) b = diagonalBounds(m.means, m.floored, N, d);
+        push("layer", null, d, b, full ? "full" : "diagonal");
       }
     }
     return {
@@ -436,6 +385,51 @@ class EffectiveInfoEstimator implements Estimator {
     };
   }
 
+  /**
+   * One layer of one step: its inputs with 2 usable draws or more in `sample_id` order (the pairwise sums then do
+   * not depend on arrival order), their means and variances (`n x d`), the variances raised to the floor, each
+   * neuron's noise variance (mean over inputs) and signal variance (of the means over inputs), the rows used and the
+   * fewest draws of an input.
+   */
+  #prepare(s: StepMoments, l: LayerMoments) {
+    const d = l.width;
+    const used = s.ids.map((id, k) => ({ id, k })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .filter((o) => l.n[o.k] >= 2).map((o) => o.k);
+    const N = used.length;
+    const means = new Float64Array(N * d), vars = new Float64Array(N * d);
+    let rows = 0, draws = Infinity, flooredCount = 0;
+    used.forEach((k, i) => {
+      const n = l.n[k];
+      rows += n;
+      draws = Math.min(draws, n);
+      for (let a = 0; a < d; a++) {
+        means[i * d + a] = l.mean[k * d + a];
+        vars[i * d + a] = (l.full ? l.m2[k * d * d + a * d + a] : l.m2[k * d + a]) / (n - 1);
+      }
+    });
+    const noise = new Float64Array(d), signal = new Float64Array(d), floored = Float64Array.from(vars);
+    for (let a = 0; a < d; a++) {
+      let sv = 0, sm = 0;
+      for (let i = 0; i < N; i++) {
+        sv += vars[i * d + a];
+        sm += means[i * d + a];
+      }
+      noise[a] = sv / N;
+      const mu = sm / N;
+      let ss = 0;
+      for (let i = 0; i < N; i++) ss += (means[i * d + a] - mu) ** 2;
+      signal[a] = ss / N;
+      const floor = VAR_FLOOR * noise[a] || TINY_VAR;
+      for (let i = 0; i < N; i++) {
+        if (floored[i * d + a] < floor) {
+          floored[i * d + a] = floor;
+          flooredCount++;
+        }
+      }
+    }
+    return { used, means, floored, flooredCount, noise, signal, rows, draws };
+  }
+
   /** Full covariances `M2 / (n - 1)` of the used inputs (upper triangle mirrored), plus the variance-floor ridge. */
   #covariances(l: LayerMoments, used: number[], meanVar: number): Float64Array {
     const d = l.width, dd = d * d, out = new Float64Array(used.length * dd);
@@ -453,20 +447,23 @@ class EffectiveInfoEstimator implements Estimator {
     return out;
   }
 
-  summary() {
-    const warnings: string[] = [];
-    if (this.floored > 0) {
-      warnings.push(`${this.floored} per-input variance(s) raised to ${VAR_FLOOR} of their neuron's mean variance`);
-    }
-    let skipped = 0, nonfinite = 0;
+  summary(): EstimatorSummary {
+    let floored = 0, skipped = 0, nonfinite = 0;
     for (const s of this.steps.values()) {
       for (const l of s.layers) {
+        const m = this.#prepare(s, l);
+        floored += m.flooredCount;
+        skipped += s.ids.length - m.used.length;
         nonfinite += l.nonfinite;
-        skipped = Math.max(skipped, s.ids.filter((_, k) => l.n[k] < 2).length);
       }
     }
-    if (skipped > 0) warnings.push(`${skipped} input(s) with fewer than 2 usable draws left out`);
-    return { steps: this.steps.size, floored: this.floored, nonfinite, skipped_inputs: skipped, warnings };
+    const warnings: string[] = [];
+    if (floored > 0) {
+      warnings.push(`${floored} per-input variance(s) raised to ${VAR_FLOOR} of their neuron's mean variance`);
+    }
+    if (skipped > 0) warnings.push(`${skipped} (input, layer) pair(s) with fewer than 2 usable draws left out`);
+    if (nonfinite > 0) warnings.push(`${nonfinite} row(s) with a non-finite value left out of their layer`);
+    return { steps: this.steps.size, floored, skipped_inputs: skipped, nonfinite, warnings };
   }
 }
 
@@ -477,6 +474,7 @@ export const effectiveInfoPlugin: EstimatorPlugin = definePlugin({
     "Bhattacharyya lower and KL upper bounds per neuron and layer (SCIENCE.md section 2).",
   inputs: ["activations/v1"],
   tables: { effective_info: {} },
+  report: effectiveInfoReport,
   // Welford/Chan moments: merging equals one pass up to float rounding.
   orderFree: true,
   options: {

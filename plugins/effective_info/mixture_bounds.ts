@@ -22,7 +22,10 @@
  *
  * @module
  */
-import { choleskyInPlace, inverseFromCholesky } from "../kernels/linalg/linalg.ts";
+import { choleskyInPlace, inverseFromCholesky } from "../kernels/mod.ts";
+
+/** Small matrices, one per pair: no threads. */
+const ONE = { threads: 1 };
 
 /** Lower (Bhattacharyya) and upper (KL) bound on the mixture's `I(x; z)`, nats. */
 export interface MixtureBounds {
@@ -88,7 +91,7 @@ export function diagonalBounds(
 
 /**
  * Bounds for Gaussians with full covariances: `means` is `n x d`, `covs` is `n x d x d` (symmetric, positive
- * definite; row-major). Throws `NotPositiveDefiniteError` (plugins/kernels/linalg) when a covariance is not.
+ * definite; row-major). Throws `NotPositiveDefiniteError` (plugins/kernels) when a covariance is not.
  */
 export function fullBounds(means: Float64Array, covs: Float64Array, n: number, d: number): MixtureBounds {
   const dd = d * d;
@@ -96,11 +99,11 @@ export function fullBounds(means: Float64Array, covs: Float64Array, n: number, d
   const l = new Float64Array(dd);
   for (let i = 0; i < n; i++) {
     l.set(covs.subarray(i * dd, (i + 1) * dd));
-    choleskyInPlace(l, d);
+    choleskyInPlace(l, d, ONE);
     let ld = 0;
     for (let k = 0; k < d; k++) ld += 2 * Math.log(l[k * d + k]);
     logdet[i] = ld;
-    inv.set(inverseFromCholesky(l, d), i * dd);
+    inv.set(inverseFromCholesky(l, d, ONE), i * dd);
   }
   const kl = new Float64Array(n), bd = new Float64Array(n);
   const dm = new Float64Array(d), y = new Float64Array(d), avg = new Float64Array(dd);
@@ -127,7 +130,7 @@ export function fullBounds(means: Float64Array, covs: Float64Array, n: number, d
       kl[j] += Math.exp(-0.5 * (trji + mi - d + logdet[i] - logdet[j]));
       // BD = 1/8 dm^T Cbar^-1 dm + 1/2 [log det Cbar - (log det C_i + log det C_j) / 2], Cbar = (C_i + C_j) / 2.
       for (let t = 0; t < dd; t++) avg[t] = 0.5 * (covs[i * dd + t] + covs[j * dd + t]);
-      choleskyInPlace(avg, d);
+      choleskyInPlace(avg, d, ONE);
       let ldAvg = 0, q = 0;
       for (let a = 0; a < d; a++) {
         let s = dm[a];

@@ -1,6 +1,6 @@
 /**
  * `entropy`: intra-neuron diversity, the plug-in entropy of each neuron's binned activations, in nats
- * (../shared/SCIENCE.md section 1; Bansal et al., NeurIPS 2022).
+ * (docs/science.md section 1; Bansal et al., NeurIPS 2022).
  *
  * Binning: `--binning global` (default, as the paper's code) shares equal-width bins over `[min, max]` of all
  * values of all analysed layers; `--binning neuron` uses each neuron's own `[min, max]`. Both need a first pass
@@ -27,6 +27,7 @@ import {
   type Estimator,
   type EstimatorContext,
   type EstimatorPlugin,
+  type EstimatorSummary,
   type OptionValues,
   type Results,
   type StateValue,
@@ -34,9 +35,11 @@ import {
 import { mean, nullIfNaN, percentile } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
-import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
+import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
+import { entropyReport } from "./report.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -64,13 +67,13 @@ interface EntropyState {
 class EntropyEstimator extends LayerBinning implements Estimator {
   steps = new Map<string, Map<string, LayerAcc>>();
   readonly byStep: boolean;
-  /** WebGPU path (context.backend "webgpu"): counts accumulate on the GPU, read back by `flush()`. */
-  readonly gpu: boolean;
+  /** WebGPU path (`context.gpu`): counts accumulate on the GPU, read back by `flush()`. */
+  readonly gpu: GpuContext | null;
   #hist: GpuHistograms | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super(options, context);
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.byStep = context.byStep;
   }
 
@@ -112,7 +115,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
       this.range(col.name, col.width);
       for (const r of runs) this.#acc(r.key, col.name, col.width);
     }
-    this.#hist ??= await GpuHistograms.open(this.bins, (key, name, counts, nonfinite, clipped) => {
+    this.#hist ??= GpuHistograms.open(this.gpu!, this.bins, (key, name, counts, nonfinite, clipped) => {
       const a = this.#acc(key, name, nonfinite.length);
       for (let i = 0; i < counts.length; i++) a.counts[i] += counts[i];
       for (let j = 0; j < nonfinite.length; j++) {
@@ -192,8 +195,8 @@ class EntropyEstimator extends LayerBinning implements Estimator {
     return this;
   }
 
-  /** Totals for run.json: non-finite values excluded, values clipped into the edge bins. */
-  summary(): { nonfinite: number; clipped: number } {
+  /** Totals for run.json (non-finite values excluded, values clipped into the edge bins), and a warning for each. */
+  summary(): EstimatorSummary & { nonfinite: number; clipped: number } {
     let nonfinite = 0, clipped = 0;
     for (const layers of this.steps.values()) {
       for (const a of layers.values()) {
@@ -203,7 +206,14 @@ class EntropyEstimator extends LayerBinning implements Estimator {
         }
       }
     }
-    return { nonfinite, clipped };
+    const warnings: string[] = [];
+    if (nonfinite > 0) {
+      warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
+    }
+    if (clipped > 0) {
+      warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
+    }
+    return { nonfinite, clipped, warnings };
   }
 
   result(): Results | Promise<Results> {
@@ -303,15 +313,18 @@ class EntropyEstimator extends LayerBinning implements Estimator {
 /** The `entropy` estimator plugin. */
 export const entropyPlugin: EstimatorPlugin = definePlugin({
   name: "entropy",
-  description: "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (SCIENCE.md section 1).",
+  description:
+    "Entropy (nats) of each neuron's binned activations: intra-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
   byDefault: true,
-  tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
+  report: entropyReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true,
   // Integer counts, bit-equal on the GPU (gpu/histogram.ts).

@@ -1,5 +1,5 @@
 /**
- * `entropy` against an independent direct computation with numpy.histogram semantics (SCIENCE.md section 1):
+ * `entropy` against an independent direct computation with numpy.histogram semantics (docs/science.md section 1):
  * bins over [min, max] (global or per neuron), k = floor((x - lo) / (hi - lo) * B) clipped to [0, B-1],
  * H = -sum p log p in nats, NaN/Inf excluded and counted.
  */

@@ -15,13 +15,14 @@
  * @example
  * ```ts ignore
  * import { GpuHistograms } from "./gpu_histogram.ts";
- * const h = await GpuHistograms.open(10, (key, layer, counts) => console.log(key, layer, counts));
+ * import { gpuContext } from "../kernels/gpu/context.ts";
+ * const h = GpuHistograms.open(await gpuContext(), 10, (key, layer, counts) => console.log(key, layer, counts));
  * ```
  *
  * @module
  */
 import type { Batch } from "../../schemas/batch.ts";
-import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
   bitsOf,
   computePipeline,
@@ -171,21 +172,17 @@ export class GpuHistograms {
   }
 
   /**
-   * Opens the shared device and compiles the kernel for `bins` bins. `maxWorkgroupWords` caps the workgroup
-   * counters (default: the device's limit; {@linkcode SOFTWARE_WORKGROUP_WORDS} on a software adapter).
+   * Compiles the kernel for `bins` bins on `gpu`. `maxWorkgroupWords` caps the workgroup counters (default: the
+   * device's limit; {@linkcode SOFTWARE_WORKGROUP_WORDS} on a software adapter).
    */
-  static async open(bins: number, sink: HistogramSink, opts: { maxWorkgroupWords?: number } = {}): Promise<
-    GpuHistograms
-  > {
-    const device = await gpuDevice();
-    const facts = await probeAdapter();
-    const soft = facts !== null && isSoftwareAdapter(facts);
-    return new GpuHistograms(
-      device,
-      bins,
-      sink,
-      opts.maxWorkgroupWords ?? (soft ? SOFTWARE_WORKGROUP_WORDS : Infinity),
-    );
+  static open(
+    gpu: GpuContext,
+    bins: number,
+    sink: HistogramSink,
+    opts: { maxWorkgroupWords?: number } = {},
+  ): GpuHistograms {
+    const words = opts.maxWorkgroupWords ?? (gpu.software ? SOFTWARE_WORKGROUP_WORDS : Infinity);
+    return new GpuHistograms(gpu.device, bins, sink, words);
   }
 
   /** Neurons per workgroup tile (0: global atomics, when `B + 2` counters do not fit workgroup memory). */

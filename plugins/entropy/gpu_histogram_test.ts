@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Batch } from "../../schemas/batch.ts";
-import { gpuDevice, probeAdapter, releaseGpu } from "../kernels/gpu/device.ts";
+import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
 import { Rng } from "../../tests/_util.ts";
 import { binRows, type LayerRange } from "../_shared/binning.ts";
 import { GpuHistograms, histogramShader } from "./gpu_histogram.ts";
@@ -32,7 +32,7 @@ async function gpuRun(
   batches = 1,
 ) {
   const got = new Map<string, { counts: Uint32Array; nonfinite: Uint32Array; clipped: Uint32Array }>();
-  const h = await GpuHistograms.open(bins, (key, layer, counts, nonfinite, clipped) => {
+  const h = GpuHistograms.open(await gpuContext(), bins, (key, layer, counts, nonfinite, clipped) => {
     const id = `${key}/${layer}`;
     const prev = got.get(id);
     if (!prev) got.set(id, { counts: counts.slice(), nonfinite: nonfinite.slice(), clipped: clipped.slice() });
@@ -101,7 +101,7 @@ Deno.test({
   async fn() {
     const rng = new Rng(4);
     // More bins (plus the two clip counters) than the adapter's workgroup memory holds in words.
-    const rows = 64, width = 3, bins = (await gpuDevice()).limits.maxComputeWorkgroupStorageSize / 4;
+    const rows = 64, width = 3, bins = (await gpuContext()).limits.maxComputeWorkgroupStorageSize / 4;
     const values = columnValues(rows, width, rng, 0, 1);
     const range: LayerRange = { lo: new Float64Array(width), hi: new Float64Array(width).fill(1) };
     const { got, tile } = await gpuRun(bins, [{ name: "x", width, values, range }], rows, [{

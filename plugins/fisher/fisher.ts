@@ -1,6 +1,6 @@
 /**
  * `fisher`: Fisher information from streamed per-sample gradients (`gradients/v1`), after Achille, Paolini &
- * Soatto, "Where is the information in a deep network?" (2019); definitions in ../shared/SCIENCE.md section 2.
+ * Soatto, "Where is the information in a deep network?" (2019); definitions in docs/science.md section 2.
  *
  * - Diagonal: `F_jj = mean over rows of g_j^2`, over ALL rows (every `draw` of the true Fisher included), the
  *   Fisher of the mean loss. Squares of float32 gradients are exact in float64; they are summed in float64 in
@@ -21,7 +21,7 @@
  *   `--prior-var` (lambda^2) and `--beta`. Both must be given together (each > 0); without them `info_weights`,
  *   `logdet` and `effective_dim` are null. Both are recorded in the table metadata.
  * - Low rank (`--fisher-rank ell`, default 64; 0 disables): a Frequent Directions sketch `B` (see
- *   `_fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
+ *   `fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
  *   `B^T B / n` approximates `F = G^T G / n` with `0 <= x^T (F - B^T B / n) x <= Delta / n` for unit x.
  *   Rows holding a non-finite value are left out of the sketch (counted in `sketch_skipped`; n counts the rest).
  *   Table `fisher_spectrum`: the top `ell` eigenvalues of `B^T B / n` (`eigenvalue`, each a lower bound of the
@@ -76,6 +76,8 @@ import { FISHER_KEY } from "../../schemas/validate.ts";
 import { FdSketch, type FdState } from "./fd_sketch.ts";
 import { type ClusterState, TraceClusters } from "./_clusters.ts";
 import { GpuSquareSums } from "./gpu_square_sums.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
+import { fisherReport } from "./report.ts";
 
 /** Schema metadata key: squared norms of the weights w* per parameter tensor, a JSON object (one set per stream). */
 export const WEIGHT_SQ_NORMS_KEY = "infotap.weight_sq_norms";
@@ -222,12 +224,12 @@ class FisherEstimator implements Estimator {
   steps = new Map<string, StepAcc>();
   #scratch = new Float64Array(0);
   #rowQ = new Float64Array(0);
-  /** WebGPU path (context.backend "webgpu"): the diagonal's sums of squares accumulate on the GPU. */
-  readonly gpu: boolean;
+  /** WebGPU path (`context.gpu`): the diagonal's sums of squares accumulate on the GPU. */
+  readonly gpu: GpuContext | null;
   #sums: GpuSquareSums | null = null;
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.rank = (options["fisher-rank"] as number | undefined) ?? 64;
     this.diag = (options["fisher-diag"] as boolean | undefined) ?? false;
     this.priorVar = options["prior-var"] as number | undefined;
@@ -444,7 +446,7 @@ class FisherEstimator implements Estimator {
       this.#cluster(batch, run.r0, run.r1, acc, q);
       if (acc.sketch) this.#sketch(batch, run.r0, run.r1, acc);
     }
-    this.#sums ??= await GpuSquareSums.open(this.dim, (key, sums, nonfinite) => {
+    this.#sums ??= GpuSquareSums.open(this.gpu!, this.dim, (key, sums, nonfinite) => {
       const acc = this.#acc(key);
       let at = 0;
       for (const p of this.params) {
@@ -879,10 +881,11 @@ export const fisherPlugin: EstimatorPlugin = definePlugin({
   name: "fisher",
   description:
     "Fisher information from per-sample gradients: diagonal, trace per tensor/layer, information in the weights, " +
-    "Frequent Directions spectrum (SCIENCE.md section 2).",
+    "Frequent Directions spectrum (docs/science.md section 2).",
   inputs: ["gradients/v1"],
   byDefault: true,
   tables: { fisher: {}, fisher_diag: {}, fisher_spectrum: {} },
+  report: fisherReport,
   // Diagonal-only runs are order-free (compensated float64 sums); Frequent Directions merges meet the same
   // error bound but are not equal to one pass, so sketching runs on one thread.
   orderFree: (o) => o["fisher-rank"] === 0,

@@ -23,13 +23,14 @@
  * @example
  * ```ts ignore
  * import { GpuSquareSums } from "./gpu_square_sums.ts";
- * const s = await GpuSquareSums.open(3, (key, sums, nonfinite) => console.log(key, sums, nonfinite));
+ * import { gpuContext } from "../kernels/gpu/context.ts";
+ * const s = GpuSquareSums.open(await gpuContext(), 3, (key, sums, nonfinite) => console.log(key, sums, nonfinite));
  * ```
  *
  * @module
  */
 import type { Batch } from "../../schemas/batch.ts";
-import { gpuDevice } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
   align256,
   bitsOf,
@@ -118,9 +119,9 @@ export class GpuSquareSums {
     this.#data = new GrowingBuffer(device, "square-sum data");
   }
 
-  /** Opens the shared device for `dim` columns in all (the tensors' widths summed). */
-  static async open(dim: number, sink: SquareSumSink): Promise<GpuSquareSums> {
-    return new GpuSquareSums(await gpuDevice(), dim, sink);
+  /** Sums on `gpu` for `dim` columns in all (the tensors' widths summed). */
+  static open(gpu: GpuContext, dim: number, sink: SquareSumSink): GpuSquareSums {
+    return new GpuSquareSums(gpu.device, dim, sink);
   }
 
   /** True when some sums are on the GPU and not yet read back. */

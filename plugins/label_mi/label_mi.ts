@@ -1,6 +1,6 @@
 /**
  * `label-mi`: the mutual information `I(neuron; label)` (nats) between each binned neuron and the class label
- * (../shared/SCIENCE.md section 1, information-plane style): the plug-in formula on the contingency table of bin
+ * (docs/science.md section 1, information-plane style): the plug-in formula on the contingency table of bin
  * code x label, accumulated batch by batch with exact counts (= scikit-learn `mutual_info_score` on the codes).
  *
  * Binning is `entropy`'s (the same `--bins`, `--binning`, `--range` options and conventions, see
@@ -35,8 +35,9 @@ import { nullIfNaN } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
-import { BINNING_OPTIONS, validateBinning } from "../_shared/binning_options.ts";
+import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
+import { labelMiReport } from "./report.ts";
 
 /** Per step and layer: per label value, `width * bins` counts; and non-finite counts per neuron. */
 interface LayerAcc {
@@ -206,14 +207,16 @@ class LabelMiEstimator extends LayerBinning implements Estimator {
 /** The `label-mi` estimator plugin. */
 export const labelMiPlugin: EstimatorPlugin = definePlugin({
   name: "label-mi",
-  description: "Mutual information (nats) between each binned neuron and the class label (SCIENCE.md section 1).",
+  description: "Mutual information (nats) between each binned neuron and the class label (docs/science.md section 1).",
   inputs: ["activations/v1"],
   tables: { label_mi: {} },
+  report: labelMiReport,
   options: BINNING_OPTIONS,
   validate: validateBinning,
   scan(options) {
     return options.range ? null : new RangeScanner();
   },
+  liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true, // integer counts
   create(options, context) {

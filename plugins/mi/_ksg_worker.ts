@@ -1,20 +1,10 @@
 /**
- * Worker thread for {@linkcode ksgPairs}: receives a {@linkcode PairJob} (shared memory), computes pairs until
- * none are left, and answers `"done"` (or the error message).
+ * Worker thread of {@linkcode ksgPairs} (plugins/mi/ksg_pairs.ts): takes chunks of pairs of a posted job (shared
+ * memory) from the thread runner (plugins/kernels/threads.ts).
  *
  * @module
  */
-import { type PairJob, runPairs } from "./ksg_pairs.ts";
+import { serveThreadJobs } from "../kernels/threads.ts";
+import { pairChunks } from "./ksg_pairs.ts";
 
-const scope = self as unknown as {
-  onmessage: ((e: MessageEvent<PairJob>) => void) | null;
-  postMessage(message: unknown): void;
-};
-scope.onmessage = (e) => {
-  try {
-    runPairs(e.data);
-    scope.postMessage("done");
-  } catch (err) {
-    scope.postMessage(err instanceof Error ? err.message : String(err));
-  }
-};
+serveThreadJobs({ ksg: pairChunks });

@@ -1,6 +1,6 @@
 /**
  * KSG mutual information of many neuron pairs on WebGPU, with the same neighbour counts as the CPU kernel
- * (`plugins/mi/ksg.ts`, ../../../shared/SCIENCE.md section 1): Chebyshev k-th neighbour distance `r_i` among the
+ * (`plugins/mi/ksg.ts`, docs/science.md section 1): Chebyshev k-th neighbour distance `r_i` among the
  * other samples, `n_x = #{j != i : |x_i - x_j| < r_i}` (`== 0` when `r_i = 0`), likewise `n_y`, and
  * `I = psi(n) + psi(k) - mean(psi(n_x + 1) + psi(n_y + 1))`.
  *
@@ -36,13 +36,14 @@
  * @example
  * ```ts ignore
  * import { gpuKsgPairs } from "./gpu_ksg.ts";
+ * import { gpuContext } from "../kernels/gpu/context.ts";
  * const cols = new Float32Array(2 * 100).map(() => Math.random());
- * const { mi } = await gpuKsgPairs(cols, 100, new Int32Array([0, 1]), 3);
+ * const { mi } = await gpuKsgPairs(await gpuContext(), cols, 100, new Int32Array([0, 1]), 3);
  * ```
  *
  * @module
  */
-import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import { computePipeline, readBuffers, storageBuffer, uniformWords } from "../kernels/gpu/util.ts";
 import { digammaTable, fixedPsi, ksgFromSum } from "./ksg.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
@@ -449,6 +450,7 @@ export interface KsgGpuTiming {
  * bytes) exceed the adapter's storage binding size (or `maxBinding`, tests), every pair runs on the CPU kernel.
  */
 export async function gpuKsgPairs(
+  gpu: GpuContext,
   cols: Float32Array,
   n: number,
   pairs: Int32Array,
@@ -474,8 +476,7 @@ export async function gpuKsgPairs(
   let gpuIdx: number[] = [], cpuIdx: number[] = [];
   for (let p = 0; p < P; p++) (ok[pairs[2 * p]] && ok[pairs[2 * p + 1]] ? gpuIdx : cpuIdx).push(p);
   timing.prep = (performance.now() - T0) / 1000;
-  const device = gpuIdx.length > 0 ? await gpuDevice() : null;
-  const maxBind = Math.min(device?.limits.maxStorageBufferBindingSize ?? 0, opts.maxBinding ?? Infinity);
+  const maxBind = Math.min(gpu.limits.maxStorageBufferBindingSize, opts.maxBinding ?? Infinity);
   if (gpuIdx.length > 0 && neurons * n * 4 > maxBind) {
     // the neuron arrays do not fit one binding: the CPU kernel gives the same bits
     cpuIdx = [...cpuIdx, ...gpuIdx].sort((p, q) => p - q);
@@ -485,7 +486,7 @@ export async function gpuKsgPairs(
     const t = performance.now();
     const sub = new Int32Array(2 * cpuIdx.length);
     cpuIdx.forEach((p, i) => (sub[2 * i] = pairs[2 * p], sub[2 * i + 1] = pairs[2 * p + 1]));
-    const r = await ksgPairs(cols, n, sub, k, opts.threads ?? 1);
+    const r = ksgPairs(cols, n, sub, k, opts.threads ?? 1);
     cpuIdx.forEach((p, i) => (mi[p] = r.mi[i], samples[p] = r.samples[i]));
     timing.cpu = cpuIdx.length;
     timing.cpuSeconds = (performance.now() - t) / 1000;
@@ -515,8 +516,7 @@ export async function gpuKsgPairs(
   timing.prep += (performance.now() - T1) / 1000;
 
   const T2 = performance.now();
-  if (device === null) throw new Error("unreachable: GPU pairs without a device");
-  const soft = isSoftwareAdapter((await probeAdapter()) ?? {});
+  const device = gpu.device, soft = gpu.software;
   const tile = Math.max(
     1,
     Math.min(G, opts.tilePairs ?? G, 65535, Math.floor(Math.min(maxBind, soft ? 2 ** 24 : 2 ** 28) / (n * 8))),

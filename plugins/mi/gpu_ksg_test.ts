@@ -1,5 +1,5 @@
 /**
- * The WebGPU KSG kernel against an independent brute-force O(n^2) KSG written here (../../../shared/SCIENCE.md
+ * The WebGPU KSG kernel against an independent brute-force O(n^2) KSG written here (docs/science.md
  * section 1: k-th Chebyshev neighbour radius among other samples, marginal counts strictly inside it, exact
  * ties when it is 0; differences in float64 as the CPU kernel computes them) and against the CPU kernels. The
  * GPU's per-pair fixed-point sums must equal the brute force's sums of the same table entries exactly (so every
@@ -7,7 +7,7 @@
  * `ksgPairs` on one and two threads): the path is declared "exact".
  */
 import assert from "node:assert/strict";
-import { probeAdapter, releaseGpu } from "../kernels/gpu/device.ts";
+import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
 import { Rng } from "../../tests/_util.ts";
 import { fixedPsi, ksgPair, KsgScratch, prepNeuron } from "./ksg.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
@@ -106,8 +106,8 @@ async function check(
   tilePairs?: number,
   threaded = false,
 ) {
-  const gpu = await gpuKsgPairs(cols, n, pairs, k, { tilePairs });
-  const cpu = await ksgPairs(cols, n, pairs, k, 1);
+  const gpu = await gpuKsgPairs(await gpuContext(), cols, n, pairs, k, { tilePairs });
+  const cpu = ksgPairs(cols, n, pairs, k, 1);
   const table = fixedPsi(n).values;
   assert.equal(gpu.timing.cpu, 0, "every pair ran on the GPU");
   for (let p = 0; p < pairs.length / 2; p++) {
@@ -119,7 +119,7 @@ async function check(
   assert.deepEqual(gpu.samples, cpu.samples);
   assertBits(gpu.mi, cpu.mi, `k=${k} GPU vs ksgPairs (1 thread)`);
   assertBits(gpu.mi, jsKernel(cols, n, pairs, k), `k=${k} GPU vs the JavaScript kernel`);
-  if (threaded) assertBits(gpu.mi, (await ksgPairs(cols, n, pairs, k, 2)).mi, `k=${k} GPU vs ksgPairs (2 threads)`);
+  if (threaded) assertBits(gpu.mi, ksgPairs(cols, n, pairs, k, 2).mi, `k=${k} GPU vs ksgPairs (2 threads)`);
   return gpu;
 }
 
@@ -179,19 +179,19 @@ Deno.test({
     cols[3 * n + 5] = 1e-35;
     cols[5 * n + 2] = 1.25 * 2 ** -30; // non-zero exponents 30 apart: float64 differences of float32 may round
     const pairs = allPairs(N);
-    const gpu = await gpuKsgPairs(cols, n, pairs, 3);
-    const cpu = await ksgPairs(cols, n, pairs, 3, 1);
+    const gpu = await gpuKsgPairs(await gpuContext(), cols, n, pairs, 3);
+    const cpu = ksgPairs(cols, n, pairs, 3, 1);
     assert.equal(gpu.timing.cpu, 14, "pairs with neuron 1, 2, 3 or 5 ran on the CPU");
     assert.equal(gpu.timing.gpuPairs, 1);
     assert.deepEqual(gpu.samples, cpu.samples);
     assertBits(gpu.mi, cpu.mi, "GPU (one pair) and CPU pairs vs ksgPairs");
-    const small = await gpuKsgPairs(cols, n, pairs, 3, { maxBinding: 1024 }); // arrays over the binding size
+    const small = await gpuKsgPairs(await gpuContext(), cols, n, pairs, 3, { maxBinding: 1024 }); // arrays over the binding size
     assert.equal(small.timing.gpuPairs, 0);
     assertBits(small.mi, cpu.mi, "all pairs on the CPU");
-    const big = await gpuKsgPairs(cols, n, pairs, 9);
-    assert.deepEqual(big.mi, (await ksgPairs(cols, n, pairs, 9, 1)).mi);
+    const big = await gpuKsgPairs(await gpuContext(), cols, n, pairs, 9);
+    assert.deepEqual(big.mi, ksgPairs(cols, n, pairs, 9, 1).mi);
     assert.equal(big.timing.gpuPairs, 0);
-    const tiny = await gpuKsgPairs(cols.subarray(0, 2 * 3), 3, new Int32Array([0, 1]), 3);
+    const tiny = await gpuKsgPairs(await gpuContext(), cols.subarray(0, 2 * 3), 3, new Int32Array([0, 1]), 3);
     assert.ok(Number.isNaN(tiny.mi[0]), "n <= k gives NaN");
   },
 });

@@ -17,14 +17,15 @@
  * @example
  * ```ts ignore
  * import { GpuPairCounts } from "./gpu_pair_counts.ts";
- * const pc = await GpuPairCounts.open(768, 16, thresholdWords);
+ * import { gpuContext } from "../kernels/gpu/context.ts";
+ * const pc = GpuPairCounts.open(await gpuContext(), 768, 16, thresholdWords);
  * await pc.update(values, 10000); // row-major 10000 x 768 float32
  * const counts = await pc.read();
  * ```
  *
  * @module
  */
-import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
   bitsOf,
   computePipeline,
@@ -221,24 +222,22 @@ export class GpuPairCounts {
   }
 
   /**
-   * Opens the shared device for `n` neurons and `bins` bins. `thresholdWords`: `thresholds(lo, hi, bins)` of one
+   * Counters on `gpu` for `n` neurons and `bins` bins. `thresholdWords`: `thresholds(lo, hi, bins)` of one
    * range shared by all neurons (`bins + 1` words) or of each neuron (`n (bins + 1)` words). `tuning` (for
    * benchmarks and tests): mask words per workgroup stage (default 16 on hardware, 2 on software adapters) and
    * outputs per invocation and side (4: 64 x 64 tiles, the default; 8: 128 x 128 tiles).
    */
-  static async open(
+  static open(
+    gpu: GpuContext,
     n: number,
     bins: number,
     thresholdWords: Uint32Array,
     tuning: { words?: number; perInvocation?: 4 | 8 } = {},
-  ): Promise<GpuPairCounts> {
-    const device = await gpuDevice();
-    const facts = await probeAdapter();
+  ): GpuPairCounts {
     // Workgroup arrays compile slowly on llvmpipe (see histogram.ts): small stages there.
-    const soft = facts !== null && isSoftwareAdapter(facts);
-    const k = tuning.words ?? (soft ? 2 : 16);
+    const k = tuning.words ?? (gpu.software ? 2 : 16);
     const r = tuning.perInvocation ?? 4;
-    return new GpuPairCounts(device, n, bins, thresholdWords, k, r);
+    return new GpuPairCounts(gpu.device, n, bins, thresholdWords, k, r);
   }
 
   /** Entries of the counts: `n (n - 1) / 2 * bins^2`. */

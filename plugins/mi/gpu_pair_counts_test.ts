@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { probeAdapter, releaseGpu } from "../kernels/gpu/device.ts";
+import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
 import { Rng } from "../../tests/_util.ts";
 import type { LayerRange } from "../_shared/binning.ts";
 import { addPairCounts, codeRows } from "../_shared/pair_counts.ts";
@@ -55,11 +55,11 @@ Deno.test({
       })();
       const want = cpuPairCounts(batches, rows, n, range, bins);
       // 128 x 128 tiles (8 outputs per invocation and side) and 3 words per stage (a partial last stage).
-      const big = await GpuPairCounts.open(n, bins, words, { perInvocation: 8, words: 3 });
+      const big = GpuPairCounts.open(await gpuContext(), n, bins, words, { perInvocation: 8, words: 3 });
       for (const v of batches) await big.update(v, rows);
       assert.deepEqual(await big.read(), want, `${label}, 128 x 128 tiles`);
       big.destroy();
-      const pc = await GpuPairCounts.open(n, bins, words);
+      const pc = GpuPairCounts.open(await gpuContext(), n, bins, words);
       for (const v of batches) await pc.update(v, rows);
       const { counts: got, nonfinite } = await pc.readAll();
       assert.deepEqual([...nonfinite].map((x, j) => [j, x]).filter(([, x]) => x > 0), [[2, 2], [9, 2]]);

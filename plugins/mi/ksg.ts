@@ -1,6 +1,6 @@
 /**
  * The KSG mutual-information kernel (Kraskov, Stoegbauer, Grassberger 2004, algorithm 1), exactly as
- * ../shared/SCIENCE.md section 1 and scikit-learn's private `_compute_mi_cc` define it:
+ * docs/science.md section 1 and scikit-learn's private `_compute_mi_cc` define it:
  *
  * `I = psi(n) + psi(k) - < psi(n_x + 1) + psi(n_y + 1) >`, Chebyshev norm in the joint space, `r_i` the distance
  * from sample i to its k-th nearest *other* sample, and `n_x` (`n_y`) the number of other samples j with

@@ -1,13 +1,15 @@
 /**
- * KSG mutual information for many neuron pairs over one sample set, spread over worker threads.
+ * KSG mutual information for many neuron pairs over one sample set, spread over threads.
  *
  * Each neuron is prepared once ({@linkcode prepNeuron}: sorted values, ranks, grid strips) into shared memory;
- * workers take chunks of pairs from a shared counter and write each pair's estimate into a shared array.
- * Pairs involving a neuron with non-finite values use the rows where both neurons are finite (prepared per
- * pair); `samples` reports the rows each pair used.
+ * this thread and worker threads take chunks of pairs (the thread runner, plugins/kernels/threads.ts) and write
+ * each pair's estimate into a shared array. Each pair's estimate is exact fixed-point arithmetic, so the results do
+ * not depend on who computes it. Pairs involving a neuron with non-finite values use the rows where both neurons
+ * are finite (prepared per pair); `samples` reports the rows each pair used.
  *
  * @module
  */
+import { runChunks } from "../kernels/threads.ts";
 import { gridSize, ksgPair, KsgScratch, type NeuronPrep, prepNeuron } from "./ksg.ts";
 
 /** Shared inputs of a pair computation (plain or SharedArrayBuffer-backed arrays). */
@@ -33,11 +35,15 @@ export interface PairJob {
   /** Outputs per pair. */
   mi: Float64Array;
   samples: Int32Array;
-  /** `[next pair]`, taken atomically by workers. */
-  counter: Int32Array;
+  /** Pairs per chunk. */
+  chunk: number;
 }
 
+/** The most pairs per chunk. */
 const CHUNK = 64;
+
+/** The worker module of KSG pair jobs. */
+const KSG_WORKER = new URL("./_ksg_worker.ts", import.meta.url);
 
 function view(job: PairJob, a: number): NeuronPrep {
   const n = job.n, o = a * n, G1 = gridSize(n) + 1;
@@ -53,15 +59,13 @@ function view(job: PairJob, a: number): NeuronPrep {
   };
 }
 
-/** Computes the pairs this thread takes from `job.counter` until none are left. */
-export function runPairs(job: PairJob): void {
+/** The function that computes chunk `c` of `job` (pairs `c * chunk ..`) on this thread (and on the workers). */
+export function pairChunks(job: PairJob): (c: number) => void {
   const { n, k, pairs, mi, samples, finite, cols } = job;
   const P = pairs.length / 2;
   const scratch = new KsgScratch(n);
-  for (;;) {
-    const p0 = Atomics.add(job.counter, 0, CHUNK);
-    if (p0 >= P) return;
-    const p1 = Math.min(P, p0 + CHUNK);
+  return (c) => {
+    const p0 = c * job.chunk, p1 = Math.min(P, p0 + job.chunk);
     for (let p = p0; p < p1; p++) {
       const a = pairs[2 * p], b = pairs[2 * p + 1];
       if (finite[a] && finite[b]) {
@@ -80,7 +84,7 @@ export function runPairs(job: PairJob): void {
         mi[p] = x.length > k ? ksgPair(prepNeuron(x), prepNeuron(y), k, new KsgScratch(x.length)) : NaN;
       }
     }
-  }
+  };
 }
 
 function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number }, length: number, shared: boolean): T {
@@ -91,16 +95,16 @@ function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
 
 /**
  * KSG estimates for `pairs` of neurons whose values are `cols` (neuron-major, `n` rows each), using up to
- * `threads` threads (1 = this thread only); `prepSeconds` is the wall time of the per-neuron preparation (once per
- * neuron, on this thread, before the pairs).
+ * `threads` threads, this one included (1 = this thread only); `prepSeconds` is the wall time of the per-neuron
+ * preparation (once per neuron, on this thread, before the pairs).
  */
-export async function ksgPairs(
+export function ksgPairs(
   cols: Float32Array,
   n: number,
   pairs: Int32Array,
   k: number,
   threads: number,
-): Promise<{ mi: Float64Array; samples: Int32Array; prepSeconds: number }> {
+): { mi: Float64Array; samples: Int32Array; prepSeconds: number } {
   const t0 = performance.now();
   const neurons = n > 0 ? cols.length / n : 0;
   const P = pairs.length / 2;
@@ -122,7 +126,8 @@ export async function ksgPairs(
     pairs: shared ? copyShared(pairs) : pairs,
     mi: alloc(Float64Array, P, shared),
     samples: alloc(Int32Array, P, shared),
-    counter: alloc(Int32Array, 1, shared),
+    // chunks of up to 64 pairs, at least four per thread (the chunking never changes a pair's estimate)
+    chunk: Math.max(1, Math.min(CHUNK, Math.ceil(P / (4 * threads)))),
   };
   for (let a = 0; a < neurons; a++) {
     if (!used[a]) continue;
@@ -141,26 +146,8 @@ export async function ksgPairs(
     job.strips[a] = prep.strips;
   }
   const prepSeconds = (performance.now() - t0) / 1000;
-  if (!shared) {
-    runPairs(job);
-  } else {
-    const url = new URL("./_ksg_worker.ts", import.meta.url).href;
-    const workers = Array.from({ length: threads }, () => new Worker(url, { type: "module" }));
-    try {
-      await Promise.all(workers.map((w) =>
-        new Promise<void>((resolve, reject) => {
-          w.onmessage = (e) => (e.data === "done" ? resolve() : reject(new Error(String(e.data))));
-          w.onerror = (e) => {
-            e.preventDefault();
-            reject(new Error(`Cannot compute KSG pairs as a worker failed: current value is ${e.message}`));
-          };
-          w.postMessage(job);
-        })
-      ));
-    } finally {
-      for (const w of workers) w.terminate();
-    }
-  }
+  const chunks = Math.ceil(P / job.chunk);
+  runChunks({ worker: KSG_WORKER, kind: "ksg", message: job, chunks, run: pairChunks(job) }, threads);
   return { mi: job.mi.slice(), samples: job.samples.slice(), prepSeconds };
 }
 

@@ -1,6 +1,6 @@
 /**
- * WebAssembly SIMD kernel of {@linkcode ksgPair} for k = 3, assembled byte by byte at load time (no toolchain, no
- * dependency; the same approach as `plugins/kernels/linalg/linalg.ts`).
+ * WebAssembly SIMD kernel of {@linkcode ksgPair} for k = 3, assembled at load time with the emitters of
+ * `plugins/kernels/wasm.ts` (no toolchain, no dependency; as the binning and linear-algebra kernels).
  *
  * Why: the JavaScript kernel's neighbour search is bound by branch mispredictions (V8 compiles `Math.min`, `Math.max`
  * and float ternaries to branches, and keeping the k smallest distances takes data-dependent branches). Here the
@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { f64const, moduleBytes, sleb, uleb } from "../kernels/wasm.ts";
+import { control, f64, f64x2, i32, i64, i8x16, instantiate, Locals, moduleBytes, type, v128 } from "../kernels/wasm.ts";
 
 /** Parameters of the kernel (i32 byte offsets into memory, counts), then the running total (i64, fixed point). */
 const PARAMS = ["px", "py", "pxr", "pyr", "xs", "ys", "xe", "ye", "start", "psi", "heavy", "H", "tail", "Gx", "Gy"];
@@ -67,91 +67,84 @@ const F64 = ["x", "y", "kth", "yLoV", "yHiV", "xLoV", "xHiV", "r"];
 const V128 = ["X", "Y", "XY", "B0", "B1", "B2", "B3", "D", "T", "LOV", "HIV"];
 
 function kernelBody(): number[] {
-  const idx = new Map<string, number>();
-  [...PARAMS, "total", ...I32, ...F64, ...V128].forEach((name, i) => idx.set(name, i));
-  const L = (name: string) => {
-    const i = idx.get(name);
-    if (i === undefined) throw new Error(`unknown local ${name}`);
-    return uleb(i);
-  };
-  const get = (n: string) => [0x20, ...L(n)], set = (n: string) => [0x21, ...L(n)];
-  const i32 = (v: number) => [0x41, ...sleb(v)];
-  const simd = (op: number) => [0xfd, ...uleb(op)];
-  const [ADD, SUB, MUL, AND, OR, SHL, SHR_U] = [0x6a, 0x6b, 0x6c, 0x71, 0x72, 0x74, 0x76];
-  const [EQ, LT_S, GT_S, LE_S, GE_S] = [0x46, 0x48, 0x4a, 0x4c, 0x4e];
-  const [FSUB, FLT, FLE, FGE, FGT] = [0xa1, 0x63, 0x65, 0x66, 0x64];
-  const SELECT = 0x1b, BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], IF = [0x04, 0x40], ELSE = 0x05, END = 0x0b;
-  const BR = (d: number) => [0x0c, d], BR_IF = (d: number) => [0x0d, d];
+  const l = new Locals([...PARAMS, "total"], { i32: I32, f64: F64, v128: V128 });
+  const get = (n: string) => l.get(n), set = (n: string) => l.set(n);
   // loads: element i of the array at byte offset `base` (i32 element index on the stack)
-  const ld32 = (base: string, index: number[]) => [...get(base), ...index, ...i32(2), SHL, ADD, 0x28, 2, 0];
-  const ld64 = (base: string, index: number[]) => [...get(base), ...index, ...i32(3), SHL, ADD, 0x2b, 3, 0];
-  const ldI64 = (base: string, index: number[]) => [...get(base), ...index, ...i32(3), SHL, ADD, 0x29, 3, 0];
-  const I64_ADD = 0x7c;
-  const V_LOAD = (addr: number[]) => [...addr, ...simd(0x00), 3, 0];
-  const [V_SPLAT, V_EXTRACT, V_REPLACE, V_ABS, V_SUB, V_PMIN, V_PMAX] = [0x14, 0x21, 0x22, 0xec, 0xf1, 0xf6, 0xf7];
-  const SWAP = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7];
-  const INF = f64const(Infinity);
-  const vINF = [...INF, ...simd(V_SPLAT)];
+  const at = (
+    base: string,
+    index: number[],
+    log2: number,
+  ) => [...get(base), ...index, ...i32.const(log2), ...i32.shl, ...i32.add];
+  const ld32 = (base: string, index: number[]) => [...at(base, index, 2), ...i32.load()];
+  const ld64 = (base: string, index: number[]) => [...at(base, index, 3), ...f64.load()];
+  const ldI64 = (base: string, index: number[]) => [...at(base, index, 3), ...i64.load()];
+  const vload = (addr: number[]) => [...addr, ...v128.load()];
+  const SWAP = i8x16.shuffle([8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]);
+  const INF = f64.const(Infinity);
+  const vINF = [...INF, ...f64x2.splat];
 
   /** Inserts the samples [qa, qb) into the lanes' sorted lists B0 <= B1 <= B2 <= B3, two at a time. */
   const scan = (): number[] => [
     ...get("qa"),
     ...set("q"),
-    ...BLOCK,
-    ...LOOP,
-    ...get("q"),
-    ...get("qb"),
-    GE_S,
-    ...BR_IF(1),
-    // D = max(|X - px[q..q+1]|, |Y - py[q..q+1]|)
-    ...get("X"),
-    ...V_LOAD([...get("px"), ...get("q"), ...i32(3), SHL, ADD]),
-    ...simd(V_SUB),
-    ...simd(V_ABS),
-    ...get("Y"),
-    ...V_LOAD([...get("py"), ...get("q"), ...i32(3), SHL, ADD]),
-    ...simd(V_SUB),
-    ...simd(V_ABS),
-    ...simd(V_PMAX),
-    // a lone last sample: lane 1 (the next range's sample) becomes +inf (tail table: (0, 0), (0, inf))
-    ...V_LOAD([...get("tail"), ...get("q"), ...i32(1), ADD, ...get("qb"), EQ, ...i32(4), SHL, ADD]),
-    ...simd(V_PMAX),
-    ...set("D"),
-    ...get("B0"),
-    ...get("D"),
-    ...simd(V_PMAX),
-    ...set("T"),
-    ...get("B0"),
-    ...get("D"),
-    ...simd(V_PMIN),
-    ...set("B0"),
-    ...get("B1"),
-    ...get("T"),
-    ...simd(V_PMAX),
-    ...set("D"),
-    ...get("B1"),
-    ...get("T"),
-    ...simd(V_PMIN),
-    ...set("B1"),
-    ...get("B2"),
-    ...get("D"),
-    ...simd(V_PMAX),
-    ...set("T"),
-    ...get("B2"),
-    ...get("D"),
-    ...simd(V_PMIN),
-    ...set("B2"),
-    ...get("B3"),
-    ...get("T"),
-    ...simd(V_PMIN),
-    ...set("B3"),
-    ...get("q"),
-    ...i32(2),
-    ADD,
-    ...set("q"),
-    ...BR(0),
-    END,
-    END,
+    ...control.loopUntil([...get("q"), ...get("qb"), ...i32.ge_s], [
+      // D = max(|X - px[q..q+1]|, |Y - py[q..q+1]|)
+      ...get("X"),
+      ...vload([...get("px"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
+      ...f64x2.sub,
+      ...f64x2.abs,
+      ...get("Y"),
+      ...vload([...get("py"), ...get("q"), ...i32.const(3), ...i32.shl, ...i32.add]),
+      ...f64x2.sub,
+      ...f64x2.abs,
+      ...f64x2.pmax,
+      // a lone last sample: lane 1 (the next range's sample) becomes +inf (tail table: (0, 0), (0, inf))
+      ...vload([
+        ...get("tail"),
+        ...get("q"),
+        ...i32.const(1),
+        ...i32.add,
+        ...get("qb"),
+        ...i32.eq,
+        ...i32.const(4),
+        ...i32.shl,
+        ...i32.add,
+      ]),
+      ...f64x2.pmax,
+      ...set("D"),
+      ...get("B0"),
+      ...get("D"),
+      ...f64x2.pmax,
+      ...set("T"),
+      ...get("B0"),
+      ...get("D"),
+      ...f64x2.pmin,
+      ...set("B0"),
+      ...get("B1"),
+      ...get("T"),
+      ...f64x2.pmax,
+      ...set("D"),
+      ...get("B1"),
+      ...get("T"),
+      ...f64x2.pmin,
+      ...set("B1"),
+      ...get("B2"),
+      ...get("D"),
+      ...f64x2.pmax,
+      ...set("T"),
+      ...get("B2"),
+      ...get("D"),
+      ...f64x2.pmin,
+      ...set("B2"),
+      ...get("B3"),
+      ...get("T"),
+      ...f64x2.pmin,
+      ...set("B3"),
+      ...get("q"),
+      ...i32.const(2),
+      ...i32.add,
+      ...set("q"),
+    ]),
   ];
 
   /** kth = the 4th smallest of the two lanes' lists: min(a3, b3, max(a0, b2), max(a1, b1), max(a2, b0)). */
@@ -161,42 +154,55 @@ function kernelBody(): number[] {
     ...get("B2"),
     ...get("B2"),
     ...SWAP,
-    ...simd(V_PMAX),
-    ...simd(V_PMIN),
+    ...f64x2.pmax,
+    ...f64x2.pmin,
     ...get("B1"),
     ...get("B1"),
     ...get("B1"),
     ...SWAP,
-    ...simd(V_PMAX),
-    ...simd(V_PMIN),
+    ...f64x2.pmax,
+    ...f64x2.pmin,
     ...set("T"),
     ...get("T"),
     ...get("T"),
     ...get("T"),
     ...SWAP,
-    ...simd(V_PMIN),
-    ...simd(V_EXTRACT),
-    0,
+    ...f64x2.pmin,
+    ...f64x2.extract_lane(0),
     ...set("kth"),
   ];
 
   /** while (cond) body */
-  const whileDo = (cond: number[], body: number[]) => [
-    ...BLOCK,
-    ...LOOP,
-    ...cond,
-    0x45, // i32.eqz
-    ...BR_IF(1),
-    ...body,
-    ...BR(0),
-    END,
-    END,
-  ];
+  const whileDo = (cond: number[], body: number[]) => control.loopUntil([...cond, ...i32.eqz], body);
   /** (a < b) ? a : b style select: [then, else, cond] */
-  const sel = (a: number[], b: number[], cond: number[]) => [...a, ...b, ...cond, SELECT];
+  const sel = (a: number[], b: number[], cond: number[]) => [...a, ...b, ...cond, ...control.select];
   /** cond && test (both i32) */
-  const and = (cond: number[], test: number[]) => [...cond, 0x04, 0x7f, ...test, ELSE, ...i32(0), END];
-  const inc = (n: string, d: number) => [...get(n), ...i32(d), ADD, ...set(n)];
+  const and = (
+    cond: number[],
+    test: number[],
+  ) => [...cond, ...control.ifI32, ...test, ...control.else, ...i32.const(0), ...control.end];
+  const inc = (n: string, d: number) => [...get(n), ...i32.const(d), ...i32.add, ...set(n)];
+
+  /**
+   * Widens the strip range [lo, hi] of one axis while the next strip's border value is nearer to the sample's
+   * coordinate `v` than kth: `s[e[lo] - 1]` below (lo > 0), `s[e[hi + 1]]` above (hi < G - 1).
+   */
+  const grow = (v: string, lo: string, hi: string, G: string, s: string, e: string) => [
+    ...whileDo(
+      and([...get(lo), ...i32.const(0), ...i32.gt_s], [
+        ...[...get(v), ...ld64(s, [...ld32(e, get(lo)), ...i32.const(1), ...i32.sub]), ...f64.sub],
+        ...[...get("kth"), ...f64.lt],
+      ]),
+      inc(lo, -1),
+    ),
+    ...whileDo(
+      and([...get(hi), ...get(G), ...i32.const(1), ...i32.sub, ...i32.lt_s], [
+        ...[...ld64(s, ld32(e, [...get(hi), ...i32.const(1), ...i32.add])), ...get(v), ...f64.sub],
+        ...[...get("kth"), ...f64.lt],
+      ]),
+      inc(hi, 1),
+    ),
+  ];
 
   // per sample
   const sample: number[] = [
@@ -205,15 +211,14 @@ function kernelBody(): number[] {
     ...ld64("py", get("p")),
     ...set("y"),
     ...get("x"),
-    ...simd(V_SPLAT),
+    ...f64x2.splat,
     ...set("X"),
     ...get("y"),
-    ...simd(V_SPLAT),
+    ...f64x2.splat,
     ...set("Y"),
     ...get("X"),
     ...get("y"),
-    ...simd(V_REPLACE),
-    1,
+    ...f64x2.replace_lane(1),
     ...set("XY"),
     ...vINF,
     ...set("B0"),
@@ -226,50 +231,57 @@ function kernelBody(): number[] {
     // the 3 x 3 block: rows y0..y1, columns x0..x1
     ...get("y0"),
     ...set("gy"),
-    ...LOOP,
-    ...ld32("start", [...get("gy"), ...get("Gx"), MUL, ...get("x0"), ADD]),
+    ...control.loop,
+    ...ld32("start", [...get("gy"), ...get("Gx"), ...i32.mul, ...get("x0"), ...i32.add]),
     ...set("qa"),
-    ...ld32("start", [...get("gy"), ...get("Gx"), MUL, ...get("x1"), ADD, ...i32(1), ADD]),
+    ...ld32("start", [...get("gy"), ...get("Gx"), ...i32.mul, ...get("x1"), ...i32.add, ...i32.const(1), ...i32.add]),
     ...set("qb"),
     ...scan(),
     ...inc("gy", 1),
     ...get("gy"),
     ...get("y1"),
-    LE_S,
-    ...BR_IF(0),
-    END,
+    ...i32.le_s,
+    ...control.brIf(0),
+    ...control.end,
     // heavy points (lane 0 only): each stands for more than k samples, so it lowers all four distances
-    ...i32(0),
+    ...i32.const(0),
     ...set("h"),
-    ...whileDo([...get("h"), ...get("H"), LT_S], [
+    ...whileDo([...get("h"), ...get("H"), ...i32.lt_s], [
       ...get("X"),
-      ...V_LOAD([...get("heavy"), ...get("h"), ...i32(4), SHL, ADD]),
-      ...simd(V_SUB),
-      ...simd(V_ABS),
+      ...vload([...get("heavy"), ...get("h"), ...i32.const(4), ...i32.shl, ...i32.add]),
+      ...f64x2.sub,
+      ...f64x2.abs,
       ...get("Y"),
-      ...V_LOAD([...get("heavy"), ...get("h"), ...i32(4), SHL, ADD, ...i32(16 * 4096), ADD]),
-      ...simd(V_SUB),
-      ...simd(V_ABS),
-      ...simd(V_PMAX),
+      ...vload([
+        ...get("heavy"),
+        ...get("h"),
+        ...i32.const(4),
+        ...i32.shl,
+        ...i32.add,
+        ...i32.const(16 * 4096),
+        ...i32.add,
+      ]),
+      ...f64x2.sub,
+      ...f64x2.abs,
+      ...f64x2.pmax,
       ...INF,
-      ...simd(V_REPLACE),
-      1,
+      ...f64x2.replace_lane(1),
       ...set("D"),
       ...get("B0"),
       ...get("D"),
-      ...simd(V_PMIN),
+      ...f64x2.pmin,
       ...set("B0"),
       ...get("B1"),
       ...get("D"),
-      ...simd(V_PMIN),
+      ...f64x2.pmin,
       ...set("B1"),
       ...get("B2"),
       ...get("D"),
-      ...simd(V_PMIN),
+      ...f64x2.pmin,
       ...set("B2"),
       ...get("B3"),
       ...get("D"),
-      ...simd(V_PMIN),
+      ...f64x2.pmin,
       ...set("B3"),
       ...inc("h", 1),
     ]),
@@ -286,22 +298,21 @@ function kernelBody(): number[] {
     ...get("kth"),
     ...get("XY"),
     ...get("LOV"),
-    ...simd(V_SUB),
+    ...f64x2.sub,
     ...get("HIV"),
     ...get("XY"),
-    ...simd(V_SUB),
-    ...simd(V_PMIN),
+    ...f64x2.sub,
+    ...f64x2.pmin,
     ...set("T"),
     ...get("T"),
     ...get("T"),
     ...get("T"),
     ...SWAP,
-    ...simd(V_PMIN),
-    ...simd(V_EXTRACT),
-    0,
-    FLE,
-    0x45,
-    ...IF,
+    ...f64x2.pmin,
+    ...f64x2.extract_lane(0),
+    ...f64.le,
+    ...i32.eqz,
+    ...control.if,
     ...get("x0"),
     ...set("X0"),
     ...get("x1"),
@@ -310,217 +321,177 @@ function kernelBody(): number[] {
     ...set("Y0"),
     ...get("y1"),
     ...set("Y1"),
-    ...whileDo(
-      and([
-        ...get("X0"),
-        ...i32(0),
-        GT_S,
-      ], [
-        ...get("x"),
-        ...ld64("xs", [...ld32("xe", get("X0")), ...i32(1), SUB]),
-        FSUB,
-        ...get("kth"),
-        FLT,
-      ]),
-      inc("X0", -1),
-    ),
-    ...whileDo(
-      and([
-        ...get("X1"),
-        ...get("Gx"),
-        ...i32(1),
-        SUB,
-        LT_S,
-      ], [
-        ...ld64("xs", ld32("xe", [...get("X1"), ...i32(1), ADD])),
-        ...get("x"),
-        FSUB,
-        ...get("kth"),
-        FLT,
-      ]),
-      inc("X1", 1),
-    ),
-    ...whileDo(
-      and([
-        ...get("Y0"),
-        ...i32(0),
-        GT_S,
-      ], [
-        ...get("y"),
-        ...ld64("ys", [...ld32("ye", get("Y0")), ...i32(1), SUB]),
-        FSUB,
-        ...get("kth"),
-        FLT,
-      ]),
-      inc("Y0", -1),
-    ),
-    ...whileDo(
-      and([
-        ...get("Y1"),
-        ...get("Gy"),
-        ...i32(1),
-        SUB,
-        LT_S,
-      ], [
-        ...ld64("ys", ld32("ye", [...get("Y1"), ...i32(1), ADD])),
-        ...get("y"),
-        FSUB,
-        ...get("kth"),
-        FLT,
-      ]),
-      inc("Y1", 1),
-    ),
+    ...grow("x", "X0", "X1", "Gx", "xs", "xe"),
+    ...grow("y", "Y0", "Y1", "Gy", "ys", "ye"),
     // rows Y0..Y1: outside the block's rows columns X0..X1, inside them X0..x0-1 and x1+1..X1
     ...get("Y0"),
     ...set("gy"),
-    ...LOOP,
+    ...control.loop,
     ...get("gy"),
     ...get("Gx"),
-    MUL,
+    ...i32.mul,
     ...set("row"),
     ...get("gy"),
     ...get("y0"),
-    GE_S,
+    ...i32.ge_s,
     ...get("gy"),
     ...get("y1"),
-    LE_S,
-    AND,
+    ...i32.le_s,
+    ...i32.and,
     ...set("ins"),
-    ...ld32("start", [...get("row"), ...get("X0"), ADD]),
+    ...ld32("start", [...get("row"), ...get("X0"), ...i32.add]),
     ...set("qa"),
-    ...ld32("start", [...get("row"), ...sel(get("x0"), [...get("X1"), ...i32(1), ADD], get("ins")), ADD]),
+    ...ld32("start", [
+      ...get("row"),
+      ...sel(get("x0"), [...get("X1"), ...i32.const(1), ...i32.add], get("ins")),
+      ...i32.add,
+    ]),
     ...set("qb"),
     ...scan(),
-    ...ld32("start", [...get("row"), ...get("x1"), ...i32(1), ADD, ADD]),
+    ...ld32("start", [...get("row"), ...get("x1"), ...i32.const(1), ...i32.add, ...i32.add]),
     ...set("qa"),
-    ...sel(ld32("start", [...get("row"), ...get("X1"), ...i32(1), ADD, ADD]), get("qa"), get("ins")),
+    ...sel(
+      ld32("start", [...get("row"), ...get("X1"), ...i32.const(1), ...i32.add, ...i32.add]),
+      get("qa"),
+      get("ins"),
+    ),
     ...set("qb"),
     ...scan(),
     ...inc("gy", 1),
     ...get("gy"),
     ...get("Y1"),
-    LE_S,
-    ...BR_IF(0),
-    END,
+    ...i32.le_s,
+    ...control.brIf(0),
+    ...control.end,
     ...merge(),
     ...ld32("xe", get("X0")),
     ...set("lx"),
-    ...ld32("xe", [...get("X1"), ...i32(1), ADD]),
+    ...ld32("xe", [...get("X1"), ...i32.const(1), ...i32.add]),
     ...set("hx"),
     ...ld32("ye", get("Y0")),
     ...set("ly"),
-    ...ld32("ye", [...get("Y1"), ...i32(1), ADD]),
+    ...ld32("ye", [...get("Y1"), ...i32.const(1), ...i32.add]),
     ...set("hy"),
-    END,
+    ...control.end,
     // outside the radius: distance >= kth (kth > 0), distance > 0 (kth = 0: the smallest double)
-    ...sel(get("kth"), f64const(Number.MIN_VALUE), [...get("kth"), ...f64const(0), FGT]),
+    ...sel(get("kth"), f64.const(Number.MIN_VALUE), [...get("kth"), ...f64.const(0), ...f64.gt]),
     ...set("r"),
     ...get("lx"),
     ...set("b1"),
     ...ld32("pxr", get("p")),
-    ...i32(1),
-    ADD,
+    ...i32.const(1),
+    ...i32.add,
     ...get("lx"),
-    SUB,
+    ...i32.sub,
     ...set("l1"),
     ...ld32("pxr", get("p")),
     ...set("b2"),
     ...get("hx"),
     ...get("b2"),
-    SUB,
+    ...i32.sub,
     ...set("l2"),
     ...get("ly"),
     ...set("b3"),
     ...ld32("pyr", get("p")),
-    ...i32(1),
-    ADD,
+    ...i32.const(1),
+    ...i32.add,
     ...get("ly"),
-    SUB,
+    ...i32.sub,
     ...set("l3"),
     ...ld32("pyr", get("p")),
     ...set("b4"),
     ...get("hy"),
     ...get("b4"),
-    SUB,
+    ...i32.sub,
     ...set("l4"),
-    ...whileDo([...get("l1"), ...get("l2"), OR, ...get("l3"), OR, ...get("l4"), OR, ...i32(1), GT_S], [
+    ...whileDo([
       ...get("l1"),
-      ...i32(1),
-      SHR_U,
+      ...get("l2"),
+      ...i32.or,
+      ...get("l3"),
+      ...i32.or,
+      ...get("l4"),
+      ...i32.or,
+      ...i32.const(1),
+      ...i32.gt_s,
+    ], [
+      ...get("l1"),
+      ...i32.const(1),
+      ...i32.shr_u,
       ...set("h1"),
       ...get("l2"),
-      ...i32(1),
-      SHR_U,
+      ...i32.const(1),
+      ...i32.shr_u,
       ...set("h2"),
       ...get("l3"),
-      ...i32(1),
-      SHR_U,
+      ...i32.const(1),
+      ...i32.shr_u,
       ...set("h3"),
       ...get("l4"),
-      ...i32(1),
-      SHR_U,
+      ...i32.const(1),
+      ...i32.shr_u,
       ...set("h4"),
       // b1 += h1 if x - xs[b1 + h1] >= r (select: a conditional move, no branch)
       ...get("b1"),
       ...get("h1"),
-      ADD,
+      ...i32.add,
       ...get("b1"),
       ...get("x"),
-      ...ld64("xs", [...get("b1"), ...get("h1"), ADD]),
-      FSUB,
+      ...ld64("xs", [...get("b1"), ...get("h1"), ...i32.add]),
+      ...f64.sub,
       ...get("r"),
-      FGE,
-      SELECT,
+      ...f64.ge,
+      ...control.select,
       ...set("b1"),
       // b2 += h2 if xs[b2 + h2] - x < r
       ...get("b2"),
       ...get("h2"),
-      ADD,
+      ...i32.add,
       ...get("b2"),
-      ...ld64("xs", [...get("b2"), ...get("h2"), ADD]),
+      ...ld64("xs", [...get("b2"), ...get("h2"), ...i32.add]),
       ...get("x"),
-      FSUB,
+      ...f64.sub,
       ...get("r"),
-      FLT,
-      SELECT,
+      ...f64.lt,
+      ...control.select,
       ...set("b2"),
       ...get("b3"),
       ...get("h3"),
-      ADD,
+      ...i32.add,
       ...get("b3"),
       ...get("y"),
-      ...ld64("ys", [...get("b3"), ...get("h3"), ADD]),
-      FSUB,
+      ...ld64("ys", [...get("b3"), ...get("h3"), ...i32.add]),
+      ...f64.sub,
       ...get("r"),
-      FGE,
-      SELECT,
+      ...f64.ge,
+      ...control.select,
       ...set("b3"),
       ...get("b4"),
       ...get("h4"),
-      ADD,
+      ...i32.add,
       ...get("b4"),
-      ...ld64("ys", [...get("b4"), ...get("h4"), ADD]),
+      ...ld64("ys", [...get("b4"), ...get("h4"), ...i32.add]),
       ...get("y"),
-      FSUB,
+      ...f64.sub,
       ...get("r"),
-      FLT,
-      SELECT,
+      ...f64.lt,
+      ...control.select,
       ...set("b4"),
       ...get("l1"),
       ...get("h1"),
-      SUB,
+      ...i32.sub,
       ...set("l1"),
       ...get("l2"),
       ...get("h2"),
-      SUB,
+      ...i32.sub,
       ...set("l2"),
       ...get("l3"),
       ...get("h3"),
-      SUB,
+      ...i32.sub,
       ...set("l3"),
       ...get("l4"),
       ...get("h4"),
-      SUB,
+      ...i32.sub,
       ...set("l4"),
     ]),
     // total += psi[n_x + 1] + psi[n_y + 1] (fixed-point i64), n_x = b2 - (b1 + (x - xs[b1] >= r))
@@ -530,139 +501,144 @@ function kernelBody(): number[] {
       ...get("b1"),
       ...get("x"),
       ...ld64("xs", get("b1")),
-      FSUB,
+      ...f64.sub,
       ...get("r"),
-      FGE,
-      ADD,
-      SUB,
-      ...i32(1),
-      ADD,
+      ...f64.ge,
+      ...i32.add,
+      ...i32.sub,
+      ...i32.const(1),
+      ...i32.add,
     ]),
     ...ldI64("psi", [
       ...get("b4"),
       ...get("b3"),
       ...get("y"),
       ...ld64("ys", get("b3")),
-      FSUB,
+      ...f64.sub,
       ...get("r"),
-      FGE,
-      ADD,
-      SUB,
-      ...i32(1),
-      ADD,
+      ...f64.ge,
+      ...i32.add,
+      ...i32.sub,
+      ...i32.const(1),
+      ...i32.add,
     ]),
-    I64_ADD,
-    I64_ADD,
+    ...i64.add,
+    ...i64.add,
     ...set("total"),
   ];
   // the block's border values of a row (y) or column (x) strip range: lo = s[e[a0] - 1] when a0 > 0 (else -inf),
   // hi = s[e[a1 + 1]] when a1 < G - 1 (else +inf)
   const border = (a0: string, a1: string, G: string, s: string, e: string, lo: string, hi: string) => [
     ...get(a0),
-    ...i32(0),
-    GT_S,
-    ...IF,
-    ...ld64(s, [...ld32(e, get(a0)), ...i32(1), SUB]),
+    ...i32.const(0),
+    ...i32.gt_s,
+    ...control.if,
+    ...ld64(s, [...ld32(e, get(a0)), ...i32.const(1), ...i32.sub]),
     ...set(lo),
-    ELSE,
-    ...f64const(-Infinity),
+    ...control.else,
+    ...f64.const(-Infinity),
     ...set(lo),
-    END,
+    ...control.end,
     ...get(a1),
     ...get(G),
-    ...i32(1),
-    SUB,
-    LT_S,
-    ...IF,
-    ...ld64(s, ld32(e, [...get(a1), ...i32(1), ADD])),
+    ...i32.const(1),
+    ...i32.sub,
+    ...i32.lt_s,
+    ...control.if,
+    ...ld64(s, ld32(e, [...get(a1), ...i32.const(1), ...i32.add])),
     ...set(hi),
-    ELSE,
+    ...control.else,
     ...INF,
     ...set(hi),
-    END,
+    ...control.end,
   ];
 
   const code: number[] = [
-    ...i32(0),
+    ...i32.const(0),
     ...set("cy"),
-    ...whileDo([...get("cy"), ...get("Gy"), LT_S], [
-      ...sel([...get("cy"), ...i32(1), SUB], i32(0), [...get("cy"), ...i32(0), GT_S]),
+    ...whileDo([...get("cy"), ...get("Gy"), ...i32.lt_s], [
+      ...sel([...get("cy"), ...i32.const(1), ...i32.sub], i32.const(0), [...get("cy"), ...i32.const(0), ...i32.gt_s]),
       ...set("y0"),
-      ...sel([...get("cy"), ...i32(1), ADD], [...get("Gy"), ...i32(1), SUB], [
+      ...sel([...get("cy"), ...i32.const(1), ...i32.add], [...get("Gy"), ...i32.const(1), ...i32.sub], [
         ...get("cy"),
-        ...i32(1),
-        ADD,
+        ...i32.const(1),
+        ...i32.add,
         ...get("Gy"),
-        LT_S,
+        ...i32.lt_s,
       ]),
       ...set("y1"),
       ...border("y0", "y1", "Gy", "ys", "ye", "yLoV", "yHiV"),
       ...ld32("ye", get("y0")),
       ...set("yr0"),
-      ...ld32("ye", [...get("y1"), ...i32(1), ADD]),
+      ...ld32("ye", [...get("y1"), ...i32.const(1), ...i32.add]),
       ...set("yr1"),
-      ...i32(0),
+      ...i32.const(0),
       ...set("cx"),
-      ...whileDo([...get("cx"), ...get("Gx"), LT_S], [
-        ...ld32("start", [...get("cy"), ...get("Gx"), MUL, ...get("cx"), ADD]),
+      ...whileDo([...get("cx"), ...get("Gx"), ...i32.lt_s], [
+        ...ld32("start", [...get("cy"), ...get("Gx"), ...i32.mul, ...get("cx"), ...i32.add]),
         ...set("c0"),
-        ...ld32("start", [...get("cy"), ...get("Gx"), MUL, ...get("cx"), ADD, ...i32(1), ADD]),
+        ...ld32("start", [
+          ...get("cy"),
+          ...get("Gx"),
+          ...i32.mul,
+          ...get("cx"),
+          ...i32.add,
+          ...i32.const(1),
+          ...i32.add,
+        ]),
         ...set("c1"),
         ...get("c0"),
         ...get("c1"),
-        LT_S,
-        ...IF,
-        ...sel([...get("cx"), ...i32(1), SUB], i32(0), [...get("cx"), ...i32(0), GT_S]),
+        ...i32.lt_s,
+        ...control.if,
+        ...sel([...get("cx"), ...i32.const(1), ...i32.sub], i32.const(0), [...get("cx"), ...i32.const(0), ...i32.gt_s]),
         ...set("x0"),
-        ...sel([...get("cx"), ...i32(1), ADD], [...get("Gx"), ...i32(1), SUB], [
+        ...sel([...get("cx"), ...i32.const(1), ...i32.add], [...get("Gx"), ...i32.const(1), ...i32.sub], [
           ...get("cx"),
-          ...i32(1),
-          ADD,
+          ...i32.const(1),
+          ...i32.add,
           ...get("Gx"),
-          LT_S,
+          ...i32.lt_s,
         ]),
         ...set("x1"),
         ...border("x0", "x1", "Gx", "xs", "xe", "xLoV", "xHiV"),
         ...ld32("xe", get("x0")),
         ...set("xr0"),
-        ...ld32("xe", [...get("x1"), ...i32(1), ADD]),
+        ...ld32("xe", [...get("x1"), ...i32.const(1), ...i32.add]),
         ...set("xr1"),
         ...get("xLoV"),
-        ...simd(V_SPLAT),
+        ...f64x2.splat,
         ...get("yLoV"),
-        ...simd(V_REPLACE),
-        1,
+        ...f64x2.replace_lane(1),
         ...set("LOV"),
         ...get("xHiV"),
-        ...simd(V_SPLAT),
+        ...f64x2.splat,
         ...get("yHiV"),
-        ...simd(V_REPLACE),
-        1,
+        ...f64x2.replace_lane(1),
         ...set("HIV"),
         ...get("c0"),
         ...set("p"),
-        ...LOOP,
+        ...control.loop,
         ...sample,
         ...inc("p", 1),
         ...get("p"),
         ...get("c1"),
-        LT_S,
-        ...BR_IF(0),
-        END,
-        END, // if
+        ...i32.lt_s,
+        ...control.brIf(0),
+        ...control.end,
+        ...control.end, // if
         ...inc("cx", 1),
       ]),
       ...inc("cy", 1),
     ]),
     ...get("total"),
-    END,
+    ...control.end,
   ];
-  const locals = [3, ...uleb(I32.length), 0x7f, ...uleb(F64.length), 0x7c, ...uleb(V128.length), 0x7b];
-  return [...uleb(locals.length + code.length), ...locals, ...code];
+  return l.body(code);
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  return moduleBytes([...PARAMS.map(() => 0x7f), 0x7e], [0x7e], [{ name: "pair", body: kernelBody() }]);
+  return moduleBytes([...PARAMS.map(() => type.i32), type.i64], [type.i64], [{ name: "pair", body: kernelBody() }]);
 }
 
 /**
@@ -693,15 +669,8 @@ export const MAX_HEAVY = 4096;
 
 /** The compiled kernel and its memory, or null where WebAssembly SIMD is unavailable. */
 export const KSG_WASM: { pair: KsgKernel; mem: WebAssembly.Memory } | null = (() => {
-  try {
-    const bytes = wasmModule();
-    if (!WebAssembly.validate(bytes)) return null;
-    const mem = new WebAssembly.Memory({ initial: 1 });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } });
-    return { pair: inst.exports.pair as KsgKernel, mem };
-  } catch {
-    return null;
-  }
+  const w = instantiate<{ pair: KsgKernel }>(wasmModule(), 1);
+  return w && { pair: w.exports.pair, mem: w.mem };
 })();
 
 /** Set `useWasm` to false to force the JavaScript kernel (tests, benchmarks). */

@@ -1,6 +1,6 @@
 /**
  * `mi`: inter-neuron diversity, the mutual information (nats) between pairs of neurons
- * (../shared/SCIENCE.md section 1; Bansal et al., NeurIPS 2022).
+ * (docs/science.md section 1; Bansal et al., NeurIPS 2022).
  *
  * - `--mi-estimator ksg` (default, as the paper's code): KSG, algorithm 1 of Kraskov et al. 2004, `--ksg-k`
  *   neighbours (default 3), Chebyshev norm, strict marginal counts, no noise, no rescaling, negative estimates
@@ -57,8 +57,10 @@ import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "../_share
 import { type LayerShape, Reservoir, type ReservoirState } from "./reservoir.ts";
 import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
-import { gpuLimits } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
+import { resolveThreads } from "../kernels/threads.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
+import { miReport } from "./report.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
 interface PairGroup {
@@ -220,10 +222,10 @@ abstract class PairEstimator implements Estimator {
  */
 export const binnedGpuLimits: { budget: number; bindingLimit: number | null } = { budget: 2 ** 31, bindingLimit: null };
 
-function threadsFor(pairs: number, n: number): number {
+/** Threads for the KSG pairs: the run's (`context.threads`) when the work is large enough to pay for workers. */
+function threadsFor(pairs: number, n: number, threads: number): number {
   if (pairs * n < 4_000_000) return 1;
-  const hw = typeof navigator !== "undefined" ? navigator.hardwareConcurrency ?? 1 : 1;
-  return Math.max(1, Math.min(8, hw, Math.ceil(pairs / 64)));
+  return Math.max(1, Math.min(threads, Math.ceil(pairs / 64)));
 }
 
 interface KsgState {
@@ -235,16 +237,19 @@ class KsgEstimator extends PairEstimator {
   readonly k: number;
   readonly capacity: number;
   readonly seed: number;
-  /** WebGPU path (context.backend "webgpu"): neighbour counts on the GPU (gpu/ksg.ts; CPU for the pairs it cannot take). */
-  readonly gpu: boolean;
+  /** Threads of the pairs (`context.threads`). */
+  readonly threads: number;
+  /** WebGPU path (`context.gpu`): neighbour counts on the GPU (gpu_ksg.ts; CPU for the pairs it cannot take). */
+  readonly gpu: GpuContext | null;
   steps = new Map<string, Reservoir>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super({ estimator: "ksg", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
     this.seed = context.seed;
+    this.threads = resolveThreads(context.threads);
   }
 
   #res(key: string): Reservoir {
@@ -307,10 +312,10 @@ class KsgEstimator extends PairEstimator {
         }
       });
       const P = plan.pairs.length / 2;
-      const threads = threadsFor(P, n);
+      const threads = threadsFor(P, n, this.threads);
       const { mi, samples } = this.gpu
-        ? await gpuKsgPairs(cols, n, plan.pairs, this.k, { threads })
-        : await ksgPairs(cols, n, plan.pairs, this.k, threads);
+        ? await gpuKsgPairs(this.gpu, cols, n, plan.pairs, this.k, { threads })
+        : ksgPairs(cols, n, plan.pairs, this.k, threads);
       out.set(key, { mi, samples: Float64Array.from(samples) });
     }
     return out;
@@ -329,11 +334,11 @@ class BinnedEstimator extends PairEstimator {
   ranges: LayerRange[] = [];
   steps = new Map<string, { counts: Uint32Array; nonfinite: Float64Array }>();
   /**
-   * WebGPU path (context.backend "webgpu"): joint counts as bit-matrix products on the GPU (exact). Turned off at
+   * WebGPU path (`context.gpu`): joint counts as bit-matrix products on the GPU (exact). Turned off at
    * the first batch when a layer's joint counts exceed the adapter's storage binding size (the CPU path then runs;
    * `gpuFallback` says why).
    */
-  gpu: boolean;
+  gpu: GpuContext | null;
   gpuFallback: string | null = null;
   #sizeChecked = false;
   #groups: PairGroup[] | null = null;
@@ -342,7 +347,7 @@ class BinnedEstimator extends PairEstimator {
 
   constructor(options: OptionValues, context: EstimatorContext) {
     super({ estimator: "binned", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
     this.scan = context.scan as unknown as RangeScan | undefined;
@@ -423,10 +428,10 @@ class BinnedEstimator extends PairEstimator {
     if (!this.#sizeChecked) {
       this.#sizeChecked = true;
       // First batch: a layer whose joint counts exceed one storage binding stays on the CPU (same counts).
-      const limit = binnedGpuLimits.bindingLimit ?? (await gpuLimits()).maxStorageBufferBindingSize;
+      const limit = binnedGpuLimits.bindingLimit ?? this.gpu!.limits.maxStorageBufferBindingSize;
       const big = groups.find((g) => ((g.n * (g.n - 1)) / 2) * this.bins * this.bins * 4 > limit);
       if (big) {
-        this.gpu = false;
+        this.gpu = null;
         this.gpuFallback =
           `joint counts of ${big.n} neurons x ${this.bins}^2 bins exceed the GPU's storage binding size (${limit} bytes): counted on the CPU`;
         return this.update(batch);
@@ -447,7 +452,7 @@ class BinnedEstimator extends PairEstimator {
           await this.#evict(this.#gpuSteps.keys().next().value!);
         }
         counters = [];
-        for (const g of groups) counters.push(await GpuPairCounts.open(g.n, this.bins, g.thr));
+        for (const g of groups) counters.push(GpuPairCounts.open(this.gpu!, g.n, this.bins, g.thr));
         this.#gpuSteps.set(key, counters);
       }
       for (let i = 0; i < groups.length; i++) {
@@ -584,9 +589,10 @@ class BinnedEstimator extends PairEstimator {
 export const miPlugin: EstimatorPlugin = definePlugin({
   name: "mi",
   description:
-    "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (SCIENCE.md 1).",
+    "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"] } },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
+  report: miReport,
   options: {
     "mi-estimator": {
       type: "string",

@@ -1,6 +1,6 @@
 /**
  * Tests of the `mi` estimator against independent truths: a brute-force O(n^2) KSG written here (the definition
- * of ../shared/SCIENCE.md section 1 and scikit-learn's `_compute_mi_cc`: k-th neighbour radius r, marginal
+ * of docs/science.md section 1 and scikit-learn's `_compute_mi_cc`: k-th neighbour radius r, marginal
  * counts of other samples with distance <= nextafter(r, 0), digamma by its asymptotic series), the Gaussian
  * closed form `-1/2 log(1 - rho^2)`, and a direct contingency-table MI for the binned estimator.
  */
@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { miPlugin } from "./mi.ts";
 import { digammaTable, fixedPsi, ksgFromSum, ksgPair, KsgScratch, prepNeuron, PSI_SCALE } from "./ksg.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
+import { threadStats } from "../kernels/threads.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
 import { rowKey } from "./reservoir.ts";
 import { activationBatch, Rng, runPlugin } from "../../tests/_util.ts";
@@ -273,8 +274,15 @@ Deno.test("KSG pairs: worker threads give the same values as one thread, non-fin
   cols[2 * n + 7] = NaN;
   cols[4 * n + 9] = -Infinity;
   const pairs = new Int32Array([0, 1, 0, 2, 2, 4, 3, 4, 1, 3]);
-  const one = await ksgPairs(cols, n, pairs, 3, 1);
-  const two = await ksgPairs(cols, n, pairs, 3, 2);
+  const one = ksgPairs(cols, n, pairs, 3, 1);
+  const before = threadStats.workerChunks;
+  let two = ksgPairs(cols, n, pairs, 3, 2);
+  // a worker starts in tens of milliseconds: repeat (with pauses) until one has taken a chunk
+  for (let tries = 0; threadStats.workerChunks === before && tries < 100; tries++) {
+    await new Promise((r) => setTimeout(r, 50));
+    two = ksgPairs(cols, n, pairs, 3, 2);
+  }
+  assert.ok(threadStats.workerChunks > before, "no worker thread took part");
   assert.deepEqual([...two.mi], [...one.mi]);
   assert.deepEqual([...one.samples], [150, 149, 148, 149, 150]);
   // pair (2, 4): rows where both are finite, against brute force

@@ -3,7 +3,7 @@
  * which does not bundle).
  */
 import assert from "node:assert/strict";
-import { probeAdapter, releaseGpu } from "../kernels/gpu/device.ts";
+import { probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
 import { writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { rowsOf } from "../../tests/_util.ts";

@@ -1,6 +1,6 @@
 /**
  * The unique-information linear algebra on WebGPU (float32): Gram products of Jacobian rows as batches arrive, then
- * `M = (Theta + lambda I)^-1` and the per-sample quantities of SCIENCE.md section 3 (`plugins/unique_info/unique_info.ts`).
+ * `M = (Theta + lambda I)^-1` and the per-sample quantities of docs/science.md section 3 (`plugins/unique_info/unique_info.ts`).
  *
  * - Rows: train and test rows are uploaded once, into one growing buffer per split (row-major, `P` floats a row),
  *   and stay on the GPU.
@@ -29,7 +29,8 @@
  * @example
  * ```ts ignore
  * import { GpuSiKernel } from "./gpu_kernel.ts";
- * const g = await GpuSiKernel.open(3);
+ * import { gpuContext } from "../kernels/gpu/context.ts";
+ * const g = GpuSiKernel.open(await gpuContext(), 3);
  * await g.append(new Float32Array([1, 0, 0, 0, 1, 0]), new Float32Array([1, 1, 0]));
  * const out = await g.solve({ lambda: 1, trainOrder: Int32Array.of(0, 1), testOrder: Int32Array.of(0),
  *   residual: Float64Array.of(1, 1), pairs: Int32Array.of(0, 0, 1, 1) });
@@ -37,9 +38,9 @@
  *
  * @module
  */
-import { gpuDevice, isSoftwareAdapter, probeAdapter } from "../kernels/gpu/device.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
 import { computePipeline, readBuffers, storageBuffer, uniformWords } from "../kernels/gpu/util.ts";
-import { choleskyInPlace, inverseFromCholesky, NotPositiveDefiniteError } from "../kernels/linalg/linalg.ts";
+import { choleskyInPlace, inverseFromCholesky, NotPositiveDefiniteError } from "../kernels/linalg/mod.ts";
 import {
   dotsWgsl,
   GATHER_WGSL,
@@ -182,17 +183,15 @@ export class GpuSiKernel {
   }
 
   /**
-   * Opens the shared device for rows of `width` parameters. `blockTiles`: sweep block rows in tiles (default 2:
+   * The kernel on `gpu` for rows of `width` parameters. `blockTiles`: sweep block rows in tiles (default 2:
    * 256 rows on hardware, 32 on software adapters).
    */
-  static async open(
+  static open(
+    gpu: GpuContext,
     width: number,
     opts: { blockTiles?: number; gram?: "compensated" | "float32" } = {},
-  ): Promise<GpuSiKernel> {
-    const device = await gpuDevice();
-    const facts = await probeAdapter();
-    const software = facts ? isSoftwareAdapter(facts) : false;
-    return new GpuSiKernel(device, width, software, opts.blockTiles ?? 2, opts.gram ?? "compensated");
+  ): GpuSiKernel {
+    return new GpuSiKernel(gpu.device, width, gpu.software, opts.blockTiles ?? 2, opts.gram ?? "compensated");
   }
 
   /** Tile edge of the products. */

@@ -1,12 +1,12 @@
 /**
  * `unique-info` on WebGPU (float32 Gram products and sweep inversion, plugins/unique_info/gpu_kernel.ts) against the float64
- * CPU path and against leave-one-out retraining of a linear ridge model (SCIENCE.md section 3), at small sizes
+ * CPU path and against leave-one-out retraining of a linear ridge model (docs/science.md section 3), at small sizes
  * (llvmpipe). Tolerances: docs/bench/webgpu_si.md.
  */
 import assert from "node:assert/strict";
-import { probeAdapter, releaseGpu } from "../kernels/gpu/device.ts";
+import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
 import type { Estimator } from "../../pipeline/core/plugin.ts";
-import { invertSpd } from "../kernels/linalg/linalg.ts";
+import { invertSpd } from "../kernels/linalg/mod.ts";
 import { Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
 import { batchesOf, looReference, maxRel, problem } from "../../tests/_si_problem.ts";
 import { uniqueInfoPlugin } from "./unique_info.ts";
@@ -14,7 +14,8 @@ import { GpuSiKernel } from "./gpu_kernel.ts";
 
 const adapter = await probeAdapter();
 if (!adapter) console.warn("gpu/unique_info_test: SKIPPED, no WebGPU adapter at all on this machine");
-const GPU = { backend: "webgpu" } as const;
+/** The context part that puts an estimator on the GPU (the shared device, reopened after a release). */
+const GPU = async () => ({ gpu: await gpuContext() });
 
 function column(results: Awaited<ReturnType<typeof runPlugin>>["results"], name: string): number[] {
   return rowsOf(results.unique_information).map((r) => r[name] as number);
@@ -27,7 +28,7 @@ Deno.test({
     const rng = new Rng(3);
     const P = 50, N = 45; // pivot blocks of one tile: 16, 16 and 13 rows on llvmpipe
     const rows = Float32Array.from({ length: N * P }, () => rng.normal() / Math.sqrt(P));
-    const g = await GpuSiKernel.open(P, { blockTiles: 1 });
+    const g = GpuSiKernel.open(await gpuContext(), P, { blockTiles: 1 });
     try {
       await g.append(rows.subarray(0, 20 * P).slice(), new Float32Array(0));
       await g.append(rows.subarray(20 * P).slice(), rows.subarray(0, 3 * P).slice());
@@ -97,7 +98,7 @@ Deno.test({
     const batches = batchesOf(pr, 25); // many strips and K_test blocks
     const opts = { "si-lambda": 0.2 };
     const cpu = (await runPlugin(uniqueInfoPlugin, opts, batches)).results;
-    const { estimator, results: gpu } = await runPlugin(uniqueInfoPlugin, opts, batches, GPU);
+    const { estimator, results: gpu } = await runPlugin(uniqueInfoPlugin, opts, batches, await GPU());
     assert.deepEqual(column(gpu, "sample_id"), column(cpu, "sample_id"));
     const ew = maxRel(column(gpu, "si_weights"), column(cpu, "si_weights"));
     const ef = maxRel(column(gpu, "si_function"), column(cpu, "si_function"));
@@ -125,7 +126,7 @@ Deno.test({
     const lambda = 0.3;
     // truth: retrain without each sample in parameter space (float64 normal equations)
     const { w, f } = looReference(pr, lambda);
-    const { results } = await runPlugin(uniqueInfoPlugin, { "si-lambda": lambda }, batchesOf(pr, 7), GPU);
+    const { results } = await runPlugin(uniqueInfoPlugin, { "si-lambda": lambda }, batchesOf(pr, 7), await GPU());
     const ew = maxRel(column(results, "si_weights"), w), ef = maxRel(column(results, "si_function"), f);
     assert.ok(ew < 1e-4 && ef < 1e-4, `${ew} ${ef}`);
   },
@@ -138,11 +139,11 @@ Deno.test({
     const pr = problem(2, 20, 0, 1, 30);
     const batches = batchesOf(pr, 6);
     const opts = { "si-lambda": 1 };
-    const { results: one } = await runPlugin(uniqueInfoPlugin, opts, batches, GPU);
+    const { results: one } = await runPlugin(uniqueInfoPlugin, opts, batches, await GPU());
     assert.ok(column(one, "si_function").every((v) => v === null));
     assert.ok(column(one, "rank_function").every((v) => v === null));
     // merge of two GPU estimators, then state: the CPU path's exact state
-    const ctx = { byStep: false, seed: 0, backend: "webgpu" };
+    const ctx = { byStep: false, seed: 0, ...(await GPU()) };
     const a = uniqueInfoPlugin.create(opts, ctx), b = uniqueInfoPlugin.create(opts, ctx);
     for (const x of batches.slice(0, 2)) await a.update(x);
     for (const x of batches.slice(2)) await b.update(x);
@@ -166,7 +167,7 @@ Deno.test({
     const pr = problem(4, 6, 2, 1, 12);
     pr.j.fill(0, 3 * pr.p, 4 * pr.p);
     await assert.rejects(
-      runPlugin(uniqueInfoPlugin, { "si-lambda": 1e-300 }, batchesOf(pr, 5), GPU),
+      runPlugin(uniqueInfoPlugin, { "si-lambda": 1e-300 }, batchesOf(pr, 5), await GPU()),
       /^Error: Cannot factorise Theta \+ lambda I \(lambda 1e-300\): Cannot factorise the matrix as it is not positive definite at pivot 3: current value is 0$/,
     );
   },

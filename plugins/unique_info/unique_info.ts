@@ -1,8 +1,8 @@
 /**
  * `unique-info`: per-sample smooth unique information (SI) of every training sample, in the weights and in the
- * function, from `jacobians/v1` streams (../shared/SCIENCE.md section 3; Harutyunyan et al., ICLR 2021).
+ * function, from `jacobians/v1` streams (docs/science.md section 3; Harutyunyan et al., ICLR 2021).
  *
- * Conventions (SCIENCE.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
+ * Conventions (docs/science.md section 3, followed exactly): the network is linearised at its initial weights `w0`,
  * `f(x; w) = f0(x) + J(x)(w - w0)`, MSE with the sum-of-losses convention and ridge `lambda` toward `w0`, converged
  * (`t = infinity`). With `Theta = J J^T` (nk x nk: n train samples, k outputs each, sample-major, outputs
  * in order), `M = (Theta + lambda I)^-1` and `a = M (Y - f0)`:
@@ -31,8 +31,8 @@
  *
  * Memory: rows `4 P (nk + n_test k)` bytes, kernels `8 (nk)(nk + n_test k)` (plus up to 56% growth slack), and
  * after the stream three more `8 (nk)^2` arrays (the factor, `L^-T` and `M`): about 1.5 GB for nk = 5,000,
- * P = 20,000. Linear algebra: `plugins/kernels/linalg/linalg.ts` (float64 throughout; WebAssembly SIMD products; rows and
- * kernels live in `SharedArrayBuffer`s so that worker threads, opt-in with `INFOTAP_THREADS`, use them in place).
+ * P = 20,000. Linear algebra: `plugins/kernels/linalg/` (float64 throughout; WebAssembly SIMD products; rows and
+ * kernels live in `SharedArrayBuffer`s so that worker threads, `context.threads` of them, use them in place).
  *
  * Accuracy: `(M - lambda M^2)_ii` is formed as written; its relative rounding error grows like
  * `1e-16 * lambda * ||M||_2 / (M - lambda M^2)_ii`, i.e. when `lambda` dominates the kernel.
@@ -66,14 +66,20 @@ import type { Batch } from "../../schemas/batch.ts";
 import { SPLIT_TRAIN } from "../../schemas/batch.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
+  block,
   choleskyInPlace,
   choleskySolve,
-  gemmNT,
-  gramF32,
+  gemm,
+  gram,
   inverseFromCholesky,
+  type Matrix,
+  matrix,
   NotPositiveDefiniteError,
   sharedF64,
-} from "../kernels/linalg/linalg.ts";
+  transpose,
+} from "../kernels/linalg/mod.ts";
+import type { GpuContext } from "../kernels/gpu/context.ts";
+import { resolveThreads } from "../kernels/threads.ts";
 import {
   definePlugin,
   type Estimator,
@@ -87,8 +93,8 @@ import { sketchJacobian } from "../../schemas/sketch.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { SKETCH_SEED_KEY } from "../../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu_kernel.ts";
+import { uniqueInfoReport } from "./report.ts";
 
-/** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 /** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
 function factorError(e: unknown, lambda: number): unknown {
   return e instanceof NotPositiveDefiniteError
@@ -121,6 +127,7 @@ function functionSi(
   }
 }
 
+/** A growable row-major float64 matrix (capacity grows by 1.25x, bounding the slack to 56% of the memory). */
 class Grow {
   data: Float64Array = new Float64Array(0);
   rows = 0;
@@ -142,6 +149,10 @@ class Grow {
     }
     this.rows = rows;
     this.cols = cols;
+  }
+  /** Rows `i0..`, columns `j0..` as a view (within the capacity). */
+  block(i0: number, j0: number, rows: number, cols: number): Matrix {
+    return block(matrix(this.data, this.rowCap, this.colCap), i0, j0, rows, cols);
   }
   /** The `rows x cols` contents, compact. */
   compact(): Float64Array {
@@ -198,8 +209,10 @@ class UniqueInfoEstimator implements Estimator {
   /** K_test in slot order (test x train). */
   ktest = new Grow();
   keys = new Set<string>();
-  /** WebGPU path (context.backend "webgpu"): rows and kernels live on the GPU, float32 (plugins/unique_info/gpu_kernel.ts). */
-  readonly gpu: boolean;
+  /** WebGPU path (`context.gpu`): rows and kernels live on the GPU, float32 (plugins/unique_info/gpu_kernel.ts). */
+  readonly gpu: GpuContext | null;
+  /** Threads of the CPU path's products (`context.threads`). */
+  readonly threads: number;
   #kernel: GpuSiKernel | null = null;
   /** Train and test rows uploaded to the GPU so far. */
   #upTrain = 0;
@@ -211,7 +224,8 @@ class UniqueInfoEstimator implements Estimator {
     this.lambda = options["si-lambda"] as number;
     this.sketchDim = options["si-sketch-dim"] as number | undefined;
     this.seed = context.seed;
-    this.gpu = context.backend === "webgpu";
+    this.gpu = context.gpu ?? null;
+    this.threads = resolveThreads(context.threads);
   }
 
   #file(name: string): number {
@@ -365,7 +379,7 @@ class UniqueInfoEstimator implements Estimator {
     const W = this.width;
     const ns = this.train.rows.length, nt = this.test.rows.length;
     if (ns === this.#upTrain && nt === this.#upTest) return;
-    this.#kernel ??= await GpuSiKernel.open(W);
+    this.#kernel ??= await GpuSiKernel.open(this.gpu!, W);
     const pack = (rows: Float32Array[], from: number) => {
       const out = new Float32Array((rows.length - from) * W);
       for (let i = from; i < rows.length; i++) out.set(rows[i], (i - from) * W);
@@ -391,11 +405,12 @@ class UniqueInfoEstimator implements Estimator {
     this.theta.ensure(ns, ns);
     this.ktest.ensure(nt, ns);
     const tr = this.train.rows, te = this.test.rows;
+    const threads = this.threads;
     if (ns > s0) {
-      gramF32(this.theta.data, this.theta.colCap, s0, 0, tr.slice(s0), tr, true);
-      if (t0 > 0) gramF32(this.ktest.data, this.ktest.colCap, 0, s0, te.slice(0, t0), tr.slice(s0));
+      gram(this.theta.block(s0, 0, ns - s0, ns), tr.slice(s0), tr, { lower: s0, threads });
+      if (t0 > 0) gram(this.ktest.block(0, s0, t0, ns - s0), te.slice(0, t0), tr.slice(s0), { threads });
     }
-    if (nt > t0 && ns > 0) gramF32(this.ktest.data, this.ktest.colCap, t0, 0, te.slice(t0), tr);
+    if (nt > t0 && ns > 0) gram(this.ktest.block(t0, 0, nt - t0, ns), te.slice(t0), tr, { threads });
   }
 
   merge(other: Estimator): void {
@@ -436,9 +451,10 @@ class UniqueInfoEstimator implements Estimator {
     }
     // cross terms: their train rows x our train rows, our test x their train, their test x our train
     const tr = this.train.rows, te = this.test.rows;
-    if (os > 0 && s0 > 0) gramF32(this.theta.data, this.theta.colCap, s0, 0, tr.slice(s0), tr.slice(0, s0));
-    if (os > 0 && t0 > 0) gramF32(this.ktest.data, this.ktest.colCap, 0, s0, te.slice(0, t0), tr.slice(s0));
-    if (ot > 0 && s0 > 0) gramF32(this.ktest.data, this.ktest.colCap, t0, 0, te.slice(t0), tr.slice(0, s0));
+    const threads = this.threads;
+    if (os > 0 && s0 > 0) gram(this.theta.block(s0, 0, os, s0), tr.slice(s0), tr.slice(0, s0), { threads });
+    if (os > 0 && t0 > 0) gram(this.ktest.block(0, s0, t0, os), te.slice(0, t0), tr.slice(s0), { threads });
+    if (ot > 0 && s0 > 0) gram(this.ktest.block(t0, 0, ot, s0), te.slice(t0), tr.slice(0, s0), { threads });
   }
 
   /** Appends the other estimator's rows (after ours). */
@@ -532,8 +548,8 @@ class UniqueInfoEstimator implements Estimator {
         const first = l[0];
         throw new InputError(
           `Cannot use ${split} sample_id ${id} as it needs one row for each of the ${k} outputs 0..${k - 1} (missing ${
-            missing.join(", ") || "none"
-          }; outputs seen: ${l.map((s) => set.outputs[s]).join(", ")}): current value is ${l.length} rows`,
+            list(missing) || "none"
+          }; outputs seen: ${list(l.map((s) => set.outputs[s]))}): current value is ${l.length} rows`,
           { file: this.files[set.files[first]], batch: set.batches[first], column: "output" },
         );
       }
@@ -544,8 +560,17 @@ class UniqueInfoEstimator implements Estimator {
 
   result(): Results | Promise<Results> {
     const tr = this.train, te = this.test;
-    let k = 0;
-    for (const o of tr.outputs) k = Math.max(k, o + 1);
+    let k = 0, at = 0;
+    for (let s = 0; s < tr.outputs.length; s++) if (tr.outputs[s] + 1 > k) [k, at] = [tr.outputs[s] + 1, s];
+    if (k > tr.rows.length) {
+      // Every train sample needs one row per output 0..k-1: refuse before allocating by k.
+      throw new InputError(
+        `Cannot use output index ${k - 1} as every train sample needs one row for each output 0..${
+          k - 1
+        } and only ${tr.rows.length} train rows arrived: current value is ${k - 1}`,
+        { file: this.files[tr.files[at]], batch: tr.batches[at], column: "output" },
+      );
+    }
     const train = this.#samples(tr, k, "train");
     const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
     if (this.gpu) {
@@ -579,12 +604,12 @@ class UniqueInfoEstimator implements Estimator {
         A[i * N + i] += lambda;
       }
       try {
-        choleskyInPlace(A, N);
+        choleskyInPlace(A, N, { threads: this.threads });
       } catch (e) {
         throw factorError(e, lambda);
       }
       const av = choleskySolve(A, N, this.#residual(train));
-      const M = inverseFromCholesky(A, N);
+      const M = inverseFromCholesky(A, N, { threads: this.threads });
       // b_i = M_ii^-1 a_i, and (M - lambda M^2)_ii with (M^2)_ii[r][s] = <M row ir, M row is> (M symmetric)
       const b = new Float64Array(N);
       const mii = new Float64Array(k * k);
@@ -615,7 +640,7 @@ class UniqueInfoEstimator implements Estimator {
           for (let j = 0; j < N; j++) K[t * N + j] = kd[row + train.slots[j]];
         }
         const Q = sharedF64(T * N); // K_test M
-        gemmNT(Q, N, 0, 0, K, N, 0, M, N, 0, T, N, 0, N, 1);
+        gemm(matrix(Q, T, N), matrix(K, T, N), transpose(matrix(M, N)), { threads: this.threads });
         functionSi(Q, b, n, k, T, nTest, fsi);
       }
     }
@@ -685,7 +710,7 @@ class UniqueInfoEstimator implements Estimator {
     const meta: Record<string, string> = {
       "infotap.estimator": "unique-info",
       "infotap.definition":
-        "SCIENCE.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
+        "docs/science.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, t = inf",
       "infotap.units.si_weights": "squared parameter distance ||w - w_{-i}||^2",
       "infotap.units.si_function": "mean over test samples of squared output change sum_c (f_c(x;w) - f_c(x;w_{-i}))^2",
       "infotap.outputs": String(k),
@@ -715,10 +740,11 @@ class UniqueInfoEstimator implements Estimator {
 export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   name: "unique-info",
   description:
-    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (SCIENCE.md section 3).",
+    "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (docs/science.md section 3).",
   inputs: ["jacobians/v1"],
   byDefault: true,
   tables: { unique_information: {} },
+  report: uniqueInfoReport,
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",
@@ -742,3 +768,8 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
     return new UniqueInfoEstimator(options, context).load(state as unknown as Record<string, any>);
   },
 });
+
+/** The first ten numbers of a list, then how many more (error messages stay one short line). */
+function list(xs: number[]): string {
+  return xs.length <= 10 ? xs.join(", ") : `${xs.slice(0, 10).join(", ")} and ${xs.length - 10} more`;
+}

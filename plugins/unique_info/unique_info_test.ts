@@ -1,6 +1,6 @@
 /**
  * `unique-info` against explicit leave-one-out retraining of a ridge-regularised linear model (where the
- * linearisation of SCIENCE.md section 3 is exact): the reference re-solves the ridge problem without each sample
+ * linearisation of docs/science.md section 3 is exact): the reference re-solves the ridge problem without each sample
  * in parameter space (normal equations, Gaussian elimination), independently of the kernel-space closed form.
  */
 import assert from "node:assert/strict";
@@ -10,7 +10,7 @@ import { batchesOf, looReference, problem, recordBatchOf } from "../../tests/_si
 import type { Batch } from "../../schemas/batch.ts";
 import { writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
-import { kernels, threadStats } from "../kernels/linalg/linalg.ts";
+import { threadStats } from "../kernels/threads.ts";
 
 function assertRel(actual: number, expected: number, rtol: number, what: string): void {
   assert.ok(
@@ -231,15 +231,8 @@ Deno.test("unique-info: the Gram products on a worker thread give the same table
   // nk = 320 rows x P = 3000 in one batch: 3 row chunks and 1.5e8 multiply-adds (workers help from 2e7)
   const pr = problem(21, 160, 10, 2, 3000);
   const batches = batchesOf(pr, 400);
-  const run = async (threads: number) => {
-    const saved = kernels.threads;
-    kernels.threads = threads;
-    try {
-      return rowsOf((await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.2 }, batches)).results.unique_information);
-    } finally {
-      kernels.threads = saved;
-    }
-  };
+  const run = async (threads: number) =>
+    rowsOf((await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.2 }, batches, { threads })).results.unique_information);
   const one = await run(1);
   const before = threadStats.workerChunks;
   let two = await run(2);

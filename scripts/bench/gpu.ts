@@ -18,7 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { describeAdapter, gpuDevice, isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/device.ts";
+import { describeAdapter, gpuContext, probeAdapter } from "../../plugins/kernels/gpu/context.ts";
 import { GpuSquareSums } from "../../plugins/fisher/gpu_square_sums.ts";
 import { GpuHistograms } from "../../plugins/entropy/gpu_histogram.ts";
 import { GpuPairCounts, pairIndex } from "../../plugins/mi/gpu_pair_counts.ts";
@@ -85,7 +85,7 @@ function checkSquareSums(got: Float64Array, values: Float32Array, rows: number, 
 
 /** Copy rate and Fisher diagonal. */
 async function fisher(quick: boolean): Promise<BenchRow[]> {
-  const device = await gpuDevice();
+  const ctx = await gpuContext(), device = ctx.device;
   const rows = 64, width = quick ? 32768 : 1 << 20, batches = quick ? 2 : 8; // 8 MiB / 256 MiB per batch
   const values = noise(rows * width, 7);
   const bytes = values.byteLength * batches;
@@ -97,7 +97,7 @@ async function fisher(quick: boolean): Promise<BenchRow[]> {
   buf.destroy();
   const copyRate = bytes / copy / MB;
   let got: Float64Array | null = null;
-  const sums = await GpuSquareSums.open(width, (_k, s) => (got = s));
+  const sums = GpuSquareSums.open(ctx, width, (_k, s) => (got = s));
   const batch = gradBatch(rows, width, values);
   await sums.update(batch, [{ key: "all", r0: 0, r1: rows }]);
   await sums.flush();
@@ -144,7 +144,7 @@ async function entropy(quick: boolean): Promise<BenchRow[]> {
   const range: LayerRange = { lo: new Float64Array(width).fill(-1), hi: new Float64Array(width).fill(1) };
   const batch = { numRows: rows, columns: [{ name: "x", width, values }] } as unknown as Batch;
   let gotCounts: Uint32Array | null = null;
-  const hist = await GpuHistograms.open(bins, (_k, _l, c) => (gotCounts = c.slice()));
+  const hist = GpuHistograms.open(await gpuContext(), bins, (_k, _l, c) => (gotCounts = c.slice()));
   await hist.update(batch, [{ key: "all", r0: 0, r1: rows }], () => range);
   await hist.flush();
   {
@@ -206,7 +206,7 @@ async function pairs(quick: boolean): Promise<BenchRow[]> {
   const n = quick ? 64 : 768, rows = quick ? 2000 : 10000, bins = 16;
   const values = noise(rows * n, 11);
   const thr = thresholds(-1, 1, bins);
-  const device = await gpuDevice();
+  const ctx = await gpuContext(), device = ctx.device;
   // Upload alone (the same bytes, the same call), to split the joint-count time.
   const up = device.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
   const upload = await best(5, async () => {
@@ -230,7 +230,7 @@ async function pairs(quick: boolean): Promise<BenchRow[]> {
   let gpu = Infinity, readback = 0, readDetail = "";
   const tuned: string[] = [];
   for (const t of tunings) {
-    const pc = await GpuPairCounts.open(n, bins, thr, t);
+    const pc = GpuPairCounts.open(ctx, n, bins, thr, t);
     await pc.update(values, rows); // compile + warm up; checked below
     const counts = await pc.read();
     if (gpuCounts === null) gpuCounts = counts;
@@ -341,13 +341,13 @@ export async function bench(
   if (!facts) {
     return [{ name: "adapter", value: NaN, unit: "", note: "no WebGPU adapter: nothing measured" }];
   }
-  const soft = isSoftwareAdapter(facts);
+  const ctx = await gpuContext(), soft = ctx.software;
   const rows: BenchRow[] = [{
     name: "adapter",
     value: NaN,
     unit: "",
     note: `${describeAdapter(facts)}${soft ? " — SOFTWARE adapter: figures are not GPU figures" : ""}; limits: ${
-      limitsNote((await gpuDevice()).limits)
+      limitsNote(ctx.limits)
     }`,
   }];
   emit?.(rows[0]);

@@ -21,7 +21,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { describeAdapter, isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/device.ts";
+import { describeAdapter, gpuContext, isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/context.ts";
 import { gpuKsgPairs } from "../../plugins/mi/gpu_ksg.ts";
 import { ksgPairs } from "../../plugins/mi/ksg_pairs.ts";
 import type { BenchArgs, BenchRow } from "./_types.ts";
@@ -42,7 +42,7 @@ async function row(N: number, n: number, relu: boolean, sample: number, k: numbe
   const cols = synthetic(N, n, relu);
   const pairs = allPairs(N), P = pairs.length / 2;
   const t0 = performance.now();
-  const gpu = await gpuKsgPairs(cols, n, pairs, k, { perInvocation: M });
+  const gpu = await gpuKsgPairs(await gpuContext(), cols, n, pairs, k, { perInvocation: M });
   const total = (performance.now() - t0) / 1000;
   const t = gpu.timing;
   if (t.cpu > 0) {
@@ -59,7 +59,7 @@ async function row(N: number, n: number, relu: boolean, sample: number, k: numbe
     sub[2 * i + 1] = pairs[2 * p + 1];
   });
   const c0 = performance.now();
-  const cpu = await ksgPairs(cols, n, sub, k, 1); // one thread: no worker module, so the bundle runs anywhere
+  const cpu = ksgPairs(cols, n, sub, k, 1); // one thread: no worker module, so the bundle runs anywhere
   const cpuSample = (performance.now() - c0) / 1000;
   for (let i = 0; i < S; i++) {
     if (!Object.is(gpu.mi[idx[i]], cpu.mi[i])) {
@@ -104,7 +104,7 @@ export async function bench(args: BenchArgs, onRow: (r: BenchRow) => void = () =
     unit: "",
     note: `${describeAdapter(facts)}${soft ? " — SOFTWARE adapter: figures are not GPU figures" : ""}`,
   });
-  await gpuKsgPairs(synthetic(2, 300, false), 300, new Int32Array([0, 1]), 3); // compiles the shaders
+  await gpuKsgPairs(await gpuContext(), synthetic(2, 300, false), 300, new Int32Array([0, 1]), 3); // compiles the shaders
   const sizes: [number, number, boolean, number, number?][] = args.quick
     ? [[48, 2000, false, 200], [24, 2000, false, 100], [24, 2000, true, 100], [24, 2000, false, 100, 1]]
     : [[768, 10000, false, 512], [256, 10000, false, 256], [256, 10000, true, 256], [256, 10000, false, 256, 1]];

@@ -14,15 +14,16 @@
  * `--quick`: small sizes (seconds, for llvmpipe). GPU memory at full size: about 6 GB.
  *
  * Run alone: `node_modules/deno/deno run -A scripts/bench/gpu_si.ts [--quick]` (`INFOTAP_WEBGPU_ALLOW_SOFTWARE=1` to
- * run on llvmpipe; figures there are software figures). CPU threads of the reference: `INFOTAP_THREADS` (0 = cores,
- * at most 8); a bundled script runs the CPU reference on one thread (its worker module is not in the bundle).
+ * run on llvmpipe; figures there are software figures). CPU threads of the reference: the default of the thread
+ * policy (plugins/kernels/threads.ts: `INFOTAP_THREADS`, else the cores, at most 8); a bundled script finds the
+ * linear-algebra worker module beside it (scripts/gpu/bundle.sh).
  *
  * @module
  */
 import type { Batch } from "../../schemas/batch.ts";
-import { describeAdapter, probeAdapter } from "../../plugins/kernels/gpu/device.ts";
+import { describeAdapter, gpuContext, probeAdapter } from "../../plugins/kernels/gpu/context.ts";
 import { readBuffers } from "../../plugins/kernels/gpu/util.ts";
-import { kernels, threadStats } from "../../plugins/kernels/linalg/linalg.ts";
+import { defaultThreads, threadStats } from "../../plugins/kernels/threads.ts";
 import type { Estimator, Results } from "../../pipeline/core/plugin.ts";
 import { GpuSiKernel } from "../../plugins/unique_info/gpu_kernel.ts";
 import { uniqueInfoPlugin } from "../../plugins/unique_info/unique_info.ts";
@@ -42,7 +43,8 @@ async function run(
   lambda: number,
   backend: "cpu" | "webgpu",
 ): Promise<{ results: Results; update: number; result: number; est: Estimator }> {
-  const est = uniqueInfoPlugin.create({ "si-lambda": lambda }, { byStep: false, seed: 0, backend });
+  const gpu = backend === "webgpu" ? await gpuContext() : null;
+  const est = uniqueInfoPlugin.create({ "si-lambda": lambda }, { byStep: false, seed: 0, gpu });
   const t0 = performance.now();
   for (const b of batches) await est.update(b);
   const t1 = performance.now();
@@ -100,7 +102,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
     throw new Error("Cannot run the WebGPU unique-information benchmark as no adapter exists: current value is none");
   }
   const adapter = describeAdapter(facts);
-  if (args.print) console.log(`adapter: ${adapter}; CPU reference threads: ${kernels.threads}`);
+  if (args.print) console.log(`adapter: ${adapter}; CPU reference threads: ${defaultThreads()}`);
   const q = args.quick;
 
   // (a) Gram products alone
@@ -108,7 +110,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
     const [N, P, per] = q ? [512, 1024, 128] : [20000, 20000, 2000];
     const batches = makeSiBatches(N, 0, 1, P, per, { seed: 7 });
     for (const gram of ["compensated", "float32"] as const) {
-      const g = await GpuSiKernel.open(P, { gram });
+      const g = GpuSiKernel.open(await gpuContext(), P, { gram });
       try {
         const t0 = performance.now();
         for (const b of batches) g.upload(b.columns[0].values as Float32Array<ArrayBuffer>, new Float32Array(0));
@@ -210,7 +212,7 @@ export async function bench(args: { quick: boolean; print?: boolean }): Promise<
       reference: c,
       ratio: c / g,
       note:
-        `reference: the float64 CPU plugin (${kernels.threads} thread(s), ${byWorkers} chunks by workers; updates ${
+        `reference: the float64 CPU plugin (${defaultThreads()} thread(s), ${byWorkers} chunks by workers; updates ${
           cpu.update.toFixed(1)
         } s, ` +
         `result ${cpu.result.toFixed(1)} s); max relative error of the GPU: si_weights ${ew.toExponential(1)}, ` +

@@ -102,7 +102,7 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const pairs = args.full ? allPairs(N) : samplePairs(N, args.quick ? 400 : 4000, 1);
   const P = pairs.length / 2;
   let t = performance.now();
-  const fast = await ksgPairs(cols, n, pairs, 3, threads);
+  const fast = ksgPairs(cols, n, pairs, 3, threads);
   const fastSec = (performance.now() - t) / 1000;
   // the per-neuron preparation is done once whatever the number of pairs: only the pair part is extrapolated
   const fastAll = args.full ? fastSec : fast.prepSeconds + ((fastSec - fast.prepSeconds) * totalPairs) / P;
@@ -144,7 +144,7 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const prepCpu = process.cpuUsage(prep0).user / 1e6;
   t = performance.now();
   const cpu0 = process.cpuUsage();
-  const one = await ksgPairs(sub, n, allPairs(m), 3, 1);
+  const one = ksgPairs(sub, n, allPairs(m), 3, 1);
   const oneCpu = process.cpuUsage(cpu0).user / 1e6;
   const oneSec = (performance.now() - t) / 1000;
   const P1 = one.mi.length;

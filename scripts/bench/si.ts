@@ -1,5 +1,5 @@
 /**
- * Benchmark of `unique-info` (SCIENCE.md section 3): all n samples' SI and F-SI from one float64 factorisation,
+ * Benchmark of `unique-info` (docs/science.md section 3): all n samples' SI and F-SI from one float64 factorisation,
  * end to end (Gram products as the batches arrive, then Cholesky, inverse and per-sample terms), against the
  * per-sample re-solve of the official code (one Cholesky of the kernel without sample i per sample), timed on a
  * few samples in the same run and extrapolated to all n. The re-solved samples also check the fast path's values.
@@ -17,13 +17,14 @@ import process from "node:process";
 import {
   choleskyInPlace,
   choleskySolve,
-  gramF32,
+  gram,
   invertSpd,
   kernels,
+  matrix,
   sharedF64,
-  threadStats,
   wasmSimd,
-} from "../../plugins/kernels/linalg/linalg.ts";
+} from "../../plugins/kernels/linalg/mod.ts";
+import { defaultThreads, threadStats } from "../../plugins/kernels/threads.ts";
 
 import type { BenchRow } from "./_types.ts";
 import { makeSiBatches } from "./_si_batches.ts";
@@ -86,7 +87,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
   const table = (await est.result()).unique_information;
   const t2 = performance.now();
   const cpu2 = process.cpuUsage(cpu0).user / 1e6;
-  const threads = `${kernels.threads} thread(s), ${threadStats.workerChunks - workerChunks0} chunks done by workers`;
+  const threads = `${defaultThreads()} thread(s), ${threadStats.workerChunks - workerChunks0} chunks done by workers`;
   const fast = (t2 - t0) / 1000;
 
   // reference: the estimator's own kernel (samples arrive in id order here, so slot order = sample order),
@@ -171,7 +172,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
   const t5 = performance.now();
   tf.dispose([x, gt]);
   const ours = new Float64Array(g * g);
-  gramF32(ours, g, 0, 0, block, block);
+  gram(matrix(ours, g), block, block);
   const t6 = performance.now();
   let err = 0;
   for (let i = 0; i < g * g; i++) {
@@ -198,7 +199,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
     const [label, work] of [
       [
         `Gram ${h} rows x P = ${p} (lower triangle)`,
-        () => gramF32(new Float64Array(h * h), h, 0, 0, block.slice(0, h), block.slice(0, h), true),
+        () => gram(matrix(new Float64Array(h * h), h), block.slice(0, h), block.slice(0, h), { lower: 0 }),
       ],
       [`SPD inverse n = ${q} (Cholesky + L^-T + Y Y^T)`, () => invertSpd(spd, q)],
     ] as const
@@ -228,20 +229,17 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       v.set(r);
       return v;
     });
-    const gram = (threads: number) => {
-      const saved = kernels.threads;
-      kernels.threads = threads;
+    const timed = (threads: number) => {
       const out = sharedF64(h * h), c = process.cpuUsage().user, t = performance.now();
-      gramF32(out, h, 0, 0, shared, shared, true);
+      gram(matrix(out, h), shared, shared, { lower: 0, threads });
       const s = (performance.now() - t) / 1000, cpu = (process.cpuUsage().user - c) / 1e6;
-      kernels.threads = saved;
       return { s, cpu, out };
     };
-    const threads = Math.max(2, kernels.threads);
-    gram(threads); // starts the workers
+    const threads = Math.max(2, defaultThreads());
+    timed(threads); // starts the workers
     await new Promise((r) => setTimeout(r, 200));
     const before = threadStats.workerChunks;
-    const many = gram(threads), one = gram(1);
+    const many = timed(threads), one = timed(1);
     const same = many.out.every((v, i) => v === one.out[i]);
     const flops = h * h * p; // lower triangle, 2 flops per multiply-add
     rows.push({

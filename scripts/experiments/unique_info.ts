@@ -1,6 +1,6 @@
 /**
  * Per-sample unique information (Harutyunyan et al., "Estimating informativeness of samples with Smooth
- * Unique Information", ICLR 2021; ../shared/SCIENCE.md section 3): the linearised prediction of how much the
+ * Unique Information", ICLR 2021; docs/science.md section 3): the linearised prediction of how much the
  * weights and the function change when one training sample is left out, checked against actual retraining,
  * and used to find mislabeled samples.
  *

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import "../../plugins/kernels/gpu/device_test.ts";
+import "../../pipeline/core/backend_test.ts";
 import "../../plugins/_shared/gpu_thresholds_test.ts";
 import "../../plugins/entropy/gpu_histogram_test.ts";
 import "../../plugins/mi/gpu_pair_counts_test.ts";

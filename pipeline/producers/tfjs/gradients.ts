@@ -1,6 +1,6 @@
 /**
  * Producer helper for TensorFlow.js models: per-sample gradients `g = grad_w log p_w(y|x)` written as
- * `gradients/v1` record batches (../shared/SCIENCE.md section 2), for the `fisher` estimator.
+ * `gradients/v1` record batches (docs/science.md section 2), for the `fisher` estimator.
  *
  * - True Fisher (`fisher: "true"`, the default when no labels are given): `y ~ softmax(logits)`, drawn in
  *   float64 from a seeded generator (mulberry32 of `seed` and `step`); `draws` labels per input, each a row with

@@ -1,7 +1,7 @@
 /**
  * Producer helper: per-sample, per-output Jacobian rows of a TensorFlow.js model at its initial weights `w0`, with
  * `f0` and targets, as `jacobians/v1` record batches (optionally sketched with `schemas/sketch.ts`), ready for
- * `writeBatches` and the `unique-info` estimator (../shared/SCIENCE.md section 3).
+ * `writeBatches` and the `unique-info` estimator (docs/science.md section 3).
  *
  * The model is a function of its parameter tensors: `apply(params, x)` maps inputs `[rows, ...inputShape]` to
  * outputs `[rows, k]`. Row `(i, c)` is `d f_c(x_i) / d w` at `w0`, one column per parameter tensor (flattened

@@ -1,16 +1,19 @@
 import assert from "node:assert/strict";
 import {
+  block,
   choleskyInPlace,
   choleskySolve,
-  gemmNT,
-  gramF32,
+  gemm,
+  gram,
   invertSpd,
   kernels,
+  matrix,
   NotPositiveDefiniteError,
   sharedF64,
-  threadStats,
+  transpose,
   wasmSimd,
-} from "./linalg.ts";
+} from "./mod.ts";
+import { threadStats } from "../threads.ts";
 import { Rng } from "../../../tests/_util.ts";
 
 /** Runs a test with the WebAssembly SIMD kernels and with the scalar JavaScript kernels. */
@@ -139,7 +142,7 @@ both("choleskyInPlace rejects a matrix that is not positive definite", () => {
   assert.throws(() => choleskyInPlace(new Float64Array([NaN]), 1), /not positive definite at pivot 0/);
 });
 
-both("gramF32 equals naive dot products, bit for bit whatever the blocking", () => {
+both("gram equals naive dot products, bit for bit whatever the blocking", () => {
   const rng = new Rng(4);
   const p = 2500; // crosses the inner tile
   const rows = Array.from({ length: 11 }, () => Float32Array.from({ length: p }, () => rng.normal()));
@@ -153,23 +156,24 @@ both("gramF32 equals naive dot products, bit for bit whatever the blocking", () 
     }
   }
   const full = new Float64Array(n * n);
-  gramF32(full, n, 0, 0, rows, rows);
+  gram(matrix(full, n), rows, rows);
   assert.deepEqual(full, naive);
   // lower triangle in pieces: rows 0..4 against themselves, then rows 5..10 against all
   const pieces = new Float64Array(n * n);
-  gramF32(pieces, n, 0, 0, rows.slice(0, 5), rows.slice(0, 5), true);
-  gramF32(pieces, n, 5, 0, rows.slice(5), rows, true);
+  gram(block(matrix(pieces, n), 0, 0, 5, 5), rows.slice(0, 5), rows.slice(0, 5), { lower: 0 });
+  gram(block(matrix(pieces, n), 5, 0, n - 5, n), rows.slice(5), rows, { lower: 5 });
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) assert.equal(pieces[i * n + j], j <= i ? naive[i * n + j] : 0);
   }
 });
 
-both("gemmNT with a lower mask and per-block start", () => {
+both("gemm with a lower mask and per-block start", () => {
   const rng = new Rng(5);
   const m = 9, k = 13;
   const a = Float64Array.from({ length: m * k }, () => rng.normal());
   const c = new Float64Array(m * m);
-  gemmNT(c, m, 0, 0, a, k, 0, a, k, 0, m, m, 2, k, -2, 0);
+  const a2 = block(matrix(a, m, k), 0, 2, m, k - 2); // columns 2.. of A
+  gemm(matrix(c, m), a2, transpose(a2), { alpha: -2, lower: 0 });
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < m; j++) {
       let s = 0;
@@ -179,7 +183,7 @@ both("gemmNT with a lower mask and per-block start", () => {
   }
 });
 
-Deno.test("gramF32: the SIMD kernel gives the same bits as the scalar one, across row and parameter tiles", () => {
+Deno.test("gram: the SIMD kernel gives the same bits as the scalar one, across row and parameter tiles", () => {
   const rng = new Rng(6);
   const p = 1100, n = 150;
   const rows = Array.from({ length: n }, () => Float32Array.from({ length: p }, () => rng.normal()));
@@ -187,23 +191,24 @@ Deno.test("gramF32: the SIMD kernel gives the same bits as the scalar one, acros
   const run = (useWasm: boolean, lower: boolean) => {
     kernels.useWasm = useWasm;
     const out = new Float64Array((n + 5) * (n + 7));
-    gramF32(out, n + 7, 2, 5, rows, lower ? rows : other, lower);
+    const b = lower ? rows : other;
+    gram(block(matrix(out, n + 5, n + 7), 2, 5, n, b.length), rows, b, { lower: lower ? 2 - 5 : null });
     kernels.useWasm = wasmSimd;
     return out;
   };
   for (const lower of [false, true]) assert.deepEqual(run(true, lower), run(false, lower));
 });
 
-both("gemmNT across tiles, with offsets, a lower mask and per-block starts that skip exact zeros", () => {
+both("gemm across tiles, with offsets, a lower mask and per-block starts that skip exact zeros", () => {
   const rng = new Rng(7);
   const m = 137, n = 133, k = 1100, ld = 1105;
   const a = Float64Array.from({ length: (m + 2) * ld }, () => rng.normal());
   const b = Float64Array.from({ length: (n + 1) * ld }, () => rng.normal());
-  // row i of A is zero before 3 + (first row of its 4-row block), as in a triangular factor
-  const k0 = (i: number) => 3 + i;
+  // row i of A is zero before 3 + (first row of its 4-row block), as in a triangular factor: upperA 3
   for (let i = 0; i < m; i++) for (let t = 0; t < 3 + i - (i % 4); t++) a[(i + 2) * ld + t] = 0;
   const c = new Float64Array((m + 1) * (n + 2));
-  gemmNT(c, n + 2, 1, 2, a, ld, 2, b, ld, 1, m, n, k0, k, 0.5, -3);
+  const A = block(matrix(a, m + 2, ld), 2, 0, m, k), B = block(matrix(b, n + 1, ld), 1, 0, n, k);
+  gemm(block(matrix(c, m + 1, n + 2), 1, 2, m, n), A, transpose(B), { alpha: 0.5, lower: -3, upperA: 3 });
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let s = 0;
@@ -225,22 +230,16 @@ Deno.test("worker threads: shared-memory Gram, Cholesky and inverse give the sam
     return r;
   });
   const run = (threads: number) => {
-    const saved = kernels.threads;
-    kernels.threads = threads;
-    try {
-      const g = sharedF64(m * m);
-      gramF32(g, m, 0, 0, rows.slice(0, 100), rows, true);
-      gramF32(g, m, 100, 0, rows.slice(100), rows, true);
-      const full = sharedF64(m * 300);
-      gramF32(full, 300, 0, 0, rows, rows); // full rectangle, columns 0..m-1 of a 300-wide array
-      const a = sharedF64(m * m);
-      for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) a[i * m + j] = g[i * m + j] + (i === j ? 1 : 0);
-      const inv = invertSpd(a, m);
-      choleskyInPlace(a, m);
-      return { g, full, a, inv };
-    } finally {
-      kernels.threads = saved;
-    }
+    const g = sharedF64(m * m);
+    gram(block(matrix(g, m), 0, 0, 100, m), rows.slice(0, 100), rows, { lower: 0, threads });
+    gram(block(matrix(g, m), 100, 0, m - 100, m), rows.slice(100), rows, { lower: 100, threads });
+    const full = sharedF64(m * 300);
+    gram(block(matrix(full, m, 300), 0, 0, m, m), rows, rows, { threads }); // columns 0..m-1 of a 300-wide array
+    const a = sharedF64(m * m);
+    for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) a[i * m + j] = g[i * m + j] + (i === j ? 1 : 0);
+    const inv = invertSpd(a, m, { threads });
+    choleskyInPlace(a, m, { threads });
+    return { g, full, a, inv };
   };
   const one = run(1);
   // a worker starts in tens of milliseconds (and, when type-checked, needs this thread's event loop): repeat, with

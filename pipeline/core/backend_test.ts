@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  type AdapterFacts,
-  BackendError,
-  decideBackend,
-  estimatorBackend,
-  isSoftwareAdapter,
-  probeAdapter,
-  selectBackend,
-} from "./device.ts";
+import { type AdapterFacts, isSoftwareAdapter, probeAdapter } from "../../plugins/kernels/gpu/context.ts";
+import { BackendError, decideBackend, estimatorBackend, selectBackend } from "./backend.ts";
 
 const H100: AdapterFacts = { description: "NVIDIA H100 80GB HBM3", vendor: "4318", architecture: "", device: "8961" };
 const APPLE: AdapterFacts = { description: "Apple M2", vendor: "apple", architecture: "metal-3" };

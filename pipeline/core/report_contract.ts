@@ -1,0 +1,204 @@
+/**
+ * The report part of the plugin contract (`EstimatorPlugin.report`): how `report` draws a plugin's tables and what
+ * `compare` can rank runs by, declared by the plugin so that neither host names an estimator. A section's `build`
+ * gets the results directory as read back (`readResults`) and returns plots (Vega-Lite specs); the shared plot
+ * helpers are in `pipeline/report/plot_kit.ts`. See docs/report.md, "Sections declared by plugins".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkReport, type PluginReport } from "./report_contract.ts";
+ * const report: PluginReport = {
+ *   sections: [{
+ *     id: "rows",
+ *     title: "Rows",
+ *     tables: ["row_count"],
+ *     build: (results) => ({ intro: `${results.tables.row_count.rows[0].rows} rows.`, plots: [] }),
+ *   }],
+ *   rank: [{ name: "rows", table: "row_count", column: "rows", layers: [], over: "batches", unit: "rows" }],
+ * };
+ * const said: string[] = [];
+ * checkReport(report, (m) => said.push(m));
+ * checkReport({ sections: [{ id: "Rows" }] } as never, (m) => said.push(m));
+ * assert.deepEqual(said.length, 1);
+ * assert.match(said[0], /report\.sections\[0\]\.id is invalid/);
+ * ```
+ *
+ * @module
+ */
+import { show } from "../../schemas/errors.ts";
+
+/** One cell read back: bigints become numbers (strings when beyond 2^53), dates and the rest as Arrow gives them. */
+export type Cell = number | string | boolean | null;
+
+/** One result table read back. */
+export interface ResultTable {
+  /** Column names in schema order. */
+  columns: string[];
+  /** Rows as objects keyed by column name. */
+  rows: Record<string, Cell>[];
+  /** Files it was read from, relative to the directory. */
+  files: string[];
+  /** Schema metadata. */
+  metadata: Record<string, string>;
+}
+
+/** A results directory read back. */
+export interface ResultDirectory {
+  /** The directory as given. */
+  dir: string;
+  /** `run.json`, or null when absent (e.g. a live run still going). */
+  run: Record<string, unknown> | null;
+  /** Tables by name. */
+  tables: Record<string, ResultTable>;
+}
+
+/** One plot: a Vega-Lite spec with a title and a note (what was drawn, what was reduced or left out). */
+export interface ReportPlot {
+  /** Unique in the page (the element is `plot-<id>`). */
+  id: string;
+  title: string;
+  note: string;
+  spec: Record<string, unknown>;
+}
+
+/** A list of samples (rows keyed by `sample_id`), drawn with their input images when `report --images` is given. */
+export interface SampleGroup {
+  title: string;
+  /** Each sample's id and its caption lines, `[label, value]`. */
+  samples: { id: string; lines: [string, Cell][] }[];
+}
+
+/** What a section's `build` returns. */
+export interface SectionContent {
+  /** One paragraph under the section's title. */
+  intro: string;
+  plots: ReportPlot[];
+  /** The tables it drew, when not all of the section's `tables`. */
+  tables?: string[];
+  /** Samples shown below the plots. */
+  samples?: SampleGroup[];
+}
+
+/** What the host passes to `build` besides the results. */
+export interface ReportContext {
+  /** `report --samples`: how many samples a sample group holds at most. */
+  samples: number;
+}
+
+/** One section of the page: the plots of one table or a group of tables. */
+export interface ReportSection {
+  /** The section's anchor (`[a-z][a-z0-9-]*`), unique in the page. */
+  id: string;
+  /** Its heading (and the navigation link). */
+  title: string;
+  /** The tables it reads: `build` runs when at least one of them has rows. */
+  tables: string[];
+  /** True when its content may list samples (`report --images` then has something to draw). */
+  samples?: boolean;
+  /** The section, or null when there is nothing to show. */
+  build(results: ResultDirectory, context: ReportContext): SectionContent | null;
+}
+
+/**
+ * A column the plugin adds to the shared per-layer table `layer_summary` (keys `layer`, `step`): with two steps or
+ * more, the host draws it per layer over steps, in the section "Layer summary over training".
+ */
+export interface LayerSummaryMeasure {
+  /** The column, a mean over the layer's neurons or pairs. */
+  column: string;
+  /** Short name in the plot's title, e.g. `entropy`. */
+  label: string;
+  /** Axis title with the unit, e.g. `mean entropy (nats)`. */
+  axis: string;
+  /** What the mean is over, e.g. `neurons`, `pairs of neurons`. */
+  over: string;
+  /** Columns drawn as a band around the line. */
+  band?: { lo: string; hi: string; label: string };
+}
+
+/**
+ * A measure `compare` can rank runs by: the mean of `column` over the finite rows of `table` at its last step,
+ * over all rows (`<name>:all`) and per layer (`<name>:<layer>`, over the rows whose `layers` columns all hold
+ * that layer).
+ */
+export interface RankMeasure {
+  /** `[a-z][a-z0-9_-]*`, unique among the plugins. */
+  name: string;
+  table: string;
+  column: string;
+  /** Columns naming the layer of a row (none: only `<name>:all`). */
+  layers: string[];
+  /** What the mean is over, e.g. `neurons`. */
+  over: string;
+  unit: string;
+  /** Which end is better where the science says so; omitted where it depends on the run (e.g. entropy, MI). */
+  better?: "higher" | "lower";
+}
+
+/** Everything a plugin declares for `report` and `compare`. */
+export interface PluginReport {
+  layerSummary?: LayerSummaryMeasure[];
+  /** Its sections, in reading order. */
+  sections?: ReportSection[];
+  rank?: RankMeasure[];
+}
+
+const ID = /^[a-z][a-z0-9-]*$/;
+const RANK_NAME = /^[a-z][a-z0-9_-]*$/;
+type Check = (v: unknown) => boolean;
+const text: Check = (v) => typeof v === "string" && v.length > 0;
+const texts: Check = (v) => Array.isArray(v) && v.every(text);
+const optional = (c: Check): Check => (v) => v === undefined || c(v);
+const FIELDS: Record<keyof PluginReport, [Record<string, Check>, string]> = {
+  layerSummary: [{
+    column: text,
+    label: text,
+    axis: text,
+    over: text,
+    band: optional((b) =>
+      typeof b === "object" && b !== null && ["lo", "hi", "label"].every((k) => text(b[k as never]))
+    ),
+  }, "column, label, axis, over (strings) and an optional band {lo, hi, label}"],
+  sections: [{
+    id: (v) => typeof v === "string" && ID.test(v),
+    title: text,
+    tables: (v) => texts(v) && (v as string[]).length > 0,
+    samples: optional((v) => typeof v === "boolean"),
+    build: (v) => typeof v === "function",
+  }, `id (${ID}), title, tables (a non-empty list) and a build function`],
+  rank: [{
+    name: (v) => typeof v === "string" && RANK_NAME.test(v),
+    table: text,
+    column: text,
+    layers: texts,
+    over: text,
+    unit: text,
+    better: optional((v) => v === "higher" || v === "lower"),
+  }, `name (${RANK_NAME}), table, column, layers (a list), over, unit and an optional better (higher or lower)`],
+};
+
+/** Checks a plugin's `report` declaration; calls `fail` with a one-line message at the first fault. */
+export function checkReport(report: PluginReport, fail: (message: string) => void): void {
+  if (typeof report !== "object" || report === null) {
+    return fail(`Cannot register plugin as 'report' must be an object: current value is ${show(report)}`);
+  }
+  for (const [key, value] of Object.entries(report)) {
+    const spec = FIELDS[key as keyof PluginReport];
+    if (!spec) return fail(`Cannot register plugin as report.${key} is unknown: current value is ${show(value)}`);
+    if (!Array.isArray(value)) {
+      return fail(`Cannot register plugin as report.${key} must be a list: current value is ${show(value)}`);
+    }
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i] as Record<string, unknown>;
+      const bad = Object.entries(spec[0]).find(([k, ok]) => !ok(item?.[k]));
+      if (bad) {
+        return fail(
+          `Cannot register plugin as report.${key}[${i}].${bad[0]} is invalid (each needs ${
+            spec[1]
+          }): current value is ${show(item?.[bad[0]])}`,
+        );
+      }
+    }
+  }
+}
