@@ -3,8 +3,8 @@
  *
  * - {@linkcode fullResults}: every table the report plots: entropy, binned MI (one layer wider than the heatmap's
  *   48 cells, so it is averaged over blocks) and label MI over 3 steps; Fisher (trace, spectrum, diagonal) over
- *   4 steps; a `unique_information` table (the plugin's columns); effective information over 2 steps; and an image
- *   dump (784-pixel `input` column).
+ *   4 steps; a `fisher_band` table; a `unique_information` table (the plugin's columns); effective information over
+ *   2 steps; and an image dump (784-pixel `input` column).
  * - {@linkcode manyStepsResults}: entropy over 8 steps (the heatmap form), written as Arrow IPC files.
  *
  * @module
@@ -82,6 +82,21 @@ async function drawDump(path: string, steps: number, inputs: number, draws: numb
   await writeBatches(path, batches);
 }
 
+/** A `fisher_band` table (as `exp:fisher` writes it): median and range of the trace over 5 runs, 2 names, 6 steps. */
+function bandTable() {
+  const rows = ["total", "fc1"].flatMap((name, k) =>
+    [0, 1, 2, 3, 4, 5].map((s) => ({ step: s * 50, name, median: (k + 1) * (1 + s * (5 - s)), spread: 1 + s / 2 }))
+  );
+  return tableFromColumns([
+    { name: "step", type: "int64", values: rows.map((r) => r.step) },
+    { name: "name", type: "utf8", values: rows.map((r) => r.name) },
+    { name: "median", type: "float64", values: rows.map((r) => r.median) },
+    { name: "lo", type: "float64", values: rows.map((r) => r.median - r.spread) },
+    { name: "hi", type: "float64", values: rows.map((r) => r.median + r.spread) },
+    { name: "runs", type: "int64", values: rows.map(() => 5) },
+  ]);
+}
+
 /** A `unique_information` table of `n` samples with the plugin's columns (SI decreasing in the sample id). */
 export function siTable(n: number) {
   const si = Array.from({ length: n }, (_, i) => 1 / (1 + i));
@@ -143,7 +158,7 @@ export async function fullResults(dir: string): Promise<{ results: string; image
   for (const t of ["fisher", "fisher_spectrum", "fisher_diag"]) {
     await Deno.copyFile(`${dir}/fisher/${t}.parquet`, `${results}/${t}.parquet`);
   }
-  await writeTables(results, { unique_information: siTable(60) }, "parquet");
+  await writeTables(results, { unique_information: siTable(60), fisher_band: bandTable() }, "parquet");
   await drawDump(`${dir}/draws.arrows`, 2, 12, 40, 4);
   const e = await analyze({
     inputs: [`${dir}/draws.arrows`],

@@ -361,6 +361,7 @@ Deno.test({
           "fisher-trace",
           "fisher-spectrum",
           "fisher-diag",
+          "fisher-band",
           "si-hist",
           "si-scatter",
           "effective-info-layers",

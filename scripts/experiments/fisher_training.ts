@@ -31,6 +31,9 @@ import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";
 import { tfjsGradientBatch } from "../../pipeline/producers/tfjs/gradients.ts";
 import { readResults } from "../../pipeline/report/results.ts";
+import { renderReport } from "../../pipeline/report/report.ts";
+import { tableFromColumns } from "../../pipeline/core/table.ts";
+import { writeTables } from "../../pipeline/core/write.ts";
 import { accuracy, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 import { percentile } from "../../pipeline/core/stats.ts";
 
@@ -139,6 +142,42 @@ async function readCurve(dir: string): Promise<FisherCurve> {
   const steps = [...bySteps.keys()].sort((a, b) => a - b);
   const names = Object.keys(bySteps.get(steps[0])!);
   return { steps, trace: Object.fromEntries(names.map((n) => [n, steps.map((s) => bySteps.get(s)![n])])) };
+}
+
+/**
+ * Writes `out/fisher_band.parquet` (per step and layer, and the total: the median trace over the runs, the smallest
+ * and the largest) and `out/report.html`, the report page that draws it (the fisher plugin's "fisher-band" section).
+ */
+async function bandReport(out: string, runs: FisherRun[], title: string): Promise<void> {
+  const names = Object.keys(runs[0].curve.trace), steps = runs[0].curve.steps;
+  const cols = {
+    step: [] as number[],
+    name: [] as string[],
+    median: [] as number[],
+    lo: [] as number[],
+    hi: [] as number[],
+  };
+  for (const name of names) {
+    steps.forEach((step, i) => {
+      const v = runs.map((r) => r.curve.trace[name][i]);
+      cols.step.push(step);
+      cols.name.push(name);
+      cols.median.push(percentile(v, 50));
+      cols.lo.push(Math.min(...v));
+      cols.hi.push(Math.max(...v));
+    });
+  }
+  await writeTables(out, {
+    fisher_band: tableFromColumns([
+      { name: "step", type: "int64", values: cols.step },
+      { name: "name", type: "utf8", values: cols.name },
+      { name: "median", type: "float64", values: cols.median },
+      { name: "lo", type: "float64", values: cols.lo },
+      { name: "hi", type: "float64", values: cols.hi },
+      { name: "runs", type: "int64", values: cols.step.map(() => runs.length) },
+    ], { "infotap.units": "trace of the Fisher: median, smallest and largest over runs" }),
+  }, "parquet");
+  await Deno.writeTextFile(`${out}/report.html`, await renderReport(await readResults(out), { title }));
 }
 
 /** Step of the peak, and Kendall tau of step vs value up to it and from it on. */
@@ -347,6 +386,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
     markdown,
   };
   await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
+  await bandReport(out, base, `Fisher over training: ${base.length} seeds (${JSON.stringify(settings)})`);
   return result;
 }
 
