@@ -408,5 +408,6 @@ if (import.meta.main) {
     verbose: true,
   });
   console.log(`Fisher over training (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${r.runs[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "")}/`);
+  const out = r.runs[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "");
+  console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${out}/, the median and band drawn in ${out}/report.html`);
 }
