@@ -100,18 +100,7 @@ interface StepMoments {
 }
 
 interface EffState {
-  steps: Record<string, {
-    ids: BigInt64Array;
-    layers: {
-      name: string;
-      width: number;
-      full: boolean;
-      n: Float64Array;
-      mean: Float64Array;
-      m2: Float64Array;
-      nonfinite: number;
-    }[];
-  }>;
+  steps: Record<string, { ids: BigInt64Array; layers: LayerMoments[] }>;
 }
 
 const grow = (a: Float64Array, n: number): Float64Array => {

@@ -331,8 +331,7 @@ class FisherEstimator implements Estimator {
         batch.columns.forEach((col, t) => {
           const a = acc.params.get(col.name)!;
           const rowQ = q.subarray(t * (r1 - r0), (t + 1) * (r1 - r0));
-          if (batch.weight) this.#diagWeighted(col.values, col.width, r0, r1, a, batch.weight, rowQ);
-          else this.#diag(col.values, col.width, r0, r1, a, rowQ);
+          this.#diag(col.values, col.width, r0, r1, a, batch.weight ?? null, rowQ);
         });
         this.#cluster(batch, r0, r1, acc, q);
         if (acc.sketch) this.#sketch(batch, r0, r1, acc);
@@ -478,60 +477,27 @@ class FisherEstimator implements Estimator {
     }
   }
 
-  /** Sums of squares of rows `[r0, r1)` into `a`; each row's squared norm into `rowQ[r - r0]`. */
-  #diag(v: Float32Array, width: number, r0: number, r1: number, a: ParamAcc, rowQ: Float64Array): void {
+  /**
+   * Sums of `w_r g_rj^2` over rows `[r0, r1)` into `a` (`w_r = 1` without weights: `1 * x` is exact, so unweighted
+   * sums are the plain sums of squares); each row's squared norm into `rowQ[r - r0]`. Entries left out (non-finite)
+   * are counted, and their weight goes to `nfw` once that is kept.
+   */
+  #diag(
+    v: Float32Array,
+    width: number,
+    r0: number,
+    r1: number,
+    a: ParamAcc,
+    w: Float64Array | null,
+    rowQ: Float64Array,
+  ): void {
     if (this.#scratch.length < width) this.#scratch = new Float64Array(width);
     const s = this.#scratch;
     for (let b0 = r0; b0 < r1; b0 += BLOCK_ROWS) {
       const b1 = Math.min(r1, b0 + BLOCK_ROWS);
       s.fill(0, 0, width);
       for (let r = b0; r < b1; r++) {
-        const o = r * width;
-        let q = 0;
-        for (let j = 0; j < width; j++) {
-          const x = v[o + j];
-          const x2 = x * x;
-          s[j] += x2;
-          q += x2;
-        }
-        rowQ[r - r0] = q;
-      }
-      for (let j = 0; j < width; j++) {
-        let x = s[j];
-        if (!(x - x === 0)) {
-          // A NaN or infinite entry in this block: redo this coordinate, leaving those entries out.
-          x = 0;
-          for (let r = b0; r < b1; r++) {
-            const g = v[r * width + j];
-            if (Number.isFinite(g)) x += g * g;
-            else {
-              a.nonfinite[j]++;
-              if (a.nfw) a.nfw[j]++;
-            }
-          }
-        }
-        addComp(a.sum, a.comp, j, x);
-      }
-    }
-  }
-
-  /** {@linkcode #diag} with row weights: sums of `w_r g_rj^2`; entries left out count their weight in `nfw`. */
-  #diagWeighted(
-    v: Float32Array,
-    width: number,
-    r0: number,
-    r1: number,
-    a: ParamAcc,
-    w: Float64Array,
-    rowQ: Float64Array,
-  ): void {
-    if (this.#scratch.length < width) this.#scratch = new Float64Array(width);
-    const s = this.#scratch, nfw = a.nfw!;
-    for (let b0 = r0; b0 < r1; b0 += BLOCK_ROWS) {
-      const b1 = Math.min(r1, b0 + BLOCK_ROWS);
-      s.fill(0, 0, width);
-      for (let r = b0; r < b1; r++) {
-        const o = r * width, wr = w[r];
+        const o = r * width, wr = w ? w[r] : 1;
         let q = 0;
         for (let j = 0; j < width; j++) {
           const x = v[o + j];
@@ -544,13 +510,14 @@ class FisherEstimator implements Estimator {
       for (let j = 0; j < width; j++) {
         let x = s[j];
         if (!(x - x === 0)) {
+          // A NaN or infinite entry in this block: redo this coordinate, leaving those entries out.
           x = 0;
           for (let r = b0; r < b1; r++) {
-            const g = v[r * width + j];
-            if (Number.isFinite(g)) x += w[r] * g * g;
+            const g = v[r * width + j], wr = w ? w[r] : 1;
+            if (Number.isFinite(g)) x += wr * (g * g);
             else {
               a.nonfinite[j]++;
-              nfw[j] += w[r];
+              if (a.nfw) a.nfw[j] += wr;
             }
           }
         }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { compareRuns, formatComparison } from "../../pipeline/report/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
@@ -16,16 +17,10 @@ import { analyze } from "../../pipeline/analyze/run.ts";
 import type { DenseLayer, TfModel } from "../../pipeline/producers/tfjs/gradients.ts";
 import { denseModel } from "../../pipeline/producers/tfjs/gradients.ts";
 
-/** mulberry32: seeded uniform numbers in [0, 1). */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../pipeline/producers/tfjs/random.ts";
+
+/** mulberry32: seeded uniform numbers in [0, 1) (the producers' generator). */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Average-pools 28 x 28 images to 14 x 14 (2 x 2 blocks), as the IRM Colored MNIST code does. */
 export function pool14(images: Float32Array, n: number): Float32Array {
@@ -328,6 +323,28 @@ export async function printTrend(
   );
   console.log(formatComparison(cmp));
   console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
+}
+
+/** The command line of a multi-seed experiment: `--fast`, `--seed S` (the first), `--seeds N`, `--out DIR`. */
+export function seedArgs(args: string[]): { fast?: boolean; seed?: number; seeds?: number; out?: string } {
+  const { values } = parseArgs({
+    args,
+    options: {
+      fast: { type: "boolean" },
+      seed: { type: "string" },
+      seeds: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  const int = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(`Cannot use --${name} as it must be an integer >= 0: current value is '${v}'`);
+    }
+    return n;
+  };
+  return { fast: values.fast, seed: int(values.seed, "seed"), seeds: int(values.seeds, "seeds"), out: values.out };
 }
 
 /** Seconds since `t0` (performance.now()). */

@@ -18,7 +18,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadDigits } from "../examples/mnist.ts";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
@@ -26,7 +25,7 @@ import { writeBatches } from "../../pipeline/producers/produce.ts";
 import { tfjsGradientBatch } from "../../pipeline/producers/tfjs/gradients.ts";
 import { fisherDiagonal, noisyActivationBatches, posteriorStd } from "../../pipeline/producers/tfjs/weight_noise.ts";
 import type * as arrow from "apache-arrow";
-import { accuracy, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
+import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode effectiveInfo}. */
 export interface EffectiveInfoOptions {
@@ -277,22 +276,7 @@ export async function effectiveInfo(o: EffectiveInfoOptions = {}): Promise<Effec
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      fast: { type: "boolean" },
-      seed: { type: "string" },
-      seeds: { type: "string" },
-      out: { type: "string" },
-    },
-  });
-  const r = await effectiveInfo({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    seeds: values.seeds ? Number(values.seeds) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const r = await effectiveInfo({ ...seedArgs(Deno.args), verbose: true });
   console.log(`Effective information vs beta (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "")}/`);
 }

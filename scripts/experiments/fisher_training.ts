@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadDigits } from "../examples/mnist.ts";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";
@@ -34,7 +33,7 @@ import { readResults } from "../../pipeline/report/results.ts";
 import { renderReport } from "../../pipeline/report/report.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { writeTables } from "../../pipeline/core/write.ts";
-import { accuracy, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
+import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
 import { percentile } from "../../pipeline/core/stats.ts";
 
 /** Sizes and settings of {@linkcode fisherTraining}. */
@@ -391,22 +390,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      fast: { type: "boolean" },
-      seed: { type: "string" },
-      seeds: { type: "string" },
-      out: { type: "string" },
-    },
-  });
-  const r = await fisherTraining({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    seeds: values.seeds ? Number(values.seeds) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const r = await fisherTraining({ ...seedArgs(Deno.args), verbose: true });
   console.log(`Fisher over training (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   const out = r.runs[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "");
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${out}/, the median and band drawn in ${out}/report.html`);

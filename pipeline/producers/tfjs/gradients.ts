@@ -40,7 +40,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import type * as arrow from "apache-arrow";
 import { makeRecordBatch } from "../produce.ts";
-import { mixSeed, mulberry32 } from "./_random.ts";
+import { mixSeed, mulberry32 } from "./random.ts";
 
 /** Activations of dense layers. */
 export type Activation = "linear" | "relu" | "tanh" | "sigmoid";

@@ -29,7 +29,7 @@ import "@tensorflow/tfjs-backend-cpu";
 import type * as arrow from "apache-arrow";
 import { makeRecordBatch } from "../produce.ts";
 import { activate, type TfModel } from "./gradients.ts";
-import { gaussian, mixSeed } from "./_random.ts";
+import { gaussian, mixSeed } from "./random.ts";
 
 /** Rows of a `fisher_diag` table: an Arrow table (as `analyze` returns it) or rows as `readResults` gives them. */
 export type FisherDiagTable = arrow.Table | { rows: Record<string, unknown>[] };

@@ -1,6 +1,14 @@
 /**
- * Seeded random numbers of the tfjs producers: mulberry32 uniforms (label sampling) and Box-Muller Gaussians in
- * float64 (weight noise). Private to `pipeline/producers/tfjs/`.
+ * Seeded random numbers of the tfjs producers (and the experiments): mulberry32 uniforms (label sampling, data
+ * order) and Box-Muller Gaussians in float64 (weight noise).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gaussian, mulberry32 } from "./random.ts";
+ * const u = mulberry32(1)(), z = gaussian(1)();
+ * assert.ok(u >= 0 && u < 1 && Number.isFinite(z));
+ * ```
  *
  * @module
  */
