@@ -50,6 +50,8 @@ export interface Batch {
   weight?: Float64Array | null;
   /** `row_type` (gradients), when present: {@linkcode ROW_GRADIENT} or {@linkcode ROW_WEIGHTS} per row. */
   rowType?: Uint8Array | null;
+  /** `flag` (activations, Jacobians): non-zero marks a sample (e.g. a flipped label), when present. */
+  flag?: Int32Array | null;
   /** `split` (Jacobians): 0 = train, 1 = test. */
   split: Uint8Array | null;
   /** `output` (Jacobians). */
@@ -94,6 +96,7 @@ export function sliceBatch(batch: Batch, r0: number, r1: number): Batch {
     draw: s(batch.draw),
     weight: s(batch.weight ?? null),
     rowType: s(batch.rowType ?? null),
+    flag: s(batch.flag ?? null),
     split: s(batch.split),
     output: s(batch.output),
     f0: s(batch.f0),
@@ -129,6 +132,7 @@ export function concatBatches(batches: Batch[]): Batch {
     draw: cat((b) => b.draw),
     weight: cat((b) => b.weight ?? null),
     rowType: cat((b) => b.rowType ?? null),
+    flag: cat((b) => b.flag ?? null),
     split: cat((b) => b.split),
     output: cat((b) => b.output),
     f0: cat((b) => b.f0),

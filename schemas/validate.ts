@@ -35,6 +35,7 @@ const RESERVED: Record<Kind, Record<string, { types: string[]; required: boolean
     step: { types: ["Int64"], required: false },
     label: { types: ["Int32", "Int64"], required: false },
     draw: { types: ["Int32"], required: false },
+    flag: { types: ["Int32"], required: false },
   },
   "gradients/v1": {
     sample_id: { types: ["Int64"], required: true },
@@ -50,6 +51,7 @@ const RESERVED: Record<Kind, Record<string, { types: string[]; required: boolean
     output: { types: ["Int32"], required: true },
     f0: { types: ["Float32"], required: true },
     target: { types: ["Float32"], required: true },
+    flag: { types: ["Int32"], required: false },
   },
 };
 
@@ -433,6 +435,7 @@ export function decodeBatch(rb: arrow.RecordBatch, layout: Layout, file: string,
     step: col("step") ? int64Column(col("step")!.data[0], at("step")) : null,
     label: col("label") ? int32Column(col("label")!.data[0], at("label")) : null,
     draw: col("draw") ? int32Column(col("draw")!.data[0], at("draw")) : null,
+    flag: col("flag") ? int32Column(col("flag")!.data[0], at("flag")) : null,
     split: null,
     output: null,
     f0: null,

@@ -1,7 +1,8 @@
 /**
  * Test helper: opens a local HTML page in headless Chromium (Debian's `chromium` package, no npm browser) and
  * drives it over the DevTools protocol (a WebSocket from Deno): waits for `window.__reportStatus.done`, collects
- * console messages, uncaught exceptions and browser log entries, and can take a full-page screenshot.
+ * console messages, uncaught exceptions and browser log entries, and can take a full-page screenshot; a tab can
+ * stay open on a live page (an http URL) while the test changes what it shows.
  *
  * Usage: `deno run -A tests/_chromium.ts PAGE.html [SCREENSHOT.png]` prints the status as JSON.
  *
@@ -120,12 +121,33 @@ async function devtoolsUrl(reader: ReadableStreamDefaultReader<string>, log: str
   }
 }
 
+/** A status as the page sets it in `window.__reportStatus`. */
+export type PageStatus = NonNullable<PageRun["status"]> & { version?: number };
+
+/** A tab kept open (e.g. a live page): read its status, wait for one, take screenshots, then close it. */
+export interface Tab {
+  /** Console problems so far (as in {@linkcode PageRun.problems}). */
+  problems: string[];
+  status(): Promise<PageStatus | null>;
+  /** The value of a JavaScript expression in the page (JSON values). */
+  evaluate(expression: string): Promise<unknown>;
+  /** Waits until `ok(status)` holds (polling every 50 ms); throws after `timeoutMs` with the last status. */
+  waitFor(ok: (s: PageStatus) => boolean, timeoutMs?: number): Promise<PageStatus>;
+  /** Every console message so far, as `level: text`. */
+  console: string[];
+  /** A full-page screenshot (PNG) at the tab's width, or the rows `clip` = [top, bottom] of it. */
+  screenshot(path: string, clip?: [number, number]): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** An open headless Chromium: {@linkcode Browser.open} loads one page in a fresh tab. */
 export interface Browser {
   open(
     path: string,
     opts?: { timeoutMs?: number; screenshot?: string; width?: number; clip?: [number, number] },
   ): Promise<PageRun>;
+  /** Opens a page (a file path or an http URL) in a tab that stays open until closed. */
+  tab(url: string, width?: number): Promise<Tab>;
 }
 
 /** Starts headless Chromium, runs `use` with it, and always stops it and removes its profile. */
@@ -172,48 +194,72 @@ export async function withChromium<T>(chromium: string, use: (browser: Browser) 
         if (e.level === "error" || e.level === "warning") run.problems.push(`log.${e.level} (${e.source}): ${e.text}`);
       }
     };
-    const browser: Browser = {
-      open: async (path, opts = {}) => {
-        const timeoutMs = opts.timeoutMs ?? 60_000;
-        const { targetId } = await cdp!.send("Target.createTarget", { url: "about:blank" });
-        const { sessionId } = await cdp!.send("Target.attachToTarget", { targetId, flatten: true });
-        const run: PageRun = { status: null, problems: [], console: [] };
-        sessions.set(sessionId, run);
-        const s = (method: string, params: Record<string, unknown> = {}) => cdp!.send(method, params, sessionId);
-        await s("Runtime.enable");
-        await s("Log.enable");
-        await s("Page.enable");
-        const width = opts.width ?? 1280;
-        await s("Emulation.setDeviceMetricsOverride", { width, height: 900, deviceScaleFactor: 1, mobile: false });
-        const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-        await s("Page.navigate", { url: `file://${encodeURI(abs)}` });
-        const t0 = Date.now();
-        while (Date.now() - t0 < timeoutMs) {
-          const r = await s("Runtime.evaluate", {
-            expression: "window.__reportStatus ? JSON.stringify(window.__reportStatus) : null",
-            returnByValue: true,
-          });
-          if (typeof r.result?.value === "string") {
-            run.status = JSON.parse(r.result.value);
-            if (run.status?.done) break;
+    const tab = async (url: string, width = 1280): Promise<Tab> => {
+      const { targetId } = await cdp!.send("Target.createTarget", { url: "about:blank" });
+      const { sessionId } = await cdp!.send("Target.attachToTarget", { targetId, flatten: true });
+      const run: PageRun = { status: null, problems: [], console: [] };
+      sessions.set(sessionId, run);
+      const s = (method: string, params: Record<string, unknown> = {}) => cdp!.send(method, params, sessionId);
+      await s("Runtime.enable");
+      await s("Log.enable");
+      await s("Page.enable");
+      await s("Emulation.setDeviceMetricsOverride", { width, height: 900, deviceScaleFactor: 1, mobile: false });
+      const abs = url.startsWith("/") ? url : `${Deno.cwd()}/${url}`;
+      await s("Page.navigate", { url: /^https?:/.test(url) ? url : `file://${encodeURI(abs)}` });
+      const status = async () => {
+        const r = await s("Runtime.evaluate", {
+          expression: "window.__reportStatus ? JSON.stringify(window.__reportStatus) : null",
+          returnByValue: true,
+        });
+        return typeof r.result?.value === "string" ? JSON.parse(r.result.value) as PageStatus : null;
+      };
+      return {
+        problems: run.problems,
+        console: run.console,
+        status,
+        evaluate: async (expression) =>
+          (await s("Runtime.evaluate", { expression, returnByValue: true })).result?.value,
+        waitFor: async (ok, timeoutMs = 60_000) => {
+          const t0 = Date.now();
+          let last: PageStatus | null = null;
+          while (Date.now() - t0 < timeoutMs) {
+            last = await status();
+            if (last && ok(last)) return last;
+            await new Promise((res) => setTimeout(res, 50));
           }
-          await new Promise((res) => setTimeout(res, 50));
-        }
-        if (opts.screenshot && run.status) {
+          throw new Error(`page status not reached within ${timeoutMs} ms: ${JSON.stringify(last)?.slice(0, 400)}`);
+        },
+        screenshot: async (path, clip) => {
           const h = await s("Runtime.evaluate", {
             expression: "document.documentElement.scrollHeight",
             returnByValue: true,
           });
           const height = Math.min(16000, Number(h.result.value) || 900);
           await s("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
-          const clip = opts.clip
-            ? { x: 0, y: opts.clip[0], width, height: Math.min(height, opts.clip[1]) - opts.clip[0], scale: 1 }
-            : undefined;
-          const shot = await s("Page.captureScreenshot", { format: "png", ...(clip ? { clip } : {}) });
-          await Deno.writeFile(opts.screenshot, Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0)));
+          const area = clip ? { x: 0, y: clip[0], width, height: Math.min(height, clip[1]) - clip[0], scale: 1 } : null;
+          const shot = await s("Page.captureScreenshot", { format: "png", ...(area ? { clip: area } : {}) });
+          await Deno.writeFile(path, Uint8Array.from(atob(shot.data), (c) => c.charCodeAt(0)));
+          await s("Emulation.setDeviceMetricsOverride", { width, height: 900, deviceScaleFactor: 1, mobile: false });
+        },
+        close: async () => {
+          await cdp!.send("Target.closeTarget", { targetId });
+          sessions.delete(sessionId);
+        },
+      };
+    };
+    const browser: Browser = {
+      tab,
+      open: async (path, opts = {}) => {
+        const t = await tab(path, opts.width);
+        let status: PageStatus | null = null;
+        try {
+          status = await t.waitFor((x) => x.done, opts.timeoutMs);
+        } catch {
+          status = await t.status();
         }
-        await cdp!.send("Target.closeTarget", { targetId });
-        sessions.delete(sessionId);
+        if (opts.screenshot && status) await t.screenshot(opts.screenshot, opts.clip);
+        const run = { status, problems: t.problems, console: t.console };
+        await t.close();
         return run;
       },
     };

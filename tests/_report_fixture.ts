@@ -6,6 +6,8 @@
  *   4 steps; a `fisher_band` table; a `unique_information` table (the plugin's columns); effective information over
  *   2 steps; and an image dump (784-pixel `input` column).
  * - {@linkcode manyStepsResults}: entropy over 8 steps (the heatmap form), written as Arrow IPC files.
+ * - `fullResults(dir, name, k)` with k > 0: other runs of the same kind (for pages of several runs), whose
+ *   `unique_information` carries a `flag` column.
  *
  * @module
  */
@@ -15,16 +17,18 @@ import { tableFromColumns } from "../pipeline/core/table.ts";
 import { writeTables } from "../pipeline/core/write.ts";
 import { Rng } from "./_util.ts";
 
-/** Activations of two layers (widths 5 and 60) with labels, `rows` per step. */
-async function activationDump(path: string, steps: number, rows: number, seed: number): Promise<void> {
+/** Activations of two layers (widths 5 and 60) with labels, `rows` per step (`noise` scales the noise). */
+async function activationDump(path: string, steps: number, rows: number, seed: number, noise = 1): Promise<void> {
   const rng = new Rng(seed);
   const batches = [];
   for (let s = 0; s < steps; s++) {
     const label = Int32Array.from({ length: rows }, () => rng.int(3));
     const a = new Float32Array(rows * 5), b = new Float32Array(rows * 60);
     for (let i = 0; i < rows; i++) {
-      for (let j = 0; j < 5; j++) a[i * 5 + j] = label[i] * (j % 2) + rng.normal() * (1 + s);
-      for (let j = 0; j < 60; j++) b[i * 60 + j] = (j < 30 ? label[i] : 0) + rng.normal() / (1 + s + (j % 4));
+      for (let j = 0; j < 5; j++) a[i * 5 + j] = label[i] * (j % 2) + noise * rng.normal() * (1 + s);
+      for (let j = 0; j < 60; j++) {
+        b[i * 60 + j] = (j % 2 === 0 ? label[i] : 0) + noise * rng.normal() / (1 + s + (j % 4));
+      }
     }
     batches.push(makeRecordBatch({
       kind: "activations/v1",
@@ -82,10 +86,18 @@ async function drawDump(path: string, steps: number, inputs: number, draws: numb
   await writeBatches(path, batches);
 }
 
-/** A `fisher_band` table (as `exp:fisher` writes it): median and range of the trace over 5 runs, 2 names, 6 steps. */
-function bandTable() {
+/**
+ * A `fisher_band` table (as `exp:fisher` writes it): median and range of the trace over 5 runs, 2 names, 6 steps;
+ * medians times `scale`.
+ */
+function bandTable(scale = 1) {
   const rows = ["total", "fc1"].flatMap((name, k) =>
-    [0, 1, 2, 3, 4, 5].map((s) => ({ step: s * 50, name, median: (k + 1) * (1 + s * (5 - s)), spread: 1 + s / 2 }))
+    [0, 1, 2, 3, 4, 5].map((s) => ({
+      step: s * 50,
+      name,
+      median: scale * (k + 1) * (1 + s * (5 - s)),
+      spread: 1 + s / 2,
+    }))
   );
   return tableFromColumns([
     { name: "step", type: "int64", values: rows.map((r) => r.step) },
@@ -97,9 +109,12 @@ function bandTable() {
   ]);
 }
 
-/** A `unique_information` table of `n` samples with the plugin's columns (SI decreasing in the sample id). */
-export function siTable(n: number) {
-  const si = Array.from({ length: n }, (_, i) => 1 / (1 + i));
+/**
+ * A `unique_information` table of `n` samples with the plugin's columns (SI decreasing in the sample id, times
+ * `scale`); with `flags`, a `flag` column marking every 5th sample and the 3 with the largest SI.
+ */
+export function siTable(n: number, scale = 1, flags = false) {
+  const si = Array.from({ length: n }, (_, i) => scale / (1 + i));
   const fsi = si.map((v, i) => v * (1 + 0.1 * Math.sin(i)));
   const rank = (v: number[]) => {
     const order = v.map((_, i) => i).sort((a, b) => v[b] - v[a]);
@@ -115,6 +130,9 @@ export function siTable(n: number) {
     { name: "rank_function", type: "int32", values: rank(fsi) },
     { name: "samples", type: "int64", values: si.map(() => BigInt(n)) },
     { name: "lambda", type: "float64", values: si.map(() => 0.1) },
+    ...(flags
+      ? [{ name: "flag", type: "int32" as const, values: si.map((_, i) => (i < 3 || i % 5 === 4 ? 1 : 0)) }]
+      : []),
   ]);
 }
 
@@ -132,12 +150,19 @@ export async function imageDump(path: string, n: number): Promise<void> {
   })]);
 }
 
-/** Writes the full results directory `dir/full` and the image dump `dir/images.arrows`; returns both paths. */
-export async function fullResults(dir: string): Promise<{ results: string; images: string }> {
-  const results = `${dir}/full`;
-  await activationDump(`${dir}/acts.arrows`, 3, 120, 1);
+/**
+ * Writes the full results directory `dir/<name>` (default `full`) and the image dump `dir/images.arrows`; returns
+ * both paths. `variant` k > 0 draws other activations and gradients (more noise) and a flagged SI table.
+ */
+export async function fullResults(
+  dir: string,
+  name = "full",
+  variant = 0,
+): Promise<{ results: string; images: string }> {
+  const results = `${dir}/${name}`;
+  await activationDump(`${dir}/acts-${name}.arrows`, 3, 120, 1 + 10 * variant, 1 + 0.6 * variant);
   const a = await analyze({
-    inputs: [`${dir}/acts.arrows`],
+    inputs: [`${dir}/acts-${name}.arrows`],
     estimators: ["entropy", "mi", "label-mi"],
     options: { "mi-estimator": "binned", "mi-bins": 6 },
     byStep: true,
@@ -145,30 +170,34 @@ export async function fullResults(dir: string): Promise<{ results: string; image
     progress: false,
   });
   if (!a.complete) throw new Error(a.error);
-  await gradientDump(`${dir}/grads.arrows`, 4, 40, 2);
+  await gradientDump(`${dir}/grads-${name}.arrows`, 4, 40, 2 + 10 * variant);
   const f = await analyze({
-    inputs: [`${dir}/grads.arrows`],
+    inputs: [`${dir}/grads-${name}.arrows`],
     estimators: ["fisher"],
     options: { "fisher-diag": true, "fisher-rank": 8 },
     byStep: true,
-    out: `${dir}/fisher`,
+    out: `${dir}/fisher-${name}`,
     progress: false,
   });
   if (!f.complete) throw new Error(f.error);
   for (const t of ["fisher", "fisher_spectrum", "fisher_diag"]) {
-    await Deno.copyFile(`${dir}/fisher/${t}.parquet`, `${results}/${t}.parquet`);
+    await Deno.copyFile(`${dir}/fisher-${name}/${t}.parquet`, `${results}/${t}.parquet`);
   }
-  await writeTables(results, { unique_information: siTable(60), fisher_band: bandTable() }, "parquet");
-  await drawDump(`${dir}/draws.arrows`, 2, 12, 40, 4);
+  await writeTables(
+    results,
+    { unique_information: siTable(60, 1 + variant, variant > 0), fisher_band: bandTable(1 + variant) },
+    "parquet",
+  );
+  await drawDump(`${dir}/draws-${name}.arrows`, 2, 12, 40, 4 + variant);
   const e = await analyze({
-    inputs: [`${dir}/draws.arrows`],
+    inputs: [`${dir}/draws-${name}.arrows`],
     estimators: ["effective-info"],
     byStep: true,
-    out: `${dir}/effinfo`,
+    out: `${dir}/effinfo-${name}`,
     progress: false,
   });
   if (!e.complete) throw new Error(e.error);
-  await Deno.copyFile(`${dir}/effinfo/effective_info.parquet`, `${results}/effective_info.parquet`);
+  await Deno.copyFile(`${dir}/effinfo-${name}/effective_info.parquet`, `${results}/effective_info.parquet`);
   await imageDump(`${dir}/images.arrows`, 60);
   return { results, images: `${dir}/images.arrows` };
 }

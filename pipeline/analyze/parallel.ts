@@ -39,7 +39,7 @@ export function transferables(batch: Batch): ArrayBuffer[] {
     if (a && a.buffer instanceof ArrayBuffer) set.add(a.buffer);
   };
   const reserved = [batch.sampleId, batch.step, batch.label, batch.draw, batch.weight ?? null, batch.rowType ?? null];
-  [...reserved, batch.split, batch.output, batch.f0, batch.target].forEach(add);
+  [...reserved, batch.flag ?? null, batch.split, batch.output, batch.f0, batch.target].forEach(add);
   for (const c of batch.columns) add(c.values);
   return [...set];
 }

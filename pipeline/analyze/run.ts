@@ -32,6 +32,7 @@ import { type BackendRequest, openRunGpu, selectBackend } from "../core/backend.
 import { resolveThreads } from "../../plugins/kernels/threads.ts";
 import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
 import { selectLayers } from "../core/select_layers.ts";
+import { originalNeuronIndices, parseNeuronSpec, selectNeurons } from "./neurons.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
 
 /** Inputs at least this large use worker threads by default (when the estimators allow it). */
@@ -51,6 +52,8 @@ export interface AnalyzeOptions {
   seed?: number;
   /** Analyse only these tensor columns (layers). */
   layers?: string[];
+  /** `--neurons SPEC`: analyse only these neurons of every layer (pipeline/analyze/neurons.ts). */
+  neurons?: string;
   /** Output directory; nothing is written when absent. */
   out?: string;
   /** Output format (default parquet). */
@@ -156,6 +159,8 @@ class Analysis {
   estimators: Estimators | null = null;
   // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
   readonly buffers = new BufferPool();
+  /** `--neurons`: the parsed selection and each layer's chosen neurons. */
+  readonly neurons;
 
   constructor(
     readonly opts: AnalyzeOptions,
@@ -166,6 +171,7 @@ class Analysis {
   ) {
     this.stats = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
     this.paths = [...opts.inputs];
+    this.neurons = { spec: opts.neurons ? parseNeuronSpec(opts.neurons) : null, chosen: new Map<string, Int32Array>() };
   }
 
   /** The first pass (when needed), then the estimators' pass; throws the error that ends the run early. */
@@ -325,7 +331,11 @@ class Analysis {
       ) {
         if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
         expected ??= layout;
-        const b = selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers);
+        const b = selectNeurons(
+          selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers),
+          this.neurons.spec,
+          this.neurons.chosen,
+        );
         st.batches = Math.max(st.batches, batch.index + 1);
         yield { batch: b, layout };
         progress.rows(batch.numRows);
@@ -344,18 +354,29 @@ class Analysis {
     if (estimators && this.stats.some((s) => s.rows > 0)) {
       tables = await estimators.tables();
       summaries = estimators.summaries();
+      if (this.neurons.spec) tables = originalNeuronIndices(tables, this.neurons.chosen);
     }
     estimators?.dispose();
     timings.result_s = (performance.now() - tr) / 1000;
+    const spec = this.neurons.spec;
     const run = runRecord({
-      head: { threads: this.threadsUsed },
+      head: {
+        threads: this.threadsUsed,
+        ...(spec ? { neurons: Object.fromEntries([...this.neurons.chosen].map(([l, idx]) => [l, [...idx]])) } : {}),
+      },
       error: error ?? null,
       kind: this.kind,
       source: { inputs: this.stats },
       layout: this.layout,
       layers: opts.layers,
       estimators: summaries.records,
-      options: { byStep: this.settings.byStep, seed: this.settings.seed, format },
+      warnings: summaries.warnings,
+      options: {
+        byStep: this.settings.byStep,
+        seed: this.settings.seed,
+        format,
+        ...(spec ? { more: { neurons: spec.text } } : {}),
+      },
       backend: this.settings.backend,
       request: this.settings.request,
       tables,

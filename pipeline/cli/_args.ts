@@ -9,6 +9,7 @@ import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { type OptionValues, parseOptionValue, PluginError } from "../core/plugin.ts";
 import { show } from "../../schemas/errors.ts";
+import { fileFormats, type OutputFormat } from "../core/write.ts";
 import { type BackendRequest, BACKENDS } from "../core/backend.ts";
 
 /** A usage error (exit code 2). */
@@ -103,12 +104,16 @@ export async function parseCommandLine(
 }
 
 /** Checks `--format`. */
-export function parseFormat(v: unknown): "parquet" | "arrow" | "both" {
+export function parseFormat(v: unknown): OutputFormat {
   const format = (v as string | undefined) ?? "parquet";
-  if (!["parquet", "arrow", "both"].includes(format)) {
-    throw new UsageError(`Cannot use --format as it must be parquet, arrow or both: current value is ${show(format)}`);
+  if (!fileFormats(format)) {
+    throw new UsageError(
+      `Cannot use --format as it must be parquet, arrow, csv, both (parquet and arrow) or a list such as parquet,csv: current value is ${
+        show(format)
+      }`,
+    );
   }
-  return format as "parquet" | "arrow" | "both";
+  return format as OutputFormat;
 }
 
 /** The help lines of every plugin's options (same layout in both commands). */
@@ -146,4 +151,35 @@ export function parseBackend(value: unknown): BackendRequest {
     );
   }
   return backend as BackendRequest;
+}
+
+/** A directory as given, without trailing slashes (`runs/a/` and `runs/a` name one run). */
+export const trimDir = (d: string): string => (d.length > 1 ? d.replace(/\/+$/, "") : d);
+
+/** Parses one `--metric NAME=DIR:VALUE`. */
+export function parseMetric(s: string): { name: string; dir: string; value: number } {
+  const eq = s.indexOf("="), colon = s.lastIndexOf(":");
+  if (eq <= 0 || colon < eq + 2 || colon === s.length - 1) {
+    throw new UsageError(`Cannot parse --metric as it must be NAME=DIR:VALUE: current value is ${show(s)}`);
+  }
+  const value = Number(s.slice(colon + 1));
+  if (!Number.isFinite(value)) {
+    throw new UsageError(`Cannot parse --metric as its VALUE is not a finite number: current value is ${show(s)}`);
+  }
+  return { name: s.slice(0, eq), dir: trimDir(s.slice(eq + 1, colon)), value };
+}
+
+/** Every `--metric`, grouped by name (a run given twice for one metric is an error). */
+export function parseMetrics(args: string[]): { name: string; values: Map<string, number> }[] {
+  const metrics = new Map<string, { name: string; values: Map<string, number> }>();
+  for (const s of args) {
+    const m = parseMetric(s);
+    const metric = metrics.get(m.name) ?? { name: m.name, values: new Map() };
+    if (metric.values.has(m.dir)) {
+      throw new UsageError(`Cannot use --metric as ${m.name} is given twice for one run: current value is ${show(s)}`);
+    }
+    metric.values.set(m.dir, m.value);
+    metrics.set(m.name, metric);
+  }
+  return [...metrics.values()];
 }

@@ -30,9 +30,18 @@ import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
 const CORE: Record<string, CoreFlag> = {
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
   out: { type: "string", arg: "DIR", help: "output directory, created if missing (default: infotap-results)" },
-  format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet; parquet is zstd-compressed)" },
+  format: {
+    type: "string",
+    arg: "F",
+    help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet, zstd)",
+  },
   "by-step": { type: "boolean", help: "one row set per training step (needs a 'step' column)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
+  neurons: {
+    type: "string",
+    arg: "SPEC",
+    help: "analyse only these neurons of every layer, e.g. 0:64 (indices i and ranges a:b, comma-separated)",
+  },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   threads: {
     type: "string",
@@ -103,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       threads,
       backend,
       layers: list(v.layers),
+      neurons: v.neurons as string | undefined,
       out,
       format,
       registry,

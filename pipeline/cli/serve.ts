@@ -17,6 +17,7 @@
  * @module
  */
 import { serve } from "../serve/serve.ts";
+import { serveReport } from "../report/live.ts";
 import type { Registry } from "../core/registry.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
@@ -45,12 +46,21 @@ const CORE: Record<string, CoreFlag> = {
   },
   "max-batch-bytes": { type: "string", arg: "N", help: "refuse record batches larger than N bytes (default 256 MiB)" },
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
-  format: { type: "string", arg: "F", help: "parquet | arrow | both (default: parquet)" },
+  format: {
+    type: "string",
+    arg: "F",
+    help: "parquet | arrow | csv | both (parquet,arrow) | a list, e.g. parquet,csv (default: parquet)",
+  },
   "by-step": { type: "boolean", help: "results per step without --snapshot-every (implied with it)" },
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   backend: BACKEND_FLAG,
   plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  report: {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "also serve a live report page there (loopback only, e.g. 127.0.0.1:7342; port 0: any)",
+  },
   quiet: { type: "boolean", help: "print no snapshot tables" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
@@ -141,6 +151,13 @@ export async function main(argv: string[]): Promise<number> {
       },
       extra: { argv: argv.map((a, i) => (argv[i - 1] === "--token" || a.startsWith("--token=") ? "***" : a)) },
     });
+    const live = v.report === undefined ? null : await serveReport({
+      dirs: [out],
+      listen: v.report as string,
+      plugins: registry.all(),
+      seed: Math.abs(integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0) >>> 0,
+    });
+    if (live) console.log(`infotap serve: live report at ${live.url} (updates as windows close)`);
     const { promise: signalled, resolve } = Promise.withResolvers<string>();
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
     const handlers = signals.map((s) => {
@@ -152,6 +169,12 @@ export async function main(argv: string[]): Promise<number> {
     for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
     console.log(`infotap serve: ${sig}: finishing the batches in progress and writing the final results`);
     const run = await server.stop();
+    if (live) {
+      // The final tables and run.json, for pages still open; they poll once a second.
+      await live.refresh();
+      await new Promise((r) => setTimeout(r, 2500));
+      await live.stop();
+    }
     const lost = run.lost_partial_batches as number;
     console.log(
       `infotap serve: wrote ${

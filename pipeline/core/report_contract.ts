@@ -53,6 +53,12 @@ export interface ResultDirectory {
   tables: Record<string, ResultTable>;
 }
 
+/** One run of a page that shows several: its name (e.g. the directory's last part) and its results. */
+export interface ReportRun {
+  name: string;
+  results: ResultDirectory;
+}
+
 /** One plot: a Vega-Lite spec with a title and a note (what was drawn, what was reduced or left out). */
 export interface ReportPlot {
   /** Unique in the page (the element is `plot-<id>`). */
@@ -65,8 +71,8 @@ export interface ReportPlot {
 /** A list of samples (rows keyed by `sample_id`), drawn with their input images when `report --images` is given. */
 export interface SampleGroup {
   title: string;
-  /** Each sample's id and its caption lines, `[label, value]`. */
-  samples: { id: string; lines: [string, Cell][] }[];
+  /** Each sample's id, its caption lines (`[label, value]`), and whether the input flags it (e.g. a flipped label). */
+  samples: { id: string; lines: [string, Cell][]; flagged?: boolean }[];
 }
 
 /** What a section's `build` returns. */
@@ -78,12 +84,18 @@ export interface SectionContent {
   tables?: string[];
   /** Samples shown below the plots. */
   samples?: SampleGroup[];
+  /** One-line warnings the page highlights (e.g. values clipped, non-finite values, ties), as sentences. */
+  warnings?: string[];
 }
 
 /** What the host passes to `build` besides the results. */
 export interface ReportContext {
   /** `report --samples`: how many samples a sample group holds at most. */
   samples: number;
+  /** `report --bootstrap`: resamples of a bootstrap interval of a mean (0: no intervals). */
+  bootstrap: number;
+  /** `report --seed`: the seed of every seeded choice (bootstrap draws, tie-breaking in clustering). */
+  seed: number;
 }
 
 /** One section of the page: the plots of one table or a group of tables. */
@@ -98,6 +110,11 @@ export interface ReportSection {
   samples?: boolean;
   /** The section, or null when there is nothing to show. */
   build(results: ResultDirectory, context: ReportContext): SectionContent | null;
+  /**
+   * The section for a page of several runs, overlaid (each run named; colours by run), or null when there is
+   * nothing to show. Without it, the page shows `build`'s plots for each run in turn.
+   */
+  overlay?(runs: ReportRun[], context: ReportContext): SectionContent | null;
 }
 
 /**
@@ -115,6 +132,12 @@ export interface LayerSummaryMeasure {
   over: string;
   /** Columns drawn as a band around the line. */
   band?: { lo: string; hi: string; label: string };
+  /**
+   * Where the mean comes from, for bootstrap intervals (`report --bootstrap`): `table.column` with the layer in the
+   * `layers` columns and the neuron in the `units` columns (one each for a mean over neurons, two for a mean over
+   * pairs of neurons, which resamples neurons).
+   */
+  source?: { table: string; column: string; layers: string[]; units: string[] };
 }
 
 /**
@@ -129,6 +152,8 @@ export interface RankMeasure {
   column: string;
   /** Columns naming the layer of a row (none: only `<name>:all`). */
   layers: string[];
+  /** Only the rows whose columns hold these values (e.g. `{ level: "layer" }`). */
+  where?: Record<string, string>;
   /** What the mean is over, e.g. `neurons`. */
   over: string;
   unit: string;
@@ -138,6 +163,11 @@ export interface RankMeasure {
 
 /** Everything a plugin declares for `report` and `compare`. */
 export interface PluginReport {
+  /**
+   * The estimator's summary in run.json (`estimators[].summary`, without `warnings`) as one sentence, and the
+   * warnings it implies (e.g. clipped values); the page shows the facts as `key value` pairs without it.
+   */
+  describe?(summary: Record<string, unknown>): { text: string; warnings?: string[] };
   layerSummary?: LayerSummaryMeasure[];
   /** Its sections, in reading order. */
   sections?: ReportSection[];
@@ -150,32 +180,48 @@ type Check = (v: unknown) => boolean;
 const text: Check = (v) => typeof v === "string" && v.length > 0;
 const texts: Check = (v) => Array.isArray(v) && v.every(text);
 const optional = (c: Check): Check => (v) => v === undefined || c(v);
-const FIELDS: Record<keyof PluginReport, [Record<string, Check>, string]> = {
-  layerSummary: [{
-    column: text,
-    label: text,
-    axis: text,
-    over: text,
-    band: optional((b) =>
-      typeof b === "object" && b !== null && ["lo", "hi", "label"].every((k) => text(b[k as never]))
-    ),
-  }, "column, label, axis, over (strings) and an optional band {lo, hi, label}"],
+const FIELDS: Record<Exclude<keyof PluginReport, "describe">, [Record<string, Check>, string]> = {
+  layerSummary: [
+    {
+      column: text,
+      label: text,
+      axis: text,
+      over: text,
+      band: optional((b) =>
+        typeof b === "object" && b !== null && ["lo", "hi", "label"].every((k) => text(b[k as never]))
+      ),
+      source: optional((x) => {
+        const o = x as Record<string, unknown> | null;
+        return typeof o === "object" && o !== null && text(o.table) && text(o.column) && texts(o.layers) &&
+          texts(o.units) && (o.layers as string[]).length === (o.units as string[]).length &&
+          [1, 2].includes((o.units as string[]).length);
+      }),
+    },
+    "column, label, axis, over (strings), an optional band {lo, hi, label} and an optional source {table, column, layers, units}",
+  ],
   sections: [{
     id: (v) => typeof v === "string" && ID.test(v),
     title: text,
     tables: (v) => texts(v) && (v as string[]).length > 0,
     samples: optional((v) => typeof v === "boolean"),
     build: (v) => typeof v === "function",
-  }, `id (${ID}), title, tables (a non-empty list) and a build function`],
-  rank: [{
-    name: (v) => typeof v === "string" && RANK_NAME.test(v),
-    table: text,
-    column: text,
-    layers: texts,
-    over: text,
-    unit: text,
-    better: optional((v) => v === "higher" || v === "lower"),
-  }, `name (${RANK_NAME}), table, column, layers (a list), over, unit and an optional better (higher or lower)`],
+    overlay: optional((v) => typeof v === "function"),
+  }, `id (${ID}), title, tables (a non-empty list), a build function and an optional overlay function`],
+  rank: [
+    {
+      name: (v) => typeof v === "string" && RANK_NAME.test(v),
+      table: text,
+      column: text,
+      layers: texts,
+      where: optional((v) =>
+        typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string")
+      ),
+      over: text,
+      unit: text,
+      better: optional((v) => v === "higher" || v === "lower"),
+    },
+    `name (${RANK_NAME}), table, column, layers (a list), an optional where (column: value), over, unit and an optional better (higher or lower)`,
+  ],
 };
 
 /** Checks a plugin's `report` declaration; calls `fail` with a one-line message at the first fault. */
@@ -184,7 +230,13 @@ export function checkReport(report: PluginReport, fail: (message: string) => voi
     return fail(`Cannot register plugin as 'report' must be an object: current value is ${show(report)}`);
   }
   for (const [key, value] of Object.entries(report)) {
-    const spec = FIELDS[key as keyof PluginReport];
+    if (key === "describe") {
+      if (typeof value !== "function") {
+        return fail(`Cannot register plugin as report.describe must be a function: current value is ${show(value)}`);
+      }
+      continue;
+    }
+    const spec = FIELDS[key as Exclude<keyof PluginReport, "describe">];
     if (!spec) return fail(`Cannot register plugin as report.${key} is unknown: current value is ${show(value)}`);
     if (!Array.isArray(value)) {
       return fail(`Cannot register plugin as report.${key} must be a list: current value is ${show(value)}`);

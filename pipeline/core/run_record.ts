@@ -42,6 +42,8 @@ export interface RunFacts {
   /** `--layers`. */
   layers: string[] | undefined;
   estimators: EstimatorRecord[];
+  /** The estimators' warnings (`[plugin] warning`), recorded for readers of the run (e.g. the report). */
+  warnings?: string[];
   /** The options every run has, and the host's own (recorded after them). */
   options: { byStep: boolean; seed: number; format: OutputFormat; more?: Record<string, unknown> };
   backend: BackendDecision;
@@ -63,6 +65,7 @@ export function runRecord(f: RunFacts): Record<string, unknown> {
     ...f.source,
     layers: f.layout?.tensors.filter((t) => !f.layers || f.layers.includes(t.name)) ?? [],
     estimators: f.estimators,
+    warnings: f.warnings ?? [],
     options: {
       by_step: f.options.byStep,
       seed: f.options.seed,

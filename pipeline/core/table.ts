@@ -57,10 +57,14 @@ export function vectorFrom(spec: ColumnSpec): arrow.Vector {
   return b.finish().toVector();
 }
 
-/** Numeric columns without nulls, straight from a typed array (no per-value builder calls). */
+/**
+ * Numeric columns without nulls straight from a typed array, and string columns without nulls from offsets and
+ * UTF-8 bytes (each distinct string encoded once): no per-value builder calls, the same values as the builder's.
+ */
 function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | null {
   const v = spec.values;
   const n = v.length;
+  if (spec.type === "utf8") return utf8Vector(v, type);
   let data: Float64Array | Float32Array | Int32Array | BigInt64Array;
   if (spec.type === "float64") data = new Float64Array(n);
   else if (spec.type === "float32") data = new Float32Array(n);
@@ -69,6 +73,7 @@ function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | nul
   else return null;
   for (let i = 0; i < n; i++) {
     const x = v[i];
+    // a column with nulls goes through the builder (its buffers are what the Parquet writer has always seen)
     if (x === null || x === undefined) return null;
     if (data instanceof BigInt64Array) data[i] = typeof x === "bigint" ? x : BigInt(x as number);
     else {
@@ -79,6 +84,23 @@ function denseVector(spec: ColumnSpec, type: arrow.DataType): arrow.Vector | nul
     }
   }
   return arrow.makeVector(arrow.makeData({ type, length: n, nullCount: 0, data } as never));
+}
+
+/** A string column without nulls from its offsets and bytes; null (the builder) when it has a null. */
+function utf8Vector(v: ArrayLike<unknown>, type: arrow.DataType): arrow.Vector | null {
+  const n = v.length, enc = new TextEncoder(), seen = new Map<string, Uint8Array>();
+  const offsets = new Int32Array(n + 1), parts: Uint8Array[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = v[i];
+    if (typeof x !== "string") return null;
+    let b = seen.get(x);
+    if (!b) seen.set(x, b = enc.encode(x));
+    parts[i] = b;
+    offsets[i + 1] = offsets[i] + b.length;
+  }
+  const data = new Uint8Array(offsets[n]);
+  for (let i = 0; i < n; i++) data.set(parts[i], offsets[i]);
+  return arrow.makeVector(arrow.makeData({ type, length: n, nullCount: 0, valueOffsets: offsets, data } as never));
 }
 
 /** Builds a table from columns of equal length; `metadata` becomes schema metadata. */

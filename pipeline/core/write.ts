@@ -1,14 +1,42 @@
 /**
- * Writing result tables: Parquet (zstd; BYTE_STREAM_SPLIT on each floating-point column) and/or Arrow IPC
- * file format.
+ * Writing result tables: Parquet (zstd; BYTE_STREAM_SPLIT on each floating-point column), Arrow IPC file format
+ * and/or CSV (`csv.ts`, for readers without Arrow support).
  *
  * @module
  */
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
+import { writeCsv } from "./csv.ts";
 
-/** Output formats of `--format`. */
-export type OutputFormat = "parquet" | "arrow" | "both";
+/** One file format of a result table. */
+export type FileFormat = "parquet" | "arrow" | "csv";
+/** Output formats of `--format`: one file format, `both` (Parquet and Arrow), or a comma-separated list. */
+export type OutputFormat =
+  | FileFormat
+  | "both"
+  | `${FileFormat},${FileFormat}`
+  | `${FileFormat},${FileFormat},${FileFormat}`;
+
+/** The file formats of `--format` (`both` is Parquet and Arrow), or null when it is not a valid format. */
+export function fileFormats(format: string): FileFormat[] | null {
+  const parts = format === "both" ? ["parquet", "arrow"] : format.split(",");
+  const all = ["parquet", "arrow", "csv"];
+  if (parts.some((p) => !all.includes(p)) || new Set(parts).size !== parts.length) return null;
+  return all.filter((f) => parts.includes(f)) as FileFormat[];
+}
+
+/** Writes one table as `<base>.<ext>` for each format; returns the paths written. */
+export async function writeTable(base: string, table: arrow.Table, format: OutputFormat): Promise<string[]> {
+  const written: string[] = [];
+  for (const f of fileFormats(format) ?? []) {
+    const p = `${base}.${f}`;
+    if (f === "parquet") await atomicWrite(p, toParquet(table));
+    else if (f === "arrow") await atomicWrite(p, arrow.tableToIPC(table, "file"));
+    else await writeCsv(p, table);
+    written.push(p);
+  }
+  return written;
+}
 
 /** Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). */
 export function toParquet(table: arrow.Table): Uint8Array {
@@ -30,7 +58,7 @@ export function toParquet(table: arrow.Table): Uint8Array {
   return pq.writeParquet(wasmTable, props);
 }
 
-/** Writes each table as `<dir>/<name>.parquet` and/or `.arrow`; returns the paths written. */
+/** Writes each table as `<dir>/<name>.parquet`, `.arrow` and/or `.csv`; returns the paths written. */
 export async function writeTables(
   dir: string,
   tables: Record<string, arrow.Table>,
@@ -39,16 +67,7 @@ export async function writeTables(
   await Deno.mkdir(dir, { recursive: true });
   const written: string[] = [];
   for (const [name, table] of Object.entries(tables)) {
-    if (format === "parquet" || format === "both") {
-      const p = `${dir}/${name}.parquet`;
-      await atomicWrite(p, toParquet(table));
-      written.push(p);
-    }
-    if (format === "arrow" || format === "both") {
-      const p = `${dir}/${name}.arrow`;
-      await atomicWrite(p, arrow.tableToIPC(table, "file"));
-      written.push(p);
-    }
+    written.push(...await writeTable(`${dir}/${name}`, table, format));
   }
   return written;
 }

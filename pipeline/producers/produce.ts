@@ -44,6 +44,8 @@ export interface BatchInput {
   weight?: Float64Array | Float32Array;
   /** Gradients: `gradient` (default) or `weights` (the row holds the parameter values w*) per row. */
   rowType?: ("gradient" | "weights")[];
+  /** Activations, Jacobians: non-zero marks a sample (e.g. a flipped label); the report marks it. */
+  flag?: Int32Array;
   /** Jacobians: "train" | "test" per row. */
   split?: string[];
   output?: Int32Array;
@@ -85,6 +87,7 @@ export function makeRecordBatch(input: BatchInput): arrow.RecordBatch {
     add("weight", t, prim(t, input.weight));
   }
   if (input.rowType) add("row_type", new arrow.Utf8(), arrow.vectorFromArray(input.rowType, new arrow.Utf8()).data[0]);
+  if (input.flag) add("flag", new arrow.Int32(), prim(new arrow.Int32(), input.flag));
   if (input.kind === "jacobians/v1") {
     const split = arrow.vectorFromArray(input.split ?? [], new arrow.Utf8());
     add("split", new arrow.Utf8(), split.data[0]);

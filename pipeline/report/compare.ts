@@ -1,9 +1,9 @@
 /**
  * Model selection without labels (Bansal et al., docs/science.md section 1): ranks several runs' results
  * directories by the measures the estimator plugins declare (`report.rank`, `pipeline/core/report_contract.ts`;
- * built-ins: the mean neuron entropy of `neuron_entropy` and the mean pairwise neuron MI of `neuron_mi`), per
- * layer and over all rows, and sets each ranking beside user-supplied metrics (e.g. accuracy) with Kendall's tau-b
- * across runs.
+ * built-ins: mean neuron entropy, mean pairwise neuron MI, mean label MI, the Fisher trace per layer, mean unique
+ * information in the weights and in the function), per layer and over all rows, and sets each ranking beside
+ * user-supplied metrics (e.g. accuracy, given for every run) with Kendall's tau-b across runs.
  *
  * Which direction is "better" depends on the memorization type for entropy and MI (heuristic: lower entropy,
  * higher MI; example-level: higher entropy, lower MI), so rank 1 is the highest value and the sign of tau is left
@@ -23,7 +23,7 @@
  * @module
  */
 import { InputError, show } from "../../schemas/errors.ts";
-import { readResults, type ResultTable } from "./results.ts";
+import { readResults, type ResultDirectory, type ResultTable } from "./results.ts";
 import { kendallTau } from "./kendall.ts";
 import { type EstimatorPlugin, PluginError } from "../core/plugin.ts";
 import type { RankMeasure } from "../core/report_contract.ts";
@@ -46,7 +46,7 @@ export interface RunMeasures {
 export interface Ranking {
   measure: string;
   order: string[];
-  /** Metric name -> Kendall tau-b over the runs that have the metric. */
+  /** Metric name -> Kendall tau-b over the runs. */
   tau: Map<string, number>;
 }
 
@@ -112,15 +112,11 @@ function orList(items: string[]): string {
 const tablesOf = (measures: RankMeasure[]) => orList([...new Set(measures.map((m) => m.table))]);
 
 /**
- * Each declared measure's mean, per layer and overall, of one results directory (read with `readResults`), by the
- * `plugins`' declarations (default: the built-ins).
+ * Each declared measure's mean, per layer and overall, of results already read (`readResults`); the keys are
+ * `<name>:all` and `<name>:<layer>`. A measure whose table is absent has no key.
  */
-export async function runMeasures(
-  dir: string,
-  plugins: readonly EstimatorPlugin[] = builtinPlugins,
-): Promise<RunMeasures> {
-  const declared = rankMeasures(plugins);
-  const { tables } = await readResults(dir);
+export function measuresOf(results: ResultDirectory, declared: RankMeasure[]): Map<string, number> {
+  const { tables, dir } = results;
   const values = new Map<string, number>();
   const acc = new Map<string, [number, number]>();
   const add = (key: string, v: number) => {
@@ -132,25 +128,65 @@ export async function runMeasures(
   for (const m of declared) {
     const t = tables[m.table];
     if (!t) continue;
-    need(t, [...m.layers, m.column], `${dir}/${m.table}`);
+    const where = Object.entries(m.where ?? {});
+    need(t, [...m.layers, m.column, ...where.map(([c]) => c)], `${dir}/${m.table}`);
     for (const i of lastStepRows(t)) {
       const r = t.rows[i], v = r[m.column];
-      if (typeof v !== "number" || !Number.isFinite(v)) continue;
+      if (typeof v !== "number" || !Number.isFinite(v) || !where.every(([c, x]) => r[c] === x)) continue;
       add(`${m.name}:all`, v);
       const layer = r[m.layers[0]];
       if (m.layers.length && m.layers.every((c) => r[c] === layer)) add(`${m.name}:${layer}`, v);
     }
   }
   for (const [k, [s, n]] of acc) values.set(k, s / n);
-  if (!declared.some((m) => tables[m.table])) {
+  return values;
+}
+
+/**
+ * Each declared measure's mean, per layer and overall, of one results directory (read with `readResults`), by the
+ * `plugins`' declarations (default: the built-ins).
+ */
+export async function runMeasures(
+  dir: string,
+  plugins: readonly EstimatorPlugin[] = builtinPlugins,
+): Promise<RunMeasures> {
+  const declared = rankMeasures(plugins);
+  const results = await readResults(dir);
+  if (!declared.some((m) => results.tables[m.table])) {
     throw new InputError(
       `Cannot compare runs as the directory holds no ${
         tablesOf(declared)
-      } table (.parquet or .arrow): current value is ${show(dir)}`,
+      } table (.parquet, .arrow or .csv): current value is ${show(dir)}`,
       { file: dir },
     );
   }
-  return { dir, values };
+  return { dir, values: measuresOf(results, declared) };
+}
+
+/**
+ * Checks that each metric names only compared runs and has a value for every one of them (Kendall's tau over a
+ * subset of the runs would silently compare other things); throws {@linkcode InputError} otherwise.
+ */
+export function checkMetrics(metrics: Metric[], dirs: string[]): void {
+  for (const m of metrics) {
+    for (const d of m.values.keys()) {
+      if (!dirs.includes(d)) {
+        throw new InputError(
+          `Cannot use metric '${m.name}' as its directory is not among the compared runs (${
+            dirs.join(", ")
+          }): current value is ${show(d)}`,
+        );
+      }
+    }
+    const missing = dirs.filter((d) => !m.values.has(d));
+    if (missing.length) {
+      throw new InputError(
+        `Cannot use metric '${m.name}' as it has no value for ${missing.length} of the ${dirs.length} runs (give --metric ${m.name}=DIR:VALUE for each run): current value is missing for ${
+          show(missing)
+        }`,
+      );
+    }
+  }
 }
 
 /**
@@ -167,23 +203,13 @@ export async function compareRuns(
       `Cannot compare runs as at least 2 results directories are needed: current value is ${dirs.length}`,
     );
   }
-  for (const m of metrics) {
-    for (const d of m.values.keys()) {
-      if (!dirs.includes(d)) {
-        throw new InputError(
-          `Cannot use metric '${m.name}' as its directory is not among the compared runs (${
-            dirs.join(", ")
-          }): current value is ${show(d)}`,
-        );
-      }
-    }
-  }
+  checkMetrics(metrics, dirs);
   const declared = rankMeasures(plugins);
   const runs = await Promise.all(dirs.map((d) => runMeasures(d, plugins)));
   const shared = [...runs[0].values.keys()].filter((k) => runs.every((r) => r.values.has(k)));
   if (shared.length === 0) {
     throw new InputError(
-      `Cannot compare runs as they share no diversity measure (each needs ${tablesOf(declared)}): current value is ${
+      `Cannot compare runs as they share no measure (each needs ${tablesOf(declared)}): current value is ${
         runs.map((r) => `${r.dir}: ${[...r.values.keys()].join(",") || "none"}`).join("; ")
       }`,
     );
@@ -194,8 +220,7 @@ export async function compareRuns(
     const sorted = [...runs].sort((a, b) => b.values.get(measure)! - a.values.get(measure)!);
     const tau = new Map<string, number>();
     for (const m of metrics) {
-      const with_ = runs.filter((r) => m.values.has(r.dir));
-      tau.set(m.name, kendallTau(with_.map((r) => r.values.get(measure)!), with_.map((r) => m.values.get(r.dir)!)));
+      tau.set(m.name, kendallTau(runs.map((r) => r.values.get(measure)!), runs.map((r) => m.values.get(r.dir)!)));
     }
     return { measure, order: sorted.map((r) => r.dir), tau };
   });
@@ -222,13 +247,21 @@ export function formatComparison(c: Comparison): string {
       lines.push(`| ${r.measure} | ${c.metrics.map((m) => r.tau.get(m.name)!.toFixed(3)).join(" | ")} |`);
     }
   }
-  const d = c.declared, unique = (f: (m: RankMeasure) => string) => [...new Set(d.map(f))].join("/");
-  const better = d.filter((m) => m.better).map((m) => ` ${m.name}: ${m.better} is better.`).join("");
-  lines.push(
-    "",
-    `${unique((m) => m.name)}: mean over ${d.map((m) => m.over).join(" / ")} of the last step (${
-      unique((m) => m.unit)
-    }); rank 1 = highest.${better} Kendall tau-b across runs.`,
-  );
+  lines.push("", "Rank 1 = highest. Kendall tau-b across runs. Each measure at the last step:");
+  for (const m of usedMeasures(c)) lines.push(`- ${describeMeasure(m)}`);
   return lines.join("\n");
+}
+
+/** The declared measures that the comparison ranks by, in declaration order. */
+export function usedMeasures(c: Comparison): RankMeasure[] {
+  const names = new Set(c.measures.map((k) => k.slice(0, k.indexOf(":"))));
+  return c.declared.filter((m) => names.has(m.name));
+}
+
+/** One line on what a measure is: `mi: mean of neuron_mi.mi over pairs (nats); higher is better`. */
+export function describeMeasure(m: RankMeasure): string {
+  const where = Object.entries(m.where ?? {}).map(([k, v]) => `${k} = ${v}`).join(", ");
+  return `${m.name}: mean of ${m.table}.${m.column} over ${m.over}${where ? ` (rows with ${where})` : ""} (${m.unit})${
+    m.better ? `; ${m.better} is better` : ""
+  }`;
 }

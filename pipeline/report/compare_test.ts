@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { compareRuns, formatComparison, runMeasures } from "./compare.ts";
-import { main, parseMetric } from "../cli/compare.ts";
+import { main } from "../cli/compare.ts";
+import { parseMetric } from "../cli/_args.ts";
 import { tableFromColumns } from "../core/table.ts";
 import { writeTables } from "../core/write.ts";
 import { makeRecordBatch, writeBatches } from "../producers/produce.ts";
@@ -115,8 +116,11 @@ Deno.test("compare: errors for missing directories, missing tables, stray metric
   await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /holds no result table/);
   await Deno.writeTextFile(`${root}/empty/run.json`, "{}");
   await assert.rejects(compareRuns([`${root}/a`, `${root}/nope`]), /directory does not exist/);
-  await assert.rejects(compareRuns([`${root}/a`, `${root}/empty`]), /no neuron_entropy or neuron_mi table/);
-  await assert.rejects(compareRuns([`${root}/a`, `${root}/m`]), /share no diversity measure/);
+  await assert.rejects(
+    compareRuns([`${root}/a`, `${root}/empty`]),
+    /no neuron_entropy, neuron_mi, label_mi, fisher or unique_information table/,
+  );
+  await assert.rejects(compareRuns([`${root}/a`, `${root}/m`]), /share no measure/);
   await assert.rejects(compareRuns([`${root}/a`]), /at least 2 results directories/);
   await assert.rejects(
     compareRuns([`${root}/a`, `${root}/a`], [{ name: "acc", values: new Map([[`${root}/x`, 1]]) }]),
@@ -155,7 +159,7 @@ Deno.test("compare: a plugin's declared measure is ranked, with its direction; -
     }, "parquet");
   }
   // Without the plugin no measure reads row_count: the error names the built-ins' tables.
-  await assert.rejects(compareRuns(dirs), /holds no neuron_entropy or neuron_mi table/);
+  await assert.rejects(compareRuns(dirs), /holds no neuron_entropy, neuron_mi, .* table/);
   const plugins = [...builtinPlugins, rowCount];
   const c = await compareRuns(dirs, [{ name: "acc", values: new Map(dirs.map((d, i) => [d, 3 - i])) }], plugins);
   assert.deepEqual(c.measures, ["rows:all", "rows:fc1", "rows:fc2"]);
@@ -166,7 +170,7 @@ Deno.test("compare: a plugin's declared measure is ranked, with its direction; -
   assert.ok(Number.isNaN(r("rows:fc2").tau.get("acc"))); // ties only: tau-b is undefined
   assert.match(
     formatComparison(c),
-    /\nentropy\/mi\/rows: mean over neurons \/ pairs \/ layers of the last step \(nats\/rows\); rank 1 = highest\. rows: higher is better\. Kendall/,
+    /\nRank 1 = highest\. Kendall tau-b across runs\. Each measure at the last step:\n- rows: mean of row_count\.rows over layers \(rows\); higher is better$/,
   );
   await assert.rejects(
     compareRuns(dirs, [], [...plugins, definePlugin({ ...rowCount, name: "twin" })]),
@@ -181,4 +185,78 @@ Deno.test("compare: a plugin's declared measure is ranked, with its direction; -
     console.log = log;
   }
   assert.match(said[0], /\| run \| rows:all \(rank\) \| rows:fc1 \(rank\) \| rows:fc2 \(rank\) \|/);
+});
+
+Deno.test("compare: Fisher and unique-information folders are ranked by their declared measures", async () => {
+  const root = await Deno.makeTempDir();
+  const dirs = [0, 1, 2].map((i) => `${root}/r${i}`);
+  // Run i: layer traces fc1 = 1 + i and fc2 = 10 - i at the last step (step 5; step 0 differs), parameter and
+  // total rows that the measure must leave out; SI of 4 samples = (i + 1) * [1, 2, 3, 4], F-SI = 10 - SI.
+  for (let i = 0; i < 3; i++) {
+    const rows = [
+      ["layer", "fc1", 1 + i, 5n],
+      ["layer", "fc2", 10 - i, 5n],
+      ["layer", "fc1", 100, 0n],
+      ["parameter", "fc1.weight", 1000, 5n],
+      ["total", null, 11, 5n],
+    ] as const;
+    const si = [1, 2, 3, 4].map((v) => (i + 1) * v);
+    await writeTables(dirs[i], {
+      fisher: tableFromColumns([
+        { name: "level", type: "utf8", values: rows.map((r) => r[0]) },
+        { name: "parameter", type: "utf8", values: rows.map((r) => r[1]) },
+        { name: "trace", type: "float64", values: rows.map((r) => r[2]) },
+        { name: "step", type: "int64", values: rows.map((r) => r[3]) },
+      ]),
+      unique_information: tableFromColumns([
+        { name: "sample_id", type: "int64", values: si.map((_, k) => BigInt(k)) },
+        { name: "si_weights", type: "float64", values: si },
+        { name: "si_function", type: "float64", values: si.map((v) => 10 - v) },
+      ]),
+    }, "parquet");
+  }
+  const c = await compareRuns(dirs, [{ name: "acc", values: new Map(dirs.map((d, i) => [d, i])) }]);
+  assert.deepEqual(c.measures, ["f-si:all", "fisher:all", "si:all", "fisher:fc1", "fisher:fc2"]);
+  const v = (k: string) => c.runs.map((r) => r.values.get(k));
+  assert.deepEqual(v("fisher:fc1"), [1, 2, 3]);
+  assert.deepEqual(v("fisher:fc2"), [10, 9, 8]);
+  assert.deepEqual(v("fisher:all"), [5.5, 5.5, 5.5]);
+  assert.deepEqual(v("si:all"), [2.5, 5, 7.5]);
+  assert.deepEqual(v("f-si:all"), [7.5, 5, 2.5]);
+  const r = (k: string) => c.rankings.find((x) => x.measure === k)!;
+  assert.equal(r("si:all").tau.get("acc"), 1);
+  assert.equal(r("fisher:fc2").tau.get("acc"), -1);
+  const text = formatComparison(c);
+  assert.match(
+    text,
+    /- fisher: mean of fisher\.trace over layers \(rows with level = layer\) \(squared gradient units\)/,
+  );
+  assert.match(text, /- si: mean of unique_information\.si_weights over training samples/);
+});
+
+Deno.test("compare: a metric given for some of the runs only is refused with a one-line error (CLI exit 1)", async () => {
+  const root = await Deno.makeTempDir();
+  const dirs = [0, 1, 2, 3, 4].map((i) => `${root}/r${i}`);
+  for (let i = 0; i < dirs.length; i++) await writeRun(dirs[i], [{ layer: "fc1", h: i }], []);
+  await assert.rejects(
+    compareRuns(dirs, [{ name: "acc", values: new Map([[dirs[2], 0.9]]) }]),
+    (e: Error) => {
+      assert.equal(
+        e.message,
+        `Cannot use metric 'acc' as it has no value for 4 of the 5 runs (give --metric acc=DIR:VALUE for each run): current value is missing for ${
+          JSON.stringify([dirs[0], dirs[1], dirs[3], dirs[4]])
+        }`,
+      );
+      return true;
+    },
+  );
+  const err = console.error, said: string[] = [];
+  console.error = (s: string) => said.push(s);
+  try {
+    assert.equal(await main([...dirs, "--metric", `acc=${dirs[2]}:0.9`]), 1);
+  } finally {
+    console.error = err;
+  }
+  assert.equal(said.length, 1);
+  assert.match(said[0], /^compare: error: Cannot use metric 'acc' as it has no value for 4 of the 5 runs/);
 });

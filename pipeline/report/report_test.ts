@@ -4,6 +4,7 @@ import { main } from "../cli/report.ts";
 import { renderReport } from "./report.ts";
 import { buildSections } from "./_sections.ts";
 import { MI_MAX_SIDE } from "../../plugins/mi/report.ts";
+import { clusterOrder } from "./cluster.ts";
 import { extremeSamples } from "../../plugins/unique_info/report.ts";
 import { imageShape, loadImages, toRgba } from "./_images.ts";
 import { InputError } from "../../schemas/errors.ts";
@@ -126,7 +127,9 @@ Deno.test("readResults: one-line errors for a missing, non-directory or empty pa
       assert.ok(!err[0].includes("\n"));
     }
     assert.equal((await cli([])).code, 2);
-    assert.equal((await cli(["a", "b"])).code, 2);
+    assert.equal((await cli([`${dir}/nope`, `${dir}/nope2`])).code, 1); // several runs: each must exist
+    assert.equal((await cli([dir, dir, "--name", "x"])).code, 2); // a --name for each run
+    assert.equal((await cli([dir, "--bootstrap", "-1"])).code, 2);
     assert.equal((await cli([dir, "--samples", "0"])).code, 2);
     assert.equal((await cli([dir, "--bogus"])).code, 2);
   } finally {
@@ -134,20 +137,14 @@ Deno.test("readResults: one-line errors for a missing, non-directory or empty pa
   }
 });
 
-Deno.test("MI heatmap: a layer wider than the cell limit is averaged over blocks (brute-force means)", () => {
+Deno.test("MI heatmap: neurons in clustered order, a layer wider than the cell limit averaged over blocks (brute-force means)", () => {
+  // Two groups: MI 1 between neurons of the same parity, about 0 across; a little i*j so that no two pairs tie.
   const width = 100, g = Math.ceil(width / MI_MAX_SIDE); // 3 neurons per cell, 34 cells
+  const mi = (i: number, j: number) => (i % 2 === j % 2 ? 1 : 0) + i * j * 1e-7;
   const rows = [];
   for (let i = 0; i < width; i++) {
     for (let j = i + 1; j < width; j++) {
-      rows.push({
-        layer_a: "h",
-        neuron_a: i,
-        layer_b: "h",
-        neuron_b: j,
-        mi: i * 1000 + j,
-        estimator: "ksg",
-        step: null,
-      });
+      rows.push({ layer_a: "h", neuron_a: i, layer_b: "h", neuron_b: j, mi: mi(i, j), estimator: "ksg", step: null });
     }
   }
   rows.push({ layer_a: "h", neuron_a: 0, layer_b: "o", neuron_b: 0, mi: 5, estimator: "ksg", step: null });
@@ -159,25 +156,36 @@ Deno.test("MI heatmap: a layer wider than the cell limit is averaged over blocks
   assert.equal(sections.length, 1);
   assert.match(sections[0].intro, /1 pairs across layers are not drawn/);
   const plot = sections[0].plots[0];
-  assert.equal(plot.id, "mi-h");
+  assert.equal(plot.id, "mi-heatmap");
+  assert.match(plot.note, /average-linkage \(UPGMA\).*seeded with 0.*h 3 x 3 neurons a cell/);
+  // The order the page states: UPGMA on max MI - MI with seed 0. Its first 50 neurons are one parity group.
+  const max = Math.max(...rows.filter((r) => r.layer_b === "h").map((r) => r.mi));
+  const dist = new Float64Array(width * width);
+  for (let i = 0; i < width; i++) {
+    for (let j = 0; j < width; j++) {
+      dist[i * width + j] = i === j ? 0 : max - mi(Math.min(i, j), Math.max(i, j));
+    }
+  }
+  const { order } = clusterOrder(dist, width, 0);
+  assert.equal(new Set(order.slice(0, 50).map((i) => i % 2)).size, 1);
   const cells = (plot.spec.data as { values: { a: number; a1: number; b: number; b1: number; mi: number }[] }).values;
-  // Every block pair that holds at least one pair of distinct neurons (the last block, neuron 99 alone, has no
-  // pair with itself).
   const side = Math.ceil(width / g);
-  assert.equal(cells.length, side * side - 1);
-  assert.ok(!cells.some((c) => c.a === 99 && c.b === 99));
+  assert.equal(cells.length, side * side - 1); // the last block holds one neuron: no pair with itself
   for (const c of cells) {
     let sum = 0, n = 0;
-    for (let i = c.a; i < c.a1; i++) {
-      for (let j = c.b; j < c.b1; j++) {
+    for (const i of order.slice(c.a, c.a1)) {
+      for (const j of order.slice(c.b, c.b1)) {
         if (i === j) continue;
-        sum += Math.min(i, j) * 1000 + Math.max(i, j);
+        sum += mi(Math.min(i, j), Math.max(i, j));
         n++;
       }
     }
     assert.equal(c.a1 - c.a <= g && c.b1 - c.b <= g, true);
     assert.ok(Math.abs(c.mi - sum / n) <= 1e-3 * (sum / n), `cell ${c.a},${c.b}: ${c.mi} vs ${sum / n}`);
   }
+  // Blocks of one parity are MI 1 inside, about 0 across: the picture is two squares.
+  assert.ok(cells.filter((c) => c.a1 <= 48 && c.b1 <= 48).every((c) => c.mi > 0.99));
+  assert.ok(cells.filter((c) => c.a1 <= 48 && c.b >= 51).every((c) => c.mi < 0.01));
 });
 
 Deno.test("extreme samples, image shapes and pixels", async () => {
@@ -317,6 +325,25 @@ function degenerate(): ResultDirectory {
   };
 }
 
+/** The plots of the page of `fullResults`, in order. */
+const FULL_PLOTS = [
+  "summary-entropy_mean",
+  "summary-mi_mean",
+  "entropy-hist",
+  "mi-heatmap",
+  "label-mi-hist",
+  "label-mi-steps",
+  "fisher-trace",
+  "fisher-spectrum",
+  "fisher-diag",
+  "fisher-band",
+  "si-hist",
+  "fsi-hist",
+  "si-scatter",
+  "effective-info-layers",
+  "effective-info-neurons",
+];
+
 const chromium = findChromium();
 const inCI = Boolean(Deno.env.get("CI"));
 if (!chromium && !inCI) {
@@ -350,25 +377,9 @@ Deno.test({
         await b.open(`${dir}/plugin.html`, { screenshot: shots && `${shots}/plugin.png` }),
       ]);
       const want = [
-        [
-          "summary-entropy_mean",
-          "summary-mi_mean",
-          "entropy-hist",
-          "mi-fc1",
-          "mi-fc2",
-          "label-mi-hist",
-          "label-mi-steps",
-          "fisher-trace",
-          "fisher-spectrum",
-          "fisher-diag",
-          "fisher-band",
-          "si-hist",
-          "si-scatter",
-          "effective-info-layers",
-          "effective-info-neurons",
-        ],
+        FULL_PLOTS,
         ["summary-entropy_mean", "entropy-heatmap"],
-        ["entropy-hist", "mi-a", "fisher-trace", "si-hist"],
+        ["entropy-hist", "mi-heatmap", "fisher-trace", "si-hist"],
         ["rows-bar"],
       ];
       for (let k = 0; k < runs.length; k++) {
@@ -386,8 +397,13 @@ Deno.test({
       assert.equal(runs[1].status!.images, 0);
       assert.equal(runs[2].status!.images, 0);
       assert.equal(runs[3].status!.plots[0].marks, 2); // one bar per layer
-      // The MI heatmap of the 60-neuron layer is averaged over 2 x 2 blocks: 30 x 30 cells.
-      assert.equal(runs[0].status!.plots.find((p) => p.id === "mi-fc2")!.marks, 900);
+      // One heatmap plot: fc1 (5 neurons: 5 x 5 cells less the diagonal) and fc2 (60 neurons averaged over 2 x 2
+      // blocks: 30 x 30 cells).
+      assert.equal(runs[0].status!.plots.find((p) => p.id === "mi-heatmap")!.marks, 20 + 900);
+      // Full width: every plot's SVG spans most of the 1280 px page, and none is wider than it.
+      for (const p of runs[0].status!.plots) {
+        assert.ok(p.width <= 1240 && p.width > (p.id === "mi-heatmap" ? 850 : 1100), `${p.id}: ${p.width}`);
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -494,4 +510,57 @@ Deno.test("report CLI: --plugin draws the plugin's sections; a plugin that fails
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "three runs on one page in headless Chromium: every plot drawn, runs overlaid, metrics beside the measures",
+  ignore: !chromium && !inCI,
+  async fn() {
+    if (!chromium) throw new Error("Chromium is required when CI is set (apt-get install -y chromium)");
+    const dir = await Deno.makeTempDir();
+    try {
+      const runs = [];
+      for (const [k, name] of ["base", "noisier", "noisiest"].entries()) {
+        runs.push((await fullResults(dir, name, k)).results);
+      }
+      const acc = [0.91, 0.85, 0.72];
+      const metrics = runs.flatMap((r, i) => ["--metric", `acc=${r}:${acc[i]}`]);
+      // A metric given for one run only is refused, as compare refuses it.
+      const partial = await cli([...runs, "--metric", `acc=${runs[0]}:0.9`, "--out", `${dir}/x.html`]);
+      assert.equal(partial.code, 1);
+      assert.match(partial.err[0], /^infotap: error: Cannot use metric 'acc' as it has no value for 2 of the 3 runs/);
+      const page = `${dir}/three.html`;
+      assert.equal((await cli([...runs, ...metrics, "--bootstrap", "100", "--out", page])).code, 0);
+      const html = await Deno.readTextFile(page);
+      const data = reportData(html);
+      // The overlays leave out the Fisher diagonal, F-SI's own histogram and the SI scatter.
+      const want = ["metrics", ...FULL_PLOTS.filter((p) => !["fisher-diag", "fsi-hist", "si-scatter"].includes(p))];
+      assert.deepEqual(data.plots.map((p: { id: string }) => p.id), want);
+      // Overlays: every plot holds the three runs' data, coloured (or, for heatmaps, laid out in rows) by run.
+      for (const p of data.plots as { id: string; spec: Record<string, unknown> }[]) {
+        const text = JSON.stringify(p.spec);
+        for (const name of ["base", "noisier", "noisiest"]) {
+          assert.ok(text.includes(`"run":"${name}"`), `${p.id}: ${name}`);
+        }
+        assert.ok(text.includes('"field":"run"'), p.id);
+      }
+      assert.match(html, /<th>acc<\/th><th>entropy:all<\/th>/);
+      assert.match(html, /acc vs entropy:all \(tau /);
+      assert.match(html, /95% percentile bootstrap interval of the mean \(100 resamples/);
+      const shots = Deno.env.get("INFOTAP_REPORT_SHOTS");
+      const run = await withChromium(
+        chromium,
+        (b) => b.open(page, { width: 1400, screenshot: shots && `${shots}/three-runs.png` }),
+      );
+      assert.ok(run.status?.done, JSON.stringify(run));
+      assert.deepEqual(run.problems, []);
+      assert.deepEqual(run.status.errors, []);
+      assert.deepEqual(run.status.plots.map((p) => p.id), want);
+      for (const p of run.status.plots) {
+        assert.ok(!p.error && p.marks > 0 && p.width > 800 && p.width <= 1360, `plot ${p.id}: ${JSON.stringify(p)}`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

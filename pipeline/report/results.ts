@@ -1,9 +1,10 @@
 /**
  * Reading an infotap results directory back: every result table as plain rows, and `run.json`.
  *
- * A table is read from `DIR/<table>.parquet`, else `DIR/<table>.arrow` (what `analyze` and `serve` write on
- * stop), else from the parts `DIR/<table>/part-<k>.parquet` (or `.arrow`) that `serve` writes while a run goes
- * on, concatenated in window order. Parquet is decoded with parquet-wasm to Arrow IPC, then apache-arrow.
+ * A table is read from `DIR/<table>.parquet`, else `DIR/<table>.arrow`, else `DIR/<table>.csv` (what `analyze`
+ * and `serve` write on stop), else from the parts `DIR/<table>/part-<k>.parquet` (or `.arrow`, `.csv`) that
+ * `serve` writes while a run goes on, concatenated in window order. Parquet is decoded with parquet-wasm to Arrow
+ * IPC, then apache-arrow; CSV with `parseCsv` (column types inferred from the cells, no schema metadata).
  *
  * @example
  * ```ts
@@ -23,11 +24,14 @@ import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { InputError, show } from "../../schemas/errors.ts";
 import type { Cell, ResultDirectory, ResultTable } from "../core/report_contract.ts";
+import { parseCsv } from "../core/csv.ts";
 
 export type { Cell, ResultDirectory, ResultTable } from "../core/report_contract.ts";
 
-const TABLE_FILE = /^([A-Za-z0-9_]+)\.(parquet|arrow)$/;
-const PART_FILE = /^part-(-?\d+)\.(parquet|arrow)$/;
+const TABLE_FILE = /^([A-Za-z0-9_]+)\.(parquet|arrow|csv)$/;
+const PART_FILE = /^part-(-?\d+)\.(parquet|arrow|csv)$/;
+/** Which file of a table (or part) is read when there are several: the lowest. */
+const PREFERENCE: Record<string, number> = { parquet: 0, arrow: 1, csv: 2 };
 
 function cell(v: unknown): Cell {
   if (v === null || v === undefined) return null;
@@ -38,22 +42,29 @@ function cell(v: unknown): Cell {
   return String(v);
 }
 
-async function readTableFile(path: string): Promise<arrow.Table> {
+/** One table file: an Arrow table, or the rows of a CSV file. */
+async function readTableFile(path: string): Promise<arrow.Table | ReturnType<typeof parseCsv>> {
   const bytes = await Deno.readFile(path);
   try {
+    if (path.endsWith(".csv")) return parseCsv(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
     if (path.endsWith(".parquet")) return arrow.tableFromIPC(pq.readParquet(bytes).intoIPCStream());
     return arrow.tableFromIPC(bytes);
   } catch (e) {
     throw new InputError(
       `Cannot read result table as it is not valid ${
-        path.endsWith(".parquet") ? "Parquet" : "Arrow IPC"
+        path.endsWith(".parquet") ? "Parquet" : path.endsWith(".csv") ? "CSV" : "Arrow IPC"
       }: current value is ${show((e as Error).message ?? String(e))}`,
       { file: path },
     );
   }
 }
 
-function appendRows(into: ResultTable, t: arrow.Table): void {
+function appendRows(into: ResultTable, t: arrow.Table | ReturnType<typeof parseCsv>): void {
+  if (!("schema" in t)) {
+    for (const n of t.columns) if (!into.columns.includes(n)) into.columns.push(n);
+    into.rows.push(...t.rows);
+    return;
+  }
   const names = t.schema.fields.map((f) => f.name);
   for (const n of names) if (!into.columns.includes(n)) into.columns.push(n);
   for (const [k, v] of t.schema.metadata) into.metadata[k] ??= v;
@@ -88,11 +99,13 @@ export async function readResults(dir: string): Promise<ResultDirectory> {
   const entries = await listDir(dir);
   const results: ResultDirectory = { dir, run: null, tables: {} };
   const table = (name: string) => (results.tables[name] ??= { columns: [], rows: [], files: [], metadata: {} });
-  // Final files: parquet first, arrow when there is no parquet of that name.
+  // Final files: parquet first, then arrow, then csv.
   const finals = new Map<string, string>();
+  const better = (m: RegExpExecArray, have: string | undefined) =>
+    have === undefined || PREFERENCE[m[2]] < PREFERENCE[have.slice(have.lastIndexOf(".") + 1)];
   for (const e of entries) {
     const m = e.isFile ? TABLE_FILE.exec(e.name) : null;
-    if (m && (m[2] === "parquet" || !finals.has(m[1]))) finals.set(m[1], e.name);
+    if (m && better(m, finals.get(m[1]))) finals.set(m[1], e.name);
   }
   for (const [name, file] of finals) {
     appendRows(table(name), await readTableFile(`${dir}/${file}`));
@@ -104,7 +117,7 @@ export async function readResults(dir: string): Promise<ResultDirectory> {
     const parts = new Map<number, string>();
     for (const p of await listDir(`${dir}/${e.name}`)) {
       const m = p.isFile ? PART_FILE.exec(p.name) : null;
-      if (m && (m[2] === "parquet" || !parts.has(Number(m[1])))) parts.set(Number(m[1]), p.name);
+      if (m && better(m, parts.get(Number(m[1])))) parts.set(Number(m[1]), p.name);
     }
     for (const k of [...parts.keys()].sort((a, b) => a - b)) {
       const file = `${e.name}/${parts.get(k)}`;
@@ -123,7 +136,7 @@ export async function readResults(dir: string): Promise<ResultDirectory> {
   }
   if (Object.keys(results.tables).length === 0 && results.run === null) {
     throw new InputError(
-      `Cannot make a report as the directory holds no result table (<table>.parquet, <table>.arrow, <table>/part-*) and no run.json: current value is ${
+      `Cannot make a report as the directory holds no result table (<table>.parquet, .arrow or .csv, <table>/part-*) and no run.json: current value is ${
         show(dir)
       }`,
     );

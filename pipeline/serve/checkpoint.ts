@@ -13,14 +13,14 @@
  *
  * @module
  */
-import * as arrow from "apache-arrow";
+import type * as arrow from "apache-arrow";
 import { InputError, show } from "../../schemas/errors.ts";
 import type { Layout } from "../../schemas/validate.ts";
 import { type EstimatorPlugin, type OptionValues, resolveOptions, type StateValue } from "../core/plugin.ts";
 import type { Registry } from "../core/registry.ts";
 import { toJson } from "../core/run_record.ts";
 import { decodeState, encodeState } from "../core/state.ts";
-import { atomicWrite, type OutputFormat, toParquet } from "../core/write.ts";
+import { atomicWrite, type OutputFormat, writeTable } from "../core/write.ts";
 
 /** Result table names (they become directory names). */
 export const TABLE_NAME = /^[a-z][a-z0-9_]*$/;
@@ -58,10 +58,7 @@ export async function writeWindow(
       throw new Error(`Cannot write table as its name is not ${TABLE_NAME}: current value is ${show(name)}`);
     }
     await Deno.mkdir(`${out}/${name}`, { recursive: true });
-    if (format !== "arrow") await atomicWrite(`${out}/${name}/part-${pad(k)}.parquet`, toParquet(t));
-    if (format !== "parquet") {
-      await atomicWrite(`${out}/${name}/part-${pad(k)}.arrow`, arrow.tableToIPC(t, "file"));
-    }
+    await writeTable(`${out}/${name}/part-${pad(k)}`, t, format);
   }
   await Deno.mkdir(`${out}/checkpoint`, { recursive: true });
   await atomicWrite(`${out}/checkpoint/window-${pad(k)}.state`, encodeState({ window: k, estimators: states }));
@@ -168,7 +165,7 @@ export async function removeStaleParts(out: string, closedThrough: number | null
   for await (const d of Deno.readDir(out)) {
     if (!d.isDirectory || !TABLE_NAME.test(d.name)) continue;
     for await (const f of Deno.readDir(`${out}/${d.name}`)) {
-      const m = /^part-(-?\d+)\.(parquet|arrow)$/.exec(f.name);
+      const m = /^part-(-?\d+)\.(parquet|arrow|csv)$/.exec(f.name);
       if (m && (closedThrough === null || Number(m[1]) > closedThrough)) {
         await Deno.remove(`${out}/${d.name}/${f.name}`);
       }

@@ -588,6 +588,7 @@ class LiveRun implements Intake {
       const tables = await w.totals();
       const files = Object.keys(tables).length ? await writeTables(this.opts.out, tables, this.format) : [];
       const lost = this.producers.filter((p) => p.partial_bytes > 0);
+      const said = w.total?.summaries() ?? { records: [], warnings: [] };
       const run = runRecord({
         head: { mode: "serve" },
         error: null,
@@ -603,7 +604,8 @@ class LiveRun implements Intake {
         },
         layout: w.layout,
         layers: this.opts.layers,
-        estimators: w.total?.summaries().records ?? [],
+        estimators: said.records,
+        warnings: said.warnings,
         options: {
           byStep: this.settings.byStep,
           seed: this.settings.seed,

@@ -2,8 +2,13 @@
  * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch, and the plug-in MI of
  * a joint histogram (docs/science.md section 1, = scikit-learn `mutual_info_score` on the bin codes).
  *
- * Per batch, each neuron's values become bin codes once (`Uint8`, neuron-major, {@linkcode NONFINITE} for NaN and
- * +-Inf); then for every pair `(a, b)` and row, `counts[pair * B^2 + code_a * B + code_b] += 1` (scatter-add).
+ * Per block of rows, each neuron's values become bin codes once (`Uint8`, neuron-major, {@linkcode NONFINITE} for
+ * NaN and +-Inf); then for every pair `(a, b)` and row, `counts[pair * B^2 + code_a * B + code_b] += 1`
+ * (scatter-add). With at most 16 bins, four rows at a time: one 32-bit word holds four codes of a neuron, and
+ * `code_a * B + code_b` of all four lanes is one integer multiply-add (no lane can carry: `15 * 16 + 15 < 256`),
+ * so each increment costs a shift and a mask instead of two byte loads and a multiply; the increments alternate
+ * between two scratch histograms (fewer store-to-load stalls when rows fall in the same cell), folded into the
+ * pair's counts at the end of the block. Same integers as the row-by-row loop.
  * Rows where either neuron is non-finite are left out of that pair's histogram only (pairwise complete rows).
  * On a GPU the same step is a one-hot matrix product: with `O` the rows x (neurons * B) one-hot code matrix of a
  * block of neurons, `O_a^T O_b` is every joint histogram between blocks a and b at once.
@@ -18,7 +23,8 @@ export const NONFINITE = 255;
 /**
  * Bin codes of rows `[r0, r1)` of a row-major column (same convention as `binRows`: numpy.histogram, last bin
  * closed, values outside the range clipped into the edge bins), written neuron-major into
- * `codes[(offset + j) * rows + (r - r0)]`. Adds each neuron's non-finite count to `nonfinite[offset + j]`.
+ * `codes[(offset + j) * stride + at0 + (r - r0)]` (`stride` defaults to the rows, `at0` to 0). Adds each neuron's
+ * non-finite count to `nonfinite[offset + j]`.
  */
 export function codeRows(
   values: Float32Array,
@@ -30,12 +36,14 @@ export function codeRows(
   codes: Uint8Array,
   offset: number,
   nonfinite: Float64Array,
+  stride = r1 - r0,
+  at0 = 0,
 ): void {
   const { lo, hi } = range;
-  const rows = r1 - r0, last = bins - 1;
+  const last = bins - 1;
   for (let j = 0; j < width; j++) {
     const span = hi[j] > lo[j] ? hi[j] - lo[j] : Infinity, l = lo[j];
-    const out = (offset + j) * rows;
+    const out = (offset + j) * stride + at0;
     let bad = 0;
     for (let r = r0, at = out; r < r1; r++, at++) {
       const x = values[r * width + j];
@@ -52,9 +60,14 @@ export function codeRows(
   }
 }
 
+/** Two scratch histograms of up to 16 x 16 cells for the packed loop. */
+const SCRATCH = new Uint32Array(2 * 256);
+
 /**
- * Adds the joint histograms of pairs `[p0, p1)` over `rows` rows of `codes` (neuron-major) into
- * `counts[p * B^2 + a * B + b]`. `dirty[neuron]` is 1 when that neuron has a non-finite code in these rows.
+ * Adds the joint histograms of pairs `[p0, p1)` over `rows` rows of `codes` (neuron-major, neuron `a`'s codes at
+ * `codes[a * stride ..]`, `stride` defaulting to `rows`) into `counts[p * B^2 + a * B + b]`. `dirty[neuron]` is 1
+ * when that neuron has a non-finite code in these rows. The four-rows-a-word loop runs when `bins <= 16` and
+ * `stride` and the codes' byte offset are multiples of 4.
  */
 export function addPairCounts(
   codes: Uint8Array,
@@ -65,13 +78,34 @@ export function addPairCounts(
   bins: number,
   dirty: Uint8Array,
   counts: Uint32Array,
+  stride = rows,
 ): void {
   const B2 = bins * bins;
+  const packed = bins <= 16 && stride % 4 === 0 && codes.byteOffset % 4 === 0;
+  const words = packed ? new Uint32Array(codes.buffer, codes.byteOffset, codes.length >> 2) : null;
+  const full = rows >> 2, ws = stride >> 2, h = SCRATCH;
   for (let p = p0; p < p1; p++) {
     const a = pairs[2 * p], b = pairs[2 * p + 1];
-    const ca = a * rows, cb = b * rows, base = p * B2;
+    const ca = a * stride, cb = b * stride, base = p * B2;
     if (!dirty[a] && !dirty[b]) {
-      for (let r = 0; r < rows; r++) counts[base + codes[ca + r] * bins + codes[cb + r]]++;
+      let r = 0;
+      if (words !== null) {
+        // four rows a word: lane k of codes_a * B + codes_b is row k's joint cell
+        const wa = a * ws, wb = b * ws;
+        for (let q = 0; q < full; q++) {
+          const j = Math.imul(words[wa + q], bins) + words[wb + q];
+          h[j & 255]++;
+          h[256 + ((j >>> 8) & 255)]++;
+          h[(j >>> 16) & 255]++;
+          h[256 + (j >>> 24)]++;
+        }
+        for (let i = 0; i < B2; i++) {
+          counts[base + i] += h[i] + h[256 + i];
+          h[i] = h[256 + i] = 0;
+        }
+        r = full << 2;
+      }
+      for (; r < rows; r++) counts[base + codes[ca + r] * bins + codes[cb + r]]++;
     } else {
       for (let r = 0; r < rows; r++) {
         const x = codes[ca + r], y = codes[cb + r];
@@ -125,13 +159,14 @@ export function mutualInformation(
   if (n === 0) return NaN;
   for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
   let mi = 0;
-  const logN = Math.log(n);
+  const logN = Math.log(n), logs = LOGS ?? logTable();
   for (let a = 0; a < na; a++) {
     if (rowSum[a] === 0) continue;
     const la = log(rowSum[a]);
     for (let b = 0; b < nb; b++) {
       const c = counts[off + a * nb + b];
-      if (c > 0) mi += (c / n) * (log(c) + logN - la - colSum[b]);
+      // counts are integers: the table's Math.log(c) below 2^16
+      if (c > 0) mi += (c / n) * ((c < 65536 ? logs[c] : Math.log(c)) + logN - la - colSum[b]);
     }
   }
   return mi;

@@ -7,6 +7,9 @@
  * over the input unless `--range LO,HI` fixes the global range. Error bound: none beyond float64 rounding; the
  * histogram counts are exact, so the estimate equals the plug-in formula on the same bins.
  *
+ * `--entropy-estimator knn`: the Kozachenko-Leonenko estimate instead, as the official code's `method="knn"`
+ * (plugins/entropy/knn.ts; `--entropy-k`, `--entropy-samples`).
+ *
  * Tables: `neuron_entropy` (one row per neuron and step) and `layer_summary` (per layer and step).
  *
  * @example
@@ -32,14 +35,14 @@ import {
   type Results,
   type StateValue,
 } from "../../pipeline/core/plugin.ts";
-import { mean, nullIfNaN, percentile } from "../../pipeline/core/stats.ts";
 import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/core/steps.ts";
-import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { BINNING_OPTIONS, RANGE_HINT, validateBinning } from "../_shared/binning_options.ts";
 import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeScanner } from "../_shared/binning.ts";
 import { GpuHistograms } from "./gpu_histogram.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import { entropyReport } from "./report.ts";
+import { KnnEntropyEstimator, type KnnState } from "./knn.ts";
+import { EntropyTables } from "./_tables.ts";
 
 interface LayerAcc {
   /** Totals, width * bins (exact integers in float64). */
@@ -223,27 +226,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
 
   #tables(): Results {
     const B = this.bins;
-    const cols = {
-      layer: [] as string[],
-      neuron: [] as number[],
-      entropy: [] as (number | null)[],
-      bins: [] as number[],
-      samples: [] as number[],
-      nonfinite: [] as number[],
-      clipped: [] as number[],
-      lo: [] as number[],
-      hi: [] as number[],
-      step: [] as (bigint | null)[],
-    };
-    const sum = {
-      layer: [] as string[],
-      step: [] as (bigint | null)[],
-      neurons: [] as number[],
-      mean: [] as (number | null)[],
-      median: [] as (number | null)[],
-      p10: [] as (number | null)[],
-      p90: [] as (number | null)[],
-    };
+    const out = new EntropyTables();
     for (const key of sortStepKeys(this.steps.keys())) {
       const layers = this.steps.get(key)!;
       const step = stepFromKey(key);
@@ -258,55 +241,28 @@ class EntropyEstimator extends LayerBinning implements Estimator {
           hs[j] = h;
           let n = 0;
           for (let k = 0; k < B; k++) n += a.counts[j * B + k];
-          cols.layer.push(l.name);
-          cols.neuron.push(j);
-          cols.entropy.push(nullIfNaN(h));
-          cols.bins.push(B);
-          cols.samples.push(n);
-          cols.nonfinite.push(a.nonfinite[j]);
-          cols.clipped.push(a.clipped[j]);
-          cols.lo.push(range.lo[j]);
-          cols.hi.push(range.hi[j]);
-          cols.step.push(step);
+          out.neuron({
+            layer: l.name,
+            neuron: j,
+            entropy: h,
+            bins: B,
+            samples: n,
+            nonfinite: a.nonfinite[j],
+            clipped: a.clipped[j],
+            lo: range.lo[j],
+            hi: range.hi[j],
+            step,
+          });
         }
-        sum.layer.push(l.name);
-        sum.step.push(step);
-        sum.neurons.push(l.width);
-        sum.mean.push(nullIfNaN(mean(hs)));
-        sum.median.push(nullIfNaN(percentile(hs, 50)));
-        sum.p10.push(nullIfNaN(percentile(hs, 10)));
-        sum.p90.push(nullIfNaN(percentile(hs, 90)));
+        out.layer(l.name, step, hs);
       }
     }
-    const meta = {
+    return out.tables({
       "infotap.estimator": "entropy",
       "infotap.units": "nats",
       "infotap.binning": this.binning,
       "infotap.bins": String(B),
-    };
-    return {
-      neuron_entropy: tableFromColumns([
-        { name: "layer", type: "utf8", values: cols.layer },
-        { name: "neuron", type: "int32", values: cols.neuron },
-        { name: "entropy", type: "float64", values: cols.entropy },
-        { name: "bins", type: "int32", values: cols.bins },
-        { name: "samples", type: "int64", values: cols.samples },
-        { name: "nonfinite", type: "int64", values: cols.nonfinite },
-        { name: "clipped", type: "int64", values: cols.clipped },
-        { name: "lo", type: "float64", values: cols.lo },
-        { name: "hi", type: "float64", values: cols.hi },
-        { name: "step", type: "int64", values: cols.step },
-      ], meta),
-      layer_summary: tableFromColumns([
-        { name: "layer", type: "utf8", values: sum.layer },
-        { name: "step", type: "int64", values: sum.step },
-        { name: "neurons", type: "int32", values: sum.neurons },
-        { name: "entropy_mean", type: "float64", values: sum.mean },
-        { name: "entropy_median", type: "float64", values: sum.median },
-        { name: "entropy_p10", type: "float64", values: sum.p10 },
-        { name: "entropy_p90", type: "float64", values: sum.p90 },
-      ]),
-    };
+    });
   }
 }
 
@@ -319,20 +275,41 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   byDefault: true,
   tables: { neuron_entropy: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
   report: entropyReport,
-  options: BINNING_OPTIONS,
+  options: {
+    ...BINNING_OPTIONS,
+    "entropy-estimator": {
+      type: "string",
+      default: "binned",
+      choices: ["binned", "knn"],
+      description:
+        "binned: plug-in entropy of the histogram (paper's default); knn: Kozachenko-Leonenko (method='knn')",
+    },
+    "entropy-k": { type: "integer", default: 3, min: 1, description: "knn entropy: number of nearest neighbours" },
+    "entropy-samples": {
+      type: "integer",
+      default: 10000,
+      min: 2,
+      description: "knn entropy: at most this many samples kept (seeded uniform reservoir, --seed)",
+    },
+  },
   validate: validateBinning,
   scan(options) {
-    return options.range ? null : new RangeScanner();
+    return options.range || options["entropy-estimator"] === "knn" ? null : new RangeScanner();
   },
   liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
+  // Binned: integer counts. kNN: the reservoir keeps the rows of smallest seeded key, whatever the batch order.
   orderFree: true,
-  // Integer counts, bit-equal on the GPU (gpu/histogram.ts).
-  gpu: () => "exact",
+  // Integer counts, bit-equal on the GPU (gpu/histogram.ts); kNN runs on the CPU.
+  gpu: (o) => o["entropy-estimator"] === "knn" ? null : "exact",
   create(options, context) {
-    return new EntropyEstimator(options, context);
+    return options["entropy-estimator"] === "knn"
+      ? new KnnEntropyEstimator(options, context)
+      : new EntropyEstimator(options, context);
   },
   restore(state, options, context) {
-    return new EntropyEstimator(options, context).load(state as unknown as EntropyState);
+    return options["entropy-estimator"] === "knn"
+      ? new KnnEntropyEstimator(options, context).load(state as unknown as KnnState)
+      : new EntropyEstimator(options, context).load(state as unknown as EntropyState);
   },
 });

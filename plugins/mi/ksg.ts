@@ -37,12 +37,15 @@
  */
 import { KSG_WASM, ksgKernels, MAX_HEAVY } from "./ksg_wasm.ts";
 
+/** Values the kernel takes: float32 (the wire format's type), or float64 (`--ksg-jitter`'s jittered values). */
+export type KsgValues = Float32Array | Float64Array;
+
 /** One neuron's samples prepared for the KSG kernel (all arrays in sample order unless said otherwise). */
 export interface NeuronPrep {
   /** Values in sample order. */
-  vals: Float32Array;
+  vals: KsgValues;
   /** Values sorted ascending. */
-  sorted: Float32Array;
+  sorted: KsgValues;
   /** Position of each sample in `sorted` (ties broken by sample index). */
   rank: Int32Array;
   /** First position of each sample's value in `sorted` (the start of its tie group). */
@@ -62,9 +65,12 @@ export function gridSize(n: number): number {
   return Math.max(1, Math.min(4096, Math.floor(Math.sqrt(n / 2))));
 }
 
-/** Prepares one neuron's `n` finite values for {@linkcode ksgPair}. */
+/**
+ * Prepares one neuron's `n` finite values for {@linkcode ksgPair}: a Float64Array is kept in float64, anything else
+ * becomes float32.
+ */
 export function prepNeuron(values: ArrayLike<number>, n = values.length): NeuronPrep {
-  const vals = values instanceof Float32Array && values.length === n
+  const vals = (values instanceof Float32Array || values instanceof Float64Array) && values.length === n
     ? values
     : Float32Array.from({ length: n }, (_, i) => values[i]);
   const sorted = vals.slice().sort();
@@ -217,12 +223,12 @@ let countY = 0;
  * four branch-free binary searches run interleaved in one loop, so their load latencies overlap.
  */
 function countBoth(
-  xs: Float32Array,
+  xs: KsgValues,
   lx: number,
   hx: number,
   ax: number,
   x: number,
-  ys: Float32Array,
+  ys: KsgValues,
   ly: number,
   hy: number,
   ay: number,

@@ -10,7 +10,7 @@
  * @module
  */
 import { runChunks } from "../kernels/threads.ts";
-import { gridSize, ksgPair, KsgScratch, type NeuronPrep, prepNeuron } from "./ksg.ts";
+import { gridSize, ksgPair, KsgScratch, type KsgValues, type NeuronPrep, prepNeuron } from "./ksg.ts";
 
 /** Shared inputs of a pair computation (plain or SharedArrayBuffer-backed arrays). */
 export interface PairJob {
@@ -18,12 +18,12 @@ export interface PairJob {
   n: number;
   /** KSG neighbours. */
   k: number;
-  /** Neuron-major values, `neurons * n`. */
-  cols: Float32Array;
+  /** Neuron-major values, `neurons * n` (float64: `--ksg-jitter`). */
+  cols: KsgValues;
   /** Per neuron: 1 when all its n values are finite. */
   finite: Uint8Array;
   /** Prepared finite neurons ({@linkcode NeuronPrep}), neuron-major: `neurons * n` each, `edge` `neurons * (G+1)`. */
-  sorted: Float32Array;
+  sorted: KsgValues;
   rank: Int32Array;
   group: Int32Array;
   tie: Int32Array;
@@ -73,13 +73,12 @@ export function pairChunks(job: PairJob): (c: number) => void {
         samples[p] = n;
       } else {
         const xa = cols.subarray(a * n, a * n + n), xb = cols.subarray(b * n, b * n + n);
-        const x: number[] = [], y: number[] = [];
-        for (let r = 0; r < n; r++) {
-          if (Number.isFinite(xa[r]) && Number.isFinite(xb[r])) {
-            x.push(xa[r]);
-            y.push(xb[r]);
-          }
-        }
+        const keep: number[] = [];
+        for (let r = 0; r < n; r++) if (Number.isFinite(xa[r]) && Number.isFinite(xb[r])) keep.push(r);
+        // the pair's finite rows, in the columns' precision
+        const x = cols instanceof Float64Array ? new Float64Array(keep.length) : new Float32Array(keep.length);
+        const y = cols instanceof Float64Array ? new Float64Array(keep.length) : new Float32Array(keep.length);
+        keep.forEach((r, i) => (x[i] = xa[r], y[i] = xb[r]));
         samples[p] = x.length;
         mi[p] = x.length > k ? ksgPair(prepNeuron(x), prepNeuron(y), k, new KsgScratch(x.length)) : NaN;
       }
@@ -99,7 +98,7 @@ function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
  * preparation (once per neuron, on this thread, before the pairs).
  */
 export function ksgPairs(
-  cols: Float32Array,
+  cols: KsgValues,
   n: number,
   pairs: Int32Array,
   k: number,
@@ -116,7 +115,9 @@ export function ksgPairs(
     k,
     cols: shared ? copyShared(cols) : cols,
     finite: alloc(Uint8Array, neurons, shared),
-    sorted: alloc(Float32Array, neurons * n, shared),
+    sorted: cols instanceof Float64Array
+      ? alloc(Float64Array, neurons * n, shared)
+      : alloc(Float32Array, neurons * n, shared),
     rank: alloc(Int32Array, neurons * n, shared),
     group: alloc(Int32Array, neurons * n, shared),
     tie: alloc(Int32Array, neurons * n, shared),
@@ -151,7 +152,7 @@ export function ksgPairs(
   return { mi: job.mi.slice(), samples: job.samples.slice(), prepSeconds };
 }
 
-function copyShared<T extends Float32Array | Int32Array>(a: T): T {
+function copyShared<T extends Float32Array | Float64Array | Int32Array>(a: T): T {
   const C = a.constructor as unknown as {
     new (b: ArrayBufferLike, o: number, l: number): T;
     BYTES_PER_ELEMENT: number;

@@ -18,13 +18,22 @@
  *   bins, `--mi-binning global|neuron` ranges from a first pass), streamed: every pair's joint histogram is
  *   accumulated batch by batch; exact counts, so it equals the contingency-table formula on the same bins.
  *
- * `--mi-pairs within` (default) takes the pairs inside each layer; `all` every pair of analysed neurons.
+ * `--mi-pairs within` (default) takes the pairs inside each layer; `all` every pair of analysed neurons; `paper` the
+ * official code's full N x N matrix (cross-layer pairs and self-pairs; rows of `neuron_mi` for every unordered
+ * pair with `a <= b`) and its per-neuron row means, diagonal included (table `neuron_mi_mean`; `layer_summary` then
+ * holds the mean and median of the layer's neuron means), optionally normalised (`--mi-normalise row|global`).
+ * `--mi-pair-sample N` keeps a seeded uniform sample of N pairs per layer (`all`: of all pairs), stated in run.json.
+ *
+ * Ties: the `ties` column of `neuron_mi` (KSG) is the fraction of a pair's samples whose k-th neighbour distance
+ * is 0 (`plugins/mi/ties.ts`); above 1% the run warns and run.json's summary counts the pairs. `--ksg-jitter`
+ * applies scikit-learn's `mutual_info_regression` scaling and noise first (`plugins/mi/jitter.ts`, float64, CPU),
+ * `--ksg-clip` turns negative estimates into 0 as its `_compute_mi_cc` does.
  *
  * Memory, per step (`--by-step` multiplies it by the number of steps): KSG keeps `2 x --mi-samples` rows of every
  * analysed neuron as float32 (~60 MB at 768 neurons x 10,000), plus ~170 MB of per-neuron preparation while the
  * result is computed; binned MI keeps `pairs x bins^2` uint32 counts (~300 MB for 294,528 pairs at 16 bins).
- * Tables: `neuron_mi` (one row per unordered pair and step, no self-pairs) and `layer_summary` (mean and median
- * MI over each layer's within-layer pairs).
+ * Tables: `neuron_mi` (one row per unordered pair and step, no self-pairs except with `paper`), `layer_summary`
+ * (mean and median MI over each layer's within-layer pairs) and, with `paper`, `neuron_mi_mean`.
  *
  * @example
  * ```ts
@@ -54,12 +63,15 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "../_shared/binning.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
 import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
-import { type LayerShape, Reservoir, type ReservoirState } from "./reservoir.ts";
+import { type LayerShape, type ReservoirState, StepReservoirs } from "./reservoir.ts";
 import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import { resolveThreads } from "../kernels/threads.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
+import { mix } from "../../schemas/sketch.ts";
+import { tiedFractions } from "./ties.ts";
+import { jitterColumn, jitterSeed } from "./jitter.ts";
 import { miReport } from "./report.ts";
 
 /** A set of neurons whose pairs are counted together on the GPU: one layer (`within`) or all (`all`). */
@@ -83,7 +95,39 @@ interface PairPlan {
   neuronOf: Int32Array;
 }
 
-function planPairs(layers: LayerShape[], mode: "within" | "all"): PairPlan {
+/** `--mi-pairs`. */
+type PairMode = "within" | "all" | "paper";
+
+/** Uniform in [0, 1) from a seeded 32-bit counter hash (for the pair sample). */
+function uniform(seed: number, i: number): number {
+  return mix((seed ^ mix(i + 0x632be5ab)) >>> 0) / 4294967296;
+}
+
+/**
+ * `--mi-pair-sample`: `count` of the `total` pairs of one group, uniformly without replacement (Floyd's algorithm,
+ * seeded by `--seed` and the group), as sorted pair indices; all of them when `count` is 0 or at least `total`.
+ */
+export function samplePairIndices(total: number, count: number, seed: number, group: number): Float64Array {
+  if (count <= 0 || count >= total) return Float64Array.from({ length: total }, (_, i) => i);
+  const s = mix((mix(seed >>> 0) ^ mix(group + 0x27d4eb2f)) >>> 0);
+  const chosen = new Set<number>();
+  for (let j = total - count, i = 0; j < total; j++, i++) {
+    const t = Math.floor(uniform(s, i) * (j + 1));
+    chosen.add(chosen.has(t) ? j : t);
+  }
+  return Float64Array.from(chosen).sort();
+}
+
+/** Appends the pairs `a < b` of neurons `o..o+w` (lexicographic index `t`) kept by `keep` (sorted indices). */
+function pushPairs(out: number[], o: number, w: number, keep: Float64Array): void {
+  let a = 0, first = 0; // index of pair (a, a + 1)
+  for (const t of keep) {
+    while (t >= first + (w - 1 - a)) first += w - 1 - a++;
+    out.push(o + a, o + a + 1 + (t - first));
+  }
+}
+
+function planPairs(layers: LayerShape[], mode: PairMode, sample = 0, seed = 0): PairPlan {
   const offsets: number[] = [];
   let N = 0;
   for (const l of layers) {
@@ -98,12 +142,14 @@ function planPairs(layers: LayerShape[], mode: "within" | "all"): PairPlan {
     }
   });
   const out: number[] = [];
-  if (mode === "all") {
-    for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) out.push(a, b);
+  if (mode === "paper") {
+    // the official code's N x N matrix: every unordered pair, cross-layer pairs and self-pairs included
+    for (let a = 0; a < N; a++) for (let b = a; b < N; b++) out.push(a, b);
+  } else if (mode === "all") {
+    pushPairs(out, 0, N, samplePairIndices((N * (N - 1)) / 2, sample, seed, 0));
   } else {
     layers.forEach((l, li) => {
-      const o = offsets[li];
-      for (let a = 0; a < l.width; a++) for (let b = a + 1; b < l.width; b++) out.push(o + a, o + b);
+      pushPairs(out, offsets[li], l.width, samplePairIndices((l.width * (l.width - 1)) / 2, sample, seed, li));
     });
   }
   return { offsets, neurons: N, pairs: new Int32Array(out), layerOf, neuronOf };
@@ -112,8 +158,32 @@ function planPairs(layers: LayerShape[], mode: "within" | "all"): PairPlan {
 /** Options both estimators read. */
 interface Common {
   estimator: "ksg" | "binned";
-  mode: "within" | "all";
+  mode: PairMode;
+  /** `--mi-normalise` (paper mode only). */
+  normalise: "none" | "row" | "global";
+  /** `--mi-pair-sample` (0: all pairs) and the `--seed` it draws with. */
+  sample: number;
+  seed: number;
   byStep: boolean;
+}
+
+/** The options of {@linkcode Common} from the plugin's options and context. */
+function common(estimator: "ksg" | "binned", options: OptionValues, context: EstimatorContext): Common {
+  return {
+    estimator,
+    mode: options["mi-pairs"] as PairMode,
+    normalise: (options["mi-normalise"] ?? "none") as Common["normalise"],
+    sample: (options["mi-pair-sample"] ?? 0) as number,
+    seed: context.seed,
+    byStep: context.byStep,
+  };
+}
+
+/** One step's estimates: per pair MI and samples, and for KSG the fraction of tied samples. */
+interface StepEstimates {
+  mi: Float64Array;
+  samples: Float64Array;
+  ties?: Float64Array;
 }
 
 abstract class PairEstimator implements Estimator {
@@ -127,7 +197,7 @@ abstract class PairEstimator implements Estimator {
   abstract merge(other: Estimator): void;
   abstract state(): StateValue;
   /** Per step key: per pair MI and samples. */
-  abstract estimates(): Promise<Map<string, { mi: Float64Array; samples: Float64Array }>>;
+  abstract estimates(): Promise<Map<string, StepEstimates>>;
   abstract meta(): Record<string, string>;
 
   setLayers(layers: LayerShape[], where = "merge"): void {
@@ -144,7 +214,7 @@ abstract class PairEstimator implements Estimator {
       return;
     }
     this.layers = layers.map((l) => ({ name: l.name, width: l.width }));
-    this.plan = planPairs(this.layers, this.common.mode);
+    this.plan = planPairs(this.layers, this.common.mode, this.common.sample, this.common.seed);
   }
 
   async result(): Promise<Results> {
@@ -157,6 +227,7 @@ abstract class PairEstimator implements Estimator {
       mi: [] as (number | null)[],
       est: [] as string[],
       samples: [] as number[],
+      ties: [] as (number | null)[],
       step: [] as (bigint | null)[],
     };
     const sum = {
@@ -165,10 +236,17 @@ abstract class PairEstimator implements Estimator {
       mean: [] as (number | null)[],
       median: [] as (number | null)[],
     };
+    const means = {
+      layer: [] as string[],
+      neuron: [] as number[],
+      step: [] as (bigint | null)[],
+      mean: [] as (number | null)[],
+    };
     const plan = this.plan;
+    const paper = this.common.mode === "paper";
     for (const key of sortStepKeys(est.keys())) {
       if (!plan) break;
-      const { mi, samples } = est.get(key)!;
+      const { mi, samples, ties } = est.get(key)!;
       const step = stepFromKey(key);
       const perLayer = this.layers.map(() => [] as number[]);
       const P = plan.pairs.length / 2;
@@ -182,8 +260,22 @@ abstract class PairEstimator implements Estimator {
         cols.mi.push(nullIfNaN(mi[p]));
         cols.est.push(this.common.estimator);
         cols.samples.push(samples[p]);
+        cols.ties.push(ties ? nullIfNaN(ties[p]) : null);
         cols.step.push(step);
-        if (la === lb) perLayer[la].push(mi[p]);
+        if (la === lb && !paper) perLayer[la].push(mi[p]);
+      }
+      if (paper) {
+        // per neuron: the mean of its row of the (normalised) N x N matrix, diagonal included; per layer: the
+        // mean and median of its neurons' row means
+        const rows = paperRowMeans(plan.neurons, plan.pairs, mi, this.common.normalise);
+        for (let a = 0; a < plan.neurons; a++) {
+          const li = plan.layerOf[a];
+          means.layer.push(this.layers[li].name);
+          means.neuron.push(plan.neuronOf[a]);
+          means.step.push(step);
+          means.mean.push(nullIfNaN(rows[a]));
+          perLayer[li].push(rows[a]);
+        }
       }
       this.layers.forEach((l, li) => {
         sum.layer.push(l.name);
@@ -192,7 +284,15 @@ abstract class PairEstimator implements Estimator {
         sum.median.push(nullIfNaN(percentile(perLayer[li], 50)));
       });
     }
-    return {
+    const meta: Record<string, string> = {
+      "infotap.estimator": "mi",
+      "infotap.units": "nats",
+      "infotap.mi-pairs": this.common.mode,
+      ...this.meta(),
+    };
+    if (this.common.sample > 0) meta["infotap.mi-pair-sample"] = String(this.common.sample);
+    if (paper) meta["infotap.mi-normalise"] = this.common.normalise;
+    const out: Results = {
       neuron_mi: tableFromColumns([
         { name: "layer_a", type: "utf8", values: cols.la },
         { name: "neuron_a", type: "int32", values: cols.na },
@@ -201,8 +301,9 @@ abstract class PairEstimator implements Estimator {
         { name: "mi", type: "float64", values: cols.mi },
         { name: "estimator", type: "utf8", values: cols.est },
         { name: "samples", type: "int64", values: cols.samples },
+        { name: "ties", type: "float64", values: cols.ties },
         { name: "step", type: "int64", values: cols.step },
-      ], { "infotap.estimator": "mi", "infotap.units": "nats", "infotap.mi-pairs": this.common.mode, ...this.meta() }),
+      ], meta),
       layer_summary: tableFromColumns([
         { name: "layer", type: "utf8", values: sum.layer },
         { name: "step", type: "int64", values: sum.step },
@@ -210,8 +311,76 @@ abstract class PairEstimator implements Estimator {
         { name: "mi_median", type: "float64", values: sum.median },
       ]),
     };
+    if (paper) {
+      out.neuron_mi_mean = tableFromColumns([
+        { name: "layer", type: "utf8", values: means.layer },
+        { name: "neuron", type: "int32", values: means.neuron },
+        { name: "step", type: "int64", values: means.step },
+        { name: "mi_mean", type: "float64", values: means.mean },
+      ], {
+        "infotap.estimator": "mi",
+        "infotap.units": this.common.normalise === "none" ? "nats" : "normalised",
+        "infotap.mi-normalise": this.common.normalise,
+      });
+    }
+    return out;
   }
 }
+
+/**
+ * `--mi-pairs paper`: the row means of the symmetric `N x N` matrix whose upper triangle (diagonal included) is
+ * `mi` over `pairs`, as the official code's `mis.mean(1)`: the diagonal counts once per row, NaN entries are left
+ * out of the mean. `row` divides each row by its largest entry plus `1e-4` (its `get_knn_intra_mi(norm=True)`),
+ * `global` every entry by the largest entry of the matrix (its `--normalize_mi`); NaN entries are skipped there too.
+ */
+export function paperRowMeans(N: number, pairs: Int32Array, mi: Float64Array, normalise: string): Float64Array {
+  const sum = new Float64Array(N), count = new Float64Array(N), max = new Float64Array(N).fill(-Infinity);
+  const P = pairs.length / 2;
+  for (let p = 0; p < P; p++) {
+    const a = pairs[2 * p], b = pairs[2 * p + 1], v = mi[p];
+    if (Number.isNaN(v)) continue;
+    max[a] = Math.max(max[a], v);
+    max[b] = Math.max(max[b], v);
+  }
+  let top = -Infinity;
+  for (let a = 0; a < N; a++) top = Math.max(top, max[a]);
+  for (let p = 0; p < P; p++) {
+    const a = pairs[2 * p], b = pairs[2 * p + 1], v = mi[p];
+    if (Number.isNaN(v)) continue;
+    for (const row of a === b ? [a] : [a, b]) {
+      sum[row] += normalise === "row" ? v / (max[row] + 1e-4) : normalise === "global" ? v / top : v;
+      count[row]++;
+    }
+  }
+  return sum.map((s, a) => (count[a] > 0 ? s / count[a] : NaN));
+}
+
+/** run.json's record of `--mi-pair-sample`: pairs kept of all, per layer (`within`) or over all neurons (`all`). */
+function pairSampleSummary(e: PairEstimator): Record<string, unknown> {
+  if (e.common.sample <= 0 || !e.plan) return {};
+  const kept = new Map<string, number>(), of = new Map<string, number>();
+  const P = e.plan.pairs.length / 2;
+  const group = (a: number) => e.common.mode === "all" ? "(all)" : e.layers[e.plan!.layerOf[a]].name;
+  for (let p = 0; p < P; p++) {
+    const g = group(e.plan.pairs[2 * p]);
+    kept.set(g, (kept.get(g) ?? 0) + 1);
+  }
+  if (e.common.mode === "all") of.set("(all)", (e.plan.neurons * (e.plan.neurons - 1)) / 2);
+  else for (const l of e.layers) of.set(l.name, (l.width * (l.width - 1)) / 2);
+  return {
+    pair_sample: {
+      requested: e.common.sample,
+      seed: e.common.seed,
+      groups: [...of].map(([name, total]) => ({ group: name, pairs: kept.get(name) ?? 0, of: total })),
+    },
+  };
+}
+
+/**
+ * Rows of bin codes the binned CPU path collects before counting them (`neurons x BLOCK_ROWS` bytes): long blocks
+ * make the per-pair fold of the scratch histograms negligible (plugins/_shared/pair_counts.ts).
+ */
+const BLOCK_ROWS = 8192;
 
 /** Threads for a KSG job of `pairs` pairs over `n` samples: 1 for small jobs. */
 /**
@@ -237,88 +406,129 @@ class KsgEstimator extends PairEstimator {
   readonly k: number;
   readonly capacity: number;
   readonly seed: number;
+  /** `--ksg-jitter`: scikit-learn's `mutual_info_regression` scaling and noise first (float64, CPU). */
+  readonly jitter: boolean;
+  /** `--ksg-clip`: negative estimates become 0 (scikit-learn's `_compute_mi_cc`). */
+  readonly clip: boolean;
   /** Threads of the pairs (`context.threads`). */
   readonly threads: number;
   /** WebGPU path (`context.gpu`): neighbour counts on the GPU (gpu_ksg.ts; CPU for the pairs it cannot take). */
   readonly gpu: GpuContext | null;
-  steps = new Map<string, Reservoir>();
+  readonly reservoirs: StepReservoirs;
+  /** Ties over every step's pairs, for run.json (set by `estimates`). */
+  #ties = { pairs: 0, above: 0, max: 0 };
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super({ estimator: "ksg", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    super(common("ksg", options, context));
     this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
+    this.reservoirs = new StepReservoirs(this.capacity, () => this.layers);
     this.seed = context.seed;
+    this.jitter = Boolean(options["ksg-jitter"]);
+    this.clip = Boolean(options["ksg-clip"]);
     this.threads = resolveThreads(context.threads);
-  }
-
-  #res(key: string): Reservoir {
-    let r = this.steps.get(key);
-    if (!r) this.steps.set(key, r = new Reservoir(this.capacity, this.layers));
-    return r;
   }
 
   update(batch: Batch): void {
     this.setLayers(batch.columns, "update");
-    for (const run of stepRuns(batch, this.common.byStep)) {
-      this.#res(stepKey(run.step)).addRows(batch, run.r0, run.r1, this.seed);
-    }
+    this.reservoirs.add(batch, this.common.byStep, this.seed);
   }
 
   merge(other: Estimator): void {
     const o = other as KsgEstimator;
-    if (!(o instanceof KsgEstimator) || o.k !== this.k || o.capacity !== this.capacity || o.seed !== this.seed) {
+    if (
+      !(o instanceof KsgEstimator) || o.k !== this.k || o.capacity !== this.capacity || o.seed !== this.seed ||
+      o.jitter !== this.jitter || o.clip !== this.clip
+    ) {
       throw new Error("Cannot merge mi estimators with different options or seed: current value is incompatible");
     }
     if (!o.plan) return;
     this.setLayers(o.layers);
-    for (const [key, r] of o.steps) this.#res(key).merge(r);
+    this.reservoirs.merge(o.reservoirs);
   }
 
   state(): StateValue {
-    const steps: Record<string, ReservoirState> = {};
-    for (const [key, r] of this.steps) steps[key] = r.state();
-    return { layers: this.layers, steps } as unknown as StateValue;
+    return { layers: this.layers, steps: this.reservoirs.state() } as unknown as StateValue;
   }
 
   load(s: KsgState): this {
     if (s.layers.length) this.setLayers(s.layers);
-    for (const [key, st] of Object.entries(s.steps)) {
-      this.steps.set(key, Reservoir.fromState(this.capacity, this.layers, st));
-    }
+    this.reservoirs.load(s.steps);
     return this;
   }
 
   meta(): Record<string, string> {
-    return {
+    const m: Record<string, string> = {
       "infotap.mi-estimator": "ksg",
       "infotap.ksg-k": String(this.k),
       "infotap.mi-samples": String(this.capacity),
     };
+    if (this.jitter) m["infotap.ksg-jitter"] = "true";
+    if (this.clip) m["infotap.ksg-clip"] = "true";
+    return m;
   }
 
   async estimates() {
-    const out = new Map<string, { mi: Float64Array; samples: Float64Array }>();
+    const out = new Map<string, StepEstimates>();
     const plan = this.plan;
     if (!plan) return out;
-    for (const [key, r] of this.steps) {
+    this.#ties = { pairs: 0, above: 0, max: 0 };
+    for (const [key, r] of this.reservoirs.steps) {
       const s = r.state();
       const n = s.keys.length;
-      const cols = new Float32Array(plan.neurons * n);
+      let cols: Float32Array | Float64Array = new Float32Array(plan.neurons * n);
       this.layers.forEach((l, li) => {
         const v = s.values[li], w = l.width, o = plan.offsets[li];
         for (let row = 0; row < n; row++) {
           for (let j = 0; j < w; j++) cols[(o + j) * n + row] = v[row * w + j];
         }
       });
+      if (this.jitter) {
+        // scikit-learn's mutual_info_regression recipe per neuron, in float64 (see plugins/mi/jitter.ts)
+        const f32 = cols, f64 = new Float64Array(plan.neurons * n);
+        for (let a = 0; a < plan.neurons; a++) {
+          const seed = jitterSeed(this.seed, plan.layerOf[a], plan.neuronOf[a]);
+          f64.set(jitterColumn(f32.subarray(a * n, a * n + n), seed), a * n);
+        }
+        cols = f64;
+      }
       const P = plan.pairs.length / 2;
       const threads = threadsFor(P, n, this.threads);
-      const { mi, samples } = this.gpu
+      const { mi, samples } = this.gpu && cols instanceof Float32Array
         ? await gpuKsgPairs(this.gpu, cols, n, plan.pairs, this.k, { threads })
         : ksgPairs(cols, n, plan.pairs, this.k, threads);
-      out.set(key, { mi, samples: Float64Array.from(samples) });
+      if (this.clip) { for (let p = 0; p < P; p++) if (mi[p] < 0) mi[p] = 0; }
+      const ties = tiedFractions(cols, n, plan.pairs, this.k);
+      for (let p = 0; p < P; p++) {
+        this.#ties.pairs++;
+        if (ties[p] > 0.01) this.#ties.above++;
+        if (ties[p] > this.#ties.max) this.#ties.max = ties[p];
+      }
+      out.set(key, { mi, samples: Float64Array.from(samples), ties });
     }
     return out;
+  }
+
+  /**
+   * For run.json: ties (pairs whose fraction of samples with k-th neighbour distance 0 exceeds 1%) and the pair
+   * sample, with warning lines the CLI prints; null when there is nothing to say. Read after `result()`.
+   */
+  summary(): Record<string, unknown> | null {
+    const out: Record<string, unknown> = {};
+    const warnings: string[] = [];
+    const t = this.#ties;
+    if (t.above > 0) {
+      out.ties = { pairs_above_1pct: t.above, pairs: t.pairs, max_fraction: t.max, k: this.k };
+      warnings.push(
+        `${t.above} of ${t.pairs} pair(s) have more than 1% of samples whose k-th neighbour distance is 0 ` +
+          `(k = ${this.k}; tied values, up to ${(100 * t.max).toFixed(1)}%): KSG is biased there (column 'ties'; ` +
+          `--ksg-jitter adds scikit-learn's noise)`,
+      );
+    }
+    Object.assign(out, pairSampleSummary(this));
+    if (warnings.length) out.warnings = warnings;
+    return Object.keys(out).length ? out : null;
   }
 }
 
@@ -342,11 +552,14 @@ class BinnedEstimator extends PairEstimator {
   gpuFallback: string | null = null;
   #sizeChecked = false;
   #groups: PairGroup[] | null = null;
+  /** CPU path: coded rows not counted yet (one step's), and the code buffer it reuses. */
+  #block: { key: string; rows: number; codes: Uint8Array; bad: Float64Array } | null = null;
+  #codes: Uint8Array | null = null;
   /** GPU counters by step key, least recently used first (see {@linkcode binnedGpuLimits}). */
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super({ estimator: "binned", mode: options["mi-pairs"] as "within" | "all", byStep: context.byStep });
+    super(common("binned", options, context));
     this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
@@ -480,13 +693,16 @@ class BinnedEstimator extends PairEstimator {
 
   /** Reads GPU-held counts back into the host counts (no-op on the CPU path). */
   async flush(): Promise<void> {
+    this.#countBlock();
     if (!this.#groups) return;
     for (const [key, counters] of this.#gpuSteps) await this.#readBack(key, counters);
   }
 
-  /** For run.json: why the GPU path was left, if it was. */
-  summary(): { gpu_fallback: string } | null {
-    return this.gpuFallback ? { gpu_fallback: this.gpuFallback } : null;
+  /** For run.json: why the GPU path was left, if it was, and the pair sample. */
+  summary(): Record<string, unknown> | null {
+    const out: Record<string, unknown> = this.gpuFallback ? { gpu_fallback: this.gpuFallback } : {};
+    Object.assign(out, pairSampleSummary(this));
+    return Object.keys(out).length ? out : null;
   }
 
   /** Frees the GPU buffers (results and state read back first). */
@@ -509,24 +725,54 @@ class BinnedEstimator extends PairEstimator {
     this.setLayers(batch.columns, "update");
     if (this.gpu) return this.#updateGpu(batch);
     const plan = this.plan!;
-    const P = plan.pairs.length / 2;
+    // rows are coded into a block of BLOCK_ROWS and counted when it is full, the step changes or results are read
     for (const run of stepRuns(batch, this.common.byStep)) {
-      const rows = run.r1 - run.r0;
-      const acc = this.#acc(stepKey(run.step));
-      const codes = new Uint8Array(plan.neurons * rows);
-      const bad = new Float64Array(plan.neurons);
-      batch.columns.forEach((c, li) => {
-        codeRows(c.values, c.width, run.r0, run.r1, this.ranges[li], this.bins, codes, plan.offsets[li], bad);
-      });
-      const dirty = new Uint8Array(plan.neurons);
-      for (let a = 0; a < plan.neurons; a++) {
-        if (bad[a] > 0) {
-          dirty[a] = 1;
-          acc.nonfinite[a] += bad[a];
-        }
+      const key = stepKey(run.step);
+      if (this.#block && this.#block.key !== key) this.#countBlock();
+      for (let r = run.r0; r < run.r1;) {
+        const b = this.#block ??= {
+          key,
+          rows: 0,
+          codes: this.#codes ??= new Uint8Array(plan.neurons * BLOCK_ROWS),
+          bad: new Float64Array(plan.neurons),
+        };
+        const take = Math.min(run.r1 - r, BLOCK_ROWS - b.rows);
+        batch.columns.forEach((c, li) => {
+          codeRows(
+            c.values,
+            c.width,
+            r,
+            r + take,
+            this.ranges[li],
+            this.bins,
+            b.codes,
+            plan.offsets[li],
+            b.bad,
+            BLOCK_ROWS,
+            b.rows,
+          );
+        });
+        b.rows += take;
+        r += take;
+        if (b.rows === BLOCK_ROWS) this.#countBlock();
       }
-      addPairCounts(codes, rows, plan.pairs, 0, P, this.bins, dirty, acc.counts);
     }
+  }
+
+  /** Adds the joint counts of the pending block of coded rows (CPU path). */
+  #countBlock(): void {
+    const b = this.#block;
+    if (!b) return;
+    this.#block = null;
+    const plan = this.plan!, acc = this.#acc(b.key);
+    const dirty = new Uint8Array(plan.neurons);
+    for (let a = 0; a < plan.neurons; a++) {
+      if (b.bad[a] > 0) {
+        dirty[a] = 1;
+        acc.nonfinite[a] += b.bad[a];
+      }
+    }
+    addPairCounts(b.codes, b.rows, plan.pairs, 0, plan.pairs.length / 2, this.bins, dirty, acc.counts, BLOCK_ROWS);
   }
 
   merge(other: Estimator): void {
@@ -535,6 +781,7 @@ class BinnedEstimator extends PairEstimator {
       throw new Error("Cannot merge mi estimators with different bins or binning: current value is incompatible");
     }
     o.#checkFlushed("merge an mi estimator");
+    o.#countBlock();
     if (!o.plan) return;
     this.setLayers(o.layers);
     for (const [key, a] of o.steps) {
@@ -546,6 +793,7 @@ class BinnedEstimator extends PairEstimator {
 
   state(): StateValue {
     this.#checkFlushed("snapshot the mi estimator");
+    this.#countBlock();
     const steps: BinnedState["steps"] = {};
     for (const [key, a] of this.steps) steps[key] = a;
     return { layers: this.layers, steps } as unknown as StateValue;
@@ -567,7 +815,7 @@ class BinnedEstimator extends PairEstimator {
 
   async estimates() {
     await this.flush();
-    const out = new Map<string, { mi: Float64Array; samples: Float64Array }>();
+    const out = new Map<string, StepEstimates>();
     const B = this.bins, B2 = B * B;
     const rs = new Float64Array(B), cs = new Float64Array(B);
     for (const [key, a] of this.steps) {
@@ -575,8 +823,9 @@ class BinnedEstimator extends PairEstimator {
       const mi = new Float64Array(P), samples = new Float64Array(P);
       for (let p = 0; p < P; p++) {
         mi[p] = mutualInformation(a.counts, p * B2, B, B, rs, cs);
+        // the rows counted: the sum of the row sums mutualInformation leaves in rs (exact integers)
         let n = 0;
-        for (let i = 0; i < B2; i++) n += a.counts[p * B2 + i];
+        for (let i = 0; i < B; i++) n += rs[i];
         samples[p] = n;
       }
       out.set(key, { mi, samples });
@@ -591,7 +840,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   description:
     "Mutual information (nats) between pairs of neurons, KSG or binned: inter-neuron diversity (docs/science.md section 1).",
   inputs: ["activations/v1"],
-  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true } },
+  tables: { neuron_mi: {}, layer_summary: { keys: ["layer", "step"], overview: true }, neuron_mi_mean: {} },
   report: miReport,
   options: {
     "mi-estimator": {
@@ -605,8 +854,33 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     "mi-pairs": {
       type: "string",
       default: "within",
-      choices: ["within", "all"],
-      description: "within: pairs inside each layer; all: every pair of analysed neurons",
+      choices: ["within", "all", "paper"],
+      description:
+        "within: pairs inside each layer; all: every pair of analysed neurons; paper: the official code's N x N " +
+        "matrix (self-pairs too) and per-neuron row means (table neuron_mi_mean)",
+    },
+    "mi-normalise": {
+      type: "string",
+      default: "none",
+      choices: ["none", "row", "global"],
+      description:
+        "--mi-pairs paper: divide each row by its maximum + 1e-4 (row) or all by the matrix maximum (global)",
+    },
+    "mi-pair-sample": {
+      type: "integer",
+      default: 0,
+      min: 0,
+      description: "at most this many pairs per layer (within) or in all (all), a seeded uniform sample (0: all pairs)",
+    },
+    "ksg-jitter": {
+      type: "boolean",
+      default: false,
+      description: "KSG: scale to unit variance and add 1e-10 noise first, as scikit-learn's mutual_info_regression",
+    },
+    "ksg-clip": {
+      type: "boolean",
+      default: false,
+      description: "KSG: negative estimates become 0, as scikit-learn's _compute_mi_cc (the paper keeps them)",
     },
     "mi-samples": {
       type: "integer",
@@ -626,6 +900,21 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     if ((o["mi-bins"] as number) >= NONFINITE) {
       throw new Error(`Cannot use --mi-bins as it must be < ${NONFINITE}: current value is ${o["mi-bins"]}`);
     }
+    if ((o["mi-normalise"] ?? "none") !== "none" && o["mi-pairs"] !== "paper") {
+      throw new Error(`Cannot use --mi-normalise as it needs --mi-pairs paper: current value is ${o["mi-pairs"]}`);
+    }
+    if ((o["mi-pair-sample"] as number ?? 0) > 0 && o["mi-pairs"] === "paper") {
+      throw new Error(
+        `Cannot use --mi-pair-sample with --mi-pairs paper as the paper's row means need every pair: current value is ${
+          o["mi-pair-sample"]
+        }`,
+      );
+    }
+    for (const flag of ["ksg-jitter", "ksg-clip"]) {
+      if (o[flag] && o["mi-estimator"] !== "ksg") {
+        throw new Error(`Cannot use --${flag} as it needs --mi-estimator ksg: current value is ${o["mi-estimator"]}`);
+      }
+    }
   },
   scan(options) {
     return options["mi-estimator"] === "binned" ? new RangeScanner() : null;
@@ -637,7 +926,18 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Binned: integer joint counts, bit-equal on the GPU (gpu/pair_counts.ts). KSG: the same neighbour counts and
   // the same exact fixed-point psi sums as the CPU kernels (plugins/mi/ksg.ts, gpu/ksg.ts), so bit-equal too; k above
   // the kernel's limit runs on the CPU.
-  gpu: (o) => o["mi-estimator"] === "binned" ? "exact" : (o["ksg-k"] as number) <= KSG_GPU_MAX_K ? "exact" : null,
+  // The GPU paths take within/all pairs of float32 values: the paper's matrix (self-pairs), a pair sample (binned)
+  // and jittered float64 values run on the CPU.
+  gpu: (o) =>
+    o["mi-pairs"] === "paper"
+      ? null
+      : o["mi-estimator"] === "binned"
+      ? ((o["mi-pair-sample"] as number ?? 0) > 0 ? null : "exact")
+      : o["ksg-jitter"]
+      ? null
+      : (o["ksg-k"] as number) <= KSG_GPU_MAX_K
+      ? "exact"
+      : null,
   create(options, context) {
     return options["mi-estimator"] === "binned"
       ? new BinnedEstimator(options, context)

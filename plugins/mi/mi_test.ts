@@ -11,52 +11,12 @@ import { ksgPairs } from "./ksg_pairs.ts";
 import { threadStats } from "../kernels/threads.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
 import { rowKey } from "./reservoir.ts";
+import { below, bruteKsg } from "./_ksg_reference.ts";
 import { activationBatch, Rng, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations } from "../../tests/_contract_fixtures.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
 import type { Batch } from "../../schemas/batch.ts";
-
-/** Digamma by recurrence to x >= 6 and the asymptotic series (independent of the table the kernel uses). */
-function digamma(x: number): number {
-  let r = 0;
-  while (x < 6) {
-    r -= 1 / x;
-    x += 1;
-  }
-  const f = 1 / (x * x);
-  return r + Math.log(x) - 0.5 / x - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))));
-}
-
-/** The largest double below r > 0 (0 for 0), computed independently of the kernel's bit trick. */
-function below(r: number): number {
-  if (r === 0) return 0;
-  const dv = new DataView(new ArrayBuffer(8));
-  dv.setFloat64(0, r);
-  dv.setBigUint64(0, dv.getBigUint64(0) - 1n);
-  return dv.getFloat64(0);
-}
-
-/** Brute-force KSG (nats). */
-function bruteKsg(x: ArrayLike<number>, y: ArrayLike<number>, k: number): number {
-  const n = x.length;
-  let total = 0;
-  const d = new Float64Array(n - 1);
-  for (let i = 0; i < n; i++) {
-    let m = 0;
-    for (let j = 0; j < n; j++) if (j !== i) d[m++] = Math.max(Math.abs(x[i] - x[j]), Math.abs(y[i] - y[j]));
-    const r = d.slice().sort()[k - 1];
-    const rr = below(r);
-    let nx = 0, ny = 0;
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      if (Math.abs(x[i] - x[j]) <= rr) nx++;
-      if (Math.abs(y[i] - y[j]) <= rr) ny++;
-    }
-    total += digamma(nx + 1) + digamma(ny + 1);
-  }
-  return digamma(n) + digamma(k) - total / n;
-}
 
 /** Brute-force sum over samples of `fixed[n_x + 1] + fixed[n_y + 1]` (the same counts as {@linkcode bruteKsg}). */
 function bruteFixedSum(x: ArrayLike<number>, y: ArrayLike<number>, k: number, fixed: BigInt64Array): bigint {

@@ -11,6 +11,7 @@
  */
 import type { Batch } from "../../schemas/batch.ts";
 import { mix as fmix32 } from "../../schemas/sketch.ts";
+import { stepKey, stepRuns } from "../../pipeline/core/steps.ts";
 
 /** The 53-bit key (as a number, exact) of a row, from the seed and the 64-bit sample id and step words. */
 export function rowKey(seed: number, idLo: number, idHi: number, stepLo: number, stepHi: number): number {
@@ -141,5 +142,50 @@ export class Reservoir {
       r.#push(s.keys[i], s.ids[i], s.values.map((v, l) => ({ values: v, width: layers[l].width })), i);
     }
     return r;
+  }
+}
+
+/**
+ * One reservoir per step key (one key without `--by-step`), all of one capacity and the layers `layers()` gives
+ * (an estimator learns its layers at its first batch): the state of the KSG and kNN-entropy estimators.
+ */
+export class StepReservoirs {
+  readonly steps = new Map<string, Reservoir>();
+  readonly capacity: number;
+  readonly #layers: () => LayerShape[];
+
+  constructor(capacity: number, layers: () => LayerShape[]) {
+    this.capacity = capacity;
+    this.#layers = layers;
+  }
+
+  #get(key: string): Reservoir {
+    let r = this.steps.get(key);
+    if (!r) this.steps.set(key, r = new Reservoir(this.capacity, this.#layers()));
+    return r;
+  }
+
+  /** Adds a batch's rows, each to its step's reservoir. */
+  add(batch: Batch, byStep: boolean, seed: number): void {
+    for (const run of stepRuns(batch, byStep)) this.#get(stepKey(run.step)).addRows(batch, run.r0, run.r1, seed);
+  }
+
+  /** Adds every row of another's reservoirs. */
+  merge(other: StepReservoirs): void {
+    for (const [key, r] of other.steps) this.#get(key).merge(r);
+  }
+
+  /** The reservoirs' states by step key. */
+  state(): Record<string, ReservoirState> {
+    const out: Record<string, ReservoirState> = {};
+    for (const [key, r] of this.steps) out[key] = r.state();
+    return out;
+  }
+
+  /** Holds the rows of states by step key. */
+  load(states: Record<string, ReservoirState>): void {
+    for (const [key, st] of Object.entries(states)) {
+      this.steps.set(key, Reservoir.fromState(this.capacity, this.#layers(), st));
+    }
   }
 }

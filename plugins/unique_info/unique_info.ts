@@ -179,6 +179,8 @@ class RowSet {
   target: number[] = [];
   files: number[] = [];
   batches: number[] = [];
+  /** The row's `flag` (0 when the batch has none). */
+  flags: number[] = [];
 }
 
 /** Samples of one split sorted by id, and the slot of each (sample, output) position. */
@@ -209,6 +211,8 @@ class UniqueInfoEstimator implements Estimator {
   /** K_test in slot order (test x train). */
   ktest = new Grow();
   keys = new Set<string>();
+  /** Whether any input batch had a `flag` column (the table then has one). */
+  flagged = false;
   /** WebGPU path (`context.gpu`): rows and kernels live on the GPU, float32 (plugins/unique_info/gpu_kernel.ts). */
   readonly gpu: GpuContext | null;
   /** Threads of the CPU path's products (`context.threads`). */
@@ -369,7 +373,9 @@ class UniqueInfoEstimator implements Estimator {
       set.target.push(batch.target[r]);
       set.files.push(file);
       set.batches.push(batch.index);
+      set.flags.push(batch.flag ? batch.flag[r] : 0);
     }
+    if (batch.flag) this.flagged = true;
     if (this.gpu) return this.#sync();
     this.#extend(s0, t0);
   }
@@ -468,8 +474,10 @@ class UniqueInfoEstimator implements Estimator {
         mine.target.push(theirs.target[i]);
         mine.files.push(this.#file(o.files[theirs.files[i]]));
         mine.batches.push(theirs.batches[i]);
+        mine.flags.push(theirs.flags[i]);
       }
     }
+    this.flagged ||= o.flagged;
   }
 
   state(): StateValue {
@@ -490,6 +498,7 @@ class UniqueInfoEstimator implements Estimator {
         target: Float64Array.from(s.target),
         files: Int32Array.from(s.files),
         batches: Int32Array.from(s.batches),
+        ...(this.flagged ? { flags: Int32Array.from(s.flags) } : {}),
       };
     };
     return {
@@ -519,9 +528,11 @@ class UniqueInfoEstimator implements Estimator {
         set.target.push(s.target[i]);
         set.files.push(s.files[i]);
         set.batches.push(s.batches[i]);
+        set.flags.push(s.flags ? s.flags[i] : 0);
         this.keys.add(`${set === this.train ? "train" : "test"}:${s.ids[i]}:${s.outputs[i]}`);
       }
     }
+    if (state.train.flags) this.flagged = true;
     const ns = this.train.rows.length, nt = this.test.rows.length;
     if (this.gpu) return this; // the rows go up to the GPU at the next update or result
     this.theta = Grow.from(state.theta, ns, ns);
@@ -727,6 +738,16 @@ class UniqueInfoEstimator implements Estimator {
         { name: "rank_function", type: "int32", values: rf ?? new Array(n).fill(null) },
         { name: "samples", type: "int64", values: new Array(n).fill(n) },
         { name: "lambda", type: "float64", values: new Array(n).fill(lambda) },
+        // A sample is flagged when any of its rows is (the input's `flag` column, e.g. a flipped label).
+        ...(this.flagged
+          ? [{
+            name: "flag",
+            type: "int32" as const,
+            values: train.ids.map((_, i) =>
+              Math.max(...Array.from({ length: k }, (_, c) => this.train.flags[train.slots[i * k + c]]))
+            ),
+          }]
+          : []),
       ], meta),
     };
   }

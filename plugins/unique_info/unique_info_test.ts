@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { uniqueInfoPlugin } from "./unique_info.ts";
-import { jacobianBatch, rowsOf, runPlugin } from "../../tests/_util.ts";
+import { jacobianBatch, prepare, rowsOf, runPlugin } from "../../tests/_util.ts";
 import { batchesOf, looReference, problem, recordBatchOf } from "../../tests/_si_problem.ts";
 import type { Batch } from "../../schemas/batch.ts";
 import { writeBatches } from "../../pipeline/producers/produce.ts";
@@ -244,4 +244,35 @@ Deno.test("unique-info: the Gram products on a worker thread give the same table
   assert.ok(threadStats.workerChunks > before, "no worker thread took part");
   assert.deepEqual(two, one);
   assert.ok(one.every((r) => (r.si_weights as number) > 0 && (r.si_function as number) > 0));
+});
+
+Deno.test("unique-info carries the input's flag column into unique_information.flag (through state and merge too)", async () => {
+  const corrupt = [4, 17];
+  const pr = problem(8, 30, 6, 3, 12, corrupt);
+  const plain = await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.1 }, batchesOf(pr, 16));
+  assert.ok(!plain.results.unique_information.schema.fields.some((f) => f.name === "flag"));
+  // Flag one row (output 0) of each corrupted sample; the others 0. A sample is flagged when any of its rows is.
+  const flagged = batchesOf(pr, 16).map((b) => ({
+    ...b,
+    flag: Int32Array.from(b.sampleId, (id, r) => (corrupt.includes(Number(id) - 100) && b.output![r] === 0 ? 1 : 0)),
+  }));
+  const { estimator, results } = await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.1 }, flagged);
+  const rows = rowsOf(results.unique_information), before = rowsOf(plain.results.unique_information);
+  assert.deepEqual(rows.filter((r) => r.flag === 1).map((r) => Number(r.sample_id) - 100), corrupt);
+  assert.ok(rows.every((r) => r.flag === 0 || r.flag === 1));
+  assert.deepEqual(rows.map((r) => r.si_weights), before.map((r) => r.si_weights)); // the flag changes nothing else
+  // A restored state, and two halves merged, keep the flags.
+  const restored = uniqueInfoPlugin.restore(estimator.state(), { "si-lambda": 0.1 }, { seed: 0 } as never);
+  assert.deepEqual(rowsOf((await restored.result()).unique_information).map((r) => r.flag), rows.map((r) => r.flag));
+  const half = Math.floor(flagged.length / 2);
+  const { options, context } = prepare(uniqueInfoPlugin, { "si-lambda": 0.1 }, flagged);
+  const part = async (bs: Batch[]) => {
+    const e = uniqueInfoPlugin.create(options, context);
+    for (const b of bs) await e.update(b);
+    return e;
+  };
+  const a = await part(flagged.slice(0, half)), b = await part(flagged.slice(half));
+  a.merge(b);
+  const merged = rowsOf((await a.result()).unique_information);
+  assert.deepEqual(merged.map((r) => r.flag), rows.map((r) => r.flag));
 });

@@ -44,9 +44,11 @@ async function machine(): Promise<string> {
     cpu = /model name\s*:\s*(.*)/.exec(info)?.[1] ?? cpu;
   } catch { /* not Linux */ }
   const mem = Deno.systemMemoryInfo();
+  // the machine may be shared: the load average before the run says how busy it was
+  const load = Deno.loadavg().map((x) => x.toFixed(1)).join(", ");
   return `${navigator.hardwareConcurrency} cores (${cpu}), ${
     (mem.total / 2 ** 30).toFixed(0)
-  } GiB, ${Deno.build.os}-${Deno.build.arch}, Deno ${Deno.version.deno}`;
+  } GiB, ${Deno.build.os}-${Deno.build.arch}, Deno ${Deno.version.deno}, load average ${load} at the start`;
 }
 
 if (import.meta.main) {

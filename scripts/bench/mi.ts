@@ -1,17 +1,18 @@
 /**
- * Benchmark of the `mi` estimator (issue 3), on one synthetic layer of 768 neurons x 10,000 samples
+ * Benchmark of the `mi` estimator (issues 3 and 17), on one synthetic layer of 768 neurons x 10,000 samples
  * (quick: 128 x 2,000): pre-activation-like values from a 16-factor linear model plus noise (continuous, as the
- * paper's code taps pre-activations), all within-layer pairs (294,528 at 768).
+ * paper's code taps pre-activations), all within-layer pairs (294,528 at 768). Peers run in the same run on the
+ * same data, through Python (scripts/bench/_mi_peers.py, scripts/bench/_python.ts), and their values are checked
+ * against infotap's before a time is printed:
  *
- * 1. KSG (k = 3): infotap (per-neuron preparation once, rank-grid neighbour search, worker threads) against a
- *    per-pair reference that starts from the raw columns every pair, as the paper's code does (brute-force
- *    O(n^2) KSG: k-th neighbour radius by a scan of all samples, then marginal counts by a scan). Both are timed
- *    on a random sample of pairs and extrapolated to all pairs (the reference at 10,000 samples takes ~1 s a
- *    pair); `--full` times infotap on every pair instead. The reference is single-threaded and divided by the
- *    threads infotap used (as if it were spread perfectly over the same cores).
+ * 1. KSG (k = 3), one thread, per pair: infotap on all pairs of the first 32 neurons (their preparation included)
+ *    against the paper's per-pair scikit-learn code (NearestNeighbors + two KDTree, as
+ *    technion-cs-nlp/Information-Reflects-Memorization), CPU and wall time. Then all 294,528 pairs on every thread
+ *    (timed on 4,000 random pairs and extrapolated; `--full` times every pair). A brute-force O(n^2) KSG stays as an
+ *    extra row, labelled as not a peer.
  * 2. Binned MI (16 bins, global binning): the whole `mi --mi-estimator binned` estimator (first pass, streamed
- *    batches of 1,000 rows, joint histograms of every pair, MI), against a per-pair reference (codes and a
- *    contingency table built per pair from the raw columns) timed on a sample of pairs and extrapolated.
+ *    batches of 1,000 rows, joint histograms of every pair, MI) against the one-hot matrix product a user would
+ *    write in numpy (and PyTorch where `import torch` works), CPU and wall time; a per-pair Map stays as an extra row.
  *
  * Run alone: `node_modules/deno/deno run -A scripts/bench/mi.ts [--quick] [--full]`.
  *
@@ -27,16 +28,8 @@ import process from "node:process";
 
 import type { BenchRow } from "./_types.ts";
 import { makeRng, synthetic } from "./_mi_data.ts";
-
-function digamma(x: number): number {
-  let r = 0;
-  while (x < 6) {
-    r -= 1 / x;
-    x += 1;
-  }
-  const f = 1 / (x * x);
-  return r + Math.log(x) - 0.5 / x - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))));
-}
+import { findPython, runPeer } from "./_python.ts";
+import { digamma } from "../../plugins/mi/_ksg_reference.ts";
 
 /** Per-pair reference KSG: brute force over all samples, nothing reused between pairs. */
 export function referenceKsg(x: Float32Array, y: Float32Array, k: number): number {
@@ -90,6 +83,16 @@ function allPairs(N: number): Int32Array {
   return out;
 }
 
+/** CPU seconds of this process (all its threads) since `from`. */
+function cpuSince(from: { user: number; system: number }): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1e6;
+}
+
+function ms(s: number): string {
+  return (s * 1000).toFixed(2);
+}
+
 /** Runs the benchmark and returns its rows. */
 export async function bench(args: { quick: boolean; full?: boolean }): Promise<BenchRow[]> {
   const N = args.quick ? 128 : 768, n = args.quick ? 2000 : 10000;
@@ -97,16 +100,89 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   const threads = Math.max(1, Math.min(8, navigator.hardwareConcurrency ?? 1));
   const cols = synthetic(N, n);
   const rows: BenchRow[] = [];
+  const python = await findPython("numpy,scipy,sklearn");
+  const noPeer = "scikit-learn not found (apt-get install -y python3-sklearn, or INFOTAP_PYTHON=/path/to/python)";
 
-  // 1. KSG
+  // 1. KSG per pair, one thread: all pairs of the first m neurons (preparation included), against the paper's
+  //    per-pair scikit-learn code on the same pairs, values checked equal.
+  const m = args.quick ? 15 : 32;
+  const sub = cols.subarray(0, m * n);
+  const subPairs = allPairs(m);
+  const P1 = subPairs.length / 2;
+  const prep0 = process.cpuUsage();
+  for (let a = 0; a < m; a++) prepNeuron(sub.subarray(a * n, a * n + n));
+  const prepCpu = cpuSince(prep0);
+  let t = performance.now();
+  const cpu0 = process.cpuUsage();
+  const one = ksgPairs(sub, n, subPairs, 3, 1);
+  const oneCpu = cpuSince(cpu0);
+  const oneSec = (performance.now() - t) / 1000;
+  let paper: { cpu: number; wall: number } | null = null;
+  if (python) {
+    const peer = await runPeer<{ mi: number[] }>(python, sub, n, { what: "paper_ksg", k: 3, pairs: [...subPairs] });
+    let worst = 0;
+    peer.mi.forEach((v, p) => (worst = Math.max(worst, Math.abs(v - one.mi[p]))));
+    if (!(worst <= 1e-9)) {
+      throw new Error(`Cannot trust the benchmark as infotap and the paper's code differ: current value is ${worst}`);
+    }
+    paper = { cpu: peer.cpu_s / P1, wall: peer.wall_s / P1 };
+  }
+  const cpuPair = oneCpu / P1, wallPair = oneSec / P1;
+  rows.push({
+    name: `KSG k=3 per pair at ${n} samples, one thread, CPU time: infotap vs the paper's scikit-learn code`,
+    value: cpuPair * 1000,
+    unit: "ms",
+    reference: paper ? paper.cpu * 1000 : undefined,
+    ratio: paper ? paper.cpu / cpuPair : undefined,
+    note: paper
+      ? `all ${P1} pairs of ${m} neurons, infotap's per-neuron preparation included; reference: NearestNeighbors + ` +
+        `2 KDTree per pair as technion-cs-nlp/Information-Reflects-Memorization (scikit-learn, same pairs, values ` +
+        `equal to 1e-9); CPU time of each process`
+      : noPeer,
+  });
+  rows.push({
+    name: `KSG k=3 per pair at ${n} samples, one thread, wall time: infotap vs the paper's scikit-learn code`,
+    value: wallPair * 1000,
+    unit: "ms",
+    reference: paper ? paper.wall * 1000 : undefined,
+    ratio: paper ? paper.wall / wallPair : undefined,
+    note: `same run as the row above (wall / CPU: infotap ${(oneSec / oneCpu).toFixed(2)}${
+      paper ? `, scikit-learn ${(paper.wall / paper.cpu).toFixed(2)}` : ""
+    }; above 1 when other processes took the core)`,
+  });
+  const pairCpu = (oneCpu - prepCpu) / P1;
+  rows.push({
+    name: `KSG k=3 per pair at ${n} samples, one thread, CPU time without the per-neuron preparation`,
+    value: pairCpu * 1000,
+    unit: "ms",
+    note: `preparation: ${ms(prepCpu / m)} ms CPU per neuron, done once per neuron; all ${totalPairs} pairs on ` +
+      `${threads} free cores would take ${(pairCpu * totalPairs / threads + prepCpu / m * N).toFixed(0)} s`,
+  });
+
+  // 2. KSG, all within-layer pairs of the layer on every thread: timed on a sample of pairs (or all with --full).
   const pairs = args.full ? allPairs(N) : samplePairs(N, args.quick ? 400 : 4000, 1);
   const P = pairs.length / 2;
-  let t = performance.now();
+  t = performance.now();
+  const cpuAll0 = process.cpuUsage();
   const fast = ksgPairs(cols, n, pairs, 3, threads);
   const fastSec = (performance.now() - t) / 1000;
+  const fastCpu = cpuSince(cpuAll0);
   // the per-neuron preparation is done once whatever the number of pairs: only the pair part is extrapolated
   const fastAll = args.full ? fastSec : fast.prepSeconds + ((fastSec - fast.prepSeconds) * totalPairs) / P;
-  const refPairs = args.quick ? 4 : 3;
+  const paperAll = paper ? (paper.wall * totalPairs) / threads : undefined;
+  rows.push({
+    name: `KSG k=3, ${N} neurons x ${n} samples, all ${totalPairs} within-layer pairs, wall`,
+    value: fastAll,
+    unit: "s",
+    reference: paperAll,
+    ratio: paperAll ? paperAll / fastAll : undefined,
+    note: `${threads} threads (CPU ${(fastCpu / fastSec).toFixed(2)} cores busy on average); ${
+      args.full ? "all pairs timed" : `timed on ${P} random pairs, extrapolated (per-neuron preparation ` +
+        `${fast.prepSeconds.toFixed(1)} s, counted once)`
+    }; reference: the paper's per-pair code at its wall time per pair above, / ${threads} cores`,
+  });
+  // extra row: a brute-force O(n^2) KSG per pair (nobody's tool; kept as the definition, labelled as such)
+  const refPairs = args.quick ? 4 : 2;
   t = performance.now();
   for (let p = 0; p < refPairs; p++) {
     const a = pairs[2 * p], b = pairs[2 * p + 1];
@@ -117,62 +193,17 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
       );
     }
   }
-  const refPerPair = (performance.now() - t) / 1000 / refPairs;
-  const refAll = (refPerPair * totalPairs) / threads;
+  const brutePerPair = (performance.now() - t) / 1000 / refPairs;
   rows.push({
-    name: `KSG k=3, ${N} neurons x ${n} samples, all ${totalPairs} within-layer pairs`,
-    value: fastAll,
-    unit: "s",
-    reference: refAll,
-    ratio: refAll / fastAll,
-    note:
-      `${threads} threads; ${
-        args.full ? "all pairs timed" : `timed on ${P} random pairs, extrapolated (per-neuron preparation ` +
-          `${fast.prepSeconds.toFixed(1)} s, counted once)`
-      }; ` +
-      `reference: brute-force KSG per pair (${refPairs} pairs timed, ${
-        refPerPair.toFixed(3)
-      } s/pair, / ${threads} cores)`,
-  });
-  // one thread, all pairs among the first m neurons: the per-core figure (not affected by how many cores were
-  // free), with the per-neuron preparation amortised over m - 1 pairs per neuron instead of N - 1
-  const m = args.quick ? 15 : 29;
-  const sub = cols.subarray(0, m * n);
-  // the CPU time of the per-neuron preparation alone (the same work ksgPairs does once per neuron first)
-  const prep0 = process.cpuUsage();
-  for (let a = 0; a < m; a++) prepNeuron(sub.subarray(a * n, a * n + n));
-  const prepCpu = process.cpuUsage(prep0).user / 1e6;
-  t = performance.now();
-  const cpu0 = process.cpuUsage();
-  const one = ksgPairs(sub, n, allPairs(m), 3, 1);
-  const oneCpu = process.cpuUsage(cpu0).user / 1e6;
-  const oneSec = (performance.now() - t) / 1000;
-  const P1 = one.mi.length;
-  rows.push({
-    name: `KSG k=3 per pair at ${n} samples, one thread`,
-    value: (oneSec * 1000) / P1,
+    name: `(extra) KSG k=3 per pair at ${n} samples, one thread: infotap vs a brute-force O(n^2) KSG`,
+    value: wallPair * 1000,
     unit: "ms",
-    reference: refPerPair * 1000,
-    ratio: refPerPair / (oneSec / P1),
-    note: `all ${P1} pairs of ${m} neurons, including their preparation`,
-  });
-  rows.push({
-    name: `KSG k=3 per pair at ${n} samples, one thread, CPU time`,
-    value: (oneCpu * 1000) / P1,
-    unit: "ms",
-    note: `user CPU time of the same run (wall / CPU = ${(oneSec / oneCpu).toFixed(2)}: above 1 when other ` +
-      `processes took the core); includes the preparation of the ${m} neurons`,
-  });
-  const pairCpu = (oneCpu - prepCpu) / P1;
-  rows.push({
-    name: `KSG k=3 per pair at ${n} samples, one thread, CPU time without the per-neuron preparation`,
-    value: pairCpu * 1000,
-    unit: "ms",
-    note: `preparation: ${((prepCpu / m) * 1000).toFixed(1)} ms CPU per neuron, done once per neuron; ` +
-      `all ${totalPairs} pairs on 2 free cores would take ${(pairCpu * totalPairs / 2 + prepCpu / m * N).toFixed(0)} s`,
+    reference: brutePerPair * 1000,
+    ratio: brutePerPair / wallPair,
+    note: `not a peer: the definition by brute force (TypeScript, ${refPairs} pairs timed), values equal to 1e-9`,
   });
 
-  // 2. Binned MI through the estimator, batches of 1,000 rows
+  // 3. Binned MI through the estimator, batches of 1,000 rows, against the one-hot matrix product a user would write
   const options = resolveOptions(miPlugin, { "mi-estimator": "binned", "mi-bins": 16 });
   const rowsPerBatch = 1000;
   const batches: Batch[] = [];
@@ -191,14 +222,51 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
     } as unknown as Batch);
   }
   t = performance.now();
+  const binCpu0 = process.cpuUsage();
   const scanner = new RangeScanner();
   for (const b of batches) scanner.update(b);
   const est = miPlugin.create(options, { byStep: false, seed: 0, scan: scanner.result() });
   for (const b of batches) await est.update(b);
   const res = await est.result();
   const binnedSec = (performance.now() - t) / 1000;
+  const binnedCpu = cpuSince(binCpu0);
   if (res.neuron_mi.numRows !== totalPairs) throw new Error("Cannot trust the benchmark: wrong pair count");
-  // reference: per pair, codes and a contingency table from the raw columns
+  const miCol = res.neuron_mi.getChild("mi")!;
+  let ours = 0;
+  for (let p = 0; p < totalPairs; p++) ours += miCol.get(p) as number;
+  const binName = `binned MI, 16 bins, ${N} neurons x ${n} samples, all ${totalPairs} pairs`;
+  for (const what of ["binned_numpy", "binned_torch"] as const) {
+    const lib = what === "binned_numpy" ? "numpy" : "PyTorch";
+    const py = what === "binned_numpy" ? python : await findPython("numpy,scipy,sklearn,torch");
+    let peer: { checksum: number; cpu_s: number; wall_s: number } | null = null;
+    if (py) {
+      peer = await runPeer<{ checksum: number }>(py, cols, n, { what, bins: 16 });
+      if (!(Math.abs(peer.checksum - ours) <= 1e-9 * totalPairs)) {
+        throw new Error(
+          `Cannot trust the benchmark as infotap and ${lib} differ: current value is ${ours} vs ${peer.checksum}`,
+        );
+      }
+    }
+    for (const kind of ["CPU", "wall"] as const) {
+      const mine = kind === "CPU" ? binnedCpu : binnedSec;
+      const theirs = peer ? (kind === "CPU" ? peer.cpu_s : peer.wall_s) : undefined;
+      rows.push({
+        name: `${binName}, ${kind} time: infotap vs ${lib} one-hot matrix product`,
+        value: mine,
+        unit: "s",
+        reference: theirs,
+        ratio: theirs ? theirs / mine : undefined,
+        note: !peer
+          ? `${lib} not found`
+          : kind === "CPU"
+          ? `infotap: the estimator on 1,000-row batches, first pass included, one thread; ${lib}: codes, ` +
+            `one-hot (n x ${N * 16}) float32, O^T O (all joint counts; BLAS threads), MI of every pair; sums of MI ` +
+            `equal to 1e-9 a pair`
+          : `same run as the CPU row`,
+      });
+    }
+  }
+  // extra row: a per-pair contingency table in a Map (not a peer; labelled as such)
   const scan = scanner.result() as unknown as { lo: number; hi: number };
   const refBinPairs = samplePairs(N, args.quick ? 200 : 300, 2);
   t = performance.now();
@@ -219,14 +287,14 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
   }
   const refBinAll = ((performance.now() - t) / 1000) * totalPairs / (refBinPairs.length / 2);
   rows.push({
-    name: `binned MI, 16 bins, ${N} neurons x ${n} samples, all ${totalPairs} pairs (streamed, 1,000-row batches)`,
+    name: `(extra) ${binName}: infotap vs a per-pair contingency table (Map)`,
     value: binnedSec,
     unit: "s",
     reference: refBinAll,
     ratio: refBinAll / binnedSec,
-    note: `one thread, includes the first pass; reference: contingency table per pair (Map), ${
-      refBinPairs.length / 2
-    } pairs timed, extrapolated (checksum ${check.toFixed(3)})`,
+    note: `not a peer: TypeScript Map per pair, ${refBinPairs.length / 2} pairs timed, extrapolated (checksum ${
+      check.toFixed(3)
+    })`,
   });
   return rows;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { mulberry32 } from "../../pipeline/core/random.ts";
 
 /** Images (row-major, n x 784) and labels. */
 export interface Digits {
@@ -25,13 +26,7 @@ export async function loadDigits(seed = 0): Promise<Digits> {
   }
   const n = parts.reduce((a, p) => a + Math.floor(p.data.length / PIXELS), 0);
   const order = Array.from({ length: n }, (_, i) => i);
-  let s = seed >>> 0;
-  const rand = () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];

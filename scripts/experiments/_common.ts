@@ -14,12 +14,11 @@ import type * as arrow from "apache-arrow";
 import { initTf } from "../../pipeline/producers/tfjs/setup.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
+import { mulberry32 } from "../../pipeline/core/random.ts";
 import type { DenseLayer, TfModel } from "../../pipeline/producers/tfjs/gradients.ts";
 import { denseModel } from "../../pipeline/producers/tfjs/gradients.ts";
 
-import { mulberry32 } from "../../pipeline/producers/tfjs/random.ts";
-
-/** mulberry32: seeded uniform numbers in [0, 1) (the producers' generator). */
+/** mulberry32: seeded uniform numbers in [0, 1) (`pipeline/core/random.ts`). */
 export const rng: (seed: number) => () => number = mulberry32;
 
 /** Average-pools 28 x 28 images to 14 x 14 (2 x 2 blocks), as the IRM Colored MNIST code does. */

@@ -40,7 +40,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import type * as arrow from "apache-arrow";
 import { makeRecordBatch } from "../produce.ts";
-import { mixSeed, mulberry32 } from "./random.ts";
+import { mulberry32 } from "../../core/random.ts";
+import { mixSeed } from "./random.ts";
 
 /** Activations of dense layers. */
 export type Activation = "linear" | "relu" | "tanh" | "sigmoid";

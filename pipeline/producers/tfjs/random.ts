@@ -1,28 +1,18 @@
 /**
- * Seeded random numbers of the tfjs producers (and the experiments): mulberry32 uniforms (label sampling, data
- * order) and Box-Muller Gaussians in float64 (weight noise).
+ * Seeded random numbers of the tfjs producers: Box-Muller Gaussians in float64 (weight noise) from the pipeline's
+ * mulberry32 uniforms (`pipeline/core/random.ts`, also used for label sampling), and the per-step seed mix.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { gaussian, mulberry32 } from "./random.ts";
- * const u = mulberry32(1)(), z = gaussian(1)();
- * assert.ok(u >= 0 && u < 1 && Number.isFinite(z));
+ * import { gaussian, mixSeed } from "./random.ts";
+ * const z = gaussian(mixSeed(1, 2n))();
+ * assert.ok(Number.isFinite(z));
  * ```
  *
  * @module
  */
-
-/** mulberry32: seeded uniform numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../core/random.ts";
 
 /** Standard normal numbers (Box-Muller, both values used) from a mulberry32 stream of `seed`. */
 export function gaussian(seed: number): () => number {
