@@ -39,7 +39,12 @@ export interface BatchInput {
   sampleId: BigInt64Array;
   step?: BigInt64Array;
   label?: Int32Array;
+  /** Gradients: label (or class) index; activations: the weight-noise draw (effective information). */
   draw?: Int32Array;
+  /** Gradients: the row's weight in the Fisher mean (finite, >= 0), e.g. p(y|x) for one row per class. */
+  weight?: Float64Array | Float32Array;
+  /** Gradients: `gradient` (default) or `weights` (the row holds the parameter values w*) per row. */
+  rowType?: ("gradient" | "weights")[];
   /** Activations, Jacobians: non-zero marks a sample (e.g. a flipped label); the report marks it. */
   flag?: Int32Array;
   /** Jacobians: "train" | "test" per row. */
@@ -78,6 +83,11 @@ export function makeRecordBatch(input: BatchInput): arrow.RecordBatch {
   if (input.step) add("step", new arrow.Int64(), prim(new arrow.Int64(), input.step));
   if (input.label) add("label", new arrow.Int32(), prim(new arrow.Int32(), input.label));
   if (input.draw) add("draw", new arrow.Int32(), prim(new arrow.Int32(), input.draw));
+  if (input.weight) {
+    const t = input.weight instanceof Float64Array ? new arrow.Float64() : new arrow.Float32();
+    add("weight", t, prim(t, input.weight));
+  }
+  if (input.rowType) add("row_type", new arrow.Utf8(), arrow.vectorFromArray(input.rowType, new arrow.Utf8()).data[0]);
   if (input.flag) add("flag", new arrow.Int32(), prim(new arrow.Int32(), input.flag));
   if (input.kind === "jacobians/v1") {
     const split = arrow.vectorFromArray(input.split ?? [], new arrow.Utf8());
