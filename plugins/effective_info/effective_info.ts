@@ -466,6 +466,18 @@ export const effectiveInfoPlugin: EstimatorPlugin = definePlugin({
   report: effectiveInfoReport,
   // Welford/Chan moments: merging equals one pass up to float rounding.
   orderFree: true,
+  // Per input (at most half the rows: every input needs two draws) and layer: float64 count, means and
+  // variances (3 d), and the d x d covariance for layers up to --eff-cov-width; one row per neuron and layer.
+  memory: (o, shape) => {
+    const inputs = Math.ceil((shape.rows ?? 0) / 2), w = o["eff-cov-width"] as number;
+    const perInput = shape.tensors.reduce(
+      (a, t) => a + 8 * (1 + 3 * t.width + (t.width <= w ? t.width * t.width : 0)),
+      0,
+    );
+    const rows = shape.tensors.reduce((a, t) => a + 1 + (o["eff-neurons"] ? t.width : 0), 0);
+    return { state: inputs * perInput, results: rows * 150 };
+  },
+  memoryOptions: ["eff-cov-width"],
   options: {
     "eff-cov-width": {
       type: "integer",
