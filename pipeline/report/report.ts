@@ -33,7 +33,7 @@ import { VERSION } from "../core/version.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { checkMetrics, describeMeasure, measuresOf, type Metric, rankMeasures } from "./compare.ts";
 import { kendallTau } from "./kendall.ts";
-import * as kit from "./plot_kit.ts";
+import * as kit from "../core/plot_kit.ts";
 
 /** Options of {@linkcode renderReport}. */
 export interface ReportOptions {

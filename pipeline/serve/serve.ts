@@ -86,7 +86,7 @@ import { builtinPlugins } from "../../plugins/mod.ts";
 import type { ByteSource } from "../../schemas/bytes.ts";
 import type { FrameState } from "../../schemas/framer.ts";
 import { sameToken } from "../../schemas/handshake.ts";
-import { isLoopback, parseListen } from "./listen.ts";
+import { isLoopback, parseListen } from "../core/listen.ts";
 import { readCheckpoint, removeStaleParts } from "./checkpoint.ts";
 import { StepRefusal, Windows } from "./windows.ts";
 import { ByteBudget } from "./budget.ts";
