@@ -25,16 +25,17 @@ import type { Registry } from "../core/registry.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
   BACKEND_FLAG,
+  commandHelp,
   type CoreFlag,
+  HELP_FLAGS,
   list,
   parseBackend,
   parseCommandLine,
   parseFormat,
   PLUGIN_FLAGS,
-  pluginHelp,
-  UsageError,
+  printedHelp,
 } from "./_args.ts";
-import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { EXIT, fail, UsageError } from "./_exit.ts";
 import { VERSION } from "../core/version.ts";
 
 const CORE: Record<string, CoreFlag> = {
@@ -93,32 +94,26 @@ const CORE: Record<string, CoreFlag> = {
     help: "also serve a live report page there (loopback only, e.g. 127.0.0.1:7342; port 0: any)",
   },
   quiet: { type: "boolean", help: "print no snapshot tables" },
-  help: { type: "boolean", help: "show this help" },
-  version: { type: "boolean", help: "print the version" },
+  ...HELP_FLAGS,
 };
 
 function helpText(registry: Registry): string {
-  const lines = [
-    `infotap ${VERSION} serve: live analysis of training runs`,
-    "",
-    "Usage: deno task serve [options]",
-    "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
-    "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
-    ...liveHints(registry),
-    "",
-    "Options:",
-  ];
-  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
-  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
-  pluginHelp(registry, row, lines);
-  lines.push(
-    "",
-    "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
-    "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
-    "",
-    EXIT_CODES_HELP,
+  return commandHelp(
+    [
+      `infotap ${VERSION} serve: live analysis of training runs`,
+      "",
+      "Usage: deno task serve [options]",
+      "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
+      "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
+      ...liveHints(registry),
+    ],
+    CORE,
+    registry,
+    [
+      "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
+      "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
+    ],
   );
-  return lines.join("\n");
 }
 
 /** What the default estimators with a first pass need on a live stream (their `liveHint`). */
@@ -160,14 +155,7 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = await parseCommandLine(argv, CORE, false);
     const { registry, options, estimators } = parsed;
     const v = parsed.values;
-    if (v.help) {
-      console.log(helpText(registry));
-      return EXIT.ok;
-    }
-    if (v.version) {
-      console.log(VERSION);
-      return EXIT.ok;
-    }
+    if (printedHelp(v, () => helpText(registry))) return EXIT.ok;
     const format = parseFormat(v.format);
     if (v.resume !== undefined && v.out !== undefined && v.resume !== v.out) {
       throw new UsageError(
