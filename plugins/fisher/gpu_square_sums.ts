@@ -32,11 +32,11 @@
 import type { Batch } from "../../schemas/batch.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
+  Accumulators,
   align256,
   bitsOf,
   computePipeline,
   GrowingBuffer,
-  readBuffers,
   storageBuffer,
   Throttle,
   uniformWords,
@@ -107,7 +107,7 @@ export class GpuSquareSums {
   readonly #dim: number;
   readonly #sink: SquareSumSink;
   readonly #pipeline: GPUComputePipeline;
-  readonly #accs = new Map<string, Acc>();
+  readonly #accs: Accumulators<Acc>;
   readonly #data: GrowingBuffer;
   readonly #throttle = new Throttle();
 
@@ -117,6 +117,7 @@ export class GpuSquareSums {
     this.#sink = sink;
     this.#pipeline = computePipeline(device, SQUARE_SUMS_WGSL);
     this.#data = new GrowingBuffer(device, "square-sum data");
+    this.#accs = new Accumulators(device);
   }
 
   /** Sums on `gpu` for `dim` columns in all (the tensors' widths summed). */
@@ -126,17 +127,14 @@ export class GpuSquareSums {
 
   /** True when some sums are on the GPU and not yet read back. */
   get pending(): boolean {
-    for (const a of this.#accs.values()) if (a.rows > 0) return true;
-    return false;
+    return this.#accs.pending;
   }
 
   #acc(key: string): Acc {
-    let a = this.#accs.get(key);
-    if (!a) {
-      a = { key, buf: storageBuffer(this.#device, this.#dim * 12, `square sums ${key}`), rows: 0 };
-      this.#accs.set(key, a);
-    }
-    return a;
+    return this.#accs.get(
+      key,
+      () => ({ key, buf: storageBuffer(this.#device, this.#dim * 12, `square sums ${key}`), rows: 0 }),
+    );
   }
 
   /** Adds the squares of rows `[r0, r1)` of every column of `batch` to the accumulator of each run's `key`. */
@@ -228,12 +226,8 @@ export class GpuSquareSums {
   /** Reads every pending accumulator back into the sink (float64 `hi + lo`) and zeroes it on the GPU. */
   async flush(): Promise<void> {
     await this.#throttle.drain();
-    const accs = [...this.#accs.values()].filter((a) => a.rows > 0);
-    if (accs.length === 0) return;
-    const parts = await readBuffers(this.#device, accs.map((a) => ({ buffer: a.buf, bytes: this.#dim * 12 })));
-    const enc = this.#device.createCommandEncoder();
-    accs.forEach((a, i) => {
-      const f = new Float32Array(parts[i]), u = new Uint32Array(parts[i]);
+    await this.#accs.readBack(() => this.#dim * 12, (a, data) => {
+      const f = new Float32Array(data), u = new Uint32Array(data);
       const sums = new Float64Array(this.#dim), nonfinite = new Uint32Array(this.#dim);
       for (let j = 0; j < this.#dim; j++) {
         sums[j] = f[3 * j] + f[3 * j + 1];
@@ -247,16 +241,12 @@ export class GpuSquareSums {
         }
       }
       this.#sink(a.key, sums, nonfinite);
-      enc.clearBuffer(a.buf);
-      a.rows = 0;
     });
-    this.#device.queue.submit([enc.finish()]);
   }
 
   /** Frees the GPU buffers (pending sums are lost: flush first). */
   destroy(): void {
-    for (const a of this.#accs.values()) a.buf.destroy();
-    this.#accs.clear();
+    this.#accs.destroy();
     this.#data.destroy();
   }
 }
