@@ -28,6 +28,7 @@ import { addPairCounts, codeRows } from "../../plugins/_shared/pair_counts.ts";
 import { fisherPlugin } from "../../plugins/fisher/fisher.ts";
 import type { Batch } from "../../schemas/batch.ts";
 import type { BenchArgs, BenchRow } from "./_types.ts";
+import { best } from "./_timing.ts";
 
 const MB = 1e6;
 
@@ -43,16 +44,6 @@ function noise(n: number, seed: number): Float32Array {
     out[i] = (s / 4294967296 - 0.5) * 2;
   }
   return out;
-}
-
-async function best(times: number, f: () => Promise<void>): Promise<number> {
-  let t = Infinity;
-  for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    await f();
-    t = Math.min(t, (performance.now() - t0) / 1000);
-  }
-  return t;
 }
 
 function gradBatch(rows: number, width: number, values: Float32Array): Batch {
