@@ -11,7 +11,7 @@ import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { compareRuns, formatComparison } from "../../pipeline/report/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
 import type * as arrow from "apache-arrow";
-import { initTf } from "../../pipeline/producers/tfjs/setup.ts";
+import { initTf, registerWasmBackend } from "../../pipeline/producers/tfjs/setup.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { mulberry32 } from "../../pipeline/core/random.ts";
@@ -42,15 +42,7 @@ export function pool14(images: Float32Array, n: number): Float32Array {
 export async function initBackend(backend: "wasm" | "cpu" = "wasm"): Promise<typeof TF> {
   const tf = await initTf("cpu");
   if (backend === "cpu" || tf.getBackend() === "wasm") return tf;
-  if (!tf.findBackend("wasm")) {
-    const wasm = await import("@tensorflow/tfjs-backend-wasm");
-    const dir = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
-    wasm.setWasmPaths({
-      "tfjs-backend-wasm.wasm": dir + "tfjs-backend-wasm.wasm",
-      "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
-      "tfjs-backend-wasm-threaded-simd.wasm": dir + "tfjs-backend-wasm-threaded-simd.wasm",
-    });
-  }
+  await registerWasmBackend();
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
   if (!(await tf.setBackend("wasm"))) {
     throw new Error("Cannot use the TensorFlow.js backend as it failed to start: current value is 'wasm'");
