@@ -25,7 +25,7 @@ import { writeBatches } from "../../pipeline/producers/produce.ts";
 import { tfjsGradientBatch } from "../../pipeline/producers/tfjs/gradients.ts";
 import { fisherDiagonal, noisyActivationBatches, posteriorStd } from "../../pipeline/producers/tfjs/weight_noise.ts";
 import type * as arrow from "apache-arrow";
-import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode effectiveInfo}. */
 export interface EffectiveInfoOptions {
@@ -276,7 +276,7 @@ export async function effectiveInfo(o: EffectiveInfoOptions = {}): Promise<Effec
 }
 
 if (import.meta.main) {
-  const r = await effectiveInfo({ ...seedArgs(Deno.args), verbose: true });
+  const r = await effectiveInfo({ ...experimentArgs(Deno.args, { ints: ["seeds"] }), verbose: true });
   console.log(`Effective information vs beta (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "")}/`);
 }

@@ -33,7 +33,7 @@ import { readResults } from "../../pipeline/report/results.ts";
 import { renderReport } from "../../pipeline/report/report.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { writeTables } from "../../pipeline/core/write.ts";
-import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 import { percentile } from "../../pipeline/core/stats.ts";
 
 /** Sizes and settings of {@linkcode fisherTraining}. */
@@ -390,7 +390,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
 }
 
 if (import.meta.main) {
-  const r = await fisherTraining({ ...seedArgs(Deno.args), verbose: true });
+  const r = await fisherTraining({ ...experimentArgs(Deno.args, { ints: ["seeds"] }), verbose: true });
   console.log(`Fisher over training (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   const out = r.runs[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "");
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${out}/, the median and band drawn in ${out}/report.html`);

@@ -17,10 +17,9 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
 import { loadDigits } from "../examples/mnist.ts";
-import { accuracy, makeMlp, markdownTable, type Mlp, pool14, rng, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, type Mlp, pool14, rng, since, train } from "./_common.ts";
 import { type Net, siOf } from "./unique_info.ts";
 
 /** Sizes and settings of {@linkcode summarise}. */
@@ -215,20 +214,10 @@ export async function summarise(o: SummariseOptions = {}): Promise<SummariseResu
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
-  });
-  const r = await summarise({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const args = experimentArgs(Deno.args);
+  const r = await summarise({ ...args, verbose: true });
   console.log(`Dataset summarisation (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   console.log(
-    `runtime ${r.seconds.toFixed(0)} s; tables in ${
-      values.out ?? `experiments/summarise${values.fast ? "_fast" : ""}`
-    }/`,
+    `runtime ${r.seconds.toFixed(0)} s; tables in ${args.out ?? `experiments/summarise${args.fast ? "_fast" : ""}`}/`,
   );
 }

@@ -28,14 +28,13 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
 import { loadDigits } from "../examples/mnist.ts";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";
 import { tfjsJacobians } from "../../pipeline/producers/tfjs/jacobians.ts";
 import { readResults } from "../../pipeline/report/results.ts";
-import { initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
+import { experimentArgs, initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode uniqueInfo}. */
 export interface UniqueOptions {
@@ -457,27 +456,9 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      fast: { type: "boolean" },
-      paper: { type: "boolean" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      hidden: { type: "string" },
-      steps: { type: "string" },
-    },
-  });
-  const r = await uniqueInfo({
-    fast: values.fast,
-    hidden: values.hidden ? Number(values.hidden) : undefined,
-    steps: values.steps ? Number(values.steps) : undefined,
-    setting: values.paper ? "paper" : "ridge",
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const args = experimentArgs(Deno.args, { ints: ["hidden", "steps"], flags: ["paper"] });
+  const r = await uniqueInfo({ ...args, setting: args.paper ? "paper" : "ridge", verbose: true });
   console.log(`Unique information (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  const dir = values.out ?? `experiments/unique_info${values.paper ? "_paper" : ""}${values.fast ? "_fast" : ""}`;
+  const dir = args.out ?? `experiments/unique_info${args.paper ? "_paper" : ""}${args.fast ? "_fast" : ""}`;
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${dir}/`);
 }
