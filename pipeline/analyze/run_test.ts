@@ -1,25 +1,11 @@
 import assert from "node:assert/strict";
 import { analyze } from "./run.ts";
-import { makeRecordBatch, writeBatches } from "../producers/produce.ts";
+import { smallDump } from "./_fixtures.ts";
 
 Deno.test("analyze: the same path given twice counts each input's rows and batches by its index in run.json", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const path = `${dir}/a.arrows`;
-    await writeBatches(
-      path,
-      [0, 1, 2].map((b) =>
-        makeRecordBatch({
-          kind: "activations/v1",
-          sampleId: BigInt64Array.from({ length: 10 }, (_, r) => BigInt(b * 10 + r)),
-          tensors: [{
-            name: "fc1",
-            width: 2,
-            values: Float32Array.from({ length: 20 }, (_, k) => Math.sin(k * 7 + b)),
-          }],
-        })
-      ),
-    );
+    const path = await smallDump(dir);
     for (const threads of [undefined, 2]) {
       const r = await analyze({ inputs: [path, path], estimators: ["entropy"], threads, progress: false });
       assert.equal(r.complete, true);
