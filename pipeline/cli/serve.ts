@@ -1,13 +1,10 @@
 /**
- * `deno task serve --listen HOST:PORT --out DIR [options]`: the command-line front end of
- * {@linkcode serve} (live analysis of training runs; protocol, files and lifecycle are documented there).
- *
- * Runs until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and
- * `run.json`, and exits 0. Signals are watched from the first line (one during start-up stops the server as soon
- * as it is up); later SIGINTs/SIGTERMs while finishing are acknowledged on stderr and do not interrupt the
- * writes (SIGKILL aborts; `--resume` then continues from the last flush, at most `--flush-every` seconds old). Exit codes (pipeline/cli/_exit.ts): 0 stopped cleanly; 1 bad input (e.g. an
- * estimator needing a first pass without the option that skips it, a checkpoint that does not match, an address
- * in use); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error.
+ * `deno task serve --listen HOST:PORT --out DIR [options]`: the command-line front end of {@linkcode serve}. Runs
+ * until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and `run.json` and
+ * exits 0; signals are watched from the first line, and later ones while finishing do not interrupt the writes
+ * (SIGKILL aborts; `--resume` then continues from the last flush). Exit codes (pipeline/cli/_exit.ts): 0 stopped
+ * cleanly; 1 bad input (an estimator needing a first pass without the option that skips it, a checkpoint that does
+ * not match, an address in use); 2 bad usage; 70 internal error. Docs: docs/live.md.
  *
  * @example
  * ```ts ignore

@@ -1,16 +1,9 @@
 /**
- * Per-neuron histograms on WebGPU: the `entropy` estimator's counts, bit-equal to the CPU's `binRows`.
- *
- * Kernel: one workgroup (256 invocations) takes a tile of `T` neurons and a chunk of rows, counts into
- * workgroup-private atomic counters (`T x (B + 2)` words: bins, non-finite, clipped), then adds its non-zero
- * counters to the global ones with one atomic each. The bin of a value is found by binary search over the
- * exact integer thresholds of ./_thresholds.ts (no float arithmetic on the GPU; NaN/Inf recognised from their
- * exponent bits), so counts equal the CPU's exactly. When `B + 2` words do not fit workgroup memory, a variant
- * with global atomics is used. Counts are u32 on the GPU: an accumulator is read back (added to the host's
- * float64 totals) before it could take 2^31 rows.
- *
- * Data moves once per batch (each column uploaded once; step runs are dispatched on row ranges of it); counts
- * come back only on {@linkcode GpuHistograms.flush}. At most one batch of work is in flight.
+ * Per-neuron histograms on WebGPU ({@linkcode GpuHistograms}): the `entropy` estimator's counts, bit-equal to the
+ * CPU's `binRows`. Workgroup tiles of neurons count into workgroup-private atomics (global atomics when the bins do
+ * not fit), binning by binary search over the exact integer thresholds of `../_shared/gpu_thresholds.ts`; each
+ * column is uploaded once per batch, counts come back only on {@linkcode GpuHistograms.flush}. The kernel and why
+ * its counts are exact: docs/bench/webgpu.md, "Kernels" and "Why the counts are bit-equal ...".
  *
  * @example
  * ```ts ignore

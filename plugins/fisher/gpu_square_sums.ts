@@ -1,24 +1,8 @@
 /**
- * Per-column sums of squares on WebGPU: the `fisher` estimator's diagonal `sum over rows of g_j^2`.
- *
- * WGSL has no float64, so each column's sum is a float-float pair `(hi, lo)` of float32 (Dekker/Knuth
- * double-single arithmetic), accumulated by one invocation per column, rows in order:
- * - the square of a float32 `x` is split exactly: `x = xh + xl` with `xh` the top 12 significant bits (bit mask,
- *   no rounding), so `xh^2`, `2 xh xl` and `xl^2` are exact float32 products; `2 xh xl + xl^2` is rounded once
- *   (relative error <= 2^-24 of a term that is <= 2^-10 x^2, i.e. <= 2^-34 x^2);
- * - `xh^2` is added to `hi` by TwoSum (error-free), the error and the small part go to `lo`, then `(hi, lo)` is
- *   renormalised (FastTwoSum), so every step loses at most about 2^-47 of the sum. Intermediate sums pass
- *   through an opaque identity (XOR with a run-time zero): shader compilers that treat floats as inexact
- *   (Mesa's NIR does) would otherwise simplify `(a + b) - a` to `b` and erase the error terms.
- * Bound: relative error of a column's sum <= 2^-33 + n 2^-46 for n rows since its last read-back; read-back
- * happens at least every 2^20 rows (then <= 1.5e-8), after which the host adds the sums in float64 with
- * Neumaier compensation exactly as the CPU path does. Squares below float32's normal range (|g| < ~1e-19) may
- * be flushed to zero by GPUs (absolute error <= 1.2e-38 per entry), and a square above float32's range
- * (|g| > 1.8e19) is reported as an error at read-back. Non-finite entries (NaN, +-Inf, recognised from their
- * exponent bits) are left out and counted, as on the CPU.
- *
- * Data moves once per batch (all tensors packed into one upload where they fit); sums come back only on
- * {@linkcode GpuSquareSums.flush}.
+ * Per-column sums of squares on WebGPU, the `fisher` estimator's diagonal ({@linkcode GpuSquareSums}): float-float
+ * (double-single) sums in float32, one invocation per column, within 1.5e-8 relative of the CPU's float64 sums and
+ * read back at least every 2^20 rows; non-finite entries are left out and counted, as on the CPU. The arithmetic
+ * and its error bound: docs/bench/webgpu.md, "The Fisher diagonal in float-float".
  *
  * @example
  * ```ts ignore
