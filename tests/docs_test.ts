@@ -29,3 +29,32 @@ Deno.test("README: the estimator table has a row per built-in estimator, each li
     assert.ok(row.includes(`docs/estimators.md#${p.name}`), `README: the row of ${p.name} does not link its options`);
   }
 });
+
+Deno.test("README: the layout table names every folder of the tree, and every path it names exists", async () => {
+  const readme = await Deno.readTextFile(new URL("README.md", root));
+  const layout = readme.split("## Layout")[1].split("\n## ")[0];
+  const paths = [...layout.matchAll(/^\| `([^`]+)`/gm)].map((m) => m[1]);
+  const estimatorRow = layout.split("\n").find((l) => l.startsWith("| `plugins/<estimator>/`"))!;
+  for (const p of paths.filter((p) => !p.includes("<"))) {
+    assert.ok(await Deno.stat(new URL(p, root)).catch(() => null), `README layout: ${p} does not exist`);
+  }
+  const dirs = async (dir: string) => {
+    const out: string[] = [];
+    for await (const e of Deno.readDir(new URL(dir, root))) if (e.isDirectory) out.push(e.name);
+    return out;
+  };
+  const ignored = (await Deno.readTextFile(new URL(".gitignore", root))).split("\n").map((l) =>
+    l.replace(/^\/|\/$/g, "")
+  );
+  for (const name of await dirs("./")) {
+    if (ignored.includes(name) || name === ".git" || name === "node_modules") continue;
+    assert.ok(paths.some((p) => p === `${name}/` || p.startsWith(`${name}/`)), `README layout: ${name}/ is not listed`);
+  }
+  for (const top of ["pipeline", "plugins", "scripts"]) {
+    for (const name of await dirs(`${top}/`)) {
+      const listed = paths.includes(`${top}/${name}/`) ||
+        (top === "plugins" && estimatorRow.includes(`\`${name}\``));
+      assert.ok(listed, `README layout: ${top}/${name}/ is not listed`);
+    }
+  }
+});
