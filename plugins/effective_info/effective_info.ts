@@ -439,7 +439,7 @@ class EffectiveInfoEstimator implements Estimator {
 export const effectiveInfoPlugin: EstimatorPlugin = definePlugin({
   name: "effective-info",
   description: "Effective information I(x; z) in the activations under weight noise (rows per input and noise draw): " +
-    "Bhattacharyya lower and KL upper bounds per neuron and layer (SCIENCE.md section 2).",
+    "Bhattacharyya lower and KL upper bounds per neuron and layer (docs/science.md section 2).",
   inputs: ["activations/v1"],
   tables: { effective_info: {} },
   report: effectiveInfoReport,
