@@ -1,17 +1,9 @@
 /**
- * Seeded Rademacher Johnson-Lindenstrauss sketch of Jacobian (or gradient) rows, shared by producers and the
- * `unique-info` estimator so that both agree bit for bit (docs/science.md section 3, "Large P").
- *
- * A column `name` of width `P` is projected to `m` values: `out[r][j] = fround(s * sum_p v[r][p] R[p][j])` with
- * `s = 1 / sqrt(m)` and `R[p][j] = +1` or `-1`. The sum runs over `p` ascending in one float64 accumulator, so the
- * result does not depend on how rows are batched. The sign `R[p][j]` is bit `j & 31` of
- * `word(seed, name, p, j >>> 5)` (1 = negative), where, with `mix` the murmur3 32-bit finaliser and `fnv1a` the
- * 32-bit FNV-1a hash of the name's UTF-8 bytes:
- * `word = mix(mix(mix(mix(seed ^ 0x9e3779b9) ^ fnv1a(name)) ^ p) ^ w)` (all unsigned 32-bit).
- * The `P x m` matrix is generated chunk by chunk and never stored whole.
- *
- * A pre-sketched column carries field metadata `infotap.sketch.seed` and `infotap.sketch.source_dim`
- * ({@linkcode sketchMetadata}).
+ * Seeded Rademacher Johnson-Lindenstrauss sketch of Jacobian (or gradient) rows ({@linkcode sketchJacobian}), shared
+ * by producers and the `unique-info` estimator so that both agree bit for bit: a column of width `P` becomes `m`
+ * values `fround(sum_p v[p] R[p][j] / sqrt(m))`, summed in float64 in a fixed order, the signs drawn from a hash
+ * of (seed, column name, p, j) and never stored whole. Pre-sketched columns carry {@linkcode sketchMetadata}. The
+ * exact sign function: schemas/README.md, "Sketched Jacobians"; docs/science.md section 3, "Large P".
  *
  * @example
  * ```ts

@@ -7,7 +7,7 @@
  */
 import { definePlugin, type Estimator, type EstimatorPlugin } from "../pipeline/core/plugin.ts";
 import { tableFromColumns } from "../pipeline/core/table.ts";
-import { SCHEMA } from "../pipeline/report/plot_kit.ts";
+import { SCHEMA } from "../pipeline/core/plot_kit.ts";
 
 function counter(start: Record<string, number> = {}): Estimator {
   const rows = { ...start };

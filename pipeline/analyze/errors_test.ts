@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { analyze } from "./run.ts";
 import { main } from "../cli/analyze.ts";
-import { makeRecordBatch, writeBatches } from "../producers/produce.ts";
+import { smallDump } from "./_fixtures.ts";
 
 /** A plugin whose first pass (or result) fails with an internal error (a bug, not bad input) at batch `at`. */
 const fragile = (where: "scan" | "result", at = 1) => `
@@ -17,21 +17,6 @@ export default {
 } && ++seen > ${at}) throw new TypeError("fragile scan failed"); }, result: () => null }),
   create: est, restore: est,
 };`;
-
-async function dump(dir: string): Promise<string> {
-  const path = `${dir}/in.arrows`;
-  await writeBatches(
-    path,
-    [0, 1, 2].map((i) =>
-      makeRecordBatch({
-        kind: "activations/v1",
-        sampleId: BigInt64Array.from({ length: 10 }, (_, r) => BigInt(i * 10 + r)),
-        tensors: [{ name: "fc1", width: 2, values: Float32Array.from({ length: 20 }, (_, k) => Math.cos(k + i)) }],
-      })
-    ),
-  );
-  return path;
-}
 
 Deno.test("analyze: a missing input writes nothing (no output directory, no run.json)", async () => {
   const dir = await Deno.makeTempDir();
@@ -49,7 +34,7 @@ Deno.test("analyze: a missing input writes nothing (no output directory, no run.
 Deno.test("analyze: an internal error writes run.json (complete false, the error) before it is thrown; the CLI exits 70", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const input = await dump(dir);
+    const input = await smallDump(dir);
     for (const where of ["scan", "result"] as const) {
       const plugin = `${dir}/fragile_${where}.ts`;
       await Deno.writeTextFile(plugin, fragile(where));

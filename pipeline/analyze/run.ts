@@ -205,6 +205,8 @@ class Analysis {
   threads = 1;
   threadsUsed = 1;
   stopAt: StopAt | null = null;
+  /** The index of the input being read. */
+  reading = 0;
   kind: Kind | null = null;
   layout: Layout | null = null;
   set: EstimatorSet | null = null;
@@ -315,8 +317,7 @@ class Analysis {
     if (failure) {
       if (!(failure instanceof InputError) || !this.kind) throw failure;
       const w = failure.where;
-      const input = Math.max(0, this.opts.inputs.indexOf(w.file ?? ""));
-      this.stopAt = { input, batch: w.batch ?? 0, error: failure.message };
+      this.stopAt = { input: this.#inputOf(w.file), batch: w.batch ?? 0, error: failure.message };
     }
     this.timings.scan_s = (performance.now() - ts) / 1000;
   }
@@ -447,16 +448,16 @@ class Analysis {
   ): Promise<PassEnd> {
     let pool: WorkerPool | null = null, started = false, failure: unknown = null;
     try {
-      for await (const { batch, layout } of this.#batches(stopAt)) {
+      for await (const { batch, layout, input } of this.#batches(stopAt)) {
         if (!started) {
           started = true;
           pool = await start(layout);
         }
         observe?.(batch);
-        const at = Math.max(0, this.opts.inputs.indexOf(batch.file)), rows = batch.numRows;
+        const rows = batch.numRows;
         if (pool) await pool.send(batch);
         else await local(batch);
-        this.stats[at].rows += rows;
+        this.stats[input].rows += rows;
       }
     } catch (e) {
       failure = e;
@@ -478,13 +479,27 @@ class Analysis {
     return pool;
   }
 
-  /** Reads every input in order, yielding batches until `stopAt` (exclusive) or the first error. */
-  async *#batches(stopAt: StopAt | null): AsyncGenerator<{ batch: Batch; layout: Layout }> {
+  /**
+   * The index of the input an error names: the one being read when it is that path (or its spilled stdin), else the
+   * last earlier one with that path (a worker thread may report a batch sent before); by index, as a path may be
+   * given twice.
+   */
+  #inputOf(file: string | undefined): number {
+    const { opts: { inputs }, paths } = this;
+    for (let i = Math.min(this.reading, inputs.length - 1); i >= 0; i--) {
+      if (inputs[i] === file || paths[i] === file) return i;
+    }
+    return 0;
+  }
+
+  /** Reads every input in order, yielding batches (with their input's index) until `stopAt` (exclusive) or the first error. */
+  async *#batches(stopAt: StopAt | null): AsyncGenerator<{ batch: Batch; layout: Layout; input: number }> {
     const { paths, stats, opts, progress } = this;
     const alloc = (n: number) => this.buffers.take(n);
     let expected: Layout | undefined;
     for (let i = 0; i < paths.length; i++) {
       if (stopAt && i > stopAt.input) return;
+      this.reading = i;
       const st = stats[i];
       for await (
         const { batch, layout } of readInput(paths[i], {
@@ -502,7 +517,7 @@ class Analysis {
           this.neurons.chosen,
         );
         st.batches = Math.max(st.batches, batch.index + 1);
-        yield { batch: b, layout };
+        yield { batch: b, layout, input: i };
         progress.rows(batch.numRows);
       }
       if (stopAt && i === stopAt.input) return;

@@ -11,9 +11,8 @@ import { type OptionValues, parseOptionValue, PluginError } from "../core/plugin
 import { show } from "../../schemas/errors.ts";
 import { fileFormats, type OutputFormat } from "../core/write.ts";
 import { type BackendRequest, BACKENDS } from "../core/backend.ts";
-
-/** A usage error (exit code 2). */
-export class UsageError extends Error {}
+import { VERSION } from "../core/version.ts";
+import { EXIT_CODES_HELP, UsageError } from "./_exit.ts";
 
 /** A core flag of a command. */
 export interface CoreFlag {
@@ -117,8 +116,22 @@ export function parseFormat(v: unknown): OutputFormat {
   return format as OutputFormat;
 }
 
-/** The help lines of every plugin's options (same layout in both commands). */
-export function pluginHelp(registry: Registry, row: (flag: string, help: string) => void, lines: string[]): void {
+/** `--help` and `--version`, the last core flags of analyze and serve. */
+export const HELP_FLAGS: Record<string, CoreFlag> = {
+  help: { type: "boolean", help: "show this help" },
+  version: { type: "boolean", help: "print the version" },
+};
+
+/** The help page of analyze or serve: `intro`, the core flags, every plugin's options, `outputs`, the exit codes. */
+export function commandHelp(
+  intro: string[],
+  core: Record<string, CoreFlag>,
+  registry: Registry,
+  outputs: string[],
+): string {
+  const lines = [...intro, "", "Options:"];
+  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
+  for (const [k, v] of Object.entries(core)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
   for (const p of registry.all()) {
     lines.push("", `Estimator '${p.name}' (${p.inputs.join(", ")}${p.byDefault ? ", default" : ""}): ${p.description}`);
     for (const [k, spec] of Object.entries(p.options)) {
@@ -133,6 +146,16 @@ export function pluginHelp(registry: Registry, row: (flag: string, help: string)
       row(`--${k}${arg}`, `${spec.description}${def}`);
     }
   }
+  lines.push("", ...outputs, "", EXIT_CODES_HELP);
+  return lines.join("\n");
+}
+
+/** Prints the help page for `--help` or the version for `--version`; true when it did (the command then ends). */
+export function printedHelp(values: Record<string, unknown>, help: () => string): boolean {
+  if (values.help) console.log(help());
+  else if (values.version) console.log(VERSION);
+  else return false;
+  return true;
 }
 
 /** `--plugin` and `--allow-remote-plugin`, shared by every command that loads plugins. */

@@ -7,13 +7,15 @@
  * | 1 | bad input: the data, a checkpoint, an address; `analyze` also when a run ended early (its results are written) | `InputError` |
  * | 2 | bad usage: flags, option values, plugins, a `--backend` that cannot be had | `UsageError`, `PluginError`, `BackendError` |
  * | 70 | internal error (a bug: `INFOTAP_DEBUG=1` shows the stack) | anything else |
-| 130 | `analyze` interrupted by SIGINT/SIGTERM: the results of the batches read are written (`complete: false`) | |
+ * | 130 | `analyze` interrupted by SIGINT/SIGTERM: the results of the batches read are written (`complete: false`) | |
  *
  * @module
  */
 import { InputError } from "../../schemas/errors.ts";
 import { BackendError } from "../core/backend.ts";
-import { UsageError } from "./_args.ts";
+
+/** A usage error (exit code 2). */
+export class UsageError extends Error {}
 
 /** The exit codes (see the module's table). */
 export const EXIT = { ok: 0, input: 1, usage: 2, internal: 70, interrupted: 130 } as const;

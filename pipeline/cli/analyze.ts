@@ -17,16 +17,17 @@ import { overviewTable } from "../core/estimator_set.ts";
 import { textTable } from "../core/text_table.ts";
 import {
   BACKEND_FLAG,
+  commandHelp,
   type CoreFlag,
+  HELP_FLAGS,
   list,
   parseBackend,
   parseCommandLine,
   parseFormat,
   PLUGIN_FLAGS,
-  pluginHelp,
-  UsageError,
+  printedHelp,
 } from "./_args.ts";
-import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { EXIT, fail, UsageError } from "./_exit.ts";
 import { Signals } from "./_signals.ts";
 import { parseBytes } from "../core/memory.ts";
 import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
@@ -61,24 +62,21 @@ const CORE: Record<string, CoreFlag> = {
   },
   ...PLUGIN_FLAGS,
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
-  help: { type: "boolean", help: "show this help" },
-  version: { type: "boolean", help: "print the version" },
+  ...HELP_FLAGS,
 };
 
 function helpText(registry: Registry): string {
-  const lines = [
-    `infotap ${VERSION}: where is the information in a neural network (entropy, MI, Fisher, unique information)`,
-    "",
-    "Usage: deno task analyze [options] <input...>",
-    "  <input>: Arrow IPC stream (.arrows) or file (.arrow) in wire format v1 (schemas/README.md); '-' for stdin.",
-    "",
-    "Options:",
-  ];
-  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
-  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
-  pluginHelp(registry, row, lines);
-  lines.push("", "Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json.", "", EXIT_CODES_HELP);
-  return lines.join("\n");
+  return commandHelp(
+    [
+      `infotap ${VERSION}: where is the information in a neural network (entropy, MI, Fisher, unique information)`,
+      "",
+      "Usage: deno task analyze [options] <input...>",
+      "  <input>: Arrow IPC stream (.arrows) or file (.arrow) in wire format v1 (schemas/README.md); '-' for stdin.",
+    ],
+    CORE,
+    registry,
+    ["Outputs: DIR/<table>.parquet (or .arrow) per result table, and DIR/run.json."],
+  );
 }
 
 /** Parses argv and runs; returns the exit code. */
@@ -92,14 +90,7 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = await parseCommandLine(argv, CORE, true);
     const { registry, options, estimators } = parsed;
     const v = parsed.values;
-    if (v.help) {
-      console.log(helpText(registry));
-      return EXIT.ok;
-    }
-    if (v.version) {
-      console.log(VERSION);
-      return EXIT.ok;
-    }
+    if (printedHelp(v, () => helpText(registry))) return EXIT.ok;
     if (parsed.positionals.length === 0) {
       throw new UsageError("Cannot analyze as no input was given: current value is none (see --help)");
     }

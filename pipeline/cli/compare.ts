@@ -11,8 +11,8 @@
  */
 import { parseArgs } from "node:util";
 import { compareRuns, formatComparison } from "../report/compare.ts";
-import { parseMetrics, trimDir, UsageError } from "./_args.ts";
-import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { parseMetrics, trimDir } from "./_args.ts";
+import { EXIT, EXIT_CODES_HELP, fail, UsageError } from "./_exit.ts";
 import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 

@@ -18,8 +18,8 @@ import { show } from "../../schemas/errors.ts";
 import { atomicWrite } from "../core/write.ts";
 import { Registry } from "../core/registry.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
-import { parseMetrics, trimDir, UsageError } from "./_args.ts";
-import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { parseMetrics, trimDir } from "./_args.ts";
+import { EXIT, EXIT_CODES_HELP, fail, UsageError } from "./_exit.ts";
 
 const HELP = `Usage: deno task report DIR... [options]
   Writes one self-contained HTML page (plots, run facts; opens offline) for an infotap results directory, or for

@@ -1,13 +1,10 @@
 /**
- * `deno task serve --listen HOST:PORT --out DIR [options]`: the command-line front end of
- * {@linkcode serve} (live analysis of training runs; protocol, files and lifecycle are documented there).
- *
- * Runs until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and
- * `run.json`, and exits 0. Signals are watched from the first line (one during start-up stops the server as soon
- * as it is up); later SIGINTs/SIGTERMs while finishing are acknowledged on stderr and do not interrupt the
- * writes (SIGKILL aborts; `--resume` then continues from the last flush, at most `--flush-every` seconds old). Exit codes (pipeline/cli/_exit.ts): 0 stopped cleanly; 1 bad input (e.g. an
- * estimator needing a first pass without the option that skips it, a checkpoint that does not match, an address
- * in use); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error.
+ * `deno task serve --listen HOST:PORT --out DIR [options]`: the command-line front end of {@linkcode serve}. Runs
+ * until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and `run.json` and
+ * exits 0; signals are watched from the first line, and later ones while finishing do not interrupt the writes
+ * (SIGKILL aborts; `--resume` then continues from the last flush). Exit codes (pipeline/cli/_exit.ts): 0 stopped
+ * cleanly; 1 bad input (an estimator needing a first pass without the option that skips it, a checkpoint that does
+ * not match, an address in use); 2 bad usage; 70 internal error. Docs: docs/live.md.
  *
  * @example
  * ```ts ignore
@@ -25,16 +22,17 @@ import type { Registry } from "../core/registry.ts";
 import { InputError, show } from "../../schemas/errors.ts";
 import {
   BACKEND_FLAG,
+  commandHelp,
   type CoreFlag,
+  HELP_FLAGS,
   list,
   parseBackend,
   parseCommandLine,
   parseFormat,
   PLUGIN_FLAGS,
-  pluginHelp,
-  UsageError,
+  printedHelp,
 } from "./_args.ts";
-import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { EXIT, fail, UsageError } from "./_exit.ts";
 import { VERSION } from "../core/version.ts";
 
 const CORE: Record<string, CoreFlag> = {
@@ -93,32 +91,26 @@ const CORE: Record<string, CoreFlag> = {
     help: "also serve a live report page there (loopback only, e.g. 127.0.0.1:7342; port 0: any)",
   },
   quiet: { type: "boolean", help: "print no snapshot tables" },
-  help: { type: "boolean", help: "show this help" },
-  version: { type: "boolean", help: "print the version" },
+  ...HELP_FLAGS,
 };
 
 function helpText(registry: Registry): string {
-  const lines = [
-    `infotap ${VERSION} serve: live analysis of training runs`,
-    "",
-    "Usage: deno task serve [options]",
-    "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
-    "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
-    ...liveHints(registry),
-    "",
-    "Options:",
-  ];
-  const row = (flag: string, help: string) => lines.push(`  ${flag.padEnd(28)} ${help}`);
-  for (const [k, v] of Object.entries(CORE)) row(`--${k}${v.arg ? ` ${v.arg}` : ""}`, v.help);
-  pluginHelp(registry, row, lines);
-  lines.push(
-    "",
-    "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
-    "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
-    "",
-    EXIT_CODES_HELP,
+  return commandHelp(
+    [
+      `infotap ${VERSION} serve: live analysis of training runs`,
+      "",
+      "Usage: deno task serve [options]",
+      "  Producers connect over TCP, send 'INFOTAP1 <token>\\n' (optional without --token), then one Arrow IPC",
+      "  stream in wire format v1 (schemas/README.md). Stop with Ctrl-C (SIGINT) or SIGTERM.",
+      ...liveHints(registry),
+    ],
+    CORE,
+    registry,
+    [
+      "Outputs: DIR/<table>/part-<window>.parquet per snapshot (readable while running), DIR/checkpoint/,",
+      "and on stop DIR/<table>.parquet (all windows) and DIR/run.json.",
+    ],
   );
-  return lines.join("\n");
 }
 
 /** What the default estimators with a first pass need on a live stream (their `liveHint`). */
@@ -160,14 +152,7 @@ export async function main(argv: string[]): Promise<number> {
     const parsed = await parseCommandLine(argv, CORE, false);
     const { registry, options, estimators } = parsed;
     const v = parsed.values;
-    if (v.help) {
-      console.log(helpText(registry));
-      return EXIT.ok;
-    }
-    if (v.version) {
-      console.log(VERSION);
-      return EXIT.ok;
-    }
+    if (printedHelp(v, () => helpText(registry))) return EXIT.ok;
     const format = parseFormat(v.format);
     if (v.resume !== undefined && v.out !== undefined && v.resume !== v.out) {
       throw new UsageError(

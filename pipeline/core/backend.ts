@@ -1,17 +1,9 @@
 /**
  * The host's backend decision (`--backend auto|cpu|webgpu`): which runs use the GPU, and which estimators get it
- * as `context.gpu`. The GPU itself (adapter, device, software check) is plugins/kernels/gpu/context.ts.
- *
- * Rules ({@linkcode decideBackend}, a pure function of the adapter's info, unit-tested with fake adapters):
- * - `cpu`: never touches WebGPU.
- * - `auto`: WebGPU only when an adapter exists and it is neither a fallback adapter nor a software rasterizer
- *   (llvmpipe, lavapipe, SwiftShader, "Microsoft Basic Render", softpipe, ...): software WebGPU is slower than the
- *   plain CPU path. Otherwise CPU.
- * - `webgpu`: WebGPU, or a one-line error when there is no adapter or only a fallback/software one, unless
- *   software adapters are explicitly allowed (`allowSoftware`, or the environment variable
- *   `INFOTAP_WEBGPU_ALLOW_SOFTWARE=1`; for tests and CI). `auto` never takes a software adapter.
- * - per estimator ({@linkcode estimatorBackend}): exact GPU paths under `auto` and `webgpu`, approximate ones only
- *   under an explicit `webgpu`, so `auto` changes speed, never results.
+ * as `context.gpu` ({@linkcode decideBackend}, a pure function of the adapter's info; {@linkcode estimatorBackend}):
+ * `auto` takes only a hardware adapter and only the exact GPU paths, so it changes speed, never results; `webgpu`
+ * runs every GPU path or fails in one line. The GPU itself is plugins/kernels/gpu/context.ts. The rules:
+ * docs/internals.md, "Backends and the GPU".
  *
  * @example
  * ```ts

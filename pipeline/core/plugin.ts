@@ -34,19 +34,23 @@ import { show } from "../../schemas/errors.ts";
 import type { GpuContext } from "../../plugins/kernels/gpu/context.ts";
 import { checkReport, type PluginReport } from "./report_contract.ts";
 
-/** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
-export type StateValue =
-  | null
-  | boolean
-  | number
-  | string
+/** The typed arrays a state may hold (the state codec, `pipeline/core/state.ts`, stores each kind). */
+export type StateArray =
   | Float64Array
   | Float32Array
   | Int32Array
   | Uint32Array
   | Int8Array
   | Uint8Array
-  | BigInt64Array
+  | BigInt64Array;
+
+/** A serializable estimator state: JSON values and typed arrays, nested (see `pipeline/core/state.ts`). */
+export type StateValue =
+  | null
+  | boolean
+  | number
+  | string
+  | StateArray
   | StateValue[]
   | { [key: string]: StateValue };
 

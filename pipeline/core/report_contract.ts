@@ -2,7 +2,7 @@
  * The report part of the plugin contract (`EstimatorPlugin.report`): how `report` draws a plugin's tables and what
  * `compare` can rank runs by, declared by the plugin so that neither host names an estimator. A section's `build`
  * gets the results directory as read back (`readResults`) and returns plots (Vega-Lite specs); the shared plot
- * helpers are in `pipeline/report/plot_kit.ts`. See docs/report.md, "Sections declared by plugins".
+ * helpers are in `pipeline/core/plot_kit.ts`. See docs/report.md, "Sections declared by plugins".
  *
  * @example
  * ```ts

@@ -14,19 +14,10 @@
  *
  * @module
  */
-import type { StateValue } from "./plugin.ts";
+import type { StateArray, StateValue } from "./plugin.ts";
 
 const MAGIC = 0x54535449; // "ITST" little-endian
 const VERSION = 1;
-
-type TypedArray =
-  | Float64Array
-  | Float32Array
-  | Int32Array
-  | Uint32Array
-  | Int8Array
-  | Uint8Array
-  | BigInt64Array;
 
 const CTORS = {
   Float64Array,
@@ -39,13 +30,13 @@ const CTORS = {
 } as const;
 type CtorName = keyof typeof CTORS;
 
-function isTyped(v: unknown): v is TypedArray {
+function isTyped(v: unknown): v is StateArray {
   return ArrayBuffer.isView(v) && !(v instanceof DataView);
 }
 
 /** Encodes a state to bytes. */
 export function encodeState(state: StateValue): Uint8Array {
-  const arrays: TypedArray[] = [];
+  const arrays: StateArray[] = [];
   let offset = 0;
   const walk = (v: StateValue): unknown => {
     if (isTyped(v)) {

@@ -1,7 +1,7 @@
 /**
  * infotap's producer helpers, the `./producers` entry point: what training code uses to emit wire-format batches
  * (schemas/README.md) to files or to a live `serve`. Unlike the main entry point (`mod.ts`) this one loads
- * TensorFlow.js, for the tfjs helpers. Docs: README.md ("Watch a training run live"), docs/live.md.
+ * TensorFlow.js, for the tfjs helpers. Docs: docs/producers.md, docs/live.md.
  *
  * - Batches and streams: `makeRecordBatch`, `writeBatches`, `writeBatchesTo` (also in `mod.ts`), and the seeded
  *   Jacobian sketch `sketchJacobian`/`sketchMetadata` that the `unique-info` estimator agrees with.

@@ -34,7 +34,7 @@ import type {
 } from "../core/report_contract.ts";
 import { show } from "../../schemas/errors.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
-import * as kit from "./plot_kit.ts";
+import * as kit from "../core/plot_kit.ts";
 
 /** The per-layer table every estimator may add columns to (keys `layer`, `step`); the host draws it. */
 export const LAYER_SUMMARY = "layer_summary";

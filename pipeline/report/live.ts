@@ -16,7 +16,7 @@
  * @module
  */
 import { InputError, show } from "../../schemas/errors.ts";
-import { isLoopback, parseListen } from "../serve/listen.ts";
+import { isLoopback, parseListen } from "../core/listen.ts";
 import type { ReportRun } from "../core/report_contract.ts";
 import { atomicWrite } from "../core/write.ts";
 import { readResults } from "./results.ts";

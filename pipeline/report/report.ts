@@ -1,18 +1,9 @@
 /**
- * The HTML report of one results directory, or of several runs overlaid: one self-contained page (no network access
- * needed) with the runs' facts (`run.json`; estimator summaries as sentences), the warnings highlighted, the sections
- * the estimator plugins declare for the tables (see `_sections.ts`; a table no plugin declares is previewed), the
- * layer summary, and, for several runs, the user's metrics beside the measures `compare` ranks by. Plots fill the
- * page's width and are re-drawn when it is resized. A live page (`live: true`, served by `live.ts`) polls its server
- * and re-draws itself when the results change.
- *
- * Vega, Vega-Lite and vega-embed (BSD-3-Clause, which allows redistribution with the copyright notice) are
- * inlined from `node_modules` as their minified builds; their licence texts, and those of the packages they
- * bundle, are in the page's "Licences" section. The data are embedded as JSON. When all plots have been drawn the
- * page sets `window.__reportStatus = {done, version, plots: [{id, marks, width, height, error?}], images, errors}`
- * (also written as JSON into `#report-status`): `marks` counts the drawn data marks of each plot, `width` and
- * `height` are its SVG's size, `images` counts the sample images drawn, `version` the live page's update, and
- * `errors` collects console errors and warnings, uncaught errors and unhandled rejections. See docs/report.md.
+ * The HTML report ({@linkcode renderReport}) of one results directory, or of several runs overlaid: one
+ * self-contained page (Vega, Vega-Lite and vega-embed inlined, the data as JSON) with the runs' facts, the warnings,
+ * the sections the plugins declare for their tables (`_sections.ts`), the layer summary and, for several runs, the
+ * user's metrics beside the measures `compare` ranks by; a live page re-draws itself as results change. When all
+ * plots are drawn the page sets `window.__reportStatus` (what was drawn, and any console error). See docs/report.md.
  *
  * @example
  * ```ts
@@ -33,7 +24,7 @@ import { VERSION } from "../core/version.ts";
 import { builtinPlugins } from "../../plugins/mod.ts";
 import { checkMetrics, describeMeasure, measuresOf, type Metric, rankMeasures } from "./compare.ts";
 import { kendallTau } from "./kendall.ts";
-import * as kit from "./plot_kit.ts";
+import * as kit from "../core/plot_kit.ts";
 
 /** Options of {@linkcode renderReport}. */
 export interface ReportOptions {

@@ -4,7 +4,7 @@ import { main } from "../cli/report.ts";
 import { renderReport } from "./report.ts";
 import { buildSections } from "./_sections.ts";
 import { MI_MAX_SIDE } from "../../plugins/mi/report.ts";
-import { clusterOrder } from "./cluster.ts";
+import { clusterOrder } from "../core/cluster.ts";
 import { extremeSamples } from "../../plugins/unique_info/report.ts";
 import { imageShape, loadImages, toRgba } from "./_images.ts";
 import { InputError } from "../../schemas/errors.ts";

@@ -1,58 +1,10 @@
 /**
- * Live analysis of training runs: {@linkcode serve} accepts wire-format v1 Arrow IPC streams from producers
- * over TCP (and WebSocket), feeds their batches to one set of estimators, and writes results per training-step
- * window while the run goes on.
- *
- * ## Protocol
- * A producer opens a TCP connection, optionally sends one handshake line `INFOTAP1 <token>\n` (required when
- * the server has a token; the server answers `OK\n` or `ERR <message>\n`), then writes one Arrow IPC stream
- * (format 1.0+, the stream format, not the file format) and half-closes its side. When the stream ends the
- * server answers `OK <batches> <rows>\n`; when it refuses something it answers `ERR <message>\n` and closes:
- * a malformed handshake (never echoed: it may hold the token), a batch over `maxBatchBytes`, or a batch with a
- * step before the first open one or more than `maxStepJump` after the highest so far (nothing of that batch is
- * analysed; the batches before it are). Past `maxProducers` connections, a new one gets `ERR <message>` at once.
- * WebSocket producers (`--ws HOST:PORT`) send the same stream as binary messages (split anywhere), present the
- * token as the `token` query parameter (`ws://host:port/?token=...`), and get the same answers as text messages.
- * Nothing from a stream is ever used as a path or evaluated: table and file names come from the estimators.
- *
- * ## Windows, snapshots and files
- * With `snapshotEvery: N` (`--snapshot-every N`) every row goes to the window `floor(step / N)`, which has its
- * own estimators (created with `byStep: true`, so results are per step). A window closes once every connected
- * producer has sent a step past its end (each producer's steps are taken to be non-decreasing; a producer that
- * has connected but sent nothing yet holds windows open; the windows still open when the last producer leaves
- * are closed on stop). Batches from all producers go to the same estimators, one batch at a time (updates are
- * serialized on the one JS thread), so the results do not depend on how rows are split among producers.
- * Closing window `k` writes, in this order:
- * 1. `DIR/<table>/part-<k>.parquet` (8 digits) for each result table, each atomically (rename), so the files
- *    can be read while the run goes on, e.g. DuckDB `SELECT * FROM 'DIR/layer_summary/part-*.parquet'`;
- * 2. `DIR/checkpoint/window-<k>.state`: the window's estimator states ({@linkcode encodeState});
- * 3. `DIR/checkpoint/progress.json`: windows closed so far and `next_step`, the first step not yet covered.
- * Every `flushEvery` seconds (`--flush-every`, default 30) the open windows' states go to
- * `DIR/checkpoint/open.state` and `progress.json` names the flush. Every file is written through a temporary
- * name, fsynced and renamed (core/write.ts `atomicWrite`).
- *
- * Closed windows are merged (`Estimator.merge`) into one running set whose results, written on stop as
- * `DIR/<table>.parquet`, equal those of `analyze --by-step` on the same rows. Without `snapshotEvery` there is
- * one window, closed on stop. A crash (even SIGKILL or a power loss) loses at most the rows of the last
- * `flushEvery` seconds.
- *
- * ## Lifecycle
- * `stop()` (SIGINT/SIGTERM in the CLI) stops accepting, lets each producer finish the batch being analysed,
- * drops the partial batches still in transit (reported per producer), closes every open window, writes the
- * final tables and `run.json` (an internal error there still writes `run.json`, `complete: false`). `resume:
- * true` continues from `DIR/checkpoint` (closed windows, and open ones as last flushed): producers replay from
- * `next_step`, which `run.json` states with the flush it resumed from (`resumed_from`). A producer that
- * disconnects mid-batch loses only that batch (`status: "disconnected mid-batch"`, `partial_bytes`); one that
- * completes no batch for `producerTimeout` seconds is cut off (`status: "timed out"`) and holds no window open.
- * Batches are read only as fast as the estimators take them, and all producers' messages share a byte budget
- * (`maxBufferedBytes`: a producer waits for room before a body is read), so a fast producer is slowed by TCP
- * flow control and memory stays bounded; a batch over `maxBatchBytes` is refused before its body is read. A
- * failed accept (out of file descriptors, an aborted connection) is logged and retried after a back-off.
- *
- * ## No first pass
- * A live stream cannot be read twice, so estimators that need a first pass (`plugin.scan`) cannot run unless
- * their options make it unnecessary: `serve` refuses to start otherwise, naming the option the plugin declares
- * (`plugin.liveHint`; e.g. `--range LO,HI` for the binned estimators).
+ * Live analysis of training runs: {@linkcode serve} accepts wire-format v1 Arrow IPC streams from producers over
+ * TCP (and WebSocket; handshake `INFOTAP1 <token>`), feeds their batches to one set of estimators, writes results
+ * and a checkpoint per window of training steps while the run goes on, flushes the open windows every
+ * `flushEvery` seconds, and on `stop()` writes final tables equal to `analyze --by-step` on the same rows, and
+ * `run.json`. Estimators that need a first pass refuse to start unless their options skip it (`plugin.liveHint`).
+ * Protocol, windows, files, limits and lifecycle: docs/live.md.
  *
  * @example
  * ```ts
@@ -86,7 +38,7 @@ import { builtinPlugins } from "../../plugins/mod.ts";
 import type { ByteSource } from "../../schemas/bytes.ts";
 import type { FrameState } from "../../schemas/framer.ts";
 import { sameToken } from "../../schemas/handshake.ts";
-import { isLoopback, parseListen } from "./listen.ts";
+import { isLoopback, parseListen } from "../core/listen.ts";
 import { readCheckpoint, removeStaleParts } from "./checkpoint.ts";
 import { StepRefusal, Windows } from "./windows.ts";
 import { ByteBudget } from "./budget.ts";

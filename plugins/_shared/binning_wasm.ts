@@ -1,29 +1,9 @@
 /**
  * WebAssembly kernel of `binRows` (./binning.ts), assembled at load time with the emitters of
- * `plugins/kernels/wasm.ts` (no toolchain, no dependency; as the KSG and linear-algebra kernels).
- *
- * Exactness: the kernel is a transcription of the JavaScript loop, operation for operation, in IEEE float64:
- * the float32 value is promoted to float64 (exact), then `d = x - lo`, `t = d * scale`, `k = trunc(t)`,
- * `f = t - k`, and when `f < 1e-9 || f > 0.999999999` the bin is recomputed as `min(B - 1, floor(d / span * B))`;
- * the branches for `t >= B` (last bin, clipped when `x > hi`), `t < 0` (bin 0, clipped) and the rest (NaN, +-Inf:
- * non-finite) are the same comparisons. JavaScript numbers are IEEE float64 and WebAssembly's `f64` operations
- * are the IEEE ones (round to nearest, no fused multiply-add), so every value lands in the same bin and the
- * counts, non-finite and clipped totals are bit-identical; `_binning_wasm_test.ts` checks it on adversarial data.
- *
- * Speed: neurons are taken four at a time in SIMD lanes, in three tiers, each exact:
- * 1. float32 lanes: `t32 = (x - lo32) * scale32`, `k = trunc_sat(t32)`. The four are counted in bins `k` when every
- *    lane has `0 <= k < B` and `t32`'s fraction in `[eps, 1 - eps]`, where `eps` (per neuron, `floatEps`) bounds
- *    the float32 rounding error plus binRows's 1e-9 band: then binRows's float64 `t` has the same `trunc` and takes
- *    its fast path (no fix-up, no clipping). About one value in 10^4 to 10^5 misses (near an edge).
- * 2. float64 lanes (`promote`, `sub`, `mul`, `k = trunc_sat(t)`, `f = t - k`: binRows's own operations): counted
- *    when every lane has `f` in `[1e-9, 0.999999999]` and `0 <= k < B` (an unsigned compare: `trunc_sat`
- *    saturates, gives 0 for NaN, and `t` in `(-1, 0)` gives `k = 0` with `f < 0`): binRows's fast path exactly.
- * 3. otherwise the scalar transcription above, value by value, in order.
- * With one range for every neuron (global binning) `lo` and `scale` stay in registers (`binUniform`). Measured
- * 1.6-2x the JavaScript loop (scripts/bench/binning.ts, docs/bench/ingest.md).
- *
- * Memory (bytes): `[lo, hi, scale, span, nonfinite, clipped]` float64 per neuron, then the Uint32 counts
- * (`width * bins`), then a chunk of rows of values (float32), copied in chunk by chunk (a chunk stays in cache).
+ * `plugins/kernels/wasm.ts`: an operation-for-operation float64 transcription of the JavaScript loop, so counts,
+ * non-finite and clipped totals are bit-identical (`_binning_wasm_test.ts`), with neurons four at a time in SIMD
+ * lanes (float32, then float64, then scalar tiers, each exact); 1.6-2x the JavaScript loop. The exactness
+ * argument, the tiers and the memory layout: docs/internals.md, "WebAssembly kernels".
  *
  * @module
  */

@@ -1,21 +1,9 @@
 /**
- * Exact bin thresholds for the WebGPU histogram kernels (plugins/entropy/gpu_histogram.ts).
- *
- * The CPU bins a float32 value `x` by `floor((x - lo) / (hi - lo) * B)` in float64 (`binRows` in
- * ../_binning.ts); WGSL has no float64. The argument that the GPU counts are nevertheless bit-equal:
- *
- * 1. Over the finite float32 values, the CPU's bin `k(x)` is a non-decreasing step function of `x`: every
- *    operation in it (subtract, multiply/divide by a positive constant, floor, clip to `[0, B-1]`) is monotone,
- *    and IEEE rounding is monotone. (The multiply-then-fix-up shortcut of `binRows` equals the division
- *    formula whenever it is taken, for B below about 10^6.) Likewise "clipped low" (`x < lo`) is true exactly
- *    below some value, and "clipped high" (the CPU's `t >= B && x > hi`) exactly from some value on.
- * 2. So for each `k = 1 .. B-1` there is a smallest float32 `e_k` with `k(x) >= k`, found here by binary
- *    search over the ordered float32 values, evaluating the CPU's own formula ({@linkcode binValue}, a
- *    scalar transcription of `binRows` tested equal to it value by value).
- * 3. The GPU maps each float32 to a totally ordered 32-bit key ({@linkcode orderedKey}: flip the sign bit of
- *    non-negatives, all bits of negatives; -0 taken as +0) and counts the thresholds `<= key(x)`: integer
- *    comparisons only, so no float rounding on the GPU at all, and NaN/Inf are recognised from their
- *    exponent bits (WGSL compilers may assume floats are finite).
+ * Exact bin thresholds for the WebGPU histogram kernels (plugins/entropy/gpu_histogram.ts): for each bin the
+ * smallest float32 the CPU's `binRows` (./binning.ts) puts there, found by binary search with
+ * {@linkcode binValue} (the CPU's formula for one value), as ordered 32-bit keys ({@linkcode orderedKey}), so the
+ * GPU bins with integer comparisons only and its counts equal the CPU's bit for bit. Why this is exact:
+ * docs/bench/webgpu.md, "Why the counts are bit-equal without float64 on the GPU".
  *
  * @module
  */

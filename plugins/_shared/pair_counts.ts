@@ -1,17 +1,9 @@
 /**
- * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch, and the plug-in MI of
- * a joint histogram (docs/science.md section 1, = scikit-learn `mutual_info_score` on the bin codes).
- *
- * Per block of rows, each neuron's values become bin codes once (`Uint8`, neuron-major, {@linkcode NONFINITE} for
- * NaN and +-Inf); then for every pair `(a, b)` and row, `counts[pair * B^2 + code_a * B + code_b] += 1`
- * (scatter-add). With at most 16 bins, four rows at a time: one 32-bit word holds four codes of a neuron, and
- * `code_a * B + code_b` of all four lanes is one integer multiply-add (no lane can carry: `15 * 16 + 15 < 256`),
- * so each increment costs a shift and a mask instead of two byte loads and a multiply; the increments alternate
- * between two scratch histograms (fewer store-to-load stalls when rows fall in the same cell), folded into the
- * pair's counts at the end of the block. Same integers as the row-by-row loop.
- * Rows where either neuron is non-finite are left out of that pair's histogram only (pairwise complete rows).
- * On a GPU the same step is a one-hot matrix product: with `O` the rows x (neurons * B) one-hot code matrix of a
- * block of neurons, `O_a^T O_b` is every joint histogram between blocks a and b at once.
+ * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch from bin codes
+ * ({@linkcode codeRows}, {@linkcode addPairCounts}: four rows a word when `bins <= 16`, same integers as the
+ * row-by-row loop), and the plug-in MI of a joint histogram ({@linkcode mutualInformation}; docs/science.md
+ * section 1, = scikit-learn `mutual_info_score` on the codes). Rows where either neuron is non-finite are left out
+ * of that pair only. The packed loop: docs/internals.md, "Binned-MI pair counts".
  *
  * @module
  */

@@ -1,31 +1,10 @@
 /**
- * `effective-info`: the effective information in the activations (Achille, Paolini, Soatto 2019, Def. 3.1;
- * docs/science.md section 2, docs/effective_info.md): `I(x; z)` between an input x, uniform over the N probe
- * inputs, and a layer's activations z when the weights are drawn from the post-distribution
- * `N(w*, Sigma*)`, from `activations/v1` rows recorded under R weight-noise draws (`draw` column) per input.
- *
- * - Per input (`sample_id`) and layer: the sample mean `mu_x` and covariance `C_x` of the R draws (Welford
- *   updates; Chan's formula on merge), float64. Then `z | x ~ N(mu_x, C_x)` and z is a mixture of N Gaussians;
- *   the table gives the pairwise Bhattacharyya lower and KL upper bound on `I(x; z)` (`mixture_bounds.ts`), in
- *   nats, `0 <= lower <= upper <= log N`.
- * - Per neuron: the same with each neuron's variances (`level = neuron`). Per layer: the full `d x d`
- *   covariance when `d <= --eff-cov-width` (default 32) and the draws make its finite-draws bias small
- *   (`kl_bias <= 0.1` nats, about `R >= d^2 / 0.2`), else the diagonal (neurons' noise taken as independent;
- *   stated in `covariance`).
- * - Finite draws bias both bounds upward: `kl_bias` is the expected KL between two inputs of identical
- *   distribution from R draws each (about `2 d / R` diagonal, `d^2 / (2 R)` full; see {@linkcode klBias}).
- * - Variances below 1e-12 of the mean variance (of the neuron, or of the layer's diagonal) are raised to it
- *   (a ridge on full covariances), so that a noise-free neuron counts its distinct means exactly; counted in
- *   the summary (`floored`).
- * - Rows with a non-finite value in a layer are left out of that layer (`nonfinite`); inputs with fewer than
- *   2 usable draws are left out (`skipped_inputs`). Inputs are ordered by `sample_id` before the pairwise sums,
- *   so results do not depend on batching or merging beyond float rounding.
- *
- * Table `effective_info`: `level` (neuron | layer), `layer`, `neuron` (null on layer rows), `width`, `lower`,
- * `upper`, `log_n` (= log N, the ceiling), `covariance` (variance | full | diagonal), `noise_var` (mean over
- * inputs and neurons of the per-input variance), `signal_var` (mean over neurons of the variance of the means
- * over inputs), `kl_bias` (nats, at the fewest draws), `inputs`, `draws` (fewest draws of an input), `rows`, `skipped_inputs`, `nonfinite`, `step`.
- * Cost: `N (N - 1) / 2` pairs per neuron and per layer, `O(d)` each (`O(d^3)` with the full covariance).
+ * `effective-info`: the effective information in the activations (Achille, Paolini, Soatto 2019, Def. 3.1):
+ * `I(x; z)` between an input x, uniform over the N probe inputs, and a layer's activations z when the weights
+ * are drawn from `N(w*, Sigma*)`, from `activations/v1` rows recorded under R weight draws (`draw` column). Per
+ * input and layer the draws' mean and covariance (Welford, Chan on merge); the pairwise Bhattacharyya lower and KL
+ * upper bounds of `mixture_bounds.ts` per neuron and per layer, with the finite-draws bias ({@linkcode klBias}).
+ * The export is {@linkcode effectiveInfoPlugin}; method, bias, table and cost: docs/effective_info.md.
  *
  * @example
  * ```ts
@@ -460,7 +439,7 @@ class EffectiveInfoEstimator implements Estimator {
 export const effectiveInfoPlugin: EstimatorPlugin = definePlugin({
   name: "effective-info",
   description: "Effective information I(x; z) in the activations under weight noise (rows per input and noise draw): " +
-    "Bhattacharyya lower and KL upper bounds per neuron and layer (SCIENCE.md section 2).",
+    "Bhattacharyya lower and KL upper bounds per neuron and layer (docs/science.md section 2).",
   inputs: ["activations/v1"],
   tables: { effective_info: {} },
   report: effectiveInfoReport,

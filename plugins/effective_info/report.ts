@@ -26,7 +26,7 @@ import type {
   ResultTable,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** The bounds in the order of their line styles. */
 const BOUNDS = ["upper", "lower", "log N"];

@@ -1,16 +1,9 @@
 /**
- * Per-neuron histograms on WebGPU: the `entropy` estimator's counts, bit-equal to the CPU's `binRows`.
- *
- * Kernel: one workgroup (256 invocations) takes a tile of `T` neurons and a chunk of rows, counts into
- * workgroup-private atomic counters (`T x (B + 2)` words: bins, non-finite, clipped), then adds its non-zero
- * counters to the global ones with one atomic each. The bin of a value is found by binary search over the
- * exact integer thresholds of ./_thresholds.ts (no float arithmetic on the GPU; NaN/Inf recognised from their
- * exponent bits), so counts equal the CPU's exactly. When `B + 2` words do not fit workgroup memory, a variant
- * with global atomics is used. Counts are u32 on the GPU: an accumulator is read back (added to the host's
- * float64 totals) before it could take 2^31 rows.
- *
- * Data moves once per batch (each column uploaded once; step runs are dispatched on row ranges of it); counts
- * come back only on {@linkcode GpuHistograms.flush}. At most one batch of work is in flight.
+ * Per-neuron histograms on WebGPU ({@linkcode GpuHistograms}): the `entropy` estimator's counts, bit-equal to the
+ * CPU's `binRows`. Workgroup tiles of neurons count into workgroup-private atomics (global atomics when the bins do
+ * not fit), binning by binary search over the exact integer thresholds of `../_shared/gpu_thresholds.ts`; each
+ * column is uploaded once per batch, counts come back only on {@linkcode GpuHistograms.flush}. The kernel and why
+ * its counts are exact: docs/bench/webgpu.md, "Kernels" and "Why the counts are bit-equal ...".
  *
  * @example
  * ```ts ignore
@@ -24,10 +17,10 @@
 import type { Batch } from "../../schemas/batch.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
+  Accumulators,
   bitsOf,
   computePipeline,
   GrowingBuffer,
-  readBuffers,
   storageBuffer,
   Throttle,
   uniformWords,
@@ -157,7 +150,7 @@ export class GpuHistograms {
   readonly #tile: number;
   readonly #pipeline: GPUComputePipeline;
   readonly #layers = new Map<string, LayerGpu>();
-  readonly #accs = new Map<string, Acc>();
+  readonly #accs: Accumulators<Acc>;
   readonly #data: GrowingBuffer;
   readonly #throttle = new Throttle();
 
@@ -169,6 +162,7 @@ export class GpuHistograms {
     this.#tile = Math.min(64, Math.floor(words / (bins + 2)));
     this.#pipeline = computePipeline(device, histogramShader(bins, this.#tile));
     this.#data = new GrowingBuffer(device, "histogram data");
+    this.#accs = new Accumulators(device);
   }
 
   /**
@@ -192,8 +186,7 @@ export class GpuHistograms {
 
   /** True when some counts are on the GPU and not yet read back. */
   get pending(): boolean {
-    for (const a of this.#accs.values()) if (a.rows > 0) return true;
-    return false;
+    return this.#accs.pending;
   }
 
   #layer(name: string, width: number, range: LayerRange): LayerGpu {
@@ -214,14 +207,10 @@ export class GpuHistograms {
   }
 
   #acc(key: string, layer: string, width: number): Acc {
-    const id = `${key}\u0000${layer}`;
-    let a = this.#accs.get(id);
-    if (!a) {
+    return this.#accs.get(`${key}\u0000${layer}`, () => {
       const bytes = (width * this.#bins + 2 * width) * 4;
-      a = { key, layer, width, buf: storageBuffer(this.#device, bytes, `counts ${layer}`), rows: 0 };
-      this.#accs.set(id, a);
-    }
-    return a;
+      return { key, layer, width, buf: storageBuffer(this.#device, bytes, `counts ${layer}`), rows: 0 };
+    });
   }
 
   /** Counts rows of every column of `batch`: each run's rows into the accumulator of its step `key`. */
@@ -287,30 +276,19 @@ export class GpuHistograms {
   /** Reads every pending accumulator back into `sink` and zeroes it on the GPU. */
   async flush(): Promise<void> {
     await this.#throttle.drain();
-    const accs = [...this.#accs.values()].filter((a) => a.rows > 0);
-    if (accs.length === 0) return;
     const B = this.#bins;
-    const parts = await readBuffers(
-      this.#device,
-      accs.map((a) => ({ buffer: a.buf, bytes: (a.width * B + 2 * a.width) * 4 })),
-    );
-    const enc = this.#device.createCommandEncoder();
-    accs.forEach((a, i) => {
-      const u = new Uint32Array(parts[i]);
+    await this.#accs.readBack((a) => (a.width * B + 2 * a.width) * 4, (a, data) => {
+      const u = new Uint32Array(data);
       const wb = a.width * B;
       this.#sink(a.key, a.layer, u.subarray(0, wb), u.subarray(wb, wb + a.width), u.subarray(wb + a.width));
-      enc.clearBuffer(a.buf);
-      a.rows = 0;
     });
-    this.#device.queue.submit([enc.finish()]);
   }
 
   /** Frees the GPU buffers (pending counts are lost: flush first). */
   destroy(): void {
     for (const l of this.#layers.values()) l.thr.destroy();
-    for (const a of this.#accs.values()) a.buf.destroy();
+    this.#accs.destroy();
     this.#layers.clear();
-    this.#accs.clear();
     this.#data.destroy();
   }
 }

@@ -25,7 +25,7 @@ import type {
   ResultTable,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** Entropy distributions are drawn as a grid of histograms up to this many steps, as a heatmap beyond. */
 const GRID_STEPS = 6;

@@ -1,20 +1,8 @@
 /**
- * Frequent Directions (Liberty, KDD 2013; Ghashami, Liberty, Phillips & Woodruff, SIAM J. Comput. 2016): a
- * deterministic, mergeable sketch `B` (at most `2 ell` rows) of a stream of rows `G` (n x d) with
- *
- *     0 <= x^T (G^T G - B^T B) x <= Delta   for every unit vector x,
- *
- * where `Delta` is the sum of the shrinkage thresholds applied so far (tracked exactly, {@linkcode FdSketch.delta}).
- * FD theory bounds it a priori: `Delta <= ||G - G_k||_F^2 / (ell - k)` for every `k < ell`, and
- * `Delta <= (||G||_F^2 - ||B||_F^2) / ell`. By Weyl's inequality each eigenvalue then satisfies
- * `lambda_i(B^T B) <= lambda_i(G^T G) <= lambda_i(B^T B) + Delta`.
- *
- * Buffered ("fast") FD: rows are appended until the buffer holds `2 ell`; then it is shrunk: with the SVD
- * `B = U S V^T`, `delta = s_ell^2` (the ell-th largest squared singular value), `B <- sqrt(max(S^2 - delta, 0)) V^T`,
- * which keeps at most `ell - 1` non-zero rows. The SVD comes from the `2 ell x 2 ell` Gram `B B^T` (Jacobi
- * eigen-solver in float64), so a shrink costs about `4 ell^2 d` multiply-adds and the amortised cost per row is
- * `O(ell d)`. Merging appends the other sketch's rows (and adds its `Delta`), which FD theory allows.
- * Rows are stored in float64.
+ * Frequent Directions (Liberty 2013; Ghashami et al. 2016): a deterministic, mergeable sketch `B` (at most
+ * `2 ell` rows) of a stream of rows `G` with `0 <= x^T (G^T G - B^T B) x <= Delta` for every unit x, `Delta`
+ * tracked exactly ({@linkcode FdSketch.delta}); the buffered variant, shrinking through the Jacobi eigen-solver of
+ * `B B^T` in float64. The bounds, the shrink and its cost: docs/estimators.md#fisher.
  *
  * @example
  * ```ts

@@ -1,47 +1,10 @@
 /**
  * `fisher`: Fisher information from streamed per-sample gradients (`gradients/v1`), after Achille, Paolini &
- * Soatto, "Where is the information in a deep network?" (2019); definitions in docs/science.md section 2.
- *
- * - Diagonal: `F_jj = mean over rows of g_j^2`, over ALL rows (every `draw` of the true Fisher included), the
- *   Fisher of the mean loss. Squares of float32 gradients are exact in float64; they are summed in float64 in
- *   blocks of at most 256 rows, and the blocks are added with Neumaier-compensated summation (also on merge), so
- *   batch size and merging change results by less than 1e-13 relative. A non-finite gradient entry is left out
- *   of its own `F_jj` (whose mean is then over the remaining rows) and counted in `nonfinite`.
- * - Weighted rows (a `weight` column, e.g. one row per class weighted by p(y|x): the exact expectation over the
- *   model's labels): `F_jj = sum_r w_r g_rj^2 / sum_r w_r`; without the column every weight is 1.
- * - Standard errors (`trace_se`, with `inputs`): the rows of one `sample_id` are one cluster (`_clusters.ts`);
- *   `trace +- 1.96 trace_se` covers the population trace about 95% of the time (CLT over inputs).
- * - Weights term `||w*||^2 / (2 lambda^2)` (`weights_term`, also added into `info_weights`): from a `row_type =
- *   weights` row of the step (the parameter values; not a sample), else from schema metadata
- *   `infotap.weight_sq_norms` (a JSON object of squared norms per tensor); null without either or --prior-var.
- * - The kind is schema metadata `infotap.fisher`: `true` -> "true Fisher" (labels sampled from the model),
- *   `empirical` -> "empirical Fisher" (dataset labels); it is carried into every row and table metadata.
- * - Information in the weights (nats), the Fisher part of the closed form:
- *   `info_weights = 1/2 sum_j [log(1 + s_j) - s_j / (1 + s_j)]`, `s_j = lambda^2 F_jj / beta`, with
- *   `--prior-var` (lambda^2) and `--beta`. Both must be given together (each > 0); without them `info_weights`,
- *   `logdet` and `effective_dim` are null. Both are recorded in the table metadata.
- * - Low rank (`--fisher-rank ell`, default 64; 0 disables): a Frequent Directions sketch `B` (see
- *   `fd_sketch.ts`) of the gradient rows `G` (all parameter tensors concatenated in schema order), so that
- *   `B^T B / n` approximates `F = G^T G / n` with `0 <= x^T (F - B^T B / n) x <= Delta / n` for unit x.
- *   Rows holding a non-finite value are left out of the sketch (counted in `sketch_skipped`; n counts the rest).
- *   Table `fisher_spectrum`: the top `ell` eigenvalues of `B^T B / n` (`eigenvalue`, each a lower bound of the
- *   matching eigenvalue of F) and `error_bound = Delta / n`, so `eigenvalue <= lambda_i(F) <= eigenvalue +
- *   error_bound`. In the `fisher` total row, `logdet = sum_i log(1 + c mu_i)` and `effective_dim = sum_i c mu_i /
- *   (1 + c mu_i)` over the sketch's eigenvalues `mu_i`, `c = lambda^2 / beta`: both are lower bounds of the
- *   exact `log det(I + c F)` and `sum_j s_j / (1 + s_j)` over F's eigenvalues (exact when P <= ell, or n < 2 ell).
- *   Merging sketches is exact while neither side has shrunk; afterwards a merged sketch meets the same bound but
- *   is not bit-equal to a one-pass sketch. Memory: up to `2 ell P` float64 per step (a sketch over 4 GiB is
- *   refused with an error naming `--fisher-rank`); time: about `4 ell P` multiply-adds per row.
- *
- * Tables:
- * - `fisher`: `level` (parameter | layer | total), `parameter` (tensor name; layer = prefix before the last `.`;
- *   null on the total row), `numel`, `trace`, `trace_se`, `mean_diag`, `max_diag`, `info_weights`,
- *   `weights_term`, `logdet`, `effective_dim`, `samples` (rows), `inputs` (distinct sample_ids), `nonfinite`
- *   (entries left out), `kind`, `step` (with `--by-step`: one row set per training step, the trace-over-training
- *   curve).
- * - `fisher_diag` (with `--fisher-diag`): `parameter`, `index`, `value` (F_jj), `kind`, `step`.
- * - `fisher_spectrum` (unless `--fisher-rank 0`): `rank` (1-based), `eigenvalue`, `error_bound`, `samples`,
- *   `sketch_skipped`, `kind`, `step`.
+ * Soatto, "Where is the information in a deep network?" (2019): the diagonal `F_jj` (weighted rows, non-finite
+ * entries left out and counted), its trace per parameter, layer and total with cluster standard errors, the
+ * information in the weights (`--prior-var`, `--beta`, with the `||w*||^2` term), and a Frequent Directions
+ * spectrum (`--fisher-rank`, `fd_sketch.ts`). The export is {@linkcode fisherPlugin}; options, tables, exactness
+ * and memory: docs/estimators.md#fisher; definitions: docs/science.md section 2.
  *
  * @example
  * ```ts

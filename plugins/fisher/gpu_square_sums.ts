@@ -1,24 +1,8 @@
 /**
- * Per-column sums of squares on WebGPU: the `fisher` estimator's diagonal `sum over rows of g_j^2`.
- *
- * WGSL has no float64, so each column's sum is a float-float pair `(hi, lo)` of float32 (Dekker/Knuth
- * double-single arithmetic), accumulated by one invocation per column, rows in order:
- * - the square of a float32 `x` is split exactly: `x = xh + xl` with `xh` the top 12 significant bits (bit mask,
- *   no rounding), so `xh^2`, `2 xh xl` and `xl^2` are exact float32 products; `2 xh xl + xl^2` is rounded once
- *   (relative error <= 2^-24 of a term that is <= 2^-10 x^2, i.e. <= 2^-34 x^2);
- * - `xh^2` is added to `hi` by TwoSum (error-free), the error and the small part go to `lo`, then `(hi, lo)` is
- *   renormalised (FastTwoSum), so every step loses at most about 2^-47 of the sum. Intermediate sums pass
- *   through an opaque identity (XOR with a run-time zero): shader compilers that treat floats as inexact
- *   (Mesa's NIR does) would otherwise simplify `(a + b) - a` to `b` and erase the error terms.
- * Bound: relative error of a column's sum <= 2^-33 + n 2^-46 for n rows since its last read-back; read-back
- * happens at least every 2^20 rows (then <= 1.5e-8), after which the host adds the sums in float64 with
- * Neumaier compensation exactly as the CPU path does. Squares below float32's normal range (|g| < ~1e-19) may
- * be flushed to zero by GPUs (absolute error <= 1.2e-38 per entry), and a square above float32's range
- * (|g| > 1.8e19) is reported as an error at read-back. Non-finite entries (NaN, +-Inf, recognised from their
- * exponent bits) are left out and counted, as on the CPU.
- *
- * Data moves once per batch (all tensors packed into one upload where they fit); sums come back only on
- * {@linkcode GpuSquareSums.flush}.
+ * Per-column sums of squares on WebGPU, the `fisher` estimator's diagonal ({@linkcode GpuSquareSums}): float-float
+ * (double-single) sums in float32, one invocation per column, within 1.5e-8 relative of the CPU's float64 sums and
+ * read back at least every 2^20 rows; non-finite entries are left out and counted, as on the CPU. The arithmetic
+ * and its error bound: docs/bench/webgpu.md, "The Fisher diagonal in float-float".
  *
  * @example
  * ```ts ignore
@@ -32,11 +16,11 @@
 import type { Batch } from "../../schemas/batch.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import {
+  Accumulators,
   align256,
   bitsOf,
   computePipeline,
   GrowingBuffer,
-  readBuffers,
   storageBuffer,
   Throttle,
   uniformWords,
@@ -107,7 +91,7 @@ export class GpuSquareSums {
   readonly #dim: number;
   readonly #sink: SquareSumSink;
   readonly #pipeline: GPUComputePipeline;
-  readonly #accs = new Map<string, Acc>();
+  readonly #accs: Accumulators<Acc>;
   readonly #data: GrowingBuffer;
   readonly #throttle = new Throttle();
 
@@ -117,6 +101,7 @@ export class GpuSquareSums {
     this.#sink = sink;
     this.#pipeline = computePipeline(device, SQUARE_SUMS_WGSL);
     this.#data = new GrowingBuffer(device, "square-sum data");
+    this.#accs = new Accumulators(device);
   }
 
   /** Sums on `gpu` for `dim` columns in all (the tensors' widths summed). */
@@ -126,17 +111,14 @@ export class GpuSquareSums {
 
   /** True when some sums are on the GPU and not yet read back. */
   get pending(): boolean {
-    for (const a of this.#accs.values()) if (a.rows > 0) return true;
-    return false;
+    return this.#accs.pending;
   }
 
   #acc(key: string): Acc {
-    let a = this.#accs.get(key);
-    if (!a) {
-      a = { key, buf: storageBuffer(this.#device, this.#dim * 12, `square sums ${key}`), rows: 0 };
-      this.#accs.set(key, a);
-    }
-    return a;
+    return this.#accs.get(
+      key,
+      () => ({ key, buf: storageBuffer(this.#device, this.#dim * 12, `square sums ${key}`), rows: 0 }),
+    );
   }
 
   /** Adds the squares of rows `[r0, r1)` of every column of `batch` to the accumulator of each run's `key`. */
@@ -228,12 +210,8 @@ export class GpuSquareSums {
   /** Reads every pending accumulator back into the sink (float64 `hi + lo`) and zeroes it on the GPU. */
   async flush(): Promise<void> {
     await this.#throttle.drain();
-    const accs = [...this.#accs.values()].filter((a) => a.rows > 0);
-    if (accs.length === 0) return;
-    const parts = await readBuffers(this.#device, accs.map((a) => ({ buffer: a.buf, bytes: this.#dim * 12 })));
-    const enc = this.#device.createCommandEncoder();
-    accs.forEach((a, i) => {
-      const f = new Float32Array(parts[i]), u = new Uint32Array(parts[i]);
+    await this.#accs.readBack(() => this.#dim * 12, (a, data) => {
+      const f = new Float32Array(data), u = new Uint32Array(data);
       const sums = new Float64Array(this.#dim), nonfinite = new Uint32Array(this.#dim);
       for (let j = 0; j < this.#dim; j++) {
         sums[j] = f[3 * j] + f[3 * j + 1];
@@ -247,16 +225,12 @@ export class GpuSquareSums {
         }
       }
       this.#sink(a.key, sums, nonfinite);
-      enc.clearBuffer(a.buf);
-      a.rows = 0;
     });
-    this.#device.queue.submit([enc.finish()]);
   }
 
   /** Frees the GPU buffers (pending sums are lost: flush first). */
   destroy(): void {
-    for (const a of this.#accs.values()) a.buf.destroy();
-    this.#accs.clear();
+    this.#accs.destroy();
     this.#data.destroy();
   }
 }

@@ -28,7 +28,7 @@ import type {
   ResultTable,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** The unit of the trace and the diagonal (metadata `infotap.units` says "trace/diag: ..."). */
 const UNIT = "squared gradient units";

@@ -1,18 +1,9 @@
 /**
- * The thread policy of infotap and the one thread runner of its kernels (KSG pairs, linear algebra).
- *
- * Policy, for every parallel path (analyze's data-parallel worker pool, KSG pairs, linear algebra): `threads` is
- * the most threads a path uses, the calling thread included. It is `--threads N` when given (1 to
- * {@linkcode MAX_THREADS}), else the environment variable `INFOTAP_THREADS` (read when permitted; `0` = the
- * machine's cores), else the machine's logical cores, at most {@linkcode DEFAULT_THREAD_CAP}. Estimators get it as
- * `context.threads` (1 inside analyze's pool workers: the pool already spends the threads). A path takes more than
- * one thread only when its work is large enough to pay for it, and its results never depend on the number.
- *
- * Runner ({@linkcode runChunks}): a job is cut into chunks that write disjoint outputs; the calling thread and up to
- * `threads - 1` worker threads (`node:worker_threads`, started on first use, kept unref'd) take chunks from a shared
- * counter until none is left, then the caller waits (`Atomics.wait`: the API stays synchronous) for the workers
- * that joined. Inputs and outputs live in SharedArrayBuffers for workers to see them. A worker that never starts
- * (no permission, slow start) simply never joins: the caller then does every chunk itself.
+ * The thread policy of infotap and the one thread runner of its kernels (KSG pairs, linear algebra): every
+ * parallel path uses at most `threads` threads, the caller included: `--threads N`, else `INFOTAP_THREADS`, else
+ * the cores, at most {@linkcode DEFAULT_THREAD_CAP} ({@linkcode resolveThreads}); estimators get it as
+ * `context.threads`. {@linkcode runChunks} shares a job's chunks between the caller and worker threads that join
+ * when they can, results never depending on how many did. Details: docs/internals.md, "Threads".
  *
  * @example
  * ```ts

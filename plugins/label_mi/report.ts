@@ -25,7 +25,7 @@ import type {
   ResultTable,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** Mean label MI per layer and step of one run, with a bootstrap interval over the neurons when asked. */
 function meansOverSteps(t: ResultTable, layers: string[], run: string, context: ReportContext) {

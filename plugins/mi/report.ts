@@ -25,7 +25,7 @@ import type {
   ResultDirectory,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** At most this many cells on a side of an MI heatmap (larger layers are averaged over blocks of neurons). */
 export const MI_MAX_SIDE = 48;

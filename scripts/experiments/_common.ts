@@ -11,7 +11,7 @@ import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { compareRuns, formatComparison } from "../../pipeline/report/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
 import type * as arrow from "apache-arrow";
-import { initTf } from "../../pipeline/producers/tfjs/setup.ts";
+import { initTf, registerWasmBackend } from "../../pipeline/producers/tfjs/setup.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { mulberry32 } from "../../pipeline/core/random.ts";
@@ -42,15 +42,7 @@ export function pool14(images: Float32Array, n: number): Float32Array {
 export async function initBackend(backend: "wasm" | "cpu" = "wasm"): Promise<typeof TF> {
   const tf = await initTf("cpu");
   if (backend === "cpu" || tf.getBackend() === "wasm") return tf;
-  if (!tf.findBackend("wasm")) {
-    const wasm = await import("@tensorflow/tfjs-backend-wasm");
-    const dir = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
-    wasm.setWasmPaths({
-      "tfjs-backend-wasm.wasm": dir + "tfjs-backend-wasm.wasm",
-      "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
-      "tfjs-backend-wasm-threaded-simd.wasm": dir + "tfjs-backend-wasm-threaded-simd.wasm",
-    });
-  }
+  await registerWasmBackend();
   tf.env().set("WASM_HAS_MULTITHREAD_SUPPORT", false);
   if (!(await tf.setBackend("wasm"))) {
     throw new Error("Cannot use the TensorFlow.js backend as it failed to start: current value is 'wasm'");
@@ -324,18 +316,95 @@ export async function printTrend(
   console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
 }
 
-/** The command line of a multi-seed experiment: `--fast`, `--seed S` (the first), `--seeds N`, `--out DIR`. */
-export function seedArgs(args: string[]): { fast?: boolean; seed?: number; seeds?: number; out?: string } {
-  const { values } = parseArgs({
-    args,
-    options: {
-      fast: { type: "boolean" },
-      seed: { type: "string" },
-      seeds: { type: "string" },
-      out: { type: "string" },
-    },
-  });
-  const int = (v: string | undefined, name: string) => {
+/** What a trend experiment trains at one value of its setting, and the held-out data it measures. */
+export interface TrendData {
+  /** Layer sizes of the MLP, `[in, hidden..., classes]`. */
+  sizes: number[];
+  trainX: Float32Array;
+  trainY: Int32Array;
+  heldX: Float32Array;
+  /** Labels the held-out accuracy is measured against. */
+  heldY: Int32Array;
+  /** Labels written into the held-out dump (default `heldY`). */
+  dumpY?: Int32Array;
+}
+
+/** The result of {@linkcode trendExperiment}, as `summary.json` holds it. */
+export interface TrendResult<K extends string> {
+  rows: (TrendRow & Record<K, number>)[];
+  tauEntropy: number;
+  tauMi: number;
+  settings: Record<string, number | string>;
+  seconds: number;
+  markdown: string;
+}
+
+/**
+ * A trend experiment (Colored and Shuffled MNIST): for each value of `setting`, an MLP trained on `data(value)`
+ * (seeded, 64 per batch, learning rate 1e-3), its accuracies, and the mean entropy and MI of its hidden
+ * pre-activations on the held-out data (`diversityOf` into `out/<name>_<value>`); then Kendall's tau of the
+ * setting against both ({@linkcode diversityTrend}), written with `settings` to `out/summary.json`.
+ */
+export async function trendExperiment<K extends string>(
+  setting: { name: K; values: number[]; digits: number },
+  data: (value: number) => TrendData,
+  o: {
+    out: string;
+    seed: number;
+    epochs: number;
+    miSamples: number;
+    accuracy: [string, string];
+    settings: Record<string, number | string>;
+    /** When the experiment began (performance.now()). */
+    t0: number;
+    verbose?: boolean;
+  },
+): Promise<TrendResult<K>> {
+  const { name } = setting, seed = o.seed;
+  const rows: (TrendRow & Record<K, number>)[] = [];
+  for (const value of setting.values) {
+    const t1 = performance.now();
+    const d = data(value);
+    const mlp = await makeMlp(d.sizes, seed);
+    await train(mlp, d.trainX, d.trainY, { epochs: o.epochs, batch: 64, lr: 1e-3, seed });
+    const trainAccuracy = accuracy(mlp, d.trainX, d.trainY), heldOutAccuracy = accuracy(mlp, d.heldX, d.heldY);
+    const dir = `${o.out}/${name}_${value}`;
+    const batch = hiddenBatch(mlp, d.heldX, d.dumpY ?? d.heldY, { [`infotap.${name}`]: String(value) });
+    const div = await diversityOf(dir, batch, { miSamples: o.miSamples, seed });
+    mlp.dispose();
+    rows.push({ [name]: value, trainAccuracy, heldOutAccuracy, dir, ...div } as TrendRow & Record<K, number>);
+    if (o.verbose) {
+      console.error(
+        `${name} ${value}: train acc ${trainAccuracy.toFixed(3)}, held-out acc ${heldOutAccuracy.toFixed(3)}, entropy ${
+          div.entropy.toFixed(4)
+        }, MI ${div.mi.toFixed(4)} (${since(t1).toFixed(1)} s)`,
+      );
+    }
+  }
+  const { tauEntropy, tauMi, markdown } = diversityTrend(setting, rows, o.accuracy);
+  const result = { rows, tauEntropy, tauMi, settings: o.settings, seconds: since(o.t0), markdown };
+  await Deno.writeTextFile(`${o.out}/summary.json`, JSON.stringify(result, null, 2));
+  return result;
+}
+
+/**
+ * The command line of an experiment: `--fast`, `--seed S`, `--out DIR`, and the integer flags `ints` (e.g. `seeds`,
+ * `hidden`; each >= 0) and boolean flags `flags` it adds.
+ */
+export function experimentArgs<I extends string = never, F extends string = never>(
+  args: string[],
+  more: { ints?: readonly I[]; flags?: readonly F[] } = {},
+): NoInfer<{ fast?: boolean; seed?: number; out?: string } & { [k in I]?: number } & { [k in F]?: boolean }> {
+  const ints: readonly string[] = more.ints ?? [], flags: readonly string[] = more.flags ?? [];
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    fast: { type: "boolean" },
+    seed: { type: "string" },
+    out: { type: "string" },
+  };
+  for (const name of ints) options[name] = { type: "string" };
+  for (const name of flags) options[name] = { type: "boolean" };
+  const { values } = parseArgs({ args, options });
+  const int = (v: unknown, name: string) => {
     if (v === undefined) return undefined;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0) {
@@ -343,7 +412,10 @@ export function seedArgs(args: string[]): { fast?: boolean; seed?: number; seeds
     }
     return n;
   };
-  return { fast: values.fast, seed: int(values.seed, "seed"), seeds: int(values.seeds, "seeds"), out: values.out };
+  const r: Record<string, unknown> = { fast: values.fast, seed: int(values.seed, "seed"), out: values.out };
+  for (const name of ints) r[name] = int(values[name], name);
+  for (const name of flags) r[name] = values[name];
+  return r as { fast?: boolean; seed?: number; out?: string } & { [k in I]?: number } & { [k in F]?: boolean };
 }
 
 /** Seconds since `t0` (performance.now()). */

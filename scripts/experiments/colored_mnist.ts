@@ -14,21 +14,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadDigits } from "../examples/mnist.ts";
-import {
-  accuracy,
-  type Diversity,
-  diversityOf,
-  diversityTrend,
-  hiddenBatch,
-  makeMlp,
-  pool14,
-  printTrend,
-  rng,
-  since,
-  train,
-} from "./_common.ts";
+import { type Diversity, experimentArgs, pool14, printTrend, rng, trendExperiment } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode coloredMnist}. */
 export interface ColoredOptions {
@@ -104,28 +91,6 @@ export async function coloredMnist(o: ColoredOptions = {}): Promise<ColoredResul
   const heldX = colour(img.subarray(trainN * 196), heldOutN, colours(0.5, trainN, heldOutN));
   const heldClean = clean.slice(trainN), heldNoisy = noisy.slice(trainN);
   const trainY = noisy.slice(0, trainN);
-  const rows: ColoredRow[] = [];
-  for (const rho of rhos) {
-    const t1 = performance.now();
-    const trainX = colour(img, trainN, colours(rho, 0, trainN));
-    const mlp = await makeMlp([392, ...Array(depth).fill(hidden), 2], seed);
-    await train(mlp, trainX, trainY, { epochs, batch: 64, lr: 1e-3, seed });
-    const trainAccuracy = accuracy(mlp, trainX, trainY), heldOutAccuracy = accuracy(mlp, heldX, heldClean);
-    const dir = `${out}/rho_${rho}`;
-    const div = await diversityOf(dir, hiddenBatch(mlp, heldX, heldNoisy, { "infotap.rho": String(rho) }), {
-      miSamples,
-      seed,
-    });
-    mlp.dispose();
-    rows.push({ rho, trainAccuracy, heldOutAccuracy, dir, ...div });
-    if (o.verbose) {
-      console.error(
-        `rho ${rho}: train acc ${trainAccuracy.toFixed(3)}, held-out acc ${heldOutAccuracy.toFixed(3)}, entropy ${
-          div.entropy.toFixed(4)
-        }, MI ${div.mi.toFixed(4)} (${since(t1).toFixed(1)} s)`,
-      );
-    }
-  }
   const settings = {
     seed,
     mlp: `392-${Array(depth).fill(hidden).join("-")}-2`,
@@ -134,25 +99,26 @@ export async function coloredMnist(o: ColoredOptions = {}): Promise<ColoredResul
     epochs,
     miSamples,
   };
-  const { tauEntropy, tauMi, markdown } = diversityTrend({ name: "rho", values: rhos, digits: 3 }, rows, [
-    "train acc (noisy)",
-    "held-out acc (clean)",
-  ]);
-  const result = { rows, tauEntropy, tauMi, settings, seconds: since(t0), markdown };
-  await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
-  return result;
+  return await trendExperiment({ name: "rho", values: rhos, digits: 3 }, (rho) => ({
+    sizes: [392, ...Array(depth).fill(hidden), 2],
+    trainX: colour(img, trainN, colours(rho, 0, trainN)),
+    trainY,
+    heldX,
+    heldY: heldClean,
+    dumpY: heldNoisy,
+  }), {
+    out,
+    seed,
+    epochs,
+    miSamples,
+    accuracy: ["train acc (noisy)", "held-out acc (clean)"],
+    settings,
+    t0,
+    verbose: o.verbose,
+  });
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
-  });
-  const r = await coloredMnist({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const r = await coloredMnist({ ...experimentArgs(Deno.args), verbose: true });
   await printTrend("Colored MNIST", r);
 }

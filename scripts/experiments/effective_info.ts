@@ -1,17 +1,9 @@
 /**
- * Effective information in the activations vs information in the weights (Achille, Paolini, Soatto, "Where is
- * the information in a deep network?", 2019, Def. 3.1; docs/science.md section 2, docs/effective_info.md): less
- * information in the weights (larger beta) goes with less effective information in the activations.
- *
- * For each seed and beta: an MLP on 14 x 14 digits is trained with the prior's part of the KL term as weight decay
- * (`beta / lambda^2` on every parameter, mean loss); the exact true Fisher on training digits and the weights w*
- * go through the `fisher` estimator (`--prior-var lambda^2 --beta beta`: `info_weights` with its `||w*||^2`
- * term); the weights are drawn R times from `N(w*, Sigma*)`, `Sigma* = diag(F / beta + 1 / lambda^2)^-1`
- * (`pipeline/producers/tfjs/weight_noise.ts`), and the pre-activations of every layer on N held-out digits
- * under each draw go through `effective-info` (bounds on I(x; z), x uniform over the N digits).
- *
- * Trend statistics: per seed and layer, Kendall tau of beta vs the effective information (the mean of the two
- * bounds; expected < 0) and of beta vs `info_weights` (expected < 0).
+ * Effective information in the activations vs information in the weights (Achille, Paolini, Soatto 2019, Def.
+ * 3.1; docs/effective_info.md): for each seed and beta, an MLP trained with the prior's part of the KL as weight
+ * decay; its exact Fisher and weights through `fisher` (`info_weights`), then its pre-activations under weight draws
+ * from `N(w*, Sigma*)` through `effective-info`. Expected: larger beta, less of both (Kendall tau < 0 per seed and
+ * layer). Setting and figures: docs/REPRODUCTION.md, section 6.
  *
  * Usage: `deno task exp:effinfo [--fast] [--seed S] [--seeds N] [--out DIR]` (results in
  * `experiments/effective_info/seed_S/beta_B/`).
@@ -25,7 +17,7 @@ import { writeBatches } from "../../pipeline/producers/produce.ts";
 import { tfjsGradientBatch } from "../../pipeline/producers/tfjs/gradients.ts";
 import { fisherDiagonal, noisyActivationBatches, posteriorStd } from "../../pipeline/producers/tfjs/weight_noise.ts";
 import type * as arrow from "apache-arrow";
-import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode effectiveInfo}. */
 export interface EffectiveInfoOptions {
@@ -276,7 +268,7 @@ export async function effectiveInfo(o: EffectiveInfoOptions = {}): Promise<Effec
 }
 
 if (import.meta.main) {
-  const r = await effectiveInfo({ ...seedArgs(Deno.args), verbose: true });
+  const r = await effectiveInfo({ ...experimentArgs(Deno.args, { ints: ["seeds"] }), verbose: true });
   console.log(`Effective information vs beta (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "")}/`);
 }

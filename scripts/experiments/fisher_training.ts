@@ -1,24 +1,10 @@
 /**
- * Fisher information over training (Achille, Rovere, Soatto, "Critical Learning Periods in Deep Networks",
- * ICLR 2019; docs/science.md section 2): the trace of the TRUE Fisher per layer rises early in training, then
- * falls; a deficit (blurred inputs) early in training hurts the final accuracy more than the same deficit later.
- *
- * - An MLP on 14 x 14 digits is trained with plain SGD, once per seed (`seeds`, default 5: the seed sets the data
- *   split, the initial weights and the minibatch order). Every `every` steps, per-sample gradients of
- *   `log p(y|x)` on a fixed held-out probe set are streamed LIVE to an in-process `serve` running the `fisher`
- *   estimator per step (`pipeline/producers/tfjs/gradients.ts`, `ServeHandle.local()`): by default the EXACT
- *   expectation over the model's labels (one row per class weighted by p(y|x)), so the curve carries no
- *   label-sampling noise; `fisher: "sampled"` draws `draws` labels instead. Reported: the median of the total
- *   trace over seeds at each record and its band (min to max), and each seed's peak.
- * - Deficit: the training inputs are blurred (2 x 2 average-pooled to 7 x 7, then upsampled) during a window
- *   of `deficit` steps starting at step 1 (early) or at the middle of training (late); each run then trains on
- *   clean inputs until the same total number of steps. Reported: held-out accuracy at the end, and the peak of
- *   the Fisher trace.
- *
- * - Deficits run for the first seed only (two more runs).
- *
- * Trend statistics: Kendall tau of step vs the median trace before its peak (expected > 0: rise) and after it
- * (expected < 0: fall), and each seed's peak position (expected strictly inside the run).
+ * Fisher information over training (Achille, Rovere, Soatto, "Critical Learning Periods in Deep Networks", ICLR
+ * 2019; docs/science.md section 2): an MLP trained with plain SGD once per seed streams per-sample gradients on a
+ * held-out probe set live to an in-process `serve` running `fisher` per step (by default the exact expectation over
+ * the model's labels); reported: the median trace over seeds with its band, each seed's peak, Kendall tau of the rise
+ * and of the fall, and (first seed) the effect of blurred inputs early or late in training. Setting and figures:
+ * docs/REPRODUCTION.md, section 3.
  *
  * Usage: `deno task exp:fisher [--fast] [--seed S] [--seeds N] [--out DIR]` (results in
  * `experiments/fisher_training/seed_S/<run>/`).
@@ -33,7 +19,7 @@ import { readResults } from "../../pipeline/report/results.ts";
 import { renderReport } from "../../pipeline/report/report.ts";
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { writeTables } from "../../pipeline/core/write.ts";
-import { accuracy, makeMlp, markdownTable, pool14, seedArgs, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, pool14, since, train } from "./_common.ts";
 import { percentile } from "../../pipeline/core/stats.ts";
 
 /** Sizes and settings of {@linkcode fisherTraining}. */
@@ -390,7 +376,7 @@ export async function fisherTraining(o: FisherOptions = {}): Promise<FisherResul
 }
 
 if (import.meta.main) {
-  const r = await fisherTraining({ ...seedArgs(Deno.args), verbose: true });
+  const r = await fisherTraining({ ...experimentArgs(Deno.args, { ints: ["seeds"] }), verbose: true });
   console.log(`Fisher over training (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   const out = r.runs[0].dir.replace(/\/seed_[^/]*\/[^/]*$/, "");
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${out}/, the median and band drawn in ${out}/report.html`);

@@ -12,21 +12,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadDigits, PIXELS } from "../examples/mnist.ts";
-import {
-  accuracy,
-  type Diversity,
-  diversityOf,
-  diversityTrend,
-  hiddenBatch,
-  makeMlp,
-  pool14,
-  printTrend,
-  rng,
-  since,
-  train,
-} from "./_common.ts";
+import { type Diversity, experimentArgs, pool14, printTrend, rng, trendExperiment } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode shuffledMnist}. */
 export interface ShuffledOptions {
@@ -90,28 +77,6 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
   const rand = rng(seed + 2);
   const u = Float64Array.from({ length: trainN }, () => rand());
   const randomLabel = Int32Array.from({ length: trainN }, () => Math.floor(rand() * 10));
-  const rows: ShuffledRow[] = [];
-  for (const beta of betas) {
-    const t1 = performance.now();
-    const y = Int32Array.from({ length: trainN }, (_, i) => (u[i] < beta ? randomLabel[i] : digits.labels[i]));
-    const mlp = await makeMlp([dim, ...Array(depth).fill(hidden), 10], seed);
-    await train(mlp, trainX, y, { epochs, batch: 64, lr: 1e-3, seed });
-    const trainAccuracy = accuracy(mlp, trainX, y), heldOutAccuracy = accuracy(mlp, heldX, heldY);
-    const dir = `${out}/beta_${beta}`;
-    const div = await diversityOf(dir, hiddenBatch(mlp, heldX, heldY, { "infotap.beta": String(beta) }), {
-      miSamples,
-      seed,
-    });
-    mlp.dispose();
-    rows.push({ beta, trainAccuracy, heldOutAccuracy, dir, ...div });
-    if (o.verbose) {
-      console.error(
-        `beta ${beta}: train acc ${trainAccuracy.toFixed(3)}, held-out acc ${heldOutAccuracy.toFixed(3)}, entropy ${
-          div.entropy.toFixed(4)
-        }, MI ${div.mi.toFixed(4)} (${since(t1).toFixed(1)} s)`,
-      );
-    }
-  }
   const settings = {
     seed,
     mlp: `${dim}-${Array(depth).fill(hidden).join("-")}-10`,
@@ -120,25 +85,25 @@ export async function shuffledMnist(o: ShuffledOptions = {}): Promise<ShuffledRe
     epochs,
     miSamples,
   };
-  const { tauEntropy, tauMi, markdown } = diversityTrend({ name: "beta", values: betas, digits: 2 }, rows, [
-    "train acc (given labels)",
-    "held-out acc",
-  ]);
-  const result = { rows, tauEntropy, tauMi, settings, seconds: since(t0), markdown };
-  await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(result, null, 2));
-  return result;
+  return await trendExperiment({ name: "beta", values: betas, digits: 2 }, (beta) => ({
+    sizes: [dim, ...Array(depth).fill(hidden), 10],
+    trainX,
+    trainY: Int32Array.from({ length: trainN }, (_, i) => (u[i] < beta ? randomLabel[i] : digits.labels[i])),
+    heldX,
+    heldY,
+  }), {
+    out,
+    seed,
+    epochs,
+    miSamples,
+    accuracy: ["train acc (given labels)", "held-out acc"],
+    settings,
+    t0,
+    verbose: o.verbose,
+  });
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
-  });
-  const r = await shuffledMnist({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const r = await shuffledMnist({ ...experimentArgs(Deno.args), verbose: true });
   await printTrend("Shuffled MNIST", r);
 }

@@ -1,26 +1,18 @@
 /**
- * Dataset summarisation with unique information (Harutyunyan et al., ICLR 2021, section 5; ../shared/SCIENCE.md
- * section 3 in the project's words: docs/science.md): rank the training samples by their SI, remove the x% of
- * lowest SI or a random x%, retrain, and compare test accuracy (the paper: removing the least informative samples
- * costs far less accuracy than removing random ones).
- *
- * - Data: MNIST digits (10 classes, 14 x 14 average-pooled), n training samples, a held-out test set.
- * - SI: function SI (`si_function`) of each training sample at the network's initial weights `w0` (one-hidden-layer
- *   ReLU MLP, k = 10 outputs, Jacobians from `pipeline/producers/tfjs/jacobians.ts`), at finite training time
- *   without ridge: `--si-t T --si-lr 1/lambda_max(Theta) --si-lambda 0` (docs/unique_info.md), with `--si-summary`
- *   (the cumulative SI share by fraction of samples kept is in `unique_information_summary`).
- * - Retraining: the same MLP from the same `w0`, softmax cross-entropy, Adam 1e-3, batch 32, a fixed number of
- *   steps, on the kept samples; test accuracy. Random removal: the mean of `draws` random subsets.
+ * Dataset summarisation with unique information (Harutyunyan et al., ICLR 2021, section 5; docs/science.md
+ * section 3): rank the training samples by their function SI at `w0` (finite training time, no ridge,
+ * `--si-summary`), remove the x% of lowest SI or a random x%, retrain, and compare test accuracy (the paper:
+ * removing the least informative samples costs far less than removing random ones). Setting and figures:
+ * docs/REPRODUCTION.md, section 5.
  *
  * Usage: `deno task exp:summarise [--fast] [--seed S] [--out DIR]` (results in `experiments/summarise/`: the SI
  * run's tables, `summary.json`, and `accuracy.vl.json`, a Vega-Lite plot of test accuracy against x).
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
 import { loadDigits } from "../examples/mnist.ts";
-import { accuracy, makeMlp, markdownTable, type Mlp, pool14, rng, since, train } from "./_common.ts";
+import { accuracy, experimentArgs, makeMlp, markdownTable, type Mlp, pool14, rng, since, train } from "./_common.ts";
 import { type Net, siOf } from "./unique_info.ts";
 
 /** Sizes and settings of {@linkcode summarise}. */
@@ -215,20 +207,10 @@ export async function summarise(o: SummariseOptions = {}): Promise<SummariseResu
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
-  });
-  const r = await summarise({
-    fast: values.fast,
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const args = experimentArgs(Deno.args);
+  const r = await summarise({ ...args, verbose: true });
   console.log(`Dataset summarisation (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   console.log(
-    `runtime ${r.seconds.toFixed(0)} s; tables in ${
-      values.out ?? `experiments/summarise${values.fast ? "_fast" : ""}`
-    }/`,
+    `runtime ${r.seconds.toFixed(0)} s; tables in ${args.out ?? `experiments/summarise${args.fast ? "_fast" : ""}`}/`,
   );
 }

@@ -1,41 +1,23 @@
 /**
- * Per-sample unique information (Harutyunyan et al., "Estimating informativeness of samples with Smooth
- * Unique Information", ICLR 2021; docs/science.md section 3): the linearised prediction of how much the
- * weights and the function change when one training sample is left out, checked against actual retraining,
- * and used to find mislabeled samples.
+ * Per-sample unique information (Harutyunyan et al., ICLR 2021; docs/science.md section 3): the linearised
+ * prediction of how much the weights and the function change when one training sample is left out, from
+ * Jacobians at `w0` streamed into `unique-info` ({@linkcode siOf}), checked against actual retraining of the real
+ * network (Pearson and Kendall tau), and used to find flipped labels among the most informative samples. `--paper`:
+ * the paper's own setting (no ridge, T plain gradient-descent steps, `--si-t`). Setting, figures and how they
+ * compare with the paper: docs/REPRODUCTION.md, section 4.
  *
- * - Data: MNIST 4 vs 9 (14 x 14 average-pooled digits), n training samples, one-hot targets (k = 2 outputs),
- *   a held-out test set for the function SI. Model: one hidden ReLU layer, Jacobians at the initial weights
- *   `w0` from `pipeline/producers/tfjs/jacobians.ts`, streamed in-process into the `unique-info` estimator (`serve`,
- *   `ServeHandle.local()`), which gives `si_weights` and `si_function` for every sample.
- * - Ridge `lambda` = `lambdaScale` x the largest eigenvalue of `Theta = J J^T` (power iteration), which bounds
- *   the condition number of the retraining, so that it converges in a few hundred steps.
- * - Actual retraining: the real (non-linearised) network, MSE with the sum-of-losses convention plus
- *   `lambda/2 ||w - w0||^2`, full-batch heavy-ball gradient descent from `w0` (Polyak's step and momentum for
- *   curvatures in `[lambda, 1.2 (lambda_max + lambda)]`), once on
- *   all n samples and once without each of `check` random samples (a 0/1 weight on that sample's loss). Actual
- *   weight SI: `||w - w_{-i}||^2`; actual function SI: mean over the test set of `sum_c (f_c(x; w) -
- *   f_c(x; w_{-i}))^2`. Reported: Pearson (paper: 0.99 for this setting) and Kendall tau of predicted vs actual.
- * - Mislabeled samples: the same training set with 10% of its labels flipped; how many flipped samples are
- *   among the top 10% by SI (chance: 10% of them).
- *
- * - `--paper`: the paper's own setting instead: no ridge (lambda = 0) and finite training time, T plain full-batch
- *   gradient-descent steps of size 1 / lambda_max(Theta) from `w0` (SI with `--si-t T --si-lr eta`,
- *   docs/unique_info.md), and the retraining is exactly that: T plain steps (no momentum) of the real network.
- *
- * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--seed S] [--out DIR]` (results in `experiments/unique_info/`,
- * or `experiments/unique_info_paper/`).
+ * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--seed S] [--out DIR]` (results in
+ * `experiments/unique_info/`, or `experiments/unique_info_paper/`).
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import type * as TF from "@tensorflow/tfjs-core";
 import { loadDigits } from "../examples/mnist.ts";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";
 import { tfjsJacobians } from "../../pipeline/producers/tfjs/jacobians.ts";
 import { readResults } from "../../pipeline/report/results.ts";
-import { initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
+import { experimentArgs, initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode uniqueInfo}. */
 export interface UniqueOptions {
@@ -457,27 +439,9 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      fast: { type: "boolean" },
-      paper: { type: "boolean" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      hidden: { type: "string" },
-      steps: { type: "string" },
-    },
-  });
-  const r = await uniqueInfo({
-    fast: values.fast,
-    hidden: values.hidden ? Number(values.hidden) : undefined,
-    steps: values.steps ? Number(values.steps) : undefined,
-    setting: values.paper ? "paper" : "ridge",
-    seed: values.seed ? Number(values.seed) : undefined,
-    out: values.out,
-    verbose: true,
-  });
+  const args = experimentArgs(Deno.args, { ints: ["hidden", "steps"], flags: ["paper"] });
+  const r = await uniqueInfo({ ...args, setting: args.paper ? "paper" : "ridge", verbose: true });
   console.log(`Unique information (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  const dir = values.out ?? `experiments/unique_info${values.paper ? "_paper" : ""}${values.fast ? "_fast" : ""}`;
+  const dir = args.out ?? `experiments/unique_info${args.paper ? "_paper" : ""}${args.fast ? "_fast" : ""}`;
   console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${dir}/`);
 }

@@ -1,25 +1,10 @@
 /**
- * Producer helper for TensorFlow.js models: per-sample gradients `g = grad_w log p_w(y|x)` written as
- * `gradients/v1` record batches (docs/science.md section 2), for the `fisher` estimator.
- *
- * - True Fisher (`fisher: "true"`, the default when no labels are given): `y ~ softmax(logits)`, drawn in
- *   float64 from a seeded generator (mulberry32 of `seed` and `step`); `draws` labels per input, each a row with
- *   its `draw` index. Empirical Fisher: pass the dataset `labels`. Exact true Fisher (`fisher: "exact"`): one row
- *   per class, weighted by p(y|x) (the `weight` column): the expectation over labels without sampling noise, at
- *   `classes` times the rows. `sendWeights` appends the parameter values w* as a `weights` row (the `fisher`
- *   estimator's `||w*||^2 / (2 lambda^2)` term).
- * - tfjs has no `vmap`, and `@tensorflow/tfjs-core` registers no gradient functions (they ship as unbundled ES
- *   modules that Deno cannot load; only the `@tensorflow/tfjs` union bundle carries them), so `tf.grad` is not
- *   available with the project's dependencies. The fastest correct way for dense networks needs no autodiff: ONE
- *   batched forward pass keeps every layer's input `a_{l-1}` and pre-activation `z_l`; an explicit backward pass
- *   gives each row's delta, starting from `d log softmax(z)[y] / dz = onehot(y) - softmax(z)` and going down with
- *   `delta_{l-1} = (delta_l W_l^T) * act'(z_{l-1})` (rows never mix, so the batched pass holds every row's own
- *   delta); then `dW_l[i] = a_{l-1}[i] (outer) delta_l[i]` and `db_l[i] = delta_l[i]`. Cost: one training step's
- *   backward pass plus the outer products that the output holds anyway, against n backward passes for a
- *   per-row autodiff loop. Tested against float64 central finite differences of an independent forward pass.
- *   Supported layers: dense with `linear`, `relu`, `tanh`, `sigmoid` activations ({@linkcode denseModel}).
- * - Parameter tensors are named `<layer>.weight` (row-major `[in, out]`, as tfjs stores it) and `<layer>.bias`,
- *   so the `fisher` table groups them into layer `<layer>`.
+ * Producer helper for TensorFlow.js models: per-sample gradients `g = grad_w log p_w(y|x)` as `gradients/v1`
+ * record batches for the `fisher` estimator ({@linkcode tfjsGradientBatch}, {@linkcode perSampleGradients}):
+ * the true Fisher (labels sampled from the model, seeded; the default), the empirical Fisher (dataset labels) or
+ * the exact expectation (one row per class weighted by p(y|x)), optionally with the weights row. Dense networks
+ * ({@linkcode denseModel}) get one batched forward pass and an explicit backward pass, no autodiff (tfjs has no
+ * `vmap`, and tfjs-core alone registers no gradients). Why and how, and the tensor names: docs/producers.md.
  *
  * @example
  * ```ts
@@ -224,7 +209,7 @@ function exactRows(z: ArrayLike<number>, n: number, k: number, o: GradientOption
   return { fisher: "true" as const, input, draw, labels, weight };
 }
 
-/** Per-sample gradients of `log p(y|x)` for every row (see the module doc for the method). */
+/** Per-sample gradients of `log p(y|x)` for every row (the method: docs/producers.md, "Per-sample gradients"). */
 export async function perSampleGradients(
   model: TfModel,
   x: tf.Tensor,

@@ -36,6 +36,7 @@ import "@tensorflow/tfjs-layers";
 import "@tensorflow/tfjs-backend-cpu";
 import type * as arrow from "apache-arrow";
 import { makeRecordBatch } from "../produce.ts";
+import { registerWasmBackend } from "./setup.ts";
 import { sketchJacobian, sketchMetadata } from "../../../schemas/sketch.ts";
 
 /** One parameter tensor of the model, at the initial weights. */
@@ -73,15 +74,7 @@ export interface TfjsJacobianOptions {
 
 async function useBackend(name: "cpu" | "wasm"): Promise<void> {
   if (tf.getBackend() === name) return;
-  if (name === "wasm" && !tf.findBackend("wasm")) {
-    const wasm = await import("@tensorflow/tfjs-backend-wasm");
-    const dir = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
-    wasm.setWasmPaths({
-      "tfjs-backend-wasm.wasm": dir + "tfjs-backend-wasm.wasm",
-      "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
-      "tfjs-backend-wasm-threaded-simd.wasm": dir + "tfjs-backend-wasm-threaded-simd.wasm",
-    });
-  }
+  if (name === "wasm") await registerWasmBackend();
   if (!(await tf.setBackend(name))) {
     throw new Error(`Cannot use the TensorFlow.js backend as it failed to start: current value is '${name}'`);
   }

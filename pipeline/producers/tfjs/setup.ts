@@ -1,7 +1,7 @@
 /**
  * One place that prepares TensorFlow.js (tfjs-core) for infotap's producers and examples: registers the
- * gradients (tfjs-core alone does not; importing tfjs-layers does), the CPU backend, and silences the "install tfjs-node" banner (Deno is
- * not Node; tfjs-node is not used).
+ * gradients (tfjs-core alone does not; importing tfjs-layers does), the CPU backend and, on request, the
+ * WebAssembly one, and silences the "install tfjs-node" banner (Deno is not Node; tfjs-node is not used).
  *
  * @example
  * ```ts
@@ -28,4 +28,16 @@ export async function initTf(backend = "cpu"): Promise<typeof tf> {
   }
   await tf.ready();
   return tf;
+}
+
+/** Makes tfjs's WebAssembly backend available to `tf.setBackend("wasm")`, its .wasm files found in its npm package. */
+export async function registerWasmBackend(): Promise<void> {
+  if (tf.findBackend("wasm")) return;
+  const wasm = await import("@tensorflow/tfjs-backend-wasm");
+  const dir = new URL("./", import.meta.resolve("@tensorflow/tfjs-backend-wasm")).href;
+  wasm.setWasmPaths({
+    "tfjs-backend-wasm.wasm": dir + "tfjs-backend-wasm.wasm",
+    "tfjs-backend-wasm-simd.wasm": dir + "tfjs-backend-wasm-simd.wasm",
+    "tfjs-backend-wasm-threaded-simd.wasm": dir + "tfjs-backend-wasm-threaded-simd.wasm",
+  });
 }

@@ -1,22 +1,9 @@
 /**
- * A tfjs tap: a callback for `LayersModel.fit` that, every `every` training steps (batches), runs a fixed probe
- * set through the model, captures the chosen layers' outputs, and writes them as `activations/v1` record
- * batches with their `step` to a sink: a `serve` endpoint ({@linkcode connectProducer}) or an in-process
- * server (`ServeHandle.local()`).
- *
- * What is tapped: each chosen layer's **output** tensor, flattened per sample (a Dense layer with a fused
- * activation gives post-activation values; to tap pre-activations as the paper's code does, build the layer
- * with `activation: "linear"` and add a separate `Activation` layer). Each column's field metadata records
- * the layer's class (`infotap.tap.class`) and `infotap.tap.tensor = output`.
- *
- * Steps: `step` counts `onBatchEnd` calls across epochs, starting at `firstStep` (default 0); the probe is
- * captured after steps `s` with `s % every == 0`. `write` is awaited inside the callback, so a slow server
- * slows training instead of filling memory.
- *
- * Fisher gradients (optional): `gradients` is a hook called at the same steps that returns a `gradients/v1`
- * record batch (per-sample gradients of the probe set, e.g. from the per-sample gradient helper of
- * `pipeline/producers/tfjs/gradients.ts`) or null; it goes to `gradientSink` (one stream carries one kind, so gradients
- * need their own connection).
+ * A tfjs tap ({@linkcode tfjsTap}): a `LayersModel.fit` callback that every `every` training steps runs a fixed
+ * probe set through the model and writes the chosen layers' outputs as `activations/v1` record batches with their
+ * `step` to a sink (a `serve` connection, {@linkcode connectProducer}, or `ServeHandle.local()`); `write` is
+ * awaited, so a slow server slows training instead of filling memory. An optional `gradients` hook sends
+ * `gradients/v1` batches to their own sink. What is tapped and how steps are counted: docs/producers.md.
  *
  * @example
  * ```ts
@@ -74,7 +61,7 @@ export interface TapOptions {
   firstStep?: number;
   /** Where activation batches go. */
   sink: TapSink;
-  /** Optional hook returning a `gradients/v1` batch for the probe at a captured step (see the module doc). */
+  /** Optional hook returning a `gradients/v1` batch for the probe at a captured step (docs/producers.md). */
   gradients?: (context: GradientHookContext) => Promise<arrow.RecordBatch | null>;
   /** Where gradient batches go (required with `gradients`). */
   gradientSink?: TapSink;

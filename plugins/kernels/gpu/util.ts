@@ -1,6 +1,7 @@
 /**
  * Small WebGPU helpers shared by the kernels: compute pipelines cached per device and source, storage
- * buffers that grow, uniform blocks, read-back, and a one-batch-in-flight throttle.
+ * buffers that grow, uniform blocks, read-back, accumulators read back together, and a one-batch-in-flight
+ * throttle.
  *
  * @module
  */
@@ -86,6 +87,55 @@ export async function readBuffers(device: GPUDevice, sources: { buffer: GPUBuffe
   staging.unmap();
   staging.destroy();
   return out;
+}
+
+/** A buffer that accumulates on the GPU, with the rows added to it since it was last read back. */
+export interface Accumulator {
+  buf: GPUBuffer;
+  rows: number;
+}
+
+/** Accumulators by id: created on first use, read back together (one map) and zeroed on the GPU. */
+export class Accumulators<A extends Accumulator> {
+  readonly #map = new Map<string, A>();
+
+  constructor(readonly device: GPUDevice) {}
+
+  /** The accumulator `id`, made by `create` on first use. */
+  get(id: string, create: () => A): A {
+    let a = this.#map.get(id);
+    if (!a) {
+      a = create();
+      this.#map.set(id, a);
+    }
+    return a;
+  }
+
+  /** True when some accumulator holds rows not yet read back. */
+  get pending(): boolean {
+    for (const a of this.#map.values()) if (a.rows > 0) return true;
+    return false;
+  }
+
+  /** Reads `bytes(a)` of every accumulator holding rows, hands each to `take` in order, then zeroes them. */
+  async readBack(bytes: (a: A) => number, take: (a: A, data: ArrayBuffer) => void): Promise<void> {
+    const accs = [...this.#map.values()].filter((a) => a.rows > 0);
+    if (accs.length === 0) return;
+    const parts = await readBuffers(this.device, accs.map((a) => ({ buffer: a.buf, bytes: bytes(a) })));
+    const enc = this.device.createCommandEncoder();
+    accs.forEach((a, i) => {
+      take(a, parts[i]);
+      enc.clearBuffer(a.buf);
+      a.rows = 0;
+    });
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  /** Frees every accumulator's buffer. */
+  destroy(): void {
+    for (const a of this.#map.values()) a.buf.destroy();
+    this.#map.clear();
+  }
 }
 
 /**

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { mulberry32 } from "../core/random.ts";
+import { mulberry32 } from "./random.ts";
 
 /** One merge of the dendrogram: two clusters (item ids `< n`, merge `k` as `n + k`) at a height. */
 export interface Merge {

@@ -1,6 +1,6 @@
 /**
  * Serve's listening addresses: parsing `--listen`/`--ws` values and telling loopback hosts (where no token is
- * required) from the rest. See `pipeline/serve/serve.ts`.
+ * required) from the rest; used by `serve` and `report --watch`. See docs/live.md.
  *
  * @example
  * ```ts

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { Cell, ResultDirectory } from "../core/report_contract.ts";
+import type { Cell, ResultDirectory } from "./report_contract.ts";
 
 export { clusterOrder } from "./cluster.ts";
 export { bootstrapMean, bootstrapPairMean } from "./bootstrap.ts";

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { mulberry32 } from "../core/random.ts";
+import { mulberry32 } from "./random.ts";
 
 /** The 2.5th and 97.5th percentiles (linear interpolation) of the replicates. */
 function interval(reps: Float64Array): [number, number] {
