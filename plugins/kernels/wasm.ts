@@ -105,6 +105,7 @@ export const i32 = {
   gt_s: [0x4a],
   le_s: [0x4c],
   ge_s: [0x4e],
+  lt_u: [0x49],
   ge_u: [0x4f],
   add: [0x6a],
   sub: [0x6b],
@@ -114,6 +115,8 @@ export const i32 = {
   shl: [0x74],
   shr_u: [0x76],
   trunc_f64_s: [0xaa],
+  /** Saturating: NaN gives 0, out-of-range values the nearest bound. */
+  trunc_sat_f64_s: [0xfc, 0x02],
 };
 
 /** i64 instructions. */
@@ -135,7 +138,9 @@ export const f64 = {
   gt: [0x64],
   le: [0x65],
   ge: [0x66],
+  ceil: [0x9b],
   floor: [0x9c],
+  sqrt: [0x9f],
   add: [0xa0],
   sub: [0xa1],
   mul: [0xa2],

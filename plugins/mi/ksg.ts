@@ -58,6 +58,41 @@ export interface NeuronPrep {
   edge: Int32Array;
   /** Number of strips (at most `G`). */
   strips: number;
+  /**
+   * Fence table of the marginal counts' searches, `n + 1` entries: entry `j` is the first position in `sorted`
+   * whose bucket ({@linkcode fenceBucket} with {@linkcode fenceLo}, {@linkcode fenceScale}) is at least `j`.
+   */
+  fence: Int32Array;
+  /** Origin of the fence buckets (the 0.1% quantile). */
+  fenceLo: number;
+  /** Buckets per unit value (`n` buckets between the 0.1% and 99.9% quantiles; 0 when they are equal). */
+  fenceScale: number;
+}
+
+/**
+ * The fence bucket of value `v`: `trunc((v - lo) * scale)` clamped to `[0, buckets - 1]` (NaN: 0), as the
+ * WebAssembly kernel computes it (`i32.trunc_sat_f64_s` and two selects). Monotone in `v`, so a fence table built
+ * with it bounds where a value's position in the sorted values can be.
+ */
+export function fenceBucket(v: number, lo: number, scale: number, buckets: number): number {
+  const q = Math.trunc((v - lo) * scale);
+  return q > 0 ? (q < buckets - 1 ? q : buckets - 1) : 0;
+}
+
+/** The fence table of sorted values (see {@linkcode NeuronPrep.fence}): `n` buckets between the 0.1% and 99.9% quantiles. */
+function fences(sorted: KsgValues): { fence: Int32Array; fenceLo: number; fenceScale: number } {
+  const n = sorted.length, M = Math.max(1, n);
+  const lo = n > 0 ? sorted[Math.floor(0.005 * (n - 1))] : 0, hi = n > 0 ? sorted[Math.ceil(0.995 * (n - 1))] : 0;
+  let scale = hi > lo ? M / (hi - lo) : 0;
+  if (!Number.isFinite(scale)) scale = 0;
+  const fence = new Int32Array(M + 1);
+  let j = 0;
+  for (let p = 0; p < n; p++) {
+    const b = fenceBucket(sorted[p], lo, scale, M);
+    while (j <= b) fence[j++] = p;
+  }
+  while (j <= M) fence[j++] = n;
+  return { fence, fenceLo: lo, fenceScale: scale };
 }
 
 /** Number of grid strips per axis for `n` samples (about 2 samples per cell on average). */
@@ -107,7 +142,7 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const strips = n > 0 ? strip + 1 : 0;
   const cell = new Uint16Array(n);
   for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
-  return { vals, sorted, rank, group, tie, cell, edge, strips };
+  return { vals, sorted, rank, group, tie, cell, edge, strips, ...fences(sorted) };
 }
 
 /** `psi(m)` for integers `m = 0..n` (index 0 unused, NaN), by the recurrence `psi(m+1) = psi(m) + 1/m`. */
@@ -428,14 +463,41 @@ interface WasmLayout {
     ys: number;
     xe: number;
     ye: number;
+    xt: number;
+    yt: number;
+    ord: number;
+    rad: number;
     start: number;
   };
   f64: Float64Array;
   i32: Int32Array;
   psi: BigInt64Array | null;
+  /** The grid shape whose cell order is in memory (`Gx x Gy`). */
+  ord: string;
+}
+
+/**
+ * The cells of a `Gx x Gy` grid in Z order (Morton: bits of x and y interleaved), each as `cy << 16 | cx`: the
+ * kernel visits them in this order, so that consecutive cells are near in both marginals (cache reuse).
+ */
+export function zOrder(Gx: number, Gy: number): Int32Array {
+  const out = new Int32Array(Gx * Gy);
+  let at = 0;
+  const side = 1 << Math.ceil(Math.log2(Math.max(Gx, Gy, 1)));
+  for (let d = 0; d < side * side; d++) {
+    let cx = 0, cy = 0;
+    for (let b = 0; (1 << (2 * b)) < side * side; b++) {
+      cx |= ((d >>> (2 * b)) & 1) << b;
+      cy |= ((d >>> (2 * b + 1)) & 1) << b;
+    }
+    if (cx < Gx && cy < Gy) out[at++] = (cy << 16) | cx;
+  }
+  return out;
 }
 
 let layout: WasmLayout | null = null;
+/** +inf entries after each sorted array in the kernel's memory (its fixed count searches read up to 7 past the end). */
+const PAD = 8;
 
 function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): WasmLayout {
   if (layout && layout.n >= n && layout.cells >= cells && layout.buffer === w.mem.buffer) return layout;
@@ -456,10 +518,14 @@ function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): 
     py: take(8 * (n + 2)),
     pxr: take(4 * n),
     pyr: take(4 * n),
-    xs: take(8 * n),
-    ys: take(8 * n),
+    xs: take(8 * (n + PAD)), // s[n..n+7] = +inf: read past a count window's end
+    ys: take(8 * (n + PAD)),
     xe: take(4 * 4097),
     ye: take(4 * 4097),
+    xt: take(4 * (n + 1)),
+    yt: take(4 * (n + 1)),
+    ord: take(4 * cells),
+    rad: take(8 * n),
     start: take(4 * (cells + 1)),
   };
   const have = w.mem.buffer.byteLength;
@@ -467,7 +533,7 @@ function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): 
   const buffer = w.mem.buffer as ArrayBuffer;
   const f64 = new Float64Array(buffer), i32 = new Int32Array(buffer);
   f64.set([0, 0, 0, Infinity], off.tail / 8); // (0, 0), (0, inf): lane masks for a lone last sample
-  layout = { n, cells, buffer, off, f64, i32, psi: null };
+  layout = { n, cells, buffer, off, f64, i32, psi: null, ord: "" };
   return layout;
 }
 
@@ -522,11 +588,20 @@ function wasmTotal(
   }
   for (let c = st + cells; c > st; c--) i32[c] = i32[c - 1];
   i32[st] = 0;
+  const N = i32[st + cells]; // samples in the grid
   f64.set(a.sorted, off.xs / 8);
   f64.set(b.sorted, off.ys / 8);
+  f64.fill(Infinity, off.xs / 8 + n, off.xs / 8 + n + PAD);
+  f64.fill(Infinity, off.ys / 8 + n, off.ys / 8 + n + PAD);
   i32.set(a.edge.subarray(0, Gx + 1), off.xe / 4);
   i32.set(b.edge.subarray(0, Gy + 1), off.ye / 4);
-  return w.pair(
+  if (L.ord !== `${Gx}x${Gy}`) {
+    i32.set(zOrder(Gx, Gy), off.ord / 4);
+    L.ord = `${Gx}x${Gy}`;
+  }
+  i32.set(a.fence.subarray(0, n + 1), off.xt / 4);
+  i32.set(b.fence.subarray(0, n + 1), off.yt / 4);
+  const args = [
     off.px,
     off.py,
     off.pxr,
@@ -542,8 +617,21 @@ function wasmTotal(
     off.tail,
     Gx,
     Gy,
-    joinSplit(tHi, tLo, t),
-  );
+    off.xt,
+    off.yt,
+    n,
+    n - 1,
+    off.ord,
+    cells,
+    off.rad,
+    N,
+    a.fenceLo,
+    a.fenceScale,
+    b.fenceLo,
+    b.fenceScale,
+  ] as const;
+  w.search(...args, 0n);
+  return w.counts(...args, joinSplit(tHi, tLo, t));
 }
 
 /**

@@ -30,6 +30,10 @@ export interface PairJob {
   cell: Uint16Array;
   edge: Int32Array;
   strips: Int32Array;
+  /** Fence tables, `neurons * (n + 1)`, with their origins and scales per neuron. */
+  fence: Int32Array;
+  fenceLo: Float64Array;
+  fenceScale: Float64Array;
   /** Pairs as `[a0, b0, a1, b1, ...]`. */
   pairs: Int32Array;
   /** Outputs per pair. */
@@ -56,6 +60,9 @@ function view(job: PairJob, a: number): NeuronPrep {
     cell: job.cell.subarray(o, o + n),
     edge: job.edge.subarray(a * G1, a * G1 + G1),
     strips: job.strips[a],
+    fence: job.fence.subarray(a * (n + 1), (a + 1) * (n + 1)),
+    fenceLo: job.fenceLo[a],
+    fenceScale: job.fenceScale[a],
   };
 }
 
@@ -124,6 +131,9 @@ export function ksgPairs(
     cell: alloc(Uint16Array, neurons * n, shared),
     edge: alloc(Int32Array, neurons * (gridSize(n) + 1), shared),
     strips: alloc(Int32Array, neurons, shared),
+    fence: alloc(Int32Array, neurons * (n + 1), shared),
+    fenceLo: alloc(Float64Array, neurons, shared),
+    fenceScale: alloc(Float64Array, neurons, shared),
     pairs: shared ? copyShared(pairs) : pairs,
     mi: alloc(Float64Array, P, shared),
     samples: alloc(Int32Array, P, shared),
@@ -145,6 +155,9 @@ export function ksgPairs(
     job.cell.set(prep.cell, a * n);
     job.edge.set(prep.edge, a * prep.edge.length);
     job.strips[a] = prep.strips;
+    job.fence.set(prep.fence, a * (n + 1));
+    job.fenceLo[a] = prep.fenceLo;
+    job.fenceScale[a] = prep.fenceScale;
   }
   const prepSeconds = (performance.now() - t0) / 1000;
   const chunks = Math.ceil(P / job.chunk);
