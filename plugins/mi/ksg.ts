@@ -110,17 +110,19 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
     : Float32Array.from({ length: n }, (_, i) => values[i]);
   const sorted = vals.slice().sort();
   const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
-  const used = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = vals[i];
-    let lo = 0, hi = n; // first position with sorted[pos] >= v
-    while (lo < hi) {
-      const m = (lo + hi) >>> 1;
-      if (sorted[m] < v) lo = m + 1;
-      else hi = m;
+  const used = new Int32Array(n); // tie-group sizes, at each group's first position
+  if (!(vals instanceof Float32Array && rankByKeys(vals, rank, group, used))) {
+    for (let i = 0; i < n; i++) {
+      const v = vals[i];
+      let lo = 0, hi = n; // first position with sorted[pos] >= v
+      while (lo < hi) {
+        const m = (lo + hi) >>> 1;
+        if (sorted[m] < v) lo = m + 1;
+        else hi = m;
+      }
+      group[i] = lo;
+      rank[i] = lo + used[lo]++;
     }
-    group[i] = lo;
-    rank[i] = lo + used[lo]++;
   }
   for (let i = 0; i < n; i++) tie[i] = used[group[i]];
   // Strips of about n/G samples each, cut only between tie groups (so no strip is empty and ties share one).
@@ -143,6 +145,34 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const cell = new Uint16Array(n);
   for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
   return { vals, sorted, rank, group, tie, cell, edge, strips, ...fences(sorted) };
+}
+
+/**
+ * Ranks (ties by sample index), tie-group starts and sizes of float32 values by one native sort of packed keys:
+ * the value's order-preserving 32 bits (-0 as +0) times `2^b` plus the sample index (exact below 2^53). The same
+ * arrays as the per-sample binary searches of {@linkcode prepNeuron}; false (nothing written) when `n > 2^21`.
+ */
+function rankByKeys(vals: Float32Array, rank: Int32Array, group: Int32Array, used: Int32Array): boolean {
+  const n = vals.length;
+  const b = Math.max(1, Math.ceil(Math.log2(n + 1)));
+  if (b > 21) return false;
+  const bits = new Uint32Array(vals.buffer, vals.byteOffset, n), scale = 2 ** b;
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = vals[i] === 0 ? 0 : bits[i]; // -0 ranks as +0 (equal values)
+    const key = u >= 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // order-preserving
+    keys[i] = key * scale + i;
+  }
+  keys.sort();
+  let start = 0;
+  for (let p = 0; p < n; p++) {
+    const i = keys[p] % scale;
+    if (p > 0 && vals[i] !== vals[keys[p - 1] % scale]) start = p;
+    rank[i] = p;
+    group[i] = start;
+    used[start]++;
+  }
+  return true;
 }
 
 /** `psi(m)` for integers `m = 0..n` (index 0 unused, NaN), by the recurrence `psi(m+1) = psi(m) + 1/m`. */
@@ -474,6 +504,9 @@ interface WasmLayout {
   psi: BigInt64Array | null;
   /** The grid shape whose cell order is in memory (`Gx x Gy`). */
   ord: string;
+  /** The arrays whose sorted values, edges and fences are in the x and y slots (by identity). */
+  held: { sorted: KsgValues | null; edge: Int32Array | null; fence: Int32Array | null }[];
+  heldN: number;
 }
 
 /**
@@ -533,7 +566,18 @@ function wasmLayout(w: NonNullable<typeof KSG_WASM>, n: number, cells: number): 
   const buffer = w.mem.buffer as ArrayBuffer;
   const f64 = new Float64Array(buffer), i32 = new Int32Array(buffer);
   f64.set([0, 0, 0, Infinity], off.tail / 8); // (0, 0), (0, inf): lane masks for a lone last sample
-  layout = { n, cells, buffer, off, f64, i32, psi: null, ord: "" };
+  layout = {
+    n,
+    cells,
+    buffer,
+    off,
+    f64,
+    i32,
+    psi: null,
+    ord: "",
+    held: [0, 1].map(() => ({ sorted: null, edge: null, fence: null })),
+    heldN: -1,
+  };
   return layout;
 }
 
@@ -589,18 +633,24 @@ function wasmTotal(
   for (let c = st + cells; c > st; c--) i32[c] = i32[c - 1];
   i32[st] = 0;
   const N = i32[st + cells]; // samples in the grid
-  f64.set(a.sorted, off.xs / 8);
-  f64.set(b.sorted, off.ys / 8);
-  f64.fill(Infinity, off.xs / 8 + n, off.xs / 8 + n + PAD);
-  f64.fill(Infinity, off.ys / 8 + n, off.ys / 8 + n + PAD);
-  i32.set(a.edge.subarray(0, Gx + 1), off.xe / 4);
-  i32.set(b.edge.subarray(0, Gy + 1), off.ye / 4);
+  // each axis's sorted values, strip edges and fence table, unless that neuron is there already (consecutive
+  // pairs of a job share their first neuron)
+  for (
+    const [p, s, e, t, G, slot] of [[a, off.xs, off.xe, off.xt, Gx, 0], [b, off.ys, off.ye, off.yt, Gy, 1]] as const
+  ) {
+    const h = L.held[slot];
+    if (h.sorted === p.sorted && h.edge === p.edge && h.fence === p.fence && L.heldN === n) continue;
+    f64.set(p.sorted, s / 8);
+    f64.fill(Infinity, s / 8 + n, s / 8 + n + PAD);
+    i32.set(p.edge.subarray(0, G + 1), e / 4);
+    i32.set(p.fence.subarray(0, n + 1), t / 4);
+    L.held[slot] = { sorted: p.sorted, edge: p.edge, fence: p.fence };
+  }
+  L.heldN = n;
   if (L.ord !== `${Gx}x${Gy}`) {
     i32.set(zOrder(Gx, Gy), off.ord / 4);
     L.ord = `${Gx}x${Gy}`;
   }
-  i32.set(a.fence.subarray(0, n + 1), off.xt / 4);
-  i32.set(b.fence.subarray(0, n + 1), off.yt / 4);
   const args = [
     off.px,
     off.py,

@@ -71,12 +71,15 @@ export function pairChunks(job: PairJob): (c: number) => void {
   const { n, k, pairs, mi, samples, finite, cols } = job;
   const P = pairs.length / 2;
   const scratch = new KsgScratch(n);
+  // one view per neuron, kept: the kernel skips copying a neuron it holds already (same arrays)
+  const views: NeuronPrep[] = [];
+  const prep = (a: number) => views[a] ??= view(job, a);
   return (c) => {
     const p0 = c * job.chunk, p1 = Math.min(P, p0 + job.chunk);
     for (let p = p0; p < p1; p++) {
       const a = pairs[2 * p], b = pairs[2 * p + 1];
       if (finite[a] && finite[b]) {
-        mi[p] = ksgPair(view(job, a), view(job, b), k, scratch);
+        mi[p] = ksgPair(prep(a), prep(b), k, scratch);
         samples[p] = n;
       } else {
         const xa = cols.subarray(a * n, a * n + n), xb = cols.subarray(b * n, b * n + n);
