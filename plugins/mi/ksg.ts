@@ -29,9 +29,14 @@
  * `O(n log n)` with a small constant, against `O(n^2)` for brute force. Inputs are float32 (the wire format's
  * type).
  *
- * For k = 3 (the default) the per-pair search runs in a WebAssembly SIMD kernel (`plugins/mi/ksg_wasm.ts`: two
- * candidates per step, branch-free `pmin`/`pmax` top-4 lists), about 3-4x faster than this JavaScript, with the
- * same bits: same distances, same counts, same integer sum (`plugins/mi/mi_test.ts` checks it).
+ * For k = 3 (the default) the per-pair work runs in a WebAssembly SIMD kernel (`plugins/mi/ksg_wasm.ts`) in two
+ * passes: the neighbour search (cells in Z order; two candidates per step, branch-free `pmin`/`pmax` top-4 lists;
+ * on cells much higher than wide, or wider than high, in value space the block reaches further along the narrow
+ * axis) stores each sample's radius; then a straight loop counts `n_x`, `n_y`: each neuron's fence table
+ * ({@linkcode NeuronPrep.fence}: value buckets to sorted positions) gives a window of a few positions for each of
+ * the four borders, verified against the sorted values (else the whole half range), searched in three branch-free
+ * halvings. About 3-4x faster than this JavaScript, with the same bits: same distances, same counts, same integer
+ * sum (`plugins/mi/mi_test.ts` checks it, and that both kernels keep the bits of the kernels before these passes).
  *
  * @module
  */

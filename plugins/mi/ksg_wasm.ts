@@ -9,11 +9,16 @@
  * the end. Every distance is the same float64 `|a - b|`, the marginal counts are the same comparisons and the
  * `psi` terms are summed as exact integers, so the estimate is bit-identical to the JavaScript kernel's.
  *
- * The kernel runs over one pair: the grid cells in order, each sample's 3 x 3 block of cells, the exact strip
- * rectangle when the block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than
- * k samples, stored once outside the grid and checked by every sample: it lowers all 4 distances at once), then
- * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)` as i64
- * fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/mi/ksg.ts`): exact, so any order gives the same sum.
+ * Two functions run over one pair. `search`: the grid cells in the order given (Z order), each sample's block
+ * of cells (3 x 3, reaching further along the narrow axis of elongated cells), the exact strip rectangle when the
+ * block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than k samples, stored
+ * once outside the grid and checked by every sample: it lowers all 4 distances at once); it stores each sample's
+ * radius. `counts`: for every sample in a straight loop (no data-dependent branch, so consecutive samples overlap
+ * in the processor), the four marginal borders from the neurons' fence tables (a bucket lookup, checked against
+ * the sorted values at the window's ends; the whole half range when the check fails) and three branch-free
+ * halvings (the whole-range binary search when a window is longer than 8), then the sum of
+ * `psi(n_x + 1) + psi(n_y + 1)` as i64 fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/mi/ksg.ts`):
+ * exact, so any order gives the same sum.
  *
  * @module
  */
