@@ -113,10 +113,12 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const vals = (values instanceof Float32Array || values instanceof Float64Array) && values.length === n
     ? values
     : Float32Array.from({ length: n }, (_, i) => values[i]);
-  const sorted = vals.slice().sort();
   const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
   const used = new Int32Array(n); // tie-group sizes, at each group's first position
-  if (!(vals instanceof Float32Array && rankByKeys(vals, rank, group, used))) {
+  let sorted: KsgValues;
+  if (vals instanceof Float32Array && n <= MAX_KEYED) sorted = rankByKeys(vals, rank, group, used);
+  else {
+    sorted = vals.slice().sort();
     for (let i = 0; i < n; i++) {
       const v = vals[i];
       let lo = 0, hi = n; // first position with sorted[pos] >= v
@@ -142,9 +144,8 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
       edge[++strip] = r;
       inStrip = 0;
     }
-    stripOf.fill(strip, r, r + size);
+    for (const end = r + size; r < end; r++) stripOf[r] = strip;
     inStrip += size;
-    r += size;
   }
   const strips = n > 0 ? strip + 1 : 0;
   const cell = new Uint16Array(n);
@@ -152,17 +153,21 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   return { vals, sorted, rank, group, tie, cell, edge, strips, ...fences(sorted) };
 }
 
+/** The most samples {@linkcode rankByKeys} takes (its keys need `32 + log2(n)` bits, below 2^53). */
+const MAX_KEYED = 2 ** 21 - 1;
+
 /**
  * Ranks (ties by sample index), tie-group starts and sizes of float32 values by one native sort of packed keys:
  * the value's order-preserving 32 bits (-0 as +0) times `2^b` plus the sample index (exact below 2^53). The same
- * arrays as the per-sample binary searches of {@linkcode prepNeuron}; false (nothing written) when `n > 2^21`.
+ * arrays as the per-sample binary searches of {@linkcode prepNeuron} (`n` at most {@linkcode MAX_KEYED}); returns
+ * the values in that order (a zero's sign may sit elsewhere in its tie group than in a plain sort: it never changes
+ * a comparison or a distance).
  */
-function rankByKeys(vals: Float32Array, rank: Int32Array, group: Int32Array, used: Int32Array): boolean {
+function rankByKeys(vals: Float32Array, rank: Int32Array, group: Int32Array, used: Int32Array): Float32Array {
   const n = vals.length;
-  const b = Math.max(1, Math.ceil(Math.log2(n + 1)));
-  if (b > 21) return false;
-  const bits = new Uint32Array(vals.buffer, vals.byteOffset, n), scale = 2 ** b;
-  const keys = new Float64Array(n);
+  const scale = 2 ** Math.max(1, Math.ceil(Math.log2(n + 1)));
+  const bits = new Uint32Array(vals.buffer, vals.byteOffset, n);
+  const keys = new Float64Array(n), sorted = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const u = vals[i] === 0 ? 0 : bits[i]; // -0 ranks as +0 (equal values)
     const key = u >= 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // order-preserving
@@ -171,13 +176,14 @@ function rankByKeys(vals: Float32Array, rank: Int32Array, group: Int32Array, use
   keys.sort();
   let start = 0;
   for (let p = 0; p < n; p++) {
-    const i = keys[p] % scale;
-    if (p > 0 && vals[i] !== vals[keys[p - 1] % scale]) start = p;
+    const k = keys[p], i = k - Math.floor(k / scale) * scale; // exact: a power-of-two scale
+    sorted[p] = vals[i];
+    if (p > 0 && sorted[p] !== sorted[p - 1]) start = p;
     rank[i] = p;
     group[i] = start;
     used[start]++;
   }
-  return true;
+  return sorted;
 }
 
 /** `psi(m)` for integers `m = 0..n` (index 0 unused, NaN), by the recurrence `psi(m+1) = psi(m) + 1/m`. */
