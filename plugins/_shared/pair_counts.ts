@@ -163,7 +163,6 @@ export function mutualInformation(
   if (NZ.length < na * nb) NZ = new Int32Array(na * nb);
   if (ROWLOG.length < na) ROWLOG = new Float64Array(na);
   const nz = NZ, rowLog = ROWLOG;
-  colSum.fill(0, 0, nb);
   let n = 0, k = 0;
   for (let a = 0; a < na; a++) {
     let s = 0;
@@ -171,12 +170,17 @@ export function mutualInformation(
     for (let b = 0; b < nb; b++) {
       const c = counts[off + row + b];
       s += c;
-      colSum[b] += c;
       nz[k] = row + b;
       k += +(c > 0);
     }
     rowSum[a] = s;
     n += s;
+  }
+  // column sums in a local each (a sum kept in the array costs a load, a store and V8's integer checks a cell)
+  for (let b = 0; b < nb; b++) {
+    let s = 0;
+    for (let a = 0; a < na; a++) s += counts[off + a * nb + b];
+    colSum[b] = s;
   }
   if (n === 0) return NaN;
   for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
