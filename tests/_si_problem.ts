@@ -91,17 +91,22 @@ export function looReference(pr: Problem, lambda: number): { w: number[]; f: num
   const full = ridge(pr, lambda, -1);
   const w: number[] = [], f: number[] = [];
   for (let i = 0; i < pr.n; i++) {
-    const d = ridge(pr, lambda, i).map((v, s) => full[s] - v);
-    w.push(d.reduce((acc, v) => acc + v * v, 0));
-    let fs = 0;
-    for (let x = 0; x < pr.nTest * pr.k; x++) {
-      let df = 0;
-      for (let s = 0; s < pr.p; s++) df += pr.jTest[x * pr.p + s] * d[s];
-      fs += df * df;
-    }
-    f.push(fs / pr.nTest);
+    const si = siOfDelta(pr, ridge(pr, lambda, i).map((v, s) => full[s] - v));
+    w.push(si.w);
+    f.push(si.f);
   }
   return { w, f };
+}
+
+/** Weight SI `||d||^2` and function SI (mean over test samples of `sum_c (J_test d)_c^2`) of a weight change `d`. */
+export function siOfDelta(pr: Problem, d: Float64Array): { w: number; f: number } {
+  let fs = 0;
+  for (let x = 0; x < pr.nTest * pr.k; x++) {
+    let df = 0;
+    for (let s = 0; s < pr.p; s++) df += pr.jTest[x * pr.p + s] * d[s];
+    fs += df * df;
+  }
+  return { w: d.reduce((acc, v) => acc + v * v, 0), f: fs / pr.nTest };
 }
 
 /**

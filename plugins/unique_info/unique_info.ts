@@ -11,6 +11,9 @@
  *   `f(x; w) - f(x; w_{-i}) = K_test M[:, i] M_ii^-1 a_i` and `K_test = J_test J^T` (official `predictions`);
  *   null when the stream has no test rows. No 1/2 or sigma factors.
  * Every sample comes from one float64 Cholesky factorisation of `Theta + lambda I` (`--si-lambda`, > 0, required).
+ * Finite training time (`--si-t T`, with `--si-lr` for T discrete steps; `--si-lambda` may then be 0): one
+ * eigendecomposition of `Theta` and per-sample spectral deletions (`finite_time.ts`, docs/unique_info.md); optional
+ * tables `unique_information_summary` (`--si-summary`) and `si_change_vectors` (`--si-change-vectors N`): `extras.ts`.
  *
  * Streaming: train and test rows are kept (float32, concatenated over the tensor columns: `rows x P x 4` bytes,
  * e.g. 5,000 rows x 20,000 parameters = 400 MB; use `--si-sketch-dim` to bound P) and the kernels `Theta` and
@@ -94,6 +97,33 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { SKETCH_SEED_KEY } from "../../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu_kernel.ts";
 import { uniqueInfoReport } from "./report.ts";
+import { finiteTimeSi, type TrainingTime } from "./finite_time.ts";
+import { changeVectorsTable, summaryTable } from "./extras.ts";
+
+/** Per-sample results of a solve; `dual(i)` = `alpha - beta_{-i}` (padded) in row coordinates, for change vectors. */
+interface Solved {
+  si: Float64Array;
+  fsi: Float64Array;
+  dual?: (i: number) => Float64Array;
+  route?: string;
+}
+
+/** Checks the options that depend on each other (the plugin's `validate`, also run by the constructor). */
+function validateOptions(options: OptionValues): void {
+  const t = options["si-t"] as number | undefined, lr = options["si-lr"] as number | undefined;
+  const lambda = options["si-lambda"] as number;
+  if (lr !== undefined && t === undefined) {
+    throw new Error(`Cannot use --si-lr as it needs --si-t (the number of steps): current value is ${lr}`);
+  }
+  if (lr !== undefined && !Number.isInteger(t)) {
+    throw new Error(`Cannot use --si-t as it must be a whole number of steps with --si-lr: current value is ${t}`);
+  }
+  if (t === undefined && !(lambda > 0)) {
+    throw new Error(
+      `Cannot use --si-lambda as it must be > 0 without --si-t (training to convergence): current value is ${lambda}`,
+    );
+  }
+}
 
 /** The one-line error of a failed factorisation of `Theta + lambda I` (other errors pass through). */
 function factorError(e: unknown, lambda: number): unknown {
@@ -217,19 +247,34 @@ class UniqueInfoEstimator implements Estimator {
   readonly gpu: GpuContext | null;
   /** Threads of the CPU path's products (`context.threads`). */
   readonly threads: number;
+  /** Where the factorisation reports its progress (`EstimatorContext.progress`). */
+  readonly progress: EstimatorContext["progress"];
   #kernel: GpuSiKernel | null = null;
   /** Train and test rows uploaded to the GPU so far. */
   #upTrain = 0;
   #upTest = 0;
   /** Seconds per stage of the last GPU result (benchmarks). */
   gpuTimes: Record<string, number> = {};
+  /** Finite training time (`--si-t`, `--si-lr`), or null for t = infinity (docs/unique_info.md). */
+  readonly tt: TrainingTime | null;
+  readonly route: "auto" | "secular" | "volterra";
+  readonly changeVectors: number;
+  readonly summaryView: boolean;
 
   constructor(options: OptionValues, context: EstimatorContext) {
     this.lambda = options["si-lambda"] as number;
     this.sketchDim = options["si-sketch-dim"] as number | undefined;
     this.seed = context.seed;
-    this.gpu = context.gpu ?? null;
+    const t = options["si-t"] as number | undefined, lr = options["si-lr"] as number | undefined;
+    validateOptions(options);
+    this.tt = t === undefined ? null : { t, lr, lambda: this.lambda };
+    this.route = (options["si-finite-route"] as "auto" | "secular" | "volterra" | undefined) ?? "auto";
+    this.changeVectors = (options["si-change-vectors"] as number | undefined) ?? 0;
+    this.summaryView = (options["si-summary"] as boolean | undefined) ?? false;
+    // finite training time runs on the float64 CPU path under every backend
+    this.gpu = this.tt === null ? context.gpu ?? null : null;
     this.threads = resolveThreads(context.threads);
+    this.progress = context.progress;
   }
 
   #file(name: string): number {
@@ -421,7 +466,10 @@ class UniqueInfoEstimator implements Estimator {
 
   merge(other: Estimator): void {
     const o = other as UniqueInfoEstimator;
-    if (!(o instanceof UniqueInfoEstimator) || o.lambda !== this.lambda || o.sketchDim !== this.sketchDim) {
+    if (
+      !(o instanceof UniqueInfoEstimator) || o.lambda !== this.lambda || o.sketchDim !== this.sketchDim ||
+      JSON.stringify(o.tt) !== JSON.stringify(this.tt)
+    ) {
       throw new Error("Cannot merge unique-info estimators with different options: current value is incompatible");
     }
     if (o.train.rows.length + o.test.rows.length === 0) return;
@@ -584,11 +632,36 @@ class UniqueInfoEstimator implements Estimator {
     }
     const train = this.#samples(tr, k, "train");
     const test = te.rows.length > 0 && k > 0 ? this.#samples(te, k, "test") : null;
-    if (this.gpu) {
-      return this.#solveGpu(train, test, k).then(({ si, fsi }) => this.#table(train, test, k, si, fsi));
+    if (this.gpu) return this.#solveGpu(train, test, k).then((r) => this.#table(train, test, k, r));
+    if (this.tt) return this.#solveFinite(train, test, k, this.tt).then((r) => this.#table(train, test, k, r));
+    return this.#table(train, test, k, this.#solveCpu(train, test, k));
+  }
+
+  /** Finite training time (float64, CPU): one eigendecomposition, then per-sample deletions (finite_time.ts). */
+  async #solveFinite(train: Samples, test: Samples | null, k: number, tt: TrainingTime): Promise<Solved> {
+    const n = train.ids.length, N = n * k;
+    if (N === 0) return { si: new Float64Array(0), fsi: new Float64Array(0) };
+    const ldt = this.theta.colCap, th = this.theta.data;
+    const A = sharedF64(N * N);
+    for (let i = 0; i < N; i++) {
+      const a = train.slots[i];
+      for (let j = 0; j <= i; j++) {
+        const b = train.slots[j];
+        A[i * N + j] = a >= b ? th[a * ldt + b] : th[b * ldt + a];
+      }
     }
-    const { si, fsi } = this.#solveCpu(train, test, k);
-    return this.#table(train, test, k, si, fsi);
+    let K: Float64Array | null = null, rows = 0;
+    if (test) {
+      rows = test.slots.length;
+      const ldk = this.ktest.colCap, kd = this.ktest.data;
+      K = sharedF64(rows * N);
+      for (let t = 0; t < rows; t++) {
+        const row = test.slots[t] * ldk;
+        for (let j = 0; j < N; j++) K[t * N + j] = kd[row + train.slots[j]];
+      }
+    }
+    const nTest = test?.ids.length ?? 0;
+    return await finiteTimeSi(A, N, k, this.#residual(train), K, rows, nTest, tt, this.route, this.threads);
   }
 
   /** `Y - f0` of the train rows in (sample_id, output) order. */
@@ -599,7 +672,7 @@ class UniqueInfoEstimator implements Estimator {
   }
 
   /** The float64 CPU path: Cholesky of Theta + lambda I, M, then the per-sample terms. */
-  #solveCpu(train: Samples, test: Samples | null, k: number): { si: Float64Array; fsi: Float64Array } {
+  #solveCpu(train: Samples, test: Samples | null, k: number): Solved {
     const n = train.ids.length, N = n * k, lambda = this.lambda;
     const si = new Float64Array(n), fsi = new Float64Array(n);
     if (N > 0) {
@@ -615,12 +688,19 @@ class UniqueInfoEstimator implements Estimator {
         A[i * N + i] += lambda;
       }
       try {
-        choleskyInPlace(A, N, { threads: this.threads });
+        const progress = this.progress;
+        choleskyInPlace(A, N, {
+          threads: this.threads,
+          progress: progress && ((p) => progress(p, 100, "% factorisation")),
+        });
       } catch (e) {
         throw factorError(e, lambda);
       }
       const av = choleskySolve(A, N, this.#residual(train));
-      const M = inverseFromCholesky(A, N, { threads: this.threads });
+      const M = inverseFromCholesky(A, N, {
+        threads: this.threads,
+        progress: this.progress && ((p) => this.progress!(p, 100, "% inverse")),
+      });
       // b_i = M_ii^-1 a_i, and (M - lambda M^2)_ii with (M^2)_ii[r][s] = <M row ir, M row is> (M symmetric)
       const b = new Float64Array(N);
       const mii = new Float64Array(k * k);
@@ -654,6 +734,13 @@ class UniqueInfoEstimator implements Estimator {
         gemm(matrix(Q, T, N), matrix(K, T, N), transpose(matrix(M, N)), { threads: this.threads });
         functionSi(Q, b, n, k, T, nTest, fsi);
       }
+      // alpha - beta_{-i} = M[:, block i] b_i
+      const dual = (i: number) => {
+        const d = new Float64Array(N);
+        for (let x = 0; x < N; x++) for (let c = 0; c < k; c++) d[x] += M[x * N + i * k + c] * b[i * k + c];
+        return d;
+      };
+      return { si, fsi, dual };
     }
     return { si, fsi };
   }
@@ -708,8 +795,9 @@ class UniqueInfoEstimator implements Estimator {
     return { si, fsi };
   }
 
-  /** The result table. */
-  #table(train: Samples, test: Samples | null, k: number, si: Float64Array, fsi: Float64Array): Results {
+  /** The result table(s). */
+  #table(train: Samples, test: Samples | null, k: number, solved: Solved): Results {
+    const { si, fsi } = solved;
     const n = train.ids.length, lambda = this.lambda;
     const rank = (v: Float64Array) => {
       const order = Array.from(v.keys()).sort((x, y) => v[y] - v[x] || x - y);
@@ -729,7 +817,30 @@ class UniqueInfoEstimator implements Estimator {
       "infotap.parameters": String(this.width),
     };
     if (this.layout?.sketched.some((s) => s !== null)) meta["infotap.sketch.seed"] = this.layout.sketched.join(",");
+    const tt = this.tt;
+    if (tt) {
+      meta["infotap.definition"] =
+        `SCIENCE.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, ${
+          tt.lr === undefined ? `gradient flow for time t = ${tt.t}` : `${tt.t} gradient-descent steps of size ${tt.lr}`
+        } from w0`;
+      meta["infotap.si.route"] = solved.route ?? "";
+    }
+    const extra: Results = {};
+    if (this.summaryView) extra.unique_information_summary = summaryTable(si, test ? fsi : null);
+    if (this.changeVectors > 0 && solved.dual) {
+      const rowOf = (x: number) => this.train.rows[train.slots[x]];
+      extra.si_change_vectors = changeVectorsTable(
+        train.ids,
+        si,
+        this.changeVectors,
+        solved.dual,
+        rowOf,
+        this.width,
+        JSON.stringify(this.layout),
+      );
+    }
     return {
+      ...extra,
       unique_information: tableFromColumns([
         { name: "sample_id", type: "int64", values: train.ids },
         { name: "si_weights", type: "float64", values: si },
@@ -748,6 +859,12 @@ class UniqueInfoEstimator implements Estimator {
             ),
           }]
           : []),
+        ...(tt
+          ? [
+            { name: "t", type: "float64" as const, values: new Array(n).fill(tt.t) },
+            { name: "lr", type: "float64" as const, values: new Array(n).fill(tt.lr ?? null) },
+          ]
+          : []),
       ], meta),
     };
   }
@@ -764,17 +881,51 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
     "Per-sample smooth unique information in the weights and the function, from Jacobians at w0 (docs/science.md section 3).",
   inputs: ["jacobians/v1"],
   byDefault: true,
-  tables: { unique_information: {} },
+  tables: { unique_information: {}, unique_information_summary: {}, si_change_vectors: {} },
   report: uniqueInfoReport,
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",
+  // Rows (float32) and the kernels (float64, with growth slack), then the factor, L^-T and M (module header).
+  memory: (o, shape) => {
+    const width = shape.tensors.reduce((a, t) => a + t.width, 0);
+    const p = o["si-sketch-dim"] === undefined
+      ? width
+      : Math.min(width, (o["si-sketch-dim"] as number) * shape.tensors.length);
+    const n = shape.rows ?? 0;
+    return { state: 4 * p * n + 8 * n * n * (1.56 + 3), results: n * 60 };
+  },
+  memoryOptions: ["si-sketch-dim"],
   options: {
     "si-lambda": {
       type: "number",
-      greaterThan: 0,
+      min: 0,
       required: true,
-      description: "ridge lambda toward w0 (sum-of-losses convention); M = (Theta + lambda I)^-1",
+      description:
+        "ridge lambda toward w0 (sum-of-losses convention); M = (Theta + lambda I)^-1; > 0 unless --si-t is given",
+    },
+    "si-t": {
+      type: "number",
+      greaterThan: 0,
+      description:
+        "finite training time: T gradient-descent steps of size --si-lr, or gradient flow for time T without it (default: converged, t = infinity)",
+    },
+    "si-lr": { type: "number", greaterThan: 0, description: "step size of the T discrete steps of --si-t" },
+    "si-finite-route": {
+      type: "string",
+      choices: ["auto", "secular", "volterra"],
+      description:
+        "leave-one-out method at finite --si-t: auto (the cheaper), secular (any t), volterra (discrete steps; cost grows with T)",
+    },
+    "si-change-vectors": {
+      type: "integer",
+      min: 1,
+      description: "also write w - w_{-i} of the N samples of highest weight SI (table si_change_vectors)",
+    },
+    "si-summary": {
+      type: "boolean",
+      description:
+        "also write the dataset-summarisation view: SI share by fraction of samples kept (unique_information_summary)",
     },
     "si-sketch-dim": {
       type: "integer",
@@ -782,6 +933,7 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
       description: "project each Jacobian column to this many values with the seeded Rademacher sketch (--seed)",
     },
   },
+  validate: validateOptions,
   create(options, context) {
     return new UniqueInfoEstimator(options, context);
   },

@@ -57,3 +57,30 @@ export function makeSiBatches(
   }
   return out;
 }
+
+/**
+ * Weight SI `d^T Theta d` and function SI `||K_test d||^2 / nTest` of a dual difference `d = alpha - beta_{-i}`
+ * (padded), from the full kernels (`theta` N x N, `ktest` T x N): the per-sample references' last step.
+ */
+export function siOfDual(
+  theta: Float64Array,
+  ktest: Float64Array,
+  d: Float64Array,
+  N: number,
+  T: number,
+  nTest: number,
+): { w: number; f: number } {
+  let w = 0;
+  for (let x = 0; x < N; x++) {
+    let s = 0;
+    for (let y = 0; y < N; y++) s += theta[x * N + y] * d[y];
+    w += d[x] * s;
+  }
+  let f = 0;
+  for (let t = 0; t < T; t++) {
+    let s = 0;
+    for (let y = 0; y < N; y++) s += ktest[t * N + y] * d[y];
+    f += s * s;
+  }
+  return { w, f: f / nTest };
+}

@@ -21,6 +21,7 @@ const MODULES: Record<
   mi: () => import("./mi.ts"),
   fisher: () => import("./fisher.ts"),
   si: () => import("./si.ts"),
+  si_finite: () => import("./si_finite.ts"),
   serve: () => import("./serve.ts"),
   gpu: () => import("./gpu.ts"),
   gpu_ksg: () => import("./gpu_ksg.ts"),

@@ -27,7 +27,7 @@ import {
 import { defaultThreads, threadStats } from "../../plugins/kernels/threads.ts";
 
 import type { BenchRow } from "./_types.ts";
-import { makeSiBatches } from "./_si_batches.ts";
+import { makeSiBatches, siOfDual } from "./_si_batches.ts";
 
 /** The official-code path for one sample: factorise the kernel without its rows, re-solve, compare. */
 function resolveOne(
@@ -54,19 +54,7 @@ function resolveOne(
   // w - w_{-i} = J^T d with d = alpha - (alpha_{-i} padded with zeros)
   const d = Float64Array.from(alpha);
   keep.forEach((j, x) => (d[j] -= sub[x]));
-  let w = 0;
-  for (let x = 0; x < N; x++) {
-    let s = 0;
-    for (let y = 0; y < N; y++) s += theta[x * N + y] * d[y];
-    w += d[x] * s;
-  }
-  let f = 0;
-  for (let t = 0; t < T; t++) {
-    let s = 0;
-    for (let y = 0; y < N; y++) s += ktest[t * N + y] * d[y];
-    f += s * s;
-  }
-  return { w, f: f / nTest };
+  return siOfDual(theta, ktest, d, N, T, nTest);
 }
 
 /** Runs the benchmark and returns its rows. */

@@ -19,7 +19,12 @@
  * - Mislabeled samples: the same training set with 10% of its labels flipped; how many flipped samples are
  *   among the top 10% by SI (chance: 10% of them).
  *
- * Usage: `deno task exp:unique [--fast] [--seed S] [--out DIR]` (results in `experiments/unique_info/`).
+ * - `--paper`: the paper's own setting instead: no ridge (lambda = 0) and finite training time, T plain full-batch
+ *   gradient-descent steps of size 1 / lambda_max(Theta) from `w0` (SI with `--si-t T --si-lr eta`,
+ *   docs/unique_info.md), and the retraining is exactly that: T plain steps (no momentum) of the real network.
+ *
+ * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--seed S] [--out DIR]` (results in `experiments/unique_info/`,
+ * or `experiments/unique_info_paper/`).
  *
  * @module
  */
@@ -48,6 +53,8 @@ export interface UniqueOptions {
   steps?: number;
   /** lambda as a fraction of the largest eigenvalue of Theta. */
   lambdaScale?: number;
+  /** "ridge" (default: lambda = lambdaScale x lambda_max, converged) or "paper" (lambda = 0, T plain GD steps). */
+  setting?: "ridge" | "paper";
   /** Fraction of flipped labels in the mislabeled-sample part (0 skips it). */
   flip?: number;
   /** lambda scales of the mislabeled-sample part (default 0.1 and 0.01). */
@@ -90,7 +97,8 @@ export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return sxy / Math.sqrt(sxx * syy);
 }
 
-interface Net {
+/** A network at its initial weights `w0` and how to apply it to given parameters. */
+export interface Net {
   tf: typeof TF;
   w0: { name: string; shape: number[]; values: Float32Array }[];
   apply: (ps: TF.Tensor[], x: TF.Tensor) => TF.Tensor;
@@ -184,8 +192,11 @@ function retrain(
   return { w, f, wAt };
 }
 
-/** SI of every training sample through `unique-info` (in-process serve); returns si by sample id. */
-async function siOf(
+/**
+ * SI of every training sample through `unique-info` (in-process serve); one run per lambda scale (`finite` adds
+ * the finite-time options from lambda_max); `y` are class indices (one-hot targets, k = the net's outputs).
+ */
+export async function siOf(
   net: Net,
   x: Float32Array,
   y: Int32Array,
@@ -194,16 +205,14 @@ async function siOf(
   out: string,
   seed: number,
   lambdaScales: number[],
+  finite?: (top: number) => Record<string, number | boolean>,
 ): Promise<{ siW: Float64Array; siF: Float64Array; lambda: number; top: number }[]> {
-  const n = y.length, testN = testX.length / d;
+  const n = y.length, testN = testX.length / d, k = net.w0[net.w0.length - 1].values.length;
   const inputs = new Float32Array((n + testN) * d);
   inputs.set(x);
   inputs.set(testX, n * d);
-  const targets = new Float32Array((n + testN) * 2).fill(NaN);
-  for (let i = 0; i < n; i++) {
-    targets[2 * i] = y[i] === 0 ? 1 : 0;
-    targets[2 * i + 1] = y[i] === 1 ? 1 : 0;
-  }
+  const targets = new Float32Array((n + testN) * k).fill(NaN);
+  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) targets[k * i + c] = y[i] === c ? 1 : 0;
   const batches = [];
   for await (
     const rb of tfjsJacobians({
@@ -247,7 +256,7 @@ async function siOf(
       listen: null,
       out: dir,
       estimators: ["unique-info"],
-      options: { "si-lambda": lambda },
+      options: { "si-lambda": lambda, ...(finite ? finite(top) : {}) },
       seed,
       log: () => {},
       extra: { experiment: "unique_info" },
@@ -273,9 +282,13 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   const t0 = performance.now();
   const fast = o.fast ?? false, seed = o.seed ?? 0;
   const n = o.n ?? (fast ? 150 : 1000), testN = o.testN ?? (fast ? 100 : 200), hidden = o.hidden ?? (fast ? 32 : 128);
-  const check = o.check ?? (fast ? 15 : 50), steps = o.steps ?? (fast ? 150 : 300);
-  const lambdaScale = o.lambdaScale ?? 0.1, flip = o.flip ?? 0.1, flipScales = o.flipScales ?? [0.1, 0.01];
-  const out = o.out ?? `experiments/unique_info${fast ? "_fast" : ""}`;
+  const paper = o.setting === "paper";
+  const check = o.check ?? (fast ? 15 : 50), steps = o.steps ?? (paper ? (fast ? 200 : 300) : (fast ? 150 : 300));
+  const lambdaScale = paper ? 0 : o.lambdaScale ?? 0.1, flip = o.flip ?? 0.1;
+  const flipScales = paper ? [0] : o.flipScales ?? [0.1, 0.01];
+  // the paper's setting: T plain gradient-descent steps of size 1 / lambda_max(Theta), no ridge
+  const finite = paper ? (top: number) => ({ "si-t": steps, "si-lr": 1 / top }) : undefined;
+  const out = o.out ?? `experiments/unique_info${paper ? "_paper" : ""}${fast ? "_fast" : ""}`;
   const digits = await loadDigits(seed);
   // 4 vs 9: label 0 for a 4, 1 for a 9.
   const idx: number[] = [];
@@ -298,7 +311,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   const net = await makeNet(d, hidden, seed);
   const tf = net.tf;
   const t1 = performance.now();
-  const [si] = await siOf(net, train.x, train.y, test.x, d, `${out}/clean`, seed, [lambdaScale]);
+  const [si] = await siOf(net, train.x, train.y, test.x, d, `${out}/clean`, seed, [lambdaScale], finite);
   if (o.verbose) console.error(`SI of ${n} samples: lambda ${si.lambda.toPrecision(4)} (${since(t1).toFixed(1)} s)`);
 
   // Actual retraining.
@@ -306,8 +319,8 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   // Heavy ball with Polyak's optimal step and momentum for a quadratic with curvatures in [lambda, L], L =
   // 1.2 (lambda_max + lambda) (margin for the non-linear terms): error falls by (sqrt(k) - 1) / (sqrt(k) + 1) a step.
   const L = 2 * (si.top + si.lambda), mu = si.lambda;
-  const lr = 4 / (Math.sqrt(L) + Math.sqrt(mu)) ** 2;
-  const momentum = ((Math.sqrt(L / mu) - 1) / (Math.sqrt(L / mu) + 1)) ** 2;
+  const lr = paper ? 1 / si.top : 4 / (Math.sqrt(L) + Math.sqrt(mu)) ** 2;
+  const momentum = paper ? 0 : ((Math.sqrt(L / mu) - 1) / (Math.sqrt(L / mu) + 1)) ** 2;
   const X = tf.tensor2d(train.x, [n, d]), testX = tf.tensor2d(test.x, [testN, d]);
   const Y = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(train.y, "int32"), 2), "float32")) as TF.Tensor2D;
   const full = retrain(
@@ -358,7 +371,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
     const r2 = rng(seed + 4);
     const isFlipped = Array.from({ length: n }, () => r2() < flip);
     const y2 = second.y.map((v, i) => (isFlipped[i] ? 1 - v : v));
-    const si2 = await siOf(net, second.x, y2, test.x, d, `${out}/flipped`, seed, flipScales);
+    const si2 = await siOf(net, second.x, y2, test.x, d, `${out}/flipped`, seed, flipScales, finite);
     const top = Math.round(flip * n);
     const topBy = (s: Float64Array) =>
       Array.from({ length: n }, (_, i) => i).sort((a, b) => s[b] - s[a]).slice(0, top).filter((i) => isFlipped[i])
@@ -393,7 +406,9 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
     check,
     steps,
     lambda: `${lambdaScale} x lambda_max(Theta) = ${si.lambda.toPrecision(4)}`,
-    optimizer: `full-batch heavy ball, lr ${lr.toPrecision(4)}, momentum ${momentum.toFixed(3)}`,
+    optimizer: paper
+      ? `T = ${steps} full-batch plain gradient-descent steps, lr 1 / lambda_max(Theta) = ${lr.toPrecision(4)}`
+      : `full-batch heavy ball, lr ${lr.toPrecision(4)}, momentum ${momentum.toFixed(3)}`,
   };
   const markdown = [
     markdownTable(
@@ -404,9 +419,11 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
       ],
     ),
     "",
-    `Convergence of the retraining: squared distance of w_T to w_{T/2} over the median actual weight SI = ${
-      convergence.toExponential(2)
-    }.`,
+    `${
+      paper
+        ? "Movement in the second half of training (finite T, not converged by design)"
+        : "Convergence of the retraining"
+    }: squared distance of w_T to w_{T/2} over the median actual weight SI = ${convergence.toExponential(2)}.`,
     ...(flipped
       ? [
         "",
@@ -442,18 +459,25 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { fast: { type: "boolean" }, seed: { type: "string" }, out: { type: "string" } },
+    options: {
+      fast: { type: "boolean" },
+      paper: { type: "boolean" },
+      seed: { type: "string" },
+      out: { type: "string" },
+      hidden: { type: "string" },
+      steps: { type: "string" },
+    },
   });
   const r = await uniqueInfo({
     fast: values.fast,
+    hidden: values.hidden ? Number(values.hidden) : undefined,
+    steps: values.steps ? Number(values.steps) : undefined,
+    setting: values.paper ? "paper" : "ridge",
     seed: values.seed ? Number(values.seed) : undefined,
     out: values.out,
     verbose: true,
   });
   console.log(`Unique information (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
-  console.log(
-    `runtime ${r.seconds.toFixed(0)} s; tables in ${values.out ?? "experiments/unique_info"}${
-      values.fast ? "_fast" : ""
-    }/`,
-  );
+  const dir = values.out ?? `experiments/unique_info${values.paper ? "_paper" : ""}${values.fast ? "_fast" : ""}`;
+  console.log(`runtime ${r.seconds.toFixed(0)} s; tables in ${dir}/`);
 }

@@ -18,3 +18,12 @@ Deno.test("Unique information (fast): SI predicts actual retraining; flipped lab
   const chance = f.flipped * 0.1;
   assert.ok(f.inTopWeights > 2 * chance, `${f.inTopWeights} flipped in the top 10% (chance ${chance})`);
 });
+
+Deno.test("Unique information (fast, the paper's setting: lambda = 0, finite T): SI predicts retraining by T steps", async () => {
+  const out = await Deno.makeTempDir();
+  const r = await uniqueInfo({ fast: true, setting: "paper", check: 10, flip: 0, out });
+  assert.ok(r.pearsonWeights > 0.7, `weights: Pearson ${r.pearsonWeights}`);
+  assert.ok(r.pearsonFunction > 0.7, `function: Pearson ${r.pearsonFunction}`);
+  assert.equal(r.lambda, 0);
+  await Deno.remove(out, { recursive: true });
+});
