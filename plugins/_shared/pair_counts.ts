@@ -1,13 +1,15 @@
 /**
  * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch from bin codes
- * ({@linkcode codeRows}, {@linkcode addPairCounts}: four rows a word when `bins <= 16`, same integers as the
- * row-by-row loop), and the plug-in MI of a joint histogram ({@linkcode mutualInformation}; docs/science.md
- * section 1, = scikit-learn `mutual_info_score` on the codes). Rows where either neuron is non-finite are left out
- * of that pair only. The packed loop: docs/internals.md, "Binned-MI pair counts".
+ * ({@linkcode codeRows}, {@linkcode addPairCounts}: with at most 16 bins, whole 8-row words of finite pairs in the
+ * WebAssembly kernel of `pair_counts_wasm.ts`, the rest four rows a word here; same integers as the row-by-row
+ * loop), and the plug-in MI of a joint histogram ({@linkcode mutualInformation}; docs/science.md section 1, =
+ * scikit-learn `mutual_info_score` on the codes). Rows where either neuron is non-finite are left out of that pair
+ * only. The packed loops: docs/internals.md, "Binned-MI pair counts".
  *
  * @module
  */
 import type { LayerRange } from "./binning.ts";
+import { addPairCountsWasm } from "./pair_counts_wasm.ts";
 
 /** The code of a non-finite value. */
 export const NONFINITE = 255;
@@ -73,6 +75,10 @@ export function addPairCounts(
   stride = rows,
 ): void {
   const B2 = bins * bins;
+  // the WebAssembly kernel counts the clean pairs' rows in whole 8-row words; the loops below do the rest
+  const done = rows >= 8 && addPairCountsWasm(codes, stride, rows >> 3, pairs, p0, p1, bins, dirty, counts)
+    ? (rows >> 3) << 3
+    : 0;
   const packed = bins <= 16 && stride % 4 === 0 && codes.byteOffset % 4 === 0;
   const words = packed ? new Uint32Array(codes.buffer, codes.byteOffset, codes.length >> 2) : null;
   const full = rows >> 2, ws = stride >> 2, h = SCRATCH;
@@ -80,11 +86,11 @@ export function addPairCounts(
     const a = pairs[2 * p], b = pairs[2 * p + 1];
     const ca = a * stride, cb = b * stride, base = p * B2;
     if (!dirty[a] && !dirty[b]) {
-      let r = 0;
+      let r = done;
       if (words !== null) {
         // four rows a word: lane k of codes_a * B + codes_b is row k's joint cell
         const wa = a * ws, wb = b * ws;
-        for (let q = 0; q < full; q++) {
+        for (let q = done >> 2; q < full; q++) {
           const j = Math.imul(words[wa + q], bins) + words[wb + q];
           h[j & 255]++;
           h[256 + ((j >>> 8) & 255)]++;
@@ -123,11 +129,18 @@ function log(x: number): number {
   return x < 65536 && Number.isInteger(x) ? (LOGS ?? logTable())[x] : Math.log(x);
 }
 
+/** Scratch of {@linkcode mutualInformation}: the non-zero cells' offsets, and the logs of the row sums. */
+let NZ = new Int32Array(256), ROWLOG = new Float64Array(16);
+
 /**
  * Plug-in MI (nats) of the contingency table `counts[off + a * nb + b]` (`na x nb`); NaN when it is empty.
  * `rowSum` and `colSum` are scratch arrays of at least `na` and `nb` entries (`colSum` also holds the logs of the
  * column sums once they are known). Logs of small integer counts come from a table of `Math.log` values, so the
  * result has the same bits as evaluating every log directly.
+ *
+ * The sum runs over the non-zero cells in row-major order, each term `(c / n) * (log c + log n - log a - log b)`
+ * evaluated as written: the first pass collects those cells without a branch (a table's zeros are unpredictable,
+ * and a mispredicted test per cell cost more than the term), the second adds their terms in order.
  */
 export function mutualInformation(
   counts: ArrayLike<number>,
@@ -137,29 +150,37 @@ export function mutualInformation(
   rowSum: Float64Array,
   colSum: Float64Array,
 ): number {
-  rowSum.fill(0, 0, na);
-  colSum.fill(0, 0, nb);
-  let n = 0;
+  if (NZ.length < na * nb) NZ = new Int32Array(na * nb);
+  if (ROWLOG.length < na) ROWLOG = new Float64Array(na);
+  const nz = NZ, rowLog = ROWLOG;
+  let n = 0, k = 0;
   for (let a = 0; a < na; a++) {
+    let s = 0;
+    const row = a * nb;
     for (let b = 0; b < nb; b++) {
-      const c = counts[off + a * nb + b];
-      rowSum[a] += c;
-      colSum[b] += c;
-      n += c;
+      const c = counts[off + row + b];
+      s += c;
+      nz[k] = row + b;
+      k += +(c > 0);
     }
+    rowSum[a] = s;
+    n += s;
+  }
+  // column sums in a local each (a sum kept in the array costs a load, a store and V8's integer checks a cell)
+  for (let b = 0; b < nb; b++) {
+    let s = 0;
+    for (let a = 0; a < na; a++) s += counts[off + a * nb + b];
+    colSum[b] = s;
   }
   if (n === 0) return NaN;
   for (let b = 0; b < nb; b++) colSum[b] = log(colSum[b]); // only read where the column has a count > 0
+  for (let a = 0; a < na; a++) rowLog[a] = log(rowSum[a]); // only read where the row has a count > 0
   let mi = 0;
   const logN = Math.log(n), logs = LOGS ?? logTable();
-  for (let a = 0; a < na; a++) {
-    if (rowSum[a] === 0) continue;
-    const la = log(rowSum[a]);
-    for (let b = 0; b < nb; b++) {
-      const c = counts[off + a * nb + b];
-      // counts are integers: the table's Math.log(c) below 2^16
-      if (c > 0) mi += (c / n) * ((c < 65536 ? logs[c] : Math.log(c)) + logN - la - colSum[b]);
-    }
+  for (let j = 0; j < k; j++) {
+    const i = nz[j], c = counts[off + i], a = (i / nb) | 0;
+    // counts are integers: the table's Math.log(c) below 2^16
+    mi += (c / n) * ((c < 65536 ? logs[c] : Math.log(c)) + logN - rowLog[a] - colSum[i - a * nb]);
   }
   return mi;
 }

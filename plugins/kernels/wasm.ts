@@ -105,7 +105,9 @@ export const i32 = {
   gt_s: [0x4a],
   le_s: [0x4c],
   ge_s: [0x4e],
+  lt_u: [0x49],
   ge_u: [0x4f],
+  ne: [0x47],
   add: [0x6a],
   sub: [0x6b],
   mul: [0x6c],
@@ -114,10 +116,23 @@ export const i32 = {
   shl: [0x74],
   shr_u: [0x76],
   trunc_f64_s: [0xaa],
+  /** Saturating: NaN gives 0, out-of-range values the nearest bound. */
+  trunc_sat_f64_s: [0xfc, 0x02],
+  wrap_i64: [0xa7],
 };
 
 /** i64 instructions. */
-export const i64 = { load: memory([0x29], 3), add: [0x7c] };
+export const i64 = {
+  load: memory([0x29], 3),
+  const: (v: number): Code => [0x42, ...sleb(v)],
+  add: [0x7c],
+  mul: [0x7e],
+  and: [0x83],
+  or: [0x84],
+  shl: [0x86],
+  shr_u: [0x88],
+  extend_i32_u: [0xad],
+};
 
 /** f32 instructions. */
 export const f32 = {
@@ -135,7 +150,9 @@ export const f64 = {
   gt: [0x64],
   le: [0x65],
   ge: [0x66],
+  ceil: [0x9b],
   floor: [0x9c],
+  sqrt: [0x9f],
   add: [0xa0],
   sub: [0xa1],
   mul: [0xa2],

@@ -30,6 +30,10 @@ export interface PairJob {
   cell: Uint16Array;
   edge: Int32Array;
   strips: Int32Array;
+  /** Fence tables, `neurons * (n + 1)`, with their origins and scales per neuron. */
+  fence: Int32Array;
+  fenceLo: Float64Array;
+  fenceScale: Float64Array;
   /** Pairs as `[a0, b0, a1, b1, ...]`. */
   pairs: Int32Array;
   /** Outputs per pair. */
@@ -56,6 +60,9 @@ function view(job: PairJob, a: number): NeuronPrep {
     cell: job.cell.subarray(o, o + n),
     edge: job.edge.subarray(a * G1, a * G1 + G1),
     strips: job.strips[a],
+    fence: job.fence.subarray(a * (n + 1), (a + 1) * (n + 1)),
+    fenceLo: job.fenceLo[a],
+    fenceScale: job.fenceScale[a],
   };
 }
 
@@ -64,12 +71,15 @@ export function pairChunks(job: PairJob): (c: number) => void {
   const { n, k, pairs, mi, samples, finite, cols } = job;
   const P = pairs.length / 2;
   const scratch = new KsgScratch(n);
+  // one view per neuron, kept: the kernel skips copying a neuron it holds already (same arrays)
+  const views: NeuronPrep[] = [];
+  const prep = (a: number) => views[a] ??= view(job, a);
   return (c) => {
     const p0 = c * job.chunk, p1 = Math.min(P, p0 + job.chunk);
     for (let p = p0; p < p1; p++) {
       const a = pairs[2 * p], b = pairs[2 * p + 1];
       if (finite[a] && finite[b]) {
-        mi[p] = ksgPair(view(job, a), view(job, b), k, scratch);
+        mi[p] = ksgPair(prep(a), prep(b), k, scratch);
         samples[p] = n;
       } else {
         const xa = cols.subarray(a * n, a * n + n), xb = cols.subarray(b * n, b * n + n);
@@ -125,6 +135,9 @@ export function ksgPairs(
     cell: alloc(Uint16Array, neurons * n, shared),
     edge: alloc(Int32Array, neurons * (gridSize(n) + 1), shared),
     strips: alloc(Int32Array, neurons, shared),
+    fence: alloc(Int32Array, neurons * (n + 1), shared),
+    fenceLo: alloc(Float64Array, neurons, shared),
+    fenceScale: alloc(Float64Array, neurons, shared),
     pairs: shared ? copyShared(pairs) : pairs,
     mi: alloc(Float64Array, P, shared),
     samples: alloc(Int32Array, P, shared),
@@ -146,6 +159,9 @@ export function ksgPairs(
     job.cell.set(prep.cell, a * n);
     job.edge.set(prep.edge, a * prep.edge.length);
     job.strips[a] = prep.strips;
+    job.fence.set(prep.fence, a * (n + 1));
+    job.fenceLo[a] = prep.fenceLo;
+    job.fenceScale[a] = prep.fenceScale;
   }
   const prepSeconds = (performance.now() - t0) / 1000;
   const chunks = Math.ceil(P / job.chunk);

@@ -9,18 +9,51 @@
  * the end. Every distance is the same float64 `|a - b|`, the marginal counts are the same comparisons and the
  * `psi` terms are summed as exact integers, so the estimate is bit-identical to the JavaScript kernel's.
  *
- * The kernel runs over one pair: the grid cells in order, each sample's 3 x 3 block of cells, the exact strip
- * rectangle when the block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than
- * k samples, stored once outside the grid and checked by every sample: it lowers all 4 distances at once), then
- * the four interleaved binary searches of the marginal counts, and sums `psi(n_x + 1) + psi(n_y + 1)` as i64
- * fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/mi/ksg.ts`): exact, so any order gives the same sum.
+ * Two functions run over one pair. `search`: the grid cells in the order given (Z order), each sample's block
+ * of cells (3 x 3, reaching further along the narrow axis of elongated cells), the exact strip rectangle when the
+ * block's border is nearer than the 3rd distance, "heavy" points (a point shared by more than k samples, stored
+ * once outside the grid and checked by every sample: it lowers all 4 distances at once); it stores each sample's
+ * radius. `counts`: for every sample in a straight loop (no data-dependent branch, so consecutive samples overlap
+ * in the processor), the four marginal borders from the neurons' fence tables (a bucket lookup, checked against
+ * the sorted values at the window's ends; the whole half range when the check fails) and three branch-free
+ * halvings (the whole-range binary search when a window is longer than 8), then the sum of
+ * `psi(n_x + 1) + psi(n_y + 1)` as i64 fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/mi/ksg.ts`):
+ * exact, so any order gives the same sum.
  *
  * @module
  */
 import { control, f64, f64x2, i32, i64, i8x16, instantiate, Locals, moduleBytes, type, v128 } from "../kernels/wasm.ts";
 
-/** Parameters of the kernel (i32 byte offsets into memory, counts), then the running total (i64, fixed point). */
-const PARAMS = ["px", "py", "pxr", "pyr", "xs", "ys", "xe", "ye", "start", "psi", "heavy", "H", "tail", "Gx", "Gy"];
+/**
+ * Parameters of the kernel: i32 byte offsets into memory and counts, the fence tables' f64 origins and scales, then
+ * the running total (i64, fixed point).
+ */
+const PARAMS_I32 = [
+  "px",
+  "py",
+  "pxr",
+  "pyr",
+  "xs",
+  "ys",
+  "xe",
+  "ye",
+  "start",
+  "psi",
+  "heavy",
+  "H",
+  "tail",
+  "Gx",
+  "Gy",
+  "xt",
+  "yt",
+  "n",
+  "M1",
+  "ord",
+  "cells",
+  "rad",
+  "N",
+];
+const PARAMS_F64 = ["xlo", "xsc", "ylo", "ysc"];
 const I32 = [
   "cy",
   "cx",
@@ -28,10 +61,6 @@ const I32 = [
   "y1",
   "x0",
   "x1",
-  "yr0",
-  "yr1",
-  "xr0",
-  "xr1",
   "c0",
   "c1",
   "p",
@@ -43,10 +72,6 @@ const I32 = [
   "X1",
   "Y0",
   "Y1",
-  "lx",
-  "hx",
-  "ly",
-  "hy",
   "b1",
   "l1",
   "b2",
@@ -62,12 +87,24 @@ const I32 = [
   "row",
   "ins",
   "h",
+  "rk",
+  "bk",
+  "fa",
+  "fz",
+  "ok",
+  "ci",
+  "ax",
+  "ay",
 ];
-const F64 = ["x", "y", "kth", "yLoV", "yHiV", "xLoV", "xHiV", "r"];
+/** Count windows of at most FIXED positions (2^LEVELS) are searched in LEVELS branch-free steps. */
+const LEVELS = 3, FIXED = 1 << LEVELS;
+/** The block's reach: about REACH * sqrt(aspect) strips, at most MAX_REACH (see `reach` in the kernel). */
+const REACH = 0.6, MAX_REACH = 2;
+const F64 = ["xw", "yw", "x", "y", "kth", "yLoV", "yHiV", "xLoV", "xHiV", "r"];
 const V128 = ["X", "Y", "XY", "B0", "B1", "B2", "B3", "D", "T", "LOV", "HIV"];
 
-function kernelBody(): number[] {
-  const l = new Locals([...PARAMS, "total"], { i32: I32, f64: F64, v128: V128 });
+function kernelBodies(): { search: number[]; counts: number[] } {
+  const l = new Locals([...PARAMS_I32, ...PARAMS_F64, "total"], { i32: I32, f64: F64, v128: V128 });
   const get = (n: string) => l.get(n), set = (n: string) => l.set(n);
   // loads: element i of the array at byte offset `base` (i32 element index on the stack)
   const at = (
@@ -204,6 +241,97 @@ function kernelBody(): number[] {
     ),
   ];
 
+  /**
+   * The search windows of one axis's two marginal counts, from the neuron's fence table (`t`: `t[j]` is the first
+   * sorted position whose bucket is >= j, buckets `clamp(trunc((v - lo) * sc), 0, M1)`): the bucket of `v + r`
+   * (`v - r`) holds the upper (lower) border, unless float rounding put it one position outside, so each window is
+   * verified against the sorted values at its ends and replaced by the whole half range when that fails. The
+   * counts' binary search below then gives the same positions as a search over the whole sorted array.
+   * Upper: `bHi` is a position with `s[bHi] - v < r` and the last such position lies in `[bHi, bHi + lHi)`.
+   * Lower: the last position with `v - s[m] >= r` (if any) lies in `[bLo, bLo + lLo)`.
+   */
+  const windows = (
+    v: string,
+    ranks: string,
+    s: string,
+    t: string,
+    lo: string,
+    sc: string,
+    bLo: string,
+    lLo: string,
+    bHi: string,
+    lHi: string,
+  ): number[] => {
+    const P = (m: number[]) => [...ld64(s, m), ...get(v), ...f64.sub, ...get("r"), ...f64.lt]; // s[m] - v < r
+    const Q = (m: number[]) => [...get(v), ...ld64(s, m), ...f64.sub, ...get("r"), ...f64.ge]; // v - s[m] >= r
+    const faLess = [...get("fa"), ...i32.const(1), ...i32.sub];
+    const bucket = (target: number[]) => [
+      ...target,
+      ...get(lo),
+      ...f64.sub,
+      ...get(sc),
+      ...f64.mul,
+      ...i32.trunc_sat_f64_s,
+      ...set("bk"),
+      ...sel(get("bk"), i32.const(0), [...get("bk"), ...i32.const(0), ...i32.gt_s]),
+      ...set("bk"),
+      ...sel(get("bk"), get("M1"), [...get("bk"), ...get("M1"), ...i32.lt_s]),
+      ...set("bk"),
+      ...ld32(t, get("bk")),
+      ...set("fa"),
+      ...ld32(t, [...get("bk"), ...i32.const(1), ...i32.add]),
+      ...set("fz"),
+    ];
+    return [
+      ...ld32(ranks, get("p")),
+      ...set("rk"),
+      // upper: ok = (fa - 1 <= rk | P(fa - 1)) & (fz >= n | !P(fz)); s[-1] and s[n] are readable and ignored
+      ...bucket([...get(v), ...get("r"), ...f64.add]),
+      ...[...faLess, ...get("rk"), ...i32.le_s, ...P(faLess), ...i32.or],
+      ...[...get("fz"), ...get("n"), ...i32.ge_s, ...P(get("fz")), ...i32.eqz, ...i32.or],
+      ...i32.and,
+      ...set("ok"),
+      ...sel(sel(faLess, get("rk"), [...faLess, ...get("rk"), ...i32.gt_s]), get("rk"), get("ok")),
+      ...set(bHi),
+      ...sel(get("fz"), get("n"), get("ok")),
+      ...get(bHi),
+      ...i32.sub,
+      ...set(lHi),
+      // lower: ok = (fa == 0 | Q(fa - 1)) & (fz >= rk | !Q(fz)); Q(rk) is false
+      ...bucket([...get(v), ...get("r"), ...f64.sub]),
+      ...[...get("fa"), ...i32.eqz, ...Q(faLess), ...i32.or],
+      ...[...get("fz"), ...get("rk"), ...i32.ge_s, ...Q(get("fz")), ...i32.eqz, ...i32.or],
+      ...i32.and,
+      ...set("ok"),
+      ...sel(sel(faLess, i32.const(0), [...get("fa"), ...i32.const(0), ...i32.gt_s]), i32.const(0), get("ok")),
+      ...set(bLo),
+      ...sel(sel(get("fz"), get("rk"), [...get("fz"), ...get("rk"), ...i32.lt_s]), get("rk"), get("ok")),
+      ...i32.const(1),
+      ...i32.add,
+      ...get(bLo),
+      ...i32.sub,
+      ...set(lLo),
+    ];
+  };
+
+  /** LEVELS halvings of the four count searches: `b += h` where the test holds at `b + h`, for h = FIXED/2 .. 1. */
+  const fixedSearch = (): number[] => {
+    const out: number[] = [];
+    for (let h = FIXED >> 1; h >= 1; h >>= 1) {
+      const step = (b: string, test: number[]) => [
+        ...[...get(b), ...i32.const(h), ...i32.add, ...get(b), ...test, ...control.select, ...set(b)],
+      ];
+      const at = (b: string) => [...get(b), ...i32.const(h), ...i32.add];
+      out.push(
+        ...step("b1", [...get("x"), ...ld64("xs", at("b1")), ...f64.sub, ...get("r"), ...f64.ge]),
+        ...step("b2", [...ld64("xs", at("b2")), ...get("x"), ...f64.sub, ...get("r"), ...f64.lt]),
+        ...step("b3", [...get("y"), ...ld64("ys", at("b3")), ...f64.sub, ...get("r"), ...f64.ge]),
+        ...step("b4", [...ld64("ys", at("b4")), ...get("y"), ...f64.sub, ...get("r"), ...f64.lt]),
+      );
+    }
+    return out;
+  };
+
   // per sample
   const sample: number[] = [
     ...ld64("px", get("p")),
@@ -286,14 +414,6 @@ function kernelBody(): number[] {
       ...inc("h", 1),
     ]),
     ...merge(),
-    ...get("xr0"),
-    ...set("lx"),
-    ...get("xr1"),
-    ...set("hx"),
-    ...get("yr0"),
-    ...set("ly"),
-    ...get("yr1"),
-    ...set("hy"),
     // bound = min(x - xLoV, xHiV - x, y - yLoV, yHiV - y); if !(kth <= bound): the rectangle
     ...get("kth"),
     ...get("XY"),
@@ -364,46 +484,50 @@ function kernelBody(): number[] {
     ...control.brIf(0),
     ...control.end,
     ...merge(),
-    ...ld32("xe", get("X0")),
-    ...set("lx"),
-    ...ld32("xe", [...get("X1"), ...i32.const(1), ...i32.add]),
-    ...set("hx"),
-    ...ld32("ye", get("Y0")),
-    ...set("ly"),
-    ...ld32("ye", [...get("Y1"), ...i32.const(1), ...i32.add]),
-    ...set("hy"),
     ...control.end,
     // outside the radius: distance >= kth (kth > 0), distance > 0 (kth = 0: the smallest double)
     ...sel(get("kth"), f64.const(Number.MIN_VALUE), [...get("kth"), ...f64.const(0), ...f64.gt]),
     ...set("r"),
-    ...get("lx"),
-    ...set("b1"),
-    ...ld32("pxr", get("p")),
-    ...i32.const(1),
+    ...get("rad"),
+    ...get("p"),
+    ...i32.const(3),
+    ...i32.shl,
     ...i32.add,
-    ...get("lx"),
-    ...i32.sub,
-    ...set("l1"),
-    ...ld32("pxr", get("p")),
-    ...set("b2"),
-    ...get("hx"),
-    ...get("b2"),
-    ...i32.sub,
-    ...set("l2"),
-    ...get("ly"),
-    ...set("b3"),
-    ...ld32("pyr", get("p")),
+    ...get("r"),
+    ...f64.store(),
+  ];
+  // counts of one sample p whose radius the search stored: its marginal windows, their searches, the psi terms
+  const count: number[] = [
+    ...ld64("px", get("p")),
+    ...set("x"),
+    ...ld64("py", get("p")),
+    ...set("y"),
+    ...ld64("rad", get("p")),
+    ...set("r"),
+    ...windows("x", "pxr", "xs", "xt", "xlo", "xsc", "b1", "l1", "b2", "l2"),
+    ...windows("y", "pyr", "ys", "yt", "ylo", "ysc", "b3", "l3", "b4", "l4"),
+    // all four windows at most FIXED positions (nearly always): LEVELS branch-free halvings each (positions past a
+    // window's end fail its test: monotone, and the sorted values are padded with +inf); else the loop
+    ...get("l1"),
     ...i32.const(1),
-    ...i32.add,
-    ...get("ly"),
     ...i32.sub,
-    ...set("l3"),
-    ...ld32("pyr", get("p")),
-    ...set("b4"),
-    ...get("hy"),
-    ...get("b4"),
+    ...get("l2"),
+    ...i32.const(1),
     ...i32.sub,
-    ...set("l4"),
+    ...i32.or,
+    ...get("l3"),
+    ...i32.const(1),
+    ...i32.sub,
+    ...i32.or,
+    ...get("l4"),
+    ...i32.const(1),
+    ...i32.sub,
+    ...i32.or,
+    ...i32.const(FIXED),
+    ...i32.lt_u,
+    ...control.if,
+    ...fixedSearch(),
+    ...control.else,
     ...whileDo([
       ...get("l1"),
       ...get("l2"),
@@ -494,6 +618,7 @@ function kernelBody(): number[] {
       ...i32.sub,
       ...set("l4"),
     ]),
+    ...control.end,
     // total += psi[n_x + 1] + psi[n_y + 1] (fixed-point i64), n_x = b2 - (b1 + (x - xs[b1] >= r))
     ...get("total"),
     ...ldI64("psi", [
@@ -553,92 +678,132 @@ function kernelBody(): number[] {
     ...control.end,
   ];
 
+  /** The value width of strip `c` of an axis: its last value minus its first (0 for a single tie group). */
+  const width = (c: string, s: string, e: string) => [
+    ...ld64(s, [...ld32(e, [...get(c), ...i32.const(1), ...i32.add]), ...i32.const(1), ...i32.sub]),
+    ...ld64(s, ld32(e, get(c))),
+    ...f64.sub,
+  ];
+  /** `clamp(ceil(REACH * sqrt(ratio)), 1, MAX_REACH)` (NaN: 1) of the f64 ratio on the stack. */
+  const reachOf = (ratio: number[], out: string) => [
+    ...ratio,
+    ...f64.sqrt,
+    ...f64.const(REACH),
+    ...f64.mul,
+    ...f64.ceil,
+    ...i32.trunc_sat_f64_s,
+    ...set(out),
+    ...sel(get(out), i32.const(1), [...get(out), ...i32.const(1), ...i32.gt_s]),
+    ...set(out),
+    ...sel(get(out), i32.const(MAX_REACH), [...get(out), ...i32.const(MAX_REACH), ...i32.lt_s]),
+    ...set(out),
+  ];
+  /**
+   * The block's reach in strips around the cell, per axis: 1 for cells about as wide as high in value space; a cell
+   * r times higher than wide takes about REACH * sqrt(r) strips on each side in x (and the converse in y), so that
+   * the block is wider than the k-th neighbour distance for most samples (the strips hold about n / G samples
+   * each, so the cell's area sets that distance) and the rectangle search below stays rare.
+   */
+  const reach = () => [
+    ...width("cx", "xs", "xe"),
+    ...set("xw"),
+    ...width("cy", "ys", "ye"),
+    ...set("yw"),
+    ...reachOf([...get("yw"), ...get("xw"), ...f64.div], "ax"),
+    ...reachOf([...get("xw"), ...get("yw"), ...f64.div], "ay"),
+  ];
+  /** Strips `c - a .. c + a` within `[0, G)` as `lo .. hi`. */
+  const span = (c: string, a: string, G: string, lo: string, hi: string) => [
+    ...sel([...get(c), ...get(a), ...i32.sub], i32.const(0), [...get(c), ...get(a), ...i32.ge_s]),
+    ...set(lo),
+    ...sel([...get(c), ...get(a), ...i32.add], [...get(G), ...i32.const(1), ...i32.sub], [
+      ...get(c),
+      ...get(a),
+      ...i32.add,
+      ...get(G),
+      ...i32.lt_s,
+    ]),
+    ...set(hi),
+  ];
+
   const code: number[] = [
+    // the cells in the order given (a Z-order curve: both marginals' arrays are then read locally)
     ...i32.const(0),
-    ...set("cy"),
-    ...whileDo([...get("cy"), ...get("Gy"), ...i32.lt_s], [
-      ...sel([...get("cy"), ...i32.const(1), ...i32.sub], i32.const(0), [...get("cy"), ...i32.const(0), ...i32.gt_s]),
-      ...set("y0"),
-      ...sel([...get("cy"), ...i32.const(1), ...i32.add], [...get("Gy"), ...i32.const(1), ...i32.sub], [
+    ...set("ci"),
+    ...whileDo([...get("ci"), ...get("cells"), ...i32.lt_s], [
+      ...ld32("ord", get("ci")),
+      ...set("cx"),
+      ...get("cx"),
+      ...i32.const(16),
+      ...i32.shr_u,
+      ...set("cy"),
+      ...get("cx"),
+      ...i32.const(0xffff),
+      ...i32.and,
+      ...set("cx"),
+      ...ld32("start", [...get("cy"), ...get("Gx"), ...i32.mul, ...get("cx"), ...i32.add]),
+      ...set("c0"),
+      ...ld32("start", [
         ...get("cy"),
+        ...get("Gx"),
+        ...i32.mul,
+        ...get("cx"),
+        ...i32.add,
         ...i32.const(1),
         ...i32.add,
-        ...get("Gy"),
-        ...i32.lt_s,
       ]),
-      ...set("y1"),
+      ...set("c1"),
+      ...get("c0"),
+      ...get("c1"),
+      ...i32.lt_s,
+      ...control.if,
+      ...reach(),
+      ...span("cy", "ay", "Gy", "y0", "y1"),
       ...border("y0", "y1", "Gy", "ys", "ye", "yLoV", "yHiV"),
-      ...ld32("ye", get("y0")),
-      ...set("yr0"),
-      ...ld32("ye", [...get("y1"), ...i32.const(1), ...i32.add]),
-      ...set("yr1"),
-      ...i32.const(0),
-      ...set("cx"),
-      ...whileDo([...get("cx"), ...get("Gx"), ...i32.lt_s], [
-        ...ld32("start", [...get("cy"), ...get("Gx"), ...i32.mul, ...get("cx"), ...i32.add]),
-        ...set("c0"),
-        ...ld32("start", [
-          ...get("cy"),
-          ...get("Gx"),
-          ...i32.mul,
-          ...get("cx"),
-          ...i32.add,
-          ...i32.const(1),
-          ...i32.add,
-        ]),
-        ...set("c1"),
-        ...get("c0"),
-        ...get("c1"),
-        ...i32.lt_s,
-        ...control.if,
-        ...sel([...get("cx"), ...i32.const(1), ...i32.sub], i32.const(0), [...get("cx"), ...i32.const(0), ...i32.gt_s]),
-        ...set("x0"),
-        ...sel([...get("cx"), ...i32.const(1), ...i32.add], [...get("Gx"), ...i32.const(1), ...i32.sub], [
-          ...get("cx"),
-          ...i32.const(1),
-          ...i32.add,
-          ...get("Gx"),
-          ...i32.lt_s,
-        ]),
-        ...set("x1"),
-        ...border("x0", "x1", "Gx", "xs", "xe", "xLoV", "xHiV"),
-        ...ld32("xe", get("x0")),
-        ...set("xr0"),
-        ...ld32("xe", [...get("x1"), ...i32.const(1), ...i32.add]),
-        ...set("xr1"),
-        ...get("xLoV"),
-        ...f64x2.splat,
-        ...get("yLoV"),
-        ...f64x2.replace_lane(1),
-        ...set("LOV"),
-        ...get("xHiV"),
-        ...f64x2.splat,
-        ...get("yHiV"),
-        ...f64x2.replace_lane(1),
-        ...set("HIV"),
-        ...get("c0"),
-        ...set("p"),
-        ...control.loop,
-        ...sample,
-        ...inc("p", 1),
-        ...get("p"),
-        ...get("c1"),
-        ...i32.lt_s,
-        ...control.brIf(0),
-        ...control.end,
-        ...control.end, // if
-        ...inc("cx", 1),
-      ]),
-      ...inc("cy", 1),
+      ...span("cx", "ax", "Gx", "x0", "x1"),
+      ...border("x0", "x1", "Gx", "xs", "xe", "xLoV", "xHiV"),
+      ...get("xLoV"),
+      ...f64x2.splat,
+      ...get("yLoV"),
+      ...f64x2.replace_lane(1),
+      ...set("LOV"),
+      ...get("xHiV"),
+      ...f64x2.splat,
+      ...get("yHiV"),
+      ...f64x2.replace_lane(1),
+      ...set("HIV"),
+      ...get("c0"),
+      ...set("p"),
+      ...control.loop,
+      ...sample,
+      ...inc("p", 1),
+      ...get("p"),
+      ...get("c1"),
+      ...i32.lt_s,
+      ...control.brIf(0),
+      ...control.end,
+      ...control.end, // if
+      ...inc("ci", 1),
     ]),
     ...get("total"),
     ...control.end,
   ];
-  return l.body(code);
+  const counts: number[] = [
+    ...i32.const(0),
+    ...set("p"),
+    ...whileDo([...get("p"), ...get("N"), ...i32.lt_s], [...count, ...inc("p", 1)]),
+    ...get("total"),
+    ...control.end,
+  ];
+  return { search: l.body(code), counts: l.body(counts) };
 }
 
 function wasmModule(): Uint8Array<ArrayBuffer> {
-  return moduleBytes([...PARAMS.map(() => type.i32), type.i64], [type.i64], [{ name: "pair", body: kernelBody() }]);
+  const { search, counts } = kernelBodies();
+  return moduleBytes([...PARAMS_I32.map(() => type.i32), ...PARAMS_F64.map(() => type.f64), type.i64], [type.i64], [
+    { name: "search", body: search },
+    { name: "counts", body: counts },
+  ]);
 }
 
 /**
@@ -661,6 +826,18 @@ export type KsgKernel = (
   tail: number,
   Gx: number,
   Gy: number,
+  xt: number,
+  yt: number,
+  n: number,
+  M1: number,
+  ord: number,
+  cells: number,
+  rad: number,
+  N: number,
+  xlo: number,
+  xsc: number,
+  ylo: number,
+  ysc: number,
   total: bigint,
 ) => bigint;
 
@@ -668,9 +845,9 @@ export type KsgKernel = (
 export const MAX_HEAVY = 4096;
 
 /** The compiled kernel and its memory, or null where WebAssembly SIMD is unavailable. */
-export const KSG_WASM: { pair: KsgKernel; mem: WebAssembly.Memory } | null = (() => {
-  const w = instantiate<{ pair: KsgKernel }>(wasmModule(), 1);
-  return w && { pair: w.exports.pair, mem: w.mem };
+export const KSG_WASM: { search: KsgKernel; counts: KsgKernel; mem: WebAssembly.Memory } | null = (() => {
+  const w = instantiate<{ search: KsgKernel; counts: KsgKernel }>(wasmModule(), 1);
+  return w && { search: w.exports.search, counts: w.exports.counts, mem: w.mem };
 })();
 
 /** Set `useWasm` to false to force the JavaScript kernel (tests, benchmarks). */

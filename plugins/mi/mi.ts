@@ -380,10 +380,17 @@ function pairSampleSummary(e: PairEstimator): Record<string, unknown> {
 }
 
 /**
- * Rows of bin codes the binned CPU path collects before counting them (`neurons x BLOCK_ROWS` bytes): long blocks
- * make the per-pair fold of the scratch histograms negligible (plugins/_shared/pair_counts.ts).
+ * Rows of bin codes the binned CPU path collects before counting them (`neurons x rows` bytes, about 32 MiB, 8,192
+ * to 65,536 rows, a multiple of 8): each block costs a pass over every pair's counts (the fold of the scratch
+ * histograms, the copy in and out of the WebAssembly kernel's memory; plugins/_shared/pair_counts.ts), so blocks are
+ * long.
  */
-const BLOCK_ROWS = 8192;
+function blockRows(neurons: number): number {
+  return Math.max(8192, Math.min(65536, Math.floor(binnedBlock.bytes / Math.max(1, neurons) / 8) * 8));
+}
+
+/** The byte budget of a block of codes (tests lower it to count several full blocks). */
+export const binnedBlock: { bytes: number } = { bytes: 2 ** 25 };
 
 /** Threads for a KSG job of `pairs` pairs over `n` samples: 1 for small jobs. */
 /**
@@ -732,7 +739,8 @@ class BinnedEstimator extends PairEstimator {
     this.setLayers(batch.columns, "update");
     if (this.gpu) return this.#updateGpu(batch);
     const plan = this.plan!;
-    // rows are coded into a block of BLOCK_ROWS and counted when it is full, the step changes or results are read
+    // rows are coded into a block of blockRows and counted when it is full, the step changes or results are read
+    const BLOCK_ROWS = blockRows(plan.neurons);
     for (const run of stepRuns(batch, this.common.byStep)) {
       const key = stepKey(run.step);
       if (this.#block && this.#block.key !== key) this.#countBlock();
@@ -740,7 +748,7 @@ class BinnedEstimator extends PairEstimator {
         const b = this.#block ??= {
           key,
           rows: 0,
-          codes: this.#codes ??= new Uint8Array(plan.neurons * BLOCK_ROWS),
+          codes: this.#codes ??= new Uint8Array(plan.neurons * blockRows(plan.neurons)),
           bad: new Float64Array(plan.neurons),
         };
         const take = Math.min(run.r1 - r, BLOCK_ROWS - b.rows);
@@ -779,7 +787,8 @@ class BinnedEstimator extends PairEstimator {
         acc.nonfinite[a] += b.bad[a];
       }
     }
-    addPairCounts(b.codes, b.rows, plan.pairs, 0, plan.pairs.length / 2, this.bins, dirty, acc.counts, BLOCK_ROWS);
+    const stride = blockRows(plan.neurons);
+    addPairCounts(b.codes, b.rows, plan.pairs, 0, plan.pairs.length / 2, this.bins, dirty, acc.counts, stride);
   }
 
   merge(other: Estimator): void {

@@ -203,6 +203,119 @@ Deno.test("KSG: psi terms summed exactly in fixed point (units of 2^-36): JS and
   assert.equal(cases, 20);
 });
 
+/**
+ * The estimates of the kernels before the fence-table counts, the two-phase WebAssembly kernel and the block reach
+ * (commit fba244a, JavaScript and WebAssembly kernels equal there), for the seeded pairs of {@linkcode goldenPairs}
+ * at k = 1..5: the kernels must keep these bits.
+ */
+const GOLDEN: [string, number[]][] = [
+  ["independent n=3000", [
+    0.01605791709245441,
+    -0.026319271574875458,
+    -0.011434143567411681,
+    0.007605265221251045,
+    0.00834617469188359,
+  ]],
+  ["correlated n=3000", [
+    0.8873164883866149,
+    0.8817101200254376,
+    0.8997519590335497,
+    0.8926982479024712,
+    0.8948942847685668,
+  ]],
+  ["relu n=3000", [
+    -2.3820928116208924,
+    -2.0342088284424555,
+    -1.864288318848443,
+    -1.7611223034135683,
+    -1.6773284060380753,
+  ]],
+  ["rounded n=3000", [
+    -1.9593772503404532,
+    -0.9879705278081694,
+    -0.5248025944579062,
+    -0.21583189309983197,
+    -0.003996686018666651,
+  ]],
+  ["heavy tails n=3000", [
+    0.7890855072530236,
+    0.7583841192904339,
+    0.7442457781595699,
+    0.7213937496582545,
+    0.7029166876615722,
+  ]],
+  ["few values n=2500", [
+    -2.6231615402933945,
+    -2.1318113041853923,
+    -1.8802041474536981,
+    -1.7146649726709189,
+    -1.5817348704072138,
+  ]],
+  ["factor n=6000", [0.5595771628082913, 0.5659138530610814, 0.568911355998786, 0.561449870606479, 0.564785376619886]],
+];
+
+/** Seeded pairs of several kinds (continuous, tied, heavy-tailed, far from 0) for {@linkcode GOLDEN}. */
+function goldenPairs(): [string, Float32Array, Float32Array][] {
+  const rng = new Rng(17);
+  const out: [string, Float32Array, Float32Array][] = [];
+  const kinds = [
+    [3000, "independent"],
+    [3000, "correlated"],
+    [3000, "relu"],
+    [3000, "rounded"],
+    [3000, "heavy tails"],
+    [2500, "few values"],
+    [6000, "factor"],
+  ] as const;
+  for (const [n, kind] of kinds) {
+    const x = new Float32Array(n), y = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const z = rng.normal();
+      if (kind === "independent") (x[i] = z), (y[i] = rng.normal());
+      if (kind === "correlated") (x[i] = z), (y[i] = 0.9 * z + 0.4 * rng.normal());
+      if (kind === "relu") (x[i] = Math.max(0, z)), (y[i] = Math.max(0, 0.5 * z + rng.normal()));
+      if (kind === "rounded") (x[i] = Math.round(z * 8) / 8), (y[i] = Math.round((z + rng.normal()) * 4) / 4);
+      if (kind === "heavy tails") (x[i] = Math.exp(3 * z)), (y[i] = z + rng.normal() ** 3);
+      if (kind === "few values") (x[i] = rng.int(4)), (y[i] = z > 0 ? rng.int(3) : z);
+      if (kind === "factor") (x[i] = z + 0.7 * rng.normal()), (y[i] = -0.4 * z + rng.normal() * 1e-3 + 1e4);
+    }
+    out.push([`${kind} n=${n}`, x, y]);
+  }
+  return out;
+}
+
+Deno.test("KSG: the JavaScript and WebAssembly kernels keep the bits of the kernels before the fence-table counts, tied and untied data, k = 1..5", () => {
+  const pairs = goldenPairs();
+  assert.equal(pairs.length, GOLDEN.length);
+  pairs.forEach(([label, x, y], c) => {
+    assert.equal(label, GOLDEN[c][0]);
+    const a = prepNeuron(x), b = prepNeuron(y), s = new KsgScratch(x.length);
+    for (let k = 1; k <= 5; k++) {
+      try {
+        for (const useWasm of [false, true]) {
+          ksgKernels.useWasm = useWasm;
+          const got = ksgPair(a, b, k, s), want = GOLDEN[c][1][k - 1];
+          assert.ok(Object.is(got, want), `${label} k=${k} ${useWasm ? "wasm" : "js"}: ${got} vs ${want}`);
+        }
+      } finally {
+        ksgKernels.useWasm = true;
+      }
+    }
+    // The fence tables only guide the count searches (every window is verified): wrong tables, inconsistent scales
+    // and a single bucket give the same bits through the kernel's checks and its whole-range fallback.
+    const n = x.length, shifted = (p: typeof a) => p.fence.map((v) => Math.min(n, v + 3));
+    const wrong: [string, (p: typeof a) => typeof a][] = [
+      ["scale x1.37", (p) => ({ ...p, fenceScale: p.fenceScale * 1.37 })],
+      ["entries +3", (p) => ({ ...p, fence: shifted(p) })],
+      ["one bucket", (p) => ({ ...p, fenceScale: 0 })],
+    ];
+    for (const [how, spoil] of wrong) {
+      const got = ksgPair(spoil(a), spoil(b), 3, s), want = GOLDEN[c][1][2];
+      assert.ok(Object.is(got, want), `${label} fences ${how}: ${got} vs ${want}`);
+    }
+  });
+});
+
 // One KSG estimate at n = 3000 has a standard deviation of about 0.015 nats (measured over 30 independent draws
 // of independent Gaussians: sd 0.015 at n = 3000, 0.007 at n = 12000), so a single draw within 0.02 would be a
 // coin flip. The test takes the mean over 8 independent draws of n = 3000 (sd ~0.005) to be within 0.02 of the
