@@ -5,7 +5,11 @@
  * `(1 - exp(-T x)) / x` (gradient flow for time T). With `Theta = V diag(theta) V^T` (one `eigh`) everything is
  * carried in eigen-coordinates; per train sample i (its k rows deleted) this module gives
  * `diff_i = V^T (alpha_T - beta_T,-i)` (beta padded with zeros on block i), from which
- * `si_weights = sum_j theta_j diff_ij^2` and `si_function = ||K_test V diff_i||^2 / n_test`. Two exact routes:
+ * `si_weights = sum_j theta_j diff_ij^2` and `si_function = ||K_test V diff_i||^2 / n_test`. Three routes:
+ * - `chebyshev` (any T, discrete or continuous; the usual choice): g as a Chebyshev series of degree D on the
+ *   spectrum (within ~1e-14 of max |g|), the clamped Chebyshev recurrence of each deletion as a Volterra system in
+ *   the clamping forces. O(D N^2 (k + 3)) for all samples as matrix products, D ~ sqrt(37 t lambda_max) for the flow
+ *   and < T for steps.
  * - `secular` (any T, discrete or continuous): k successive one-row deletions, each by the secular equation
  *   `sum_j z_j^2 / (mu - d_j) = 0` (z = the deleted row in the current eigenbasis; roots interlace the poles;
  *   `plugins/kernels/linalg/secular.ts`), Löwner weights and Cauchy eigenvectors `zhat / (mu - d)`; deflation of tiny
