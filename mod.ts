@@ -28,7 +28,7 @@
 
 // The wire format: batch types, reading and validation, the shared Jacobian sketch.
 export type { Batch, Kind, TensorColumn } from "./schemas/batch.ts";
-export { KINDS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
+export { KINDS, ROW_GRADIENT, ROW_WEIGHTS, SPLIT_TEST, SPLIT_TRAIN } from "./schemas/batch.ts";
 export { InputError } from "./schemas/errors.ts";
 export { readInput, readStream } from "./schemas/source.ts";
 export { SKETCH_SEED_KEY, SKETCH_SOURCE_DIM_KEY, validateSchema } from "./schemas/validate.ts";
@@ -63,6 +63,8 @@ export { fisherPlugin } from "./plugins/fisher/fisher.ts";
 export { labelMiPlugin } from "./plugins/label_mi/label_mi.ts";
 export { miPlugin } from "./plugins/mi/mi.ts";
 export { uniqueInfoPlugin } from "./plugins/unique_info/unique_info.ts";
+export { effectiveInfoPlugin } from "./plugins/effective_info/effective_info.ts";
+export { diagonalBounds, fullBounds } from "./plugins/effective_info/mixture_bounds.ts";
 
 // Running estimators: over files or streams, or live.
 export { analyze } from "./pipeline/analyze/run.ts";

@@ -4,6 +4,7 @@
  * @module
  */
 import type { EstimatorPlugin } from "../pipeline/core/plugin.ts";
+import { effectiveInfoPlugin } from "./effective_info/effective_info.ts";
 import { entropyPlugin } from "./entropy/entropy.ts";
 import { fisherPlugin } from "./fisher/fisher.ts";
 import { labelMiPlugin } from "./label_mi/label_mi.ts";
@@ -17,4 +18,5 @@ export const builtinPlugins: EstimatorPlugin[] = [
   labelMiPlugin,
   fisherPlugin,
   uniqueInfoPlugin,
+  effectiveInfoPlugin,
 ];

@@ -41,8 +41,15 @@ export interface Batch {
   step: BigInt64Array | null;
   /** `label` (activations) as Int32, when present. */
   label: Int32Array | null;
-  /** `draw` (gradients), when present. */
+  /**
+   * `draw`, when present: gradients, the index of the sampled label (or class, for weighted rows); activations, the
+   * index of the weight-noise draw the row was recorded under (effective information).
+   */
   draw: Int32Array | null;
+  /** `weight` (gradients), when present: the row's weight in the Fisher mean (e.g. p(y|x)), finite and >= 0. */
+  weight?: Float64Array | null;
+  /** `row_type` (gradients), when present: {@linkcode ROW_GRADIENT} or {@linkcode ROW_WEIGHTS} per row. */
+  rowType?: Uint8Array | null;
   /** `flag` (activations, Jacobians): non-zero marks a sample (e.g. a flipped label), when present. */
   flag?: Int32Array | null;
   /** `split` (Jacobians): 0 = train, 1 = test. */
@@ -72,6 +79,11 @@ export const SPLIT_TRAIN = 0;
 /** Split code of test rows. */
 export const SPLIT_TEST = 1;
 
+/** `row_type` code of a per-sample gradient row (the default). */
+export const ROW_GRADIENT = 0;
+/** `row_type` code of a row that holds the parameter values w* (at its step) instead of a gradient. */
+export const ROW_WEIGHTS = 1;
+
 /** Rows `[r0, r1)` of a batch, sharing memory with it. */
 export function sliceBatch(batch: Batch, r0: number, r1: number): Batch {
   const s = <T extends { subarray(a: number, b: number): T }>(a: T | null) => (a ? a.subarray(r0, r1) : null);
@@ -82,6 +94,8 @@ export function sliceBatch(batch: Batch, r0: number, r1: number): Batch {
     step: s(batch.step),
     label: s(batch.label),
     draw: s(batch.draw),
+    weight: s(batch.weight ?? null),
+    rowType: s(batch.rowType ?? null),
     flag: s(batch.flag ?? null),
     split: s(batch.split),
     output: s(batch.output),
@@ -96,7 +110,7 @@ export function sliceBatch(batch: Batch, r0: number, r1: number): Batch {
 export function concatBatches(batches: Batch[]): Batch {
   const first = batches[0];
   const n = batches.reduce((a, b) => a + b.numRows, 0);
-  const cat = <T extends Float32Array | Int32Array | Uint8Array | BigInt64Array>(
+  const cat = <T extends Float32Array | Float64Array | Int32Array | Uint8Array | BigInt64Array>(
     pick: (b: Batch) => T | null,
   ): T | null => {
     const a0 = pick(first);
@@ -116,6 +130,8 @@ export function concatBatches(batches: Batch[]): Batch {
     step: cat((b) => b.step),
     label: cat((b) => b.label),
     draw: cat((b) => b.draw),
+    weight: cat((b) => b.weight ?? null),
+    rowType: cat((b) => b.rowType ?? null),
     flag: cat((b) => b.flag ?? null),
     split: cat((b) => b.split),
     output: cat((b) => b.output),

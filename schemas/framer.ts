@@ -65,6 +65,11 @@ export interface FrameOptions {
   /** Provides each body's buffer (default: a fresh one; a recycled one avoids page faults). */
   alloc?: (n: number) => Uint8Array;
   /**
+   * Awaited with a message's size (prefix, metadata and body) once its limits are checked, before its body is
+   * read: lets a server bound the bytes all its producers buffer at once (serve's `--max-buffered-bytes`).
+   */
+  reserve?: (bytes: number) => Promise<void>;
+  /**
    * After an end-of-stream marker: `"next"` reads on (a following stream must be another Arrow stream, else an
    * error names the offset), `"stop"` returns (a socket: the producer waits for the answer). Default `"next"`.
    */
@@ -253,6 +258,7 @@ export async function* readFrames(
         at,
       );
     }
+    await options.reserve?.(total);
     const body = await readBody(src, bodyLength!, end !== null, alloc);
     if (body.length < bodyLength!) {
       cut(`the input ends inside a message body (${body.length} of ${bodyLength!} bytes)`);

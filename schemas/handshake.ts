@@ -16,7 +16,6 @@
  * @module
  */
 import type { ByteSource } from "./bytes.ts";
-import { show } from "./errors.ts";
 
 /** The first word of the handshake line. */
 export const HELLO = "INFOTAP1";
@@ -37,10 +36,10 @@ export async function readHello(src: ByteSource): Promise<string | null> {
       const line = new TextDecoder().decode(src.take(nl + 1)).replace(/\r?\n$/, "");
       const m = /^INFOTAP1(?: ([\x21-\x7e]*))?$/.exec(line);
       if (!m) {
+        // Never the line itself: it may hold the token (e.g. with a trailing space), and this message goes to
+        // run.json and the log.
         throw new Error(
-          `Cannot accept producer as its handshake line is not 'INFOTAP1 <token>': current value is ${
-            show(line.slice(0, 40))
-          }`,
+          `Cannot accept producer as its handshake line is not 'INFOTAP1 <token>' (a token is printable ASCII without spaces): current value is a line of ${line.length} characters`,
         );
       }
       return m[1] ?? "";

@@ -95,6 +95,8 @@ export interface ReadOptions {
     limitName: string;
     /** Updated as messages pass. */
     state: FrameState;
+    /** Awaited before each message body is read, with the message's size (see `FrameOptions.reserve`). */
+    reserve?: (bytes: number) => Promise<void>;
   };
 }
 
@@ -207,6 +209,7 @@ export async function* readSource(
         maxMessageBytes: socket.maxMessageBytes,
         limitName: socket.limitName,
         state: socket.state,
+        reserve: socket.reserve,
       }
       : {}),
   });
@@ -256,17 +259,39 @@ export async function* readSource(
   }
 }
 
-/** Copies stdin to a temporary file (for estimators that need two passes); returns its path. */
-export async function spillStdin(onBytes?: (n: number) => void): Promise<string> {
+/**
+ * Copies stdin to a temporary file (for estimators that need two passes); returns its path. The file is removed
+ * when the copy fails or `signal` aborts it (an InputError then says so).
+ */
+export async function spillStdin(onBytes?: (n: number) => void, signal?: AbortSignal): Promise<string> {
   const path = await Deno.makeTempFile({ prefix: "infotap-stdin-", suffix: ".arrows" });
   const out = await Deno.open(path, { write: true, truncate: true });
+  const aborted = new Promise<never>((_, reject) => {
+    const stop = () =>
+      reject(
+        new InputError(
+          `Cannot read standard input to its end as the run was interrupted (${
+            signal!.reason ?? "aborted"
+          }): current value is a partial copy, removed`,
+        ),
+      );
+    if (signal?.aborted) stop();
+    else signal?.addEventListener("abort", stop, { once: true });
+  });
+  aborted.catch(() => {});
+  const chunks = chunksOf(Deno.stdin, onBytes);
   try {
-    for await (const chunk of chunksOf(Deno.stdin, onBytes)) {
+    while (true) {
+      const next = await (signal ? Promise.race([chunks.next(), aborted]) : chunks.next());
+      if (next.done) break;
       let off = 0;
-      while (off < chunk.length) off += await out.write(chunk.subarray(off));
+      while (off < next.value.length) off += await out.write(next.value.subarray(off));
     }
-  } finally {
+  } catch (e) {
     out.close();
+    await Deno.remove(path).catch(() => {});
+    throw e;
   }
+  out.close();
   return path;
 }

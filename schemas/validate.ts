@@ -4,7 +4,16 @@
  * @module
  */
 import * as arrow from "apache-arrow";
-import { type Batch, type Kind, KINDS, SPLIT_TEST, SPLIT_TRAIN, type TensorColumn } from "./batch.ts";
+import {
+  type Batch,
+  type Kind,
+  KINDS,
+  ROW_GRADIENT,
+  ROW_WEIGHTS,
+  SPLIT_TEST,
+  SPLIT_TRAIN,
+  type TensorColumn,
+} from "./batch.ts";
 import { InputError, show } from "./errors.ts";
 
 /** Schema metadata key naming the stream kind. */
@@ -25,12 +34,15 @@ const RESERVED: Record<Kind, Record<string, { types: string[]; required: boolean
     sample_id: { types: ["Int64"], required: true },
     step: { types: ["Int64"], required: false },
     label: { types: ["Int32", "Int64"], required: false },
+    draw: { types: ["Int32"], required: false },
     flag: { types: ["Int32"], required: false },
   },
   "gradients/v1": {
     sample_id: { types: ["Int64"], required: true },
     step: { types: ["Int64"], required: false },
     draw: { types: ["Int32"], required: false },
+    weight: { types: ["Float32", "Float64"], required: false },
+    row_type: { types: ["Utf8", "Dictionary<Utf8>"], required: false },
   },
   "jacobians/v1": {
     sample_id: { types: ["Int64"], required: true },
@@ -347,15 +359,40 @@ function tensorValues(data: arrow.Data, width: number): Float32Array {
   return out;
 }
 
-function splitColumn(col: arrow.Vector, where: { file: string; batch: number; column: string }): Uint8Array {
+/** A Utf8 (or dictionary) column of named codes, e.g. `split` (`train`/`test`) or `row_type`. */
+function codeColumn(
+  col: arrow.Vector,
+  codes: Record<string, number>,
+  where: { file: string; batch: number; column: string },
+): Uint8Array {
   const out = new Uint8Array(col.length);
   for (let i = 0; i < col.length; i++) {
     const s = col.get(i);
-    if (s === "train") out[i] = SPLIT_TRAIN;
-    else if (s === "test") out[i] = SPLIT_TEST;
-    else {
+    if (typeof s !== "string" || !Object.hasOwn(codes, s)) {
       throw new InputError(
-        `Cannot read row ${i} as split must be 'train' or 'test': current value is ${show(s)}`,
+        `Cannot read row ${i} as ${where.column} must be ${
+          Object.keys(codes).map((k) => `'${k}'`).join(" or ")
+        }: current value is ${show(s)}`,
+        where,
+      );
+    }
+    out[i] = codes[s];
+  }
+  return out;
+}
+
+/** `weight` (gradients): Float32 or Float64, no nulls, every value finite and >= 0; as Float64. */
+function weightColumn(col: arrow.Vector, sid: BigInt64Array, where: { file: string; batch: number; column: string }) {
+  const data = col.data[0];
+  noNulls(data, where);
+  const v = data.values as Float32Array | Float64Array;
+  const out = Float64Array.from(v.subarray(data.offset, data.offset + data.length));
+  for (let i = 0; i < out.length; i++) {
+    if (!(out[i] >= 0 && out[i] < Infinity)) {
+      throw new InputError(
+        `Cannot read row ${i} (sample_id ${sid[i]}) as a row weight must be finite and >= 0: current value is ${
+          out[i]
+        }`,
         where,
       );
     }
@@ -407,8 +444,14 @@ export function decodeBatch(rb: arrow.RecordBatch, layout: Layout, file: string,
     metadata: layout.metadata,
     byteLength: 0,
   };
+  if (layout.kind === "gradients/v1") {
+    if (col("weight")) batch.weight = weightColumn(col("weight")!, batch.sampleId, at("weight"));
+    if (col("row_type")) {
+      batch.rowType = codeColumn(col("row_type")!, { gradient: ROW_GRADIENT, weights: ROW_WEIGHTS }, at("row_type"));
+    }
+  }
   if (layout.kind === "jacobians/v1") {
-    batch.split = splitColumn(col("split")!, at("split"));
+    batch.split = codeColumn(col("split")!, { train: SPLIT_TRAIN, test: SPLIT_TEST }, at("split"));
     batch.output = int32Column(col("output")!.data[0], at("output"));
     const f0 = col("f0")!.data[0];
     noNulls(f0, at("f0"));

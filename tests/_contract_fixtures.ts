@@ -116,6 +116,46 @@ export function mixedJacobians(seed = 1, batches = 4, n = 9, nTest = 3, k = 2): 
   return out;
 }
 
+/**
+ * Activations under weight noise: `inputs` samples x `draws` draws (a `draw` column), layers `fc1` (3 neurons,
+ * input-dependent noise; enough draws for its full covariance) and `fc2` (5), steps 0..1, rows shuffled so that an input's draws arrive across batches
+ * (and merge halves); one NaN row in `fc1`, and one input with a single draw (left out).
+ */
+export function drawActivations(seed = 1, batches = 4, inputs = 7, draws = 100): Batch[] {
+  const rng = new Rng(seed);
+  const rows: { id: number; draw: number; step: number }[] = [];
+  for (let step = 0; step < 2; step++) {
+    for (let i = 0; i < inputs; i++) for (let d = 0; d < draws; d++) rows.push({ id: i, draw: d, step });
+    if (step === 0) rows.push({ id: inputs, draw: 0, step });
+  }
+  const steps = rows.map((r) => r.step);
+  for (let i = rows.length - 1; i > 0; i--) {
+    const s = rng.int(i + 1);
+    if (steps[i] === steps[s]) [rows[i], rows[s]] = [rows[s], rows[i]];
+  }
+  const per = Math.ceil(rows.length / batches);
+  const out: Batch[] = [];
+  for (let b = 0; b < batches; b++) {
+    const part = rows.slice(b * per, (b + 1) * per);
+    const a = new Float32Array(part.length * 3), c = new Float32Array(part.length * 5);
+    part.forEach((r, i) => {
+      const z = rng.normal();
+      for (let j = 0; j < 3; j++) a[i * 3 + j] = r.id * (j - 1) + (0.2 + 0.1 * r.id) * (z + rng.normal() * 0.5);
+      for (let j = 0; j < 5; j++) c[i * 5 + j] = Math.sin(r.id + j) * 3 + rng.normal() * (j + 1) * 0.3;
+    });
+    if (b === 1) a[4] = NaN;
+    out.push(
+      activationBatch(part.length, { fc1: { width: 3, values: a }, fc2: { width: 5, values: c } }, {
+        sampleId: BigInt64Array.from(part, (r) => BigInt(r.id)),
+        step: BigInt64Array.from(part, (r) => BigInt(r.step)),
+        draw: Int32Array.from(part, (r) => r.draw),
+      }),
+    );
+    out[out.length - 1].index = b;
+  }
+  return out;
+}
+
 /** Fixtures by plugin name. */
 export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
   entropy: [
@@ -187,6 +227,21 @@ export const CONTRACT_FIXTURES: Record<string, ContractFixture[]> = {
       options: { "si-lambda": 2, "si-sketch-dim": 3 },
       context: { seed: 42 },
       batches: () => mixedJacobians(6, 3, 8, 0, 1),
+    },
+  ],
+  "effective-info": [
+    {
+      label: "full covariance (fc1) and diagonal (fc2), per neuron",
+      options: { "eff-cov-width": 4 },
+      batches: () => drawActivations(1),
+      rtol: 1e-9,
+    },
+    {
+      label: "by step, diagonal only, no neuron rows",
+      options: { "eff-cov-width": 0, "eff-neurons": false },
+      context: { byStep: true },
+      batches: () => drawActivations(2, 5, 6, 8),
+      rtol: 1e-9,
     },
   ],
   "example-mean": [

@@ -6,7 +6,8 @@
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { makeRecordBatch, writeBatches, writeBatchesTo } from "../pipeline/producers/produce.ts";
-import { Rng } from "./_util.ts";
+import { assertTablesClose, Rng } from "./_util.ts";
+import { analyze } from "../pipeline/analyze/run.ts";
 
 /** Layers of the test dump. */
 export const LAYERS = { fc1: 6, fc2: 4 } as const;
@@ -57,6 +58,36 @@ export async function streamBytes(batches: arrow.RecordBatch[]): Promise<Uint8Ar
   return chunks;
 }
 
+/**
+ * Asserts that serve's final entropy tables in `out` equal those of `analyze --by-step` (entropy, OPTIONS) on the
+ * rows received: `received`, a dump's path or the batches (written to `scratch` first).
+ */
+export async function assertLikeAnalyze(
+  out: string,
+  received: string | arrow.RecordBatch[],
+  scratch: string,
+): Promise<void> {
+  let input = received as string;
+  if (typeof received !== "string") await writeBatches(input = `${scratch}/received.arrows`, received);
+  const ref = await analyze({
+    inputs: [input],
+    estimators: ["entropy"],
+    byStep: true,
+    options: OPTIONS,
+    out: `${scratch}/ref`,
+  });
+  if (!ref.complete) throw new Error(`analyze failed: ${ref.error}`);
+  for (const name of ["neuron_entropy", "layer_summary"]) {
+    assertTablesClose(
+      await readParquetFile(`${out}/${name}.parquet`),
+      await readParquetFile(`${scratch}/ref/${name}.parquet`),
+      0,
+      0,
+      name,
+    );
+  }
+}
+
 /** Reads a Parquet file as an Arrow table. */
 export async function readParquetFile(path: string): Promise<arrow.Table> {
   return arrow.tableFromIPC(pq.readParquet(await Deno.readFile(path)).intoIPCStream());
@@ -102,4 +133,82 @@ export async function readText(conn: Deno.Conn): Promise<string> {
     s += new TextDecoder().decode(buf.subarray(0, n));
   }
   return s;
+}
+
+const SERVE_CLI = new URL("../pipeline/cli/serve.ts", import.meta.url).pathname;
+
+/**
+ * A `deno task serve` subprocess; its stdout and stderr lines are collected as they come. With `group` it runs
+ * in a process group of its own (`setsid`), which {@linkcode ServeProcess.signalGroup} signals as a terminal's
+ * Ctrl-C does; with `limitFiles` it runs under `prlimit --nofile` (that many file descriptors at most).
+ */
+export class ServeProcess {
+  child: Deno.ChildProcess;
+  /** stdout and stderr lines, in arrival order. */
+  lines: string[] = [];
+  /** stderr lines. */
+  errors: string[] = [];
+  #drained: Promise<void>;
+  constructor(args: string[], { group = false, limitFiles }: { group?: boolean; limitFiles?: number } = {}) {
+    const deno = [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-sys",
+      SERVE_CLI,
+      ...args,
+    ];
+    const command = [Deno.execPath(), ...deno];
+    if (limitFiles !== undefined) command.unshift("prlimit", `--nofile=${limitFiles}:${limitFiles}`);
+    if (group) command.unshift("setsid");
+    this.child = new Deno.Command(command[0], {
+      args: command.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (s: ReadableStream<Uint8Array>, err: boolean) => {
+      for await (const text of s.pipeThrough(new TextDecoderStream())) {
+        const lines = text.split("\n");
+        this.lines.push(...lines);
+        if (err) this.errors.push(...lines);
+      }
+    };
+    this.#drained = Promise.all([collect(this.child.stdout, false), collect(this.child.stderr, true)]).then(() => {});
+  }
+  /** Waits for the listening line; returns the port and the line. */
+  async listening(): Promise<{ port: number; line: string }> {
+    const found = await this.waitLine(/listening on/, 30_000);
+    return { port: Number(/listening on [^ ]+:(\d+)/.exec(found)![1]), line: found };
+  }
+  /** Waits for a line matching `re`; returns it. */
+  async waitLine(re: RegExp, ms = 20_000): Promise<string> {
+    let found: string | undefined;
+    await waitFor(() => (found = this.lines.find((l) => re.test(l))) !== undefined, ms, String(re)).catch((e) => {
+      throw new Error(`${e.message}; output: ${this.lines.join("\n")}`);
+    });
+    return found!;
+  }
+  async rss(kind: "VmRSS" | "VmHWM"): Promise<number> {
+    const status = await Deno.readTextFile(`/proc/${this.child.pid}/status`);
+    return Number(new RegExp(`${kind}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+  }
+  /** Signals the process group (started with `group`), as a terminal does. */
+  signalGroup(signal: Deno.Signal): void {
+    Deno.kill(-this.child.pid, signal);
+  }
+  /** The exit code (once it exits), all output read. */
+  async exited(): Promise<number> {
+    const { code } = await this.child.status;
+    await this.#drained;
+    return code;
+  }
+  /** Sends a signal and waits for the exit code. */
+  async stop(signal: Deno.Signal): Promise<number> {
+    try {
+      this.child.kill(signal);
+    } catch { /* exited */ }
+    return await this.exited();
+  }
 }

@@ -3,7 +3,8 @@
  *
  * - {@linkcode fullResults}: every table the report plots: entropy, binned MI (one layer wider than the heatmap's
  *   48 cells, so it is averaged over blocks) and label MI over 3 steps; Fisher (trace, spectrum, diagonal) over
- *   4 steps; a `unique_information` table (the plugin's columns) and an image dump (784-pixel `input` column).
+ *   4 steps; a `fisher_band` table; a `unique_information` table (the plugin's columns); effective information over
+ *   2 steps; and an image dump (784-pixel `input` column).
  * - {@linkcode manyStepsResults}: entropy over 8 steps (the heatmap form), written as Arrow IPC files.
  * - `fullResults(dir, name, k)` with k > 0: other runs of the same kind (for pages of several runs), whose
  *   `unique_information` carries a `flag` column.
@@ -60,6 +61,52 @@ async function gradientDump(path: string, steps: number, rows: number, seed: num
     }));
   }
   await writeBatches(path, batches);
+}
+
+/** Activations of two layers (widths 3 and 6) under `draws` noise draws of `inputs` inputs per step; noise grows. */
+async function drawDump(path: string, steps: number, inputs: number, draws: number, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  const batches = [];
+  for (let s = 0; s < steps; s++) {
+    for (let d = 0; d < draws; d++) {
+      const a = new Float32Array(inputs * 3), b = new Float32Array(inputs * 6);
+      for (let i = 0; i < inputs; i++) {
+        for (let j = 0; j < 3; j++) a[i * 3 + j] = Math.sin(i + j) + rng.normal() * 0.3 * (1 + s);
+        for (let j = 0; j < 6; j++) b[i * 6 + j] = Math.cos(i * j) + rng.normal() * (1 + s);
+      }
+      batches.push(makeRecordBatch({
+        kind: "activations/v1",
+        sampleId: BigInt64Array.from({ length: inputs }, (_, i) => BigInt(i)),
+        step: new BigInt64Array(inputs).fill(BigInt(s * 100)),
+        draw: new Int32Array(inputs).fill(d),
+        tensors: [{ name: "fc1", width: 3, values: a }, { name: "fc2", width: 6, values: b }],
+      }));
+    }
+  }
+  await writeBatches(path, batches);
+}
+
+/**
+ * A `fisher_band` table (as `exp:fisher` writes it): median and range of the trace over 5 runs, 2 names, 6 steps;
+ * medians times `scale`.
+ */
+function bandTable(scale = 1) {
+  const rows = ["total", "fc1"].flatMap((name, k) =>
+    [0, 1, 2, 3, 4, 5].map((s) => ({
+      step: s * 50,
+      name,
+      median: scale * (k + 1) * (1 + s * (5 - s)),
+      spread: 1 + s / 2,
+    }))
+  );
+  return tableFromColumns([
+    { name: "step", type: "int64", values: rows.map((r) => r.step) },
+    { name: "name", type: "utf8", values: rows.map((r) => r.name) },
+    { name: "median", type: "float64", values: rows.map((r) => r.median) },
+    { name: "lo", type: "float64", values: rows.map((r) => r.median - r.spread) },
+    { name: "hi", type: "float64", values: rows.map((r) => r.median + r.spread) },
+    { name: "runs", type: "int64", values: rows.map(() => 5) },
+  ]);
 }
 
 /**
@@ -136,7 +183,21 @@ export async function fullResults(
   for (const t of ["fisher", "fisher_spectrum", "fisher_diag"]) {
     await Deno.copyFile(`${dir}/fisher-${name}/${t}.parquet`, `${results}/${t}.parquet`);
   }
-  await writeTables(results, { unique_information: siTable(60, 1 + variant, variant > 0) }, "parquet");
+  await writeTables(
+    results,
+    { unique_information: siTable(60, 1 + variant, variant > 0), fisher_band: bandTable(1 + variant) },
+    "parquet",
+  );
+  await drawDump(`${dir}/draws-${name}.arrows`, 2, 12, 40, 4 + variant);
+  const e = await analyze({
+    inputs: [`${dir}/draws-${name}.arrows`],
+    estimators: ["effective-info"],
+    byStep: true,
+    out: `${dir}/effinfo-${name}`,
+    progress: false,
+  });
+  if (!e.complete) throw new Error(e.error);
+  await Deno.copyFile(`${dir}/effinfo-${name}/effective_info.parquet`, `${results}/effective_info.parquet`);
   await imageDump(`${dir}/images.arrows`, 60);
   return { results, images: `${dir}/images.arrows` };
 }

@@ -136,3 +136,67 @@ Deno.test("threads: diagonal Fisher on 2 workers equals one thread to 1e-12 (ord
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threads: weighted gradients with a weights row (fisher) and noise draws (effective-info) equal one thread", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rng = new Rng(7);
+    const t = (rows: number, w: number) => Float32Array.from({ length: rows * w }, () => rng.normal());
+    await writeBatches(
+      `${dir}/g.arrows`,
+      Array.from({ length: 9 }, (_, b) => {
+        const rows = 30;
+        return makeRecordBatch({
+          kind: "gradients/v1",
+          fisher: "true",
+          sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i === 0 && b === 4 ? -1 : b * 10 + (i % 10))),
+          weight: Float64Array.from({ length: rows }, () => rng.next()),
+          rowType: Array.from({ length: rows }, (_, i) => (i === 0 && b === 4 ? "weights" : "gradient")),
+          tensors: [{ name: "fc.weight", width: 6, values: t(rows, 6) }, {
+            name: "fc.bias",
+            width: 2,
+            values: t(rows, 2),
+          }],
+        });
+      }),
+    );
+    const options = { "fisher-rank": 0, "prior-var": 0.5, beta: 0.1 };
+    const inputs = [`${dir}/g.arrows`], estimators = ["fisher"];
+    const one = await analyze({ inputs, estimators, options, threads: 1, progress: false });
+    const three = await analyze({ inputs, estimators, options, threads: 3, progress: false });
+    assert.equal(three.run.threads, 3);
+    assert.ok(one.tables.fisher.getChild("weights_term")!.get(0) > 0);
+    assertTablesClose(one.tables.fisher, three.tables.fisher, 1e-12, 1e-15, "fisher");
+    // Every batch one draw of all 12 inputs: each input's moments are merged across the workers (Chan's formula).
+    await writeBatches(
+      `${dir}/a.arrows`,
+      Array.from({ length: 40 }, (_, d) =>
+        makeRecordBatch({
+          kind: "activations/v1",
+          sampleId: BigInt64Array.from({ length: 12 }, (_, i) => BigInt(i)),
+          draw: new Int32Array(12).fill(d),
+          tensors: [{
+            name: "fc",
+            width: 3,
+            values: Float32Array.from({ length: 36 }, (_, k) => (k % 7) + rng.normal()),
+          }],
+        })),
+    );
+    const e1 = await analyze({
+      inputs: [`${dir}/a.arrows`],
+      estimators: ["effective-info"],
+      threads: 1,
+      progress: false,
+    });
+    const e3 = await analyze({
+      inputs: [`${dir}/a.arrows`],
+      estimators: ["effective-info"],
+      threads: 3,
+      progress: false,
+    });
+    assert.equal(e3.run.threads, 3);
+    assertTablesClose(e1.tables.effective_info, e3.tables.effective_info, 1e-9, 1e-12, "effective_info");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

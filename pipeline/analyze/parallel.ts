@@ -38,18 +38,8 @@ export function transferables(batch: Batch): ArrayBuffer[] {
   const add = (a: ArrayBufferView | null) => {
     if (a && a.buffer instanceof ArrayBuffer) set.add(a.buffer);
   };
-  [
-    batch.sampleId,
-    batch.step,
-    batch.label,
-    batch.draw,
-    batch.flag ?? null,
-    batch.split,
-    batch.output,
-    batch.f0,
-    batch.target,
-  ]
-    .forEach(add);
+  const reserved = [batch.sampleId, batch.step, batch.label, batch.draw, batch.weight ?? null, batch.rowType ?? null];
+  [...reserved, batch.flag ?? null, batch.split, batch.output, batch.f0, batch.target].forEach(add);
   for (const c of batch.columns) add(c.values);
   return [...set];
 }

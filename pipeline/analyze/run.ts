@@ -1,9 +1,14 @@
 /**
  * One analysis run: inputs -> (first pass) -> estimators -> tables + `run.json`.
  *
- * Bounded memory: batches are read one at a time; only estimator states grow with the input's width, not its
- * length. On bad input the run stops at the first bad batch, the complete batches' results are still
- * returned (and written), and `complete` is false. The estimators' life cycle is the one of
+ * Bounded memory: batches are read one at a time; estimator states grow with the input's width, and with
+ * `--by-step` with its steps. Before the estimators run, their stated memory (`EstimatorPlugin.memory`) is
+ * added up for the input's shape (the first pass counts rows, steps and labels) and a run over `maxMemory` is
+ * refused with the option that would fit (pipeline/core/memory.ts). With `--by-step`, step-local estimators
+ * over step-sorted input finish each step as the next begins (pipeline/core/step_chunks.ts): one step's state
+ * at a time. On bad input the run stops at the first bad batch, the complete batches' results are still
+ * returned (and written), and `complete` is false; an internal error writes them too, then is thrown. Nothing
+ * is written when no input could be read at all (e.g. a missing file). The estimators' life cycle is the one of
  * pipeline/core/estimator_set.ts; large inputs go to worker threads (parallel.ts) when the estimators allow.
  *
  * @example
@@ -31,6 +36,16 @@ import { decodeState } from "../core/state.ts";
 import { type BackendRequest, openRunGpu, selectBackend } from "../core/backend.ts";
 import { resolveThreads } from "../../plugins/kernels/threads.ts";
 import { type Estimators, EstimatorSet, firstPassPlugin, type RunSettings } from "../core/estimator_set.ts";
+import type { InputShape } from "../core/plugin.ts";
+import {
+  BASE_BYTES,
+  checkMemory,
+  defaultMaxMemory,
+  estimateMemory,
+  formatBytes,
+  type Holding,
+} from "../core/memory.ts";
+import { StepChunks } from "../core/step_chunks.ts";
 import { selectLayers } from "../core/select_layers.ts";
 import { originalNeuronIndices, parseNeuronSpec, selectNeurons } from "./neurons.ts";
 import { runRecord, writeRunRecord } from "../core/run_record.ts";
@@ -76,6 +91,13 @@ export interface AnalyzeOptions {
   allowSoftwareGpu?: boolean;
   /** Extra fields for run.json (e.g. the command line). */
   extra?: Record<string, unknown>;
+  /** Bytes the estimators may take (default: 75% of physical memory); a run estimated over it is refused. */
+  maxMemory?: number;
+  /**
+   * Stops reading when aborted (the CLI's SIGINT/SIGTERM): the run then ends as on bad input, with the results
+   * of the batches read so far (`complete: false`, the error naming the abort reason).
+   */
+  signal?: AbortSignal;
 }
 
 /** Per-input statistics. */
@@ -92,6 +114,8 @@ export interface AnalyzeResult {
   complete: boolean;
   /** The one-line error that stopped the run early, if any. */
   error?: string;
+  /** False when nothing was written (no input could be read: nothing to record). */
+  written: boolean;
   /** Result tables by name. */
   tables: Record<string, arrow.Table>;
   /** The run record written as `run.json`. */
@@ -131,14 +155,43 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   // Stdin is spilled to a file when some candidate estimator needs a first pass.
   const needsScan = firstPassPlugin(registry, requested, opts.options ?? {}, settings) !== null;
   const run = new Analysis(opts, registry, requested, settings, needsScan);
-  let error: string | undefined;
+  settings.progress = (name, done, total, unit) => run.progress.work(name, done, total, unit);
+  let error: string | undefined, internal: unknown = null;
   try {
     await run.passes();
   } catch (e) {
-    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) throw e;
+    if (!(e instanceof InputError) && !(e instanceof Error && e.name === "PluginError")) internal = e;
     error = relabel(e, run.spilled ?? "", "-");
   }
-  return await run.finish(error, t0);
+  if (internal === null) return await run.finish(error, t0);
+  // An internal error: the results of the batches before it are written (complete: false), then it is thrown.
+  await run.finish(`internal error: ${error}`, t0).catch(() => {});
+  throw internal;
+}
+
+/** What the first pass saw: rows, distinct steps and whether they came sorted, distinct labels. */
+class InputCounts {
+  rows = 0;
+  steps = new Set<bigint>();
+  sorted = true;
+  labels = new Set<number>();
+  #last: bigint | null = null;
+
+  observe(batch: Batch): void {
+    const n = batch.numRows, s = batch.step, y = batch.label;
+    this.rows += n;
+    if (s) {
+      for (let i = 0; i < n; i++) {
+        const v = s[i];
+        if (v !== this.#last) {
+          if (this.#last !== null && v < this.#last) this.sorted = false;
+          this.steps.add(v);
+          this.#last = v;
+        }
+      }
+    }
+    if (y && this.labels.size < 1 << 20) { for (let i = 0; i < n; i++) this.labels.add(y[i]); }
+  }
 }
 
 /** The state of one run between its passes. */
@@ -156,7 +209,13 @@ class Analysis {
   layout: Layout | null = null;
   set: EstimatorSet | null = null;
   scans: (StateValue | undefined)[] = [];
-  estimators: Estimators | null = null;
+  estimators: Estimators | StepChunks | null = null;
+  /** What the first pass counted (null without one). */
+  counts: InputCounts | null = null;
+  /** `maxMemory`. */
+  readonly maxMemory: number;
+  /** How the estimators hold their steps (see `#plan`). */
+  holding = "";
   // Body buffers handed back by worker threads are read into again (no fresh-memory page faults).
   readonly buffers = new BufferPool();
   /** `--neurons`: the parsed selection and each layer's chosen neurons. */
@@ -171,6 +230,7 @@ class Analysis {
   ) {
     this.stats = opts.inputs.map((path) => ({ path, bytes: 0, batches: 0, rows: 0 }));
     this.paths = [...opts.inputs];
+    this.maxMemory = opts.maxMemory ?? defaultMaxMemory();
     this.neurons = { spec: opts.neurons ? parseNeuronSpec(opts.neurons) : null, chosen: new Map<string, Int32Array>() };
   }
 
@@ -181,17 +241,31 @@ class Analysis {
       if (this.needsScan) await this.#firstPass();
       await this.#estimatePass();
     } finally {
-      this.progress.stop();
       if (this.spilled) await Deno.remove(this.spilled).catch(() => {});
     }
+  }
+
+  /** Throws when the run was interrupted (`AnalyzeOptions.signal`). */
+  #checkAbort(): void {
+    const signal = this.opts.signal;
+    if (!signal?.aborted) return;
+    const rows = this.stats.reduce((a, s) => a + s.rows, 0);
+    throw new InputError(
+      `Cannot finish the analysis as it was interrupted (${
+        signal.reason ?? "aborted"
+      }): current value is ${rows} rows read`,
+    );
   }
 
   /** Spills stdin when it must be read twice, sizes the inputs, starts the progress bar, decides the threads. */
   async #open(): Promise<void> {
     const { paths, stats, opts } = this;
     if (this.needsScan && paths.includes("-")) {
-      this.spilled = await spillStdin();
+      const ts = performance.now();
+      this.progress = new Progress("reading stdin", 0, opts.progress);
+      this.spilled = await spillStdin((n) => this.progress.bytes(n), opts.signal);
       paths[paths.indexOf("-")] = this.spilled;
+      this.timings.spill_s = (performance.now() - ts) / 1000;
     }
     for (let i = 0; i < paths.length; i++) {
       if (paths[i] !== "-") {
@@ -202,7 +276,8 @@ class Analysis {
     }
     const totalBytes = stats.reduce((a, st) => a + st.bytes, 0);
     const passes = this.needsScan ? 2 : 1;
-    this.progress = new Progress(passes === 2 ? "2 passes" : "1 pass", totalBytes * passes, opts.progress);
+    this.progress.stop();
+    this.progress = new Progress(passes === 2 ? "pass 1/2" : "reading", totalBytes * passes, opts.progress);
     const pool = (opts.threads ?? 0) > 0 || totalBytes >= AUTO_THREADS_BYTES;
     this.threads = pool ? this.settings.threads! : 1;
   }
@@ -224,14 +299,17 @@ class Analysis {
   async #firstPass(): Promise<void> {
     const ts = performance.now();
     let scanners: (Scanner | null)[] = [];
+    const counts = this.counts = new InputCounts();
     const { states, failure } = await this.#pass(null, async (layout) => {
       const set = this.#choose(layout);
       scanners = set.scanners();
       const mergeable = set.plugins.every((p, i) => !scanners[i] || p.mergeScans);
+      // Before anything big is allocated: the estimators' memory for one step (a lower bound of the run's).
+      checkMemory(set, this.#shape(layout, null), { held: 1, units: 1, copies: 1 }, this.maxMemory);
       return this.threads > 1 && mergeable ? await this.#pool("scan", set) : null;
     }, (batch) => {
       for (const s of scanners) s?.update(batch);
-    });
+    }, (batch) => counts.observe(batch));
     const scanning = scanners.map((s) => s !== null);
     this.scans = states ? this.set!.mergeScans(states, scanning) : scanners.map((s) => s?.result());
     if (failure) {
@@ -250,10 +328,19 @@ class Analysis {
   async #estimatePass(): Promise<void> {
     const te = performance.now();
     for (const st of this.stats) st.rows = 0;
+    if (this.needsScan) {
+      const total = this.stats.reduce((a, st) => a + st.bytes, 0);
+      this.progress.pass("pass 2/2", 2 * total, total);
+    }
     const { states, failure } = await this.#pass(this.stopAt, async (layout) => {
       const set = (this.set ?? this.#choose(layout)).withScans(this.scans);
       this.set = set;
-      if (this.threads > 1 && set.orderFree() && !set.onGpu()) return await this.#pool("estimate", set);
+      const plan = this.#plan(set, layout);
+      if (plan.chunks) {
+        this.estimators = new StepChunks(set, plan.chunks);
+        return null;
+      }
+      if (plan.copies > 1) return await this.#pool("estimate", set);
       this.estimators = set.create();
       return null;
     }, (batch) => this.estimators!.update(batch));
@@ -273,14 +360,90 @@ class Analysis {
     }
   }
 
+  /** The input's shape for the memory estimates: its layers, rows of one result unit, labels. */
+  #shape(layout: Layout, counts: InputCounts | null): InputShape {
+    const tensors = layout.tensors.filter((t) => !this.opts.layers || this.opts.layers.includes(t.name));
+    let rows: number | null;
+    if (counts) rows = this.settings.byStep ? Math.ceil(counts.rows / Math.max(1, counts.steps.size)) : counts.rows;
+    else {
+      // No first pass: the rows the inputs' sizes allow (an upper bound of one step's); unknown for stdin.
+      const rowBytes = layout.tensors.reduce((a, t) => a + 4 * t.width, 0) + 24;
+      rows = this.paths.includes("-") ? null : Math.ceil(this.stats.reduce((a, s) => a + s.bytes, 0) / rowBytes);
+    }
+    return { kind: layout.kind, tensors, rows, labels: counts && counts.labels.size > 0 ? counts.labels.size : null };
+  }
+
+  /**
+   * How the estimators hold their steps, checked against `maxMemory` (an InputError naming the option that
+   * fits when not): `--by-step` over step-sorted input with step-local estimators finishes each step as the next
+   * begins (on this thread; an explicit `--threads N` keeps a pool of N workers holding every step when that
+   * fits); without a first pass the steps are finished in chunks that fit. Otherwise worker threads (each holding
+   * its own state) when allowed and they fit; automatic threads are given up when only one fits.
+   */
+  #plan(set: EstimatorSet, layout: Layout): { copies: number; chunks?: ConstructorParameters<typeof StepChunks>[1] } {
+    const counts = this.counts, byStep = this.settings.byStep;
+    const shape = this.#shape(layout, counts);
+    const budget = this.maxMemory;
+    const record = (how: string, h: Holding) => {
+      this.holding = `${how}: about ${formatBytes(estimateMemory(set, shape, h).total)}`;
+    };
+    // Threads asked for (--threads N) on order-free estimators: a worker pool holding every step, when it fits.
+    const threaded = this.threads > 1 && set.orderFree() && !set.onGpu();
+    const asked = threaded && (this.opts.threads ?? 0) > 0;
+    if (byStep && set.stepLocal() && asked) {
+      const h = {
+        held: Math.max(1, counts?.steps.size ?? 1),
+        units: Math.max(1, counts?.steps.size ?? 1),
+        copies: this.threads,
+      };
+      if (estimateMemory(set, shape, h).total <= budget) {
+        record(`every step on ${this.threads} threads (--threads)`, h);
+        return { copies: this.threads };
+      }
+    }
+    if (byStep && set.stepLocal()) {
+      if (counts?.sorted) {
+        const h = { held: 1, units: Math.max(1, counts.steps.size), copies: 1, finishing: true };
+        checkMemory(set, shape, h, budget);
+        record("one step at a time (steps sorted)", h);
+        return { copies: 1, chunks: { steps: 1, maxHeld: Infinity } };
+      }
+      if (!counts) {
+        // Steps unknown: chunks of as many steps as half the budget holds (all of a small run's steps).
+        const h = { held: 1, units: 1, copies: 1, finishing: true };
+        checkMemory(set, shape, h, budget);
+        const one = estimateMemory(set, shape, h).total - BASE_BYTES;
+        const maxHeld = one > 0 ? Math.max(1, Math.floor((budget - BASE_BYTES) / one)) : Infinity;
+        record(`chunks of steps (at most ${maxHeld} held)`, h);
+        return {
+          copies: 1,
+          chunks: {
+            steps: Math.max(1, Math.floor(maxHeld / 2)),
+            maxHeld,
+            why: `${maxHeld} steps of about ${formatBytes(one)} fit in --max-memory ${formatBytes(budget)}`,
+          },
+        };
+      }
+    }
+    const steps = byStep ? Math.max(1, counts?.steps.size ?? 1) : 1;
+    let h: Holding = { held: steps, units: steps, copies: threaded ? this.threads : 1 };
+    const auto = !(this.opts.threads && this.opts.threads > 0);
+    if (h.copies > 1 && auto && estimateMemory(set, shape, h).total > budget) h = { ...h, copies: 1 };
+    checkMemory(set, shape, h, budget, { unsorted: byStep && counts !== null && !counts.sorted });
+    record(byStep ? `every step (${counts?.sorted === false ? "steps not sorted" : "not step-local"})` : "one", h);
+    return { copies: h.copies };
+  }
+
   /**
    * Reads the inputs once (up to `stopAt`): at the first batch `start` decides on worker threads, then every
-   * batch goes to them or to `local`. Returns the threads' states and the error that stopped the pass.
+   * batch goes to them or to `local` (and to `observe`, on this thread). Returns the threads' states and the
+   * error that stopped the pass.
    */
   async #pass(
     stopAt: StopAt | null,
     start: (layout: Layout) => Promise<WorkerPool | null>,
     local: (batch: Batch) => void | Promise<void>,
+    observe?: (batch: Batch) => void,
   ): Promise<PassEnd> {
     let pool: WorkerPool | null = null, started = false, failure: unknown = null;
     try {
@@ -289,6 +452,7 @@ class Analysis {
           started = true;
           pool = await start(layout);
         }
+        observe?.(batch);
         const at = Math.max(0, this.opts.inputs.indexOf(batch.file)), rows = batch.numRows;
         if (pool) await pool.send(batch);
         else await local(batch);
@@ -330,6 +494,7 @@ class Analysis {
         })
       ) {
         if (stopAt && i === stopAt.input && batch.index >= stopAt.batch) return;
+        this.#checkAbort();
         expected ??= layout;
         const b = selectNeurons(
           selectLayers({ ...batch, file: opts.inputs[i] }, opts.layers),
@@ -351,13 +516,28 @@ class Analysis {
     let tables: Record<string, arrow.Table> = {};
     let summaries: ReturnType<Estimators["summaries"]> = { records: [], warnings: [] };
     const tr = performance.now();
-    if (estimators && this.stats.some((s) => s.rows > 0)) {
-      tables = await estimators.tables();
-      summaries = estimators.summaries();
-      if (this.neurons.spec) tables = originalNeuronIndices(tables, this.neurons.chosen);
+    let failure: unknown = null;
+    try {
+      if (estimators && this.stats.some((s) => s.rows > 0)) {
+        this.progress.phase("results");
+        tables = await estimators.tables();
+        summaries = estimators.summaries();
+        if (this.neurons.spec) tables = originalNeuronIndices(tables, this.neurons.chosen);
+      }
+    } catch (e) {
+      // An internal error while the results are computed: run.json still says so (no tables), then it is thrown.
+      failure = e;
+      tables = {};
+      error = `internal error: ${(e as Error)?.message ?? e}`;
+    } finally {
+      this.progress.stop();
     }
-    estimators?.dispose();
+    try {
+      estimators?.dispose();
+    } catch { /* the error above is the one to report */ }
     timings.result_s = (performance.now() - tr) / 1000;
+    // Each estimator's result time (steps finished as they end count theirs too).
+    if (estimators) Object.assign(timings, estimators.timings);
     const spec = this.neurons.spec;
     const run = runRecord({
       head: {
@@ -384,14 +564,17 @@ class Analysis {
       extra: opts.extra,
     });
     let files: string[] | undefined;
-    if (opts.out) {
+    // Nothing read (no input could be opened): nothing to record, no output directory.
+    const write = opts.out && (error === undefined || this.kind !== null) ? opts.out : undefined;
+    if (write) {
       const tw = performance.now();
-      files = await writeTables(opts.out, tables, format);
+      files = await writeTables(write, tables, format);
       timings.write_s = (performance.now() - tw) / 1000;
     }
     timings.total_s = (performance.now() - t0) / 1000;
-    await writeRunRecord(run, { out: opts.out || undefined, files, timings });
-    return { complete: error === undefined, error, tables, run, warnings: summaries.warnings };
+    await writeRunRecord(run, { out: write, files, timings });
+    if (failure !== null) throw failure;
+    return { complete: error === undefined, error, tables, run, warnings: summaries.warnings, written: !!write };
   }
 }
 

@@ -49,12 +49,13 @@ export async function parseCommandLine(
   allowPositionals: boolean,
 ): Promise<ParsedCommandLine> {
   const registry = new Registry(builtinPlugins);
+  const allowUrl = argv.includes("--allow-remote-plugin");
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const path = a === "--plugin" ? argv[++i] : a.startsWith("--plugin=") ? a.slice(9) : null;
     if (path === null) continue;
     try {
-      await registry.load(path ?? "");
+      await registry.load(path ?? "", { allowUrl });
     } catch (e) {
       throw e instanceof PluginError ? e : new UsageError((e as Error).message);
     }
@@ -133,6 +134,20 @@ export function pluginHelp(registry: Registry, row: (flag: string, help: string)
     }
   }
 }
+
+/** `--plugin` and `--allow-remote-plugin`, shared by every command that loads plugins. */
+export const PLUGIN_FLAGS: Record<string, CoreFlag> = {
+  plugin: {
+    type: "string",
+    multiple: true,
+    arg: "PATH",
+    help: "load an estimator plugin module from a local path (repeatable)",
+  },
+  "allow-remote-plugin": {
+    type: "boolean",
+    help: "let --plugin load a URL (https:, data:, npm:, ...): its code runs with this command's permissions",
+  },
+};
 
 /** The `--backend` flag, shared by analyze and serve. */
 export const BACKEND_FLAG: CoreFlag = {

@@ -7,6 +7,7 @@
  * | 1 | bad input: the data, a checkpoint, an address; `analyze` also when a run ended early (its results are written) | `InputError` |
  * | 2 | bad usage: flags, option values, plugins, a `--backend` that cannot be had | `UsageError`, `PluginError`, `BackendError` |
  * | 70 | internal error (a bug: `INFOTAP_DEBUG=1` shows the stack) | anything else |
+| 130 | `analyze` interrupted by SIGINT/SIGTERM: the results of the batches read are written (`complete: false`) | |
  *
  * @module
  */
@@ -15,13 +16,14 @@ import { BackendError } from "../core/backend.ts";
 import { UsageError } from "./_args.ts";
 
 /** The exit codes (see the module's table). */
-export const EXIT = { ok: 0, input: 1, usage: 2, internal: 70 } as const;
+export const EXIT = { ok: 0, input: 1, usage: 2, internal: 70, interrupted: 130 } as const;
 
 /** The exit codes as `--help` lists them. */
 export const EXIT_CODES_HELP = [
   "Exit codes: 0 done; 1 bad input (a data file, a checkpoint, an address; analyze writes the results of the",
   "batches read before it, run.json complete false); 2 bad usage (flags, option values, plugins, --backend);",
-  "70 internal error (INFOTAP_DEBUG=1 shows the stack).",
+  "70 internal error (INFOTAP_DEBUG=1 shows the stack); 130 interrupted by SIGINT/SIGTERM (analyze writes the",
+  "results of the batches read, run.json complete false).",
 ].join("\n");
 
 /** The exit code of an error. */

@@ -2,7 +2,8 @@
  * `deno task analyze [options] <input...>`: the command-line front end of {@linkcode analyze}.
  *
  * Exit codes (pipeline/cli/_exit.ts): 0 complete; 1 bad input (results of the complete batches are written,
- * `complete: false`); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error. Errors are
+ * `complete: false`); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error; 130
+ * interrupted (SIGINT/SIGTERM: the results of the batches read are written, `complete: false`). Errors are
  * one line on stderr, never a stack trace (set `INFOTAP_DEBUG=1` for one).
  *
  * @module
@@ -21,10 +22,13 @@ import {
   parseBackend,
   parseCommandLine,
   parseFormat,
+  PLUGIN_FLAGS,
   pluginHelp,
   UsageError,
 } from "./_args.ts";
 import { EXIT, EXIT_CODES_HELP, fail } from "./_exit.ts";
+import { Signals } from "./_signals.ts";
+import { parseBytes } from "../core/memory.ts";
 import { MAX_THREADS } from "../../plugins/kernels/threads.ts";
 
 const CORE: Record<string, CoreFlag> = {
@@ -50,7 +54,12 @@ const CORE: Record<string, CoreFlag> = {
       "threads for every parallel path (default 0: INFOTAP_THREADS, else the cores, at most 8); order-free estimators use a worker pool when it is given or the input is >= 64 MiB",
   },
   backend: BACKEND_FLAG,
-  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  "max-memory": {
+    type: "string",
+    arg: "SIZE",
+    help: "refuse a run whose estimators would need more (e.g. 8G, 512MiB; default: 75% of physical memory)",
+  },
+  ...PLUGIN_FLAGS,
   quiet: { type: "boolean", help: "no progress bar and no summary on stdout" },
   help: { type: "boolean", help: "show this help" },
   version: { type: "boolean", help: "print the version" },
@@ -74,6 +83,11 @@ function helpText(registry: Registry): string {
 
 /** Parses argv and runs; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  // SIGINT/SIGTERM from the first line: reading stops, the results of the batches read are written
+  // (complete: false) and the temporary copy of stdin is removed; later signals do not interrupt that.
+  const stop = new AbortController();
+  const signals = new Signals(() => "finishing, writing the results of the batches read");
+  signals.first.then((s) => stop.abort(s));
   try {
     const parsed = await parseCommandLine(argv, CORE, true);
     const { registry, options, estimators } = parsed;
@@ -101,6 +115,12 @@ export async function main(argv: string[]): Promise<number> {
       );
     }
     const backend = parseBackend(v.backend);
+    let maxMemory: number | undefined;
+    try {
+      maxMemory = v["max-memory"] === undefined ? undefined : parseBytes(String(v["max-memory"]), "--max-memory");
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     const out = (v.out as string | undefined) ?? "infotap-results";
     const quiet = Boolean(v.quiet);
     const result = await analyze({
@@ -117,18 +137,27 @@ export async function main(argv: string[]): Promise<number> {
       format,
       registry,
       progress: quiet ? false : undefined,
+      maxMemory,
+      signal: stop.signal,
       extra: { argv },
     });
-    if (!quiet) printSummary(result.tables, out, result.run, registry);
+    if (!quiet && result.written) printSummary(result.tables, out, result.run, registry);
     for (const w of result.warnings) console.error(`infotap: warning: ${w}`);
     if (!result.complete) {
       console.error(`infotap: error: ${result.error}`);
-      console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
-      return EXIT.input;
+      const rows = (result.run.inputs as { rows: number }[] | undefined)?.reduce((a, i) => a + i.rows, 0) ?? 0;
+      if (result.written && rows > 0) {
+        console.error(`infotap: results of the batches read before the error are in ${out} (run.json: complete false)`);
+      } else if (result.written) {
+        console.error(`infotap: nothing was analysed; ${out}/run.json says why (complete false)`);
+      }
+      return signals.received ? EXIT.interrupted : EXIT.input;
     }
     return EXIT.ok;
   } catch (e) {
     return fail(e);
+  } finally {
+    signals.dispose();
   }
 }
 

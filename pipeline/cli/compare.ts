@@ -25,7 +25,9 @@ weights and in the function), per layer and overall, and sets each ranking besid
 
 Options:
   --metric NAME=DIR:VALUE   a metric value of one run (repeat for every run, and per metric)
-  --plugin PATH             an estimator plugin module whose declared measures are ranked too (repeatable)
+  --plugin PATH             an estimator plugin module (local path) whose declared measures are ranked too
+                            (repeatable)
+  --allow-remote-plugin     let --plugin load a URL (its code runs with this command's permissions)
   --help                    show this help
 
 ${EXIT_CODES_HELP}`;
@@ -39,6 +41,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         metric: { type: "string", multiple: true },
         plugin: { type: "string", multiple: true },
+        "allow-remote-plugin": { type: "boolean" },
         help: { type: "boolean" },
       },
       allowPositionals: true,
@@ -54,7 +57,9 @@ export async function main(argv: string[]): Promise<number> {
     const dirs = positionals.map(trimDir);
     const metrics = parseMetrics(values.metric ?? []);
     const registry = new Registry(builtinPlugins);
-    for (const path of values.plugin ?? []) await registry.load(path);
+    for (const path of values.plugin ?? []) {
+      await registry.load(path, { allowUrl: Boolean(values["allow-remote-plugin"]) });
+    }
     console.log(formatComparison(await compareRuns(dirs, metrics, registry.all())));
     return EXIT.ok;
   } catch (e) {

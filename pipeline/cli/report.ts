@@ -38,7 +38,9 @@ Options:
                            width is h*h, h*h*2 or h*h*3, else the first such column)
   --samples N              most and least informative samples to show (default 8 each)
   --title TEXT             page title (default: 'infotap report: DIR')
-  --plugin PATH            an estimator plugin module whose declared report sections draw its tables (repeatable)
+  --plugin PATH            an estimator plugin module (local path) whose declared report sections draw its tables
+                           (repeatable)
+  --allow-remote-plugin    let --plugin load a URL (its code runs with this command's permissions)
   --watch                  serve a live page that re-draws itself when the results change (e.g. while
                            'deno task serve' writes them), until Ctrl-C; --out is rewritten at each update too
   --listen HOST:PORT       the live page's address, loopback only (default 127.0.0.1:7342; port 0: any)
@@ -75,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
         samples: { type: "string" },
         title: { type: "string" },
         plugin: { type: "string", multiple: true },
+        "allow-remote-plugin": { type: "boolean" },
         watch: { type: "boolean" },
         listen: { type: "string" },
         help: { type: "boolean" },
@@ -114,7 +117,8 @@ export async function main(argv: string[]): Promise<number> {
   const registry = new Registry(builtinPlugins);
   try {
     // A plugin that fails to load is a PluginError (exit 2), before any results are read.
-    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path);
+    const allowUrl = Boolean(values["allow-remote-plugin"]);
+    for (const path of (values.plugin as string[] | undefined) ?? []) await registry.load(path, { allowUrl });
   } catch (e) {
     return fail(e);
   }

@@ -3,7 +3,9 @@
  * {@linkcode serve} (live analysis of training runs; protocol, files and lifecycle are documented there).
  *
  * Runs until SIGINT or SIGTERM, then finishes the batches being analysed, writes the final tables and
- * `run.json`, and exits 0. Exit codes (pipeline/cli/_exit.ts): 0 stopped cleanly; 1 bad input (e.g. an
+ * `run.json`, and exits 0. Signals are watched from the first line (one during start-up stops the server as soon
+ * as it is up); later SIGINTs/SIGTERMs while finishing are acknowledged on stderr and do not interrupt the
+ * writes (SIGKILL aborts; `--resume` then continues from the last flush, at most `--flush-every` seconds old). Exit codes (pipeline/cli/_exit.ts): 0 stopped cleanly; 1 bad input (e.g. an
  * estimator needing a first pass without the option that skips it, a checkpoint that does not match, an address
  * in use); 2 bad usage (flags, option values, plugins, `--backend`); 70 internal error.
  *
@@ -16,7 +18,8 @@
  *
  * @module
  */
-import { serve } from "../serve/serve.ts";
+import { serve, SERVE_DEFAULTS, type ServeHandle } from "../serve/serve.ts";
+import { Signals } from "./_signals.ts";
 import { serveReport } from "../report/live.ts";
 import type { Registry } from "../core/registry.ts";
 import { InputError, show } from "../../schemas/errors.ts";
@@ -27,6 +30,7 @@ import {
   parseBackend,
   parseCommandLine,
   parseFormat,
+  PLUGIN_FLAGS,
   pluginHelp,
   UsageError,
 } from "./_args.ts";
@@ -45,6 +49,33 @@ const CORE: Record<string, CoreFlag> = {
     help: "close a window and write a snapshot every N steps (0: on stop)",
   },
   "max-batch-bytes": { type: "string", arg: "N", help: "refuse record batches larger than N bytes (default 256 MiB)" },
+  "max-buffered-bytes": {
+    type: "string",
+    arg: "N",
+    help: "bytes all producers' batches may hold at once; producers wait for room (default 1 GiB)",
+  },
+  "flush-every": {
+    type: "string",
+    arg: "S",
+    help: `write the open windows to DIR/checkpoint every S seconds (default ${SERVE_DEFAULTS.flushEvery}; 0: never)`,
+  },
+  "max-producers": {
+    type: "string",
+    arg: "N",
+    help: `producers connected at once; more are refused (default ${SERVE_DEFAULTS.maxProducers})`,
+  },
+  "producer-timeout": {
+    type: "string",
+    arg: "S",
+    help:
+      `disconnect a producer that completes no batch for S seconds (default ${SERVE_DEFAULTS.producerTimeout}; 0: never)`,
+  },
+  "max-step-jump": {
+    type: "string",
+    arg: "N",
+    help:
+      `refuse a batch whose step is over N after the highest so far (default ${SERVE_DEFAULTS.maxStepJump}; 0: any)`,
+  },
   estimators: { type: "string", arg: "A,B", help: "estimators to run (default: the defaults for the input's kind)" },
   format: {
     type: "string",
@@ -55,7 +86,7 @@ const CORE: Record<string, CoreFlag> = {
   layers: { type: "string", arg: "A,B", help: "analyse only these layers (tensor columns)" },
   seed: { type: "string", arg: "N", help: "seed for every seeded choice (default: 0)" },
   backend: BACKEND_FLAG,
-  plugin: { type: "string", multiple: true, arg: "PATH", help: "load an estimator plugin module (repeatable)" },
+  ...PLUGIN_FLAGS,
   report: {
     type: "string",
     arg: "HOST:PORT",
@@ -106,8 +137,25 @@ function integer(v: unknown, flag: string, min: number): number | undefined {
   return n;
 }
 
+function seconds(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = String(v).trim() === "" ? NaN : Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new UsageError(`Cannot use ${flag} as it must be a number of seconds >= 0: current value is ${show(v)}`);
+  }
+  return n;
+}
+
 /** Parses argv, serves until SIGINT/SIGTERM; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  let server: ServeHandle | null = null;
+  const signals = new Signals(
+    () =>
+      server === null
+        ? "stopping once start-up is done"
+        : `finishing, ${server.left} table${server.left === 1 ? "" : "s"} left`,
+    "infotap serve",
+  );
   try {
     const parsed = await parseCommandLine(argv, CORE, false);
     const { registry, options, estimators } = parsed;
@@ -130,7 +178,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const quiet = Boolean(v.quiet);
     const out = (v.resume ?? v.out ?? "infotap-live") as string;
-    const server = await serve({
+    server = await serve({
       listen: v.listen as string | undefined,
       ws: v.ws as string | undefined,
       out,
@@ -145,6 +193,11 @@ export async function main(argv: string[]): Promise<number> {
       backend: parseBackend(v.backend),
       snapshotEvery: integer(v["snapshot-every"], "--snapshot-every", 0),
       maxBatchBytes: integer(v["max-batch-bytes"], "--max-batch-bytes", 1024),
+      maxBufferedBytes: integer(v["max-buffered-bytes"], "--max-buffered-bytes", 1),
+      flushEvery: seconds(v["flush-every"], "--flush-every"),
+      maxProducers: integer(v["max-producers"], "--max-producers", 1),
+      producerTimeout: seconds(v["producer-timeout"], "--producer-timeout"),
+      maxStepJump: integer(v["max-step-jump"], "--max-step-jump", 0),
       registry,
       log: (line) => {
         if (!quiet || line.startsWith("infotap serve:")) console.log(line);
@@ -158,17 +211,10 @@ export async function main(argv: string[]): Promise<number> {
       seed: Math.abs(integer(v.seed, "--seed", -Number.MAX_SAFE_INTEGER) ?? 0) >>> 0,
     });
     if (live) console.log(`infotap serve: live report at ${live.url} (updates as windows close)`);
-    const { promise: signalled, resolve } = Promise.withResolvers<string>();
-    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-    const handlers = signals.map((s) => {
-      const h = () => resolve(s);
-      Deno.addSignalListener(s, h);
-      return [s, h] as const;
-    });
-    const sig = await signalled;
-    for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+    const sig = await signals.first;
     console.log(`infotap serve: ${sig}: finishing the batches in progress and writing the final results`);
     const run = await server.stop();
+    for (const w of server.warnings) console.error(`infotap: warning: ${w}`);
     if (live) {
       // The final tables and run.json, for pages still open; they poll once a second.
       await live.refresh();
@@ -189,6 +235,8 @@ export async function main(argv: string[]): Promise<number> {
       return fail(new InputError(`Cannot listen as ${e.message}: current value is ${show(argv.join(" "))}`));
     }
     return fail(e);
+  } finally {
+    signals.dispose();
   }
 }
 

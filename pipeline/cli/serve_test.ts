@@ -1,56 +1,18 @@
 import assert from "node:assert/strict";
 import { connectProducer } from "../producers/connect.ts";
-import { analyze } from "../analyze/run.ts";
 import { makeRecordBatch } from "../producers/produce.ts";
-import { assertTablesClose } from "../../tests/_util.ts";
-import { OPTIONS, readParquetFile, ROWS, share, stepBatch, waitFor, writeDump } from "../../tests/_live.ts";
+import {
+  assertLikeAnalyze,
+  OPTIONS,
+  ROWS,
+  ServeProcess,
+  share,
+  stepBatch,
+  waitFor,
+  writeDump,
+} from "../../tests/_live.ts";
 
-const CLI = new URL("./serve.ts", import.meta.url).pathname;
 const ENTROPY = [`--range=${OPTIONS.range.join(",")}`, "--bins", String(OPTIONS.bins)];
-
-/** A `deno task serve` subprocess; its stdout lines are collected as they come. */
-class ServeProcess {
-  child: Deno.ChildProcess;
-  lines: string[] = [];
-  #drained: Promise<void>;
-  constructor(args: string[]) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", CLI, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>) => {
-      for await (const text of s.pipeThrough(new TextDecoderStream())) this.lines.push(...text.split("\n"));
-    };
-    this.#drained = Promise.all([collect(this.child.stdout), collect(this.child.stderr)]).then(() => {});
-  }
-  /** Waits for the listening line; returns the port and the line. */
-  async listening(): Promise<{ port: number; line: string }> {
-    let found: string | undefined;
-    await waitFor(
-      () => (found = this.lines.find((l) => l.includes("listening on"))) !== undefined,
-      20_000,
-      "serve to listen",
-    )
-      .catch((e) => {
-        throw new Error(`${e.message}; output: ${this.lines.join("\n")}`);
-      });
-    return { port: Number(/listening on [^ ]+:(\d+)/.exec(found!)![1]), line: found! };
-  }
-  async rss(kind: "VmRSS" | "VmHWM"): Promise<number> {
-    const status = await Deno.readTextFile(`/proc/${this.child.pid}/status`);
-    return Number(new RegExp(`${kind}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
-  }
-  /** Sends a signal and waits for the exit code. */
-  async stop(signal: Deno.Signal): Promise<number> {
-    try {
-      this.child.kill(signal);
-    } catch { /* exited */ }
-    const { code } = await this.child.status;
-    await this.#drained;
-    return code;
-  }
-}
 
 Deno.test("serve CLI: kill -9 mid-run, then --resume with the producer replaying from next_step, equals analyze", async () => {
   const dir = await Deno.makeTempDir();
@@ -90,17 +52,7 @@ Deno.test("serve CLI: kill -9 mid-run, then --resume with the producer replaying
     assert.equal(run.rows, 8 * ROWS);
     assert.equal(run.snapshots, 4);
 
-    const ref = await analyze({ inputs: [await writeDump(dir, 8)], byStep: true, options: OPTIONS, out: `${dir}/ref` });
-    assert.ok(ref.complete);
-    for (const name of ["neuron_entropy", "layer_summary"]) {
-      assertTablesClose(
-        await readParquetFile(`${out}/${name}.parquet`),
-        await readParquetFile(`${dir}/ref/${name}.parquet`),
-        0,
-        0,
-        name,
-      );
-    }
+    await assertLikeAnalyze(out, await writeDump(dir, 8), dir);
   } finally {
     await first.stop("SIGKILL");
     await second?.stop("SIGKILL");
@@ -173,10 +125,51 @@ Deno.test("serve CLI: bad options exit before listening with a one-line error", 
     assert.match(errors.pop()!, /Cannot use --snapshot-every as it must be an integer >= 0/);
     assert.equal(await main(["--resume", dir, "--out", `${dir}/other`, "--range=0,1"]), 2);
     assert.match(errors.pop()!, /Cannot use --out with --resume/);
-    assert.equal(await main(["--resume", dir, "--range=0,1"]), 1);
-    assert.match(errors.pop()!, /Cannot resume without --snapshot-every/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--flush-every=-1"]), 2);
+    assert.match(errors.pop()!, /Cannot use --flush-every as it must be a number of seconds >= 0/);
+    assert.equal(await main(["--out", dir, "--range=0,1", "--max-producers=0"]), 2);
+    assert.match(errors.pop()!, /Cannot use --max-producers as it must be an integer >= 1/);
   } finally {
     console.error = orig;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve CLI: more connections than file descriptors: accept errors are logged and retried, then a real producer streams", async () => {
+  const dir = await Deno.makeTempDir();
+  // About 25 descriptors are taken at start; 48 leave room for about 20 connections.
+  const args = ["--listen", "127.0.0.1:0", "--out", dir, ...ENTROPY, "--producer-timeout", "1", "--quiet"];
+  const server = new ServeProcess(args, { limitFiles: 48 });
+  const idle: Deno.Conn[] = [];
+  try {
+    const { port } = await server.listening();
+    for (let i = 0; i < 60; i++) idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    await server.waitLine(/cannot accept a connection as .*[Tt]oo many open files.*; retrying in \d+ ms/);
+    // The idle connections time out (descriptors come back) and accepting goes on by itself.
+    const streamed = (async () => {
+      const p = await connectProducer({ port });
+      for (let s = 0; s < 5; s++) await p.write(stepBatch(s, share(0, 1)));
+      return await p.close();
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("the producer got no answer in 30 s: accepting stopped")), 30_000);
+    });
+    try {
+      assert.deepEqual(await Promise.race([streamed, deadline]), { batches: 5, rows: 5 * ROWS });
+    } finally {
+      clearTimeout(timer);
+    }
+    assert.equal(await server.stop("SIGTERM"), 0);
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/run.json`));
+    assert.equal(run.complete, true);
+    assert.equal(run.rows, 5 * ROWS);
+    const statuses = (run.producers as { status: string }[]).map((p) => p.status);
+    assert.ok(statuses.filter((s) => s === "timed out").length >= 10, statuses.join(", "));
+    assert.equal(statuses.filter((s) => s === "ended").length, 1);
+  } finally {
+    for (const c of idle) c.close();
+    await server.stop("SIGKILL");
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -23,6 +23,7 @@
  * @module
  */
 import type * as arrow from "apache-arrow";
+import { atomicWrite } from "./write.ts";
 
 /** Rows written per chunk by {@linkcode writeCsv} (bounds the memory of a large table's text). */
 const CHUNK_ROWS = 50_000;
@@ -59,20 +60,17 @@ export function toCsv(table: arrow.Table): string {
   return chunk(table, 0, table.numRows);
 }
 
-/** Writes the table as CSV to `path` (through a temporary name and a rename, so that readers never see half a file). */
+/** Writes the table as CSV to `path` (through a temporary name, fsynced and renamed: see `atomicWrite`). */
 export async function writeCsv(path: string, table: arrow.Table): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    const enc = new TextEncoder();
-    for (let from = 0; from === 0 || from < table.numRows; from += CHUNK_ROWS) {
-      const bytes = enc.encode(chunk(table, from, Math.min(table.numRows, from + CHUNK_ROWS)));
-      for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-    }
-  } finally {
-    file.close();
-  }
-  await Deno.rename(tmp, path);
+  const enc = new TextEncoder();
+  await atomicWrite(
+    path,
+    (function* () {
+      for (let from = 0; from === 0 || from < table.numRows; from += CHUNK_ROWS) {
+        yield enc.encode(chunk(table, from, Math.min(table.numRows, from + CHUNK_ROWS)));
+      }
+    })(),
+  );
 }
 
 /** A cell read back from CSV. */

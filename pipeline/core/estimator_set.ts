@@ -37,8 +37,13 @@ import {
   type Estimator,
   type EstimatorContext,
   type EstimatorPlugin,
+  type EstimatorSummary,
+  type InputShape,
+  type MemoryUse,
   type OptionValues,
+  PluginError,
   resolveOptions,
+  type Results,
   type Scanner,
   type StateValue,
 } from "./plugin.ts";
@@ -59,6 +64,8 @@ export interface RunSettings {
   gpu?: GpuContext | null;
   /** The run's threads (`resolveThreads(--threads)`, plugins/kernels/threads.ts); absent: the policy's default. */
   threads?: number;
+  /** Where estimators' progress goes (`EstimatorContext.progress`, with the plugin's name); absent: nowhere. */
+  progress?: (plugin: string, done: number, total: number, unit: string) => void;
 }
 
 /** The settings of a run on the CPU (no backend chosen) on one thread: what worker threads and tests use. */
@@ -80,6 +87,8 @@ export function contextFor(
 ): EstimatorContext {
   const gpu = cpu ? null : estimatorGpu(run.gpu ?? null, run.request, plugin.gpu?.(options));
   const context: EstimatorContext = { byStep: run.byStep, seed: run.seed, gpu, threads: run.threads };
+  const report = run.progress;
+  if (report) context.progress = (done, total, unit) => report(plugin.name, done, total, unit);
   return scan === undefined ? context : { ...context, scan };
 }
 
@@ -176,6 +185,11 @@ export class EstimatorSet {
     return new EstimatorSet(this.plugins, this.options, this.run, scans, this.cpu);
   }
 
+  /** The same plugins with other option values (already resolved), e.g. to estimate their memory. */
+  withOptions(options: OptionValues[]): EstimatorSet {
+    return new EstimatorSet(this.plugins, options, this.run, this.scans, this.cpu);
+  }
+
   /** The same set on the host only (for states restored to be merged). */
   onCpu(): EstimatorSet {
     return new EstimatorSet(this.plugins, this.options, this.run, this.scans, true);
@@ -220,6 +234,59 @@ export class EstimatorSet {
     return new Estimators(this, this.plugins.map((p, i) => p.restore(states[i], this.options[i], this.contexts[i])));
   }
 
+  /** Each plugin's memory per result unit for this input (`null` for a plugin that does not state it). */
+  memory(shape: InputShape): { name: string; use: MemoryUse | null }[] {
+    return this.plugins.map((p, i) => ({ name: p.name, use: p.memory?.(this.options[i], shape) ?? null }));
+  }
+
+  /** True when every plugin's results are per step and step-local (steps may be finished one by one). */
+  stepLocal(): boolean {
+    return this.plugins.every((p, i) =>
+      typeof p.stepLocal === "function" ? p.stepLocal(this.options[i]) : p.stepLocal === true
+    );
+  }
+
+  /**
+   * Combines per-plugin summaries of estimators over disjoint rows (`Estimators.rawSummaries`); a plugin
+   * without `mergeSummaries` can only combine null summaries.
+   */
+  mergeSummaries(a: (EstimatorSummary | null)[], b: (EstimatorSummary | null)[]): (EstimatorSummary | null)[] {
+    return this.plugins.map((p, i) => {
+      if (a[i] === null || b[i] === null) return a[i] ?? b[i];
+      if (!p.mergeSummaries) {
+        throw new PluginError(
+          p.name,
+          "Cannot combine the summaries of steps finished apart as the plugin declares stepLocal without mergeSummaries: current value is none",
+        );
+      }
+      return p.mergeSummaries(a[i]!, b[i]!);
+    });
+  }
+
+  /** Joins per-plugin results (`Estimators.results`) into tables by name (see {@linkcode Estimators.tables}). */
+  join(results: Results[]): Record<string, arrow.Table> {
+    const tables: Record<string, arrow.Table> = {};
+    results.forEach((res, i) => {
+      const p = this.plugins[i];
+      for (const [name, t] of Object.entries(res)) {
+        const prev = tables[name];
+        if (!prev) tables[name] = t;
+        else {
+          const keys = p.tables?.[name]?.keys;
+          if (!keys) {
+            throw new Error(
+              `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
+                show(name)
+              }`,
+            );
+          }
+          tables[name] = joinTables(prev, t, keys);
+        }
+      }
+    });
+    return tables;
+  }
+
   /** The table the hosts print (a plugin's `overview` table), when the set wrote it. */
   overview(tables: Record<string, arrow.Table>): arrow.Table | undefined {
     return overviewTable(this.plugins, tables);
@@ -239,6 +306,9 @@ export function overviewTable(
 
 /** One estimator per plugin of a set, fed and finished together. */
 export class Estimators {
+  /** Seconds each plugin's results took so far, as run.json's `timings` name them (`result_<plugin>_s`). */
+  readonly timings: Record<string, number> = {};
+
   constructor(readonly set: EstimatorSet, readonly list: Estimator[]) {}
 
   /** Folds a batch into every estimator; a plugin's error becomes an InputError naming it, the file and batch. */
@@ -271,56 +341,56 @@ export class Estimators {
     return this.list.map((e) => e.state());
   }
 
+  /** Each estimator's result tables, flushed first (one `Results` per plugin). */
+  async results(): Promise<Results[]> {
+    const out: Results[] = [];
+    for (let i = 0; i < this.list.length; i++) {
+      const e = this.list[i], t0 = performance.now(), key = `result_${this.set.plugins[i].name}_s`;
+      await e.flush?.();
+      out.push(await e.result());
+      this.timings[key] = (this.timings[key] ?? 0) + (performance.now() - t0) / 1000;
+    }
+    return out;
+  }
+
   /**
    * The result tables, flushed first, joined by name: a table that two plugins write is joined on the keys the
    * plugins declare (`tables: {name: {keys}}`); without keys that is an error.
    */
   async tables(): Promise<Record<string, arrow.Table>> {
-    const tables: Record<string, arrow.Table> = {};
-    for (let i = 0; i < this.list.length; i++) {
-      const p = this.set.plugins[i];
-      await this.list[i].flush?.();
-      const res = await this.list[i].result();
-      for (const [name, t] of Object.entries(res)) {
-        const prev = tables[name];
-        if (!prev) tables[name] = t;
-        else {
-          const keys = p.tables?.[name]?.keys;
-          if (!keys) {
-            throw new Error(
-              `[${p.name}] Cannot add table '${name}' as another estimator wrote it and no join keys are declared: current value is ${
-                show(name)
-              }`,
-            );
-          }
-          tables[name] = joinTables(prev, t, keys);
-        }
-      }
-    }
-    return tables;
+    return this.set.join(await this.results());
+  }
+
+  /** Each estimator's own summary (null when it has none). */
+  rawSummaries(): (EstimatorSummary | null)[] {
+    return this.list.map((e) => e.summary?.() ?? null);
   }
 
   /** What run.json records of each estimator, and their warnings (each as `[plugin] warning`). */
-  summaries(): { records: EstimatorRecord[]; warnings: string[] } {
-    const records: EstimatorRecord[] = [], warnings: string[] = [];
-    this.list.forEach((e, i) => {
-      const name = this.set.plugins[i].name;
-      const told = e.summary?.() ?? null;
-      const { warnings: lines = [], ...facts } = told ?? {};
-      const summary = told === null ? null : facts;
-      records.push({
-        name,
-        options: this.set.options[i],
-        backend: this.set.contexts[i].gpu ? "webgpu" : "cpu",
-        summary,
-      });
-      for (const line of lines) warnings.push(`[${name}] ${line}`);
-    });
-    return { records, warnings };
+  summaries(told: (EstimatorSummary | null)[] = this.rawSummaries()): {
+    records: EstimatorRecord[];
+    warnings: string[];
+  } {
+    return summaryRecords(this.set, told);
   }
 
   /** Frees what the estimators hold outside the JavaScript heap; they are not used again. */
   dispose(): void {
     for (const e of this.list) e.dispose?.();
   }
+}
+
+/** run.json's estimator records and the warnings, from each plugin's summary (null: none). */
+export function summaryRecords(
+  set: EstimatorSet,
+  told: (EstimatorSummary | null)[],
+): { records: EstimatorRecord[]; warnings: string[] } {
+  const records: EstimatorRecord[] = [], warnings: string[] = [];
+  set.plugins.forEach((p, i) => {
+    const { warnings: lines = [], ...facts } = told[i] ?? {};
+    const summary = told[i] === null ? null : facts;
+    records.push({ name: p.name, options: set.options[i], backend: set.contexts[i].gpu ? "webgpu" : "cpu", summary });
+    for (const line of lines) warnings.push(`[${p.name}] ${line}`);
+  });
+  return { records, warnings };
 }

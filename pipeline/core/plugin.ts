@@ -90,6 +90,12 @@ export interface EstimatorContext {
    * policy, plugins/kernels/threads.ts). 1 inside analyze's worker pool. Results must not depend on it.
    */
   threads?: number;
+  /**
+   * Reports long work, mainly while `result()` computes (a terminal shows it): `done` of `total` `unit`s (e.g.
+   * pairs, or the factorisation's work). Call it as often as convenient (the host throttles); absent: nobody
+   * listens.
+   */
+  progress?: (done: number, total: number, unit: string) => void;
 }
 
 /** A first pass over the whole input (e.g. the global `[min, max]` for binning). */
@@ -119,6 +125,30 @@ export interface TableSpec {
   keys?: string[];
   /** The one-row-per-layer overview: `analyze` prints it after a run, `serve` after each window. */
   overview?: boolean;
+}
+
+/** The input as a plugin's memory estimate sees it (known before the estimators run). */
+export interface InputShape {
+  kind: Kind;
+  /** The analysed tensor columns (after `--layers`) and their widths. */
+  tensors: { name: string; width: number }[];
+  /**
+   * Rows of one result unit (a step with `byStep`, else the input): counted by a first pass, else estimated from
+   * the input's size (null: unknown, e.g. stdin).
+   */
+  rows: number | null;
+  /** Distinct labels, when a first pass counted them (null: unknown). */
+  labels: number | null;
+}
+
+/**
+ * A plugin's memory for one result unit (one step with `byStep`, else the whole run), in bytes: what its
+ * estimator holds while rows come (`state`, with its peak while the result is computed) and what the result
+ * tables of that unit take (`results`, kept until they are written).
+ */
+export interface MemoryUse {
+  state: number;
+  results: number;
 }
 
 /** How to skip a plugin's first pass, for `serve` to say when it refuses the plugin (a live stream is read once). */
@@ -175,6 +205,24 @@ export interface EstimatorPlugin {
   scan?(options: OptionValues, context: EstimatorContext): Scanner | null;
   /** With `scan`: the option that skips the first pass, which `serve` names when it refuses the plugin. */
   liveHint?: LiveHint;
+  /**
+   * The memory of one result unit for these options and this input (see {@linkcode MemoryUse}): `analyze`
+   * adds them up before the run and refuses one that would exceed `--max-memory`, naming the option that fits.
+   */
+  memory?(options: OptionValues, shape: InputShape): MemoryUse;
+  /** Integer options that shrink the memory when made smaller (suggested, halved, when a run would not fit). */
+  memoryOptions?: string[];
+  /**
+   * True (or true for these options) when, with `byStep`, every result row belongs to one step and depends on that step's rows only, with
+   * rows ordered by step: a run over step-sorted input may then finish steps as they end (fresh estimators,
+   * tables concatenated in step order, summaries combined with `mergeSummaries`) and hold one step at a time.
+   */
+  stepLocal?: boolean | ((options: OptionValues) => boolean);
+  /**
+   * Combines the summaries of estimators over disjoint rows (steps finished apart), as one estimator over all
+   * of them would report it; without it only a null summary can be combined.
+   */
+  mergeSummaries?(a: EstimatorSummary, b: EstimatorSummary): EstimatorSummary;
   /** Combines two first-pass results (lets the pipeline run the first pass on several threads). */
   mergeScans?(a: StateValue, b: StateValue): StateValue;
   /**
@@ -270,6 +318,16 @@ export function definePlugin<P extends EstimatorPlugin>(plugin: P): P {
         show(plugin.liveHint.option)
       }`,
     );
+  }
+  for (const key of plugin.memoryOptions ?? []) {
+    if (plugin.options[key]?.type !== "integer") {
+      fail(`Cannot register plugin as memoryOptions names no integer option of it: current value is ${show(key)}`);
+    }
+  }
+  for (const fn of ["memory", "mergeSummaries"] as const) {
+    if (plugin[fn] !== undefined && typeof plugin[fn] !== "function") {
+      fail(`Cannot register plugin as '${fn}' is not a function: current value is ${show(typeof plugin[fn])}`);
+    }
   }
   if (plugin.report !== undefined) checkReport(plugin.report, fail);
   for (const fn of ["create", "restore"] as const) {

@@ -66,8 +66,21 @@ export class Registry {
     return [...this.#plugins.values()];
   }
 
-  /** Imports a user's plugin module (default export, or export named `plugin`) and registers it; errors are PluginErrors. */
-  async load(path: string): Promise<EstimatorPlugin> {
+  /**
+   * Imports a user's plugin module (default export, or export named `plugin`) and registers it; errors are
+   * PluginErrors. `path` is a local path (or a `file:` URL); any other URL (https:, data:, npm:, ...) runs code
+   * from elsewhere with the command's permissions, so it is refused unless `allowUrl` (`--allow-remote-plugin`).
+   */
+  async load(path: string, { allowUrl = false }: { allowUrl?: boolean } = {}): Promise<EstimatorPlugin> {
+    const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]+):/.exec(path)?.[1].toLowerCase();
+    if (scheme !== undefined && scheme !== "file" && !allowUrl) {
+      throw new PluginError(
+        null,
+        `Cannot load plugin as it is a ${scheme}: URL, whose code would run with this command's permissions (pass a local path, or --allow-remote-plugin to load it anyway): current value is ${
+          show(path)
+        }`,
+      );
+    }
     const url = new URL(path, `file://${Deno.cwd()}/`).href;
     let mod: Record<string, unknown>;
     try {

@@ -6,6 +6,7 @@
  */
 import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
+import { ByteCollector } from "./byte_collector.ts";
 import { writeCsv } from "./csv.ts";
 
 /** One file format of a result table. */
@@ -30,16 +31,17 @@ export async function writeTable(base: string, table: arrow.Table, format: Outpu
   const written: string[] = [];
   for (const f of fileFormats(format) ?? []) {
     const p = `${base}.${f}`;
-    if (f === "parquet") await atomicWrite(p, toParquet(table));
-    else if (f === "arrow") await atomicWrite(p, arrow.tableToIPC(table, "file"));
-    else await writeCsv(p, table);
+    if (f === "parquet") await atomicWrite(p, large(table) ? await parquetStream(table) : toParquet(table));
+    else if (f === "arrow") {
+      await atomicWrite(p, table.batches.length > 1 ? arrowFileChunks(table) : arrow.tableToIPC(table, "file"));
+    } else await writeCsv(p, table);
     written.push(p);
   }
   return written;
 }
 
-/** Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). */
-export function toParquet(table: arrow.Table): Uint8Array {
+/** The Parquet writer properties of a table: zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only. */
+function parquetProperties(table: arrow.Table): pq.WriterProperties {
   let builder = new pq.WriterPropertiesBuilder()
     .setCompression(pq.Compression.ZSTD)
     .setCreatedBy("infotap");
@@ -53,9 +55,67 @@ export function toParquet(table: arrow.Table): Uint8Array {
   }
   const meta = new Map(table.schema.metadata);
   if (meta.size) builder = builder.setKeyValueMetadata(meta);
-  const props = builder.build();
-  const wasmTable = pq.Table.fromIPCStream(arrow.tableToIPC(table, "stream"));
-  return pq.writeParquet(wasmTable, props);
+  return builder.build();
+}
+
+/**
+ * Encodes a table as Parquet bytes (zstd; BYTE_STREAM_SPLIT for Float32/Float64 columns only). A table of several
+ * record batches is written as one: parquet-wasm orders the key-value metadata by hash maps whose seeds advance
+ * with every map it makes, so the same table in one batch or several would give other bytes (same values).
+ */
+export function toParquet(table: arrow.Table): Uint8Array {
+  // Properties first, then the table: the order of parquet-wasm's calls decides its hash seeds (see above).
+  const props = parquetProperties(table);
+  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream")), props);
+}
+
+/** The table as one record batch (values copied when it has several). */
+function oneBatch(table: arrow.Table): arrow.Table {
+  if (table.batches.length <= 1) return table;
+  const children = table.schema.fields.map((f) => {
+    const col = table.getChild(f.name)!;
+    const b = arrow.makeBuilder({ type: f.type, nullValues: [null, undefined] });
+    for (let i = 0; i < table.numRows; i++) b.append(col.get(i));
+    return b.finish().toVector().data[0];
+  });
+  const data = arrow.makeData({ type: new arrow.Struct(table.schema.fields), length: table.numRows, children });
+  return new arrow.Table(table.schema, [new arrow.RecordBatch(table.schema, data)]);
+}
+
+/**
+ * The Parquet values of {@linkcode toParquet}, encoded record batch by record batch: a large table (e.g. the
+ * steps of a `--by-step` run, one batch each) is never copied whole into WebAssembly memory. The bytes may differ
+ * from `toParquet`'s in the order of the key-value metadata only.
+ */
+export async function parquetStream(table: arrow.Table): Promise<ReadableStream<Uint8Array>> {
+  const batches = table.batches.length ? table.batches : [new arrow.RecordBatch(table.schema)];
+  let i = 0;
+  const source = new ReadableStream<pq.RecordBatch>({
+    pull(c) {
+      if (i >= batches.length) return c.close();
+      const one = pq.Table.fromIPCStream(arrow.tableToIPC(new arrow.Table(table.schema, [batches[i++]]), "stream"));
+      for (const rb of one.recordBatches()) c.enqueue(rb);
+    },
+  });
+  return await pq.transformParquetStream(source, parquetProperties(table));
+}
+
+/** Arrow IPC file bytes of a table, written batch by batch. */
+function* arrowFileChunks(table: arrow.Table): Generator<Uint8Array> {
+  const collector = new ByteCollector();
+  const writer = new arrow.RecordBatchFileWriter();
+  writer.reset(collector, table.schema);
+  for (const b of table.batches) {
+    writer.write(b);
+    yield collector.take();
+  }
+  writer.finish();
+  yield collector.take();
+}
+
+/** Tables above about 64 MB (rows x columns x 8 bytes) are written batch by batch. */
+function large(table: arrow.Table): boolean {
+  return table.batches.length > 1 && table.numRows * table.numCols * 8 > 64e6;
 }
 
 /** Writes each table as `<dir>/<name>.parquet`, `.arrow` and/or `.csv`; returns the paths written. */
@@ -72,10 +132,93 @@ export async function writeTables(
   return written;
 }
 
-/** Writes a file through a temporary name and a rename, so that readers never see half a file. */
-export async function atomicWrite(path: string, bytes: Uint8Array | string): Promise<void> {
+/**
+ * Writes a file through a temporary name (`<path>.tmp-<pid>`), fsynced, then renamed over `path` and the
+ * directory fsynced: readers never see half a file, and a kill or power loss at any instant leaves either the
+ * old file or the new one. The temporary file is removed when the write fails.
+ * `bytes` may come in chunks (a stream or async iterable).
+ */
+export async function atomicWrite(
+  path: string,
+  bytes: Uint8Array | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
-  else await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
+  const chunks = typeof bytes === "string"
+    ? [new TextEncoder().encode(bytes)]
+    : bytes instanceof Uint8Array
+    ? [bytes]
+    : bytes;
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      for await (const data of chunks) {
+        let off = 0;
+        while (off < data.length) off += await f.write(data.subarray(off));
+      }
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await syncDir(path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
+}
+
+/** Flushes a directory's entries (a rename in it) to disk; a file system that cannot is left alone. */
+async function syncDir(dir: string): Promise<void> {
+  let d: Deno.FsFile | null = null;
+  try {
+    d = await Deno.open(dir, { read: true });
+    await d.sync();
+  } catch {
+    /* not supported here (e.g. some network file systems): the rename still happened */
+  } finally {
+    d?.close();
+  }
+}
+
+/** Temporary files of {@linkcode atomicWrite} left by processes that are gone (killed mid-write): `name.tmp-<pid>`. */
+export const TEMP_FILE = /\.tmp-(\d+)$/;
+
+/**
+ * Removes the temporary files that killed processes left in `dir` and its sub-directories one level down (a
+ * live process's own are kept); returns how many were removed.
+ */
+export async function removeStaleTemps(dir: string): Promise<number> {
+  let n = 0;
+  const visit = async (d: string, depth: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const m = TEMP_FILE.exec(e.name);
+      if (e.isFile && m && !alive(Number(m[1]))) {
+        await Deno.remove(`${d}/${e.name}`).then(() => n++, () => {});
+      } else if (e.isDirectory && depth > 0) await visit(`${d}/${e.name}`, depth - 1);
+    }
+  };
+  await visit(dir, 1);
+  return n;
+}
+
+/** True when a process with this id runs (ours included), or when there is no /proc to ask (nothing removed then). */
+function alive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return true;
+  }
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -6,8 +6,9 @@
  * - Batches and streams: `makeRecordBatch`, `writeBatches`, `writeBatchesTo` (also in `mod.ts`), and the seeded
  *   Jacobian sketch `sketchJacobian`/`sketchMetadata` that the `unique-info` estimator agrees with.
  * - Live: `connectProducer` (TCP client of `serve`), `tfjsTap` (a `model.fit` callback).
- * - tfjs: `initTf`, per-sample gradients for `fisher` (`denseModel`, `perSampleGradients`, `tfjsGradientBatch`)
- *   and Jacobian rows for `unique-info` (`tfjsJacobians`).
+ * - tfjs: `initTf`, per-sample gradients for `fisher` (`denseModel`, `perSampleGradients`, `tfjsGradientBatch`:
+ *   sampled, empirical or exact), weight draws from the post-distribution for `effective-info` (`fisherDiagonal`,
+ *   `posteriorStd`, `noisyActivationBatches`) and Jacobian rows for `unique-info` (`tfjsJacobians`).
  *
  * @example
  * ```ts
@@ -38,5 +39,7 @@ export type {
   PerSampleGradients,
   TfModel,
 } from "./tfjs/gradients.ts";
+export { fisherDiagonal, noisyActivationBatches, posteriorStd } from "./tfjs/weight_noise.ts";
+export type { FisherDiagTable, NoiseOptions } from "./tfjs/weight_noise.ts";
 export { tfjsJacobians } from "./tfjs/jacobians.ts";
 export type { TfjsJacobianOptions, TfjsParam } from "./tfjs/jacobians.ts";

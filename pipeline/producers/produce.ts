@@ -23,6 +23,7 @@ import { compareSchemas } from "apache-arrow/visitor/typecomparator";
 import type { Kind } from "../../schemas/batch.ts";
 import { show } from "../../schemas/errors.ts";
 import { FISHER_KEY, SCHEMA_KEY, typeName } from "../../schemas/validate.ts";
+import { ByteCollector } from "../core/byte_collector.ts";
 
 /** A tensor column to write: `values` is row-major, `numRows * width`. */
 export interface TensorInput {
@@ -38,7 +39,12 @@ export interface BatchInput {
   sampleId: BigInt64Array;
   step?: BigInt64Array;
   label?: Int32Array;
+  /** Gradients: label (or class) index; activations: the weight-noise draw (effective information). */
   draw?: Int32Array;
+  /** Gradients: the row's weight in the Fisher mean (finite, >= 0), e.g. p(y|x) for one row per class. */
+  weight?: Float64Array | Float32Array;
+  /** Gradients: `gradient` (default) or `weights` (the row holds the parameter values w*) per row. */
+  rowType?: ("gradient" | "weights")[];
   /** Activations, Jacobians: non-zero marks a sample (e.g. a flipped label); the report marks it. */
   flag?: Int32Array;
   /** Jacobians: "train" | "test" per row. */
@@ -77,6 +83,11 @@ export function makeRecordBatch(input: BatchInput): arrow.RecordBatch {
   if (input.step) add("step", new arrow.Int64(), prim(new arrow.Int64(), input.step));
   if (input.label) add("label", new arrow.Int32(), prim(new arrow.Int32(), input.label));
   if (input.draw) add("draw", new arrow.Int32(), prim(new arrow.Int32(), input.draw));
+  if (input.weight) {
+    const t = input.weight instanceof Float64Array ? new arrow.Float64() : new arrow.Float32();
+    add("weight", t, prim(t, input.weight));
+  }
+  if (input.rowType) add("row_type", new arrow.Utf8(), arrow.vectorFromArray(input.rowType, new arrow.Utf8()).data[0]);
   if (input.flag) add("flag", new arrow.Int32(), prim(new arrow.Int32(), input.flag));
   if (input.kind === "jacobians/v1") {
     const split = arrow.vectorFromArray(input.split ?? [], new arrow.Utf8());
@@ -124,26 +135,6 @@ export async function writeBatches(
   }
 }
 
-/** An Arrow byte sink that hands out what the IPC writer wrote so far (the writer's own queue never drains). */
-class Collector extends arrow.AsyncByteQueue {
-  chunks: Uint8Array[] = [];
-  override write(value: ArrayBufferView | Uint8Array): void {
-    const u8 = value instanceof Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    if (u8.byteLength > 0) this.chunks.push(u8);
-  }
-  take(): Uint8Array {
-    const n = this.chunks.reduce((a, c) => a + c.byteLength, 0);
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.byteLength;
-    }
-    this.chunks = [];
-    return out;
-  }
-}
-
 /**
  * apache-arrow's file writer puts the schema only in the footer; this one also writes it at the start of the
  * stream part, as the IPC file format specifies (and pyarrow does), so that a file cut short keeps its schema
@@ -186,7 +177,7 @@ export async function writeBatchesTo(
   batches: Iterable<arrow.RecordBatch> | AsyncIterable<arrow.RecordBatch>,
   format: "stream" | "file" = "stream",
 ): Promise<void> {
-  const collector = new Collector();
+  const collector = new ByteCollector();
   let writer: arrow.RecordBatchStreamWriter | arrow.RecordBatchFileWriter | null = null;
   const drain = async () => {
     const bytes = collector.take();

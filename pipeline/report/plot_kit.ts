@@ -254,6 +254,21 @@ export interface RunBin {
   share: number;
 }
 
+/** Histograms of `column` per layer of `rows` (one step, `step`), bins of equal width over [lo, hi] for all layers. */
+export function layerBins(
+  rows: Row[],
+  layers: string[],
+  column: string,
+  step: number | null,
+  lo: number,
+  hi: number,
+): LayerBins[] {
+  return layers.flatMap((layer) => {
+    const v = finite(rows.filter((r) => r.layer === layer), column).values;
+    return v.length ? histogram(v, lo, hi).map((b) => ({ layer, step: stepLabel(step), ...b })) : [];
+  });
+}
+
 /**
  * The distribution of `column` per layer of each run's rows (`runs[i].rows`, e.g. each run's last step), as the
  * share of the layer's rows per bin, with bins shared by the runs: equal width over the layer's range in all runs.

@@ -336,9 +336,12 @@ const FULL_PLOTS = [
   "fisher-trace",
   "fisher-spectrum",
   "fisher-diag",
+  "fisher-band",
   "si-hist",
   "fsi-hist",
   "si-scatter",
+  "effective-info-layers",
+  "effective-info-neurons",
 ];
 
 const chromium = findChromium();

@@ -1,8 +1,9 @@
 /**
  * Serve's files per closed window and its checkpoint (see serve.ts for the protocol): `DIR/<table>/part-<k>.parquet`
- * (and/or `.arrow`), `DIR/checkpoint/window-<k>.state` (the window's estimator states) and
- * `DIR/checkpoint/progress.json` (windows closed so far, `next_step`), each written atomically; and reading them
- * back for `--resume`, checked against the run's options.
+ * (and/or `.arrow`), `DIR/checkpoint/window-<k>.state` (the window's estimator states),
+ * `DIR/checkpoint/open.state` (the open windows' states at the last flush) and `DIR/checkpoint/progress.json`
+ * (windows closed so far, the last flush, `next_step`), each written atomically (fsynced, renamed); and reading
+ * them back for `--resume`, checked against the run's options.
  *
  * @example
  * ```ts
@@ -42,7 +43,62 @@ export interface Progress {
   windows: number[];
   closed_through: number | null;
   next_step: number | null;
+  /** Rows of the closed windows. */
   rows: number;
+  /** The last flush of the open windows (`checkpoint/open.state`), or null (older checkpoints lack it). */
+  flushed?: Flushed | null;
+}
+
+/** A flush of the open windows, as `progress.json` records it. */
+export interface Flushed {
+  /** ISO time of the flush. */
+  at: string;
+  /** Rows in the open windows flushed. */
+  rows: number;
+  /** The highest step analysed when it was written (null without a step column). */
+  through_step: number | null;
+  /** The windows flushed. */
+  windows: number[];
+}
+
+/** One open window as flushed: its rows and estimator states. */
+export interface OpenWindow {
+  window: number;
+  rows: number;
+  estimators: StateValue[];
+}
+
+const OPEN = "checkpoint/open.state";
+
+/** Writes the open windows' states (`checkpoint/open.state`, atomically); `progress.json` names it afterwards. */
+export async function writeOpenWindows(out: string, open: OpenWindow[]): Promise<void> {
+  await Deno.mkdir(`${out}/checkpoint`, { recursive: true });
+  await atomicWrite(`${out}/${OPEN}`, encodeState({ open: open as unknown as StateValue[] }));
+}
+
+/** Removes `checkpoint/open.state` (every window closed). */
+export async function removeOpenWindows(out: string): Promise<void> {
+  await Deno.remove(`${out}/${OPEN}`).catch(() => {});
+}
+
+/** The open windows of the last flush (one state per plugin in each). */
+async function readOpenWindows(out: string, flushed: Flushed, plugins: number): Promise<OpenWindow[]> {
+  const file = `${out}/${OPEN}`;
+  let st: { open: OpenWindow[] };
+  try {
+    st = decodeState(await Deno.readFile(file)) as unknown as typeof st;
+  } catch (e) {
+    throw new InputError(`Cannot resume as ${(e as Error).message}`, { file });
+  }
+  const same = Array.isArray(st.open) && st.open.length === flushed.windows.length &&
+    st.open.every((w, i) => w.window === flushed.windows[i] && w.estimators.length === plugins);
+  if (!same) {
+    throw new InputError(
+      `Cannot resume as the flushed windows do not match progress.json: current value is ${show(flushed.windows)}`,
+      { file },
+    );
+  }
+  return st.open;
 }
 
 /** Writes a closed window's part files (one per table) and its estimators' states. */
@@ -86,6 +142,8 @@ export interface Checkpoint {
   options: OptionValues[];
   /** The stream's layout as recorded (null when no batch had come). */
   layout: Layout | null;
+  /** The open windows of the last flush (empty when none). */
+  open: OpenWindow[];
 }
 
 /**
@@ -140,7 +198,8 @@ export async function readCheckpoint(out: string, now: ResumeCheck): Promise<Che
       metadata: new Map(),
     }
     : null;
-  return { progress, plugins, options, layout };
+  const open = progress.flushed ? await readOpenWindows(out, progress.flushed, plugins.length) : [];
+  return { progress, plugins, options, layout, open };
 }
 
 /** The estimator states of closed window `k` (one per plugin). */

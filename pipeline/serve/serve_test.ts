@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { serve } from "./serve.ts";
+import { Registry } from "../core/registry.ts";
+import { builtinPlugins } from "../../plugins/mod.ts";
+import { makeRecordBatch } from "../producers/produce.ts";
 import { connectProducer } from "../producers/connect.ts";
 import { analyze } from "../analyze/run.ts";
 import { assertTablesClose, rowsOf } from "../../tests/_util.ts";
@@ -44,7 +47,6 @@ Deno.test("serve: two concurrent producers give the tables of analyze --by-step;
     assert.equal(run.complete, true);
     assert.equal(run.rows, 8 * ROWS);
     assert.equal(run.snapshots, 4);
-    assert.equal(run.late_rows, 0);
     assert.deepEqual((run.producers as { status: string }[]).map((p) => p.status), ["ended", "ended"]);
 
     const ref = await analyze({ inputs: [await writeDump(dir, 8)], byStep: true, options: OPTIONS, out: `${dir}/ref` });
@@ -235,6 +237,188 @@ Deno.test("serve: a WebSocket producer that outruns the server is cut off with a
     assert.match(answers[0], /^ERR Cannot buffer the WebSocket producer's messages as more than \d+ bytes are waiting/);
     const run = await server.stop();
     assert.equal((run.producers as { status: string }[])[0].status, "error");
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: a batch with steps before the first open step, or far past the highest, is refused with a reply", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await serve({ listen: "127.0.0.1:0", out: dir, options: OPTIONS, snapshotEvery: 2, log: quiet });
+  try {
+    const a = await connectProducer({ port: server.port });
+    for (let s = 0; s <= 4; s++) await a.write(stepBatch(s, share(0, 1)));
+    await waitFor(() => server.snapshots === 2, 10_000, "windows 0 and 1 to close");
+    // A late producer: its step 1 is in a closed window. Told so, not counted as analysed.
+    const late = await connectProducer({ port: server.port });
+    await late.write(stepBatch(1, share(0, 1)));
+    await assert.rejects(
+      late.close(),
+      /Cannot analyse batch as its step 1 comes before step 4, the first step still open/,
+    );
+    // An outlier step (2^62) would close every window: refused before anything of it is analysed.
+    const wild = await connectProducer({ port: server.port });
+    await wild.write(stepBatch(5, share(0, 1)));
+    await wild.write(stepBatch(2 ** 62, [0]));
+    await assert.rejects(
+      wild.close(),
+      /Cannot analyse batch as its step 4611686018427387904 is more than 1000000 steps after step 5, the highest so far \(--max-step-jump\)/,
+    );
+    await a.write(stepBatch(5, share(0, 1)));
+    assert.deepEqual(await a.close(), { batches: 6, rows: 6 * ROWS });
+    const run = await server.stop();
+    const ps = run.producers as { status: string; batches: number }[];
+    assert.deepEqual(ps.map((p) => [p.status, p.batches]), [["ended", 6], ["refused", 0], ["refused", 1]]);
+    assert.equal(run.rows, 7 * ROWS);
+    assert.equal(run.next_step, 6);
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: --max-producers refuses extra connections with a one-line answer", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await serve({ listen: "127.0.0.1:0", out: dir, options: OPTIONS, maxProducers: 2, log: quiet });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 2; i++) conns.push(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+    await waitFor(() => server.producers.length === 2, 10_000, "two producers");
+    const extra = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    assert.equal(
+      await readText(extra),
+      "ERR Cannot accept producer as 2 producers are connected (--max-producers): current value is 2\n",
+    );
+    extra.close();
+    for (const c of conns.splice(0)) c.close();
+    await waitFor(() => server.producers.every((p) => p.status !== "connected"), 10_000, "the two to leave");
+    const p = await connectProducer({ port: server.port });
+    await p.write(stepBatch(0, share(0, 1)));
+    assert.deepEqual(await p.close(), { batches: 1, rows: ROWS });
+    const run = await server.stop();
+    assert.equal(run.refused_connections, 1);
+    assert.equal(run.rows, ROWS);
+  } finally {
+    for (const c of conns) c.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: --producer-timeout cuts idle and one-byte-at-a-time producers, which then hold no window open", async () => {
+  const dir = await Deno.makeTempDir();
+  const server = await serve({
+    listen: "127.0.0.1:0",
+    out: dir,
+    options: OPTIONS,
+    snapshotEvery: 2,
+    producerTimeout: 0.5,
+    log: quiet,
+  });
+  const idle = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const slow = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  let dripping = true;
+  try {
+    await writeAll(slow, new TextEncoder().encode("INFOTAP1 \n"));
+    const chunks = await streamBytes([stepBatch(0, share(0, 1))]);
+    const drip = (async () => {
+      for (let i = 0; dripping && i < chunks[0].length; i++) {
+        await writeAll(slow, chunks[0].subarray(i, i + 1)).catch(() => (dripping = false));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    // An active producer reaches step 4: the idle and the dripping connections hold windows 0 and 1 open until
+    // they time out; the active one keeps sending (one row per 50 ms) meanwhile.
+    const a = await connectProducer({ port: server.port });
+    const t0 = Date.now();
+    let batches = 0;
+    for (let s = 0; s <= 4; s++, batches++) await a.write(stepBatch(s, share(0, 1)));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(server.snapshots, 0);
+    while (server.snapshots < 2) {
+      assert.ok(Date.now() - t0 < 15_000, "windows 0 and 1 close once the slow producers are cut");
+      await a.write(stepBatch(4, [0]));
+      batches++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    dripping = false;
+    await drip;
+    assert.equal((await a.close()).batches, batches);
+    const run = await server.stop();
+    const ps = run.producers as { status: string; error: string; partial_bytes: number }[];
+    assert.deepEqual(ps.map((p) => p.status).sort(), ["ended", "timed out", "timed out"]);
+    for (const p of ps.filter((p) => p.status === "timed out")) {
+      assert.match(p.error, /completed no batch for 0.5 s \(--producer-timeout\)/);
+    }
+    assert.ok(ps.some((p) => p.partial_bytes > 0), "the dripping producer's partial batch is reported");
+  } finally {
+    dripping = false;
+    idle.close();
+    slow.close();
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: --max-buffered-bytes bounds the bytes all producers' batches hold at once; producers wait for room", async () => {
+  const dir = await Deno.makeTempDir();
+  const registry = new Registry(builtinPlugins);
+  await registry.load(new URL("../../tests/_slow_plugin.ts", import.meta.url).pathname);
+  const maxBatchBytes = 512 * 1024, maxBufferedBytes = 2 * maxBatchBytes + (1 << 20);
+  const server = await serve({
+    listen: "127.0.0.1:0",
+    out: dir,
+    registry,
+    estimators: ["slow-count"],
+    options: { "delay-ms": 5 },
+    maxBatchBytes,
+    maxBufferedBytes,
+    log: quiet,
+  });
+  try {
+    // Eight producers, each sending batches of about 400 KB as fast as they can.
+    const rows = 1000, width = 100;
+    const rb = makeRecordBatch({
+      kind: "activations/v1",
+      sampleId: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i)),
+      tensors: [{ name: "fc1", width, values: new Float32Array(rows * width).fill(0.5) }],
+    });
+    const replies = await Promise.all(Array.from({ length: 8 }, async () => {
+      const p = await connectProducer({ port: server.port });
+      for (let i = 0; i < 5; i++) await p.write(rb);
+      return await p.close();
+    }));
+    assert.deepEqual(replies, Array(8).fill({ batches: 5, rows: 5 * rows }));
+    const run = await server.stop();
+    assert.equal(run.rows, 40 * rows);
+    assert.ok((run.buffered_peak_bytes as number) <= maxBufferedBytes, `peak ${run.buffered_peak_bytes}`);
+    assert.ok((run.buffered_peak_bytes as number) > 2 * 400_000, `peak ${run.buffered_peak_bytes}`);
+    assert.ok((run.buffered_waits as number) > 0, "some producers waited for room");
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: a malformed handshake never copies the token into the answer, the log or run.json", async () => {
+  const dir = await Deno.makeTempDir();
+  const token = "s3cret-token-42";
+  const lines: string[] = [];
+  const server = await serve({ listen: "127.0.0.1:0", out: dir, options: OPTIONS, token, log: (l) => lines.push(l) });
+  try {
+    for (const hello of [`INFOTAP1 ${token} \n`, `INFOTAP1 ${token}\tx\n`, `INFOTAP1  ${token}\n`]) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await writeAll(conn, new TextEncoder().encode(hello));
+      const answer = await readText(conn);
+      conn.close();
+      assert.match(answer, /^ERR Cannot accept producer as its handshake line is not 'INFOTAP1 <token>'/);
+      assert.ok(!answer.includes(token));
+    }
+    await server.stop();
+    const written = await Deno.readTextFile(`${dir}/run.json`);
+    assert.equal(JSON.parse(written).producers.length, 3);
+    assert.ok(!written.includes(token) && !lines.join("\n").includes(token), "the token reached an output");
   } finally {
     await server.stop();
     await Deno.remove(dir, { recursive: true });

@@ -10,21 +10,54 @@ import { ByteSource } from "../../schemas/bytes.ts";
 import { readHello } from "../../schemas/handshake.ts";
 import type { Intake } from "./serve.ts";
 
-/** Accepts TCP producers until `listener` is closed; connections that come while stopping are closed at once. */
+/** Longest pause after a failed accept (the pause doubles from 10 ms while accepting fails). */
+const MAX_BACKOFF_MS = 1000;
+
+/**
+ * Accepts TCP producers until `listener` is closed; connections that come while stopping are closed at once,
+ * and those over `--max-producers` get a one-line refusal. A failed accept (out of file descriptors, a
+ * connection aborted before it was taken) is logged, waited out and retried: accepting never stops on its own.
+ */
 export async function acceptTcp(listener: Deno.Listener, intake: Intake): Promise<void> {
+  let backoff = 0;
   while (true) {
     let conn: Deno.Conn;
     try {
       conn = await listener.accept();
-    } catch {
-      return; // closed
+      backoff = 0;
+    } catch (e) {
+      if (intake.stopping || e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
+      backoff = Math.min(MAX_BACKOFF_MS, backoff ? backoff * 2 : 10);
+      intake.log(
+        `infotap serve: cannot accept a connection as ${(e as Error)?.message ?? e}; retrying in ${backoff} ms`,
+      );
+      await new Promise((r) => setTimeout(r, backoff));
+      continue;
     }
     if (intake.stopping) {
       conn.close();
       continue;
     }
+    const refusal = intake.full();
+    if (refusal !== null) {
+      refuse(conn, refusal);
+      continue;
+    }
     intake.track(handleTcp(conn, intake));
   }
+}
+
+/** Answers `ERR <message>` and closes, without waiting on the peer for longer than a second. */
+function refuse(conn: Deno.Conn, message: string): void {
+  const line = new TextEncoder().encode(`ERR ${message}\n`);
+  const timer = setTimeout(() => close(), 1000);
+  const close = () => {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  };
+  conn.write(line).then(close, close);
 }
 
 /** One TCP producer: handshake, stream, answer. */
@@ -52,6 +85,7 @@ async function handleTcp(conn: Deno.Conn, intake: Intake): Promise<void> {
     try {
       token = await readHello(r);
     } catch (e) {
+      if (p.timedOut) return;
       p.record.status = "refused";
       p.record.error = (e as Error).message;
       await reply(`ERR ${p.record.error}`);

@@ -21,6 +21,8 @@ export async function startWs(
     if (intake.stopping || req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return new Response("infotap serve: WebSocket producers only\n", { status: 400 });
     }
+    const refusal = intake.full();
+    if (refusal !== null) return new Response(`ERR ${refusal}\n`, { status: 503 });
     const token = new URL(req.url).searchParams.get("token");
     const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
     const { socket, response } = Deno.upgradeWebSocket(req);
@@ -48,12 +50,17 @@ async function handleWs(socket: WebSocket, remote: string, token: string | null,
     if (socket.readyState === WebSocket.OPEN) res();
     socket.onopen = () => res();
   });
+  let global = false;
   socket.onmessage = (ev) => {
     if (ended) return;
     const data = typeof ev.data === "string" ? new TextEncoder().encode(ev.data) : new Uint8Array(ev.data);
-    queue.push(data);
-    queued += data.length;
-    if (queued > limit) {
+    // Queued bytes count against this connection's limit and the budget all producers share.
+    if (!intake.budget.take(data.length)) global = true;
+    else {
+      queue.push(data);
+      queued += data.length;
+    }
+    if (queued > limit || global) {
       overflow = true;
       ended = true;
     }
@@ -71,12 +78,17 @@ async function handleWs(socket: WebSocket, remote: string, token: string | null,
     while (true) {
       if (overflow) {
         throw new Error(
-          `Cannot buffer the WebSocket producer's messages as more than ${limit} bytes are waiting (pace sends with bufferedAmount): current value is ${queued} bytes`,
+          global
+            ? `Cannot buffer the WebSocket producer's messages as the producers' messages would exceed --max-buffered-bytes ${intake.budget.limit} (pace sends with bufferedAmount): current value is ${
+              intake.budget.used + queued
+            } bytes`
+            : `Cannot buffer the WebSocket producer's messages as more than ${limit} bytes are waiting (pace sends with bufferedAmount): current value is ${queued} bytes`,
         );
       }
       if (queue.length) {
         const c = queue.shift()!;
         queued -= c.length;
+        intake.budget.release(c.length);
         yield c;
         continue;
       }
@@ -99,6 +111,9 @@ async function handleWs(socket: WebSocket, remote: string, token: string | null,
     const answer = await intake.consume(p, ByteSource.fromChunks(source()));
     send(answer);
   } finally {
+    intake.budget.release(queued);
+    queued = 0;
+    queue.length = 0;
     const left = intake.leave(p);
     try {
       socket.close(1000);

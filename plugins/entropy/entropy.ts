@@ -41,7 +41,7 @@ import { binRows, entropyOf, FLUSH_ROWS, LayerBinning, mergeRangeScans, RangeSca
 import { GpuHistograms } from "./gpu_histogram.ts";
 import type { GpuContext } from "../kernels/gpu/context.ts";
 import { entropyReport } from "./report.ts";
-import { KnnEntropyEstimator, type KnnState } from "./knn.ts";
+import { KnnEntropyEstimator, type KnnState, mergeKnnSummaries } from "./knn.ts";
 import { EntropyTables } from "./_tables.ts";
 
 interface LayerAcc {
@@ -209,14 +209,7 @@ class EntropyEstimator extends LayerBinning implements Estimator {
         }
       }
     }
-    const warnings: string[] = [];
-    if (nonfinite > 0) {
-      warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
-    }
-    if (clipped > 0) {
-      warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
-    }
-    return { nonfinite, clipped, warnings };
+    return entropySummary(nonfinite, clipped);
   }
 
   result(): Results | Promise<Results> {
@@ -266,6 +259,18 @@ class EntropyEstimator extends LayerBinning implements Estimator {
   }
 }
 
+/** The summary of `nonfinite` values excluded and `clipped` ones, with a warning for each kind. */
+function entropySummary(nonfinite: number, clipped: number): EstimatorSummary & { nonfinite: number; clipped: number } {
+  const warnings: string[] = [];
+  if (nonfinite > 0) {
+    warnings.push(`${nonfinite} non-finite value(s) (NaN/Inf) were excluded and counted (column 'nonfinite')`);
+  }
+  if (clipped > 0) {
+    warnings.push(`${clipped} value(s) outside --range were clipped into the edge bins (column 'clipped')`);
+  }
+  return { nonfinite, clipped, warnings };
+}
+
 /** The `entropy` estimator plugin. */
 export const entropyPlugin: EstimatorPlugin = definePlugin({
   name: "entropy",
@@ -300,6 +305,24 @@ export const entropyPlugin: EstimatorPlugin = definePlugin({
   mergeScans: mergeRangeScans,
   // Binned: integer counts. kNN: the reservoir keeps the rows of smallest seeded key, whatever the batch order.
   orderFree: true,
+  stepLocal: true,
+  mergeSummaries: (a, b) =>
+    "clipped" in a
+      ? entropySummary(
+        (a.nonfinite as number) + (b.nonfinite as number),
+        (a.clipped as number) + (b.clipped as number),
+      )
+      : mergeKnnSummaries(a, b),
+  // Per step: binned, float64 totals and uint32 working counts per neuron and bin, two float64 counters per
+  // neuron; kNN, the reservoir (2 x --entropy-samples rows of every neuron, float32).
+  memory: (o, shape) => {
+    const n = shape.tensors.reduce((a, t) => a + t.width, 0);
+    const results = n * 90 + shape.tensors.length * 120;
+    if (o["entropy-estimator"] !== "knn") return { state: n * ((o.bins as number) * 12 + 16), results };
+    const rows = Math.min(o["entropy-samples"] as number, shape.rows ?? (o["entropy-samples"] as number));
+    return { state: 2 * rows * n * 4 + rows * 16, results };
+  },
+  memoryOptions: ["bins", "entropy-samples"],
   // Integer counts, bit-equal on the GPU (gpu/histogram.ts); kNN runs on the CPU.
   gpu: (o) => o["entropy-estimator"] === "knn" ? null : "exact",
   create(options, context) {

@@ -65,6 +65,30 @@ export interface KnnState {
 }
 
 /** The kNN entropy estimator: a reservoir of rows per step, entropies at the end. */
+/** The kNN estimator's summary: non-finite values left out, neurons whose entropy is -Infinity (ties), a warning. */
+function knnSummary(nonfinite: number, zeroNeurons: number, k: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { nonfinite };
+  if (zeroNeurons > 0) {
+    out.knn_ties = { neurons: zeroNeurons, k };
+    out.warnings = [
+      `${zeroNeurons} neuron(s) have a value held by more than ${k} samples: their kNN entropy is ` +
+      `-Infinity (the official code's value; --entropy-estimator binned has no such limit)`,
+    ];
+  }
+  return out;
+}
+
+/** The summaries of two kNN estimators over disjoint steps, as one over both (`EstimatorPlugin.mergeSummaries`). */
+export function mergeKnnSummaries(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const ties = (s: Record<string, unknown>) => s.knn_ties as { neurons: number; k: number } | undefined;
+  const k = ties(a)?.k ?? ties(b)?.k ?? 0;
+  return knnSummary(
+    (a.nonfinite as number) + (b.nonfinite as number),
+    (ties(a)?.neurons ?? 0) + (ties(b)?.neurons ?? 0),
+    k,
+  );
+}
+
 export class KnnEntropyEstimator implements Estimator {
   readonly k: number;
   readonly capacity: number;
@@ -126,15 +150,7 @@ export class KnnEntropyEstimator implements Estimator {
 
   /** For run.json: non-finite values left out, and a warning when some neuron's entropy is -Infinity (ties). */
   summary(): Record<string, unknown> {
-    const out: Record<string, unknown> = { nonfinite: this.#nonfinite };
-    if (this.#zeroNeurons > 0) {
-      out.knn_ties = { neurons: this.#zeroNeurons, k: this.k };
-      out.warnings = [
-        `${this.#zeroNeurons} neuron(s) have a value held by more than ${this.k} samples: their kNN entropy is ` +
-        `-Infinity (the official code's value; --entropy-estimator binned has no such limit)`,
-      ];
-    }
-    return out;
+    return knnSummary(this.#nonfinite, this.#zeroNeurons, this.k);
   }
 
   result(): Results {

@@ -1,8 +1,10 @@
 /**
  * The fisher plugin's part of the report and of `compare`: the trace of the Fisher per layer (and the total) over
- * steps, the critical-period curve of Achille et al. (a bar chart with one step); the eigenvalues of the low-rank
- * sketch by rank for up to 8 steps; histograms of the diagonal per parameter tensor on a log axis; several runs
- * overlaid; the trace per layer as a measure to rank runs by. See docs/report.md.
+ * steps, the critical-period curve of Achille et al., with a band of +-1.96 standard errors (a bar chart with one
+ * step); the eigenvalues of the low-rank sketch by rank for up to 8 steps; histograms of the diagonal per parameter
+ * tensor on a log axis; for a `fisher_band` table (the median and range of the trace over seeds, as `exp:fisher`
+ * writes it), the median with its band; several runs overlaid; the trace per layer as a measure to rank runs by.
+ * See docs/report.md.
  *
  * @example
  * ```ts
@@ -31,23 +33,55 @@ import * as kit from "../../pipeline/report/plot_kit.ts";
 /** The unit of the trace and the diagonal (metadata `infotap.units` says "trace/diag: ..."). */
 const UNIT = "squared gradient units";
 
-/** The trace rows of one table: per layer (else per parameter) and the total, as points. */
+/**
+ * The trace rows of one table: per layer (else per parameter) and the total, as points; with `trace_se`, the band
+ * of +-1.96 standard errors (`lo`, `hi`; `lo` kept above trace/100 when every trace is positive, for a log axis).
+ */
 function traceRows(f: ResultTable, run = "") {
   const level = f.rows.some((r) => r.level === "layer") ? "layer" : "parameter";
   const rows = f.rows.filter((r) => r.level === level || r.level === "total");
-  const { missing } = kit.finite(rows, "trace");
-  const data = rows.filter((r) => kit.num(r.trace) !== null).map((r) => ({
-    run,
-    name: r.level === "total" ? "(total)" : String(r.parameter),
-    step: kit.stepOf(r),
-    trace: kit.r4(kit.num(r.trace)!),
-  }));
+  const { values, missing } = kit.finite(rows, "trace");
+  const positive = values.length > 0 && values.every((v) => v > 0);
+  const data = rows.filter((r) => kit.num(r.trace) !== null).map((r) => {
+    const t = kit.num(r.trace)!, se = kit.num(r.trace_se);
+    return {
+      run,
+      name: r.level === "total" ? "(total)" : String(r.parameter),
+      step: kit.stepOf(r),
+      trace: kit.r4(t),
+      // Tables written before trace_se have none: no band.
+      ...(se === null
+        ? {}
+        : { lo: kit.r4(Math.max(t - 1.96 * se, positive ? t / 100 : -Infinity)), hi: kit.r4(t + 1.96 * se) }),
+    };
+  });
   return { level, data, missing, kind: String(f.rows.find((r) => r.kind)?.kind ?? "Fisher") };
 }
 
 /** A log axis when every value is positive, else a linear one. */
 function yScale(values: number[]) {
   return values.length > 0 && values.every((v) => v > 0) ? kit.logScale(values) : null;
+}
+
+/** The values a y axis must hold: each point's value and its band. */
+function withBounds(data: { lo?: number; hi?: number }[], field: string): number[] {
+  return data.flatMap((d) => [(d as Record<string, number>)[field], d.lo ?? NaN, d.hi ?? NaN]).filter(Number.isFinite);
+}
+
+/** A view (`mark`, `encoding`) with a shaded band from `lo` to `hi` under it: same x, y axis and colour. */
+function withBand(view: Record<string, unknown>): Record<string, unknown> {
+  const { mark, encoding, ...rest } = view as { mark: unknown; encoding: Record<string, Record<string, unknown>> };
+  const { x, y, color } = encoding;
+  return {
+    ...rest,
+    layer: [
+      {
+        mark: { type: "area", opacity: 0.2 },
+        encoding: { x, y: { ...y, field: "lo" }, y2: { field: "hi" }, color },
+      },
+      { mark, encoding },
+    ],
+  };
 }
 
 /** Warnings from the tables: non-finite gradients, rows the sketch skipped. */
@@ -73,26 +107,30 @@ function fisherSection(results: ResultDirectory): SectionContent | null {
     used.push("fisher");
     const { level, data, missing, kind } = traceRows(f);
     const names = [...new Set(data.map((d) => d.name))];
-    const log = yScale(data.map((d) => d.trace));
     const steps = kit.stepsOf(f.rows).filter((s) => s !== null);
+    const banded = steps.length > 1 && data.some((d) => "lo" in d);
+    const log = yScale(banded ? withBounds(data, "trace") : data.map((d) => d.trace));
     const y = { field: "trace", type: "quantitative", title: `trace of the ${kind} (${UNIT})`, ...(log ?? {}) };
     if (data.length === 0) {
       // Nothing finite to draw: said in the section's intro.
     } else if (steps.length > 1) {
+      const line = kit.lineChart(data.filter((d) => d.step !== null), {
+        x: kit.STEP_X,
+        y,
+        color: { field: "name", type: "nominal", sort: names, title: level, scale: { scheme: "tableau10" } },
+        strokeDash: {
+          condition: { test: "datum.name === '(total)'", value: [4, 3] },
+          value: [1, 0],
+        },
+      }, 280);
       plots.push({
         id: "fisher-trace",
         title: `Trace of the ${kind} per ${level} over training`,
-        note: `${steps.length} steps${log ? "; log scale" : ""}; the total is dashed.` +
-          kit.missingNote(missing, "rows"),
-        spec: kit.lineChart(data.filter((d) => d.step !== null), {
-          x: kit.STEP_X,
-          y,
-          color: { field: "name", type: "nominal", sort: names, title: level, scale: { scheme: "tableau10" } },
-          strokeDash: {
-            condition: { test: "datum.name === '(total)'", value: [4, 3] },
-            value: [1, 0],
-          },
-        }, 280),
+        note:
+          `${steps.length} steps${log ? "; log scale" : ""}; the total is dashed${
+            banded ? "; shaded: +-1.96 standard errors (trace_se)" : ""
+          }.` + kit.missingNote(missing, "rows"),
+        spec: banded ? withBand(line) : line,
       });
     } else {
       plots.push({
@@ -196,20 +234,29 @@ function fisherOverlay(runs: ReportRun[]): SectionContent | null {
   if (data.length) {
     const groups = [...new Set(data.map((d) => d.name))];
     const over = data.some((d) => d.step !== null) && new Set(data.map((d) => d.step)).size > 1;
-    const log = yScale(data.map((d) => d.trace));
+    const banded = over && data.some((d) => "lo" in d);
+    const log = yScale(banded ? withBounds(data, "trace") : data.map((d) => d.trace));
     const x = over ? kit.STEP_X : { field: "run", type: "nominal", sort: names, title: null, axis: { labelAngle: 0 } };
+    const view = {
+      mark: over ? { type: "line", point: true, tooltip: true } : { type: "bar", tooltip: true },
+      encoding: {
+        x,
+        y: { field: "trace", type: "quantitative", title: `trace (${UNIT})`, ...(log ?? {}) },
+        color: kit.runColor(names),
+      },
+    };
     plots.push({
       id: "fisher-trace",
       title: `Trace of the ${traces[0].kind} per ${traces[0].level}, runs overlaid`,
-      note: `One panel per ${traces[0].level} and the total; colour: run${log ? "; log scale" : ""}.`,
-      spec: kit.panels(over ? data.filter((d) => d.step !== null) : data, "name", groups, {
-        mark: over ? { type: "line", point: true, tooltip: true } : { type: "bar", tooltip: true },
-        encoding: {
-          x,
-          y: { field: "trace", type: "quantitative", title: `trace (${UNIT})`, ...(log ?? {}) },
-          color: kit.runColor(names),
-        },
-      }),
+      note: `One panel per ${traces[0].level} and the total; colour: run${log ? "; log scale" : ""}${
+        banded ? "; shaded: +-1.96 standard errors (trace_se)" : ""
+      }.`,
+      spec: kit.panels(
+        over ? data.filter((d) => d.step !== null) : data,
+        "name",
+        groups,
+        banded ? withBand(view) : view,
+      ),
     });
   }
   const spectra = runs.flatMap(({ name, results }) => {
@@ -248,6 +295,75 @@ function fisherOverlay(runs: ReportRun[]): SectionContent | null {
   };
 }
 
+/** The rows of a `fisher_band` table (median and range of the trace over seeds per layer and step), as points. */
+function bandRows(t: ResultTable, run = "") {
+  const data = t.rows.filter((r) => kit.num(r.median) !== null && kit.stepOf(r) !== null).map((r) => ({
+    run,
+    name: String(r.name),
+    step: kit.stepOf(r)!,
+    median: kit.r4(kit.num(r.median)!),
+    lo: kit.r4(kit.num(r.lo) ?? kit.num(r.median)!),
+    hi: kit.r4(kit.num(r.hi) ?? kit.num(r.median)!),
+  }));
+  return { data, runs: Math.max(0, ...t.rows.map((r) => kit.num(r.runs) ?? 0)) };
+}
+
+/** The median of the trace over several runs, with the band from the smallest to the largest (table fisher_band). */
+function bandSection(results: ResultDirectory): SectionContent | null {
+  const { data, runs } = bandRows(results.tables.fisher_band);
+  if (data.length === 0) return null;
+  const names = [...new Set(data.map((d) => d.name))];
+  const log = yScale(withBounds(data, "median"));
+  const line = kit.lineChart(data, {
+    x: kit.STEP_X,
+    y: { field: "median", type: "quantitative", title: `trace, median over runs (${UNIT})`, ...(log ?? {}) },
+    color: { field: "name", type: "nominal", sort: names, title: "layer", scale: { scheme: "tableau10" } },
+  }, 280);
+  return {
+    intro: `The trace of the Fisher over ${runs} runs (table fisher_band): the median at each step, shaded from the ` +
+      "smallest to the largest run.",
+    plots: [{
+      id: "fisher-band",
+      title: "Trace of the Fisher over training: median and range over runs",
+      note: `${runs} runs, ${new Set(data.map((d) => d.step)).size} steps${log ? "; log scale" : ""}.`,
+      spec: withBand(line),
+    }],
+  };
+}
+
+/** Several runs' `fisher_band` tables: one panel per layer, each run's median and range in its colour. */
+function bandOverlay(runs: ReportRun[]): SectionContent | null {
+  const bands = runs.map((r) => ({ name: r.name, ...bandRows(r.results.tables.fisher_band, r.name) }));
+  const data = bands.flatMap((b) => b.data);
+  if (data.length === 0) return null;
+  const names = runs.map((r) => r.name);
+  const log = yScale(withBounds(data, "median"));
+  return {
+    intro: "The trace of the Fisher over several seeds per run (tables fisher_band), runs overlaid: the median at " +
+      "each step, shaded from the smallest to the largest seed.",
+    plots: [{
+      id: "fisher-band",
+      title: "Trace of the Fisher over training: median and range over seeds, runs overlaid",
+      note: `One panel per layer and the total; colour: run (${
+        bands.map((b) => `${b.name}: ${b.runs} seeds`).join(", ")
+      })${log ? "; log scale" : ""}.`,
+      spec: kit.panels(
+        data,
+        "name",
+        [...new Set(data.map((d) => d.name))],
+        withBand({
+          mark: { type: "line", point: true, tooltip: true },
+          encoding: {
+            x: kit.STEP_X,
+            y: { field: "median", type: "quantitative", title: `trace, median (${UNIT})`, ...(log ?? {}) },
+            color: kit.runColor(names),
+          },
+        }),
+      ),
+    }],
+  };
+}
+
 /** What the `fisher` plugin declares for `report` and `compare`. */
 export const fisherReport: PluginReport = {
   describe(s) {
@@ -267,6 +383,12 @@ export const fisherReport: PluginReport = {
     tables: ["fisher", "fisher_spectrum", "fisher_diag"],
     build: fisherSection,
     overlay: fisherOverlay,
+  }, {
+    id: "fisher-band",
+    title: "Fisher trace over runs",
+    tables: ["fisher_band"],
+    build: bandSection,
+    overlay: bandOverlay,
   }],
   rank: [{
     name: "fisher",

@@ -70,6 +70,8 @@ export interface ThreadJob {
   chunks: number;
   /** Runs chunk `c` on this thread. */
   run(c: number): void;
+  /** Told on this thread, after each chunk it runs, how many chunks are taken so far (a progress display). */
+  progress?: (taken: number) => void;
 }
 
 /** Counters of this thread's jobs (tests, benchmarks): chunks done by worker threads so far. */
@@ -104,7 +106,10 @@ function workers(url: URL, count: number): Worker[] {
 export function runChunks(job: ThreadJob, threads: number): void {
   const helpers = threads > 1 && job.chunks > 1 ? workers(job.worker, Math.min(threads - 1, job.chunks - 1)) : [];
   if (helpers.length === 0) {
-    for (let c = 0; c < job.chunks; c++) job.run(c);
+    for (let c = 0; c < job.chunks; c++) {
+      job.run(c);
+      job.progress?.(c + 1);
+    }
     return;
   }
   const ctl = new Int32Array(new SharedArrayBuffer(20));
@@ -115,7 +120,10 @@ export function runChunks(job: ThreadJob, threads: number): void {
     } catch { /* a dead worker does not join */ }
   }
   try {
-    for (let c = Atomics.add(ctl, NEXT, 1); c < job.chunks; c = Atomics.add(ctl, NEXT, 1)) job.run(c);
+    for (let c = Atomics.add(ctl, NEXT, 1); c < job.chunks; c = Atomics.add(ctl, NEXT, 1)) {
+      job.run(c);
+      job.progress?.(Math.min(job.chunks, Atomics.load(ctl, NEXT)));
+    }
   } finally {
     const joined = Atomics.or(ctl, JOINED, CLOSED) & ~CLOSED;
     for (let d = Atomics.load(ctl, DONE); d < joined; d = Atomics.load(ctl, DONE)) {

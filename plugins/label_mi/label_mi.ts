@@ -219,6 +219,13 @@ export const labelMiPlugin: EstimatorPlugin = definePlugin({
   liveHint: RANGE_HINT,
   mergeScans: mergeRangeScans,
   orderFree: true, // integer counts
+  stepLocal: true,
+  // Per step: float64 counts per label, neuron and bin (10 labels assumed when no first pass counted them).
+  memory: (o, shape) => {
+    const n = shape.tensors.reduce((a, t) => a + t.width, 0);
+    return { state: n * ((o.bins as number) * 8 * (shape.labels ?? 10) + 8), results: n * 70 };
+  },
+  memoryOptions: ["bins"],
   create(options, context) {
     return new LabelMiEstimator(options, context);
   },

@@ -110,11 +110,7 @@ function labelMiSection(results: ResultDirectory, context: ReportContext): Secti
     section.intro += ` None of its ${rows.length} rows (${kit.atStep(last)}) has a finite MI: nothing to plot.`;
     return section;
   }
-  const data: kit.LayerBins[] = [];
-  for (const layer of layers) {
-    const v = kit.finite(rows.filter((r) => r.layer === layer), "mi").values;
-    if (v.length) { for (const b of kit.histogram(v, lo, hi)) data.push({ layer, step: kit.stepLabel(last), ...b }); }
-  }
+  const data = kit.layerBins(rows, layers, "mi", last, lo, hi);
   section.plots.push({
     id: "label-mi-hist",
     title: "MI between each neuron and the label, per layer",

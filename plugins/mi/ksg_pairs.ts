@@ -95,7 +95,7 @@ function alloc<T>(C: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
 /**
  * KSG estimates for `pairs` of neurons whose values are `cols` (neuron-major, `n` rows each), using up to
  * `threads` threads, this one included (1 = this thread only); `prepSeconds` is the wall time of the per-neuron
- * preparation (once per neuron, on this thread, before the pairs).
+ * preparation (once per neuron, on this thread, before the pairs). `progress` is told the pairs taken so far.
  */
 export function ksgPairs(
   cols: KsgValues,
@@ -103,6 +103,7 @@ export function ksgPairs(
   pairs: Int32Array,
   k: number,
   threads: number,
+  progress?: (pairs: number) => void,
 ): { mi: Float64Array; samples: Int32Array; prepSeconds: number } {
   const t0 = performance.now();
   const neurons = n > 0 ? cols.length / n : 0;
@@ -148,7 +149,8 @@ export function ksgPairs(
   }
   const prepSeconds = (performance.now() - t0) / 1000;
   const chunks = Math.ceil(P / job.chunk);
-  runChunks({ worker: KSG_WORKER, kind: "ksg", message: job, chunks, run: pairChunks(job) }, threads);
+  const told = progress ? (c: number) => progress(Math.min(P, c * job.chunk)) : undefined;
+  runChunks({ worker: KSG_WORKER, kind: "ksg", message: job, chunks, run: pairChunks(job), progress: told }, threads);
   return { mi: job.mi.slice(), samples: job.samples.slice(), prepSeconds };
 }
 

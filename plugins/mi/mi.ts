@@ -190,8 +190,11 @@ abstract class PairEstimator implements Estimator {
   layers: LayerShape[] = [];
   plan: PairPlan | null = null;
   readonly common: Common;
-  constructor(common: Common) {
+  /** Where the result phase reports the pairs done (`EstimatorContext.progress`). */
+  readonly progress: EstimatorContext["progress"];
+  constructor(common: Common, context: EstimatorContext) {
     this.common = common;
+    this.progress = context.progress;
   }
   abstract update(batch: Batch): void | Promise<void>;
   abstract merge(other: Estimator): void;
@@ -419,7 +422,7 @@ class KsgEstimator extends PairEstimator {
   #ties = { pairs: 0, above: 0, max: 0 };
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super(common("ksg", options, context));
+    super(common("ksg", options, context), context);
     this.gpu = context.gpu ?? null;
     this.k = options["ksg-k"] as number;
     this.capacity = options["mi-samples"] as number;
@@ -473,6 +476,9 @@ class KsgEstimator extends PairEstimator {
     const out = new Map<string, StepEstimates>();
     const plan = this.plan;
     if (!plan) return out;
+    const P = plan.pairs.length / 2, total = P * this.reservoirs.steps.size;
+    let before = 0;
+    const told = this.progress ? (p: number) => this.progress!(before + p, total, "pairs") : undefined;
     this.#ties = { pairs: 0, above: 0, max: 0 };
     for (const [key, r] of this.reservoirs.steps) {
       const s = r.state();
@@ -493,11 +499,10 @@ class KsgEstimator extends PairEstimator {
         }
         cols = f64;
       }
-      const P = plan.pairs.length / 2;
       const threads = threadsFor(P, n, this.threads);
       const { mi, samples } = this.gpu && cols instanceof Float32Array
         ? await gpuKsgPairs(this.gpu, cols, n, plan.pairs, this.k, { threads })
-        : ksgPairs(cols, n, plan.pairs, this.k, threads);
+        : ksgPairs(cols, n, plan.pairs, this.k, threads, told);
       if (this.clip) { for (let p = 0; p < P; p++) if (mi[p] < 0) mi[p] = 0; }
       const ties = tiedFractions(cols, n, plan.pairs, this.k);
       for (let p = 0; p < P; p++) {
@@ -506,6 +511,8 @@ class KsgEstimator extends PairEstimator {
         if (ties[p] > this.#ties.max) this.#ties.max = ties[p];
       }
       out.set(key, { mi, samples: Float64Array.from(samples), ties });
+      before += P;
+      told?.(0);
     }
     return out;
   }
@@ -559,7 +566,7 @@ class BinnedEstimator extends PairEstimator {
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
   constructor(options: OptionValues, context: EstimatorContext) {
-    super(common("binned", options, context));
+    super(common("binned", options, context), context);
     this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
@@ -818,10 +825,13 @@ class BinnedEstimator extends PairEstimator {
     const out = new Map<string, StepEstimates>();
     const B = this.bins, B2 = B * B;
     const rs = new Float64Array(B), cs = new Float64Array(B);
+    let done = 0;
+    const total = [...this.steps.values()].reduce((n, a) => n + a.counts.length / B2, 0);
     for (const [key, a] of this.steps) {
       const P = a.counts.length / B2;
       const mi = new Float64Array(P), samples = new Float64Array(P);
       for (let p = 0; p < P; p++) {
+        if ((p & 4095) === 0) this.progress?.(done + p, total, "pairs");
         mi[p] = mutualInformation(a.counts, p * B2, B, B, rs, cs);
         // the rows counted: the sum of the row sums mutualInformation leaves in rs (exact integers)
         let n = 0;
@@ -829,7 +839,9 @@ class BinnedEstimator extends PairEstimator {
         samples[p] = n;
       }
       out.set(key, { mi, samples });
+      done += P;
     }
+    this.progress?.(done, total, "pairs");
     return out;
   }
 }
@@ -920,6 +932,28 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     return options["mi-estimator"] === "binned" ? new RangeScanner() : null;
   },
   mergeScans: mergeRangeScans,
+  // Binned results are per step; KSG's ties summary counts pairs only when some are tied, so it cannot be
+  // combined exactly over steps finished apart: KSG holds every step.
+  stepLocal: (o) => o["mi-estimator"] === "binned",
+  // The pair sample is the same in every step; a GPU fallback is said by either.
+  mergeSummaries: (a, b) => ({ ...b, ...a }),
+  // Per step: binned, pairs x bins^2 uint32 counts; KSG, the reservoir (2 x --mi-samples rows of every neuron,
+  // float32) and, while the result is computed, the neurons' columns and their sorted copies (~5.5 times them).
+  memory: (o, shape) => {
+    const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
+    const sample = (o["mi-pair-sample"] ?? 0) as number;
+    const group = (w: number) => (sample > 0 ? Math.min(sample, (w * (w - 1)) / 2) : (w * (w - 1)) / 2);
+    const pairs = o["mi-pairs"] === "all" ? group(n) : widths.reduce((a, w) => a + group(w), 0);
+    // 54 bytes a row in the table (measured), about as much again left by building it until it is collected
+    const results = pairs * 95 + shape.tensors.length * 80;
+    if (o["mi-estimator"] === "binned") {
+      const b = o["mi-bins"] as number;
+      return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results };
+    }
+    const rows = Math.min(o["mi-samples"] as number, shape.rows ?? (o["mi-samples"] as number));
+    return { state: 2 * rows * n * 4 + rows * 16 + 5.5 * rows * n * 4 + pairs * 16, results };
+  },
+  memoryOptions: ["mi-bins", "mi-samples", "mi-pair-sample"],
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the
   // same whatever the batch order or split.
   orderFree: true,

@@ -249,6 +249,8 @@ class UniqueInfoEstimator implements Estimator {
   readonly gpu: GpuContext | null;
   /** Threads of the CPU path's products (`context.threads`). */
   readonly threads: number;
+  /** Where the factorisation reports its progress (`EstimatorContext.progress`). */
+  readonly progress: EstimatorContext["progress"];
   #kernel: GpuSiKernel | null = null;
   /** Train and test rows uploaded to the GPU so far. */
   #upTrain = 0;
@@ -274,6 +276,7 @@ class UniqueInfoEstimator implements Estimator {
     // finite training time runs on the float64 CPU path under every backend
     this.gpu = this.tt === null ? context.gpu ?? null : null;
     this.threads = resolveThreads(context.threads);
+    this.progress = context.progress;
   }
 
   #file(name: string): number {
@@ -687,12 +690,19 @@ class UniqueInfoEstimator implements Estimator {
         A[i * N + i] += lambda;
       }
       try {
-        choleskyInPlace(A, N, { threads: this.threads });
+        const progress = this.progress;
+        choleskyInPlace(A, N, {
+          threads: this.threads,
+          progress: progress && ((p) => progress(p, 100, "% factorisation")),
+        });
       } catch (e) {
         throw factorError(e, lambda);
       }
       const av = choleskySolve(A, N, this.#residual(train));
-      const M = inverseFromCholesky(A, N, { threads: this.threads });
+      const M = inverseFromCholesky(A, N, {
+        threads: this.threads,
+        progress: this.progress && ((p) => this.progress!(p, 100, "% inverse")),
+      });
       // b_i = M_ii^-1 a_i, and (M - lambda M^2)_ii with (M^2)_ii[r][s] = <M row ir, M row is> (M symmetric)
       const b = new Float64Array(N);
       const mii = new Float64Array(k * k);
@@ -879,6 +889,16 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
   // Float32 Gram products and inversion on the GPU (plugins/unique_info/gpu_kernel.ts): within a tolerance that grows with
   // the condition number of Theta + lambda I (docs/bench/webgpu_si.md); used only under --backend webgpu.
   gpu: () => "approximate",
+  // Rows (float32) and the kernels (float64, with growth slack), then the factor, L^-T and M (module header).
+  memory: (o, shape) => {
+    const width = shape.tensors.reduce((a, t) => a + t.width, 0);
+    const p = o["si-sketch-dim"] === undefined
+      ? width
+      : Math.min(width, (o["si-sketch-dim"] as number) * shape.tensors.length);
+    const n = shape.rows ?? 0;
+    return { state: 4 * p * n + 8 * n * n * (1.56 + 3), results: n * 60 };
+  },
+  memoryOptions: ["si-sketch-dim"],
   options: {
     "si-lambda": {
       type: "number",

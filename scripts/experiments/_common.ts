@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { compareRuns, formatComparison } from "../../pipeline/report/compare.ts";
 import type * as TF from "@tensorflow/tfjs-core";
@@ -121,6 +122,8 @@ export interface TrainOptions {
   onStep?: (step: number) => unknown;
   /** Input transform per step (e.g. a blur deficit); `step` is the step about to be taken (1-based). */
   transform?: (x: TF.Tensor2D, step: number) => TF.Tensor2D;
+  /** Adds `weightDecay / 2 * ||w||^2` (every parameter, biases included) to the mean loss. */
+  weightDecay?: number;
 }
 
 /** Minibatch training with softmax cross-entropy; returns the number of steps taken. */
@@ -156,7 +159,16 @@ export async function train(
         let xb = tf.gather(X, idx) as TF.Tensor2D;
         if (o.transform) xb = o.transform(xb, step);
         const yb = tf.gather(Y, idx);
-        opt.minimize(() => tf.losses.softmaxCrossEntropy(yb, mlp.forward(xb).logits) as TF.Scalar, false, vars);
+        const wd = o.weightDecay ?? 0;
+        opt.minimize(
+          () => {
+            const loss = tf.losses.softmaxCrossEntropy(yb, mlp.forward(xb).logits) as TF.Scalar;
+            if (!wd) return loss;
+            return tf.add(loss, tf.mul(wd / 2, tf.addN(vars.map((v) => tf.sum(tf.square(v)))))) as TF.Scalar;
+          },
+          false,
+          vars,
+        );
       });
       if (o.onStep) await o.onStep(step);
     }
@@ -310,6 +322,28 @@ export async function printTrend(
   );
   console.log(formatComparison(cmp));
   console.log(`\nruntime ${r.seconds.toFixed(0)} s; tables in ${r.rows[0].dir.replace(/\/[^/]*$/, "")}/`);
+}
+
+/** The command line of a multi-seed experiment: `--fast`, `--seed S` (the first), `--seeds N`, `--out DIR`. */
+export function seedArgs(args: string[]): { fast?: boolean; seed?: number; seeds?: number; out?: string } {
+  const { values } = parseArgs({
+    args,
+    options: {
+      fast: { type: "boolean" },
+      seed: { type: "string" },
+      seeds: { type: "string" },
+      out: { type: "string" },
+    },
+  });
+  const int = (v: string | undefined, name: string) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new Error(`Cannot use --${name} as it must be an integer >= 0: current value is '${v}'`);
+    }
+    return n;
+  };
+  return { fast: values.fast, seed: int(values.seed, "seed"), seeds: int(values.seeds, "seeds"), out: values.out };
 }
 
 /** Seconds since `t0` (performance.now()). */

@@ -4,7 +4,10 @@
  *
  * - True Fisher (`fisher: "true"`, the default when no labels are given): `y ~ softmax(logits)`, drawn in
  *   float64 from a seeded generator (mulberry32 of `seed` and `step`); `draws` labels per input, each a row with
- *   its `draw` index. Empirical Fisher: pass the dataset `labels`.
+ *   its `draw` index. Empirical Fisher: pass the dataset `labels`. Exact true Fisher (`fisher: "exact"`): one row
+ *   per class, weighted by p(y|x) (the `weight` column): the expectation over labels without sampling noise, at
+ *   `classes` times the rows. `sendWeights` appends the parameter values w* as a `weights` row (the `fisher`
+ *   estimator's `||w*||^2 / (2 lambda^2)` term).
  * - tfjs has no `vmap`, and `@tensorflow/tfjs-core` registers no gradient functions (they ship as unbundled ES
  *   modules that Deno cannot load; only the `@tensorflow/tfjs` union bundle carries them), so `tf.grad` is not
  *   available with the project's dependencies. The fastest correct way for dense networks needs no autodiff: ONE
@@ -37,6 +40,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import type * as arrow from "apache-arrow";
 import { makeRecordBatch } from "../produce.ts";
+import { mulberry32 } from "../../core/random.ts";
+import { mixSeed } from "./random.ts";
 
 /** Activations of dense layers. */
 export type Activation = "linear" | "relu" | "tanh" | "sigmoid";
@@ -66,6 +71,12 @@ export interface TfModel {
 export interface GradientOptions {
   /** Dataset labels (empirical Fisher). Without them labels are sampled from the model (true Fisher). */
   labels?: Int32Array;
+  /**
+   * `"exact"`: the true Fisher without sampling noise, one row per (input, class) weighted by p(y|x) (the
+   * `weight` column; `draw` is the class). Default: `"empirical"` when `labels` are given, else `"true"`
+   * (sampled labels).
+   */
+  fisher?: "true" | "empirical" | "exact";
   /** True Fisher: labels drawn per input (default 1); rows are input-major, draw-minor. */
   draws?: number;
   /** Seed of the label sampling (default 0); combined with `step`. */
@@ -74,6 +85,11 @@ export interface GradientOptions {
   step?: number | bigint;
   /** `sample_id` per input (default 0..n-1). */
   sampleId?: BigInt64Array;
+  /**
+   * {@linkcode tfjsGradientBatch}: also send the parameter values w* as a last row (`row_type = weights`,
+   * `sample_id` -1), so that `fisher --prior-var` adds `||w*||^2 / (2 lambda^2)` to the information in the weights.
+   */
+  sendWeights?: boolean;
 }
 
 /** Per-sample gradients, row-major `rows x numel` per parameter tensor. */
@@ -84,10 +100,13 @@ export interface PerSampleGradients {
   draw: Int32Array;
   /** The label each row's gradient is taken at. */
   labels: Int32Array;
+  /** Exact Fisher: each row's weight p(y|x) (float64); absent otherwise. */
+  weight?: Float64Array;
   grads: { name: string; width: number; values: Float32Array }[];
 }
 
-const act = (a: Activation | undefined, z: tf.Tensor): tf.Tensor => {
+/** Applies a dense layer's activation to its pre-activation `z`. */
+export function activate(a: Activation | undefined, z: tf.Tensor): tf.Tensor {
   switch (a ?? "linear") {
     case "linear":
       return z;
@@ -100,7 +119,7 @@ const act = (a: Activation | undefined, z: tf.Tensor): tf.Tensor => {
     default:
       throw new Error(`Cannot build a dense layer as its activation is unknown: current value is '${a}'`);
   }
-};
+}
 
 /** Builds a {@linkcode TfModel} from dense layers (parameters `<name>.weight`, `<name>.bias`). */
 export function denseModel(layers: DenseLayer[]): TfModel {
@@ -115,26 +134,27 @@ export function denseModel(layers: DenseLayer[]): TfModel {
       const w = ps[k++];
       let z = tf.matMul(a as tf.Tensor2D, w as tf.Tensor2D) as tf.Tensor;
       if (l.bias) z = tf.add(z, ps[k++]);
-      a = act(l.activation, z);
+      a = activate(l.activation, z);
     }
     return a;
   };
   return { params, logits, dense: layers };
 }
 
-/** mulberry32: the seeded uniform generator of label sampling. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Row labels: given (empirical) or drawn from softmax(logits) in float64 (true Fisher). */
+/** Row labels: given (empirical), drawn from softmax(logits) in float64 (true), or every class weighted (exact). */
 function rowLabels(model: TfModel, x: tf.Tensor, n: number, o: GradientOptions) {
+  if (o.fisher !== undefined && !["true", "empirical", "exact"].includes(o.fisher)) {
+    throw new Error(
+      `Cannot compute gradients as fisher must be 'true', 'empirical' or 'exact': current value is ${o.fisher}`,
+    );
+  }
+  if ((o.fisher === "empirical") !== (o.labels !== undefined) && o.fisher !== undefined) {
+    throw new Error(
+      `Cannot compute gradients as dataset labels go with fisher 'empirical' (and only with it): current value is ${o.fisher} ${
+        o.labels ? "with" : "without"
+      } labels`,
+    );
+  }
   if (o.labels) {
     if (o.labels.length !== n) {
       throw new Error(`Cannot use labels as there must be one per input (${n}): current value is ${o.labels.length}`);
@@ -159,7 +179,8 @@ function rowLabels(model: TfModel, x: tf.Tensor, n: number, o: GradientOptions) 
   const z = logits.dataSync();
   const k = logits.shape[1]!;
   logits.dispose();
-  const rand = mulberry32(((o.seed ?? 0) * 0x9e3779b1) ^ Number(BigInt.asUintN(32, BigInt(o.step ?? 0))));
+  if (o.fisher === "exact") return exactRows(z, n, k, o);
+  const rand = mulberry32(mixSeed(o.seed ?? 0, o.step ?? 0));
   const input = new Int32Array(n * draws), draw = new Int32Array(n * draws), labels = new Int32Array(n * draws);
   const p = new Float64Array(k);
   for (let i = 0; i < n; i++) {
@@ -177,6 +198,30 @@ function rowLabels(model: TfModel, x: tf.Tensor, n: number, o: GradientOptions) 
     }
   }
   return { fisher: "true" as const, input, draw, labels };
+}
+
+/** Exact true Fisher: rows input-major, class-minor, weight p(y|x) from softmax(logits) in float64. */
+function exactRows(z: ArrayLike<number>, n: number, k: number, o: GradientOptions) {
+  if (o.draws !== undefined && o.draws !== 1) {
+    throw new Error(
+      `Cannot draw labels for the exact Fisher (every class is a row): current value is draws ${o.draws}`,
+    );
+  }
+  const input = new Int32Array(n * k), draw = new Int32Array(n * k), labels = new Int32Array(n * k);
+  const weight = new Float64Array(n * k);
+  for (let i = 0; i < n; i++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < k; c++) max = Math.max(max, z[i * k + c]);
+    for (let c = 0; c < k; c++) sum += weight[i * k + c] = Math.exp(z[i * k + c] - max);
+    for (let c = 0; c < k; c++) {
+      const r = i * k + c;
+      weight[r] /= sum;
+      input[r] = i;
+      draw[r] = c;
+      labels[r] = c;
+    }
+  }
+  return { fisher: "true" as const, input, draw, labels, weight };
 }
 
 /** Per-sample gradients of `log p(y|x)` for every row (see the module doc for the method). */
@@ -205,9 +250,28 @@ function actDeriv(a: Activation | undefined, z: tf.Tensor, out: tf.Tensor): tf.T
   }
 }
 
+/**
+ * Row-wise outer products `a_r (outer) d_r` (`[rows, din, dout]`) in float32: each product is rounded once, as a
+ * float32 tensor multiply rounds it. Plain loops: tfjs' broadcast multiply for this was 100x slower (wasm backend).
+ */
+function outer(a: ArrayLike<number>, d: Float32Array, din: number, dout: number): Float32Array {
+  const rows = d.length / dout, out = new Float32Array(rows * din * dout);
+  for (let r = 0; r < rows; r++) {
+    const o = r * din * dout, ar = r * din, dr = r * dout;
+    for (let i = 0; i < din; i++) {
+      const x = a[ar + i], oi = o + i * dout;
+      for (let j = 0; j < dout; j++) out[oi + j] = x * d[dr + j];
+    }
+  }
+  return out;
+}
+
 /** One batched forward pass, an explicit backward pass for the deltas, then outer products. */
 function denseGrads(layers: DenseLayer[], x: tf.Tensor, input: Int32Array, labels: Int32Array) {
-  return tf.tidy(() => {
+  // The typed arrays leave through `out`, not as tidy's return value: tidy walks what it returns element by
+  // element looking for tensors (seconds for a few million floats).
+  const out: PerSampleGradients["grads"] = [];
+  tf.tidy(() => {
     const xr = tf.gather(x, tf.tensor1d(input, "int32"));
     const ins: tf.Tensor[] = [], zs: tf.Tensor[] = [], outs: tf.Tensor[] = [];
     let a: tf.Tensor = xr;
@@ -216,26 +280,25 @@ function denseGrads(layers: DenseLayer[], x: tf.Tensor, input: Int32Array, label
       let z = tf.matMul(a as tf.Tensor2D, l.weight as tf.Tensor2D) as tf.Tensor;
       if (l.bias) z = tf.add(z, l.bias);
       zs.push(z);
-      a = act(l.activation, z);
+      a = activate(l.activation, z);
       outs.push(a);
     }
     const classes = a.shape[1]!;
     // d log softmax(logits)[y] / d logits = onehot(y) - softmax(logits), row by row.
     let da: tf.Tensor = tf.sub(tf.cast(tf.oneHot(tf.tensor1d(labels, "int32"), classes), "float32"), tf.softmax(a));
-    const out: PerSampleGradients["grads"] = [];
     for (let i = layers.length - 1; i >= 0; i--) {
       const l = layers[i];
       const d = actDeriv(l.activation, zs[i], outs[i]);
       const dz = d ? tf.mul(da, d) : da;
       const [din, dout] = l.weight.shape as [number, number];
-      const outer = tf.mul(tf.expandDims(ins[i], 2), tf.expandDims(dz, 1)); // [rows, in, out]: a_{l-1} (outer) dz
-      const grads = [{ name: `${l.name}.weight`, width: din * dout, values: outer.dataSync() as Float32Array }];
-      if (l.bias) grads.push({ name: `${l.name}.bias`, width: dout, values: dz.dataSync() as Float32Array });
+      const dzv = dz.dataSync() as Float32Array;
+      const grads = [{ name: `${l.name}.weight`, width: din * dout, values: outer(ins[i].dataSync(), dzv, din, dout) }];
+      if (l.bias) grads.push({ name: `${l.name}.bias`, width: dout, values: dzv });
       out.unshift(...grads);
       if (i > 0) da = tf.matMul(dz as tf.Tensor2D, l.weight as tf.Tensor2D, false, true);
     }
-    return out;
   });
+  return out;
 }
 
 /**
@@ -254,12 +317,34 @@ export async function tfjsGradientBatch(
     throw new Error(`Cannot use sampleId as there must be one per input (${n}): current value is ${ids.length}`);
   }
   const rows = g.input.length;
+  if (!options.sendWeights) {
+    return makeRecordBatch({
+      kind: "gradients/v1",
+      fisher: g.fisher,
+      sampleId: BigInt64Array.from(g.input, (i) => ids[i]),
+      step: options.step === undefined ? undefined : new BigInt64Array(rows).fill(BigInt(options.step)),
+      draw: g.draw,
+      weight: g.weight,
+      tensors: g.grads,
+    });
+  }
+  // One more row: the parameter values w* (row_type "weights"), after the gradient rows.
+  const tensors = g.grads.map((t, i) => {
+    const values = new Float32Array((rows + 1) * t.width);
+    values.set(t.values);
+    values.set(model.params[i].tensor.dataSync() as Float32Array, rows * t.width);
+    return { name: t.name, width: t.width, values };
+  });
+  const weight = g.weight ? new Float64Array(rows + 1) : undefined;
+  weight?.set(g.weight!);
   return makeRecordBatch({
     kind: "gradients/v1",
     fisher: g.fisher,
-    sampleId: BigInt64Array.from(g.input, (i) => ids[i]),
-    step: options.step === undefined ? undefined : new BigInt64Array(rows).fill(BigInt(options.step)),
-    draw: g.draw,
-    tensors: g.grads,
+    sampleId: BigInt64Array.from({ length: rows + 1 }, (_, r) => (r < rows ? ids[g.input[r]] : -1n)),
+    step: options.step === undefined ? undefined : new BigInt64Array(rows + 1).fill(BigInt(options.step)),
+    draw: Int32Array.from({ length: rows + 1 }, (_, r) => (r < rows ? g.draw[r] : 0)),
+    weight,
+    rowType: Array.from({ length: rows + 1 }, (_, r) => (r < rows ? "gradient" : "weights")),
+    tensors,
   });
 }

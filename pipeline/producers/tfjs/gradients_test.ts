@@ -5,7 +5,8 @@ import { analyze } from "../../analyze/run.ts";
 import { writeBatches } from "../produce.ts";
 import * as arrow from "apache-arrow";
 import { main } from "../../cli/analyze.ts";
-import { assertTablesClose, rowsOf } from "../../../tests/_util.ts";
+import { assertTablesClose, rowsOf, runPlugin } from "../../../tests/_util.ts";
+import { fisherPlugin } from "../../../plugins/fisher/fisher.ts";
 import { decodeBatch, validateSchema } from "../../../schemas/validate.ts";
 
 await tf.setBackend("cpu");
@@ -180,4 +181,80 @@ Deno.test("a tiny tfjs model trained for a few steps: the trace-over-steps table
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Float64 p(y|x) of the tiny MLP (independent forward). */
+const p64 = (p: Float64Array[], x: number[]) => [0, 1, 2].map((y) => Math.exp(logp64(p, x, y)));
+
+Deno.test("tfjs exact Fisher: one row per class weighted by p(y|x); the trace equals a float64 exact Fisher", async () => {
+  const model = tiny(5);
+  const x = tf.randomNormal([6, 3], 0, 1, "float32", 9);
+  const xs = x.arraySync() as number[][];
+  const params = model.params.map((p) => Float64Array.from(p.tensor.dataSync()));
+  const g = await perSampleGradients(model, x, { fisher: "exact" });
+  assert.equal(g.fisher, "true");
+  assert.deepEqual([...g.input.subarray(0, 6)], [0, 0, 0, 1, 1, 1]);
+  assert.deepEqual([...g.labels.subarray(0, 6)], [0, 1, 2, 0, 1, 2]);
+  xs.forEach((xi, i) => p64(params, xi).forEach((p, y) => assert.ok(Math.abs(g.weight![i * 3 + y] - p) < 1e-6)));
+  // Reference: F_jj = (1/n) sum_x sum_y p(y|x) (d log p(y|x) / d w_j)^2, central differences in float64.
+  const h = 1e-6, ref = params.map((t) => new Float64Array(t.length));
+  for (const xi of xs) {
+    const p = p64(params, xi);
+    for (let k = 0; k < params.length; k++) {
+      for (let j = 0; j < params[k].length; j++) {
+        const save = params[k][j];
+        for (let y = 0; y < 3; y++) {
+          params[k][j] = save + h;
+          const up = logp64(params, xi, y);
+          params[k][j] = save - h;
+          const fd = (up - logp64(params, xi, y)) / (2 * h);
+          params[k][j] = save;
+          ref[k][j] += (p[y] * fd * fd) / xs.length;
+        }
+      }
+    }
+  }
+  const rb = await tfjsGradientBatch(model, x, { fisher: "exact", step: 2 });
+  const decode = (b: arrow.RecordBatch) => [decodeBatch(b, validateSchema(b.schema, "mem"), "mem", 0)];
+  const r = await runPlugin(fisherPlugin, { "fisher-rank": 0, "fisher-diag": true }, decode(rb));
+  const diag = rowsOf(r.results.fisher_diag);
+  ref.flatMap((t) => [...t]).forEach((f, j) =>
+    assert.ok(Math.abs((diag[j].value as number) - f) <= 1e-6 + 1e-4 * f, `F_${j}: ${diag[j].value} vs ${f}`)
+  );
+  const exact = rowsOf(r.results.fisher).at(-1)!;
+  assert.equal(exact.samples, "18");
+  assert.equal(exact.inputs, "6");
+  // The sampled true Fisher scatters around it, within its standard error (the exact one's is over inputs only).
+  const sampled = await tfjsGradientBatch(model, x, { draws: 400, seed: 2 });
+  const s = await runPlugin(fisherPlugin, { "fisher-rank": 0 }, decode(sampled));
+  const tot = rowsOf(s.results.fisher).at(-1)!;
+  assert.ok(Math.abs((tot.trace as number) - (exact.trace as number)) < 4 * (tot.trace_se as number), `${tot.trace}`);
+  await assert.rejects(() => perSampleGradients(model, x, { fisher: "exact", draws: 2 }), /every class is a row/);
+  await assert.rejects(
+    () => perSampleGradients(model, x, { fisher: "exact", labels: new Int32Array(6) }),
+    /dataset labels go with fisher 'empirical'/,
+  );
+});
+
+Deno.test("tfjs sendWeights: a weights row gives weights_term = ||w*||^2 / (2 lambda^2), float64 reference", async () => {
+  const model = tiny(7);
+  const x = tf.randomNormal([4, 3], 0, 1, "float32", 10);
+  const rb = await tfjsGradientBatch(model, x, { fisher: "exact", sendWeights: true, step: 3 });
+  const batch = decodeBatch(rb, validateSchema(rb.schema, "mem"), "mem", 0);
+  assert.equal(batch.numRows, 13);
+  assert.deepEqual([...batch.rowType!].slice(-2), [0, 1]);
+  assert.equal(batch.sampleId[12], -1n);
+  const r = await runPlugin(fisherPlugin, { "fisher-rank": 0, "prior-var": 0.2, beta: 1 }, [batch], { byStep: true });
+  const rows = rowsOf(r.results.fisher);
+  let total = 0;
+  for (const p of model.params) {
+    const sq = Array.from(p.tensor.dataSync(), (v) => v * v).reduce((a, b) => a + b, 0);
+    total += sq;
+    const row = rows.find((x) => x.parameter === p.name)!;
+    assert.ok(Math.abs((row.weights_term as number) - sq / 0.4) <= 1e-9 * sq / 0.4, `${p.name}`);
+    assert.equal(row.samples, "12");
+  }
+  const t = rows.at(-1)!;
+  assert.ok(Math.abs((t.weights_term as number) - total / 0.4) <= 1e-9 * total / 0.4);
+  assert.ok((t.info_weights as number) > (t.weights_term as number));
 });

@@ -24,6 +24,8 @@ import { block, matrix, sharedF64, transpose } from "./matrix.ts";
 export interface CholeskyOptions {
   /** Threads for the large products on shared memory (default: the thread policy, plugins/kernels/threads.ts). */
   threads?: number;
+  /** Told the share of the work done so far, in percent (after each block column). */
+  progress?: (percent: number) => void;
 }
 
 /** Thrown when a matrix given as positive definite is not (numerically). */
@@ -74,6 +76,8 @@ export function choleskyInPlace(a: Float64Array, n: number, opts: CholeskyOption
       const l21 = block(A, k1, k0, m, k1 - k0);
       gemm(block(A, k1, k1, m, m), l21, transpose(l21), { alpha: -1, lower: 0, threads: opts.threads });
     }
+    // The work left is about the cube of the trailing size.
+    opts.progress?.(100 * (1 - (m / n) ** 3));
   }
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
 }
@@ -138,11 +142,14 @@ export function invertSpd(a: Float64Array, n: number, opts: CholeskyOptions = {}
 
 /** `A^-1 = L^-T L^-1` (full symmetric) from the lower Cholesky factor `L` of `A`. */
 export function inverseFromCholesky(l: Float64Array, n: number, opts: CholeskyOptions = {}): Float64Array {
+  opts.progress?.(0);
   const y = invLowerTransposed(l, n, opts);
+  opts.progress?.(50);
   const m = sharedF64(n * n);
   // M[i][j] = sum_{t >= max(i, j)} Y[i][t] Y[j][t]; lower triangle, then mirrored
   const Y = matrix(y, n);
   gemm(matrix(m, n), Y, transpose(Y), { lower: 0, upperA: 0, threads: opts.threads });
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) m[i * n + j] = m[j * n + i];
+  opts.progress?.(100);
   return m;
 }
