@@ -5,7 +5,11 @@
  * `(1 - exp(-T x)) / x` (gradient flow for time T). With `Theta = V diag(theta) V^T` (one `eigh`) everything is
  * carried in eigen-coordinates; per train sample i (its k rows deleted) this module gives
  * `diff_i = V^T (alpha_T - beta_T,-i)` (beta padded with zeros on block i), from which
- * `si_weights = sum_j theta_j diff_ij^2` and `si_function = ||K_test V diff_i||^2 / n_test`. Two exact routes:
+ * `si_weights = sum_j theta_j diff_ij^2` and `si_function = ||K_test V diff_i||^2 / n_test`. Three routes:
+ * - `chebyshev` (any T, discrete or continuous; the usual choice): g as a Chebyshev series of degree D on the
+ *   spectrum (within ~1e-14 of max |g|), the clamped Chebyshev recurrence of each deletion as a Volterra system in
+ *   the clamping forces. O(D N^2 (k + 3)) for all samples as matrix products, D ~ sqrt(37 t lambda_max) for the flow
+ *   and < T for steps.
  * - `secular` (any T, discrete or continuous): k successive one-row deletions, each by the secular equation
  *   `sum_j z_j^2 / (mu - d_j) = 0` (z = the deleted row in the current eigenbasis; roots interlace the poles;
  *   `plugins/kernels/linalg/secular.ts`), Löwner weights and Cauchy eigenvectors `zhat / (mu - d)`; deflation of tiny
@@ -401,6 +405,180 @@ export function looVolterra(
   }
 }
 
+/** A Chebyshev series of the filter g on the spectrum `[a, b]` of `A`: `g(x) ~ sum_s c_s T_s(y)`, `y = (x - mid) / half`. */
+export interface ChebyshevFilter {
+  coefficients: Float64Array;
+  mid: number;
+  half: number;
+}
+
+/** The largest degree {@linkcode chebyshevFilter} tries (beyond it the secular route is cheaper anyway). */
+export const CHEBYSHEV_MAX_DEGREE = 8192;
+
+/**
+ * Chebyshev coefficients of `g` (the filter of `tt`) on `[a, b]`, truncated where every later coefficient of the
+ * interpolant at `M` Chebyshev points (M doubled until the series has converged to half of them) is below
+ * `2^-56 max |g|`: the series is then within ~`2^-55 max |g|` of g on `[a, b]` (aliasing of an analytic function's
+ * geometrically vanishing tail). Null when more than {@linkcode CHEBYSHEV_MAX_DEGREE} terms would be needed.
+ */
+export function chebyshevFilter(a: number, b: number, tt: TrainingTime): ChebyshevFilter | null {
+  const mid = (a + b) / 2, half = Math.max((b - a) / 2, Math.abs(mid) * EPS, Number.MIN_VALUE);
+  for (let M = 32; M <= 2 * CHEBYSHEV_MAX_DEGREE; M *= 2) {
+    const f = new Float64Array(M);
+    let fmax = 0;
+    for (let m = 0; m < M; m++) {
+      f[m] = gain(mid + half * Math.cos((Math.PI * (m + 0.5)) / M), tt);
+      fmax = Math.max(fmax, Math.abs(f[m]));
+    }
+    // c_s = (2 / M) sum_m f_m cos(pi s (m + 1/2) / M), from a table of cos(pi j / (2 M))
+    const cos = Float64Array.from({ length: 4 * M }, (_, j) => Math.cos((Math.PI * j) / (2 * M)));
+    const c = new Float64Array(M);
+    for (let s = 0; s < M; s++) {
+      // compensated (Neumaier) sum: the coefficients' rounding noise stays near eps max |g| / sqrt(M)
+      let acc = 0, comp = 0;
+      for (let m = 0; m < M; m++) {
+        const v = f[m] * cos[(s * (2 * m + 1)) % (4 * M)], t = acc + v;
+        comp += Math.abs(acc) >= Math.abs(v) ? (acc - t) + v : (v - t) + acc;
+        acc = t;
+      }
+      c[s] = ((s === 0 ? 1 : 2) * (acc + comp)) / M;
+    }
+    const tol = fmax * 2 ** -52;
+    let D = M - 1;
+    while (D > 0 && Math.abs(c[D]) <= tol) D--;
+    if (D < M / 2) return { coefficients: c.slice(0, D + 1), mid, half };
+  }
+  return null;
+}
+
+/**
+ * `diff_i` of every sample by the Chebyshev route (any T, discrete or continuous), into `out` (n x N): the filter as
+ * a Chebyshev series of degree D on the spectrum of `A` (`cheb`), and the clamped Chebyshev recurrence of each
+ * deletion as a Volterra system (docs/unique_info.md). Products on the shared-memory kernels (threads).
+ */
+export function looChebyshev(
+  sp: Spectral,
+  k: number,
+  tt: TrainingTime,
+  out: Float64Array,
+  threads: number = defaultThreads(),
+  cheb: ChebyshevFilter | null = null,
+): void {
+  const { n: N, values, vectors: V, rho } = sp;
+  const n = N / k, kk = (k * (k + 1)) / 2, lam = tt.lambda;
+  cheb ??= chebyshevFilter(values[0] + lam, values[N - 1] + lam, tt);
+  if (!cheb) {
+    throw new Error(
+      `Cannot use the Chebyshev route as the filter needs more than ${CHEBYSHEV_MAX_DEGREE} terms: current value is t = ${tt.t}`,
+    );
+  }
+  const c = cheb.coefficients, D = c.length - 1;
+  if (D === 0) { // a constant filter: g(A_{-i}) r_{-i} = c_0 r_{-i}, diff = c_0 Z^T Z rho
+    for (let i = 0; i < n; i++) {
+      const o = i * N;
+      out.fill(0, o, o + N);
+      for (let q = 0; q < k; q++) {
+        const r = (i * k + q) * N;
+        let zr = 0;
+        for (let j = 0; j < N; j++) zr += V[r + j] * rho[j];
+        for (let j = 0; j < N; j++) out[o + j] += c[0] * V[r + j] * zr;
+      }
+    }
+    return;
+  }
+  const y = Float64Array.from(values, (v) => (v + lam - cheb.mid) / cheb.half);
+  // TU ((2D - 1) x N): rows 0..D-1 = T_1..T_D at y_j, rows D..2D-2 = U_1..U_{D-1}; TR (D x N) = T_s(y_j) rho_j
+  const TU = sharedF64((2 * D - 1) * N), TR = sharedF64(D * N), py = new Float64Array(N);
+  const Wt = sharedF64(N * D); // Wt[j][q] = W_q(y_j) = sum_{s > q} c_s U_{s-q-1}(y_j) (Clenshaw)
+  for (let j = 0; j < N; j++) {
+    const yj = y[j];
+    let t0 = 1, t1 = yj, u0 = 1, u1 = 2 * yj, p = c[0] + c[1] * yj;
+    for (let s = 1; s <= D; s++) {
+      TU[(s - 1) * N + j] = t1;
+      TR[(s - 1) * N + j] = t1 * rho[j];
+      if (s < D) TU[(D + s - 1) * N + j] = u1;
+      const t2 = 2 * yj * t1 - t0, u2 = 2 * yj * u1 - u0;
+      t0 = t1, t1 = t2, u0 = u1, u1 = u2;
+      if (s + 1 <= D) p += c[s + 1] * t1;
+    }
+    py[j] = p;
+    let w1 = 0, w2 = 0; // W_{q+1}, W_{q+2}
+    for (let q = D - 1; q >= 0; q--) {
+      const w = c[q + 1] + 2 * yj * w1 - w2;
+      Wt[j * D + q] = w;
+      w2 = w1, w1 = w;
+    }
+  }
+  // PZ[(i, c, c')][j] = V[ic][j] V[ic'][j]; GH = PZ TU^T: G_s = Z T_s Z^T (cols 0..D-1), H_m = Z U_m Z^T (D..2D-2)
+  const PZ = sharedF64(n * kk * N);
+  for (let i = 0, r = 0; i < n; i++) {
+    for (let a = 0; a < k; a++) {
+      for (let b = 0; b <= a; b++, r++) {
+        const x = (i * k + a) * N, z = (i * k + b) * N;
+        for (let j = 0; j < N; j++) PZ[r * N + j] = V[x + j] * V[z + j];
+      }
+    }
+  }
+  const W2 = 2 * D - 1, GH = sharedF64(n * kk * W2);
+  gemm(matrix(GH, n * kk, W2), matrix(PZ, n * kk, N), transpose(matrix(TU, W2, N)), { threads });
+  // AS[ic][s-1] = (Z T_s(A~) rho)_c
+  const AS = sharedF64(N * D);
+  gemm(matrix(AS, N, D), matrix(V, N), transpose(matrix(TR, D, N)), { threads });
+  const zr = new Float64Array(N); // (Z rho) of every row
+  for (let x = 0; x < N; x++) {
+    let s = 0;
+    for (let j = 0; j < N; j++) s += V[x * N + j] * rho[j];
+    zr[x] = s;
+  }
+  // per sample: H_0 phi_{s-1} = -(a_s - G_s Z rho) - sum_{q <= s-2} H_{s-1-q} phi_q, s = 1..D; Phi[ic][q]
+  const Phi = sharedF64(N * D);
+  const gh = (i: number, a: number, b: number, col: number) => {
+    const [x, z] = a >= b ? [a, b] : [b, a];
+    return GH[(i * kk + (x * (x + 1)) / 2 + z) * W2 + col];
+  };
+  const h0 = new Float64Array(k * k), inv = new Float64Array(k * k), rhs = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < k; a++) {
+      for (let b = 0; b < k; b++) {
+        const x = (i * k + a) * N, z = (i * k + b) * N;
+        let s = 0;
+        for (let j = 0; j < N; j++) s += V[x + j] * V[z + j];
+        h0[a * k + b] = s;
+      }
+    }
+    invertSmall(h0, k, inv);
+    for (let s = 1; s <= D; s++) {
+      for (let a = 0; a < k; a++) {
+        let acc = -AS[(i * k + a) * D + s - 1];
+        for (let b = 0; b < k; b++) {
+          acc += gh(i, a, b, s - 1) * zr[i * k + b];
+          const [x, z] = a >= b ? [a, b] : [b, a];
+          const hr = (i * kk + (x * (x + 1)) / 2 + z) * W2 + D - 1, pr = (i * k + b) * D;
+          // sum_{q <= s-2} H_{s-1-q} phi_q, H_m at GH[hr + m]
+          for (let q = 0; q <= s - 2; q++) acc -= GH[hr + s - 1 - q] * Phi[pr + q];
+        }
+        rhs[a] = acc;
+      }
+      for (let a = 0; a < k; a++) {
+        let v = 0;
+        for (let b = 0; b < k; b++) v += inv[a * k + b] * rhs[b];
+        Phi[(i * k + a) * D + s - 1] = v;
+      }
+    }
+  }
+  // R[ic][j] = sum_q phi_q[c] W_q(y_j); diff_i = p(A~) Z^T Z rho - sum_c Z_c^T-weighted R
+  const R = sharedF64(N * N);
+  gemm(matrix(R, N), matrix(Phi, N, D), transpose(matrix(Wt, N, D)), { threads });
+  for (let i = 0; i < n; i++) {
+    const o = i * N;
+    for (let j = 0; j < N; j++) out[o + j] = 0;
+    for (let a = 0; a < k; a++) {
+      const r = (i * k + a) * N, za = zr[i * k + a];
+      for (let j = 0; j < N; j++) out[o + j] += V[r + j] * (py[j] * za - R[r + j]);
+    }
+  }
+}
+
 /** Inverse of a small symmetric positive-definite matrix (Gauss-Jordan; k <= a few dozen). */
 function invertSmall(a: Float64Array, k: number, out: Float64Array): void {
   const m = Float64Array.from(a);
@@ -424,21 +602,41 @@ function invertSmall(a: Float64Array, k: number, out: Float64Array): void {
   }
 }
 
-/** Multiply-adds of each route for all samples (a cost model for {@linkcode chooseRoute}). */
-export function routeCosts(N: number, k: number, tt: TrainingTime): { secular: number; volterra: number } {
-  const n = N / k;
+/** The leave-one-out routes. */
+export type FiniteRoute = "secular" | "volterra" | "chebyshev";
+
+/** The most values of one table of the Volterra and Chebyshev routes (200 MB of float64). */
+export const TABLE_LIMIT = 2.5e7;
+
+/**
+ * Multiply-adds of each route for all samples (a cost model for {@linkcode chooseRoute}); `degree` is the
+ * Chebyshev route's D ({@linkcode chebyshevFilter}; Infinity or undefined: not available). A route whose tables
+ * would exceed {@linkcode TABLE_LIMIT} values costs Infinity.
+ */
+export function routeCosts(
+  N: number,
+  k: number,
+  tt: TrainingTime,
+  degree?: number,
+): { secular: number; volterra: number; chebyshev: number } {
+  const n = N / k, kk = (k * (k + 1)) / 2;
   // secular: ~8 passes over N^2 per deleted row, each term with a division (~4x a multiply-add)
   const secular = 8 * 4 * k * N * N * n;
-  const volterra = tt.lr === undefined || !Number.isInteger(tt.t) || tt.t === Infinity
+  const volterra = tt.lr === undefined || !Number.isInteger(tt.t) || tt.t === Infinity || tt.t * N > TABLE_LIMIT
     ? Infinity
     : tt.t * N * N * ((k * (k + 1)) / 2 / k + 2) + n * tt.t * tt.t * k * k * 2;
-  return { secular, volterra };
+  const D = degree ?? Infinity;
+  const chebyshev = !Number.isFinite(D) || 2 * D * Math.max(N, n * kk) > TABLE_LIMIT
+    ? Infinity
+    : D * N * N * (k + 3) + n * D * D * k * k * 2;
+  return { secular, volterra, chebyshev };
 }
 
-/** The cheaper exact route (Volterra only for discrete steps, and while its T x N tables stay under ~200 MB each). */
-export function chooseRoute(N: number, k: number, tt: TrainingTime): "secular" | "volterra" {
-  const c = routeCosts(N, k, tt);
-  return c.volterra < c.secular && tt.t * N <= 2.5e7 ? "volterra" : "secular";
+/** The cheapest exact route by {@linkcode routeCosts}. */
+export function chooseRoute(N: number, k: number, tt: TrainingTime, degree?: number): FiniteRoute {
+  const c = routeCosts(N, k, tt, degree);
+  if (c.chebyshev <= c.volterra && c.chebyshev < c.secular) return "chebyshev";
+  return c.volterra < c.secular ? "volterra" : "secular";
 }
 
 /** Weight SI and function SI of every sample from the `diff` rows (n x N) and `KV = K_test V` (rows x N). */
@@ -474,7 +672,9 @@ export function siFromDiff(
 export interface FiniteSi {
   si: Float64Array;
   fsi: Float64Array;
-  route: "secular" | "volterra";
+  route: FiniteRoute;
+  /** Degree of the Chebyshev series (chebyshev route only). */
+  degree?: number;
   /** `alpha_T - beta_T,-i` of sample i in the dual (row) coordinates, for the weight-change vectors. */
   dual(i: number): Float64Array;
 }
@@ -492,14 +692,19 @@ export async function finiteTimeSi(
   testRows: number,
   nTest: number,
   tt: TrainingTime,
-  route: "auto" | "secular" | "volterra" = "auto",
+  route: "auto" | FiniteRoute = "auto",
   threads: number = defaultThreads(),
 ): Promise<FiniteSi> {
   const n = N / k;
   const sp = spectral(theta, N, r);
-  const chosen = route === "auto" ? chooseRoute(N, k, tt) : route;
+  const cheb = route === "secular" || route === "volterra" || tt.t === Infinity
+    ? null
+    : chebyshevFilter(sp.values[0] + tt.lambda, sp.values[N - 1] + tt.lambda, tt);
+  const degree = cheb ? cheb.coefficients.length - 1 : Infinity;
+  const chosen = route === "auto" ? chooseRoute(N, k, tt, degree) : route;
   const diff = sharedF64(n * N);
   if (chosen === "volterra") looVolterra(sp, k, tt, diff, threads);
+  else if (chosen === "chebyshev") looChebyshev(sp, k, tt, diff, threads, cheb);
   else await looSecularAll(sp, k, tt, diff, threads);
   let kv: Float64Array | null = null;
   if (ktest && testRows > 0) {
@@ -520,5 +725,5 @@ export async function finiteTimeSi(
     }
     return out;
   };
-  return { si, fsi, route: chosen, dual };
+  return { si, fsi, route: chosen, dual, ...(chosen === "chebyshev" ? { degree } : {}) };
 }

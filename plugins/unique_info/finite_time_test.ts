@@ -9,7 +9,19 @@ import assert from "node:assert/strict";
 import { uniqueInfoPlugin } from "./unique_info.ts";
 import { rowsOf, runPlugin } from "../../tests/_util.ts";
 import { batchesOf, looReference, type Problem, problem, siOfDelta } from "../../tests/_si_problem.ts";
-import { chooseRoute, gain, routeCosts } from "./finite_time.ts";
+import {
+  chebyshevFilter,
+  chooseRoute,
+  gain,
+  looChebyshev,
+  looSecular,
+  looVolterra,
+  routeCosts,
+  spectral,
+  type TrainingTime,
+} from "./finite_time.ts";
+import { gemm, matrix, sharedF64, transpose } from "../kernels/linalg/mod.ts";
+import { Rng } from "../../tests/_util.ts";
 
 /** w - w0 after training without sample `drop` (-1: all). */
 function train(pr: Problem, t: number, lr: number | undefined, lambda: number, drop: number): Float64Array {
@@ -100,7 +112,7 @@ for (const [k, p, n] of [[1, 14, 9], [3, 10, 7]] as const) {
         const lr = mode === "discrete" ? 2 * stepOf(pr, lambda) : undefined;
         const t = mode === "discrete" ? 60 : 3;
         const ref = reference(pr, t, lr, lambda);
-        const routes = mode === "discrete" ? ["secular", "volterra"] : ["secular"];
+        const routes = mode === "discrete" ? ["secular", "volterra", "chebyshev"] : ["secular", "chebyshev"];
         for (const route of routes) {
           const options = { "si-lambda": lambda, "si-t": t, "si-finite-route": route, ...(lr ? { "si-lr": lr } : {}) };
           const { results } = await runPlugin(uniqueInfoPlugin, options, batchesOf(pr, 5));
@@ -124,7 +136,7 @@ Deno.test("unique-info: t -> infinity (gradient flow, lambda > 0) gives today's 
   const batches = batchesOf(pr, 4);
   const closed = rowsOf((await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.4 }, batches)).results.unique_information);
   const ref = looReference(pr, 0.4);
-  for (const route of ["secular"]) {
+  for (const route of ["secular", "chebyshev"]) {
     const finite = rowsOf(
       (await runPlugin(uniqueInfoPlugin, { "si-lambda": 0.4, "si-t": 1e6, "si-finite-route": route }, batches))
         .results.unique_information,
@@ -199,9 +211,85 @@ Deno.test("finite_time: the spectral filter and the route choice", () => {
   // oscillating steps (eta x > 1) still follow the formula
   assert.ok(Math.abs(gain(3, { t: 3, lr: 0.5, lambda: 0 }) - (1 - (-0.5) ** 3) / 3) < 1e-15);
   assert.equal(chooseRoute(2000, 1, { t: 1000, lr: 0.1, lambda: 0 }), "volterra");
-  assert.equal(chooseRoute(2000, 1, { t: 1000, lambda: 0 }), "secular");
+  assert.equal(chooseRoute(2000, 1, { t: 1000, lambda: 0 }), "secular"); // no Chebyshev degree given
+  assert.equal(chooseRoute(2000, 1, { t: 1000, lambda: 0 }, 200), "chebyshev");
+  assert.equal(chooseRoute(2000, 1, { t: 1000, lr: 0.1, lambda: 0 }, 200), "chebyshev");
+  assert.equal(chooseRoute(2000, 1, { t: 100, lr: 0.1, lambda: 0 }, 200), "volterra");
   assert.equal(chooseRoute(2000, 1, { t: 100000, lr: 1e-3, lambda: 0 }), "secular");
+  assert.equal(chooseRoute(20, 1, { t: 1, lambda: 0 }, 1000), "secular"); // few samples, long series
   assert.ok(
     routeCosts(2000, 2, { t: 10, lr: 1, lambda: 0 }).volterra < routeCosts(2000, 2, { t: 10, lambda: 0 }).secular,
   );
+  assert.equal(routeCosts(2000, 2, { t: 1, lambda: 0 }, 1e5).chebyshev, Infinity); // tables over the limit
+});
+
+// within ~2e-14 max |g| where g is steep: the values at the nodes carry the rounding of x (g' is up to t^2 / 2)
+Deno.test("finite_time: the Chebyshev series of the filter is within ~1e-14 max|g| of g on the spectrum", () => {
+  for (
+    const [tt, a, b] of [
+      [{ t: 300, lambda: 0 }, 0, 3],
+      [{ t: 1000, lr: 0.3, lambda: 0 }, 1e-3, 6],
+      [{ t: 2, lambda: 0.5 }, 0.5, 1.5],
+      [{ t: 50, lr: 1.99, lambda: 0 }, 0, 1], // 1 - eta x near -1 at the top: the full degree T - 1
+    ] as [TrainingTime, number, number][]
+  ) {
+    const ch = chebyshevFilter(a, b, tt)!;
+    const c = ch.coefficients;
+    let worst = 0, gmax = 0;
+    for (let m = 0; m <= 1000; m++) {
+      const y = -1 + m / 500, x = ch.mid + ch.half * y; // g at the x of y (g' is up to t^2 / 2)
+      let t0 = 1, t1 = y, p = c[0] + (c.length > 1 ? c[1] * y : 0);
+      for (let s = 2; s < c.length; s++) [t0, t1] = [t1, 2 * y * t1 - t0], p += c[s] * t1;
+      const g = gain(x, tt);
+      worst = Math.max(worst, Math.abs(p - g));
+      gmax = Math.max(gmax, Math.abs(g));
+    }
+    assert.ok(
+      worst <= 1e-13 * gmax,
+      `${JSON.stringify(tt)}: max |p - g| = ${worst} (max |g| ${gmax}, D ${c.length - 1})`,
+    );
+    // a discrete filter is a polynomial of degree T - 1: the series never needs more
+    if (tt.lr !== undefined) assert.ok(c.length <= tt.t, `degree ${c.length - 1} for T = ${tt.t}`);
+  }
+});
+
+/** A random spectral problem: `Theta = J J^T` (N = n k rows, p columns; p < N: exact zero eigenvalues). */
+function randomSpectral(seed: number, N: number, p: number) {
+  const rng = new Rng(seed);
+  const J = sharedF64(N * p).map(() => rng.normal() / Math.sqrt(p));
+  const theta = sharedF64(N * N);
+  gemm(matrix(theta, N), matrix(J, N, p), transpose(matrix(J, p === 0 ? 1 : N, p)), { threads: 1 });
+  return spectral(theta, N, new Float64Array(N).map(() => rng.normal()));
+}
+
+Deno.test("finite_time: the Chebyshev route equals the secular and Volterra routes to ~1e-12", () => {
+  for (const [k, n, p] of [[1, 40, 60], [2, 30, 80], [3, 20, 25]]) {
+    const N = n * k, sp = randomSpectral(100 * k + n, N, p), top = sp.values[N - 1];
+    const cases: TrainingTime[] = [
+      { t: 300 / top, lambda: 0 },
+      { t: 2 / top, lambda: 0.1 * top },
+      { t: 400, lr: 0.9 / top, lambda: 0 },
+      { t: 60, lr: 1.9 / top, lambda: 0.05 * top },
+    ];
+    for (const tt of cases) {
+      const cheb = sharedF64(n * N), ref = sharedF64(n * N), vol = sharedF64(n * N);
+      looChebyshev(sp, k, tt, cheb, 1);
+      for (let i = 0; i < n; i++) looSecular(sp, k, i, tt, ref.subarray(i * N, (i + 1) * N));
+      if (tt.lr !== undefined) looVolterra(sp, k, tt, vol, 1);
+      for (let i = 0; i < n; i++) {
+        let norm = 0, d = 0, dv = 0;
+        for (let j = 0; j < N; j++) {
+          const x = ref[i * N + j];
+          norm += x * x;
+          d += (cheb[i * N + j] - x) ** 2;
+          dv += (cheb[i * N + j] - vol[i * N + j]) ** 2;
+        }
+        const what = `k = ${k}, ${JSON.stringify(tt)}, sample ${i}`;
+        assert.ok(Math.sqrt(d / norm) <= 1e-11, `${what}: chebyshev vs secular ${Math.sqrt(d / norm)}`);
+        if (tt.lr !== undefined) {
+          assert.ok(Math.sqrt(dv / norm) <= 1e-11, `${what}: chebyshev vs volterra ${Math.sqrt(dv / norm)}`);
+        }
+      }
+    }
+  }
 });

@@ -97,7 +97,7 @@ import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { SKETCH_SEED_KEY } from "../../schemas/validate.ts";
 import { GpuSiKernel } from "./gpu_kernel.ts";
 import { uniqueInfoReport } from "./report.ts";
-import { finiteTimeSi, type TrainingTime } from "./finite_time.ts";
+import { type FiniteRoute, finiteTimeSi, type TrainingTime } from "./finite_time.ts";
 import { changeVectorsTable, summaryTable } from "./extras.ts";
 
 /** Per-sample results of a solve; `dual(i)` = `alpha - beta_{-i}` (padded) in row coordinates, for change vectors. */
@@ -106,6 +106,8 @@ interface Solved {
   fsi: Float64Array;
   dual?: (i: number) => Float64Array;
   route?: string;
+  /** Degree of the Chebyshev series of the chebyshev route. */
+  degree?: number;
 }
 
 /** Checks the options that depend on each other (the plugin's `validate`, also run by the constructor). */
@@ -257,7 +259,7 @@ class UniqueInfoEstimator implements Estimator {
   gpuTimes: Record<string, number> = {};
   /** Finite training time (`--si-t`, `--si-lr`), or null for t = infinity (docs/unique_info.md). */
   readonly tt: TrainingTime | null;
-  readonly route: "auto" | "secular" | "volterra";
+  readonly route: "auto" | FiniteRoute;
   readonly changeVectors: number;
   readonly summaryView: boolean;
 
@@ -268,7 +270,7 @@ class UniqueInfoEstimator implements Estimator {
     const t = options["si-t"] as number | undefined, lr = options["si-lr"] as number | undefined;
     validateOptions(options);
     this.tt = t === undefined ? null : { t, lr, lambda: this.lambda };
-    this.route = (options["si-finite-route"] as "auto" | "secular" | "volterra" | undefined) ?? "auto";
+    this.route = (options["si-finite-route"] as "auto" | FiniteRoute | undefined) ?? "auto";
     this.changeVectors = (options["si-change-vectors"] as number | undefined) ?? 0;
     this.summaryView = (options["si-summary"] as boolean | undefined) ?? false;
     // finite training time runs on the float64 CPU path under every backend
@@ -824,6 +826,7 @@ class UniqueInfoEstimator implements Estimator {
           tt.lr === undefined ? `gradient flow for time t = ${tt.t}` : `${tt.t} gradient-descent steps of size ${tt.lr}`
         } from w0`;
       meta["infotap.si.route"] = solved.route ?? "";
+      if (solved.degree !== undefined) meta["infotap.si.chebyshev_degree"] = String(solved.degree);
     }
     const extra: Results = {};
     if (this.summaryView) extra.unique_information_summary = summaryTable(si, test ? fsi : null);
@@ -913,9 +916,9 @@ export const uniqueInfoPlugin: EstimatorPlugin = definePlugin({
     "si-lr": { type: "number", greaterThan: 0, description: "step size of the T discrete steps of --si-t" },
     "si-finite-route": {
       type: "string",
-      choices: ["auto", "secular", "volterra"],
+      choices: ["auto", "secular", "volterra", "chebyshev"],
       description:
-        "leave-one-out method at finite --si-t: auto (the cheaper), secular (any t), volterra (discrete steps; cost grows with T)",
+        "leave-one-out method at finite --si-t: auto (the cheapest), secular (any t), volterra (discrete steps; cost grows with T), chebyshev (any t; the filter as a Chebyshev series to machine precision)",
     },
     "si-change-vectors": {
       type: "integer",

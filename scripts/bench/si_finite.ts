@@ -3,8 +3,11 @@
  * from one eigendecomposition plus per-sample spectral deletions, end to end (Gram products as batches arrive,
  * `eigh`, leave-one-out, K_test V), against the per-sample re-decomposition of the official code (the kernel
  * without sample i eigendecomposed and re-solved, once per sample), timed on one sample in the same run and
- * multiplied by n. The re-decomposed sample also checks the fast path's values. Rows: discrete steps (the
- * Volterra route), gradient flow (the secular route), and the machine load at the start and end.
+ * multiplied by n. The re-decomposed sample also checks the fast path's values. Rows: discrete steps and gradient
+ * flow end to end (`auto` picks the Chebyshev route for both), then the leave-one-out step alone on the same
+ * spectrum by each route (Chebyshev against Volterra for the steps, against the secular route for the flow: the
+ * secular route timed on a few samples and multiplied out), with the largest relative difference between routes.
+ * Every row states the CPU time of the process (all threads) and the load average at its start and end.
  *
  * Full size: nk = 2,000 train rows (n = 1,000, k = 2) + 200 test rows, P = 20,000, T = 1,000 steps;
  * quick: nk = 200, P = 2,000, T = 100.
@@ -15,7 +18,14 @@
  */
 import process from "node:process";
 import { uniqueInfoPlugin } from "../../plugins/unique_info/unique_info.ts";
-import { gain } from "../../plugins/unique_info/finite_time.ts";
+import {
+  gain,
+  looChebyshev,
+  looSecular,
+  looVolterra,
+  spectral,
+  type TrainingTime,
+} from "../../plugins/unique_info/finite_time.ts";
 import { eigh } from "../../plugins/kernels/linalg/eigh.ts";
 import { sharedF64 } from "../../plugins/kernels/linalg/mod.ts";
 import { defaultThreads } from "../../plugins/kernels/threads.ts";
@@ -78,6 +88,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
     { label: `gradient flow t = ${steps * lr}, lambda = 0`, options: { "si-lambda": 0, "si-t": steps * lr } },
   ];
   let ref: { perSample: number; checked: string } | null = null;
+  let kernel: { theta: Float64Array; r: Float64Array } | null = null;
   for (const s of settings) {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
@@ -99,6 +110,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       for (const b of batches) {
         for (let i = 0; i < b.numRows; i++) if (b.split![i] === 0) r[x++] = b.target![i] - b.f0![i];
       }
+      kernel = { theta, r };
       const tt = { t: steps, lr, lambda: 0 };
       const full = eigh(theta, N);
       const rho = new Float64Array(N);
@@ -125,9 +137,62 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
       ratio: reference / fast,
       note: `route ${route}; kernel build ${((t1 - t0) / 1000).toFixed(1)} s, eigh + leave-one-out ${
         ((t2 - t1) / 1000).toFixed(1)
-      } s; CPU time ${cpu.toFixed(1)} s; reference: per-sample re-decomposition ${
+      } s; CPU time ${cpu.toFixed(1)} s; ${
+        table.schema.metadata.has("infotap.si.chebyshev_degree")
+          ? `Chebyshev degree ${table.schema.metadata.get("infotap.si.chebyshev_degree")}; `
+          : ""
+      }reference: per-sample re-decomposition ${
         ref.perSample.toFixed(2)
       } s/sample x n = ${n} (kernel not counted), relative difference on that sample ${ref.checked}; ${defaultThreads()} thread(s); load average ${load0} at start, ${load()} now`,
+    });
+  }
+  // the leave-one-out step alone, on the kernel's spectrum, by each route
+  const { theta, r } = kernel!;
+  const sp = spectral(theta, N, r), threads = defaultThreads();
+  const timed = (f: () => void) => {
+    const c0 = process.cpuUsage(), l0 = load(), t0 = performance.now();
+    f();
+    const u = process.cpuUsage(c0);
+    return {
+      wall: (performance.now() - t0) / 1000,
+      cpu: (u.user + u.system) / 1e6,
+      loads: `${l0} at start, ${load()} now`,
+    };
+  };
+  const maxRel = (a: Float64Array, b: Float64Array, samples: number) => {
+    let worst = 0;
+    for (let i = 0; i < samples; i++) {
+      let d = 0, norm = 0;
+      for (let j = 0; j < N; j++) d += (a[i * N + j] - b[i * N + j]) ** 2, norm += b[i * N + j] ** 2;
+      worst = Math.max(worst, Math.sqrt(d / norm));
+    }
+    return worst.toExponential(1);
+  };
+  const few = args.quick ? 4 : 8;
+  const routes: [string, TrainingTime, string][] = [
+    [`${steps} GD steps`, { t: steps, lr, lambda: 0 }, "volterra"],
+    [`gradient flow t = ${steps * lr}`, { t: steps * lr, lambda: 0 }, "secular"],
+  ];
+  for (const [label, tt, other] of routes) {
+    const cheb = sharedF64(n * N), ref = sharedF64(n * N);
+    const c = timed(() => looChebyshev(sp, k, tt, cheb, threads));
+    const o = other === "volterra" ? timed(() => looVolterra(sp, k, tt, ref, threads)) : timed(() => {
+      for (let i = 0; i < few; i++) looSecular(sp, k, i, tt, ref.subarray(i * N, (i + 1) * N));
+    });
+    const scale = other === "volterra" ? 1 : n / few;
+    rows.push({
+      name: `unique-info at finite t, leave-one-out step alone (nk = ${N}; ${label}): Chebyshev route`,
+      value: c.wall,
+      unit: "s",
+      reference: o.wall * scale,
+      ratio: (o.wall * scale) / c.wall,
+      note: `reference: the ${other} route on the same spectrum${
+        other === "secular" ? `, ${few} samples timed on one thread x n / ${few}` : `, ${threads} thread(s)`
+      } (CPU ${(o.cpu * scale).toFixed(1)} s); Chebyshev CPU ${
+        c.cpu.toFixed(2)
+      } s, ${threads} thread(s); max relative difference of diff_i ${
+        maxRel(cheb, ref, other === "volterra" ? n : few)
+      }; load average ${c.loads}`,
     });
   }
   return rows;

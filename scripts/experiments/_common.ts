@@ -391,11 +391,18 @@ export async function trendExperiment<K extends string>(
  * The command line of an experiment: `--fast`, `--seed S`, `--out DIR`, and the integer flags `ints` (e.g. `seeds`,
  * `hidden`; each >= 0) and boolean flags `flags` it adds.
  */
-export function experimentArgs<I extends string = never, F extends string = never>(
+export function experimentArgs<
+  I extends string = never,
+  F extends string = never,
+  N extends string = never,
+>(
   args: string[],
-  more: { ints?: readonly I[]; flags?: readonly F[] } = {},
-): NoInfer<{ fast?: boolean; seed?: number; out?: string } & { [k in I]?: number } & { [k in F]?: boolean }> {
+  more: { ints?: readonly I[]; flags?: readonly F[]; nums?: readonly N[] } = {},
+): NoInfer<
+  { fast?: boolean; seed?: number; out?: string } & { [k in I | N]?: number } & { [k in F]?: boolean }
+> {
   const ints: readonly string[] = more.ints ?? [], flags: readonly string[] = more.flags ?? [];
+  const nums: readonly string[] = more.nums ?? [];
   const options: Record<string, { type: "string" | "boolean" }> = {
     fast: { type: "boolean" },
     seed: { type: "string" },
@@ -403,6 +410,7 @@ export function experimentArgs<I extends string = never, F extends string = neve
   };
   for (const name of ints) options[name] = { type: "string" };
   for (const name of flags) options[name] = { type: "boolean" };
+  for (const name of nums) options[name] = { type: "string" };
   const { values } = parseArgs({ args, options });
   const int = (v: unknown, name: string) => {
     if (v === undefined) return undefined;
@@ -412,10 +420,19 @@ export function experimentArgs<I extends string = never, F extends string = neve
     }
     return n;
   };
+  const num = (v: unknown, name: string) => {
+    if (v === undefined) return undefined;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x <= 0) {
+      throw new Error(`Cannot use --${name} as it must be a number > 0: current value is '${v}'`);
+    }
+    return x;
+  };
   const r: Record<string, unknown> = { fast: values.fast, seed: int(values.seed, "seed"), out: values.out };
   for (const name of ints) r[name] = int(values[name], name);
+  for (const name of nums) r[name] = num(values[name], name);
   for (const name of flags) r[name] = values[name];
-  return r as { fast?: boolean; seed?: number; out?: string } & { [k in I]?: number } & { [k in F]?: boolean };
+  return r as { fast?: boolean; seed?: number; out?: string } & { [k in I | N]?: number } & { [k in F]?: boolean };
 }
 
 /** Seconds since `t0` (performance.now()). */

@@ -6,8 +6,11 @@
  * the paper's own setting (no ridge, T plain gradient-descent steps, `--si-t`). Setting, figures and how they
  * compare with the paper: docs/REPRODUCTION.md, section 4.
  *
- * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--seed S] [--out DIR]` (results in
- * `experiments/unique_info/`, or `experiments/unique_info_paper/`).
+ * `--paper` follows the official code (awslabs/aws-cv-unique-information, `mnist4vs9_fullbatch_noreg_n1024_mlp`):
+ * one output, 1,024 hidden units, no ridge, T plain steps at lr 0.001 on the mean loss, retrained in float64.
+ *
+ * Usage: `deno task exp:unique [--fast] [--paper] [--hidden H] [--steps T] [--lr LR] [--check C] [--seed S] [--out DIR]`
+ * (results in `experiments/unique_info/`, or `experiments/unique_info_paper/`).
  *
  * @module
  */
@@ -17,6 +20,8 @@ import { kendallTau } from "../../pipeline/report/kendall.ts";
 import { serve } from "../../pipeline/serve/serve.ts";
 import { tfjsJacobians } from "../../pipeline/producers/tfjs/jacobians.ts";
 import { readResults } from "../../pipeline/report/results.ts";
+import { gemm, matrix, sharedF64, transpose } from "../../plugins/kernels/linalg/mod.ts";
+import { defaultThreads } from "../../plugins/kernels/threads.ts";
 import { experimentArgs, initBackend, markdownTable, pool14, rng, since } from "./_common.ts";
 
 /** Sizes and settings of {@linkcode uniqueInfo}. */
@@ -35,8 +40,10 @@ export interface UniqueOptions {
   steps?: number;
   /** lambda as a fraction of the largest eigenvalue of Theta. */
   lambdaScale?: number;
-  /** "ridge" (default: lambda = lambdaScale x lambda_max, converged) or "paper" (lambda = 0, T plain GD steps). */
+  /** "ridge" (default: lambda = lambdaScale x lambda_max, converged) or "paper" (the official code's setting). */
   setting?: "ridge" | "paper";
+  /** The paper setting's learning rate on the mean loss (official: 0.001); eta = lr / n. */
+  lr?: number;
   /** Fraction of flipped labels in the mislabeled-sample part (0 skips it). */
   flip?: number;
   /** lambda scales of the mislabeled-sample part (default 0.1 and 0.01). */
@@ -55,6 +62,8 @@ export interface UniqueResult {
   lambda: number;
   /** ||w_T - w_{T/2}||^2 of the full run over the median actual weight SI (convergence check; small is good). */
   convergence: number;
+  /** ||w_T - w0|| / ||w0|| of the full run (how far training left the linearisation point). */
+  relativeMove: number;
   /** Flipped samples among the top `flip` fraction by weight SI and by function SI, and the numbers of each. */
   flipped: { lambdaScale: number; flipped: number; top: number; inTopWeights: number; inTopFunction: number }[] | null;
   settings: Record<string, number | string>;
@@ -86,18 +95,36 @@ export interface Net {
   apply: (ps: TF.Tensor[], x: TF.Tensor) => TF.Tensor;
 }
 
-/** One hidden ReLU layer, k = 2 outputs; parameters `fc1.weight` [d, h], `fc1.bias`, `out.weight` [h, 2], `out.bias`. */
-async function makeNet(d: number, h: number, seed: number): Promise<Net> {
+/**
+ * One hidden ReLU layer with `k` outputs; parameters `fc1.weight` [d, h], `fc1.bias`, `out.weight` [h, k],
+ * `out.bias`. `init`: "he" (normal, std sqrt(2 / d) and sqrt(1 / h), zero biases) or "torch" (PyTorch's default
+ * for nn.Linear: weights and biases uniform in +-1 / sqrt(fan_in)).
+ */
+async function makeNet(d: number, h: number, seed: number, k = 2, init: "he" | "torch" = "he"): Promise<Net> {
   const tf = await initBackend();
-  const init = (shape: number[], std: number, s: number) =>
+  const normal = (shape: number[], std: number, s: number) =>
     tf.tidy(() => tf.randomNormal(shape, 0, std, "float32", s).dataSync() as Float32Array);
+  const uniform = (shape: number[], fanIn: number, s: number) =>
+    tf.tidy(() => {
+      const u = 1 / Math.sqrt(fanIn);
+      return tf.randomUniform(shape, -u, u, "float32", s).dataSync() as Float32Array;
+    });
+  const torch = init === "torch";
   return {
     tf,
     w0: [
-      { name: "fc1.weight", shape: [d, h], values: init([d, h], Math.sqrt(2 / d), seed * 7 + 1) },
-      { name: "fc1.bias", shape: [h], values: new Float32Array(h) },
-      { name: "out.weight", shape: [h, 2], values: init([h, 2], Math.sqrt(1 / h), seed * 7 + 2) },
-      { name: "out.bias", shape: [2], values: new Float32Array(2) },
+      {
+        name: "fc1.weight",
+        shape: [d, h],
+        values: torch ? uniform([d, h], d, seed * 7 + 1) : normal([d, h], Math.sqrt(2 / d), seed * 7 + 1),
+      },
+      { name: "fc1.bias", shape: [h], values: torch ? uniform([h], d, seed * 7 + 3) : new Float32Array(h) },
+      {
+        name: "out.weight",
+        shape: [h, k],
+        values: torch ? uniform([h, k], h, seed * 7 + 2) : normal([h, k], Math.sqrt(1 / h), seed * 7 + 2),
+      },
+      { name: "out.bias", shape: [k], values: torch ? uniform([k], h, seed * 7 + 4) : new Float32Array(k) },
     ],
     apply: ([w1, b1, w2, b2], x) =>
       tf.add(
@@ -108,6 +135,87 @@ async function makeNet(d: number, h: number, seed: number): Promise<Net> {
         b2,
       ),
   };
+}
+
+/**
+ * Full-batch plain gradient descent on the one-hidden-layer ReLU network of {@linkcode makeNet} in float64: `steps`
+ * steps of size `lr` on `sum_i mask_i ||f(x_i) - y_i||^2 / 2` from `w0`. `x` (n x d) and `xt` (its transpose, d x n)
+ * in shared memory; returns the flattened weights (the order of `w0`) and the outputs on `testX` (row-major).
+ * The two products per step (forward `X W1`, gradient `G^T X`) run on the linear-algebra kernels' gemm (threads).
+ */
+export function retrain64(
+  w0: Net["w0"],
+  x: Float64Array,
+  xt: Float64Array,
+  y: Float64Array,
+  mask: Float64Array,
+  testX: Float64Array,
+  lr: number,
+  steps: number,
+  threads: number = defaultThreads(),
+  keepAt?: number,
+): { w: Float64Array; f: Float64Array; wAt?: Float64Array } {
+  const [d, h] = w0[0].shape, k = w0[2].shape[1], n = mask.length, nt = testX.length / d;
+  const w1t = sharedF64(h * d); // W1^T, h x d
+  for (let a = 0; a < d; a++) for (let j = 0; j < h; j++) w1t[j * d + a] = w0[0].values[a * h + j];
+  const b1 = Float64Array.from(w0[1].values),
+    w2 = Float64Array.from(w0[2].values),
+    b2 = Float64Array.from(w0[3].values);
+  /** Hidden pre-activations (m x h, in place) and outputs (m x k) of the rows of `xs`. */
+  const forward = (xs: Float64Array, m: number) => {
+    const z = sharedF64(m * h), f = new Float64Array(m * k);
+    gemm(matrix(z, m, h), matrix(xs, m, d), transpose(matrix(w1t, h, d)), { threads });
+    for (let i = 0; i < m; i++) {
+      for (let c = 0; c < k; c++) f[i * k + c] = b2[c];
+      for (let j = 0; j < h; j++) {
+        const v = z[i * h + j] + b1[j];
+        z[i * h + j] = v;
+        if (v > 0) { for (let c = 0; c < k; c++) f[i * k + c] += v * w2[j * k + c]; }
+      }
+    }
+    return { z, f };
+  };
+  const gt = sharedF64(h * n), g1 = sharedF64(h * d), e = new Float64Array(n * k);
+  const gw2 = new Float64Array(h * k), gb1 = new Float64Array(h), gb2 = new Float64Array(k);
+  const B = 64; // tile of the transposed writes of G
+  const flat = () => {
+    const w = new Float64Array(h * d + h + h * k + k);
+    for (let a = 0; a < d; a++) for (let j = 0; j < h; j++) w[a * h + j] = w1t[j * d + a];
+    w.set(b1, h * d);
+    w.set(w2, h * d + h);
+    w.set(b2, h * d + h + h * k);
+    return w;
+  };
+  let wAt: Float64Array | undefined;
+  for (let s = 0; s < steps; s++) {
+    if (s === keepAt) wAt = flat();
+    const { z, f } = forward(x, n);
+    for (let i = 0; i < n * k; i++) e[i] = mask[(i / k) | 0] * (f[i] - y[i]);
+    gw2.fill(0), gb1.fill(0), gb2.fill(0);
+    for (let i0 = 0; i0 < n; i0 += B) {
+      for (let j0 = 0; j0 < h; j0 += B) {
+        for (let i = i0; i < Math.min(n, i0 + B); i++) {
+          for (let j = j0; j < Math.min(h, j0 + B); j++) {
+            const v = z[i * h + j];
+            let g = 0;
+            if (v > 0) {
+              for (let c = 0; c < k; c++) gw2[j * k + c] += v * e[i * k + c], g += e[i * k + c] * w2[j * k + c];
+            }
+            gt[j * n + i] = g;
+            gb1[j] += g;
+          }
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) gb2[c] += e[i * k + c];
+    g1.fill(0);
+    gemm(matrix(g1, h, d), matrix(gt, h, n), transpose(matrix(xt, d, n)), { threads });
+    for (let i = 0; i < h * d; i++) w1t[i] -= lr * g1[i];
+    for (let j = 0; j < h; j++) b1[j] -= lr * gb1[j];
+    for (let i = 0; i < h * k; i++) w2[i] -= lr * gw2[i];
+    for (let c = 0; c < k; c++) b2[c] -= lr * gb2[c];
+  }
+  return { w: flat(), f: forward(testX, nt).f, wAt };
 }
 
 /** Largest eigenvalue of `Theta = J J^T` from the Jacobian rows (power iteration on `J^T J`). */
@@ -194,7 +302,8 @@ export async function siOf(
   inputs.set(x);
   inputs.set(testX, n * d);
   const targets = new Float32Array((n + testN) * k).fill(NaN);
-  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) targets[k * i + c] = y[i] === c ? 1 : 0;
+  // one-hot targets; one output: the class index itself (0 or 1)
+  for (let i = 0; i < n; i++) for (let c = 0; c < k; c++) targets[k * i + c] = k === 1 ? y[i] : y[i] === c ? 1 : 0;
   const batches = [];
   for await (
     const rb of tfjsJacobians({
@@ -263,13 +372,15 @@ export async function siOf(
 export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   const t0 = performance.now();
   const fast = o.fast ?? false, seed = o.seed ?? 0;
-  const n = o.n ?? (fast ? 150 : 1000), testN = o.testN ?? (fast ? 100 : 200), hidden = o.hidden ?? (fast ? 32 : 128);
   const paper = o.setting === "paper";
-  const check = o.check ?? (fast ? 15 : 50), steps = o.steps ?? (paper ? (fast ? 200 : 300) : (fast ? 150 : 300));
+  const n = o.n ?? (fast ? 150 : 1000), testN = o.testN ?? (fast ? 100 : 200);
+  const hidden = o.hidden ?? (paper ? (fast ? 128 : 1024) : (fast ? 32 : 128));
+  const check = o.check ?? (fast ? 15 : 50), steps = o.steps ?? (paper ? (fast ? 100 : 200) : (fast ? 150 : 300));
   const lambdaScale = paper ? 0 : o.lambdaScale ?? 0.1, flip = o.flip ?? 0.1;
   const flipScales = paper ? [0] : o.flipScales ?? [0.1, 0.01];
-  // the paper's setting: T plain gradient-descent steps of size 1 / lambda_max(Theta), no ridge
-  const finite = paper ? (top: number) => ({ "si-t": steps, "si-lr": 1 / top }) : undefined;
+  // the official code's setting: T plain full-batch steps, lr on the mean loss = eta n on the sum, no ridge
+  const lrMean = o.lr ?? 0.001, eta = lrMean / n;
+  const finite = paper ? () => ({ "si-t": steps, "si-lr": eta }) : undefined;
   const out = o.out ?? `experiments/unique_info${paper ? "_paper" : ""}${fast ? "_fast" : ""}`;
   const digits = await loadDigits(seed);
   // 4 vs 9: label 0 for a 4, 1 for a 9.
@@ -281,16 +392,19 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   }
   const d = 196;
   const img = pool14(digits.images, digits.n);
+  // the official code's inputs: ToTensor then Normalize(0.456, 0.224)
+  const norm = paper ? (v: number) => (v - 0.456) / 0.224 : (v: number) => v;
   const take = (from: number, count: number) => {
     const x = new Float32Array(count * d), y = new Int32Array(count);
     for (let i = 0; i < count; i++) {
-      x.set(img.subarray(idx[from + i] * d, idx[from + i] * d + d), i * d);
+      for (let a = 0; a < d; a++) x[i * d + a] = norm(img[idx[from + i] * d + a]);
       y[i] = digits.labels[idx[from + i]] === 9 ? 1 : 0;
     }
     return { x, y };
   };
   const train = take(0, n), test = take(n, testN), second = train;
-  const net = await makeNet(d, hidden, seed);
+  const net = paper ? await makeNet(d, hidden, seed, 1, "torch") : await makeNet(d, hidden, seed);
+  const k = paper ? 1 : 2;
   const tf = net.tf;
   const t1 = performance.now();
   const [si] = await siOf(net, train.x, train.y, test.x, d, `${out}/clean`, seed, [lambdaScale], finite);
@@ -298,25 +412,33 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
 
   // Actual retraining.
   const t2 = performance.now();
-  // Heavy ball with Polyak's optimal step and momentum for a quadratic with curvatures in [lambda, L], L =
-  // 1.2 (lambda_max + lambda) (margin for the non-linear terms): error falls by (sqrt(k) - 1) / (sqrt(k) + 1) a step.
-  const L = 2 * (si.top + si.lambda), mu = si.lambda;
-  const lr = paper ? 1 / si.top : 4 / (Math.sqrt(L) + Math.sqrt(mu)) ** 2;
-  const momentum = paper ? 0 : ((Math.sqrt(L / mu) - 1) / (Math.sqrt(L / mu) + 1)) ** 2;
-  const X = tf.tensor2d(train.x, [n, d]), testX = tf.tensor2d(test.x, [testN, d]);
-  const Y = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(train.y, "int32"), 2), "float32")) as TF.Tensor2D;
-  const full = retrain(
-    net,
-    X,
-    Y,
-    new Float32Array(n).fill(1),
-    testX,
-    si.lambda,
-    lr,
-    momentum,
-    steps,
-    Math.floor(steps / 2),
-  );
+  let retrainOne: (
+    mask: Float32Array,
+    keepAt?: number,
+  ) => { w: ArrayLike<number>; f: ArrayLike<number>; wAt?: ArrayLike<number> };
+  let lr: number, momentum: number;
+  const dispose: TF.Tensor[] = [];
+  if (paper) {
+    // T plain steps of eta on the sum of losses, float64
+    lr = eta, momentum = 0;
+    const x64 = sharedF64(n * d), xt = sharedF64(d * n), tx = sharedF64(testN * d), y64 = new Float64Array(n * k);
+    for (let i = 0; i < n; i++) for (let a = 0; a < d; a++) x64[i * d + a] = xt[a * n + i] = train.x[i * d + a];
+    tx.set(test.x);
+    for (let i = 0; i < n; i++) y64[i] = train.y[i];
+    retrainOne = (mask, keepAt) =>
+      retrain64(net.w0, x64, xt, y64, Float64Array.from(mask), tx, eta, steps, defaultThreads(), keepAt);
+  } else {
+    // Heavy ball with Polyak's optimal step and momentum for a quadratic with curvatures in [lambda, L], L =
+    // 2 (lambda_max + lambda) (margin for the non-linear terms): error falls by (sqrt(k) - 1) / (sqrt(k) + 1) a step.
+    const L = 2 * (si.top + si.lambda), mu = si.lambda;
+    lr = 4 / (Math.sqrt(L) + Math.sqrt(mu)) ** 2;
+    momentum = ((Math.sqrt(L / mu) - 1) / (Math.sqrt(L / mu) + 1)) ** 2;
+    const X = tf.tensor2d(train.x, [n, d]), testX = tf.tensor2d(test.x, [testN, d]);
+    const Y = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(train.y, "int32"), 2), "float32")) as TF.Tensor2D;
+    dispose.push(X, Y, testX);
+    retrainOne = (mask, keepAt) => retrain(net, X, Y, mask, testX, si.lambda, lr, momentum, steps, keepAt);
+  }
+  const full = retrainOne(new Float32Array(n).fill(1), Math.floor(steps / 2));
   const rand = rng(seed + 3);
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
@@ -327,7 +449,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
   for (const i of order.slice(0, check)) {
     const mask = new Float32Array(n).fill(1);
     mask[i] = 0;
-    const loo = retrain(net, X, Y, mask, testX, si.lambda, lr, momentum, steps);
+    const loo = retrainOne(mask);
     let dw = 0, df = 0;
     for (let j = 0; j < loo.w.length; j++) dw += (full.w[j] - loo.w[j]) ** 2;
     for (let j = 0; j < loo.f.length; j++) df += (full.f[j] - loo.f[j]) ** 2;
@@ -339,9 +461,12 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
       actualFunction: df / testN,
     });
   }
-  tf.dispose([X, Y, testX]);
+  tf.dispose(dispose);
   let conv = 0;
   for (let j = 0; j < full.w.length; j++) conv += (full.w[j] - full.wAt![j]) ** 2;
+  let moved = 0, size = 0;
+  const w0flat = net.w0.flatMap((p) => [...p.values]);
+  for (let j = 0; j < full.w.length; j++) moved += (full.w[j] - w0flat[j]) ** 2, size += w0flat[j] ** 2;
   const sortedActual = checked.map((c) => c.actualWeights).sort((a, b) => a - b);
   const convergence = conv / sortedActual[Math.floor(sortedActual.length / 2)];
   if (o.verbose) console.error(`retrained ${check} + 1 times, ${steps} steps each (${since(t2).toFixed(1)} s)`);
@@ -377,19 +502,22 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
     tauFunction: kendallTau(pF, aF),
     lambda: si.lambda,
     convergence,
+    relativeMove: Math.sqrt(moved / size),
     flipped,
   };
   const settings = {
     seed,
-    data: "MNIST 4 vs 9, 14 x 14",
-    mlp: `196-${hidden}-2 (ReLU)`,
+    data: `MNIST 4 vs 9, 14 x 14${paper ? ", normalised (x - 0.456) / 0.224" : ""}`,
+    mlp: `196-${hidden}-${k} (ReLU${paper ? ", PyTorch's default initialisation" : ""})`,
     n,
     test: testN,
     check,
     steps,
     lambda: `${lambdaScale} x lambda_max(Theta) = ${si.lambda.toPrecision(4)}`,
     optimizer: paper
-      ? `T = ${steps} full-batch plain gradient-descent steps, lr 1 / lambda_max(Theta) = ${lr.toPrecision(4)}`
+      ? `T = ${steps} full-batch plain gradient-descent steps (float64), lr ${lrMean} on the mean loss = eta ${
+        eta.toPrecision(4)
+      } on the sum (eta lambda_max(Theta) = ${(eta * si.top).toFixed(3)})`
       : `full-batch heavy ball, lr ${lr.toPrecision(4)}, momentum ${momentum.toFixed(3)}`,
   };
   const markdown = [
@@ -405,7 +533,9 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
       paper
         ? "Movement in the second half of training (finite T, not converged by design)"
         : "Convergence of the retraining"
-    }: squared distance of w_T to w_{T/2} over the median actual weight SI = ${convergence.toExponential(2)}.`,
+    }: squared distance of w_T to w_{T/2} over the median actual weight SI = ${
+      convergence.toExponential(2)
+    }; ||w_T - w0|| / ||w0|| = ${res.relativeMove.toExponential(2)}.`,
     ...(flipped
       ? [
         "",
@@ -439,7 +569,7 @@ export async function uniqueInfo(o: UniqueOptions = {}): Promise<UniqueResult> {
 }
 
 if (import.meta.main) {
-  const args = experimentArgs(Deno.args, { ints: ["hidden", "steps"], flags: ["paper"] });
+  const args = experimentArgs(Deno.args, { ints: ["hidden", "steps", "check"], flags: ["paper"], nums: ["lr"] });
   const r = await uniqueInfo({ ...args, setting: args.paper ? "paper" : "ridge", verbose: true });
   console.log(`Unique information (${JSON.stringify(r.settings)})\n\n${r.markdown}\n`);
   const dir = args.out ?? `experiments/unique_info${args.paper ? "_paper" : ""}${args.fast ? "_fast" : ""}`;

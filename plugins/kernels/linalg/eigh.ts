@@ -302,6 +302,8 @@ function merge(
   let dmax = 0, zmax = 0;
   for (let j = 0; j < len; j++) dmax = Math.max(dmax, Math.abs(ds[j])), zmax = Math.max(zmax, Math.abs(zs[j]));
   const tol = 8 * EPS * Math.max(dmax, rho * zmax);
+  // block column c is zero outside the top rows (part 0: c < n1), the bottom rows (1), or mixed by a rotation (2)
+  const part = Int8Array.from({ length: len }, (_, c) => (c < n1 ? 0 : 1));
   const deflated: number[] = []; // positions j (in sorted order) with eigenvalue ds[j] and column cols[j]
   const keep: number[] = [];
   let prev = -1;
@@ -317,6 +319,7 @@ function merge(
       if (Math.abs(t * c * sn) <= tol) {
         // rotate columns prev and j: col_prev' = c col_prev + sn col_j, col_j' = -sn col_prev + c col_j
         const cp = s + cols[prev], cj = s + cols[j];
+        if (part[cols[prev]] !== part[cols[j]]) part[cols[prev]] = part[cols[j]] = 2;
         for (let i = s; i < s + len; i++) {
           const x = q[i * n + cp], y = q[i * n + cj];
           q[i * n + cp] = c * x + sn * y;
@@ -354,13 +357,23 @@ function merge(
     const inv = 1 / Math.sqrt(ss);
     for (let j = 0; j < K; j++) ut[p * K + j] *= inv;
   }
-  // Qc (len x K) = kept columns; new vectors = Qc U
-  const qc = sharedF64(len * K), qn = sharedF64(len * K);
-  for (let i = 0; i < len; i++) {
-    const row = (s + i) * n + s;
-    for (let x = 0; x < K; x++) qc[i * K + x] = q[row + cols[keep[x]]];
+  // new vectors = Qc U, Qc (len x K) = kept columns. A column from the first half is zero below row n1, one from the
+  // second half above it (unless a rotation mixed the two): the top rows take the top and mixed columns, the bottom
+  // rows the bottom and mixed ones, two products of half the size (LAPACK dlaed3's split)
+  const qn = sharedF64(len * K);
+  for (const [r0, rows, side] of [[0, n1, 0], [n1, len - n1, 1]]) {
+    const xs: number[] = [];
+    for (let x = 0; x < K; x++) if (part[cols[keep[x]]] !== 1 - side) xs.push(x);
+    const w = xs.length;
+    if (w === 0 || rows === 0) continue;
+    const qc = sharedF64(rows * w), us = sharedF64(K * w);
+    for (let i = 0; i < rows; i++) {
+      const row = (s + r0 + i) * n + s;
+      for (let y = 0; y < w; y++) qc[i * w + y] = q[row + cols[keep[xs[y]]]];
+    }
+    for (let p = 0; p < K; p++) for (let y = 0; y < w; y++) us[p * w + y] = ut[p * K + xs[y]];
+    gemm(block(matrix(qn, len, K), r0, 0, rows, K), matrix(qc, rows, w), transpose(matrix(us, K, w)));
   }
-  gemm(matrix(qn, len, K), matrix(qc, len, K), transpose(matrix(ut, K)));
   // all eigenvalues, sorted: roots (from qn) and deflated (old columns)
   const items: { v: number; src: number }[] = []; // src >= 0: column of qn; < 0: -1 - deflated position
   for (let p = 0; p < K; p++) items.push({ v: dk[roots.origin[p]] + roots.tau[p], src: p });
