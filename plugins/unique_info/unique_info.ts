@@ -822,7 +822,7 @@ class UniqueInfoEstimator implements Estimator {
     const tt = this.tt;
     if (tt) {
       meta["infotap.definition"] =
-        `SCIENCE.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, ${
+        `docs/science.md section 3: linearised at w0, sum-of-losses MSE, ridge lambda toward w0, ${
           tt.lr === undefined ? `gradient flow for time t = ${tt.t}` : `${tt.t} gradient-descent steps of size ${tt.lr}`
         } from w0`;
       meta["infotap.si.route"] = solved.route ?? "";
