@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { symEig } from "./symeig.ts";
+import { symEig } from "../kernels/linalg/symeig.ts";
 
 /** The serializable state of a sketch. */
 export interface FdState {

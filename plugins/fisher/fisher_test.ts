@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fisherPlugin, layerOf } from "./fisher.ts";
 import { FdSketch } from "./fd_sketch.ts";
-import { symEig } from "./symeig.ts";
+import { symEig } from "../kernels/linalg/symeig.ts";
 import { gradientBatch, Rng, rowsOf, runPlugin } from "../../tests/_util.ts";
 import { mixedGradients } from "../../tests/_contract_fixtures.ts";
 import { resolveOptions } from "../../pipeline/core/plugin.ts";

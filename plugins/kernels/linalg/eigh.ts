@@ -28,7 +28,7 @@
 import { block, matrix, sharedF64, transpose } from "./matrix.ts";
 import { gemm } from "./gemm.ts";
 import { lownerWeights, secularRoot, type SecularRoots } from "./secular.ts";
-import { symEig } from "../../fisher/symeig.ts";
+import { symEig } from "./symeig.ts";
 
 const EPS = 2 ** -53;
 /** Columns per block of the tridiagonalisation and the back-transformation. */

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { lownerWeights, rootMinusPole, secularRoots } from "./secular.ts";
-import { symEig } from "../../fisher/symeig.ts";
+import { symEig } from "./symeig.ts";
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -1,7 +1,7 @@
 /**
  * Eigen-decomposition of a small dense symmetric matrix in float64 by the cyclic Jacobi method (Golub & Van
  * Loan, Matrix Computations, 4th ed., section 8.5), with the classic threshold strategy. Used by the Frequent
- * Directions sketch on its (2 ell x 2 ell) Gram matrix; accurate to a few ulps of the largest eigenvalue.
+ * Directions sketch (plugins/fisher) on its (2 ell x 2 ell) Gram matrix and by `eigh` for its small leaves; accurate to a few ulps of the largest eigenvalue.
  *
  * No npm dependency: the matrices are at most a few hundred wide, this is ~80 lines, and it works on flat
  * `Float64Array`s without copies (ml-matrix, the obvious library, stores arrays of arrays).
