@@ -8,6 +8,7 @@ import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { ByteCollector } from "./byte_collector.ts";
 import { writeCsv } from "./csv.ts";
+import { combineBatches } from "./table.ts";
 
 /** One file format of a result table. */
 export type FileFormat = "parquet" | "arrow" | "csv";
@@ -66,20 +67,7 @@ function parquetProperties(table: arrow.Table): pq.WriterProperties {
 export function toParquet(table: arrow.Table): Uint8Array {
   // Properties first, then the table: the order of parquet-wasm's calls decides its hash seeds (see above).
   const props = parquetProperties(table);
-  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream")), props);
-}
-
-/** The table as one record batch (values copied when it has several). */
-function oneBatch(table: arrow.Table): arrow.Table {
-  if (table.batches.length <= 1) return table;
-  const children = table.schema.fields.map((f) => {
-    const col = table.getChild(f.name)!;
-    const b = arrow.makeBuilder({ type: f.type, nullValues: [null, undefined] });
-    for (let i = 0; i < table.numRows; i++) b.append(col.get(i));
-    return b.finish().toVector().data[0];
-  });
-  const data = arrow.makeData({ type: new arrow.Struct(table.schema.fields), length: table.numRows, children });
-  return new arrow.Table(table.schema, [new arrow.RecordBatch(table.schema, data)]);
+  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(combineBatches(table), "stream")), props);
 }
 
 /**
