@@ -23,7 +23,7 @@
  * @module
  */
 import type * as arrow from "apache-arrow";
-import { atomicWrite } from "./write.ts";
+import { atomicWrite, type WriteGroup } from "./write.ts";
 
 /** Rows written per chunk by {@linkcode writeCsv} (bounds the memory of a large table's text). */
 const CHUNK_ROWS = 50_000;
@@ -60,8 +60,11 @@ export function toCsv(table: arrow.Table): string {
   return chunk(table, 0, table.numRows);
 }
 
-/** Writes the table as CSV to `path` (through a temporary name, fsynced and renamed: see `atomicWrite`). */
-export async function writeCsv(path: string, table: arrow.Table): Promise<void> {
+/**
+ * Writes the table as CSV to `path` (through a temporary name, fsynced and renamed: see `atomicWrite`; by
+ * `group`'s commit when given).
+ */
+export async function writeCsv(path: string, table: arrow.Table, group?: WriteGroup): Promise<void> {
   const enc = new TextEncoder();
   await atomicWrite(
     path,
@@ -70,6 +73,7 @@ export async function writeCsv(path: string, table: arrow.Table): Promise<void> 
         yield enc.encode(chunk(table, from, Math.min(table.numRows, from + CHUNK_ROWS)));
       }
     })(),
+    group,
   );
 }
 

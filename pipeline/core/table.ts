@@ -134,6 +134,57 @@ export function concatTables(tables: arrow.Table[]): arrow.Table {
 }
 
 /**
+ * The table as one record batch: numeric and string columns without nulls are concatenated buffer by buffer,
+ * other columns (with nulls, or of other types) go through the builder value by value, as `tableFromColumns`
+ * builds them; either way the Arrow buffers are those the builder gives. A table of one batch is returned as it is.
+ */
+export function combineBatches(table: arrow.Table): arrow.Table {
+  if (table.batches.length <= 1) return table;
+  const children = table.schema.fields.map((f) => {
+    const col = table.getChild(f.name)!;
+    return (col.nullCount === 0 ? denseConcat(col) : null) ?? builtConcat(col);
+  });
+  const data = arrow.makeData({ type: new arrow.Struct(table.schema.fields), length: table.numRows, children });
+  return new arrow.Table(table.schema, [new arrow.RecordBatch(table.schema, data)]);
+}
+
+/** A column without nulls as one Data: Int/Float values concatenated, Utf8 offsets and bytes; null for other types. */
+function denseConcat(col: arrow.Vector): arrow.Data | null {
+  const type = col.type, n = col.length;
+  if (arrow.DataType.isInt(type) || arrow.DataType.isFloat(type)) {
+    return arrow.makeData({ type, length: n, nullCount: 0, data: col.toArray() } as never);
+  }
+  if (!(type instanceof arrow.Utf8)) return null;
+  const chunks = col.data as arrow.Data<arrow.Utf8>[];
+  const offsets = new Int32Array(n + 1);
+  let rows = 0, bytes = 0;
+  for (const d of chunks) {
+    const o = d.valueOffsets;
+    bytes += o[d.length] - o[0];
+  }
+  const values = new Uint8Array(bytes);
+  bytes = 0;
+  for (const d of chunks) {
+    const o = d.valueOffsets, base = o[0];
+    values.set(d.values.subarray(base, o[d.length]), bytes);
+    for (let i = 1; i <= d.length; i++) offsets[rows + i] = bytes + o[i] - base;
+    rows += d.length;
+    bytes = offsets[rows];
+  }
+  return arrow.makeData({ type, length: n, nullCount: 0, valueOffsets: offsets, data: values } as never);
+}
+
+/** A column as one Data through the builder (nulls kept), read chunk by chunk. */
+function builtConcat(col: arrow.Vector): arrow.Data {
+  const b = arrow.makeBuilder({ type: col.type, nullValues: [null, undefined] });
+  for (const d of col.data) {
+    const chunk = new arrow.Vector([d]);
+    for (let i = 0; i < d.length; i++) b.append(chunk.get(i));
+  }
+  return b.finish().toVector().data[0];
+}
+
+/**
  * Outer join of two tables on key columns (compared as strings; nulls equal nulls). The result keeps `a`'s
  * rows in order, then `b`'s unmatched rows; non-key columns of both, null where a side had no row.
  */

@@ -8,6 +8,7 @@ import * as arrow from "apache-arrow";
 import * as pq from "parquet-wasm";
 import { ByteCollector } from "./byte_collector.ts";
 import { writeCsv } from "./csv.ts";
+import { combineBatches } from "./table.ts";
 
 /** One file format of a result table. */
 export type FileFormat = "parquet" | "arrow" | "csv";
@@ -26,15 +27,20 @@ export function fileFormats(format: string): FileFormat[] | null {
   return all.filter((f) => parts.includes(f)) as FileFormat[];
 }
 
-/** Writes one table as `<base>.<ext>` for each format; returns the paths written. */
-export async function writeTable(base: string, table: arrow.Table, format: OutputFormat): Promise<string[]> {
+/** Writes one table as `<base>.<ext>` for each format (made durable by `group`'s commit when given); returns the paths written. */
+export async function writeTable(
+  base: string,
+  table: arrow.Table,
+  format: OutputFormat,
+  group?: WriteGroup,
+): Promise<string[]> {
   const written: string[] = [];
   for (const f of fileFormats(format) ?? []) {
     const p = `${base}.${f}`;
-    if (f === "parquet") await atomicWrite(p, large(table) ? await parquetStream(table) : toParquet(table));
+    if (f === "parquet") await atomicWrite(p, large(table) ? await parquetStream(table) : toParquet(table), group);
     else if (f === "arrow") {
-      await atomicWrite(p, table.batches.length > 1 ? arrowFileChunks(table) : arrow.tableToIPC(table, "file"));
-    } else await writeCsv(p, table);
+      await atomicWrite(p, table.batches.length > 1 ? arrowFileChunks(table) : arrow.tableToIPC(table, "file"), group);
+    } else await writeCsv(p, table, group);
     written.push(p);
   }
   return written;
@@ -66,20 +72,7 @@ function parquetProperties(table: arrow.Table): pq.WriterProperties {
 export function toParquet(table: arrow.Table): Uint8Array {
   // Properties first, then the table: the order of parquet-wasm's calls decides its hash seeds (see above).
   const props = parquetProperties(table);
-  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(oneBatch(table), "stream")), props);
-}
-
-/** The table as one record batch (values copied when it has several). */
-function oneBatch(table: arrow.Table): arrow.Table {
-  if (table.batches.length <= 1) return table;
-  const children = table.schema.fields.map((f) => {
-    const col = table.getChild(f.name)!;
-    const b = arrow.makeBuilder({ type: f.type, nullValues: [null, undefined] });
-    for (let i = 0; i < table.numRows; i++) b.append(col.get(i));
-    return b.finish().toVector().data[0];
-  });
-  const data = arrow.makeData({ type: new arrow.Struct(table.schema.fields), length: table.numRows, children });
-  return new arrow.Table(table.schema, [new arrow.RecordBatch(table.schema, data)]);
+  return pq.writeParquet(pq.Table.fromIPCStream(arrow.tableToIPC(combineBatches(table), "stream")), props);
 }
 
 /**
@@ -136,35 +129,117 @@ export async function writeTables(
  * Writes a file through a temporary name (`<path>.tmp-<pid>`), fsynced, then renamed over `path` and the
  * directory fsynced: readers never see half a file, and a kill or power loss at any instant leaves either the
  * old file or the new one. The temporary file is removed when the write fails.
- * `bytes` may come in chunks (a stream or async iterable).
+ * `bytes` may come in chunks (a stream or async iterable). With a {@linkcode WriteGroup}, the file is only written
+ * to its temporary name here; the group's `commit` makes it durable and renames it, with the group's other files.
  */
 export async function atomicWrite(
   path: string,
   bytes: Uint8Array | string | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  group?: WriteGroup,
 ): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  const chunks = typeof bytes === "string"
-    ? [new TextEncoder().encode(bytes)]
-    : bytes instanceof Uint8Array
-    ? [bytes]
-    : bytes;
   try {
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      for await (const data of chunks) {
-        let off = 0;
-        while (off < data.length) off += await f.write(data.subarray(off));
-      }
-      await f.sync();
-    } finally {
-      f.close();
+    if (group) {
+      if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
+      else if (bytes instanceof Uint8Array) await Deno.writeFile(tmp, bytes);
+      else await writeChunks(tmp, bytes, false);
+      group.hold(tmp, path);
+      return;
     }
+    await writeChunks(tmp, typeof bytes === "string" ? [new TextEncoder().encode(bytes)] : bytes, true);
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
-  await syncDir(path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".");
+  await syncDir(dirOf(path));
+}
+
+/** Writes `tmp` (created or truncated) from chunks, fsynced when `sync`. */
+async function writeChunks(
+  tmp: string,
+  bytes: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  sync: boolean,
+): Promise<void> {
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  try {
+    for await (const data of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      let off = 0;
+      while (off < data.length) off += await f.write(data.subarray(off));
+    }
+    if (sync) await f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+function dirOf(path: string): string {
+  return path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+}
+
+/** Awaits every promise; throws the first failure once all settled. */
+async function settleAll(work: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/**
+ * Files that {@linkcode atomicWrite} made durable together: `commit` fsyncs them side by side (their disk round
+ * trips overlap instead of queueing one after another), then renames each over its path, then fsyncs their
+ * directories side by side. Each file keeps `atomicWrite`'s guarantee (old or new, never half); none has its
+ * final name before `commit`. `discard` removes the temporary files of a group that will not be committed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { atomicWrite, WriteGroup } from "./write.ts";
+ * const dir = await Deno.makeTempDir();
+ * const group = new WriteGroup();
+ * await atomicWrite(`${dir}/a.txt`, "a", group);
+ * await atomicWrite(`${dir}/b.txt`, "b", group);
+ * assert.equal(await Deno.stat(`${dir}/b.txt`).catch(() => null), null);
+ * await group.commit();
+ * assert.equal(await Deno.readTextFile(`${dir}/b.txt`), "b");
+ * ```
+ */
+export class WriteGroup {
+  #held = new Map<string, string>(); // temporary name -> final path
+
+  /** Takes a temporary file written (called by `atomicWrite`). */
+  hold(tmp: string, path: string): void {
+    this.#held.set(tmp, path);
+  }
+
+  /** Makes every file held durable under its final name; on a failure the files not renamed are removed. */
+  async commit(): Promise<void> {
+    const held = this.#held;
+    const dirs = new Set([...held.values()].map(dirOf));
+    try {
+      await settleAll([...held.keys()].map(async (tmp) => {
+        const f = await Deno.open(tmp, { write: true });
+        try {
+          await f.sync();
+        } finally {
+          f.close();
+        }
+      }));
+      await settleAll([...held].map(async ([tmp, path]) => {
+        await Deno.rename(tmp, path);
+        held.delete(tmp);
+      }));
+    } catch (e) {
+      await this.discard();
+      throw e;
+    }
+    await Promise.all([...dirs].map(syncDir));
+  }
+
+  /** Removes the temporary files not committed. */
+  async discard(): Promise<void> {
+    const tmps = [...this.#held.keys()];
+    this.#held.clear();
+    await Promise.all(tmps.map((tmp) => Deno.remove(tmp).catch(() => {})));
+  }
 }
 
 /** Flushes a directory's entries (a rename in it) to disk; a file system that cannot is left alone. */
