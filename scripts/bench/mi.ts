@@ -178,8 +178,10 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
     reference: paperAll,
     ratio: paperAll ? paperAll / fastAll : undefined,
     note: `${threads} threads (CPU ${(fastCpu / fastSec).toFixed(2)} cores busy on average); ${
-      args.full ? "all pairs timed" : `timed on ${P} pairs (every pair of random first neurons, in the run's order), extrapolated (per-neuron preparation ` +
-        `${fast.prepSeconds.toFixed(1)} s, counted once)`
+      args.full
+        ? "all pairs timed"
+        : `timed on ${P} pairs (every pair of random first neurons, in the run's order), extrapolated (per-neuron preparation ` +
+          `${fast.prepSeconds.toFixed(1)} s, counted once)`
     }; reference: the paper's per-pair code at its wall time per pair above, / ${threads} cores`,
   });
   // extra row: a brute-force O(n^2) KSG per pair (nobody's tool; kept as the definition, labelled as such)
