@@ -161,9 +161,15 @@ export function retrain64(
   const b1 = Float64Array.from(w0[1].values),
     w2 = Float64Array.from(w0[2].values),
     b2 = Float64Array.from(w0[3].values);
+  // one buffer of pre-activations per row count, reused every step: a new SharedArrayBuffer a step (8 MB at n =
+  // 1,000, h = 1,024) outran V8's collection of them and took the 51 retrainings of `--paper` to 22 GB
+  const zs = new Map<number, Float64Array>();
   /** Hidden pre-activations (m x h, in place) and outputs (m x k) of the rows of `xs`. */
   const forward = (xs: Float64Array, m: number) => {
-    const z = sharedF64(m * h), f = new Float64Array(m * k);
+    let z = zs.get(m);
+    if (z === undefined) zs.set(m, z = sharedF64(m * h));
+    else z.fill(0); // gemm adds to its output
+    const f = new Float64Array(m * k);
     gemm(matrix(z, m, h), matrix(xs, m, d), transpose(matrix(w1t, h, d)), { threads });
     for (let i = 0; i < m; i++) {
       for (let c = 0; c < k; c++) f[i * k + c] = b2[c];
