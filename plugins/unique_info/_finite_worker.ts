@@ -6,11 +6,12 @@
  */
 import { parentPort } from "node:worker_threads";
 import { looSecularShare, type SecularJob } from "./finite_time.ts";
+import { unpackViews } from "../kernels/threads.ts";
 
-parentPort?.on("message", (job: SecularJob) => {
+parentPort?.on("message", (message: unknown) => {
   let ok = true;
   try {
-    looSecularShare(job);
+    looSecularShare(unpackViews(message) as SecularJob);
   } catch {
     ok = false;
   }

@@ -32,7 +32,7 @@
 import { Worker } from "node:worker_threads";
 import { eigh } from "../kernels/linalg/eigh.ts";
 import { gemm, matrix, sharedF64, transpose } from "../kernels/linalg/mod.ts";
-import { defaultThreads } from "../kernels/threads.ts";
+import { defaultThreads, packViews } from "../kernels/threads.ts";
 import { lownerWeights, type SecularRoots, secularRoots } from "../kernels/linalg/secular.ts";
 
 const EPS = 2 ** -53;
@@ -301,7 +301,7 @@ export async function looSecularAll(
           w.once("message", done);
           w.once("error", fail);
           w.ref(); // keeps the process alive while the job is out
-          w.postMessage(job);
+          w.postMessage(packViews(job)); // typed arrays as buffer + offset + length: kernels/threads.ts
         }),
       );
     }
