@@ -1,5 +1,6 @@
 /**
- * Synthetic Jacobian batches for the unique-information benchmarks (scripts/bench/si.ts, scripts/bench/gpu_si.ts).
+ * Synthetic Jacobian batches and reference helpers for the unique-information benchmarks (scripts/bench/si.ts,
+ * si_finite.ts, gpu_si.ts).
  *
  * @module
  */
@@ -83,4 +84,41 @@ export function siOfDual(
     f += s * s;
   }
   return { w, f: f / nTest };
+}
+
+/**
+ * The kernel and residuals the estimator built from `batches` (its slot order is the sample order here): `theta`
+ * (N x N, both triangles filled), `ktest` (test x train) and `r = target - f0` of the training rows.
+ */
+export function ownKernel(
+  est: unknown,
+  batches: Batch[],
+  N: number,
+): { theta: Float64Array; ktest: Float64Array; r: Float64Array } {
+  const inner = est as { theta: { compact(): Float64Array }; ktest: { compact(): Float64Array } };
+  const theta = inner.theta.compact(), ktest = inner.ktest.compact();
+  for (let i = 0; i < N; i++) for (let j = i + 1; j < N; j++) theta[i * N + j] = theta[j * N + i];
+  const r = new Float64Array(N);
+  let x = 0;
+  for (const b of batches) {
+    for (let i = 0; i < b.numRows; i++) if (b.split![i] === 0) r[x++] = b.target![i] - b.f0![i];
+  }
+  return { theta, ktest, r };
+}
+
+/**
+ * The official code's first step for one sample: the kernel without sample `i`'s `k` rows (lower triangle of the
+ * m x m matrix, in shared memory) and the kept rows' indices.
+ */
+export function kernelWithout(
+  theta: Float64Array,
+  N: number,
+  k: number,
+  i: number,
+): { a: Float64Array; keep: number[] } {
+  const keep = [...Array(N).keys()].filter((j) => Math.floor(j / k) !== i);
+  const m = keep.length;
+  const a = new Float64Array(new SharedArrayBuffer(8 * m * m));
+  for (let x = 0; x < m; x++) for (let y = 0; y <= x; y++) a[x * m + y] = theta[keep[x] * N + keep[y]];
+  return { a, keep };
 }

@@ -27,7 +27,7 @@ import {
 import { defaultThreads, threadStats } from "../../plugins/kernels/threads.ts";
 
 import type { BenchRow } from "./_types.ts";
-import { makeSiBatches, siOfDual } from "./_si_batches.ts";
+import { kernelWithout, makeSiBatches, ownKernel, siOfDual } from "./_si_batches.ts";
 
 /** The official-code path for one sample: factorise the kernel without its rows, re-solve, compare. */
 function resolveOne(
@@ -42,13 +42,9 @@ function resolveOne(
   lambda: number,
   i: number,
 ): { w: number; f: number } {
-  const keep = [...Array(N).keys()].filter((j) => Math.floor(j / k) !== i);
+  const { a, keep } = kernelWithout(theta, N, k, i);
   const m = keep.length;
-  const a = new Float64Array(m * m);
-  for (let x = 0; x < m; x++) {
-    for (let y = 0; y <= x; y++) a[x * m + y] = theta[keep[x] * N + keep[y]];
-    a[x * m + x] += lambda;
-  }
+  for (let x = 0; x < m; x++) a[x * m + x] += lambda;
   choleskyInPlace(a, m);
   const sub = choleskySolve(a, m, keep.map((j) => r[j]));
   // w - w_{-i} = J^T d with d = alpha - (alpha_{-i} padded with zeros)
@@ -80,16 +76,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
 
   // reference: the estimator's own kernel (samples arrive in id order here, so slot order = sample order),
   // then one re-solve per sample
-  const r = new Float64Array(N);
-  {
-    let x = 0;
-    for (const b of batches) {
-      for (let i = 0; i < b.numRows; i++) if (b.split![i] === 0) r[x++] = b.target![i] - b.f0![i];
-    }
-  }
-  const inner = est as unknown as { theta: { compact(): Float64Array }; ktest: { compact(): Float64Array } };
-  const theta = inner.theta.compact(), ktest = inner.ktest.compact();
-  for (let i = 0; i < N; i++) for (let j = i + 1; j < N; j++) theta[i * N + j] = theta[j * N + i];
+  const { theta, ktest, r } = ownKernel(est, batches, N);
   const a = Float64Array.from(theta);
   for (let i = 0; i < N; i++) a[i * N + i] += lambda;
   choleskyInPlace(a, N);

@@ -30,7 +30,7 @@ import { eigh } from "../../plugins/kernels/linalg/eigh.ts";
 import { sharedF64 } from "../../plugins/kernels/linalg/mod.ts";
 import { defaultThreads } from "../../plugins/kernels/threads.ts";
 import type { BenchRow } from "./_types.ts";
-import { makeSiBatches, siOfDual } from "./_si_batches.ts";
+import { kernelWithout, makeSiBatches, ownKernel, siOfDual } from "./_si_batches.ts";
 
 /** Load average (1 minute) where readable. */
 function load(): string {
@@ -54,10 +54,8 @@ function redecompose(
   tt: { t: number; lr?: number; lambda: number },
   i: number,
 ): { w: number; f: number } {
-  const keep = [...Array(N).keys()].filter((j) => Math.floor(j / k) !== i);
+  const { a, keep } = kernelWithout(theta, N, k, i);
   const m = keep.length;
-  const a = sharedF64(m * m);
-  for (let x = 0; x < m; x++) for (let y = 0; y <= x; y++) a[x * m + y] = theta[keep[x] * N + keep[y]];
   const { values, vectors: v } = eigh(a, m);
   const proj = new Float64Array(m);
   keep.forEach((j, x) => {
@@ -102,14 +100,7 @@ export async function bench(args: { quick: boolean }): Promise<BenchRow[]> {
     const fast = (t2 - t0) / 1000;
     if (ref === null) {
       // reference on the estimator's own kernel (slot order = sample order here), one sample, times n
-      const inner = est as unknown as { theta: { compact(): Float64Array }; ktest: { compact(): Float64Array } };
-      const theta = inner.theta.compact(), ktest = inner.ktest.compact();
-      for (let i = 0; i < N; i++) for (let j = i + 1; j < N; j++) theta[i * N + j] = theta[j * N + i];
-      const r = new Float64Array(N);
-      let x = 0;
-      for (const b of batches) {
-        for (let i = 0; i < b.numRows; i++) if (b.split![i] === 0) r[x++] = b.target![i] - b.f0![i];
-      }
+      const { theta, ktest, r } = ownKernel(est, batches, N);
       kernel = { theta, r };
       const tt = { t: steps, lr, lambda: 0 };
       const full = eigh(theta, N);
