@@ -6,11 +6,14 @@
 
 /** Percentile with linear interpolation (numpy's default), ignoring NaN; NaN for no values. */
 export function percentile(values: ArrayLike<number>, q: number): number {
-  const v = Array.from(values).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const pos = (q / 100) * (v.length - 1);
+  // a typed array's sort is numeric and puts NaN last: the finite values are the first `m`
+  const v = Float64Array.from(values).sort();
+  let m = v.length;
+  while (m > 0 && Number.isNaN(v[m - 1])) m--;
+  if (m === 0) return NaN;
+  const pos = (q / 100) * (m - 1);
   const i = Math.floor(pos), f = pos - i;
-  return i + 1 < v.length ? v[i] + f * (v[i + 1] - v[i]) : v[i];
+  return i + 1 < m ? v[i] + f * (v[i + 1] - v[i]) : v[i];
 }
 
 /** Mean ignoring NaN; NaN for no values. */

@@ -1,15 +1,18 @@
 /**
  * The binned-MI kernel: joint histograms of many neuron pairs, accumulated batch by batch from bin codes
- * ({@linkcode codeRows}, {@linkcode addPairCounts}: with at most 16 bins, whole 8-row words of finite pairs in the
+ * ({@linkcode codeRows}, {@linkcode addPairCounts}: with at most 16 bins, whole 16-row groups of finite pairs in the
  * WebAssembly kernel of `pair_counts_wasm.ts`, the rest four rows a word here; same integers as the row-by-row
  * loop), and the plug-in MI of a joint histogram ({@linkcode mutualInformation}; docs/science.md section 1, =
  * scikit-learn `mutual_info_score` on the codes). Rows where either neuron is non-finite are left out of that pair
- * only. The packed loops: docs/internals.md, "Binned-MI pair counts".
+ * only. Where the native kernels are loaded (plugins/kernels/native/), both the counts (bit sets and AVX-512
+ * popcounts) and the MI of many tables ({@linkcode mutualInformationMany}) run there, with the same results. The
+ * packed loops: docs/internals.md, "Binned-MI pair counts".
  *
  * @module
  */
 import type { LayerRange } from "./binning.ts";
 import { addPairCountsWasm } from "./pair_counts_wasm.ts";
+import { nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
 
 /** The code of a non-finite value. */
 export const NONFINITE = 255;
@@ -59,8 +62,11 @@ const SCRATCH = new Uint32Array(2 * 256);
 
 /**
  * Adds the joint histograms of pairs `[p0, p1)` over `rows` rows of `codes` (neuron-major, neuron `a`'s codes at
- * `codes[a * stride ..]`, `stride` defaulting to `rows`) into `counts[p * B^2 + a * B + b]`. `dirty[neuron]` is 1
- * when that neuron has a non-finite code in these rows. The four-rows-a-word loop runs when `bins <= 16` and
+ * `codes[a * stride ..]`, `stride` defaulting to `rows`) into `counts[(p - from) * B^2 + a * B + b]` (`from`
+ * defaulting to 0: `counts` may hold just the pairs from `from` on). `dirty[neuron]` is 1 when that neuron has a
+ * non-finite code in these rows. `loaded`: the previous call, in the same synchronous run of the caller, counted
+ * these very codes (the WebAssembly kernel then does not copy them again). With at most 16 bins, whole 16-row
+ * groups of clean pairs are counted by the WebAssembly kernel; the four-rows-a-word loop runs on the rest when
  * `stride` and the codes' byte offset are multiples of 4.
  */
 export function addPairCounts(
@@ -73,19 +79,25 @@ export function addPairCounts(
   dirty: Uint8Array,
   counts: Uint32Array,
   stride = rows,
+  from = 0,
+  loaded = false,
 ): void {
+  if (p1 <= p0) return;
+  if (nativeCounts(codes, rows, pairs, p0, p1, bins, counts, stride, from, loaded)) return;
   const B2 = bins * bins;
-  // the WebAssembly kernel counts the clean pairs' rows in whole 8-row words; the loops below do the rest
-  const done = rows >= 8 && addPairCountsWasm(codes, stride, rows >> 3, pairs, p0, p1, bins, dirty, counts)
-    ? (rows >> 3) << 3
-    : 0;
+  // the WebAssembly kernel counts the clean pairs' rows in whole 16-row groups; the loops below do the rest
+  const done =
+    rows >= 16 && addPairCountsWasm(codes, stride, rows >> 4, pairs, p0, p1, bins, dirty, counts, from, loaded)
+      ? (rows >> 4) << 4
+      : 0;
   const packed = bins <= 16 && stride % 4 === 0 && codes.byteOffset % 4 === 0;
   const words = packed ? new Uint32Array(codes.buffer, codes.byteOffset, codes.length >> 2) : null;
   const full = rows >> 2, ws = stride >> 2, h = SCRATCH;
   for (let p = p0; p < p1; p++) {
     const a = pairs[2 * p], b = pairs[2 * p + 1];
-    const ca = a * stride, cb = b * stride, base = p * B2;
+    const ca = a * stride, cb = b * stride, base = (p - from) * B2;
     if (!dirty[a] && !dirty[b]) {
+      if (done === rows) continue;
       let r = done;
       if (words !== null) {
         // four rows a word: lane k of codes_a * B + codes_b is row k's joint cell
@@ -111,6 +123,33 @@ export function addPairCounts(
       }
     }
   }
+}
+
+/** Whether the native kernel holds the bit sets of the codes the last call loaded. */
+let nativeHasCodes = false;
+
+/** `addPairCounts` by the native kernel (every pair, non-finite rows in no bit set); false where it cannot. */
+function nativeCounts(
+  codes: Uint8Array,
+  rows: number,
+  pairs: Int32Array,
+  p0: number,
+  p1: number,
+  bins: number,
+  counts: Uint32Array,
+  stride: number,
+  from: number,
+  loaded: boolean,
+): boolean {
+  const k = nativeKernels;
+  if (k === null || !nativeSwitch.use || bins > 64 || rows === 0) return false;
+  if (!loaded || !nativeHasCodes) {
+    const neurons = Math.floor(codes.length / stride);
+    nativeHasCodes = k.symbols.itn_load_codes(k.ctx, codes, neurons, stride, rows, bins) === 0;
+    if (!nativeHasCodes) return false;
+  }
+  k.symbols.itn_pair_counts(k.ctx, pairs, p0, p1, counts, from);
+  return true;
 }
 
 /** `Math.log(c)` of the integers below 2^16, filled on first use (the same bits as calling `Math.log`). */
@@ -183,4 +222,50 @@ export function mutualInformation(
     mi += (c / n) * ((c < 65536 ? logs[c] : Math.log(c)) + logN - rowLog[a] - colSum[i - a * nb]);
   }
   return mi;
+}
+
+/** Scratch of the native {@linkcode mutualInformationMany}. */
+let NATIVE_SCRATCH = new Float64Array(0);
+
+/**
+ * {@linkcode mutualInformation} of `tables` consecutive `na x nb` tables from `counts[off]` into `mi[at ..]`, and
+ * each table's count (the rows it holds) into `samples[at ..]`: in the native kernel where it is loaded (tables
+ * whose count reaches 2^16 are evaluated here), else one table at a time here. The same bits either way.
+ */
+export function mutualInformationMany(
+  counts: Uint32Array,
+  off: number,
+  tables: number,
+  na: number,
+  nb: number,
+  mi: Float64Array,
+  samples: Float64Array,
+  at: number,
+): void {
+  const cells = na * nb, k = nativeKernels;
+  const rs = new Float64Array(na), cs = new Float64Array(nb);
+  const one = (t: number) => {
+    mi[at + t] = mutualInformation(counts, off + t * cells, na, nb, rs, cs);
+    // the rows counted: the sum of the row sums mutualInformation leaves in rs (exact integers)
+    let n = 0;
+    for (let i = 0; i < na; i++) n += rs[i];
+    samples[at + t] = n;
+  };
+  if (k === null || !nativeSwitch.use || tables === 0) {
+    for (let t = 0; t < tables; t++) one(t);
+    return;
+  }
+  const need = Math.ceil(cells / 2) + na + nb;
+  if (NATIVE_SCRATCH.length < need) NATIVE_SCRATCH = new Float64Array(need);
+  k.symbols.itn_mutual_information(
+    counts.subarray(off, off + tables * cells),
+    tables,
+    na,
+    nb,
+    LOGS ?? logTable(),
+    mi.subarray(at, at + tables),
+    samples.subarray(at, at + tables),
+    NATIVE_SCRATCH,
+  );
+  for (let t = 0; t < tables; t++) if (samples[at + t] >= 65536) one(t);
 }

@@ -9,15 +9,16 @@ import { pairCountKernel } from "./pair_counts_wasm.ts";
 import { binnedBlock, miPlugin } from "../mi/mi.ts";
 import { activationBatch, Rng, runPlugin } from "../../tests/_util.ts";
 
-Deno.test("addPairCounts: the packed loops (WebAssembly eight rows a word, JavaScript four) count what a plain loop counts (bins 1..20, odd rows, strides, non-finite)", () => {
+Deno.test("addPairCounts: the packed loops (WebAssembly sixteen rows a step, JavaScript four) count what a plain loop counts (bins 1..20, odd rows, strides, non-finite, counts from a pair on)", () => {
   assert.ok(pairCountKernel.available, "WebAssembly kernel unavailable");
   const rng = new Rng(1);
   const cases: [number, number, number, boolean][] = [];
   for (const bins of [1, 2, 3, 7, 15, 16, 17, 20]) {
-    for (const rows of [1, 3, 4, 13, 64, 101, 203]) {
+    for (const rows of [1, 3, 4, 13, 16, 17, 64, 101, 203]) {
       for (const useWasm of [true, false]) {
         cases.push([bins, rows, Math.ceil(rows / 4) * 4 + (rows % 2 ? 4 : 0), useWasm]); // multiples of 4
         cases.push([bins, rows, Math.ceil(rows / 8) * 8 + (rows % 2 ? 8 : 0), useWasm]); // multiples of 8
+        cases.push([bins, rows, rows + 1, useWasm]); // any stride
       }
     }
   }
@@ -32,9 +33,13 @@ Deno.test("addPairCounts: the packed loops (WebAssembly eight rows a word, JavaS
       const pairs = new Int32Array([0, 1, 1, 2, 0, 4, 2, 3, 3, 4, 4, 4]);
       const P = pairs.length / 2, B2 = bins * bins;
       const got = new Uint32Array(P * B2).fill(7); // added to, not overwritten
-      // two calls over disjoint pair ranges (the second starts mid-list)
+      // two calls over disjoint pair ranges (the second starts mid-list), and the second range again into counts
+      // that start at its first pair, with the codes already in the kernel's memory
       addPairCounts(codes, rows, pairs, 0, 2, bins, dirty, got, stride);
       addPairCounts(codes, rows, pairs, 2, P, bins, dirty, got, stride);
+      const tail = new Uint32Array((P - 2) * B2).fill(7);
+      addPairCounts(codes, rows, pairs, 2, P, bins, dirty, tail, stride, 2, true);
+      assert.deepEqual(tail, got.subarray(2 * B2), `from: bins ${bins} rows ${rows} stride ${stride}`);
       const want = new Uint32Array(P * B2).fill(7);
       for (let p = 0; p < P; p++) {
         for (let r = 0; r < rows; r++) {

@@ -171,6 +171,18 @@ export const v128 = {
   /** `v128.const` of 16 bytes. */
   const: (bytes: number[]): Code => [...simd(0x0c), ...bytes],
   and: simd(0x4e),
+  or: simd(0x50),
+};
+
+/** i16x8 instructions. */
+export const i16x8 = {
+  splat: simd(0x10),
+  extract_lane_u: lane(0x19),
+  extend_low_i8x16_u: simd(0x89),
+  extend_high_i8x16_u: simd(0x8a),
+  shl: simd(0x8b),
+  add: simd(0x8e),
+  mul: simd(0x95),
 };
 
 /** i8x16 instructions. */

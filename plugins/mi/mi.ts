@@ -62,7 +62,7 @@ import { sortStepKeys, stepFromKey, stepKey, stepRuns } from "../../pipeline/cor
 import { tableFromColumns } from "../../pipeline/core/table.ts";
 import { type LayerRange, layerRange, mergeRangeScans, type RangeScan, RangeScanner } from "../_shared/binning.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
-import { addPairCounts, codeRows, mutualInformation, NONFINITE } from "../_shared/pair_counts.ts";
+import { addPairCounts, codeRows, mutualInformationMany, NONFINITE } from "../_shared/pair_counts.ts";
 import { type LayerShape, type ReservoirState, StepReservoirs } from "./reservoir.ts";
 import { GpuPairCounts } from "./gpu_pair_counts.ts";
 import { gpuKsgPairs, KSG_GPU_MAX_K } from "./gpu_ksg.ts";
@@ -705,9 +705,11 @@ class BinnedEstimator extends PairEstimator {
     }
   }
 
-  /** Reads GPU-held counts back into the host counts (no-op on the CPU path). */
+  /**
+   * Reads GPU-held counts back into the host counts (no-op on the CPU path: a pending block of coded rows is counted
+   * by `state` and `merge`, and by `estimates` beside the counts without adding it to them).
+   */
   async flush(): Promise<void> {
-    this.#countBlock();
     if (!this.#groups) return;
     for (const [key, counters] of this.#gpuSteps) await this.#readBack(key, counters);
   }
@@ -829,23 +831,43 @@ class BinnedEstimator extends PairEstimator {
     };
   }
 
+  /**
+   * MI of every pair and step. The pending block of coded rows (CPU path) is counted here chunk by chunk of pairs,
+   * beside the step's counts and without adding it to them: a result read before more rows arrive never holds
+   * the full count array (301 MB for 768 neurons x 16 bins), and the estimator's state is left as it was.
+   */
   async estimates() {
     await this.flush();
     const out = new Map<string, StepEstimates>();
-    const B = this.bins, B2 = B * B;
-    const rs = new Float64Array(B), cs = new Float64Array(B);
-    let done = 0;
-    const total = [...this.steps.values()].reduce((n, a) => n + a.counts.length / B2, 0);
-    for (const [key, a] of this.steps) {
-      const P = a.counts.length / B2;
+    const plan = this.plan;
+    if (!plan) return out;
+    const B = this.bins, B2 = B * B, P = plan.pairs.length / 2;
+    const block = this.#block && this.#block.rows > 0 ? this.#block : null;
+    const keys = [...this.steps.keys()];
+    if (block && !this.steps.has(block.key)) keys.push(block.key);
+    const total = keys.length * P, stride = blockRows(plan.neurons);
+    const chunk = Math.max(1, Math.min(P, Math.floor(PENDING_CHUNK_CELLS / B2)));
+    let done = 0, scratch: Uint32Array | null = null;
+    for (const key of keys) {
+      const acc = this.steps.get(key);
+      const pending = block?.key === key ? block : null;
+      const dirty = new Uint8Array(plan.neurons);
+      if (pending) { for (let a = 0; a < plan.neurons; a++) dirty[a] = pending.bad[a] > 0 ? 1 : 0; }
       const mi = new Float64Array(P), samples = new Float64Array(P);
-      for (let p = 0; p < P; p++) {
-        if ((p & 4095) === 0) this.progress?.(done + p, total, "pairs");
-        mi[p] = mutualInformation(a.counts, p * B2, B, B, rs, cs);
-        // the rows counted: the sum of the row sums mutualInformation leaves in rs (exact integers)
-        let n = 0;
-        for (let i = 0; i < B; i++) n += rs[i];
-        samples[p] = n;
+      for (let c0 = 0; c0 < P; c0 += chunk) {
+        const c1 = Math.min(P, c0 + chunk);
+        let counts = acc?.counts as Uint32Array, from = 0;
+        if (pending) {
+          scratch ??= new Uint32Array(chunk * B2);
+          if (acc) scratch.set(acc.counts.subarray(c0 * B2, c1 * B2));
+          else scratch.fill(0, 0, (c1 - c0) * B2);
+          // the codes are copied into the kernel's memory for the first chunk only (this loop never yields)
+          addPairCounts(pending.codes, pending.rows, plan.pairs, c0, c1, B, dirty, scratch, stride, c0, c0 > 0);
+          counts = scratch;
+          from = c0;
+        }
+        this.progress?.(done + c0, total, "pairs");
+        mutualInformationMany(counts, (c0 - from) * B2, c1 - c0, B, B, mi, samples, c0);
       }
       out.set(key, { mi, samples });
       done += P;
@@ -854,6 +876,9 @@ class BinnedEstimator extends PairEstimator {
     return out;
   }
 }
+
+/** Cells of joint counts `estimates` counts at once from a pending block (4 MiB of Uint32). */
+const PENDING_CHUNK_CELLS = 1 << 20;
 
 /** The `mi` estimator plugin. */
 export const miPlugin: EstimatorPlugin = definePlugin({

@@ -1,0 +1,74 @@
+/**
+ * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
+ * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`), the run may load them (`--allow-ffi`,
+ * which `deno task analyze` and `serve` grant for that folder only), and the CPU has what they need (AVX-512 with
+ * VPOPCNTDQ). Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their
+ * WebAssembly paths, which give the same results. Which path ran is in run.json (`kernels`).
+ *
+ * @example
+ * ```ts
+ * import { nativeKernels } from "./native.ts";
+ * console.log(nativeKernels ? "native binned-MI counts" : "WebAssembly binned-MI counts");
+ * ```
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  itn_supported: { parameters: [], result: "i32" },
+  itn_new: { parameters: [], result: "pointer" },
+  itn_load_codes: { parameters: ["pointer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
+  itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32"], result: "void" },
+  itn_mutual_information: {
+    parameters: ["buffer", "i32", "i32", "i32", "buffer", "buffer", "buffer", "buffer"],
+    result: "void",
+  },
+} as const;
+
+/** The loaded kernels: a context of this realm (each worker loads its own) and the symbols. */
+export interface NativeKernels {
+  /** This realm's context (the bit sets of the binned-MI counts). */
+  ctx: Deno.PointerValue;
+  symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+  /** The library's path. */
+  path: string;
+}
+
+/** The library's path: `build/native/` at the repository root. */
+export const NATIVE_PATH: string = new URL("../../../build/native/libinfotap_native.so", import.meta.url).pathname;
+
+function granted(d: Deno.PermissionDescriptor): boolean {
+  try {
+    return Deno.permissions.querySync(d).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function load(): NativeKernels | null {
+  if (granted({ name: "env", variable: "INFOTAP_NATIVE" }) && Deno.env.get("INFOTAP_NATIVE") === "0") return null;
+  if (!granted({ name: "ffi", path: NATIVE_PATH }) || !granted({ name: "read", path: NATIVE_PATH })) return null;
+  try {
+    Deno.statSync(NATIVE_PATH);
+  } catch {
+    return null;
+  }
+  try {
+    const lib = Deno.dlopen(NATIVE_PATH, SYMBOLS);
+    if (lib.symbols.itn_supported() !== 1) {
+      lib.close();
+      return null;
+    }
+    const ctx = lib.symbols.itn_new();
+    if (ctx === null) return null;
+    return { ctx, symbols: lib.symbols, path: NATIVE_PATH };
+  } catch {
+    return null;
+  }
+}
+
+/** The native kernels of this realm, or null (see the module's documentation). */
+export const nativeKernels: NativeKernels | null = load();
+
+/** Whether callers use the native kernels (tests turn it off to compare with the WebAssembly paths). */
+export const nativeSwitch: { use: boolean } = { use: nativeKernels !== null };
