@@ -3,7 +3,7 @@
  * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`), the run may load them (`--allow-ffi`,
  * which `deno task analyze` and `serve` grant for that folder only), and the CPU has what they need (AVX-512 with
  * VPOPCNTDQ). Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their
- * WebAssembly paths, which give the same results. Which path ran is in run.json (`kernels`).
+ * WebAssembly paths, which give the same results (so the path never shows in a table; only the time differs).
  *
  * @example
  * ```ts
