@@ -142,7 +142,7 @@ function nativeCounts(
   loaded: boolean,
 ): boolean {
   const k = nativeKernels;
-  if (k === null || !nativeSwitch.use || bins > 64 || rows === 0) return false;
+  if (k === null || !k.avx512 || !nativeSwitch.use || bins > 64 || rows === 0) return false;
   if (!loaded || !nativeHasCodes) {
     const neurons = Math.floor(codes.length / stride);
     nativeHasCodes = k.symbols.itn_load_codes(k.ctx, codes, neurons, stride, rows, bins) === 0;

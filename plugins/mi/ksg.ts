@@ -41,6 +41,7 @@
  * @module
  */
 import { KSG_WASM, ksgKernels, MAX_HEAVY } from "./ksg_wasm.ts";
+import { nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
 
 /** Values the kernel takes: float32 (the wire format's type), or float64 (`--ksg-jitter`'s jittered values). */
 export type KsgValues = Float32Array | Float64Array;
@@ -370,6 +371,10 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
   // heavy ties, e.g. ReLU zeros, cheap).
   const dup = duplicates(a, b, k, n);
+  if (k === 3 && nativeKernels !== null && nativeSwitch.use && ksgNative.use) {
+    const sum = nativeTotal(a, b, n, dup, s);
+    if (sum !== null) return ksgFromSum(sum, n, k, psi);
+  }
   if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
     let heavy = 0;
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
@@ -693,6 +698,57 @@ function wasmTotal(
   ] as const;
   w.search(...args, 0n);
   return w.counts(...args, joinSplit(tHi, tLo, t));
+}
+
+/** Whether `ksgPair` runs the native kernel where it is loaded (tests compare it with the others). */
+export const ksgNative: { use: boolean } = { use: false };
+
+/** The native kernel's sum (`plugins/kernels/native/ksg.c`), and the caller's part of it: the heavy points' terms. */
+const NATIVE_SUM = new BigInt64Array(1);
+
+/**
+ * The exact fixed-point sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the native kernel (k = 3, float32
+ * values), with the heavy points' terms (their tie-group sizes) added here; null where it cannot run.
+ */
+function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | null, s: KsgScratch): bigint | null {
+  const k = nativeKernels!;
+  if (
+    !(a.vals instanceof Float32Array) || !(b.vals instanceof Float32Array) || !(a.sorted instanceof Float32Array) ||
+    !(b.sorted instanceof Float32Array)
+  ) return null;
+  const { float: fx, flushEvery } = s.fixed;
+  const ok = k.symbols.itn_ksg_pair(
+    k.ksgCtx,
+    n,
+    a.vals,
+    a.cell,
+    a.rank,
+    a.sorted,
+    a.edge,
+    a.strips,
+    b.vals,
+    b.cell,
+    b.rank,
+    b.sorted,
+    b.edge,
+    b.strips,
+    dup,
+    s.fixed.values,
+    NATIVE_SUM,
+  );
+  if (ok !== 0) return null;
+  let tHi = 0, tLo = 0, t = 0, left = flushEvery; // exact: tHi * 2^20 + tLo + t, as in ksgPair
+  if (dup !== null) {
+    for (let i = 0; i < n; i++) {
+      if (dup[i] === 0) continue;
+      t += fx[a.tie[i]] + fx[b.tie[i]];
+      if (--left === 0) {
+        const h = high(t);
+        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
+      }
+    }
+  }
+  return NATIVE_SUM[0] + joinSplit(tHi, tLo, t);
 }
 
 /**

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { miPlugin } from "./mi.ts";
-import { digammaTable, fixedPsi, ksgFromSum, ksgPair, KsgScratch, prepNeuron, PSI_SCALE } from "./ksg.ts";
+import { digammaTable, fixedPsi, ksgFromSum, ksgNative, ksgPair, KsgScratch, prepNeuron, PSI_SCALE } from "./ksg.ts";
+import { nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
 import { threadStats } from "../kernels/threads.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
@@ -126,8 +127,25 @@ Deno.test("KSG equals a brute-force O(n^2) KSG to 1e-9, continuous and tied data
   }
 });
 
-Deno.test("KSG: the WebAssembly kernel (k = 3) gives the same bits as the JavaScript kernel", () => {
+/** Runs `f` with the KSG pair kernel of `mode` (the native one only where it is loaded), then restores the defaults. */
+function withKernel<T>(mode: "js" | "wasm" | "native", f: () => T): T {
+  try {
+    ksgKernels.useWasm = mode === "wasm";
+    nativeSwitch.use = ksgNative.use = mode === "native";
+    return f();
+  } finally {
+    ksgKernels.useWasm = true;
+    nativeSwitch.use = nativeKernels !== null;
+    ksgNative.use = false;
+  }
+}
+
+/** The kernels to compare: the native one where `npm install` built it (always in CI). */
+const KERNELS = nativeKernels !== null ? ["js", "wasm", "native"] as const : ["js", "wasm"] as const;
+
+Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as the JavaScript kernel", () => {
   assert.ok(KSG_WASM !== null, "WebAssembly SIMD kernel unavailable");
+  if (Deno.env.get("CI")) assert.ok(nativeKernels !== null, "native kernels not loaded (npm install builds them)");
   const rng = new Rng(5);
   let cases = 0;
   for (const n of [4, 7, 50, 400, 2000]) {
@@ -143,16 +161,12 @@ Deno.test("KSG: the WebAssembly kernel (k = 3) gives the same bits as the JavaSc
         if (kind === "heavy tails") (x[i] = Math.exp(3 * z)), (y[i] = z + rng.normal() ** 3);
       }
       const a = prepNeuron(x), b = prepNeuron(y), s = new KsgScratch(n);
-      try {
-        ksgKernels.useWasm = false;
-        const js = ksgPair(a, b, 3, s);
-        ksgKernels.useWasm = true;
-        const wasm = ksgPair(a, b, 3, s);
-        assert.ok(Object.is(js, wasm), `n ${n} ${kind}: ${js} vs ${wasm}`);
-        if (n >= 50 && n <= 400) assert.ok(Math.abs(wasm - bruteKsg(x, y, 3)) < 1e-9, `n ${n} ${kind}: brute force`);
-      } finally {
-        ksgKernels.useWasm = true;
+      const js = withKernel("js", () => ksgPair(a, b, 3, s));
+      for (const mode of KERNELS) {
+        const got = withKernel(mode, () => ksgPair(a, b, 3, s));
+        assert.ok(Object.is(js, got), `n ${n} ${kind} ${mode}: ${js} vs ${got}`);
       }
+      if (n >= 50 && n <= 400) assert.ok(Math.abs(js - bruteKsg(x, y, 3)) < 1e-9, `n ${n} ${kind}: brute force`);
       cases++;
     }
   }
@@ -184,16 +198,11 @@ Deno.test("KSG: psi terms summed exactly in fixed point (units of 2^-36): JS and
     often.fixed.flushEvery = 3; // the JavaScript sums' exact flush, taken every 3 samples instead of thousands
     for (let k = 1; k <= 5; k++) {
       const want = ksgFromSum(bruteFixedSum(x, y, k, fixed.values), n, k, psi);
-      try {
-        for (const useWasm of [false, true]) {
-          ksgKernels.useWasm = useWasm;
-          for (const sc of [s, often]) {
-            const got = ksgPair(a, b, k, sc);
-            assert.ok(Object.is(got, want), `${kind} k=${k} ${useWasm ? "wasm" : "js"}: ${got} vs ${want}`);
-          }
+      for (const mode of KERNELS) {
+        for (const sc of [s, often]) {
+          const got = withKernel(mode, () => ksgPair(a, b, k, sc));
+          assert.ok(Object.is(got, want), `${kind} k=${k} ${mode}: ${got} vs ${want}`);
         }
-      } finally {
-        ksgKernels.useWasm = true;
       }
       // within 2^-36 nats of the mean of the float64 table's terms (plus the final rounding)
       assert.ok(Math.abs(want - bruteKsg(x, y, k)) < 1e-9);
@@ -284,21 +293,16 @@ function goldenPairs(): [string, Float32Array, Float32Array][] {
   return out;
 }
 
-Deno.test("KSG: the JavaScript and WebAssembly kernels keep the bits of the kernels before the fence-table counts, tied and untied data, k = 1..5", () => {
+Deno.test("KSG: the JavaScript, WebAssembly and native kernels keep the bits of the kernels before the fence-table counts, tied and untied data, k = 1..5", () => {
   const pairs = goldenPairs();
   assert.equal(pairs.length, GOLDEN.length);
   pairs.forEach(([label, x, y], c) => {
     assert.equal(label, GOLDEN[c][0]);
     const a = prepNeuron(x), b = prepNeuron(y), s = new KsgScratch(x.length);
     for (let k = 1; k <= 5; k++) {
-      try {
-        for (const useWasm of [false, true]) {
-          ksgKernels.useWasm = useWasm;
-          const got = ksgPair(a, b, k, s), want = GOLDEN[c][1][k - 1];
-          assert.ok(Object.is(got, want), `${label} k=${k} ${useWasm ? "wasm" : "js"}: ${got} vs ${want}`);
-        }
-      } finally {
-        ksgKernels.useWasm = true;
+      for (const mode of KERNELS) {
+        const got = withKernel(mode, () => ksgPair(a, b, k, s)), want = GOLDEN[c][1][k - 1];
+        assert.ok(Object.is(got, want), `${label} k=${k} ${mode}: ${got} vs ${want}`);
       }
     }
     // The fence tables only guide the count searches (every window is verified): wrong tables, inconsistent scales
@@ -310,7 +314,7 @@ Deno.test("KSG: the JavaScript and WebAssembly kernels keep the bits of the kern
       ["one bucket", (p) => ({ ...p, fenceScale: 0 })],
     ];
     for (const [how, spoil] of wrong) {
-      const got = ksgPair(spoil(a), spoil(b), 3, s), want = GOLDEN[c][1][2];
+      const got = withKernel("wasm", () => ksgPair(spoil(a), spoil(b), 3, s)), want = GOLDEN[c][1][2];
       assert.ok(Object.is(got, want), `${label} fences ${how}: ${got} vs ${want}`);
     }
   });

@@ -1,14 +1,15 @@
 /**
  * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
- * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`), the run may load them (`--allow-ffi`,
- * which `deno task analyze` and `serve` grant for that folder only), and the CPU has what they need (AVX-512 with
- * VPOPCNTDQ). Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their
- * WebAssembly paths, which give the same results (so the path never shows in a table; only the time differs).
+ * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`) and the run may load them (`--allow-ffi`,
+ * which `deno task analyze` and `serve` grant for that folder only): the KSG pair kernel (plain C) everywhere, the
+ * binned-MI counts where the CPU has AVX-512 with VPOPCNTDQ (`avx512`). Elsewhere, or with `INFOTAP_NATIVE=0`,
+ * {@linkcode nativeKernels} is null and callers keep their WebAssembly paths, which give the same results (so the
+ * path never shows in a table; only the time differs).
  *
  * @example
  * ```ts
  * import { nativeKernels } from "./native.ts";
- * console.log(nativeKernels ? "native binned-MI counts" : "WebAssembly binned-MI counts");
+ * console.log(nativeKernels?.avx512 ? "native binned-MI counts" : "WebAssembly binned-MI counts");
  * ```
  *
  * @module
@@ -19,6 +20,29 @@ const SYMBOLS = {
   itn_new: { parameters: [], result: "pointer" },
   itn_load_codes: { parameters: ["pointer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
   itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32"], result: "void" },
+  itn_ksg_new: { parameters: [], result: "pointer" },
+  itn_ksg_pair: {
+    parameters: [
+      "pointer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
+    result: "i32",
+  },
   itn_mutual_information: {
     parameters: ["buffer", "i32", "i32", "i32", "buffer", "buffer", "buffer", "buffer"],
     result: "void",
@@ -29,6 +53,10 @@ const SYMBOLS = {
 export interface NativeKernels {
   /** This realm's context (the bit sets of the binned-MI counts). */
   ctx: Deno.PointerValue;
+  /** This realm's KSG scratch. */
+  ksgCtx: Deno.PointerValue;
+  /** Whether the CPU has AVX-512 F, BW and VPOPCNTDQ (the binned-MI counts need them; the KSG kernel does not). */
+  avx512: boolean;
   symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
   /** The library's path. */
   path: string;
@@ -55,13 +83,9 @@ function load(): NativeKernels | null {
   }
   try {
     const lib = Deno.dlopen(NATIVE_PATH, SYMBOLS);
-    if (lib.symbols.itn_supported() !== 1) {
-      lib.close();
-      return null;
-    }
-    const ctx = lib.symbols.itn_new();
-    if (ctx === null) return null;
-    return { ctx, symbols: lib.symbols, path: NATIVE_PATH };
+    const ctx = lib.symbols.itn_new(), ksgCtx = lib.symbols.itn_ksg_new();
+    if (ctx === null || ksgCtx === null) return null;
+    return { ctx, ksgCtx, avx512: lib.symbols.itn_supported() === 1, symbols: lib.symbols, path: NATIVE_PATH };
   } catch {
     return null;
   }
