@@ -12,12 +12,16 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <x86intrin.h>
+uint64_t itn_ksg_t[8];
+uint64_t *itn_ksg_times(void) { return itn_ksg_t; }
 
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pxr, *pyr, *pw;
-  double *pxy;
+  int32_t *start, *pxr, *pyr, *pw, *box, *qa, *qb;
+  double *pxy, *px, *py, *qx, *qy, *qr;
+  uint8_t *heavy;
 } itn_ksg_ctx;
 
 void *itn_ksg_new(void) { return calloc(1, sizeof(itn_ksg_ctx)); }
@@ -25,24 +29,39 @@ void *itn_ksg_new(void) { return calloc(1, sizeof(itn_ksg_ctx)); }
 void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
-  free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy);
+  free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py);
+  free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb), free(c->box), free(c->heavy);
   free(c);
 }
 
 static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
   if (n > c->n) {
-    free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy);
-    c->pxr = malloc(sizeof(int32_t) * (size_t)n);
-    c->pyr = malloc(sizeof(int32_t) * (size_t)n);
-    c->pw = malloc(sizeof(int32_t) * (size_t)n);
-    c->pxy = malloc(sizeof(double) * 2 * (size_t)n);
-    c->n = (c->pxr && c->pyr && c->pw && c->pxy) ? n : 0;
+    free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py), free(c->box);
+    free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb);
+    const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
+    c->pxr = malloc(sizeof(int32_t) * m);
+    c->pyr = malloc(sizeof(int32_t) * m);
+    c->pw = malloc(sizeof(int32_t) * m);
+    c->pxy = malloc(sizeof(double) * 2 * m);
+    c->px = malloc(sizeof(double) * m);
+    c->py = malloc(sizeof(double) * m);
+    c->qx = malloc(sizeof(double) * m);
+    c->qy = malloc(sizeof(double) * m);
+    c->qr = malloc(sizeof(double) * m);
+    c->qa = malloc(sizeof(int32_t) * m);
+    c->qb = malloc(sizeof(int32_t) * m);
+    c->box = malloc(sizeof(int32_t) * 4 * m);
+    c->n = (c->pxr && c->pyr && c->pw && c->pxy && c->px && c->py && c->qx && c->qy && c->qr && c->qa && c->qb &&
+            c->box)
+               ? n
+               : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
-    free(c->start);
+    free(c->start), free(c->heavy);
     c->start = malloc(sizeof(int32_t) * ((size_t)cells + 1));
-    c->cells = c->start ? cells : 0;
+    c->heavy = malloc((size_t)cells + 1);
+    c->cells = c->start && c->heavy ? cells : 0;
     if (!c->cells) return -1;
   }
   return 0;
@@ -70,89 +89,234 @@ static inline void scan(const double *pxy, const int32_t *pw, int32_t q0, int32_
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ITN_KSG_AVX512 __attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512bw")))
+
+ITN_KSG_AVX512 static inline double hmin(__m512d v) { return _mm512_reduce_min_pd(v); }
+
+/**
+ * The three smallest distances from `(x, y)` to the stored samples of the three ranges `[q0[g], q1[g])` other than
+ * `self`, eight candidates a vector: the first eight of each range (masked) sorted lane by lane with a three-element
+ * network, any further ones inserted (min/max), then the lanes' sorted lists merged pairwise in three rounds (the
+ * k-th smallest of two sorted lists is the least of `max(a_i, b_(k-i))`), so that every lane ends with all three.
+ */
+ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, const int32_t *q0, const int32_t *q1,
+                                           int32_t self, double x, double y, double *b) {
+  const __m512d inf = _mm512_set1_pd(INFINITY), vx = _mm512_set1_pd(x), vy = _mm512_set1_pd(y);
+  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), me = _mm512_set1_epi64(self);
+#define ITN_DIST(out_, q_, left_)                                                                                  \
+  do {                                                                                                             \
+    const int32_t l_ = (left_) < 0 ? 0 : ((left_) > 8 ? 8 : (left_));                                              \
+    const __mmask8 v_ = (__mmask8)(((1u << l_) - 1) &                                                             \
+                                   ~_mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(q_)), me));  \
+    const __m512d dx_ = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v_, px + (q_))), sign);            \
+    const __m512d dy_ = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v_, py + (q_))), sign);            \
+    (out_) = _mm512_mask_blend_pd(v_, inf, _mm512_max_pd(dx_, dy_));                                              \
+  } while (0)
+  __m512d d0, d1, d2;
+  ITN_DIST(d0, q0[0], q1[0] - q0[0]);
+  ITN_DIST(d1, q0[1], q1[1] - q0[1]);
+  ITN_DIST(d2, q0[2], q1[2] - q0[2]);
+  const __m512d lo1 = _mm512_min_pd(d0, d1), hi1 = _mm512_max_pd(d0, d1);
+  const __m512d lo2 = _mm512_min_pd(hi1, d2);
+  __m512d m1 = _mm512_min_pd(lo1, lo2), m2 = _mm512_max_pd(lo1, lo2), m3 = _mm512_max_pd(hi1, d2);
+  for (int g = 0; g < 3; g++) {
+    for (int32_t q = q0[g] + 8; q < q1[g]; q += 8) {
+      __m512d d;
+      ITN_DIST(d, q, q1[g] - q);
+      const __m512d t = _mm512_max_pd(m1, d);
+      m1 = _mm512_min_pd(m1, d);
+      const __m512d u = _mm512_max_pd(m2, t);
+      m2 = _mm512_min_pd(m2, t);
+      m3 = _mm512_min_pd(m3, u);
+    }
+  }
+#undef ITN_DIST
+  // merge the lanes' lists: partners 4, 2, 1 lanes apart
+  const __m512i swaps[3] = {_mm512_setr_epi64(4, 5, 6, 7, 0, 1, 2, 3), _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5),
+                            _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6)};
+  for (int r = 0; r < 3; r++) {
+    const __m512d n1 = _mm512_permutexvar_pd(swaps[r], m1), n2 = _mm512_permutexvar_pd(swaps[r], m2),
+                  n3 = _mm512_permutexvar_pd(swaps[r], m3);
+    const __m512d c1 = _mm512_min_pd(m1, n1);
+    const __m512d c2 = _mm512_min_pd(_mm512_min_pd(m2, n2), _mm512_max_pd(m1, n1));
+    const __m512d c3 = _mm512_min_pd(_mm512_min_pd(m3, n3),
+                                     _mm512_min_pd(_mm512_max_pd(m1, n2), _mm512_max_pd(m2, n1)));
+    m1 = c1, m2 = c2, m3 = c3;
+  }
+  b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
+}
+
+/**
+ * Inserts into the sorted three smallest `b` the stored samples of ranges `[q0[g], q1[g])` (g < count), eight
+ * candidates a vector (none of them the sample itself), as {@link nearest3}.
+ */
+ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *py, const int32_t *q0,
+                                                const int32_t *q1, int32_t count, double x, double y, double *b) {
+  const __m512d inf = _mm512_set1_pd(INFINITY), vx = _mm512_set1_pd(x), vy = _mm512_set1_pd(y);
+  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
+  __m512d m1 = _mm512_mask_mov_pd(inf, 1, _mm512_set1_pd(b[0]));
+  __m512d m2 = _mm512_mask_mov_pd(inf, 1, _mm512_set1_pd(b[1]));
+  __m512d m3 = _mm512_mask_mov_pd(inf, 1, _mm512_set1_pd(b[2]));
+  for (int32_t g = 0; g < count; g++) {
+    for (int32_t q = q0[g]; q < q1[g]; q += 8) {
+      const int32_t left = q1[g] - q;
+      const __mmask8 v = left >= 8 ? 0xff : (__mmask8)((1u << left) - 1);
+      const __m512d dx = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v, px + q)), sign);
+      const __m512d dy = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v, py + q)), sign);
+      const __m512d d = _mm512_mask_blend_pd(v, inf, _mm512_max_pd(dx, dy));
+      const __m512d t = _mm512_max_pd(m1, d);
+      m1 = _mm512_min_pd(m1, d);
+      const __m512d u = _mm512_max_pd(m2, t);
+      m2 = _mm512_min_pd(m2, t);
+      m3 = _mm512_min_pd(m3, u);
+    }
+  }
+  const __m512i swaps[3] = {_mm512_setr_epi64(4, 5, 6, 7, 0, 1, 2, 3), _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5),
+                            _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6)};
+  for (int r = 0; r < 3; r++) {
+    const __m512d n1 = _mm512_permutexvar_pd(swaps[r], m1), n2 = _mm512_permutexvar_pd(swaps[r], m2),
+                  n3 = _mm512_permutexvar_pd(swaps[r], m3);
+    const __m512d c1 = _mm512_min_pd(m1, n1);
+    const __m512d c2 = _mm512_min_pd(_mm512_min_pd(m2, n2), _mm512_max_pd(m1, n1));
+    const __m512d c3 = _mm512_min_pd(_mm512_min_pd(m3, n3),
+                                     _mm512_min_pd(_mm512_max_pd(m1, n2), _mm512_max_pd(m2, n1)));
+    m1 = c1, m2 = c2, m3 = c3;
+  }
+  b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
+}
+
+/**
+ * Eight count searches at once: per lane, the first position `m` in `[lo, hi]` where the predicate holds (kind 0,
+ * a left border: `c - xs[m] < r`; kind 1, a right border: `m >= hi || xs[m] - c >= r`), from the fence window of
+ * `c - r` (kind 0) or `c + r` (kind 1) and three halvings, as the scalar `ITN_FIRST`. Lanes whose window does not
+ * check out or is longer than 8 are set in `*bad` for the caller to redo one by one.
+ */
+ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
+                                             __m256i lo, __m256i hi, double flo, double fsc, int32_t M,
+                                             __mmask8 *bad) {
+  const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
+  const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
+  const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
+  const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
+  __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
+  b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
+  const __m256i f0 = _mm256_i32gather_epi32(fence, b, 4);
+  const __m256i f1 = _mm256_i32gather_epi32(fence, _mm256_add_epi32(b, _mm256_set1_epi32(1)), 4);
+  __m256i a = _mm256_min_epi32(_mm256_max_epi32(f0, lo), hi);
+  const __m256i z = _mm256_max_epi32(_mm256_min_epi32(f1, hi), a);
+  const __m256i one = _mm256_set1_epi32(1);
+#define ITN_PRED(mask_, idx_, keep_)                                                                              \
+  do {                                                                                                            \
+    const __mmask8 in_ = kind == 0 ? (keep_) : (__mmask8)((keep_) & _mm256_cmplt_epi32_mask((idx_), hi));        \
+    const __m512d xv_ = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), in_, (idx_), xs, 4));     \
+    if (kind == 0) (mask_) = _mm512_mask_cmp_pd_mask(in_, _mm512_sub_pd(c, xv_), r, _CMP_LT_OQ);                   \
+    else (mask_) = (__mmask8)(((keep_) & ~in_) | _mm512_mask_cmp_pd_mask(in_, _mm512_sub_pd(xv_, c), r, _CMP_GE_OQ)); \
+  } while (0)
+  // the window checks out when the position before it fails the predicate and its last position holds it
+  const __mmask8 atLo = _mm256_cmpeq_epi32_mask(a, lo), atHi = _mm256_cmpeq_epi32_mask(z, hi);
+  __mmask8 before, last;
+  ITN_PRED(before, _mm256_sub_epi32(a, one), (__mmask8)~atLo);
+  ITN_PRED(last, z, (__mmask8)~atHi);
+  const __m256i len0 = _mm256_add_epi32(_mm256_sub_epi32(z, a), one);
+  *bad = (__mmask8)((before & ~atLo) | (~last & ~atHi) | _mm256_cmpgt_epi32_mask(len0, _mm256_set1_epi32(8)));
+  __m256i len = len0;
+  for (int step = 0; step < 3; step++) {
+    const __m256i h = _mm256_srli_epi32(len, 1);
+    const __mmask8 some = _mm256_cmpgt_epi32_mask(h, _mm256_setzero_si256());
+    const __m256i at = _mm256_mask_sub_epi32(a, some, _mm256_add_epi32(a, h), one);
+    __mmask8 holds;
+    ITN_PRED(holds, at, (__mmask8)(~*bad & some));
+    // a += h where the predicate fails at a + h - 1
+    a = _mm256_mask_add_epi32(a, (__mmask8)(~holds & some & ~*bad), a, h);
+    len = _mm256_sub_epi32(len, h);
+  }
+#undef ITN_PRED
+  return a;
+}
+#define ITN_KSG_HAVE_AVX512 1
+#else
+#define ITN_KSG_HAVE_AVX512 0
+#define ITN_KSG_AVX512
+#endif
+
+/** The fence bucket of `v` (plugins/mi/ksg.ts `fenceBucket`): `trunc((v - lo) * scale)` clamped to `[0, M - 1]`. */
+static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
+  const double q = (v - lo) * scale;
+  return q > 0 ? (q < M - 1 ? (int32_t)q : M - 1) : 0;
+}
+
+/**
+ * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true; true at `hi` unless `hi`
+ * is past the range, where it is taken as true): the fence window `[f0, f1]` when its ends check out, else the
+ * whole range, then branch-free halvings.
+ */
+#define ITN_FIRST(result, lo, hi, f0, f1, pred)                                                                     \
+  do {                                                                                                              \
+    int32_t a_ = (f0) < (lo) ? (lo) : ((f0) > (hi) ? (hi) : (f0));                                                  \
+    int32_t z_ = (f1) > (hi) ? (hi) : ((f1) < a_ ? a_ : (f1));                                                       \
+    if (!((a_ == (lo) || !(pred(a_ - 1))) && (z_ == (hi) || (pred(z_))))) a_ = (lo), z_ = (hi);                   \
+    int32_t len_ = z_ - a_ + 1;                                                                                     \
+    if (len_ > 8) {                                                                                                 \
+      while (len_ > 8) {                                                                                            \
+        const int32_t h_ = len_ >> 1;                                                                               \
+        a_ += h_ * !(pred(a_ + h_ - 1));                                                                            \
+        len_ -= h_;                                                                                                 \
+      }                                                                                                             \
+    }                                                                                                               \
+    /* three fixed halvings take any window of at most 8 to one position (h_ = 0 steps test a_, harmlessly) */     \
+    for (int step_ = 0; step_ < 3; step_++) {                                                                       \
+      const int32_t h_ = len_ >> 1;                                                                                 \
+      a_ += h_ * !(pred(a_ + h_ - (h_ > 0)));                                                                       \
+      len_ -= h_;                                                                                                   \
+    }                                                                                                               \
+    (result) = a_;                                                                                                  \
+  } while (0)
+
+
+#define ITN_BODY_NAME ksg_pair_generic
+#define ITN_BODY_512 0
+#define ITN_BODY_ATTR
+#include "ksg_body.h"
+#undef ITN_BODY_NAME
+#undef ITN_BODY_512
+#undef ITN_BODY_ATTR
+#if ITN_KSG_HAVE_AVX512
+#define ITN_BODY_NAME ksg_pair_avx512
+#define ITN_BODY_512 1
+#define ITN_BODY_ATTR ITN_KSG_AVX512
+#include "ksg_body.h"
+#undef ITN_BODY_NAME
+#undef ITN_BODY_512
+#undef ITN_BODY_ATTR
+#endif
+
 /**
  * The exact sum over the samples with `dup[i] == 0` (all when `dup` is NULL) of `psi[n_x + 1] + psi[n_y + 1]`
  * (`psi`: fixed-point terms, plugins/mi/ksg.ts `fixedPsi`), into `out[0]`; samples with `dup[i] > 0` are stored
  * as `dup[i]` identical neighbours, those with `dup[i] < 0` left out (their terms are the caller's). Per neuron:
- * values `xv`, strip `xc` and sorted position `xr` of each sample, sorted values `xs`, strip edges `xe` (`Gx + 1`).
- * Returns 0, or -1 where the scratch memory could not be had.
+ * values `xv`, strip `xc` and sorted position `xr` of each sample, sorted values `xs`, strip edges `xe` (`Gx + 1`),
+ * fence table `xf` (`n + 1`) with its origin and scale. Returns 0, or -1 where the scratch memory could not be had.
+ *
+ * Two passes, as the WebAssembly kernel: the search stores each sample's radius and the strips its counts may span
+ * (AVX-512 where the CPU has it: eight candidates a step; the scalar loop of the JavaScript kernel for samples near
+ * a heavy point and for the rectangle beyond the 3 x 3 block), then the counts from the fence tables' windows
+ * (checked at their ends, else the whole range) by branch-free halvings.
  */
 int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xr, const float *xs,
-                     const int32_t *xe, int32_t Gx, const float *yv, const uint16_t *yc, const int32_t *yr,
-                     const float *ys, const int32_t *ye, int32_t Gy, const int32_t *dup, const int64_t *psi,
-                     int64_t *out) {
-  itn_ksg_ctx *c = (itn_ksg_ctx *)p;
-  const int32_t cells = Gx * Gy;
-  if (grow(c, n, cells) != 0) return -1;
-  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = c->pw;
-  double *pxy = c->pxy;
-  for (int32_t i = 0; i <= cells; i++) start[i] = 0;
-  for (int32_t i = 0; i < n; i++) {
-    if (dup && dup[i] < 0) continue;
-    start[yc[i] * Gx + xc[i] + 1]++;
-  }
-  for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
-  for (int32_t i = 0; i < n; i++) {
-    if (dup && dup[i] < 0) continue;
-    const int32_t at = start[yc[i] * Gx + xc[i]]++;
-    pxy[2 * at] = xv[i], pxy[2 * at + 1] = yv[i];
-    pxr[at] = xr[i], pyr[at] = yr[i];
-    pw[at] = dup && dup[i] > 0 ? dup[i] : 1;
-  }
-  for (int32_t i = cells; i > 0; i--) start[i] = start[i - 1];
-  start[0] = 0;
-  int64_t total = 0;
-  for (int32_t cy = 0; cy < Gy; cy++) {
-    const int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
-    const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
-    for (int32_t cx = 0; cx < Gx; cx++) {
-      const int32_t c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
-      if (c0 == c1) continue;
-      const int32_t x0 = cx > 0 ? cx - 1 : 0, x1 = cx + 1 < Gx ? cx + 1 : Gx - 1;
-      const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
-      for (int32_t s = c0; s < c1; s++) {
-        if (pw[s] > 1) continue; // a heavy point's representative: its terms are the caller's
-        const double x = pxy[2 * s], y = pxy[2 * s + 1];
-        double b[3] = {INFINITY, INFINITY, INFINITY};
-        for (int32_t gy = y0; gy <= y1; gy++) scan(pxy, pw, start[gy * Gx + x0], start[gy * Gx + x1 + 1], s, x, y, b);
-        double kth = b[2];
-        const double bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
-        int32_t lx = xe[x0], hx = xe[x1 + 1], ly = ye[y0], hy = ye[y1 + 1];
-        if (!(kth <= (bx < by ? bx : by))) {
-          // the 3rd neighbour may lie outside the block: scan the rectangle of strips that can hold nearer samples
-          int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
-          while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
-          while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
-          while (Y0 > 0 && y - ys[ye[Y0] - 1] < kth) Y0--;
-          while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
-          for (int32_t gy = Y0; gy <= Y1; gy++) {
-            const int32_t row = gy * Gx;
-            if (gy < y0 || gy > y1) scan(pxy, pw, start[row + X0], start[row + X1 + 1], s, x, y, b);
-            else {
-              if (X0 < x0) scan(pxy, pw, start[row + X0], start[row + x0], s, x, y, b);
-              if (X1 > x1) scan(pxy, pw, start[row + x1 + 1], start[row + X1 + 1], s, x, y, b);
-            }
-          }
-          kth = b[2];
-          lx = xe[X0], hx = xe[X1 + 1], ly = ye[Y0], hy = ye[Y1 + 1];
-        }
-        // outside the radius: distance >= kth when kth > 0, distance > 0 when kth = 0
-        const double r = kth > 0 ? kth : DBL_TRUE_MIN;
-        const int32_t ax = pxr[s], ay = pyr[s];
-        int32_t b1 = lx, l1 = ax + 1 - lx, b2 = ax, l2 = hx - ax, b3 = ly, l3 = ay + 1 - ly, b4 = ay, l4 = hy - ay;
-        while ((l1 | l2 | l3 | l4) > 1) {
-          const int32_t h1 = l1 >> 1, h2 = l2 >> 1, h3 = l3 >> 1, h4 = l4 >> 1;
-          b1 += h1 * (x - (double)xs[b1 + h1] >= r);
-          b2 += h2 * ((double)xs[b2 + h2] - x < r);
-          b3 += h3 * (y - (double)ys[b3 + h3] >= r);
-          b4 += h4 * ((double)ys[b4 + h4] - y < r);
-          l1 -= h1, l2 -= h2, l3 -= h3, l4 -= h4;
-        }
-        const int32_t nx = b2 - (b1 + (x - (double)xs[b1] >= r)), ny = b4 - (b3 + (y - (double)ys[b3] >= r));
-        total += psi[nx + 1] + psi[ny + 1];
-      }
-    }
-  }
-  out[0] = total;
-  return 0;
+                     const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc, const float *yv,
+                     const uint16_t *yc, const int32_t *yr, const float *ys, const int32_t *ye, int32_t Gy,
+                     const int32_t *yf, double ylo, double ysc, const int32_t *dup, const int64_t *psi,
+                     int32_t avx512, int64_t *out) {
+#if ITN_KSG_HAVE_AVX512
+  if (avx512)
+    return ksg_pair_avx512(p, n, xv, xc, xr, xs, xe, Gx, xf, xlo, xsc, yv, yc, yr, ys, ye, Gy, yf, ylo, ysc, dup, psi,
+                           out);
+#else
+  (void)avx512;
+#endif
+  return ksg_pair_generic(p, n, xv, xc, xr, xs, xe, Gx, xf, xlo, xsc, yv, yc, yr, ys, ye, Gy, yf, ylo, ysc, dup, psi,
+                          out);
 }
