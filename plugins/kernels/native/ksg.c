@@ -12,14 +12,11 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <x86intrin.h>
-uint64_t itn_ksg_t[8];
-uint64_t *itn_ksg_times(void) { return itn_ksg_t; }
 
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pxr, *pyr, *pw, *box, *qa, *qb;
+  int32_t *start, *pxr, *pyr, *pw, *box, *qa, *qb, *r0, *r1;
   double *pxy, *px, *py, *qx, *qy, *qr;
   uint8_t *heavy;
 } itn_ksg_ctx;
@@ -31,10 +28,17 @@ void itn_ksg_free(void *p) {
   if (!c) return;
   free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py);
   free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb), free(c->box), free(c->heavy);
+  free(c->r0), free(c->r1);
   free(c);
 }
 
 static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
+  if (!c->r0) {
+    // the rectangle's ranges: two a strip row at most (strips: at most 4096 a neuron)
+    c->r0 = malloc(sizeof(int32_t) * (2 * 4096 + 2));
+    c->r1 = malloc(sizeof(int32_t) * (2 * 4096 + 2));
+    if (!c->r0 || !c->r1) return -1;
+  }
   if (n > c->n) {
     free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py), free(c->box);
     free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb);

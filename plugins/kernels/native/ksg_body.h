@@ -14,7 +14,6 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
   double *pxy = c->pxy, *px = c->px, *py = c->py, *qx = c->qx, *qy = c->qy, *qr = c->qr;
   int32_t *qa = c->qa, *qb = c->qb;
   uint8_t *heavy = c->heavy;
-  uint64_t T0 = __rdtsc();
   for (int32_t i = 0; i <= cells; i++) start[i] = 0, heavy[i] = 0;
   for (int32_t i = 0; i < n; i++) {
     if (dup && dup[i] < 0) continue;
@@ -34,7 +33,6 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
   const int32_t N = start[cells];
   const int use512 = ITN_BODY_512;
   (void)use512;
-  uint64_t T1 = __rdtsc();
   // pass 1: each sample's radius and the strips its counts may span, as count jobs (m of them)
   int32_t m = 0;
   for (int32_t cy = 0; cy < Gy; cy++) {
@@ -59,12 +57,10 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
         else
 #endif
           for (int32_t g = 0; g < rows; g++) scan(pxy, pw, q0[g], q1[g], s, x, y, b);
-        itn_ksg_t[4] += q1[0] - q0[0] + q1[1] - q0[1] + q1[2] - q0[2];
         double kth = b[2];
         const double bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
         int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
         if (!(kth <= (bx < by ? bx : by))) {
-          itn_ksg_t[5]++;
           // the 3rd neighbour may lie outside the block: scan the rectangle of strips that can hold nearer samples
           while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
           while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
@@ -77,7 +73,7 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
           }
           if (use512 && !far) {
             // the rectangle's ranges outside the block (none of them holds the sample itself)
-            int32_t r0[2 * 4096 + 2], r1[2 * 4096 + 2], count = 0;
+            int32_t *r0 = c->r0, *r1 = c->r1, count = 0;
             for (int32_t gy = Y0; gy <= Y1; gy++) {
               const int32_t row = gy * Gx;
               if (gy < y0 || gy > y1) r0[count] = start[row + X0], r1[count++] = start[row + X1 + 1];
@@ -108,7 +104,6 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
       }
     }
   }
-  uint64_t T2 = __rdtsc();
   // pass 2: the counts, in a straight loop (eight jobs a step where the CPU has AVX-512)
   int64_t total = 0;
   int32_t j0 = 0;
@@ -183,7 +178,5 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
     total += psi[R1 - L1] + psi[R2 - L2];
   }
   out[0] = total;
-  uint64_t T3 = __rdtsc();
-  itn_ksg_t[0] += T1 - T0, itn_ksg_t[1] += T2 - T1, itn_ksg_t[2] += T3 - T2, itn_ksg_t[3]++;
   return 0;
 }
