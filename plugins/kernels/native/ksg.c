@@ -99,14 +99,19 @@ static inline void scan(const double *pxy, const int32_t *pw, int32_t q0, int32_
 
 ITN_KSG_AVX512 static inline double hmin(__m512d v) { return _mm512_reduce_min_pd(v); }
 
+/** How much longer than wide (in values) a cell is when its block reaches two strips along its narrow axis. */
+#ifndef ITN_REACH
+#define ITN_REACH 2.0
+#endif
+
 /**
- * The three smallest distances from `(x, y)` to the stored samples of the three ranges `[q0[g], q1[g])` other than
- * `self`, eight candidates a vector: the first eight of each range (masked) sorted lane by lane with a three-element
- * network, any further ones inserted (min/max), then the lanes' sorted lists merged pairwise in three rounds (the
+ * The three smallest distances from `(x, y)` to the stored samples of the ranges `[q0[g], q1[g])` (g < rows, at
+ * least 3 entries: empty ranges past the grid) other than `self`, eight candidates a vector: the first eight of the
+ * first three ranges (masked) sorted lane by lane with a three-element network, any further ones inserted (min/max), then the lanes' sorted lists merged pairwise in three rounds (the
  * k-th smallest of two sorted lists is the least of `max(a_i, b_(k-i))`), so that every lane ends with all three.
  */
 ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, const int32_t *q0, const int32_t *q1,
-                                           int32_t self, double x, double y, double *b) {
+                                           int32_t rows, int32_t self, double x, double y, double *b) {
   const __m512d inf = _mm512_set1_pd(INFINITY), vx = _mm512_set1_pd(x), vy = _mm512_set1_pd(y);
   const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
   const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), me = _mm512_set1_epi64(self);
@@ -119,6 +124,7 @@ ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, c
     const __m512d dy_ = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v_, py + (q_))), sign);            \
     (out_) = _mm512_mask_blend_pd(v_, inf, _mm512_max_pd(dx_, dy_));                                              \
   } while (0)
+  // rows 0..2 (empty ones all +inf): the first eight of each, sorted lane by lane
   __m512d d0, d1, d2;
   ITN_DIST(d0, q0[0], q1[0] - q0[0]);
   ITN_DIST(d1, q0[1], q1[1] - q0[1]);
@@ -126,8 +132,9 @@ ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, c
   const __m512d lo1 = _mm512_min_pd(d0, d1), hi1 = _mm512_max_pd(d0, d1);
   const __m512d lo2 = _mm512_min_pd(hi1, d2);
   __m512d m1 = _mm512_min_pd(lo1, lo2), m2 = _mm512_max_pd(lo1, lo2), m3 = _mm512_max_pd(hi1, d2);
-  for (int g = 0; g < 3; g++) {
-    for (int32_t q = q0[g] + 8; q < q1[g]; q += 8) {
+  // the rest: rows 0..2 past their first eight, rows 3..
+  for (int g = 0; g < rows; g++) {
+    for (int32_t q = q0[g] + (g < 3 ? 8 : 0); q < q1[g]; q += 8) {
       __m512d d;
       ITN_DIST(d, q, q1[g] - q);
       const __m512d t = _mm512_max_pd(m1, d);

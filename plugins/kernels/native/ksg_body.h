@@ -36,14 +36,18 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
   // pass 1: each sample's radius and the strips its counts may span, as count jobs (m of them)
   int32_t m = 0;
   for (int32_t cy = 0; cy < Gy; cy++) {
-    const int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
-    const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
+    const double wy = (double)ys[ye[cy + 1] - 1] - (double)ys[ye[cy]]; // the strip's span of values
     for (int32_t cx = 0; cx < Gx; cx++) {
       const int32_t c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
       if (c0 == c1) continue;
-      const int32_t x0 = cx > 0 ? cx - 1 : 0, x1 = cx + 1 < Gx ? cx + 1 : Gx - 1;
+      // the block: one strip each way, two along the narrow axis of a cell much longer than wide in values
+      const double wx = (double)xs[xe[cx + 1] - 1] - (double)xs[xe[cx]];
+      const int32_t rx = wy > ITN_REACH * wx ? 2 : 1, ry = wx > ITN_REACH * wy ? 2 : 1;
+      const int32_t y0 = cy >= ry ? cy - ry : 0, y1 = cy + ry < Gy ? cy + ry : Gy - 1;
+      const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
+      const int32_t x0 = cx >= rx ? cx - rx : 0, x1 = cx + rx < Gx ? cx + rx : Gx - 1;
       const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
-      int32_t q0[3] = {0, 0, 0}, q1[3] = {0, 0, 0}, rows = 0, near = 0; // rows past the grid's edge stay empty
+      int32_t q0[5] = {0, 0, 0, 0, 0}, q1[5] = {0, 0, 0, 0, 0}, rows = 0, near = 0; // rows past the edge: empty
       for (int32_t gy = y0; gy <= y1; gy++, rows++) {
         q0[rows] = start[gy * Gx + x0], q1[rows] = start[gy * Gx + x1 + 1];
         for (int32_t gx = x0; gx <= x1; gx++) near |= heavy[gy * Gx + gx];
@@ -53,7 +57,7 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
         const double x = px[s], y = py[s];
         double b[3] = {INFINITY, INFINITY, INFINITY};
 #if ITN_BODY_512
-        if (use512 && !near) nearest3(px, py, q0, q1, s, x, y, b);
+        if (use512 && !near) nearest3(px, py, q0, q1, rows, s, x, y, b);
         else
 #endif
           for (int32_t g = 0; g < rows; g++) scan(pxy, pw, q0[g], q1[g], s, x, y, b);
