@@ -17,7 +17,7 @@ if ! command -v "$cc" >/dev/null 2>&1; then
 fi
 mkdir -p build/native
 # -ffp-contract=off: no fused multiply-add, so that float64 sums keep the bits of the JavaScript path
-if "$cc" -O3 -std=c11 -fPIC -shared -ffp-contract=off -fno-fast-math -Wall -Wextra -o "$out.tmp" "${src[@]}" -lm 2>build/native/build.log; then
+if "$cc" -O3 -std=gnu11 -fPIC -shared -ffp-contract=off -fno-fast-math -Wall -Wextra -o "$out.tmp" "${src[@]}" -lm -pthread 2>build/native/build.log; then
   mv "$out.tmp" "$out"
   echo "infotap: native kernels built ($out)"
 else

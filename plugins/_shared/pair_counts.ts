@@ -65,7 +65,8 @@ const SCRATCH = new Uint32Array(2 * 256);
  * `codes[a * stride ..]`, `stride` defaulting to `rows`) into `counts[(p - from) * B^2 + a * B + b]` (`from`
  * defaulting to 0: `counts` may hold just the pairs from `from` on). `dirty[neuron]` is 1 when that neuron has a
  * non-finite code in these rows. `loaded`: the previous call, in the same synchronous run of the caller, counted
- * these very codes (the WebAssembly kernel then does not copy them again). With at most 16 bins, whole 16-row
+ * these very codes (the WebAssembly kernel then does not copy them again). `threads`: threads of the native kernel
+ * (the other paths run on the caller's). With at most 16 bins, whole 16-row
  * groups of clean pairs are counted by the WebAssembly kernel; the four-rows-a-word loop runs on the rest when
  * `stride` and the codes' byte offset are multiples of 4.
  */
@@ -81,9 +82,10 @@ export function addPairCounts(
   stride = rows,
   from = 0,
   loaded = false,
+  threads = 1,
 ): void {
   if (p1 <= p0) return;
-  if (nativeCounts(codes, rows, pairs, p0, p1, bins, counts, stride, from, loaded)) return;
+  if (nativeCounts(codes, rows, pairs, p0, p1, bins, counts, stride, from, loaded, threads)) return;
   const B2 = bins * bins;
   // the WebAssembly kernel counts the clean pairs' rows in whole 16-row groups; the loops below do the rest
   const done =
@@ -140,6 +142,7 @@ function nativeCounts(
   stride: number,
   from: number,
   loaded: boolean,
+  threads: number,
 ): boolean {
   const k = nativeKernels;
   if (k === null || !k.avx512 || !nativeSwitch.use || bins > 64 || rows === 0) return false;
@@ -148,7 +151,7 @@ function nativeCounts(
     nativeHasCodes = k.symbols.itn_load_codes(k.ctx, codes, neurons, stride, rows, bins) === 0;
     if (!nativeHasCodes) return false;
   }
-  k.symbols.itn_pair_counts(k.ctx, pairs, p0, p1, counts, from);
+  k.symbols.itn_pair_counts(k.ctx, pairs, p0, p1, counts, from, threads);
   return true;
 }
 

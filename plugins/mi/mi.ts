@@ -572,8 +572,12 @@ class BinnedEstimator extends PairEstimator {
   /** GPU counters by step key, least recently used first (see {@linkcode binnedGpuLimits}). */
   #gpuSteps = new Map<string, GpuPairCounts[]>();
 
+  /** Threads of the native joint counts of a block still pending at results (`context.threads`). */
+  readonly threads: number;
+
   constructor(options: OptionValues, context: EstimatorContext) {
     super(common("binned", options, context), context);
+    this.threads = resolveThreads(context.threads);
     this.gpu = context.gpu ?? null;
     this.bins = options["mi-bins"] as number;
     this.binning = options["mi-binning"] as "global" | "neuron";
@@ -862,7 +866,20 @@ class BinnedEstimator extends PairEstimator {
           if (acc) scratch.set(acc.counts.subarray(c0 * B2, c1 * B2));
           else scratch.fill(0, 0, (c1 - c0) * B2);
           // the codes are copied into the kernel's memory for the first chunk only (this loop never yields)
-          addPairCounts(pending.codes, pending.rows, plan.pairs, c0, c1, B, dirty, scratch, stride, c0, c0 > 0);
+          addPairCounts(
+            pending.codes,
+            pending.rows,
+            plan.pairs,
+            c0,
+            c1,
+            B,
+            dirty,
+            scratch,
+            stride,
+            c0,
+            c0 > 0,
+            this.threads,
+          );
           counts = scratch;
           from = c0;
         }
@@ -877,8 +894,8 @@ class BinnedEstimator extends PairEstimator {
   }
 }
 
-/** Cells of joint counts `estimates` counts at once from a pending block (4 MiB of Uint32). */
-const PENDING_CHUNK_CELLS = 1 << 20;
+/** Cells of joint counts `estimates` counts at once from a pending block (8 MiB of Uint32). */
+const PENDING_CHUNK_CELLS = 1 << 21;
 
 /** The `mi` estimator plugin. */
 export const miPlugin: EstimatorPlugin = definePlugin({

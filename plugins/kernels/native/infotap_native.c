@@ -11,6 +11,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -99,8 +100,8 @@ ITN_AVX512 static inline uint64_t lanes(__m512i x) { return (uint64_t)_mm512_red
  * `counts[(p - from) * B^2 + u * B + v]`: bins in tiles of 4 x 4 (sixteen accumulators, eight loads a step of 512
  * rows), the rest cell by cell.
  */
-ITN_AVX512 void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint32_t *counts,
-                                int32_t from) {
+ITN_AVX512 static void pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint32_t *counts,
+                                   int32_t from) {
   itn_ctx *c = (itn_ctx *)p;
   const int32_t B = c->bins, W = c->words, B2 = B * B, full = B & ~3;
   // pairs visited by their second neuron (then in their given order): consecutive pairs of a chunk in a run's order share their
@@ -182,13 +183,59 @@ ITN_AVX512 void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32
   }
   free(order);
 }
+
+/** One thread's share of {@link itn_pair_counts}. */
+typedef struct {
+  void *p;
+  const int32_t *pairs;
+  int32_t p0, p1, from;
+  uint32_t *counts;
+} itn_share;
+
+static void *pair_counts_share(void *arg) {
+  const itn_share *s = (const itn_share *)arg;
+  pair_counts(s->p, s->pairs, s->p0, s->p1, s->counts, s->from);
+  return NULL;
+}
+
+/**
+ * Adds the joint counts of pairs `[p0, p1)` (`pairs[2p]`, `pairs[2p + 1]`, neurons of the loaded codes) into
+ * `counts[(p - from) * B^2 + u * B + v]`, on `threads` threads (at most 64; each takes a contiguous share of the
+ * pairs, so they write disjoint counts and read the shared bit sets); 1 runs on the caller's.
+ */
+void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint32_t *counts, int32_t from,
+                     int32_t threads) {
+  const int32_t m = p1 - p0;
+  if (threads > 64) threads = 64;
+  if (threads > m / 64) threads = m / 64; // a few pairs are not worth a thread
+  if (threads <= 1) {
+    pair_counts(p, pairs, p0, p1, counts, from);
+    return;
+  }
+  pthread_t tid[64];
+  itn_share share[64];
+  int started[64];
+  for (int32_t t = 0; t < threads; t++) {
+    share[t] = (itn_share){p, pairs, p0 + (int32_t)((int64_t)m * t / threads),
+                           p0 + (int32_t)((int64_t)m * (t + 1) / threads), from, counts};
+    // the last share runs here; a thread that cannot start leaves its share to this one too
+    started[t] = t < threads - 1 && pthread_create(&tid[t], NULL, pair_counts_share, &share[t]) == 0;
+  }
+  for (int32_t t = 0; t < threads; t++) {
+    if (!started[t]) pair_counts_share(&share[t]);
+  }
+  for (int32_t t = 0; t < threads; t++) {
+    if (started[t]) pthread_join(tid[t], NULL);
+  }
+}
 #else
 int32_t itn_load_codes(void *p, const uint8_t *codes, int32_t neurons, int32_t stride, int32_t rows, int32_t bins) {
   (void)p, (void)codes, (void)neurons, (void)stride, (void)rows, (void)bins;
   return -1;
 }
-void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint32_t *counts, int32_t from) {
-  (void)p, (void)pairs, (void)p0, (void)p1, (void)counts, (void)from;
+void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint32_t *counts, int32_t from,
+                     int32_t threads) {
+  (void)p, (void)pairs, (void)p0, (void)p1, (void)counts, (void)from, (void)threads;
 }
 #endif
 

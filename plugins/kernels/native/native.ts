@@ -19,7 +19,7 @@ const SYMBOLS = {
   itn_supported: { parameters: [], result: "i32" },
   itn_new: { parameters: [], result: "pointer" },
   itn_load_codes: { parameters: ["pointer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
-  itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32"], result: "void" },
+  itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32", "i32"], result: "void" },
   itn_ksg_new: { parameters: [], result: "pointer" },
   itn_ksg_pair: {
     parameters: [

@@ -1,7 +1,7 @@
 /**
  * The native kernels against the WebAssembly and JavaScript paths: binned-MI joint counts (bins 1..64, rows across
  * the 64- and 512-row word edges, padded strides, non-finite codes, counts from a pair on, codes loaded once for
- * several calls) and the MI of many tables (same bits, tables of 2^16 rows or more handed back). Where the library
+ * several calls, several threads) and the MI of many tables (same bits, tables of 2^16 rows or more handed back). Where the library
  * is not built (no C compiler) or the CPU lacks AVX-512 VPOPCNTDQ, only the fallback is checked; in CI (`CI` set)
  * a missing library fails the test, as `npm install` builds it there.
  */
@@ -70,6 +70,26 @@ Deno.test({
       }
     } finally {
       nativeSwitch.use = nativeKernels !== null;
+    }
+  },
+});
+
+Deno.test({
+  name: "native binned-MI counts on several threads equal one thread's (shares of the pairs, disjoint counts)",
+  ignore: !nativeKernels?.avx512,
+  fn() {
+    const rng = new Rng(9);
+    const N = 40, rows = 700, bins = 16, B2 = bins * bins;
+    const codes = new Uint8Array(N * rows);
+    for (let i = 0; i < codes.length; i++) codes[i] = rng.next() < 0.01 ? NONFINITE : rng.int(bins);
+    const list: number[] = [];
+    for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) list.push(a, b);
+    const pairs = Int32Array.from(list), P = pairs.length / 2;
+    const want = plainCounts(codes, rows, rows, pairs, bins);
+    for (const threads of [1, 2, 3, 7]) {
+      const got = new Uint32Array(P * B2);
+      addPairCounts(codes, rows, pairs, 0, P, bins, new Uint8Array(N).fill(1), got, rows, 0, false, threads);
+      assert.deepEqual(got, want, `threads ${threads}`);
     }
   },
 });
