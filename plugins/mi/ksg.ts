@@ -114,6 +114,10 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const vals = (values instanceof Float32Array || values instanceof Float64Array) && values.length === n
     ? values
     : Float32Array.from({ length: n }, (_, i) => values[i]);
+  if (vals instanceof Float32Array && nativeKernels !== null && nativeSwitch.use && ksgNative.use) {
+    const prep = nativePrep(vals, n);
+    if (prep !== null) return prep;
+  }
   const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
   const used = new Int32Array(n); // tie-group sizes, at each group's first position
   let sorted: KsgValues;
@@ -152,6 +156,17 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const cell = new Uint16Array(n);
   for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
   return { vals, sorted, rank, group, tie, cell, edge, strips, ...fences(sorted) };
+}
+
+/** {@linkcode prepNeuron} by the native kernel (the same arrays: `plugins/kernels/native/ksg.c`), or null. */
+function nativePrep(vals: Float32Array, n: number): NeuronPrep | null {
+  const G = gridSize(n);
+  const sorted = new Float32Array(n), rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
+  const cell = new Uint16Array(n), edge = new Int32Array(G + 1), fence = new Int32Array(Math.max(1, n) + 1);
+  const meta = new Float64Array(3);
+  const k = nativeKernels!;
+  if (k.symbols.itn_ksg_prep(n, vals, sorted, rank, group, tie, cell, edge, fence, meta) !== 0) return null;
+  return { vals, sorted, rank, group, tie, cell, edge, strips: meta[0], fence, fenceLo: meta[1], fenceScale: meta[2] };
 }
 
 /** The most samples {@linkcode rankByKeys} takes (its keys need `32 + log2(n)` bits, below 2^53). */

@@ -131,7 +131,7 @@ Deno.test("KSG equals a brute-force O(n^2) KSG to 1e-9, continuous and tied data
 function withKernel<T>(mode: "js" | "wasm" | "native", f: () => T): T {
   try {
     ksgKernels.useWasm = mode === "wasm";
-    nativeSwitch.use = ksgNative.use = mode === "native";
+    nativeSwitch.use = ksgNative.use = mode === "native"; // "js" and "wasm" prepare neurons in JavaScript too
     return f();
   } finally {
     ksgKernels.useWasm = true;
@@ -171,6 +171,34 @@ Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as
     }
   }
   assert.equal(cases, 30);
+});
+
+Deno.test("KSG: the native per-neuron preparation gives the JavaScript one's arrays (ties, -0, constant, n = 0..5000)", () => {
+  if (Deno.env.get("CI")) assert.ok(nativeKernels !== null, "native kernels not loaded (npm install builds them)");
+  if (nativeKernels === null) return;
+  const rng = new Rng(17);
+  let cases = 0;
+  for (const n of [0, 1, 2, 3, 9, 100, 1001, 5000]) {
+    for (const kind of ["normal", "rounded", "relu", "constant", "signed zeros", "heavy tails"]) {
+      const x = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const z = rng.normal();
+        if (kind === "normal") x[i] = z;
+        if (kind === "rounded") x[i] = Math.round(z * 3) / 3;
+        if (kind === "relu") x[i] = Math.max(0, z);
+        if (kind === "constant") x[i] = -2.5;
+        if (kind === "signed zeros") x[i] = i % 3 === 0 ? -0 : i % 3 === 1 ? 0 : z;
+        if (kind === "heavy tails") x[i] = Math.exp(4 * z) * (z > 0 ? 1 : -1);
+      }
+      const js = withKernel("js", () => prepNeuron(x)), native = withKernel("native", () => prepNeuron(x));
+      for (const key of Object.keys(js) as (keyof typeof js)[]) {
+        if (key === "vals") continue;
+        assert.deepEqual(native[key], js[key], `n ${n} ${kind}: ${key}`);
+      }
+      cases++;
+    }
+  }
+  assert.equal(cases, 48);
 });
 
 Deno.test("KSG: psi terms summed exactly in fixed point (units of 2^-36): JS and WebAssembly kernels equal ksgFromSum of a brute-force sum, bit for bit", () => {

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
@@ -330,4 +331,86 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
 #endif
   return ksg_pair_generic(p, n, xv, xc, xr, xs, xe, Gx, xf, xlo, xsc, yv, yc, yr, ys, ye, Gy, yf, ylo, ysc, dup, psi,
                           out);
+}
+
+/**
+ * One neuron's preparation for the KSG kernels (plugins/mi/ksg.ts `prepNeuron`, float32 values), the same arrays:
+ * `sorted` values, `rank` (position in `sorted`, ties broken by sample index), `group` (first position of the
+ * sample's value) and `tie` (its tie group's size), the grid strips (`cell` of each sample, `edge`: `G + 1` first
+ * positions, `G` from `gridSize`; strips cut only between tie groups) and the fence table (`n + 1` entries) with
+ * `meta = [strips, fenceLo, fenceScale]`. The order is an LSD radix sort of the values' order-preserving 32 bits
+ * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, or -1 without memory.
+ */
+int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank, int32_t *group, int32_t *tie,
+                     uint16_t *cell, int32_t *edge, int32_t *fence, double *meta) {
+  uint32_t *key = malloc(sizeof(uint32_t) * 2 * ((size_t)n + 1));
+  int32_t *idx = malloc(sizeof(int32_t) * 2 * ((size_t)n + 1));
+  int32_t *used = calloc((size_t)n + 1, sizeof(int32_t));
+  uint16_t *stripOf = malloc(sizeof(uint16_t) * ((size_t)n + 1));
+  if (!key || !idx || !used || !stripOf) {
+    free(key), free(idx), free(used), free(stripOf);
+    return -1;
+  }
+  uint32_t *k0 = key, *k1 = key + n + 1;
+  int32_t *i0 = idx, *i1 = idx + n + 1;
+  for (int32_t i = 0; i < n; i++) {
+    uint32_t u;
+    const float v = vals[i];
+    memcpy(&u, &v, 4);
+    if (v == 0) u = 0; // -0 ranks as +0 (equal values)
+    k0[i] = u >= 0x80000000u ? ~u : u | 0x80000000u;
+    i0[i] = i;
+  }
+  for (int shift = 0; shift < 32; shift += 8) {
+    int32_t count[257] = {0};
+    for (int32_t i = 0; i < n; i++) count[((k0[i] >> shift) & 255) + 1]++;
+    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+    for (int32_t i = 0; i < n; i++) {
+      const int32_t at = count[(k0[i] >> shift) & 255]++;
+      k1[at] = k0[i], i1[at] = i0[i];
+    }
+    uint32_t *tk = k0;
+    k0 = k1, k1 = tk;
+    int32_t *ti = i0;
+    i0 = i1, i1 = ti;
+  }
+  int32_t start = 0;
+  for (int32_t p = 0; p < n; p++) {
+    const int32_t i = i0[p];
+    sorted[p] = vals[i];
+    if (p > 0 && sorted[p] != sorted[p - 1]) start = p;
+    rank[i] = p, group[i] = start;
+    used[start]++;
+  }
+  for (int32_t i = 0; i < n; i++) tie[i] = used[group[i]];
+  // strips of about n / G samples, cut only between tie groups
+  const double half = sqrt(n / 2.0);
+  const int32_t G = half >= 4096 ? 4096 : (half < 1 ? 1 : (int32_t)floor(half));
+  const double target = (double)n / G;
+  for (int32_t g = 0; g <= G; g++) edge[g] = n;
+  edge[0] = 0;
+  int32_t strip = 0;
+  double inStrip = 0;
+  for (int32_t r = 0; r < n;) {
+    const int32_t size = used[r];
+    if (inStrip >= target && strip < G - 1) edge[++strip] = r, inStrip = 0;
+    for (const int32_t end = r + size; r < end; r++) stripOf[r] = (uint16_t)strip;
+    inStrip += size;
+  }
+  for (int32_t i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
+  // the fence table: n buckets between the 0.5% and 99.5% quantiles
+  const int32_t M = n > 1 ? n : 1;
+  const double lo = n > 0 ? sorted[(int32_t)floor(0.005 * (n - 1))] : 0;
+  const double hi = n > 0 ? sorted[(int32_t)ceil(0.995 * (n - 1))] : 0;
+  double scale = hi > lo ? M / (hi - lo) : 0;
+  if (!isfinite(scale)) scale = 0;
+  int32_t j = 0;
+  for (int32_t p = 0; p < n; p++) {
+    const int32_t b = bucket(sorted[p], lo, scale, M);
+    while (j <= b) fence[j++] = p;
+  }
+  while (j <= M) fence[j++] = n;
+  meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale;
+  free(key), free(idx), free(used), free(stripOf);
+  return 0;
 }

@@ -34,6 +34,10 @@ const SYMBOLS = {
     ],
     result: "i32",
   },
+  itn_ksg_prep: {
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
   itn_mutual_information: {
     parameters: ["buffer", "i32", "i32", "i32", "buffer", "buffer", "buffer", "buffer"],
     result: "void",
