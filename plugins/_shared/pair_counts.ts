@@ -258,7 +258,7 @@ export function mutualInformationMany(
     for (let t = 0; t < tables; t++) one(t);
     return;
   }
-  const need = Math.ceil(cells / 2) + na + nb;
+  const need = Math.max(Math.ceil(cells / 2) + na + nb, 640);
   if (NATIVE_SCRATCH.length < need) NATIVE_SCRATCH = new Float64Array(need);
   k.symbols.itn_mutual_information(
     counts.subarray(off, off + tables * cells),

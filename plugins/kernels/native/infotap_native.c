@@ -6,7 +6,7 @@
  * Binned-MI joint counts as bit-matrix products: each neuron's codes become one bit set per bin (a bit per row), and
  * the joint count of bins (u, v) of a pair is popcount(bits_a[u] & bits_b[v]) summed over the rows, 512 rows per
  * AVX-512 VPOPCNTQ. Rows whose code is not a bin (non-finite values, NONFINITE = 255) are in no bit set, so they drop
- * out of every pair they are in, as on the other paths. The kernels need AVX-512 F, BW and VPOPCNTDQ, checked at run
+ * out of every pair they are in, as on the other paths. The kernels need AVX-512 F, BW, VL, DQ and VPOPCNTDQ, checked at run
  * time (`itn_supported`); elsewhere the caller keeps its WebAssembly path.
  */
 #include <stdint.h>
@@ -17,7 +17,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define ITN_X86 1
-#define ITN_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vpopcntdq")))
+#define ITN_AVX512 __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq")))
 #else
 #define ITN_X86 0
 #endif
@@ -29,12 +29,17 @@ typedef struct {
   int32_t neurons, bins, words, rows;
 } itn_ctx;
 
-/** 1 where the CPU has what the kernels need (AVX-512 F, BW, VPOPCNTDQ), else 0. */
+/** 1 where the CPU has what the kernels need (AVX-512 F, BW, VL, DQ, VPOPCNTDQ), else 0. */
 int32_t itn_supported(void) {
 #if ITN_X86
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vpopcntdq");
+  static int known = -1; // the same answer whichever thread asks first
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vpopcntdq");
+  }
+  return known;
 #else
   return 0;
 #endif
@@ -239,17 +244,91 @@ void itn_pair_counts(void *p, const int32_t *pairs, int32_t p0, int32_t p1, uint
 }
 #endif
 
+#if ITN_X86
+/**
+ * The MI of one 16 x 16 table as `mutual_information_one` below, with AVX-512: row sums, column sums and the
+ * non-zero cells (compressed) a row at a time, the terms eight at a time (`(x / n) (log x + log n - log a - log b)`,
+ * the same operations lane by lane, no contraction), into `terms`; returns their count (-1: no sum to take here).
+ */
+ITN_AVX512 static int32_t terms16(const uint32_t *c, const double *logs, double *terms, int32_t *nz, double *n_out) {
+  __m512i col = _mm512_setzero_si512();
+  double rowLog[16];
+  int32_t k = 0;
+  double n = 0;
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int a = 0; a < 16; a++) {
+    const __m512i row = _mm512_loadu_si512((const void *)(c + 16 * a));
+    col = _mm512_add_epi32(col, row);
+    const double s = (double)(uint32_t)_mm512_reduce_add_epi32(row);
+    rowLog[a] = s;
+    n += s;
+    const __mmask16 some = _mm512_test_epi32_mask(row, row);
+    _mm512_mask_compressstoreu_epi32(nz + k, some, _mm512_add_epi32(lane, _mm512_set1_epi32(16 * a)));
+    k += __builtin_popcount(some);
+  }
+  *n_out = n;
+  if (n == 0 || n >= 65536) return -1;
+  uint32_t colSum[16];
+  _mm512_storeu_si512((void *)colSum, col);
+  double colLog[16];
+  for (int b = 0; b < 16; b++) colLog[b] = logs[colSum[b]];
+  for (int a = 0; a < 16; a++) rowLog[a] = logs[(int32_t)rowLog[a]];
+  const __m512d vn = _mm512_set1_pd(n), logN = _mm512_set1_pd(logs[(int32_t)n]);
+  for (int32_t j = 0; j < k; j += 8) {
+    const __mmask8 v = k - j >= 8 ? 0xff : (__mmask8)((1u << (k - j)) - 1);
+    const __m256i at = _mm256_maskz_loadu_epi32(v, nz + j);
+    const __m256i cx = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), v, at, (const int *)c, 4);
+    const __m256i ra = _mm256_srli_epi32(at, 4), cb = _mm256_and_si256(at, _mm256_set1_epi32(15));
+    const __m512d xd = _mm512_cvtepu32_pd(cx);
+    const __m512d lx = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), v, cx, logs, 8);
+    const __m512d la = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), v, ra, rowLog, 8);
+    const __m512d lb = _mm512_mask_i32gather_pd(_mm512_setzero_pd(), v, cb, colLog, 8);
+    const __m512d t = _mm512_mul_pd(_mm512_div_pd(xd, vn), _mm512_sub_pd(_mm512_sub_pd(_mm512_add_pd(lx, logN), la), lb));
+    _mm512_mask_storeu_pd(terms + j, v, t);
+  }
+  return k;
+}
+
+/** MI of `tables` 16 x 16 tables (see `itn_mutual_information`), two at a time so that their sums overlap. */
+ITN_AVX512 static void mutual_information16(const uint32_t *counts, int32_t tables, const double *logs, double *mi,
+                                            double *samples, double *scratch) {
+  double *t1 = scratch, *t2 = scratch + 256;
+  int32_t *nz = (int32_t *)(scratch + 512);
+  for (int32_t t = 0; t < tables; t += 2) {
+    const int two = t + 1 < tables;
+    double n1 = 0, n2 = 0;
+    const int32_t k1 = terms16(counts + (size_t)t * 256, logs, t1, nz, &n1);
+    const int32_t k2 = two ? terms16(counts + (size_t)(t + 1) * 256, logs, t2, nz, &n2) : -1;
+    double m1 = 0, m2 = 0;
+    const int32_t both = k1 < k2 ? k1 : k2;
+    int32_t j = 0;
+    for (; j < both; j++) m1 += t1[j], m2 += t2[j];
+    for (int32_t i = j; i < k1; i++) m1 += t1[i];
+    for (int32_t i = j; i < k2; i++) m2 += t2[i];
+    samples[t] = n1;
+    mi[t] = k1 < 0 ? __builtin_nan("") : m1;
+    if (two) samples[t + 1] = n2, mi[t + 1] = k2 < 0 ? __builtin_nan("") : m2;
+  }
+}
+#endif
+
 /**
  * Plug-in MI (nats) of `tables` contingency tables of `na x nb` cells (`counts[t * na * nb + a * nb + b]`), as
  * plugins/_shared/pair_counts.ts `mutualInformation` computes it: the same terms `(c / n) (log c + log n - log a -
  * log b)` added in the same order, every log read from `logs` (JavaScript's `Math.log` of the integers below 2^16).
  * `samples[t]` gets the table's count n. Tables with n >= 2^16 get `mi[t] = NaN` and `samples[t] = n` for the caller
- * to evaluate (their logs are not in the table); an empty table gets NaN and 0. `scratch`: at least `na * nb + na +
- * nb` doubles' worth.
+ * to evaluate (their logs are not in the table); an empty table gets NaN and 0. `scratch`: at least
+ * `max(na * nb + na + nb, 640)` doubles. 16 x 16 tables take the AVX-512 path where the CPU has it.
  */
 void itn_mutual_information(const uint32_t *counts, int32_t tables, int32_t na, int32_t nb, const double *logs,
                             double *mi, double *samples, double *scratch) {
   const int32_t cells = na * nb;
+#if ITN_X86
+  if (na == 16 && nb == 16 && itn_supported()) {
+    mutual_information16(counts, tables, logs, mi, samples, scratch);
+    return;
+  }
+#endif
   int32_t *nz = (int32_t *)scratch;
   double *rowLog = scratch + (cells + 1) / 2, *colLog = rowLog + na;
   for (int32_t t = 0; t < tables; t++) {
