@@ -29,7 +29,7 @@ typedef struct {
   int32_t neurons, bins, words, rows;
 } itn_ctx;
 
-/** 1 where the CPU has what the kernels need (AVX-512 F, BW, VL, DQ, VPOPCNTDQ), else 0. */
+/** 1 where the CPU has what the AVX-512 kernels need (AVX-512 F, BW, VL, DQ, VPOPCNTDQ; BMI2), else 0. */
 int32_t itn_supported(void) {
 #if ITN_X86
   static int known = -1; // the same answer whichever thread asks first
@@ -37,7 +37,7 @@ int32_t itn_supported(void) {
     __builtin_cpu_init();
     known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-            __builtin_cpu_supports("avx512vpopcntdq");
+            __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("bmi2");
   }
   return known;
 #else

@@ -96,7 +96,7 @@ static inline void scan(const double *pxy, const int32_t *pw, int32_t q0, int32_
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define ITN_KSG_AVX512 __attribute__((target("avx2,avx512f,avx512dq,avx512vl,avx512bw")))
+#define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw")))
 
 ITN_KSG_AVX512 static inline double hmin(__m512d v) { return _mm512_reduce_min_pd(v); }
 
@@ -112,24 +112,24 @@ ITN_KSG_AVX512 static inline double hmin(__m512d v) { return _mm512_reduce_min_p
  * k-th smallest of two sorted lists is the least of `max(a_i, b_(k-i))`), so that every lane ends with all three.
  */
 ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, const int32_t *q0, const int32_t *q1,
-                                           int32_t rows, int32_t self, double x, double y, double *b) {
+                                           int32_t rows, int32_t mine, int32_t self, double x, double y, double *b) {
   const __m512d inf = _mm512_set1_pd(INFINITY), vx = _mm512_set1_pd(x), vy = _mm512_set1_pd(y);
   const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
   const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), me = _mm512_set1_epi64(self);
-#define ITN_DIST(out_, q_, left_)                                                                                  \
+  // row `mine` holds the sample itself: its lane is masked there
+#define ITN_DIST(out_, q_, left_, g_)                                                                              \
   do {                                                                                                             \
-    const int32_t l_ = (left_) < 0 ? 0 : ((left_) > 8 ? 8 : (left_));                                              \
-    const __mmask8 v_ = (__mmask8)(((1u << l_) - 1) &                                                             \
-                                   ~_mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(q_)), me));  \
+    __mmask8 v_ = (__mmask8)_bzhi_u32(0xff, (uint32_t)(left_));                                                    \
+    if ((g_) == mine) v_ &= ~_mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(q_)), me);          \
     const __m512d dx_ = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v_, px + (q_))), sign);            \
     const __m512d dy_ = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v_, py + (q_))), sign);            \
     (out_) = _mm512_mask_blend_pd(v_, inf, _mm512_max_pd(dx_, dy_));                                              \
   } while (0)
   // rows 0..2 (empty ones all +inf): the first eight of each, sorted lane by lane
   __m512d d0, d1, d2;
-  ITN_DIST(d0, q0[0], q1[0] - q0[0]);
-  ITN_DIST(d1, q0[1], q1[1] - q0[1]);
-  ITN_DIST(d2, q0[2], q1[2] - q0[2]);
+  ITN_DIST(d0, q0[0], q1[0] - q0[0], 0);
+  ITN_DIST(d1, q0[1], q1[1] - q0[1], 1);
+  ITN_DIST(d2, q0[2], q1[2] - q0[2], 2);
   const __m512d lo1 = _mm512_min_pd(d0, d1), hi1 = _mm512_max_pd(d0, d1);
   const __m512d lo2 = _mm512_min_pd(hi1, d2);
   __m512d m1 = _mm512_min_pd(lo1, lo2), m2 = _mm512_max_pd(lo1, lo2), m3 = _mm512_max_pd(hi1, d2);
@@ -137,7 +137,7 @@ ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, c
   for (int g = 0; g < rows; g++) {
     for (int32_t q = q0[g] + (g < 3 ? 8 : 0); q < q1[g]; q += 8) {
       __m512d d;
-      ITN_DIST(d, q, q1[g] - q);
+      ITN_DIST(d, q, q1[g] - q, g);
       const __m512d t = _mm512_max_pd(m1, d);
       m1 = _mm512_min_pd(m1, d);
       const __m512d u = _mm512_max_pd(m2, t);

@@ -50,14 +50,16 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
       int32_t q0[5] = {0, 0, 0, 0, 0}, q1[5] = {0, 0, 0, 0, 0}, rows = 0, near = 0; // rows past the edge: empty
       for (int32_t gy = y0; gy <= y1; gy++, rows++) {
         q0[rows] = start[gy * Gx + x0], q1[rows] = start[gy * Gx + x1 + 1];
-        for (int32_t gx = x0; gx <= x1; gx++) near |= heavy[gy * Gx + gx];
+        if (dup) {
+          for (int32_t gx = x0; gx <= x1; gx++) near |= heavy[gy * Gx + gx];
+        }
       }
       for (int32_t s = c0; s < c1; s++) {
         if (pw[s] > 1) continue; // a heavy point's representative: its terms are the caller's
         const double x = px[s], y = py[s];
         double b[3] = {INFINITY, INFINITY, INFINITY};
 #if ITN_BODY_512
-        if (use512 && !near) nearest3(px, py, q0, q1, rows, s, x, y, b);
+        if (use512 && !near) nearest3(px, py, q0, q1, rows, cy - y0, s, x, y, b);
         else
 #endif
           for (int32_t g = 0; g < rows; g++) scan(pxy, pw, q0[g], q1[g], s, x, y, b);
@@ -72,7 +74,7 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
           while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
           int32_t far = 0; // whether a heavy point lies in the rectangle
 #if ITN_BODY_512
-          for (int32_t gy = Y0; gy <= Y1 && !far; gy++) {
+          for (int32_t gy = Y0; gy <= Y1 && !far && dup; gy++) {
             for (int32_t gx = X0; gx <= X1; gx++) far |= heavy[gy * Gx + gx];
           }
           if (use512 && !far) {
