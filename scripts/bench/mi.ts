@@ -22,6 +22,11 @@ import type { BenchRow } from "./_types.ts";
 import { makeRng, synthetic } from "./_mi_data.ts";
 import { findPython, runPeer } from "./_python.ts";
 import { digamma } from "../../plugins/mi/_ksg_reference.ts";
+import { nativeKernels } from "../../plugins/kernels/native/native.ts";
+import { defaultThreads } from "../../plugins/kernels/threads.ts";
+
+/** Which kernels ran: the native ones where `npm install` built them and the CPU has AVX-512. */
+const KERNELS = nativeKernels?.avx512 ? "native kernels (AVX-512)" : "WebAssembly kernels";
 
 /** Per-pair reference KSG: brute force over all samples, nothing reused between pairs. */
 export function referenceKsg(x: Float32Array, y: Float32Array, k: number): number {
@@ -137,7 +142,7 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
     reference: paper ? paper.cpu * 1000 : undefined,
     ratio: paper ? paper.cpu / cpuPair : undefined,
     note: paper
-      ? `all ${P1} pairs of ${m} neurons, infotap's per-neuron preparation included; reference: NearestNeighbors + ` +
+      ? `all ${P1} pairs of ${m} neurons, infotap's per-neuron preparation included, ${KERNELS}; reference: NearestNeighbors + ` +
         `2 KDTree per pair as technion-cs-nlp/Information-Reflects-Memorization (scikit-learn, same pairs, values ` +
         `equal to 1e-9); CPU time of each process`
       : noPeer,
@@ -270,7 +275,9 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
         note: !peer
           ? `${lib} not found`
           : kind === "CPU"
-          ? `infotap: the estimator on 1,000-row batches, first pass included, one thread; ${lib}: codes, ` +
+          ? `infotap: the estimator on 1,000-row batches, first pass included, ${KERNELS}, counts on ${
+            nativeKernels?.avx512 ? `${defaultThreads()} threads` : "one thread"
+          }; ${lib}: codes, ` +
             `one-hot (n x ${N * 16}) float32, O^T O (all joint counts; BLAS threads), MI of every pair; sums of MI ` +
             `equal to 1e-9 a pair`
           : `same run as the CPU row`,

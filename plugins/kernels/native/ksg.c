@@ -215,8 +215,9 @@ ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int
   const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
   __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
   b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
-  const __m256i f0 = _mm256_i32gather_epi32(fence, b, 4);
-  const __m256i f1 = _mm256_i32gather_epi32(fence, _mm256_add_epi32(b, _mm256_set1_epi32(1)), 4);
+  // fence[b] and fence[b + 1] in one 64-bit gather (unaligned 8-byte loads), then split
+  const __m512i ff = _mm512_i32gather_epi64(b, (const void *)fence, 4);
+  const __m256i f0 = _mm512_cvtepi64_epi32(ff), f1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(ff, 32));
   __m256i a = _mm256_min_epi32(_mm256_max_epi32(f0, lo), hi);
   const __m256i z = _mm256_max_epi32(_mm256_min_epi32(f1, hi), a);
   const __m256i one = _mm256_set1_epi32(1);
