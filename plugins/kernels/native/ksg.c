@@ -119,7 +119,8 @@ ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, c
   // row `mine` holds the sample itself: its lane is masked there
 #define ITN_DIST(out_, q_, left_, g_)                                                                              \
   do {                                                                                                             \
-    __mmask8 v_ = (__mmask8)_bzhi_u32(0xff, (uint32_t)(left_));                                                    \
+    /* bzhi reads the low 8 bits of its index only: clamp to 8 first */                                           \
+    __mmask8 v_ = (__mmask8)_bzhi_u32(0xff, (uint32_t)((left_) > 8 ? 8 : (left_)));                                                    \
     if ((g_) == mine) v_ &= ~_mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(q_)), me);          \
     const __m512d dx_ = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v_, px + (q_))), sign);            \
     const __m512d dy_ = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v_, py + (q_))), sign);            \
