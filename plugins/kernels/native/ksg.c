@@ -18,7 +18,7 @@
 typedef struct {
   int32_t n, cells;
   int32_t *start, *pxr, *pyr, *pw, *box, *qa, *qb, *r0, *r1;
-  double *pxy, *px, *py, *qx, *qy, *qr;
+  double *px, *py, *qx, *qy, *qr;
   uint8_t *heavy;
 } itn_ksg_ctx;
 
@@ -27,7 +27,7 @@ void *itn_ksg_new(void) { return calloc(1, sizeof(itn_ksg_ctx)); }
 void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
-  free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py);
+  free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
   free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb), free(c->box), free(c->heavy);
   free(c->r0), free(c->r1);
   free(c);
@@ -41,13 +41,12 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     if (!c->r0 || !c->r1) return -1;
   }
   if (n > c->n) {
-    free(c->pxr), free(c->pyr), free(c->pw), free(c->pxy), free(c->px), free(c->py), free(c->box);
+    free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py), free(c->box);
     free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
     c->pxr = malloc(sizeof(int32_t) * m);
     c->pyr = malloc(sizeof(int32_t) * m);
     c->pw = malloc(sizeof(int32_t) * m);
-    c->pxy = malloc(sizeof(double) * 2 * m);
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
     c->qx = malloc(sizeof(double) * m);
@@ -56,7 +55,7 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     c->qa = malloc(sizeof(int32_t) * m);
     c->qb = malloc(sizeof(int32_t) * m);
     c->box = malloc(sizeof(int32_t) * 4 * m);
-    c->n = (c->pxr && c->pyr && c->pw && c->pxy && c->px && c->py && c->qx && c->qy && c->qr && c->qa && c->qb &&
+    c->n = (c->pxr && c->pyr && c->pw && c->px && c->py && c->qx && c->qy && c->qr && c->qa && c->qb &&
             c->box)
                ? n
                : 0;
@@ -85,12 +84,12 @@ static inline void insert3(double *b, double d, int32_t m) {
   }
 }
 
-/** Inserts the stored samples `[q0, q1)` other than `self` into `b`. */
-static inline void scan(const double *pxy, const int32_t *pw, int32_t q0, int32_t q1, int32_t self, double x, double y,
-                        double *b) {
+/** Inserts the stored samples `[q0, q1)` other than `self` into `b` (weights `pw`, or 1 each where it is NULL). */
+static inline void scan(const double *px, const double *py, const int32_t *pw, int32_t q0, int32_t q1, int32_t self,
+                        double x, double y, double *b) {
   for (int32_t q = q0; q < q1; q++) {
-    const double ax = fabs(x - pxy[2 * q]), ay = fabs(y - pxy[2 * q + 1]);
-    if ((ax < b[2]) & (ay < b[2]) & (q != self)) insert3(b, ax > ay ? ax : ay, pw[q]);
+    const double ax = fabs(x - px[q]), ay = fabs(y - py[q]);
+    if ((ax < b[2]) & (ay < b[2]) & (q != self)) insert3(b, ax > ay ? ax : ay, pw ? pw[q] : 1);
   }
 }
 

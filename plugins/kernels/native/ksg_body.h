@@ -10,9 +10,11 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n > 1 ? n : 1;
   if (grow(c, n, cells) != 0) return -1;
-  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = c->pw, *box = c->box;
-  double *pxy = c->pxy, *px = c->px, *py = c->py, *qx = c->qx, *qy = c->qy, *qr = c->qr;
-  int32_t *qa = c->qa, *qb = c->qb;
+  // without heavy points (no `dup`) every stored sample is searched, in order: its count job is itself (the job
+  // arrays are the stored samples' own), and no weights are kept
+  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box;
+  double *px = c->px, *py = c->py, *qx = dup ? c->qx : px, *qy = dup ? c->qy : py, *qr = c->qr;
+  int32_t *qa = dup ? c->qa : pxr, *qb = dup ? c->qb : pyr;
   uint8_t *heavy = c->heavy;
   for (int32_t i = 0; i <= cells; i++) start[i] = 0, heavy[i] = 0;
   for (int32_t i = 0; i < n; i++) {
@@ -23,10 +25,12 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
   for (int32_t i = 0; i < n; i++) {
     if (dup && dup[i] < 0) continue;
     const int32_t cell = yc[i] * Gx + xc[i], at = start[cell]++;
-    px[at] = pxy[2 * at] = xv[i], py[at] = pxy[2 * at + 1] = yv[i];
+    px[at] = xv[i], py[at] = yv[i];
     pxr[at] = xr[i], pyr[at] = yr[i];
-    pw[at] = dup && dup[i] > 0 ? dup[i] : 1;
-    if (pw[at] > 1) heavy[cell] = 1;
+    if (dup) {
+      pw[at] = dup[i] > 0 ? dup[i] : 1;
+      if (pw[at] > 1) heavy[cell] = 1;
+    }
   }
   for (int32_t i = cells; i > 0; i--) start[i] = start[i - 1];
   start[0] = 0;
@@ -55,14 +59,14 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
         }
       }
       for (int32_t s = c0; s < c1; s++) {
-        if (pw[s] > 1) continue; // a heavy point's representative: its terms are the caller's
+        if (dup && pw[s] > 1) continue; // a heavy point's representative: its terms are the caller's
         const double x = px[s], y = py[s];
         double b[3] = {INFINITY, INFINITY, INFINITY};
 #if ITN_BODY_512
         if (use512 && !near) nearest3(px, py, q0, q1, rows, cy - y0, s, x, y, b);
         else
 #endif
-          for (int32_t g = 0; g < rows; g++) scan(pxy, pw, q0[g], q1[g], s, x, y, b);
+          for (int32_t g = 0; g < rows; g++) scan(px, py, pw, q0[g], q1[g], s, x, y, b);
         double kth = b[2];
         const double bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
         int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
@@ -93,18 +97,18 @@ ITN_BODY_ATTR static int32_t ITN_BODY_NAME(void *p, int32_t n, const float *xv, 
 #endif
             for (int32_t gy = Y0; gy <= Y1; gy++) {
               const int32_t row = gy * Gx;
-              if (gy < y0 || gy > y1) scan(pxy, pw, start[row + X0], start[row + X1 + 1], s, x, y, b);
+              if (gy < y0 || gy > y1) scan(px, py, pw, start[row + X0], start[row + X1 + 1], s, x, y, b);
               else {
-                if (X0 < x0) scan(pxy, pw, start[row + X0], start[row + x0], s, x, y, b);
-                if (X1 > x1) scan(pxy, pw, start[row + x1 + 1], start[row + X1 + 1], s, x, y, b);
+                if (X0 < x0) scan(px, py, pw, start[row + X0], start[row + x0], s, x, y, b);
+                if (X1 > x1) scan(px, py, pw, start[row + x1 + 1], start[row + X1 + 1], s, x, y, b);
               }
             }
           (void)far;
           kth = b[2];
         }
         // the sample's count job, in the order of the searched samples
-        qx[m] = x, qy[m] = y, qr[m] = kth > 0 ? kth : DBL_TRUE_MIN;
-        qa[m] = pxr[s], qb[m] = pyr[s];
+        qr[m] = kth > 0 ? kth : DBL_TRUE_MIN;
+        if (dup) qx[m] = x, qy[m] = y, qa[m] = pxr[s], qb[m] = pyr[s];
         box[m] = xe[X0], box[N + m] = xe[X1 + 1], box[2 * N + m] = ye[Y0], box[3 * N + m] = ye[Y1 + 1];
         m++;
       }
