@@ -81,6 +81,10 @@ async function relocate(code: string, source: string): Promise<string> {
       } else if (target === "node_modules" || target === "node_modules/") {
         needsLibraries = true;
         to = "node_modules/";
+      } else if (target.startsWith("build/native/")) {
+        // the optional native kernels (plugins/kernels/native/) are not in the wheel: a path that is never there,
+        // so the bundled engine keeps its WebAssembly kernels (which give the same results)
+        to = `native-kernels-not-bundled/${target.slice("build/native/".length)}`;
       } else {
         fail(
           `Cannot place the asset that ${module} loads by URL as the bundler does not know it (teach scripts/python/bundle.ts): current value is '${rel}'`,
