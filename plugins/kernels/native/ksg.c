@@ -99,6 +99,34 @@ static inline void scan(const double *px, const double *py, const int32_t *pw, i
 
 ITN_KSG_AVX512 static inline double hmin(__m512d v) { return _mm512_reduce_min_pd(v); }
 
+/** Inserts `d` into each lane's sorted three smallest (`m1 <= m2 <= m3` lane by lane): a min/max network. */
+ITN_KSG_AVX512 static inline void insert_lanes(__m512d *m1, __m512d *m2, __m512d *m3, __m512d d) {
+  const __m512d t = _mm512_max_pd(*m1, d);
+  *m1 = _mm512_min_pd(*m1, d);
+  const __m512d u = _mm512_max_pd(*m2, t);
+  *m2 = _mm512_min_pd(*m2, t);
+  *m3 = _mm512_min_pd(*m3, u);
+}
+
+/**
+ * The three smallest of the eight lanes' sorted lists into `b`: lists merged pairwise with partners 4, 2, 1 lanes
+ * apart (the k-th smallest of two sorted lists is the least of `max(a_i, b_(k-i))`), so every lane ends with all three.
+ */
+ITN_KSG_AVX512 static inline void merge3(__m512d m1, __m512d m2, __m512d m3, double *b) {
+  const __m512i swaps[3] = {_mm512_setr_epi64(4, 5, 6, 7, 0, 1, 2, 3), _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5),
+                            _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6)};
+  for (int r = 0; r < 3; r++) {
+    const __m512d n1 = _mm512_permutexvar_pd(swaps[r], m1), n2 = _mm512_permutexvar_pd(swaps[r], m2),
+                  n3 = _mm512_permutexvar_pd(swaps[r], m3);
+    const __m512d c1 = _mm512_min_pd(m1, n1);
+    const __m512d c2 = _mm512_min_pd(_mm512_min_pd(m2, n2), _mm512_max_pd(m1, n1));
+    const __m512d c3 = _mm512_min_pd(_mm512_min_pd(m3, n3),
+                                     _mm512_min_pd(_mm512_max_pd(m1, n2), _mm512_max_pd(m2, n1)));
+    m1 = c1, m2 = c2, m3 = c3;
+  }
+  b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
+}
+
 /** How much longer than wide (in values) a cell is when its block reaches two strips along its narrow axis. */
 #ifndef ITN_REACH
 #define ITN_REACH 2.0
@@ -138,27 +166,11 @@ ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, c
     for (int32_t q = q0[g] + (g < 3 ? 8 : 0); q < q1[g]; q += 8) {
       __m512d d;
       ITN_DIST(d, q, q1[g] - q, g);
-      const __m512d t = _mm512_max_pd(m1, d);
-      m1 = _mm512_min_pd(m1, d);
-      const __m512d u = _mm512_max_pd(m2, t);
-      m2 = _mm512_min_pd(m2, t);
-      m3 = _mm512_min_pd(m3, u);
+      insert_lanes(&m1, &m2, &m3, d);
     }
   }
 #undef ITN_DIST
-  // merge the lanes' lists: partners 4, 2, 1 lanes apart
-  const __m512i swaps[3] = {_mm512_setr_epi64(4, 5, 6, 7, 0, 1, 2, 3), _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5),
-                            _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6)};
-  for (int r = 0; r < 3; r++) {
-    const __m512d n1 = _mm512_permutexvar_pd(swaps[r], m1), n2 = _mm512_permutexvar_pd(swaps[r], m2),
-                  n3 = _mm512_permutexvar_pd(swaps[r], m3);
-    const __m512d c1 = _mm512_min_pd(m1, n1);
-    const __m512d c2 = _mm512_min_pd(_mm512_min_pd(m2, n2), _mm512_max_pd(m1, n1));
-    const __m512d c3 = _mm512_min_pd(_mm512_min_pd(m3, n3),
-                                     _mm512_min_pd(_mm512_max_pd(m1, n2), _mm512_max_pd(m2, n1)));
-    m1 = c1, m2 = c2, m3 = c3;
-  }
-  b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
+  merge3(m1, m2, m3, b);
 }
 
 /**
@@ -179,25 +191,10 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
       const __m512d dx = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v, px + q)), sign);
       const __m512d dy = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v, py + q)), sign);
       const __m512d d = _mm512_mask_blend_pd(v, inf, _mm512_max_pd(dx, dy));
-      const __m512d t = _mm512_max_pd(m1, d);
-      m1 = _mm512_min_pd(m1, d);
-      const __m512d u = _mm512_max_pd(m2, t);
-      m2 = _mm512_min_pd(m2, t);
-      m3 = _mm512_min_pd(m3, u);
+      insert_lanes(&m1, &m2, &m3, d);
     }
   }
-  const __m512i swaps[3] = {_mm512_setr_epi64(4, 5, 6, 7, 0, 1, 2, 3), _mm512_setr_epi64(2, 3, 0, 1, 6, 7, 4, 5),
-                            _mm512_setr_epi64(1, 0, 3, 2, 5, 4, 7, 6)};
-  for (int r = 0; r < 3; r++) {
-    const __m512d n1 = _mm512_permutexvar_pd(swaps[r], m1), n2 = _mm512_permutexvar_pd(swaps[r], m2),
-                  n3 = _mm512_permutexvar_pd(swaps[r], m3);
-    const __m512d c1 = _mm512_min_pd(m1, n1);
-    const __m512d c2 = _mm512_min_pd(_mm512_min_pd(m2, n2), _mm512_max_pd(m1, n1));
-    const __m512d c3 = _mm512_min_pd(_mm512_min_pd(m3, n3),
-                                     _mm512_min_pd(_mm512_max_pd(m1, n2), _mm512_max_pd(m2, n1)));
-    m1 = c1, m2 = c2, m3 = c3;
-  }
-  b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
+  merge3(m1, m2, m3, b);
 }
 
 /**
