@@ -85,13 +85,14 @@ export function addPairCounts(
   threads = 1,
 ): void {
   if (p1 <= p0) return;
-  if (nativeCounts(codes, rows, pairs, p0, p1, bins, counts, stride, from, loaded, threads)) return;
+  if (!loaded) codesIn = null;
+  if (nativeCounts(codes, rows, pairs, p0, p1, bins, counts, stride, from, threads)) return;
   const B2 = bins * bins;
   // the WebAssembly kernel counts the clean pairs' rows in whole 16-row groups; the loops below do the rest
-  const done =
-    rows >= 16 && addPairCountsWasm(codes, stride, rows >> 4, pairs, p0, p1, bins, dirty, counts, from, loaded)
-      ? (rows >> 4) << 4
-      : 0;
+  const wasm = rows >= 16 &&
+    addPairCountsWasm(codes, stride, rows >> 4, pairs, p0, p1, bins, dirty, counts, from, codesIn === "wasm");
+  if (wasm) codesIn = "wasm";
+  const done = wasm ? (rows >> 4) << 4 : 0;
   const packed = bins <= 16 && stride % 4 === 0 && codes.byteOffset % 4 === 0;
   const words = packed ? new Uint32Array(codes.buffer, codes.byteOffset, codes.length >> 2) : null;
   const full = rows >> 2, ws = stride >> 2, h = SCRATCH;
@@ -127,8 +128,11 @@ export function addPairCounts(
   }
 }
 
-/** Whether the native kernel holds the bit sets of the codes the last call loaded. */
-let nativeHasCodes = false;
+/**
+ * Which kernel holds the codes of the caller's current run of calls (`loaded`): null after a call that did not say
+ * `loaded`, so that each kernel copies them once and never counts another caller's.
+ */
+let codesIn: "native" | "wasm" | null = null;
 
 /** `addPairCounts` by the native kernel (every pair, non-finite rows in no bit set); false where it cannot. */
 function nativeCounts(
@@ -141,15 +145,14 @@ function nativeCounts(
   counts: Uint32Array,
   stride: number,
   from: number,
-  loaded: boolean,
   threads: number,
 ): boolean {
   const k = nativeKernels;
   if (k === null || !k.avx512 || !nativeSwitch.use || bins > 64 || rows === 0) return false;
-  if (!loaded || !nativeHasCodes) {
+  if (codesIn !== "native") {
     const neurons = Math.floor(codes.length / stride);
-    nativeHasCodes = k.symbols.itn_load_codes(k.ctx, codes, neurons, stride, rows, bins) === 0;
-    if (!nativeHasCodes) return false;
+    if (k.symbols.itn_load_codes(k.ctx, codes, neurons, stride, rows, bins) !== 0) return false;
+    codesIn = "native";
   }
   k.symbols.itn_pair_counts(k.ctx, pairs, p0, p1, counts, from, threads);
   return true;

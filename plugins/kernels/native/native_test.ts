@@ -96,6 +96,37 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "addPairCounts: codes said loaded are recopied by a kernel that did not load them (switching mid-run)",
+  ignore: !nativeKernels?.avx512,
+  fn() {
+    const rng = new Rng(13);
+    const N = 6, rows = 300, bins = 16, B2 = bins * bins;
+    const list: number[] = [];
+    for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) list.push(a, b);
+    const pairs = Int32Array.from(list), P = pairs.length / 2, dirty = new Uint8Array(N);
+    try {
+      for (const first of [false, true]) {
+        // stale codes in both kernels first, then a run of calls that switches kernel at every call
+        const stale = new Uint8Array(N * rows).fill(3);
+        for (const use of [true, false]) {
+          nativeSwitch.use = use;
+          addPairCounts(stale, rows, pairs, 0, P, bins, dirty, new Uint32Array(P * B2), rows);
+        }
+        const codes = Uint8Array.from({ length: N * rows }, () => rng.int(bins));
+        const want = plainCounts(codes, rows, rows, pairs, bins), got = new Uint32Array(P * B2);
+        for (let p = 0; p < P; p++) {
+          nativeSwitch.use = (p % 2 === 0) === first;
+          addPairCounts(codes, rows, pairs, p, p + 1, bins, dirty, got, rows, 0, p > 0);
+        }
+        assert.deepEqual(got, want, `native first: ${first}`);
+      }
+    } finally {
+      nativeSwitch.use = nativeKernels !== null;
+    }
+  },
+});
+
 Deno.test("mutualInformationMany: native and JavaScript give the bits of mutualInformation (empty, sparse, 2^16 rows)", () => {
   const rng = new Rng(11);
   const B = 16, B2 = B * B, T = 40;
