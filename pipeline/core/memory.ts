@@ -79,13 +79,14 @@ export function estimateMemory(set: EstimatorSet, shape: InputShape, h: Holding)
   const parts = set.memory(shape).map(({ name, use }) => {
     const state = (use?.state ?? 0) * (h.held + (h.finishing ? 1 : 0)) * h.copies;
     const results = (use?.results ?? 0) * (h.units + WRITE_COPIES);
+    const work = (use?.work ?? 0) * h.copies;
     const copies = (h.held + (h.finishing ? 1 : 0)) * h.copies;
     const detail = use
-      ? `${copies > 1 ? `${copies} x ` : ""}${formatBytes(use.state)} of state, ${h.units + WRITE_COPIES} x ${
-        formatBytes(use.results)
-      } of results`
+      ? `${copies > 1 ? `${copies} x ` : ""}${formatBytes(use.state)} of state, ${
+        use.work ? `${h.copies > 1 ? `${h.copies} x ` : ""}${formatBytes(use.work)} of working buffers, ` : ""
+      }${h.units + WRITE_COPIES} x ${formatBytes(use.results)} of results`
       : "not stated";
-    return { name, bytes: state + results, detail };
+    return { name, bytes: state + results + work, detail };
   });
   return { total: BASE_BYTES + parts.reduce((a, p) => a + p.bytes, 0), parts };
 }

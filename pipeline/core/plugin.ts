@@ -148,11 +148,13 @@ export interface InputShape {
 /**
  * A plugin's memory for one result unit (one step with `byStep`, else the whole run), in bytes: what its
  * estimator holds while rows come (`state`, with its peak while the result is computed) and what the result
- * tables of that unit take (`results`, kept until they are written).
+ * tables of that unit take (`results`, kept until they are written); `work`, buffers an estimator holds once
+ * whatever the steps (a block of coded rows, a kernel's copy of it), counted once a copy of the estimators.
  */
 export interface MemoryUse {
   state: number;
   results: number;
+  work?: number;
 }
 
 /** How to skip a plugin's first pass, for `serve` to say when it refuses the plugin (a live stream is read once). */

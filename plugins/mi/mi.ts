@@ -988,7 +988,9 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   stepLocal: (o) => o["mi-estimator"] === "binned",
   // The pair sample is the same in every step; a GPU fallback is said by either.
   mergeSummaries: (a, b) => ({ ...b, ...a }),
-  // Per step: binned, pairs x bins^2 uint32 counts; KSG, the reservoir (2 x --mi-samples rows of every neuron,
+  // Per step: binned, pairs x bins^2 uint32 counts, and once (`work`) the block of coded rows, the WebAssembly
+  // kernel's copy of it or the native kernel's bit sets (bins / 8 bytes a code), and the chunk of counts of a block
+  // still pending at results; KSG, the reservoir (2 x --mi-samples rows of every neuron,
   // float32) and, while the result is computed, the neurons' columns and their sorted copies (~5.5 times them).
   memory: (o, shape) => {
     const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
@@ -999,7 +1001,8 @@ export const miPlugin: EstimatorPlugin = definePlugin({
     const results = pairs * 95 + shape.tensors.length * 80;
     if (o["mi-estimator"] === "binned") {
       const b = o["mi-bins"] as number;
-      return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results };
+      const work = n * blockRows(n) * (1 + Math.max(1, b / 8)) + PENDING_CHUNK_CELLS * 4;
+      return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results, work };
     }
     const rows = Math.min(o["mi-samples"] as number, shape.rows ?? (o["mi-samples"] as number));
     return { state: 2 * rows * n * 4 + rows * 16 + 5.5 * rows * n * 4 + pairs * 16, results };
