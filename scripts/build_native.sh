@@ -4,7 +4,7 @@
 # WebAssembly kernels (same results) and this script says so and exits 0. INFOTAP_NATIVE=0 skips the build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-src=(plugins/kernels/native/infotap_native.c plugins/kernels/native/ksg.c)  # ksg.c includes ksg_body.h
+src=(plugins/kernels/native/infotap_native.c plugins/kernels/native/ksg.c)
 out=build/native/libinfotap_native.so
 if [ "${INFOTAP_NATIVE:-1}" = "0" ]; then
   echo "infotap: native kernels not built (INFOTAP_NATIVE=0): the WebAssembly kernels run"

@@ -717,7 +717,7 @@ function wasmTotal(
 
 /**
  * Whether `ksgPair` runs the native kernel where it is loaded and the CPU has AVX-512 (tests compare it with the
- * others); without AVX-512 its plain C loops are slower than the WebAssembly kernel (2.5 against 1.4 ms a pair).
+ * others); there is no native pair kernel without AVX-512 (plain C loops measured slower than WebAssembly).
  */
 export const ksgNative: { use: boolean } = { use: true };
 
@@ -758,7 +758,6 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
     b.fenceScale,
     dup,
     s.fixed.values,
-    k.avx512 ? 1 : 0,
     NATIVE_SUM,
   );
   if (ok !== 0) return null;

@@ -1,8 +1,8 @@
 /**
  * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
  * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`) and the run may load them (`--allow-ffi`,
- * which `deno task analyze` and `serve` grant for that folder only): the KSG pair kernel (plain C) everywhere, the
- * binned-MI counts where the CPU has AVX-512 with VPOPCNTDQ (`avx512`). Elsewhere, or with `INFOTAP_NATIVE=0`,
+ * which `deno task analyze` and `serve` grant for that folder only): the KSG preparation and the MI of many tables
+ * everywhere, the binned-MI counts and the KSG pair kernel where the CPU has AVX-512 with VPOPCNTDQ (`avx512`). Elsewhere, or with `INFOTAP_NATIVE=0`,
  * {@linkcode nativeKernels} is null and callers keep their WebAssembly paths, which give the same results (so the
  * path never shows in a table; only the time differs).
  *
@@ -29,7 +29,6 @@ const SYMBOLS = {
       ...(["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "f64", "f64"] as const),
       "buffer",
       "buffer",
-      "i32",
       "buffer",
     ],
     result: "i32",
@@ -50,7 +49,7 @@ export interface NativeKernels {
   ctx: Deno.PointerValue;
   /** This realm's KSG scratch. */
   ksgCtx: Deno.PointerValue;
-  /** Whether the CPU has AVX-512 F, BW and VPOPCNTDQ (the binned-MI counts need them; the KSG kernel does not). */
+  /** Whether the CPU has the AVX-512 the binned-MI counts and the KSG pair kernel need (`itn_supported`). */
   avx512: boolean;
   symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
   /** The library's path. */
