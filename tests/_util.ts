@@ -173,3 +173,16 @@ export function jacobianBatch(rows: JacobianRows, file = "test", index = 0): Bat
     index,
   );
 }
+
+/**
+ * Whether this machine has the C compiler `scripts/build_native.sh` uses (`$CC`, else `cc`): where it does, `npm
+ * install` builds the native kernels (plugins/kernels/native/), and CI's tests require them.
+ */
+export function hasCompiler(): boolean {
+  try {
+    const cc = Deno.env.get("CC") || "cc";
+    return new Deno.Command(cc, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}

@@ -65,10 +65,10 @@ const SCRATCH = new Uint32Array(2 * 256);
  * `codes[a * stride ..]`, `stride` defaulting to `rows`) into `counts[(p - from) * B^2 + a * B + b]` (`from`
  * defaulting to 0: `counts` may hold just the pairs from `from` on). `dirty[neuron]` is 1 when that neuron has a
  * non-finite code in these rows. `loaded`: the previous call, in the same synchronous run of the caller, counted
- * these very codes (the WebAssembly kernel then does not copy them again). `threads`: threads of the native kernel
- * (the other paths run on the caller's). With at most 16 bins, whole 16-row
- * groups of clean pairs are counted by the WebAssembly kernel; the four-rows-a-word loop runs on the rest when
- * `stride` and the codes' byte offset are multiples of 4.
+ * these very codes (the kernel that holds them does not copy them again). `threads`: threads of the native kernel
+ * (the other paths run on the caller's). With at most 16 bins, whole 16-row groups of clean pairs are counted by the
+ * WebAssembly kernel; the four-rows-a-word loop runs on the rest when `stride` and the codes' byte offset are
+ * multiples of 4.
  */
 export function addPairCounts(
   codes: Uint8Array,

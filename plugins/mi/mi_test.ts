@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { miPlugin } from "./mi.ts";
 import { digammaTable, fixedPsi, ksgFromSum, ksgNative, ksgPair, KsgScratch, prepNeuron, PSI_SCALE } from "./ksg.ts";
-import { hasCompiler, nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
+import { nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
 import { threadStats } from "../kernels/threads.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
 import { rowKey } from "./reservoir.ts";
 import { below, bruteKsg } from "./_ksg_reference.ts";
-import { activationBatch, Rng, runPlugin } from "../../tests/_util.ts";
+import { activationBatch, hasCompiler, Rng, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations } from "../../tests/_contract_fixtures.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";

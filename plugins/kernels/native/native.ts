@@ -88,18 +88,5 @@ function load(): NativeKernels | null {
 /** The native kernels of this realm, or null (see the module's documentation). */
 export const nativeKernels: NativeKernels | null = load();
 
-/**
- * Whether this machine has the C compiler `scripts/build_native.sh` uses (`$CC`, else `cc`): where it does, `npm
- * install` builds the native kernels, and CI's tests require them (tests only; asks permission to run it).
- */
-export function hasCompiler(): boolean {
-  try {
-    const cc = Deno.env.get("CC") || "cc";
-    return new Deno.Command(cc, { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether callers use the native kernels (tests turn it off to compare with the WebAssembly paths). */
 export const nativeSwitch: { use: boolean } = { use: nativeKernels !== null };

@@ -6,9 +6,9 @@
  * machine with a C compiler a missing library fails the test, as `npm install` builds it there.
  */
 import assert from "node:assert/strict";
-import { hasCompiler, NATIVE_PATH, nativeKernels, nativeSwitch } from "./native.ts";
+import { NATIVE_PATH, nativeKernels, nativeSwitch } from "./native.ts";
 import { addPairCounts, mutualInformation, mutualInformationMany, NONFINITE } from "../../_shared/pair_counts.ts";
-import { Rng } from "../../../tests/_util.ts";
+import { hasCompiler, Rng } from "../../../tests/_util.ts";
 
 const built = (() => {
   try {
