@@ -19,8 +19,8 @@
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pxr, *pyr, *pw, *box, *qa, *qb, *r0, *r1;
-  double *px, *py, *qx, *qy, *qr;
+  int32_t *start, *pxr, *pyr, *pcx, *pw, *box, *r0, *r1;
+  double *px, *py, *qr;
   uint8_t *heavy;
 } itn_ksg_ctx;
 
@@ -30,7 +30,7 @@ void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
   free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
-  free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb), free(c->box), free(c->heavy);
+  free(c->qr), free(c->box), free(c->heavy), free(c->pcx);
   free(c->r0), free(c->r1);
   free(c);
 }
@@ -44,21 +44,18 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
   }
   if (n > c->n) {
     free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py), free(c->box);
-    free(c->qx), free(c->qy), free(c->qr), free(c->qa), free(c->qb);
+    free(c->qr), free(c->pcx);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
     c->pxr = malloc(sizeof(int32_t) * m);
     c->pyr = malloc(sizeof(int32_t) * m);
     c->pw = malloc(sizeof(int32_t) * m);
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
-    c->qx = malloc(sizeof(double) * m);
-    c->qy = malloc(sizeof(double) * m);
     c->qr = malloc(sizeof(double) * m);
-    c->qa = malloc(sizeof(int32_t) * m);
-    c->qb = malloc(sizeof(int32_t) * m);
     c->box = malloc(sizeof(int32_t) * 4 * m);
-    c->n = (c->pxr && c->pyr && c->pw && c->px && c->py && c->qx && c->qy && c->qr && c->qa && c->qb &&
-            c->box)
+    c->pcx = malloc(sizeof(int32_t) * m);
+    c->n = (c->pxr && c->pyr && c->pw && c->px && c->py && c->qr &&
+            c->box && c->pcx)
                ? n
                : 0;
     if (!c->n) return -1;
@@ -127,55 +124,9 @@ ITN_KSG_AVX512 static inline void merge3(__m512d m1, __m512d m2, __m512d m3, dou
   b[0] = _mm512_cvtsd_f64(m1), b[1] = _mm512_cvtsd_f64(m2), b[2] = _mm512_cvtsd_f64(m3);
 }
 
-/** How much longer than wide (in values) a cell is when its block reaches two strips along its narrow axis. */
-#ifndef ITN_REACH
-#define ITN_REACH 2.0
-#endif
-
-/**
- * The three smallest distances from `(x, y)` to the stored samples of the ranges `[q0[g], q1[g])` (g < rows, at
- * least 3 entries: empty ranges past the grid) other than `self`, eight candidates a vector: the first eight of the
- * first three ranges (masked) sorted lane by lane with a three-element network, any further ones inserted (min/max), then the lanes' sorted lists merged pairwise in three rounds (the
- * k-th smallest of two sorted lists is the least of `max(a_i, b_(k-i))`), so that every lane ends with all three.
- */
-ITN_KSG_AVX512 static inline void nearest3(const double *px, const double *py, const int32_t *q0, const int32_t *q1,
-                                           int32_t rows, int32_t mine, int32_t self, double x, double y, double *b) {
-  const __m512d inf = _mm512_set1_pd(INFINITY), vx = _mm512_set1_pd(x), vy = _mm512_set1_pd(y);
-  const __m512d sign = _mm512_castsi512_pd(_mm512_set1_epi64(0x7fffffffffffffffLL));
-  const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7), me = _mm512_set1_epi64(self);
-  // row `mine` holds the sample itself: its lane is masked there
-#define ITN_DIST(out_, q_, left_, g_)                                                                              \
-  do {                                                                                                             \
-    /* bzhi reads the low 8 bits of its index only: clamp to 8 first */                                           \
-    __mmask8 v_ = (__mmask8)_bzhi_u32(0xff, (uint32_t)((left_) > 8 ? 8 : (left_)));                                                    \
-    if ((g_) == mine) v_ &= ~_mm512_cmpeq_epi64_mask(_mm512_add_epi64(lane, _mm512_set1_epi64(q_)), me);          \
-    const __m512d dx_ = _mm512_and_pd(_mm512_sub_pd(vx, _mm512_maskz_loadu_pd(v_, px + (q_))), sign);            \
-    const __m512d dy_ = _mm512_and_pd(_mm512_sub_pd(vy, _mm512_maskz_loadu_pd(v_, py + (q_))), sign);            \
-    (out_) = _mm512_mask_blend_pd(v_, inf, _mm512_max_pd(dx_, dy_));                                              \
-  } while (0)
-  // rows 0..2 (empty ones all +inf): the first eight of each, sorted lane by lane
-  __m512d d0, d1, d2;
-  ITN_DIST(d0, q0[0], q1[0] - q0[0], 0);
-  ITN_DIST(d1, q0[1], q1[1] - q0[1], 1);
-  ITN_DIST(d2, q0[2], q1[2] - q0[2], 2);
-  const __m512d lo1 = _mm512_min_pd(d0, d1), hi1 = _mm512_max_pd(d0, d1);
-  const __m512d lo2 = _mm512_min_pd(hi1, d2);
-  __m512d m1 = _mm512_min_pd(lo1, lo2), m2 = _mm512_max_pd(lo1, lo2), m3 = _mm512_max_pd(hi1, d2);
-  // the rest: rows 0..2 past their first eight, rows 3..
-  for (int g = 0; g < rows; g++) {
-    for (int32_t q = q0[g] + (g < 3 ? 8 : 0); q < q1[g]; q += 8) {
-      __m512d d;
-      ITN_DIST(d, q, q1[g] - q, g);
-      insert_lanes(&m1, &m2, &m3, d);
-    }
-  }
-#undef ITN_DIST
-  merge3(m1, m2, m3, b);
-}
-
 /**
  * Inserts into the sorted three smallest `b` the stored samples of ranges `[q0[g], q1[g])` (g < count), eight
- * candidates a vector (none of them the sample itself), as {@link nearest3}.
+ * candidates a vector (none of them the sample itself), lanes' lists merged as {@link merge3}.
  */
 ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *py, const int32_t *q0,
                                                 const int32_t *q1, int32_t count, double x, double y, double *b) {
@@ -286,7 +237,159 @@ static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
   } while (0)
 
 
+#ifdef ITN_KSG_PROFILE
+#include <x86intrin.h>
+static uint64_t prof[8];
+uint64_t *itn_ksg_times(void) { return prof; }
+#define PROF(i) (prof[i] += __rdtsc())
+#define PROFN(i) (prof[i] -= __rdtsc())
+#define PROFC(i, v) (prof[i] += (v))
+#else
+#define PROF(i)
+#define PROFN(i)
+#define PROFC(i, v)
+#endif
+
 #if ITN_KSG_HAVE_AVX512
+/** Inserts `d` into each lane's sorted four smallest. */
+ITN_KSG_AVX512 static inline void insert4(__m512d *m1, __m512d *m2, __m512d *m3, __m512d *m4, __m512d d) {
+  const __m512d t1 = _mm512_max_pd(*m1, d);
+  *m1 = _mm512_min_pd(*m1, d);
+  const __m512d t2 = _mm512_max_pd(*m2, t1);
+  *m2 = _mm512_min_pd(*m2, t1);
+  const __m512d t3 = _mm512_max_pd(*m3, t2);
+  *m3 = _mm512_min_pd(*m3, t2);
+  *m4 = _mm512_min_pd(*m4, t3);
+}
+
+/** The grid and the stored samples of one pair, as the search reads them. */
+typedef struct {
+  const int32_t *start, *xe, *ye, *pw;
+  const uint8_t *heavy;
+  const float *xs, *ys;
+  const double *px, *py;
+  int32_t Gx, Gy, N;
+} itn_grid;
+
+/** Whether a heavy point lies in the cells `[x0, x1] x [y0, y1]` (never without heavy points). */
+static inline int any_heavy(const itn_grid *g, int32_t x0, int32_t x1, int32_t y0, int32_t y1) {
+  int h = 0;
+  if (g->pw)
+    for (int32_t gy = y0; gy <= y1; gy++)
+      for (int32_t gx = x0; gx <= x1; gx++) h |= g->heavy[gy * g->Gx + gx];
+  return h;
+}
+
+/**
+ * One sample's search beyond the cells `[x0, x1] x [y0, y1]` (which were searched: `b` holds the three smallest
+ * distances found there) when its third distance is not within their border: the rectangle of strips that can hold
+ * nearer samples, its ranges outside those cells inserted. Its radius and the strips its counts span into the job.
+ */
+ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, double *b, int32_t x0, int32_t x1,
+                                 int32_t y0, int32_t y1, double *qr, int32_t *box) {
+  const double x = g->px[s], y = g->py[s];
+  const float *xs = g->xs, *ys = g->ys;
+  const int32_t *xe = g->xe, *ye = g->ye, *start = g->start, Gx = g->Gx, Gy = g->Gy, N = g->N;
+  double kth = b[2];
+  int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
+  const double bx = fmin(x0 > 0 ? x - xs[xe[x0] - 1] : INFINITY, x1 < Gx - 1 ? xs[xe[x1 + 1]] - x : INFINITY);
+  const double by = fmin(y0 > 0 ? y - ys[ye[y0] - 1] : INFINITY, y1 < Gy - 1 ? ys[ye[y1 + 1]] - y : INFINITY);
+  if (!(kth <= fmin(bx, by))) {
+    while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
+    while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
+    while (Y0 > 0 && y - ys[ye[Y0] - 1] < kth) Y0--;
+    while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
+    int32_t *r0 = c->r0, *r1 = c->r1, count = 0;
+    for (int32_t gy = Y0; gy <= Y1; gy++) {
+      const int32_t row = gy * Gx;
+      if (gy < y0 || gy > y1) r0[count] = start[row + X0], r1[count++] = start[row + X1 + 1];
+      else {
+        if (X0 < x0) r0[count] = start[row + X0], r1[count++] = start[row + x0];
+        if (X1 > x1) r0[count] = start[row + x1 + 1], r1[count++] = start[row + X1 + 1];
+      }
+    }
+    if (!any_heavy(g, X0, X1, Y0, Y1)) insert_ranges(g->px, g->py, r0, r1, count, x, y, b);
+    else
+      for (int32_t k = 0; k < count; k++) scan(g->px, g->py, g->pw, r0[k], r1[k], -1, x, y, b);
+    kth = b[2];
+  }
+  qr[s] = kth > 0 ? kth : DBL_TRUE_MIN;
+  box[s] = xe[X0], box[N + s] = xe[X1 + 1], box[2 * N + s] = ye[Y0], box[3 * N + s] = ye[Y1 + 1];
+}
+
+/**
+ * Pass 1: every stored sample's radius (its third distance; 0 for a heavy point's representative, whose terms are
+ * the caller's) and the strips its counts may span, into `qr` and `box` by stored position. The samples of a strip
+ * row are taken eight at a time, one a lane: their candidates are the cells of the strips one either side of theirs
+ * (the union of their blocks), each broadcast to all lanes; a lane's sample is among them at distance 0, so the four
+ * smallest are kept and the first dropped. A lane whose third distance is not within the union's border searches
+ * on alone ({@link widen}); beside a heavy point, lanes scan one by one with the weights.
+ */
+ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32_t *pcx) {
+  const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy, N = g->N;
+  const float *xs = g->xs, *ys = g->ys;
+  const double *px = g->px, *py = g->py;
+  double *qr = c->qr;
+  int32_t *box = c->box;
+  const __m512d inf = _mm512_set1_pd(INFINITY), tiny = _mm512_set1_pd(DBL_TRUE_MIN);
+  for (int32_t cy = 0; cy < Gy; cy++) {
+    const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
+    const int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
+    const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
+    for (int32_t s0 = w0; s0 < w1; s0 += 8) {
+      const int32_t cnt = w1 - s0 < 8 ? w1 - s0 : 8;
+      const __mmask8 lanes = (__mmask8)_bzhi_u32(0xff, (uint32_t)cnt);
+      const int32_t cA = pcx[s0], cB = pcx[s0 + cnt - 1];
+      const int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
+      if (any_heavy(g, x0, x1, y0, y1)) {
+        for (int32_t s = s0; s < s0 + cnt; s++) {
+          if (g->pw[s] > 1) {
+            qr[s] = 0;
+            continue;
+          }
+          double b[3] = {INFINITY, INFINITY, INFINITY};
+          for (int32_t gy = y0; gy <= y1; gy++)
+            scan(px, py, g->pw, start[gy * Gx + x0], start[gy * Gx + x1 + 1], s, px[s], py[s], b);
+          widen(c, g, s, b, x0, x1, y0, y1, qr, box);
+        }
+        continue;
+      }
+      const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
+      const __m512d X = _mm512_maskz_loadu_pd(lanes, px + s0), Y = _mm512_maskz_loadu_pd(lanes, py + s0);
+      __m512d m1 = inf, m2 = inf, m3 = inf, m4 = inf;
+      for (int32_t gy = y0; gy <= y1; gy++) {
+        const int32_t q1 = start[gy * Gx + x1 + 1];
+        PROFC(4, q1 - start[gy * Gx + x0]);
+        for (int32_t q = start[gy * Gx + x0]; q < q1; q++) {
+          // max(|dx|, |dy|) with the sign cleared (VRANGEPD, imm 0b1011)
+          const __m512d dx = _mm512_sub_pd(X, _mm512_set1_pd(px[q])), dy = _mm512_sub_pd(Y, _mm512_set1_pd(py[q]));
+          insert4(&m1, &m2, &m3, &m4, _mm512_range_pd(dx, dy, 0x0B));
+        }
+      }
+      const __m512d bx = _mm512_min_pd(_mm512_sub_pd(X, _mm512_set1_pd(xLoV)), _mm512_sub_pd(_mm512_set1_pd(xHiV), X));
+      const __m512d by = _mm512_min_pd(_mm512_sub_pd(Y, _mm512_set1_pd(yLoV)), _mm512_sub_pd(_mm512_set1_pd(yHiV), Y));
+      const __mmask8 sure = _mm512_cmp_pd_mask(m4, _mm512_min_pd(bx, by), _CMP_LE_OQ);
+      const __mmask8 pos = _mm512_cmp_pd_mask(m4, _mm512_setzero_pd(), _CMP_GT_OQ);
+      _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m4));
+      _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[x0]));
+      _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[x1 + 1]));
+      _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[y0]));
+      _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[y1 + 1]));
+      __mmask8 more = lanes & ~sure;
+      if (more) {
+        double d1[8], d2[8], d3[8];
+        _mm512_storeu_pd(d1, m2), _mm512_storeu_pd(d2, m3), _mm512_storeu_pd(d3, m4);
+        for (; more; more &= more - 1) {
+          const int k = __builtin_ctz(more);
+          PROFC(5, 1);
+          double b[3] = {d1[k], d2[k], d3[k]};
+          widen(c, g, s0 + k, b, x0, x1, y0, y1, qr, box);
+        }
+      }
+    }
+  }
+}
+
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
                                               const int32_t *xr, const float *xs, const int32_t *xe, int32_t Gx,
                                               const int32_t *xf, double xlo, double xsc, const float *yv,
@@ -296,11 +399,11 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n > 1 ? n : 1;
   if (grow(c, n, cells) != 0) return -1;
-  // without heavy points (no `dup`) every stored sample is searched, in order: its count job is itself (the job
-  // arrays are the stored samples' own), and no weights are kept
-  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box;
-  double *px = c->px, *py = c->py, *qx = dup ? c->qx : px, *qy = dup ? c->qy : py, *qr = c->qr;
-  int32_t *qa = dup ? c->qa : pxr, *qb = dup ? c->qb : pyr;
+  PROFC(3, 1);
+  PROFN(0);
+  // the samples bucketed by cell (strip rows, then strips across); those with `dup < 0` left out, weights kept
+  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box, *pcx = c->pcx;
+  double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
   for (int32_t i = 0; i <= cells; i++) start[i] = 0, heavy[i] = 0;
   for (int32_t i = 0; i < n; i++) {
@@ -312,7 +415,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
     if (dup && dup[i] < 0) continue;
     const int32_t cell = yc[i] * Gx + xc[i], at = start[cell]++;
     px[at] = xv[i], py[at] = yv[i];
-    pxr[at] = xr[i], pyr[at] = yr[i];
+    pxr[at] = xr[i], pyr[at] = yr[i], pcx[at] = xc[i];
     if (dup) {
       pw[at] = dup[i] > 0 ? dup[i] : 1;
       if (pw[at] > 1) heavy[cell] = 1;
@@ -321,140 +424,64 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   for (int32_t i = cells; i > 0; i--) start[i] = start[i - 1];
   start[0] = 0;
   const int32_t N = start[cells];
-  // pass 1: each sample's radius and the strips its counts may span, as count jobs (m of them)
-  int32_t m = 0;
-  for (int32_t cy = 0; cy < Gy; cy++) {
-    const double wy = (double)ys[ye[cy + 1] - 1] - (double)ys[ye[cy]]; // the strip's span of values
-    for (int32_t cx = 0; cx < Gx; cx++) {
-      const int32_t c0 = start[cy * Gx + cx], c1 = start[cy * Gx + cx + 1];
-      if (c0 == c1) continue;
-      // the block: one strip each way, two along the narrow axis of a cell much longer than wide in values
-      const double wx = (double)xs[xe[cx + 1] - 1] - (double)xs[xe[cx]];
-      const int32_t rx = wy > ITN_REACH * wx ? 2 : 1, ry = wx > ITN_REACH * wy ? 2 : 1;
-      const int32_t y0 = cy >= ry ? cy - ry : 0, y1 = cy + ry < Gy ? cy + ry : Gy - 1;
-      const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
-      const int32_t x0 = cx >= rx ? cx - rx : 0, x1 = cx + rx < Gx ? cx + rx : Gx - 1;
-      const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
-      int32_t q0[5] = {0, 0, 0, 0, 0}, q1[5] = {0, 0, 0, 0, 0}, rows = 0, near = 0; // rows past the edge: empty
-      for (int32_t gy = y0; gy <= y1; gy++, rows++) {
-        q0[rows] = start[gy * Gx + x0], q1[rows] = start[gy * Gx + x1 + 1];
-        if (dup) {
-          for (int32_t gx = x0; gx <= x1; gx++) near |= heavy[gy * Gx + gx];
-        }
-      }
-      for (int32_t s = c0; s < c1; s++) {
-        if (dup && pw[s] > 1) continue; // a heavy point's representative: its terms are the caller's
-        const double x = px[s], y = py[s];
-        double b[3] = {INFINITY, INFINITY, INFINITY};
-        if (!near) nearest3(px, py, q0, q1, rows, cy - y0, s, x, y, b);
-        else
-          for (int32_t g = 0; g < rows; g++) scan(px, py, pw, q0[g], q1[g], s, x, y, b);
-        double kth = b[2];
-        const double bx = x - xLoV < xHiV - x ? x - xLoV : xHiV - x, by = y - yLoV < yHiV - y ? y - yLoV : yHiV - y;
-        int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
-        if (!(kth <= (bx < by ? bx : by))) {
-          // the 3rd neighbour may lie outside the block: scan the rectangle of strips that can hold nearer samples
-          while (X0 > 0 && x - xs[xe[X0] - 1] < kth) X0--;
-          while (X1 < Gx - 1 && xs[xe[X1 + 1]] - x < kth) X1++;
-          while (Y0 > 0 && y - ys[ye[Y0] - 1] < kth) Y0--;
-          while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - y < kth) Y1++;
-          // the rectangle's ranges outside the block (none of them holds the sample itself)
-          int32_t *r0 = c->r0, *r1 = c->r1, count = 0, far = 0; // far: a heavy point lies in the rectangle
-          for (int32_t gy = Y0; gy <= Y1; gy++) {
-            const int32_t row = gy * Gx;
-            if (gy < y0 || gy > y1) r0[count] = start[row + X0], r1[count++] = start[row + X1 + 1];
-            else {
-              if (X0 < x0) r0[count] = start[row + X0], r1[count++] = start[row + x0];
-              if (X1 > x1) r0[count] = start[row + x1 + 1], r1[count++] = start[row + X1 + 1];
-            }
-            for (int32_t gx = X0; gx <= X1 && dup && !far; gx++) far |= heavy[row + gx];
-          }
-          if (!far) insert_ranges(px, py, r0, r1, count, x, y, b);
-          else {
-            for (int32_t g = 0; g < count; g++) scan(px, py, pw, r0[g], r1[g], -1, x, y, b);
-          }
-          kth = b[2];
-        }
-        // the sample's count job, in the order of the searched samples
-        qr[m] = kth > 0 ? kth : DBL_TRUE_MIN;
-        if (dup) qx[m] = x, qy[m] = y, qa[m] = pxr[s], qb[m] = pyr[s];
-        box[m] = xe[X0], box[N + m] = xe[X1 + 1], box[2 * N + m] = ye[Y0], box[3 * N + m] = ye[Y1 + 1];
-        m++;
-      }
-    }
-  }
-  // pass 2: the counts, in a straight loop, eight jobs a step (the last few one by one)
-  int64_t total = 0;
-  int32_t j0 = 0;
-  {
-    __m512i acc = _mm512_setzero_si512();
-    for (; j0 + 8 <= m; j0 += 8) {
-      const __m512d x = _mm512_loadu_pd(qx + j0), y = _mm512_loadu_pd(qy + j0), r = _mm512_loadu_pd(qr + j0);
-      const __m256i ax = _mm256_loadu_si256((const __m256i *)(qa + j0));
-      const __m256i ay = _mm256_loadu_si256((const __m256i *)(qb + j0));
-      const __m256i lx = _mm256_loadu_si256((const __m256i *)(box + j0));
-      const __m256i hx = _mm256_loadu_si256((const __m256i *)(box + N + j0));
-      const __m256i ly = _mm256_loadu_si256((const __m256i *)(box + 2 * N + j0));
-      const __m256i hy = _mm256_loadu_si256((const __m256i *)(box + 3 * N + j0));
-      const __m256i one = _mm256_set1_epi32(1);
-      __mmask8 b1, b2, b3, b4;
-      __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, &b1);
-      __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, &b2);
-      __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, &b3);
-      __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, &b4);
-      if (b1 | b2 | b3 | b4) {
-        // lanes whose window did not check out: one by one, over the whole range
-        int32_t l1[8], r1[8], l2[8], r2[8];
-        _mm256_storeu_si256((__m256i *)l1, L1), _mm256_storeu_si256((__m256i *)r1, R1);
-        _mm256_storeu_si256((__m256i *)l2, L2), _mm256_storeu_si256((__m256i *)r2, R2);
-        for (int k = 0; k < 8; k++) {
-          const int32_t j = j0 + k;
-          const double cx_ = qx[j], cy_ = qy[j], rr = qr[j];
-          const int32_t hxj = box[N + j], hyj = box[3 * N + j];
+  PROF(0);
+  PROFN(1);
+  const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N};
+  search(c, &g, pcx);
+  PROF(1);
+  PROFN(2);
+  // pass 2: the counts, eight stored samples a step (radius 0: none), from the fence windows; lanes whose windows
+  // do not check out one by one over their whole range
+  __m512i acc = _mm512_setzero_si512();
+  const __m256i one = _mm256_set1_epi32(1);
+  for (int32_t j0 = 0; j0 < N; j0 += 8) {
+    const __mmask8 in = (__mmask8)_bzhi_u32(0xff, (uint32_t)(N - j0 > 8 ? 8 : N - j0));
+    const __m512d r = _mm512_maskz_loadu_pd(in, qr + j0);
+    const __mmask8 live = _mm512_mask_cmp_pd_mask(in, r, _mm512_setzero_pd(), _CMP_GT_OQ);
+    const __m512d x = _mm512_maskz_loadu_pd(in, px + j0), y = _mm512_maskz_loadu_pd(in, py + j0);
+    const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
+    // lanes without a job search [a, a] and (a, a + 1] (no reads outside the arrays)
+    const __m256i lx = _mm256_mask_loadu_epi32(ax, live, box + j0);
+    const __m256i hx = _mm256_mask_loadu_epi32(_mm256_add_epi32(ax, one), live, box + N + j0);
+    const __m256i ly = _mm256_mask_loadu_epi32(ay, live, box + 2 * N + j0);
+    const __m256i hy = _mm256_mask_loadu_epi32(_mm256_add_epi32(ay, one), live, box + 3 * N + j0);
+    __mmask8 b1, b2, b3, b4;
+    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, &b1);
+    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, &b2);
+    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, &b3);
+    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, &b4);
+    b1 &= live, b2 &= live, b3 &= live, b4 &= live;
+    if (b1 | b2 | b3 | b4) {
+      int32_t l1[8], r1[8], l2[8], r2[8];
+      _mm256_storeu_si256((__m256i *)l1, L1), _mm256_storeu_si256((__m256i *)r1, R1);
+      _mm256_storeu_si256((__m256i *)l2, L2), _mm256_storeu_si256((__m256i *)r2, R2);
+      for (int k = 0; k < 8; k++) {
+        const int32_t j = j0 + k;
+        if (!((b1 | b2 | b3 | b4) >> k & 1)) continue;
+        const double cx_ = px[j], cy_ = py[j], rr = qr[j];
+        const int32_t ax_ = pxr[j], ay_ = pyr[j], lx_ = box[j], hx_ = box[N + j], ly_ = box[2 * N + j],
+                      hy_ = box[3 * N + j];
 #define PL1(q) (cx_ - (double)xs[q] < rr)
-#define PR1(q) ((q) >= hxj || (double)xs[q] - cx_ >= rr)
+#define PR1(q) ((q) >= hx_ || (double)xs[q] - cx_ >= rr)
 #define PL2(q) (cy_ - (double)ys[q] < rr)
-#define PR2(q) ((q) >= hyj || (double)ys[q] - cy_ >= rr)
-          if (b1 >> k & 1) ITN_FIRST(l1[k], box[j], qa[j], box[j], box[j], PL1);
-          if (b2 >> k & 1) ITN_FIRST(r1[k], qa[j] + 1, hxj, qa[j] + 1, qa[j] + 1, PR1);
-          if (b3 >> k & 1) ITN_FIRST(l2[k], box[2 * N + j], qb[j], box[2 * N + j], box[2 * N + j], PL2);
-          if (b4 >> k & 1) ITN_FIRST(r2[k], qb[j] + 1, hyj, qb[j] + 1, qb[j] + 1, PR2);
+#define PR2(q) ((q) >= hy_ || (double)ys[q] - cy_ >= rr)
+        if (b1 >> k & 1) ITN_FIRST(l1[k], lx_, ax_, lx_, lx_, PL1);
+        if (b2 >> k & 1) ITN_FIRST(r1[k], ax_ + 1, hx_, ax_ + 1, ax_ + 1, PR1);
+        if (b3 >> k & 1) ITN_FIRST(l2[k], ly_, ay_, ly_, ly_, PL2);
+        if (b4 >> k & 1) ITN_FIRST(r2[k], ay_ + 1, hy_, ay_ + 1, ay_ + 1, PR2);
 #undef PL1
 #undef PR1
 #undef PL2
 #undef PR2
-        }
-        L1 = _mm256_loadu_si256((const __m256i *)l1), R1 = _mm256_loadu_si256((const __m256i *)r1);
-        L2 = _mm256_loadu_si256((const __m256i *)l2), R2 = _mm256_loadu_si256((const __m256i *)r2);
       }
-      acc = _mm512_add_epi64(acc, _mm512_i32gather_epi64(_mm256_sub_epi32(R1, L1), psi, 8));
-      acc = _mm512_add_epi64(acc, _mm512_i32gather_epi64(_mm256_sub_epi32(R2, L2), psi, 8));
+      L1 = _mm256_loadu_si256((const __m256i *)l1), R1 = _mm256_loadu_si256((const __m256i *)r1);
+      L2 = _mm256_loadu_si256((const __m256i *)l2), R2 = _mm256_loadu_si256((const __m256i *)r2);
     }
-    total += _mm512_reduce_add_epi64(acc);
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, _mm256_sub_epi32(R1, L1), psi, 8));
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, _mm256_sub_epi32(R2, L2), psi, 8));
   }
-  for (int32_t j = j0; j < m; j++) {
-    const double x = qx[j], y = qy[j], r = qr[j];
-    const int32_t ax = qa[j], ay = qb[j], lx = box[j], hx = box[N + j], ly = box[2 * N + j], hy = box[3 * N + j];
-    // left borders: the first position with x - xs[m] < r in [lx, ax]; right: the first with xs[m] - x >= r in
-    // (ax, hx] (hx: none)
-    int32_t L1, R1, L2, R2;
-    const int32_t bl1 = bucket(x - r, xlo, xsc, M), br1 = bucket(x + r, xlo, xsc, M);
-    const int32_t bl2 = bucket(y - r, ylo, ysc, M), br2 = bucket(y + r, ylo, ysc, M);
-#define PL1(q) (x - (double)xs[q] < r)
-#define PR1(q) ((q) >= hx || (double)xs[q] - x >= r)
-#define PL2(q) (y - (double)ys[q] < r)
-#define PR2(q) ((q) >= hy || (double)ys[q] - y >= r)
-    ITN_FIRST(L1, lx, ax, xf[bl1], xf[bl1 + 1], PL1);
-    ITN_FIRST(R1, ax + 1, hx, xf[br1], xf[br1 + 1], PR1);
-    ITN_FIRST(L2, ly, ay, yf[bl2], yf[bl2 + 1], PL2);
-    ITN_FIRST(R2, ay + 1, hy, yf[br2], yf[br2 + 1], PR2);
-#undef PL1
-#undef PR1
-#undef PL2
-#undef PR2
-    total += psi[R1 - L1] + psi[R2 - L2];
-  }
-  out[0] = total;
+  out[0] = _mm512_reduce_add_epi64(acc);
+  PROF(2);
   return 0;
 }
 #endif
