@@ -15,6 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef STEPS
+#define STEPS 3
+#endif
 
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
@@ -184,7 +187,7 @@ ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int
   const __m256i len0 = _mm256_add_epi32(_mm256_sub_epi32(z, a), one);
   *bad = (__mmask8)((before & ~atLo) | (~last & ~atHi) | _mm256_cmpgt_epi32_mask(len0, _mm256_set1_epi32(8)));
   __m256i len = len0;
-  for (int step = 0; step < 3; step++) {
+  for (int step = 0; step < STEPS; step++) {
     const __m256i h = _mm256_srli_epi32(len, 1);
     const __mmask8 some = _mm256_cmpgt_epi32_mask(h, _mm256_setzero_si256());
     const __m256i at = _mm256_mask_sub_epi32(a, some, _mm256_add_epi32(a, h), one);
@@ -196,6 +199,54 @@ ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int
   }
 #undef ITN_PRED
   return a;
+}
+#ifndef WG
+#define WG 2
+#endif
+/**
+ * As {@link first8} from positions `a - 1 .. a + 2 * WG - 2` (`a`: the fence's first position, clamped to
+ * `[lo, hi]`) read two at a time by 64-bit gathers: a lane checks out when the predicate fails at `a - 1` (or that
+ * is below `lo`) and holds at one of the others (from `hi` on it holds for a right border).
+ */
+ITN_KSG_AVX512 static inline __m256i first8w(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
+                                              __m256i lo, __m256i hi, double flo, double fsc, int32_t M, int32_t n,
+                                              __mmask8 *bad) {
+  const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
+  const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
+  const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
+  const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
+  __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
+  b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
+  const __m256i a = _mm256_min_epi32(_mm256_max_epi32(_mm256_i32gather_epi32(fence, b, 4), lo), hi);
+  const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
+  const __m256i top = _mm256_set1_epi32(n - 2), zero = _mm256_setzero_si256();
+  __m256i at = _mm256_sub_epi32(a, one), cnt = zero;
+  __mmask8 first = 0, any = 0;
+  for (int w = 0; w < WG; w++) {
+    // positions at and at + 1, read from a 64-bit gather at an index clamped into [0, n - 2]
+    const __m256i idx = _mm256_min_epi32(_mm256_max_epi32(at, zero), top);
+    const __m512i pr = _mm512_i32gather_epi64(idx, (const void *)xs, 4);
+    const __m256i sh = _mm256_sub_epi32(at, idx); // -1 or 0 at the low end, 0 or more at the high end
+    const __m256i lowv = _mm512_cvtepi64_epi32(pr), highv = _mm512_cvtepi64_epi32(_mm512_srli_epi64(pr, 32));
+    for (int h = 0; h < 2; h++) {
+      const __m256i posn = _mm256_add_epi32(at, h ? one : zero);
+      // the pair's element h + sh (where the index was clamped; elements past the pair are forced below)
+      const __m256i val = h ? _mm256_mask_mov_epi32(highv, _mm256_cmpeq_epi32_mask(sh, _mm256_set1_epi32(-1)), lowv)
+                            : _mm256_mask_mov_epi32(lowv, _mm256_cmpeq_epi32_mask(sh, one), highv);
+      const __m512d xv = _mm512_cvtps_pd(_mm256_castsi256_ps(val));
+      const __mmask8 ge = _mm256_cmpge_epi32_mask(posn, lo);
+      __mmask8 holds;
+      if (kind == 0)
+        holds = _mm256_cmpgt_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(c, xv), r, _CMP_LT_OQ));
+      else holds = _mm256_cmpge_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(xv, c), r, _CMP_GE_OQ));
+      if (w == 0 && h == 0) first = holds;
+      else any |= holds;
+      cnt = _mm256_mask_add_epi32(cnt, (__mmask8)~holds, cnt, one);
+    }
+    at = _mm256_add_epi32(at, two);
+  }
+  *bad = (__mmask8)(first | ~any);
+  return _mm256_add_epi32(_mm256_sub_epi32(a, one), cnt);
 }
 #define ITN_KSG_HAVE_AVX512 1
 #else
@@ -251,16 +302,12 @@ uint64_t *itn_ksg_times(void) { return prof; }
 #endif
 
 #if ITN_KSG_HAVE_AVX512
-/** Inserts `d` into each lane's sorted four smallest. */
-ITN_KSG_AVX512 static inline void insert4(__m512d *m1, __m512d *m2, __m512d *m3, __m512d *m4, __m512d d) {
-  const __m512d t1 = _mm512_max_pd(*m1, d);
-  *m1 = _mm512_min_pd(*m1, d);
-  const __m512d t2 = _mm512_max_pd(*m2, t1);
-  *m2 = _mm512_min_pd(*m2, t1);
-  const __m512d t3 = _mm512_max_pd(*m3, t2);
-  *m3 = _mm512_min_pd(*m3, t2);
-  *m4 = _mm512_min_pd(*m4, t3);
-}
+/**
+ * How far a group's union reaches: one strip further on a side while its border is nearer than this times the
+ * third distance expected from the union's density (tuned on the benchmark's data: 0.9-1.0 best, 0 and 1.6 both
+ * about 20% slower; the results do not depend on it).
+ */
+#define ITN_SPARSE 0.9
 
 /** The grid and the stored samples of one pair, as the search reads them. */
 typedef struct {
@@ -268,7 +315,7 @@ typedef struct {
   const uint8_t *heavy;
   const float *xs, *ys;
   const double *px, *py;
-  int32_t Gx, Gy, N;
+  int32_t Gx, Gy, N, n;
 } itn_grid;
 
 /** Whether a heavy point lies in the cells `[x0, x1] x [y0, y1]` (never without heavy points). */
@@ -334,13 +381,28 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
   const __m512d inf = _mm512_set1_pd(INFINITY), tiny = _mm512_set1_pd(DBL_TRUE_MIN);
   for (int32_t cy = 0; cy < Gy; cy++) {
     const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
-    const int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
-    const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
+    const double ylo = ys[ye[cy]], yhi = ys[ye[cy + 1] - 1];
     for (int32_t s0 = w0; s0 < w1; s0 += 8) {
       const int32_t cnt = w1 - s0 < 8 ? w1 - s0 : 8;
       const __mmask8 lanes = (__mmask8)_bzhi_u32(0xff, (uint32_t)cnt);
       const int32_t cA = pcx[s0], cB = pcx[s0 + cnt - 1];
-      const int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
+      int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
+      int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
+      {
+        // a sparse neighbourhood: reach further where the union's border is nearer than the third distance to
+        // expect there, from the union's count and area (the data's extremes at the grid's edges)
+        int32_t C = 0;
+        for (int32_t gy = y0; gy <= y1; gy++) C += start[gy * Gx + x1 + 1] - start[gy * Gx + x0];
+        const double xa = x0 > 0 ? xs[xe[x0] - 1] : xs[0], xb = x1 < Gx - 1 ? xs[xe[x1 + 1]] : xs[g->n - 1];
+        const double ya = y0 > 0 ? ys[ye[y0] - 1] : ys[0], yb = y1 < Gy - 1 ? ys[ye[y1 + 1]] : ys[g->n - 1];
+        const double need = ITN_SPARSE * ITN_SPARSE * 0.875 * (xb - xa) * (yb - ya) / C; // (2 rho)^2 C = 3.5 A, times theta^2
+        const double xl = xs[xe[cA]], xh = xs[xe[cB + 1] - 1];
+        for (int t = 0; t < 4 && y0 > 0 && (ylo - ys[ye[y0] - 1]) * (ylo - ys[ye[y0] - 1]) < need; t++) y0--;
+        for (int t = 0; t < 4 && y1 < Gy - 1 && (ys[ye[y1 + 1]] - yhi) * (ys[ye[y1 + 1]] - yhi) < need; t++) y1++;
+        for (int t = 0; t < 4 && x0 > 0 && (xl - xs[xe[x0] - 1]) * (xl - xs[xe[x0] - 1]) < need; t++) x0--;
+        for (int t = 0; t < 4 && x1 < Gx - 1 && (xs[xe[x1 + 1]] - xh) * (xs[xe[x1 + 1]] - xh) < need; t++) x1++;
+      }
+      const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
       if (any_heavy(g, x0, x1, y0, y1)) {
         for (int32_t s = s0; s < s0 + cnt; s++) {
           if (g->pw[s] > 1) {
@@ -356,38 +418,80 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       }
       const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
       const __m512d X = _mm512_maskz_loadu_pd(lanes, px + s0), Y = _mm512_maskz_loadu_pd(lanes, py + s0);
-      __m512d m1 = inf, m2 = inf, m3 = inf, m4 = inf;
+      __m512d m1 = inf, m2 = inf, m3 = inf;
+      // one candidate against all lanes: max(|dx|, |dy|) with the sign cleared (VRANGEPD, imm 0b1011), +inf in
+      // the lanes of `keep_` clear (the sample itself)
+#define ITN_CAND(q_, keep_)                                                                                     \
+  do {                                                                                                          \
+    const __m512d dx_ = _mm512_sub_pd(X, _mm512_set1_pd(px[q_])), dy_ = _mm512_sub_pd(Y, _mm512_set1_pd(py[q_])); \
+    insert_lanes(&m1, &m2, &m3, _mm512_mask_range_pd(inf, (keep_), dx_, dy_, 0x0B));                          \
+  } while (0)
       for (int32_t gy = y0; gy <= y1; gy++) {
-        const int32_t q1 = start[gy * Gx + x1 + 1];
-        PROFC(4, q1 - start[gy * Gx + x0]);
-        for (int32_t q = start[gy * Gx + x0]; q < q1; q++) {
-          // max(|dx|, |dy|) with the sign cleared (VRANGEPD, imm 0b1011)
-          const __m512d dx = _mm512_sub_pd(X, _mm512_set1_pd(px[q])), dy = _mm512_sub_pd(Y, _mm512_set1_pd(py[q]));
-          insert4(&m1, &m2, &m3, &m4, _mm512_range_pd(dx, dy, 0x0B));
+        const int32_t q0 = start[gy * Gx + x0], q1 = start[gy * Gx + x1 + 1];
+        PROFC(4, q1 - q0);
+        if (gy != cy) {
+          for (int32_t q = q0; q < q1; q++) ITN_CAND(q, 0xff);
+        } else {
+          for (int32_t q = q0; q < s0; q++) ITN_CAND(q, 0xff);
+          for (int32_t k = 0; k < cnt; k++) ITN_CAND(s0 + k, (__mmask8)~(1u << k));
+          for (int32_t q = s0 + cnt; q < q1; q++) ITN_CAND(q, 0xff);
         }
       }
       const __m512d bx = _mm512_min_pd(_mm512_sub_pd(X, _mm512_set1_pd(xLoV)), _mm512_sub_pd(_mm512_set1_pd(xHiV), X));
       const __m512d by = _mm512_min_pd(_mm512_sub_pd(Y, _mm512_set1_pd(yLoV)), _mm512_sub_pd(_mm512_set1_pd(yHiV), Y));
-      const __mmask8 sure = _mm512_cmp_pd_mask(m4, _mm512_min_pd(bx, by), _CMP_LE_OQ);
-      const __mmask8 pos = _mm512_cmp_pd_mask(m4, _mm512_setzero_pd(), _CMP_GT_OQ);
-      _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m4));
-      _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[x0]));
-      _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[x1 + 1]));
-      _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[y0]));
-      _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[y1 + 1]));
-      __mmask8 more = lanes & ~sure;
+      const __mmask8 sure = _mm512_cmp_pd_mask(m3, _mm512_min_pd(bx, by), _CMP_LE_OQ);
+      int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
+      const __mmask8 more = lanes & ~sure;
       if (more) {
-        double d1[8], d2[8], d3[8];
-        _mm512_storeu_pd(d1, m2), _mm512_storeu_pd(d2, m3), _mm512_storeu_pd(d3, m4);
-        for (; more; more &= more - 1) {
-          const int k = __builtin_ctz(more);
-          PROFC(5, 1);
-          double b[3] = {d1[k], d2[k], d3[k]};
-          widen(c, g, s0 + k, b, x0, x1, y0, y1, qr, box);
+        // the rectangle of strips that can hold samples nearer than those lanes' third distances, for all lanes
+        const double K = _mm512_mask_reduce_max_pd(more, m3);
+        const double xmin = _mm512_mask_reduce_min_pd(more, X), xmax = _mm512_mask_reduce_max_pd(more, X);
+        const double ymin = _mm512_mask_reduce_min_pd(more, Y), ymax = _mm512_mask_reduce_max_pd(more, Y);
+        // strips across from those lanes' own (the first and last of them: samples lie in strip order)
+        int32_t XL = pcx[s0 + __builtin_ctz(more)], XR = pcx[s0 + 31 - __builtin_clz(more)];
+        while (XL > 0 && xmin - xs[xe[XL] - 1] < K) XL--;
+        while (XR < Gx - 1 && xs[xe[XR + 1]] - xmax < K) XR++;
+        while (Y0 > 0 && ymin - ys[ye[Y0] - 1] < K) Y0--;
+        while (Y1 < Gy - 1 && ys[ye[Y1 + 1]] - ymax < K) Y1++;
+        X0 = XL < x0 ? XL : x0, X1 = XR > x1 ? XR : x1;
+        PROFC(5, 1);
+        if (any_heavy(g, X0, X1, Y0, Y1)) {
+          // beside a heavy point: those lanes one by one, with the weights
+          double d1[8], d2[8], d3[8];
+          _mm512_storeu_pd(d1, m1), _mm512_storeu_pd(d2, m2), _mm512_storeu_pd(d3, m3);
+          const __mmask8 pos = _mm512_cmp_pd_mask(m3, _mm512_setzero_pd(), _CMP_GT_OQ);
+          _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m3));
+          _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[x0]));
+          _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[x1 + 1]));
+          _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[y0]));
+          _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[y1 + 1]));
+          for (__mmask8 left = more; left; left &= left - 1) {
+            const int k = __builtin_ctz(left);
+            double b[3] = {d1[k], d2[k], d3[k]};
+            widen(c, g, s0 + k, b, x0, x1, y0, y1, qr, box);
+          }
+          continue;
+        }
+        for (int32_t gy = Y0; gy <= Y1; gy++) {
+          const int32_t row = gy * Gx;
+          int32_t a0 = start[row + XL], a1 = start[row + XR + 1], c0 = a1, c1 = a1;
+          if (gy >= y0 && gy <= y1) {
+            // the union's cells are done: what lies left and right of them
+            a0 = start[row + X0], a1 = start[row + x0], c0 = start[row + x1 + 1], c1 = start[row + X1 + 1];
+          }
+          for (int32_t q = a0; q < a1; q++) ITN_CAND(q, 0xff);
+          for (int32_t q = c0; q < c1; q++) ITN_CAND(q, 0xff);
         }
       }
+      const __mmask8 pos = _mm512_cmp_pd_mask(m3, _mm512_setzero_pd(), _CMP_GT_OQ);
+      _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m3));
+      _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[X0]));
+      _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[X1 + 1]));
+      _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[Y0]));
+      _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[Y1 + 1]));
     }
   }
+#undef ITN_CAND
 }
 
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
@@ -426,7 +530,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
-  const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N};
+  const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N, n};
   search(c, &g, pcx);
   PROF(1);
   PROFN(2);
@@ -567,7 +671,10 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   }
   for (int32_t i = 0; i < n; i++) tie[i] = used[group[i]];
   // strips of about n / G samples, cut only between tie groups
-  const double half = sqrt(n / 2.0);
+  #ifndef GDIV
+#define GDIV 2.0
+#endif
+  const double half = sqrt(n / GDIV);
   const int32_t G = half >= 4096 ? 4096 : (half < 1 ? 1 : (int32_t)floor(half));
   const double target = (double)n / G;
   for (int32_t g = 0; g <= G; g++) edge[g] = n;
