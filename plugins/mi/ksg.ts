@@ -69,9 +69,9 @@ export interface NeuronPrep {
    * whose bucket ({@linkcode fenceBucket} with {@linkcode fenceLo}, {@linkcode fenceScale}) is at least `j`.
    */
   fence: Int32Array;
-  /** Origin of the fence buckets (the 0.1% quantile). */
+  /** Origin of the fence buckets (the 0.5% quantile). */
   fenceLo: number;
-  /** Buckets per unit value (`n` buckets between the 0.1% and 99.9% quantiles; 0 when they are equal). */
+  /** Buckets per unit value (`n` buckets between the 0.5% and 99.5% quantiles; 0 when they are equal). */
   fenceScale: number;
 }
 
@@ -85,7 +85,7 @@ export function fenceBucket(v: number, lo: number, scale: number, buckets: numbe
   return q > 0 ? (q < buckets - 1 ? q : buckets - 1) : 0;
 }
 
-/** The fence table of sorted values (see {@linkcode NeuronPrep.fence}): `n` buckets between the 0.1% and 99.9% quantiles. */
+/** The fence table of sorted values (see {@linkcode NeuronPrep.fence}): `n` buckets between the 0.5% and 99.5% quantiles. */
 function fences(sorted: KsgValues): { fence: Int32Array; fenceLo: number; fenceScale: number } {
   const n = sorted.length, M = Math.max(1, n);
   const lo = n > 0 ? sorted[Math.floor(0.005 * (n - 1))] : 0, hi = n > 0 ? sorted[Math.ceil(0.995 * (n - 1))] : 0;

@@ -200,54 +200,6 @@ ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int
 #undef ITN_PRED
   return a;
 }
-#ifndef WG
-#define WG 2
-#endif
-/**
- * As {@link first8} from positions `a - 1 .. a + 2 * WG - 2` (`a`: the fence's first position, clamped to
- * `[lo, hi]`) read two at a time by 64-bit gathers: a lane checks out when the predicate fails at `a - 1` (or that
- * is below `lo`) and holds at one of the others (from `hi` on it holds for a right border).
- */
-ITN_KSG_AVX512 static inline __m256i first8w(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
-                                              __m256i lo, __m256i hi, double flo, double fsc, int32_t M, int32_t n,
-                                              __mmask8 *bad) {
-  const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
-  const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
-  const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
-  const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
-  __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
-  b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
-  const __m256i a = _mm256_min_epi32(_mm256_max_epi32(_mm256_i32gather_epi32(fence, b, 4), lo), hi);
-  const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
-  const __m256i top = _mm256_set1_epi32(n - 2), zero = _mm256_setzero_si256();
-  __m256i at = _mm256_sub_epi32(a, one), cnt = zero;
-  __mmask8 first = 0, any = 0;
-  for (int w = 0; w < WG; w++) {
-    // positions at and at + 1, read from a 64-bit gather at an index clamped into [0, n - 2]
-    const __m256i idx = _mm256_min_epi32(_mm256_max_epi32(at, zero), top);
-    const __m512i pr = _mm512_i32gather_epi64(idx, (const void *)xs, 4);
-    const __m256i sh = _mm256_sub_epi32(at, idx); // -1 or 0 at the low end, 0 or more at the high end
-    const __m256i lowv = _mm512_cvtepi64_epi32(pr), highv = _mm512_cvtepi64_epi32(_mm512_srli_epi64(pr, 32));
-    for (int h = 0; h < 2; h++) {
-      const __m256i posn = _mm256_add_epi32(at, h ? one : zero);
-      // the pair's element h + sh (where the index was clamped; elements past the pair are forced below)
-      const __m256i val = h ? _mm256_mask_mov_epi32(highv, _mm256_cmpeq_epi32_mask(sh, _mm256_set1_epi32(-1)), lowv)
-                            : _mm256_mask_mov_epi32(lowv, _mm256_cmpeq_epi32_mask(sh, one), highv);
-      const __m512d xv = _mm512_cvtps_pd(_mm256_castsi256_ps(val));
-      const __mmask8 ge = _mm256_cmpge_epi32_mask(posn, lo);
-      __mmask8 holds;
-      if (kind == 0)
-        holds = _mm256_cmpgt_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(c, xv), r, _CMP_LT_OQ));
-      else holds = _mm256_cmpge_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(xv, c), r, _CMP_GE_OQ));
-      if (w == 0 && h == 0) first = holds;
-      else any |= holds;
-      cnt = _mm256_mask_add_epi32(cnt, (__mmask8)~holds, cnt, one);
-    }
-    at = _mm256_add_epi32(at, two);
-  }
-  *bad = (__mmask8)(first | ~any);
-  return _mm256_add_epi32(_mm256_sub_epi32(a, one), cnt);
-}
 #define ITN_KSG_HAVE_AVX512 1
 #else
 #define ITN_KSG_HAVE_AVX512 0
