@@ -446,6 +446,45 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
 #undef ITN_CAND
 }
 
+/**
+ * The samples bucketed by cell (strip rows, then strips across) into the scratch (values as float64, sorted
+ * positions, strip across; `start`: each cell's first, `cells + 1`); those with `dup < 0` left out, weights kept.
+ * Apart from the search, so that its loops keep their pointers in registers.
+ */
+__attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
+                                            const uint16_t *xc, const int32_t *xr, const float *yv,
+                                            const uint16_t *yc, const int32_t *yr, const int32_t *dup) {
+  int32_t *restrict start = c->start, *restrict pxr = c->pxr, *restrict pyr = c->pyr, *restrict pcx = c->pcx;
+  double *restrict px = c->px, *restrict py = c->py;
+  int32_t *restrict cellOf = c->box; // the search's boxes are written later
+  memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
+  memset(c->heavy, 0, (size_t)cells + 1);
+  for (int32_t i = 0; i < n; i++) {
+    const int32_t cell = yc[i] * Gx + xc[i];
+    cellOf[i] = cell;
+    start[cell + 1] += !dup || dup[i] >= 0;
+  }
+  for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
+  if (!dup) {
+    for (int32_t i = 0; i < n; i++) {
+      const int32_t at = start[cellOf[i]]++;
+      px[at] = xv[i], py[at] = yv[i];
+      pxr[at] = xr[i], pyr[at] = yr[i], pcx[at] = xc[i];
+    }
+  } else {
+    for (int32_t i = 0; i < n; i++) {
+      if (dup[i] < 0) continue;
+      const int32_t cell = cellOf[i], at = start[cell]++;
+      px[at] = xv[i], py[at] = yv[i];
+      pxr[at] = xr[i], pyr[at] = yr[i], pcx[at] = xc[i];
+      c->pw[at] = dup[i] > 0 ? dup[i] : 1;
+      if (dup[i] > 1) c->heavy[cell] = 1;
+    }
+  }
+  memmove(start + 1, start, sizeof(int32_t) * (size_t)cells);
+  start[0] = 0;
+}
+
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
                                               const int32_t *xr, const float *xs, const int32_t *xe, int32_t Gx,
                                               const int32_t *xf, double xlo, double xsc, const float *yv,
@@ -457,28 +496,10 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   if (grow(c, n, cells) != 0) return -1;
   PROFC(3, 1);
   PROFN(0);
-  // the samples bucketed by cell (strip rows, then strips across); those with `dup < 0` left out, weights kept
   int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
-  for (int32_t i = 0; i <= cells; i++) start[i] = 0, heavy[i] = 0;
-  for (int32_t i = 0; i < n; i++) {
-    if (dup && dup[i] < 0) continue;
-    start[yc[i] * Gx + xc[i] + 1]++;
-  }
-  for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
-  for (int32_t i = 0; i < n; i++) {
-    if (dup && dup[i] < 0) continue;
-    const int32_t cell = yc[i] * Gx + xc[i], at = start[cell]++;
-    px[at] = xv[i], py[at] = yv[i];
-    pxr[at] = xr[i], pyr[at] = yr[i], pcx[at] = xc[i];
-    if (dup) {
-      pw[at] = dup[i] > 0 ? dup[i] : 1;
-      if (pw[at] > 1) heavy[cell] = 1;
-    }
-  }
-  for (int32_t i = cells; i > 0; i--) start[i] = start[i - 1];
-  start[0] = 0;
+  place(c, n, cells, Gx, xv, xc, xr, yv, yc, yr, dup);
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
