@@ -54,6 +54,8 @@ export interface NeuronPrep {
   sorted: KsgValues;
   /** Position of each sample in `sorted` (ties broken by sample index). */
   rank: Int32Array;
+  /** The sample at each position of `sorted` (the inverse of `rank`). */
+  order: Int32Array;
   /** First position of each sample's value in `sorted` (the start of its tie group). */
   group: Int32Array;
   /** Size of each sample's tie group (1 when its value is unique). */
@@ -136,7 +138,8 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
       rank[i] = lo + used[lo]++;
     }
   }
-  for (let i = 0; i < n; i++) tie[i] = used[group[i]];
+  const order = new Int32Array(n);
+  for (let i = 0; i < n; i++) (tie[i] = used[group[i]]), (order[rank[i]] = i);
   // Strips of about n/G samples each, cut only between tie groups (so no strip is empty and ties share one).
   const G = gridSize(n), target = n / G;
   const edge = new Int32Array(G + 1).fill(n);
@@ -155,18 +158,32 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
   const strips = n > 0 ? strip + 1 : 0;
   const cell = new Uint16Array(n);
   for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
-  return { vals, sorted, rank, group, tie, cell, edge, strips, ...fences(sorted) };
+  return { vals, sorted, rank, order, group, tie, cell, edge, strips, ...fences(sorted) };
 }
 
 /** {@linkcode prepNeuron} by the native kernel (the same arrays: `plugins/kernels/native/ksg.c`), or null. */
 function nativePrep(vals: Float32Array, n: number): NeuronPrep | null {
   const G = gridSize(n);
-  const sorted = new Float32Array(n), rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
+  const sorted = new Float32Array(n), rank = new Int32Array(n), order = new Int32Array(n), group = new Int32Array(n);
+  const tie = new Int32Array(n);
   const cell = new Uint16Array(n), edge = new Int32Array(G + 1), fence = new Int32Array(Math.max(1, n) + 1);
   const meta = new Float64Array(3);
   const k = nativeKernels!;
-  if (k.symbols.itn_ksg_prep(n, vals, sorted, rank, group, tie, cell, edge, fence, meta) !== 0) return null;
-  return { vals, sorted, rank, group, tie, cell, edge, strips: meta[0], fence, fenceLo: meta[1], fenceScale: meta[2] };
+  if (k.symbols.itn_ksg_prep(n, vals, sorted, rank, order, group, tie, cell, edge, fence, meta) !== 0) return null;
+  return {
+    vals,
+    sorted,
+    rank,
+    order,
+    group,
+    tie,
+    cell,
+    edge,
+    strips: meta[0],
+    fence,
+    fenceLo: meta[1],
+    fenceScale: meta[2],
+  };
 }
 
 /** The most samples {@linkcode rankByKeys} takes (its keys need `32 + log2(n)` bits, below 2^53). */
@@ -741,6 +758,7 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
     a.vals,
     a.cell,
     a.rank,
+    a.order,
     a.sorted,
     a.edge,
     a.strips,
@@ -750,6 +768,7 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
     b.vals,
     b.cell,
     b.rank,
+    b.order,
     b.sorted,
     b.edge,
     b.strips,

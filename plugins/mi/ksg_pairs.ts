@@ -25,6 +25,7 @@ export interface PairJob {
   /** Prepared finite neurons ({@linkcode NeuronPrep}), neuron-major: `neurons * n` each, `edge` `neurons * (G+1)`. */
   sorted: KsgValues;
   rank: Int32Array;
+  order: Int32Array;
   group: Int32Array;
   tie: Int32Array;
   cell: Uint16Array;
@@ -55,6 +56,7 @@ function view(job: PairJob, a: number): NeuronPrep {
     vals: job.cols.subarray(o, o + n),
     sorted: job.sorted.subarray(o, o + n),
     rank: job.rank.subarray(o, o + n),
+    order: job.order.subarray(o, o + n),
     group: job.group.subarray(o, o + n),
     tie: job.tie.subarray(o, o + n),
     cell: job.cell.subarray(o, o + n),
@@ -130,6 +132,7 @@ export function ksgPairs(
       ? alloc(Float64Array, neurons * n, shared)
       : alloc(Float32Array, neurons * n, shared),
     rank: alloc(Int32Array, neurons * n, shared),
+    order: alloc(Int32Array, neurons * n, shared),
     group: alloc(Int32Array, neurons * n, shared),
     tie: alloc(Int32Array, neurons * n, shared),
     cell: alloc(Uint16Array, neurons * n, shared),
@@ -154,6 +157,7 @@ export function ksgPairs(
     const prep = prepNeuron(x);
     job.sorted.set(prep.sorted, a * n);
     job.rank.set(prep.rank, a * n);
+    job.order.set(prep.order, a * n);
     job.group.set(prep.group, a * n);
     job.tie.set(prep.tie, a * n);
     job.cell.set(prep.cell, a * n);

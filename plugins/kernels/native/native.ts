@@ -25,8 +25,8 @@ const SYMBOLS = {
     parameters: [
       "pointer",
       "i32",
-      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "f64", "f64"] as const),
-      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "f64", "f64"] as const),
+      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "f64", "f64"] as const),
+      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "f64", "f64"] as const),
       "buffer",
       "buffer",
       "buffer",
@@ -34,7 +34,19 @@ const SYMBOLS = {
     result: "i32",
   },
   itn_ksg_prep: {
-    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    parameters: [
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
     result: "i32",
   },
   itn_mutual_information: {
