@@ -10,7 +10,7 @@
  * @module
  */
 import { runChunks } from "../kernels/threads.ts";
-import { gridSize, ksgPair, KsgScratch, type KsgValues, type NeuronPrep, prepNeuron } from "./ksg.ts";
+import { fenceLength, gridSize, ksgPair, KsgScratch, type KsgValues, type NeuronPrep, prepNeuron } from "./ksg.ts";
 
 /** Shared inputs of a pair computation (plain or SharedArrayBuffer-backed arrays). */
 export interface PairJob {
@@ -31,7 +31,7 @@ export interface PairJob {
   cell: Uint16Array;
   edge: Int32Array;
   strips: Int32Array;
-  /** Fence tables, `neurons * (n + 1)`, with their origins and scales per neuron. */
+  /** Fence tables, `neurons * fenceLength(n)`, with their origins and scales per neuron. */
   fence: Int32Array;
   fenceLo: Float64Array;
   fenceScale: Float64Array;
@@ -62,7 +62,7 @@ function view(job: PairJob, a: number): NeuronPrep {
     cell: job.cell.subarray(o, o + n),
     edge: job.edge.subarray(a * G1, a * G1 + G1),
     strips: job.strips[a],
-    fence: job.fence.subarray(a * (n + 1), (a + 1) * (n + 1)),
+    fence: job.fence.subarray(a * fenceLength(n), (a + 1) * fenceLength(n)),
     fenceLo: job.fenceLo[a],
     fenceScale: job.fenceScale[a],
   };
@@ -138,7 +138,7 @@ export function ksgPairs(
     cell: alloc(Uint16Array, neurons * n, shared),
     edge: alloc(Int32Array, neurons * (gridSize(n) + 1), shared),
     strips: alloc(Int32Array, neurons, shared),
-    fence: alloc(Int32Array, neurons * (n + 1), shared),
+    fence: alloc(Int32Array, neurons * fenceLength(n), shared),
     fenceLo: alloc(Float64Array, neurons, shared),
     fenceScale: alloc(Float64Array, neurons, shared),
     pairs: shared ? copyShared(pairs) : pairs,
@@ -163,7 +163,7 @@ export function ksgPairs(
     job.cell.set(prep.cell, a * n);
     job.edge.set(prep.edge, a * prep.edge.length);
     job.strips[a] = prep.strips;
-    job.fence.set(prep.fence, a * (n + 1));
+    job.fence.set(prep.fence, a * fenceLength(n));
     job.fenceLo[a] = prep.fenceLo;
     job.fenceScale[a] = prep.fenceScale;
   }

@@ -151,54 +151,59 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
   merge3(m1, m2, m3, b);
 }
 
+/** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
+#define ITN_FENCE_BUCKETS 4
+
+/** Pairs of positions a count search reads from the fence's first position (below: `first8`). */
+#define ITN_WINDOW_PAIRS 2
+
 /**
  * Eight count searches at once: per lane, the first position `m` in `[lo, hi]` where the predicate holds (kind 0,
- * a left border: `c - xs[m] < r`; kind 1, a right border: `m >= hi || xs[m] - c >= r`), from the fence window of
- * `c - r` (kind 0) or `c + r` (kind 1) and three halvings, as the scalar `ITN_FIRST`. Lanes whose window does not
- * check out or is longer than 8 are set in `*bad` for the caller to redo one by one.
+ * a left border: `c - xs[m] < r`, which holds at `hi`; kind 1, a right border: `m >= hi || xs[m] - c >= r`), from
+ * `a`, the fence's first position of `c - r` (kind 0) or `c + r` (kind 1) clamped to `[lo, hi]`: the predicate at
+ * positions `a - 1 .. a + 2 * ITN_WINDOW_PAIRS - 2`, read two at a time by 64-bit gathers (false below `lo`, true
+ * past `hi`), is false then true, and the answer is `a - 1` plus its falses. A lane checks out when it is false at
+ * `a - 1` and true somewhere; the others are set in `*bad` for the caller to redo one by one. Needs `n >= 2`.
  */
 ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
-                                             __m256i lo, __m256i hi, double flo, double fsc, int32_t M,
-                                             __mmask8 *bad) {
+                                              __m256i lo, __m256i hi, double flo, double fsc, int32_t M, int32_t n,
+                                              __mmask8 *bad) {
   const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
   const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
   const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
   const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
   __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
   b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
-  // fence[b] and fence[b + 1] in one 64-bit gather (unaligned 8-byte loads), then split
-  const __m512i ff = _mm512_i32gather_epi64(b, (const void *)fence, 4);
-  const __m256i f0 = _mm512_cvtepi64_epi32(ff), f1 = _mm512_cvtepi64_epi32(_mm512_srli_epi64(ff, 32));
-  __m256i a = _mm256_min_epi32(_mm256_max_epi32(f0, lo), hi);
-  const __m256i z = _mm256_max_epi32(_mm256_min_epi32(f1, hi), a);
-  const __m256i one = _mm256_set1_epi32(1);
-#define ITN_PRED(mask_, idx_, keep_)                                                                              \
-  do {                                                                                                            \
-    const __mmask8 in_ = kind == 0 ? (keep_) : (__mmask8)((keep_) & _mm256_cmplt_epi32_mask((idx_), hi));        \
-    const __m512d xv_ = _mm512_cvtps_pd(_mm256_mmask_i32gather_ps(_mm256_setzero_ps(), in_, (idx_), xs, 4));     \
-    if (kind == 0) (mask_) = _mm512_mask_cmp_pd_mask(in_, _mm512_sub_pd(c, xv_), r, _CMP_LT_OQ);                   \
-    else (mask_) = (__mmask8)(((keep_) & ~in_) | _mm512_mask_cmp_pd_mask(in_, _mm512_sub_pd(xv_, c), r, _CMP_GE_OQ)); \
-  } while (0)
-  // the window checks out when the position before it fails the predicate and its last position holds it
-  const __mmask8 atLo = _mm256_cmpeq_epi32_mask(a, lo), atHi = _mm256_cmpeq_epi32_mask(z, hi);
-  __mmask8 before, last;
-  ITN_PRED(before, _mm256_sub_epi32(a, one), (__mmask8)~atLo);
-  ITN_PRED(last, z, (__mmask8)~atHi);
-  const __m256i len0 = _mm256_add_epi32(_mm256_sub_epi32(z, a), one);
-  *bad = (__mmask8)((before & ~atLo) | (~last & ~atHi) | _mm256_cmpgt_epi32_mask(len0, _mm256_set1_epi32(8)));
-  __m256i len = len0;
-  for (int step = 0; step < STEPS; step++) {
-    const __m256i h = _mm256_srli_epi32(len, 1);
-    const __mmask8 some = _mm256_cmpgt_epi32_mask(h, _mm256_setzero_si256());
-    const __m256i at = _mm256_mask_sub_epi32(a, some, _mm256_add_epi32(a, h), one);
-    __mmask8 holds;
-    ITN_PRED(holds, at, (__mmask8)(~*bad & some));
-    // a += h where the predicate fails at a + h - 1
-    a = _mm256_mask_add_epi32(a, (__mmask8)(~holds & some & ~*bad), a, h);
-    len = _mm256_sub_epi32(len, h);
+  const __m256i a = _mm256_min_epi32(_mm256_max_epi32(_mm256_i32gather_epi32(fence, b, 4), lo), hi);
+  const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
+  const __m256i top = _mm256_set1_epi32(n - 2), zero = _mm256_setzero_si256();
+  __m256i at = _mm256_sub_epi32(a, one), cnt = zero;
+  __mmask8 first = 0, any = 0;
+  for (int w = 0; w < ITN_WINDOW_PAIRS; w++) {
+    // positions at and at + 1, read from a 64-bit gather at an index clamped into [0, n - 2]
+    const __m256i idx = _mm256_min_epi32(_mm256_max_epi32(at, zero), top);
+    const __m512i pr = _mm512_i32gather_epi64(idx, (const void *)xs, 4);
+    const __m256i sh = _mm256_sub_epi32(at, idx); // -1 or 0 at the low end, 0 or more at the high end
+    const __m256i lowv = _mm512_cvtepi64_epi32(pr), highv = _mm512_cvtepi64_epi32(_mm512_srli_epi64(pr, 32));
+    for (int h = 0; h < 2; h++) {
+      const __m256i posn = _mm256_add_epi32(at, h ? one : zero);
+      // the pair's element h + sh (where the index was clamped; elements past the pair are forced below)
+      const __m256i val = h ? _mm256_mask_mov_epi32(highv, _mm256_cmpeq_epi32_mask(sh, _mm256_set1_epi32(-1)), lowv)
+                            : _mm256_mask_mov_epi32(lowv, _mm256_cmpeq_epi32_mask(sh, one), highv);
+      const __m512d xv = _mm512_cvtps_pd(_mm256_castsi256_ps(val));
+      const __mmask8 ge = _mm256_cmpge_epi32_mask(posn, lo);
+      __mmask8 holds;
+      if (kind == 0)
+        holds = _mm256_cmpgt_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(c, xv), r, _CMP_LT_OQ));
+      else holds = _mm256_cmpge_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(xv, c), r, _CMP_GE_OQ));
+      if (w == 0 && h == 0) first = holds;
+      else any |= holds;
+      cnt = _mm256_mask_add_epi32(cnt, (__mmask8)~holds, cnt, one);
+    }
+    at = _mm256_add_epi32(at, two);
   }
-#undef ITN_PRED
-  return a;
+  *bad = (__mmask8)(first | ~any);
+  return _mm256_add_epi32(_mm256_sub_epi32(a, one), cnt);
 }
 #define ITN_KSG_HAVE_AVX512 1
 #else
@@ -213,32 +218,19 @@ static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
 }
 
 /**
- * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true; true at `hi` unless `hi`
- * is past the range, where it is taken as true): the fence window `[f0, f1]` when its ends check out, else the
- * whole range, then branch-free halvings.
+ * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true, and true at `hi`): halvings
+ * of the whole range (the counts' lanes that {@link first8} could not place).
  */
-#define ITN_FIRST(result, lo, hi, f0, f1, pred)                                                                     \
+#define ITN_FIRST(result, lo, hi, pred)                                                                             \
   do {                                                                                                              \
-    int32_t a_ = (f0) < (lo) ? (lo) : ((f0) > (hi) ? (hi) : (f0));                                                  \
-    int32_t z_ = (f1) > (hi) ? (hi) : ((f1) < a_ ? a_ : (f1));                                                       \
-    if (!((a_ == (lo) || !(pred(a_ - 1))) && (z_ == (hi) || (pred(z_))))) a_ = (lo), z_ = (hi);                   \
-    int32_t len_ = z_ - a_ + 1;                                                                                     \
-    if (len_ > 8) {                                                                                                 \
-      while (len_ > 8) {                                                                                            \
-        const int32_t h_ = len_ >> 1;                                                                               \
-        a_ += h_ * !(pred(a_ + h_ - 1));                                                                            \
-        len_ -= h_;                                                                                                 \
-      }                                                                                                             \
-    }                                                                                                               \
-    /* three fixed halvings take any window of at most 8 to one position (h_ = 0 steps test a_, harmlessly) */     \
-    for (int step_ = 0; step_ < 3; step_++) {                                                                       \
+    int32_t a_ = (lo), len_ = (hi) - (lo) + 1;                                                                      \
+    while (len_ > 1) {                                                                                              \
       const int32_t h_ = len_ >> 1;                                                                                 \
-      a_ += h_ * !(pred(a_ + h_ - (h_ > 0)));                                                                       \
+      a_ += h_ * !(pred(a_ + h_ - 1));                                                                              \
       len_ -= h_;                                                                                                   \
     }                                                                                                               \
     (result) = a_;                                                                                                  \
   } while (0)
-
 
 #ifdef ITN_KSG_PROFILE
 #include <x86intrin.h>
@@ -452,12 +444,14 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
  * Without heavy points taken in x's sorted order (`xo`), each appended to its strip row: a row's samples then lie
  * in strip order, and the writes go to as many places as there are rows (to each cell's next place, in sample order,
  * they went to many more, scattered over the cache: 19 -> 13 ticks a sample). Apart from the search, so that its
- * loops keep their pointers in registers.
+ * loops keep their pointers in registers. On the way, y's sorted values and fence table are fetched into the cache
+ * for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample there).
  */
 __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
                                             const uint16_t *xc, const int32_t *xr, const int32_t *xo,
                                             const float *xs, const int32_t *xe, const float *yv,
-                                            const uint16_t *yc, const int32_t *yr, const int32_t *dup) {
+                                            const uint16_t *yc, const int32_t *yr, const float *ys,
+                                            const int32_t *yf, const int32_t *dup) {
   int32_t *restrict start = c->start, *restrict pxr = c->pxr, *restrict pyr = c->pyr, *restrict pcx = c->pcx;
   int32_t *restrict at = c->r0; // each strip row's next place (at most 4096 rows)
   double *restrict px = c->px, *restrict py = c->py;
@@ -469,6 +463,8 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
   if (!dup) {
     for (int32_t p = 0, sx = 0; p < n; p++) {
+      if ((p & 3) == 0) __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
+      if ((p & 15) == 0) __builtin_prefetch(ys + p);
       while (p >= xe[sx + 1]) sx++; // the strip of position p
       const int32_t i = xo[p], s = at[yc[i]]++;
       px[s] = xs[p], py[s] = yv[i];
@@ -477,6 +473,8 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   } else {
     // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
     for (int32_t i = 0; i < n; i++) {
+      if ((i & 3) == 0) __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
+      if ((i & 15) == 0) __builtin_prefetch(ys + i);
       if (dup[i] < 0) continue;
       const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
       px[s] = xv[i], py[s] = yv[i];
@@ -497,14 +495,14 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
                                               double ylo, double ysc, const int32_t *dup, const int64_t *psi,
                                               int64_t *out) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
-  const int32_t cells = Gx * Gy, M = n > 1 ? n : 1;
-  if (grow(c, n, cells) != 0) return -1;
+  const int32_t cells = Gx * Gy, M = n * ITN_FENCE_BUCKETS;
+  if (n < 2 || grow(c, n, cells) != 0) return -1;
   PROFC(3, 1);
   PROFN(0);
   int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
-  place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, dup);
+  place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, ys, yf, dup);
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
@@ -528,10 +526,10 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
     const __m256i ly = _mm256_mask_loadu_epi32(ay, live, box + 2 * N + j0);
     const __m256i hy = _mm256_mask_loadu_epi32(_mm256_add_epi32(ay, one), live, box + 3 * N + j0);
     __mmask8 b1, b2, b3, b4;
-    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, &b1);
-    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, &b2);
-    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, &b3);
-    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, &b4);
+    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, n, &b1);
+    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, n, &b2);
+    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, n, &b3);
+    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, n, &b4);
     b1 &= live, b2 &= live, b3 &= live, b4 &= live;
     if (b1 | b2 | b3 | b4) {
       int32_t l1[8], r1[8], l2[8], r2[8];
@@ -547,10 +545,10 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
 #define PR1(q) ((q) >= hx_ || (double)xs[q] - cx_ >= rr)
 #define PL2(q) (cy_ - (double)ys[q] < rr)
 #define PR2(q) ((q) >= hy_ || (double)ys[q] - cy_ >= rr)
-        if (b1 >> k & 1) ITN_FIRST(l1[k], lx_, ax_, lx_, lx_, PL1);
-        if (b2 >> k & 1) ITN_FIRST(r1[k], ax_ + 1, hx_, ax_ + 1, ax_ + 1, PR1);
-        if (b3 >> k & 1) ITN_FIRST(l2[k], ly_, ay_, ly_, ly_, PL2);
-        if (b4 >> k & 1) ITN_FIRST(r2[k], ay_ + 1, hy_, ay_ + 1, ay_ + 1, PR2);
+        if (b1 >> k & 1) ITN_FIRST(l1[k], lx_, ax_, PL1);
+        if (b2 >> k & 1) ITN_FIRST(r1[k], ax_ + 1, hx_, PR1);
+        if (b3 >> k & 1) ITN_FIRST(l2[k], ly_, ay_, PL2);
+        if (b4 >> k & 1) ITN_FIRST(r2[k], ay_ + 1, hy_, PR2);
 #undef PL1
 #undef PR1
 #undef PL2
@@ -576,14 +574,14 @@ int32_t itn_supported(void);
  * (`psi`: fixed-point terms, plugins/mi/ksg.ts `fixedPsi`), into `out[0]`; samples with `dup[i] > 0` are stored
  * as `dup[i]` identical neighbours, those with `dup[i] < 0` left out (their terms are the caller's). Per neuron:
  * values `xv`, strip `xc` and sorted position `xr` of each sample, the sample at each sorted position `xo`, sorted
- * values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`n + 1`) with its origin and scale (`yo` is not
- * read). Returns 0, or -1 where the scratch memory could not be had or the CPU lacks AVX-512 (nothing done: the
- * caller counts another way).
+ * values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`ITN_FENCE_BUCKETS * n + 1`) with its origin and
+ * scale (`yo` is not read). Returns 0, or -1 where the scratch memory could not be had, `n < 2` or the CPU lacks
+ * AVX-512 (nothing done: the caller counts another way).
  *
  * Two passes: the search stores each stored sample's radius and the strips its counts may span (a strip row's
  * samples eight at a time, one a lane, against the union of their blocks; beside a heavy point one by one, with the
- * weights), then the counts, eight samples a step, from the fence tables' windows (checked at their ends, else the
- * whole range) by branch-free halvings.
+ * weights), then the counts, eight samples a step, from four positions after each border's fence bucket's first
+ * (else the whole range, by halvings).
  */
 int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xr, const int32_t *xo,
                      const float *xs, const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc,
@@ -608,7 +606,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * `sorted` values, `rank` (position in `sorted`, ties broken by sample index), `order` (its inverse: the sample at
  * each position), `group` (first position of the sample's value) and `tie` (its tie group's size), the grid strips
  * (`cell` of each sample, `edge`: `G + 1` first positions, `G` from `gridSize`; strips cut only between tie groups)
- * and the fence table (`n + 1` entries) with
+ * and the fence table (`ITN_FENCE_BUCKETS * max(n, 1) + 1` entries) with
  * `meta = [strips, fenceLo, fenceScale]`. The order is an LSD radix sort of the values' order-preserving 32 bits
  * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, or -1 without memory.
  */
@@ -672,8 +670,8 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     inStrip += size;
   }
   for (int32_t i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
-  // the fence table: n buckets between the 0.5% and 99.5% quantiles
-  const int32_t M = n > 1 ? n : 1;
+  // the fence table: ITN_FENCE_BUCKETS buckets a sample between the 0.5% and 99.5% quantiles
+  const int32_t M = (n > 1 ? n : 1) * ITN_FENCE_BUCKETS;
   const double lo = n > 0 ? sorted[(int32_t)floor(0.005 * (n - 1))] : 0;
   const double hi = n > 0 ? sorted[(int32_t)ceil(0.995 * (n - 1))] : 0;
   double scale = hi > lo ? M / (hi - lo) : 0;
