@@ -163,11 +163,12 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
  * `a`, the fence's first position of `c - r` (kind 0) or `c + r` (kind 1) clamped to `[lo, hi]`: the predicate at
  * positions `a - 1 .. a + 2 * ITN_WINDOW_PAIRS - 2`, read two at a time by 64-bit gathers (false below `lo`, true
  * past `hi`), is false then true, and the answer is `a - 1` plus its falses. A lane checks out when it is false at
- * `a - 1` and true somewhere; the others are set in `*bad` for the caller to redo one by one. Needs `n >= 2`.
+ * `a - 1` and true somewhere; the others are set in `*bad` (and their `a` in `*from`) for the caller to redo one by
+ * one. Needs `n >= 2`.
  */
 ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
                                               __m256i lo, __m256i hi, double flo, double fsc, int32_t M, int32_t n,
-                                              __mmask8 *bad) {
+                                              __mmask8 *bad, __m256i *from) {
   const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
   const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
   const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
@@ -202,7 +203,7 @@ ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int
     }
     at = _mm256_add_epi32(at, two);
   }
-  *bad = (__mmask8)(first | ~any);
+  *bad = (__mmask8)(first | ~any), *from = a;
   return _mm256_add_epi32(_mm256_sub_epi32(a, one), cnt);
 }
 #define ITN_KSG_HAVE_AVX512 1
@@ -230,6 +231,40 @@ static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
       len_ -= h_;                                                                                                   \
     }                                                                                                               \
     (result) = a_;                                                                                                  \
+  } while (0)
+
+/**
+ * The first position in `[lo, hi]` where `pred` holds (as {@link ITN_FIRST}) for a lane whose four positions from
+ * `a` did not hold it: galloping down from `a - 1` where `pred` holds there, else up from `a + 2`, where it fails,
+ * then halvings of the bracket found.
+ */
+#define ITN_GALLOP(result, lo, hi, a, pred)                                                                          \
+  do {                                                                                                              \
+    int32_t w_, z_; /* pred fails at w_ (or w_ = lo - 1) and holds at z_ */                                        \
+    if ((a) > (lo) && pred((a) - 1)) {                                                                              \
+      z_ = (a) - 1;                                                                                                 \
+      for (int32_t s_ = 1;; s_ *= 2) {                                                                              \
+        w_ = z_ - s_;                                                                                               \
+        if (w_ < (lo)) {                                                                                            \
+          w_ = (lo) - 1;                                                                                            \
+          break;                                                                                                    \
+        }                                                                                                           \
+        if (!pred(w_)) break;                                                                                       \
+        z_ = w_;                                                                                                    \
+      }                                                                                                             \
+    } else {                                                                                                        \
+      w_ = (a) + 2;                                                                                                 \
+      for (int32_t s_ = 1;; s_ *= 2) {                                                                              \
+        z_ = w_ + s_;                                                                                               \
+        if (z_ >= (hi)) {                                                                                           \
+          z_ = (hi);                                                                                                \
+          break;                                                                                                    \
+        }                                                                                                           \
+        if (pred(z_)) break;                                                                                        \
+        w_ = z_;                                                                                                    \
+      }                                                                                                             \
+    }                                                                                                               \
+    ITN_FIRST(result, w_ + 1, z_, pred);                                                                            \
   } while (0)
 
 #ifdef ITN_KSG_PROFILE
@@ -526,15 +561,18 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
     const __m256i ly = _mm256_mask_loadu_epi32(ay, live, box + 2 * N + j0);
     const __m256i hy = _mm256_mask_loadu_epi32(_mm256_add_epi32(ay, one), live, box + 3 * N + j0);
     __mmask8 b1, b2, b3, b4;
-    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, n, &b1);
-    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, n, &b2);
-    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, n, &b3);
-    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, n, &b4);
+    __m256i f1, f2, f3, f4;
+    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, n, &b1, &f1);
+    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, n, &b2, &f2);
+    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, n, &b3, &f3);
+    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, n, &b4, &f4);
     b1 &= live, b2 &= live, b3 &= live, b4 &= live;
     if (b1 | b2 | b3 | b4) {
-      int32_t l1[8], r1[8], l2[8], r2[8];
+      int32_t l1[8], r1[8], l2[8], r2[8], a1[8], a2[8], a3[8], a4[8];
       _mm256_storeu_si256((__m256i *)l1, L1), _mm256_storeu_si256((__m256i *)r1, R1);
       _mm256_storeu_si256((__m256i *)l2, L2), _mm256_storeu_si256((__m256i *)r2, R2);
+      _mm256_storeu_si256((__m256i *)a1, f1), _mm256_storeu_si256((__m256i *)a2, f2);
+      _mm256_storeu_si256((__m256i *)a3, f3), _mm256_storeu_si256((__m256i *)a4, f4);
       for (int k = 0; k < 8; k++) {
         const int32_t j = j0 + k;
         if (!((b1 | b2 | b3 | b4) >> k & 1)) continue;
@@ -545,10 +583,10 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
 #define PR1(q) ((q) >= hx_ || (double)xs[q] - cx_ >= rr)
 #define PL2(q) (cy_ - (double)ys[q] < rr)
 #define PR2(q) ((q) >= hy_ || (double)ys[q] - cy_ >= rr)
-        if (b1 >> k & 1) ITN_FIRST(l1[k], lx_, ax_, PL1);
-        if (b2 >> k & 1) ITN_FIRST(r1[k], ax_ + 1, hx_, PR1);
-        if (b3 >> k & 1) ITN_FIRST(l2[k], ly_, ay_, PL2);
-        if (b4 >> k & 1) ITN_FIRST(r2[k], ay_ + 1, hy_, PR2);
+        if (b1 >> k & 1) ITN_GALLOP(l1[k], lx_, ax_, a1[k], PL1);
+        if (b2 >> k & 1) ITN_GALLOP(r1[k], ax_ + 1, hx_, a2[k], PR1);
+        if (b3 >> k & 1) ITN_GALLOP(l2[k], ly_, ay_, a3[k], PL2);
+        if (b4 >> k & 1) ITN_GALLOP(r2[k], ay_ + 1, hy_, a4[k], PR2);
 #undef PL1
 #undef PR1
 #undef PL2
