@@ -374,7 +374,8 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
         for (int32_t gy = y0; gy <= y1; gy++) C += start[gy * Gx + x1 + 1] - start[gy * Gx + x0];
         const double xa = x0 > 0 ? xs[xe[x0] - 1] : xs[0], xb = x1 < Gx - 1 ? xs[xe[x1 + 1]] : xs[g->n - 1];
         const double ya = y0 > 0 ? ys[ye[y0] - 1] : ys[0], yb = y1 < Gy - 1 ? ys[ye[y1 + 1]] : ys[g->n - 1];
-        const double need = ITN_SPARSE * ITN_SPARSE * 0.875 * (xb - xa) * (yb - ya) / C; // (2 rho)^2 C = 3.5 A, times theta^2
+        // (2 rho)^2 C = 3.5 A: the third distance rho to expect, squared, times ITN_SPARSE^2
+        const double need = ITN_SPARSE * ITN_SPARSE * 0.875 * (xb - xa) * (yb - ya) / C;
         const double xl = xs[xe[cA]], xh = xs[xe[cB + 1] - 1];
         for (int t = 0; t < 4 && y0 > 0 && (ylo - ys[ye[y0] - 1]) * (ylo - ys[ye[y0] - 1]) < need; t++) y0--;
         for (int t = 0; t < 4 && y1 < Gy - 1 && (ys[ye[y1 + 1]] - yhi) * (ys[ye[y1 + 1]] - yhi) < need; t++) y1++;
@@ -479,26 +480,30 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
  * Without heavy points taken in x's sorted order (`xo`), each appended to its strip row: a row's samples then lie
  * in strip order, and the writes go to as many places as there are rows (to each cell's next place, in sample order,
  * they went to many more, scattered over the cache: 19 -> 13 ticks a sample). Apart from the search, so that its
- * loops keep their pointers in registers. On the way, y's sorted values and fence table are fetched into the cache
- * for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample there).
+ * loops keep their pointers in registers. On the way, both fence tables and y's sorted values are fetched into the
+ * cache for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample
+ * there), and y's values and positions for this placement (read in x's order).
  */
 __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
                                             const uint16_t *xc, const int32_t *xr, const int32_t *xo,
                                             const float *xs, const int32_t *xe, const float *yv,
                                             const uint16_t *yc, const int32_t *yr, const float *ys,
-                                            const int32_t *yf, const int32_t *dup) {
+                                            const int32_t *yf, const int32_t *dup, const int32_t *xf) {
   int32_t *restrict start = c->start, *restrict pxr = c->pxr, *restrict pyr = c->pyr, *restrict pcx = c->pcx;
   int32_t *restrict at = c->r0; // each strip row's next place (at most 4096 rows)
   double *restrict px = c->px, *restrict py = c->py;
   const int32_t Gy = cells / Gx;
   memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
   memset(c->heavy, 0, (size_t)cells + 1);
-  for (int32_t i = 0; i < n; i++) start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
+  for (int32_t i = 0; i < n; i++) {
+    if ((i & 15) == 0) __builtin_prefetch(yv + i), __builtin_prefetch(yr + i); // read below in x's order
+    start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
+  }
   for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
   for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
   if (!dup) {
     for (int32_t p = 0, sx = 0; p < n; p++) {
-      if ((p & 3) == 0) __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
+      if ((p & 3) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
       if ((p & 15) == 0) __builtin_prefetch(ys + p);
       while (p >= xe[sx + 1]) sx++; // the strip of position p
       const int32_t i = xo[p], s = at[yc[i]]++;
@@ -508,7 +513,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   } else {
     // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
     for (int32_t i = 0; i < n; i++) {
-      if ((i & 3) == 0) __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
+      if ((i & 3) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
       if ((i & 15) == 0) __builtin_prefetch(ys + i);
       if (dup[i] < 0) continue;
       const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
@@ -537,7 +542,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
-  place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, ys, yf, dup);
+  place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, ys, yf, dup, xf);
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
@@ -595,8 +600,9 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
       L1 = _mm256_loadu_si256((const __m256i *)l1), R1 = _mm256_loadu_si256((const __m256i *)r1);
       L2 = _mm256_loadu_si256((const __m256i *)l2), R2 = _mm256_loadu_si256((const __m256i *)r2);
     }
-    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, _mm256_sub_epi32(R1, L1), psi, 8));
-    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), live, _mm256_sub_epi32(R2, L2), psi, 8));
+    const __m512i none = _mm512_setzero_si512();
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(R1, L1), psi, 8));
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(R2, L2), psi, 8));
   }
   out[0] = _mm512_reduce_add_epi64(acc);
   PROF(2);
