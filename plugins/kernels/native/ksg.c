@@ -344,6 +344,20 @@ ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, d
 }
 
 /**
+ * The count jobs of the lanes `lanes` of the stored samples from `s0`: radius the third distance `d3` (the least
+ * positive double where it is 0) and the sorted positions `[xa, xb)`, `[ya, yb)` their counts may span.
+ */
+ITN_KSG_AVX512 static inline void put_jobs(double *qr, int32_t *box, int32_t N, int32_t s0, __mmask8 lanes,
+                                           __m512d d3, int32_t xa, int32_t xb, int32_t ya, int32_t yb) {
+  const __mmask8 pos = _mm512_cmp_pd_mask(d3, _mm512_setzero_pd(), _CMP_GT_OQ);
+  _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, _mm512_set1_pd(DBL_TRUE_MIN), d3));
+  _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xa));
+  _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xb));
+  _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ya));
+  _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(yb));
+}
+
+/**
  * Pass 1: every stored sample's radius (its third distance; 0 for a heavy point's representative, whose terms are
  * the caller's) and the strips its counts may span, into `qr` and `box` by stored position. The samples of a strip
  * row are taken eight at a time, one a lane: their candidates are the cells of the strips one either side of theirs
@@ -357,7 +371,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
   const double *px = g->px, *py = g->py;
   double *qr = c->qr;
   int32_t *box = c->box;
-  const __m512d inf = _mm512_set1_pd(INFINITY), tiny = _mm512_set1_pd(DBL_TRUE_MIN);
+  const __m512d inf = _mm512_set1_pd(INFINITY);
   for (int32_t cy = 0; cy < Gy; cy++) {
     const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
     const double ylo = ys[ye[cy]], yhi = ys[ye[cy + 1] - 1];
@@ -439,12 +453,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           // beside a heavy point: those lanes one by one, with the weights
           double d1[8], d2[8], d3[8];
           _mm512_storeu_pd(d1, m1), _mm512_storeu_pd(d2, m2), _mm512_storeu_pd(d3, m3);
-          const __mmask8 pos = _mm512_cmp_pd_mask(m3, _mm512_setzero_pd(), _CMP_GT_OQ);
-          _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m3));
-          _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[x0]));
-          _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[x1 + 1]));
-          _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[y0]));
-          _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[y1 + 1]));
+          put_jobs(qr, box, N, s0, lanes, m3, xe[x0], xe[x1 + 1], ye[y0], ye[y1 + 1]);
           for (__mmask8 left = more; left; left &= left - 1) {
             const int k = __builtin_ctz(left);
             double b[3] = {d1[k], d2[k], d3[k]};
@@ -463,12 +472,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           for (int32_t q = c0; q < c1; q++) ITN_CAND(q, 0xff);
         }
       }
-      const __mmask8 pos = _mm512_cmp_pd_mask(m3, _mm512_setzero_pd(), _CMP_GT_OQ);
-      _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, tiny, m3));
-      _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xe[X0]));
-      _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xe[X1 + 1]));
-      _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ye[Y0]));
-      _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(ye[Y1 + 1]));
+      put_jobs(qr, box, N, s0, lanes, m3, xe[X0], xe[X1 + 1], ye[Y0], ye[Y1 + 1]);
     }
   }
 #undef ITN_CAND
