@@ -1,23 +1,21 @@
 /*
  * Native kernel of the KSG pair (k = 3, float32 values), loaded through Deno's FFI (plugins/kernels/native/native.ts)
- * and called by plugins/mi/ksg.ts `ksgPair` in place of its WebAssembly kernel. The same algorithm as the JavaScript
- * kernel there, and so the same counts: samples bucketed into the grid of the two neurons' strips; each sample's three
- * nearest other samples (Chebyshev, float64 distances of the float32 values, representatives of heavy points counted
- * with their multiplicity) from the 3 x 3 block of cells around it, then the rectangle of strips that can hold nearer
- * ones when the block's border is nearer than the 3rd distance; n_x and n_y by four interleaved branch-free binary
- * searches in the sorted marginals over the scanned strips' positions; the fixed-point psi terms summed as 64-bit
- * integers. The pair kernel needs AVX-512 (a plain C build of the same loops measured 2.5 against the WebAssembly
- * kernel's 1.4 ms a pair, so there is none: elsewhere `itn_ksg_pair` declines and the caller keeps WebAssembly); the
- * per-neuron preparation (`itn_ksg_prep`) is plain C.
+ * and called by plugins/mi/ksg.ts `ksgPair` in place of its WebAssembly kernel. The same counts as the JavaScript
+ * kernel there, found another way (docs/internals.md, "Native kernels"): the samples placed into the grid of the two
+ * neurons' strips; pass 1, each sample's three nearest other samples (Chebyshev, float64 distances of the float32
+ * values, representatives of heavy points counted with their multiplicity), a strip row's samples eight at a time,
+ * one a lane, against the union of their blocks, searching on over the rectangle of strips that can hold nearer ones
+ * where the union's border is nearer than the 3rd distance; pass 2, n_x and n_y from the sorted marginals, eight
+ * samples at a time, each border from four positions after its fence bucket's first; the fixed-point psi terms summed
+ * as 64-bit integers. The pair kernel needs AVX-512 (a plain C build of earlier loops measured 2.5 against the
+ * WebAssembly kernel's 1.4 ms a pair, so there is none: elsewhere `itn_ksg_pair` declines and the caller keeps
+ * WebAssembly); the per-neuron preparation (`itn_ksg_prep`) is plain C.
  */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef STEPS
-#define STEPS 3
-#endif
 
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
@@ -57,10 +55,7 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     c->qr = malloc(sizeof(double) * m);
     c->box = malloc(sizeof(int32_t) * 4 * m);
     c->pcx = malloc(sizeof(int32_t) * m);
-    c->n = (c->pxr && c->pyr && c->pw && c->px && c->py && c->qr &&
-            c->box && c->pcx)
-               ? n
-               : 0;
+    c->n = c->pxr && c->pyr && c->pw && c->px && c->py && c->qr && c->box && c->pcx ? n : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
@@ -361,9 +356,10 @@ ITN_KSG_AVX512 static inline void put_jobs(double *qr, int32_t *box, int32_t N, 
  * Pass 1: every stored sample's radius (its third distance; 0 for a heavy point's representative, whose terms are
  * the caller's) and the strips its counts may span, into `qr` and `box` by stored position. The samples of a strip
  * row are taken eight at a time, one a lane: their candidates are the cells of the strips one either side of theirs
- * (the union of their blocks), each broadcast to all lanes; a lane's sample is among them at distance 0, so the four
- * smallest are kept and the first dropped. A lane whose third distance is not within the union's border searches
- * on alone ({@link widen}); beside a heavy point, lanes scan one by one with the weights.
+ * (the union of their blocks, reaching further on a sparse side), each broadcast to all lanes (a lane's own sample
+ * masked), the three smallest kept lane by lane. Lanes whose third distance is not within the union's border search
+ * on together over the rectangle of strips that can hold nearer samples; beside a heavy point, lanes scan one by one
+ * with the weights ({@link widen}).
  */
 ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32_t *pcx) {
   const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy, N = g->N;
@@ -554,8 +550,8 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   search(c, &g, pcx);
   PROF(1);
   PROFN(2);
-  // pass 2: the counts, eight stored samples a step (radius 0: none), from the fence windows; lanes whose windows
-  // do not check out one by one over their whole range
+  // pass 2: the counts, eight stored samples a step (radius 0: none), each border from four positions after its
+  // fence bucket's first (first8); lanes that miss gallop from there, one by one
   __m512i acc = _mm512_setzero_si512();
   const __m256i one = _mm256_set1_epi32(1);
   for (int32_t j0 = 0; j0 < N; j0 += 8) {
