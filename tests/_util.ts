@@ -186,3 +186,10 @@ export function hasCompiler(): boolean {
     return false;
   }
 }
+
+/** Every pair `a < b` of `N` neurons, as `[a0, b0, a1, b1, ...]` in order of `a`, then `b`. */
+export function allPairs(N: number): Int32Array {
+  const out = new Int32Array(N * (N - 1));
+  for (let a = 0, p = 0; a < N; a++) for (let b = a + 1; b < N; b++, p += 2) (out[p] = a), (out[p + 1] = b);
+  return out;
+}

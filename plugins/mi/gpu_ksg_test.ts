@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
-import { Rng } from "../../tests/_util.ts";
+import { allPairs, Rng } from "../../tests/_util.ts";
 import { fixedPsi, ksgPair, KsgScratch, prepNeuron } from "./ksg.ts";
 import { ksgPairs } from "./ksg_pairs.ts";
 import { ksgKernels } from "./ksg_wasm.ts";
@@ -44,12 +44,6 @@ function fixedSum(counts: Int32Array, table: BigInt64Array): bigint {
   let s = 0n;
   for (const c of counts) s += table[c + 1];
   return s;
-}
-
-function allPairs(N: number): Int32Array {
-  const out: number[] = [];
-  for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) out.push(a, b);
-  return new Int32Array(out);
 }
 
 /** Neuron-major columns: continuous, ReLU (half zeros), rounded (ties), negative with a dead zone, duplicates, constant. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { gpuContext, probeAdapter, releaseGpu } from "../kernels/gpu/context.ts";
-import { Rng } from "../../tests/_util.ts";
+import { allPairs, Rng } from "../../tests/_util.ts";
 import type { LayerRange } from "../_shared/binning.ts";
 import { addPairCounts, codeRows } from "../_shared/pair_counts.ts";
 import { thresholds } from "../_shared/gpu_thresholds.ts";
@@ -11,8 +11,7 @@ if (!adapter) console.warn("pair_counts_test: SKIPPED, no WebGPU adapter at all 
 
 /** The CPU path of `mi --mi-estimator binned`: codes, then per-pair scatter-add. */
 function cpuPairCounts(batches: Float32Array[], rows: number, n: number, range: LayerRange, bins: number) {
-  const pairs = new Int32Array(n * (n - 1));
-  for (let a = 0, p = 0; a < n; a++) for (let b = a + 1; b < n; b++, p++) [pairs[2 * p], pairs[2 * p + 1]] = [a, b];
+  const pairs = allPairs(n);
   const P = pairs.length / 2;
   const counts = new Uint32Array(P * bins * bins);
   for (const values of batches) {

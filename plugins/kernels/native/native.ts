@@ -2,9 +2,9 @@
  * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
  * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`) and the run may load them (`--allow-ffi`,
  * which `deno task analyze` and `serve` grant for that folder only): the KSG preparation and the MI of many tables
- * everywhere, the binned-MI counts and the KSG pair kernel where the CPU has AVX-512 with VPOPCNTDQ (`avx512`). Elsewhere, or with `INFOTAP_NATIVE=0`,
- * {@linkcode nativeKernels} is null and callers keep their WebAssembly paths, which give the same results (so the
- * path never shows in a table; only the time differs).
+ * everywhere, the binned-MI counts and the KSG pair kernel where the CPU has AVX-512 with VPOPCNTDQ (`avx512`).
+ * Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their WebAssembly paths,
+ * which give the same results (so the path never shows in a table; only the time differs).
  *
  * @example
  * ```ts

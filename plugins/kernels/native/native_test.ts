@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { NATIVE_PATH, nativeKernels, nativeSwitch } from "./native.ts";
 import { addPairCounts, mutualInformation, mutualInformationMany, NONFINITE } from "../../_shared/pair_counts.ts";
-import { hasCompiler, Rng } from "../../../tests/_util.ts";
+import { allPairs, hasCompiler, Rng } from "../../../tests/_util.ts";
 
 const built = (() => {
   try {
@@ -84,9 +84,7 @@ Deno.test({
     const N = 40, rows = 700, bins = 16, B2 = bins * bins;
     const codes = new Uint8Array(N * rows);
     for (let i = 0; i < codes.length; i++) codes[i] = rng.next() < 0.01 ? NONFINITE : rng.int(bins);
-    const list: number[] = [];
-    for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) list.push(a, b);
-    const pairs = Int32Array.from(list), P = pairs.length / 2;
+    const pairs = allPairs(N), P = pairs.length / 2;
     const want = plainCounts(codes, rows, rows, pairs, bins);
     for (const threads of [1, 2, 3, 7]) {
       const got = new Uint32Array(P * B2);
@@ -102,9 +100,7 @@ Deno.test({
   fn() {
     const rng = new Rng(13);
     const N = 6, rows = 300, bins = 16, B2 = bins * bins;
-    const list: number[] = [];
-    for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) list.push(a, b);
-    const pairs = Int32Array.from(list), P = pairs.length / 2, dirty = new Uint8Array(N);
+    const pairs = allPairs(N), P = pairs.length / 2, dirty = new Uint8Array(N);
     try {
       for (const first of [false, true]) {
         // stale codes in both kernels first, then a run of calls that switches kernel at every call
