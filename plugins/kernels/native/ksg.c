@@ -20,7 +20,7 @@
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pxr, *pyr, *pcx, *pw, *box, *r0, *r1;
+  int32_t *start, *pxr, *pyr, *pcx, *pw, *r0, *r1;
   double *px, *py, *qr;
   uint8_t *heavy;
 } itn_ksg_ctx;
@@ -31,7 +31,7 @@ void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
   free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
-  free(c->qr), free(c->box), free(c->heavy), free(c->pcx);
+  free(c->qr), free(c->heavy), free(c->pcx);
   free(c->r0), free(c->r1);
   free(c);
 }
@@ -44,7 +44,7 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     if (!c->r0 || !c->r1) return -1;
   }
   if (n > c->n) {
-    free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py), free(c->box);
+    free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
     free(c->qr), free(c->pcx);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
     c->pxr = malloc(sizeof(int32_t) * m);
@@ -53,9 +53,8 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
     c->qr = malloc(sizeof(double) * m);
-    c->box = malloc(sizeof(int32_t) * 4 * m);
     c->pcx = malloc(sizeof(int32_t) * m);
-    c->n = c->pxr && c->pyr && c->pw && c->px && c->py && c->qr && c->box && c->pcx ? n : 0;
+    c->n = c->pxr && c->pyr && c->pw && c->px && c->py && c->qr && c->pcx ? n : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
@@ -149,58 +148,6 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
 /** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
 #define ITN_FENCE_BUCKETS 4
 
-/** Pairs of positions a count search reads from the fence's first position (below: `first8`). */
-#define ITN_WINDOW_PAIRS 2
-
-/**
- * Eight count searches at once: per lane, the first position `m` in `[lo, hi]` where the predicate holds (kind 0,
- * a left border: `c - xs[m] < r`, which holds at `hi`; kind 1, a right border: `m >= hi || xs[m] - c >= r`), from
- * `a`, the fence's first position of `c - r` (kind 0) or `c + r` (kind 1) clamped to `[lo, hi]`: the predicate at
- * positions `a - 1 .. a + 2 * ITN_WINDOW_PAIRS - 2`, read two at a time by 64-bit gathers (false below `lo`, true
- * past `hi`), is false then true, and the answer is `a - 1` plus its falses. A lane checks out when it is false at
- * `a - 1` and true somewhere; the others are set in `*bad` (and their `a` in `*from`) for the caller to redo one by
- * one. Needs `n >= 2`.
- */
-ITN_KSG_AVX512 static inline __m256i first8(int kind, const float *xs, const int32_t *fence, __m512d c, __m512d r,
-                                              __m256i lo, __m256i hi, double flo, double fsc, int32_t M, int32_t n,
-                                              __mmask8 *bad, __m256i *from) {
-  const __m512d v = kind == 0 ? _mm512_sub_pd(c, r) : _mm512_add_pd(c, r);
-  const __m512d q = _mm512_mul_pd(_mm512_sub_pd(v, _mm512_set1_pd(flo)), _mm512_set1_pd(fsc));
-  const __mmask8 pos = _mm512_cmp_pd_mask(q, _mm512_setzero_pd(), _CMP_GT_OQ);
-  const __mmask8 below = _mm512_cmp_pd_mask(q, _mm512_set1_pd((double)(M - 1)), _CMP_LT_OQ);
-  __m256i b = _mm512_maskz_cvttpd_epi32(pos & below, q);
-  b = _mm256_mask_mov_epi32(b, pos & ~below, _mm256_set1_epi32(M - 1));
-  const __m256i a = _mm256_min_epi32(_mm256_max_epi32(_mm256_i32gather_epi32(fence, b, 4), lo), hi);
-  const __m256i one = _mm256_set1_epi32(1), two = _mm256_set1_epi32(2);
-  const __m256i top = _mm256_set1_epi32(n - 2), zero = _mm256_setzero_si256();
-  __m256i at = _mm256_sub_epi32(a, one), cnt = zero;
-  __mmask8 first = 0, any = 0;
-  for (int w = 0; w < ITN_WINDOW_PAIRS; w++) {
-    // positions at and at + 1, read from a 64-bit gather at an index clamped into [0, n - 2]
-    const __m256i idx = _mm256_min_epi32(_mm256_max_epi32(at, zero), top);
-    const __m512i pr = _mm512_i32gather_epi64(idx, (const void *)xs, 4);
-    const __m256i sh = _mm256_sub_epi32(at, idx); // -1 or 0 at the low end, 0 or more at the high end
-    const __m256i lowv = _mm512_cvtepi64_epi32(pr), highv = _mm512_cvtepi64_epi32(_mm512_srli_epi64(pr, 32));
-    for (int h = 0; h < 2; h++) {
-      const __m256i posn = _mm256_add_epi32(at, h ? one : zero);
-      // the pair's element h + sh (where the index was clamped; elements past the pair are forced below)
-      const __m256i val = h ? _mm256_mask_mov_epi32(highv, _mm256_cmpeq_epi32_mask(sh, _mm256_set1_epi32(-1)), lowv)
-                            : _mm256_mask_mov_epi32(lowv, _mm256_cmpeq_epi32_mask(sh, one), highv);
-      const __m512d xv = _mm512_cvtps_pd(_mm256_castsi256_ps(val));
-      const __mmask8 ge = _mm256_cmpge_epi32_mask(posn, lo);
-      __mmask8 holds;
-      if (kind == 0)
-        holds = _mm256_cmpgt_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(c, xv), r, _CMP_LT_OQ));
-      else holds = _mm256_cmpge_epi32_mask(posn, hi) | (ge & _mm512_cmp_pd_mask(_mm512_sub_pd(xv, c), r, _CMP_GE_OQ));
-      if (w == 0 && h == 0) first = holds;
-      else any |= holds;
-      cnt = _mm256_mask_add_epi32(cnt, (__mmask8)~holds, cnt, one);
-    }
-    at = _mm256_add_epi32(at, two);
-  }
-  *bad = (__mmask8)(first | ~any), *from = a;
-  return _mm256_add_epi32(_mm256_sub_epi32(a, one), cnt);
-}
 #define ITN_KSG_HAVE_AVX512 1
 #else
 #define ITN_KSG_HAVE_AVX512 0
@@ -228,39 +175,6 @@ static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
     (result) = a_;                                                                                                  \
   } while (0)
 
-/**
- * The first position in `[lo, hi]` where `pred` holds (as {@link ITN_FIRST}) for a lane whose four positions from
- * `a` did not hold it: galloping down from `a - 1` where `pred` holds there, else up from `a + 2`, where it fails,
- * then halvings of the bracket found.
- */
-#define ITN_GALLOP(result, lo, hi, a, pred)                                                                          \
-  do {                                                                                                              \
-    int32_t w_, z_; /* pred fails at w_ (or w_ = lo - 1) and holds at z_ */                                        \
-    if ((a) > (lo) && pred((a) - 1)) {                                                                              \
-      z_ = (a) - 1;                                                                                                 \
-      for (int32_t s_ = 1;; s_ *= 2) {                                                                              \
-        w_ = z_ - s_;                                                                                               \
-        if (w_ < (lo)) {                                                                                            \
-          w_ = (lo) - 1;                                                                                            \
-          break;                                                                                                    \
-        }                                                                                                           \
-        if (!pred(w_)) break;                                                                                       \
-        z_ = w_;                                                                                                    \
-      }                                                                                                             \
-    } else {                                                                                                        \
-      w_ = (a) + 2;                                                                                                 \
-      for (int32_t s_ = 1;; s_ *= 2) {                                                                              \
-        z_ = w_ + s_;                                                                                               \
-        if (z_ >= (hi)) {                                                                                           \
-          z_ = (hi);                                                                                                \
-          break;                                                                                                    \
-        }                                                                                                           \
-        if (pred(z_)) break;                                                                                        \
-        w_ = z_;                                                                                                    \
-      }                                                                                                             \
-    }                                                                                                               \
-    ITN_FIRST(result, w_ + 1, z_, pred);                                                                            \
-  } while (0)
 
 #ifdef ITN_KSG_PROFILE
 #include <x86intrin.h>
@@ -274,6 +188,40 @@ uint64_t *itn_ksg_times(void) { return prof; }
 #define PROFN(i)
 #define PROFC(i, v)
 #endif
+
+/** The first position in `[lo, hi]` where `pred` holds (true at `hi`), known to fail at `w` (`lo - 1 <= w < hi`). */
+#define ITN_UP(result, lo, hi, w, pred)                                                                             \
+  do {                                                                                                              \
+    int32_t w_ = (w), z_;                                                                                           \
+    for (int32_t s_ = 1;; s_ *= 2) {                                                                                \
+      z_ = w_ + s_;                                                                                                 \
+      if (z_ >= (hi)) {                                                                                             \
+        z_ = (hi);                                                                                                  \
+        break;                                                                                                      \
+      }                                                                                                             \
+      if (pred(z_)) break;                                                                                          \
+      w_ = z_;                                                                                                      \
+    }                                                                                                               \
+    ITN_FIRST(result, w_ + 1, z_, pred);                                                                            \
+  } while (0)
+
+/** The first position in `[lo, hi]` where `pred` holds, known to hold at `z` (`lo <= z <= hi`). */
+#define ITN_DOWN(result, lo, hi, z, pred)                                                                           \
+  do {                                                                                                              \
+    int32_t z_ = (z), w_;                                                                                           \
+    for (int32_t s_ = 1;; s_ *= 2) {                                                                                \
+      w_ = z_ - s_;                                                                                                 \
+      if (w_ < (lo)) {                                                                                              \
+        w_ = (lo) - 1;                                                                                              \
+        break;                                                                                                      \
+      }                                                                                                             \
+      if (!pred(w_)) break;                                                                                         \
+      z_ = w_;                                                                                                      \
+    }                                                                                                               \
+    ITN_FIRST(result, w_ + 1, z_, pred);                                                                            \
+  } while (0)
+
+
 
 #if ITN_KSG_HAVE_AVX512
 /**
@@ -307,10 +255,10 @@ static inline int any_heavy(const itn_grid *g, int32_t x0, int32_t x1, int32_t y
  * nearer samples, its ranges outside those cells inserted. Its radius and the strips its counts span into the job.
  */
 ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, double *b, int32_t x0, int32_t x1,
-                                 int32_t y0, int32_t y1, double *qr, int32_t *box) {
+                                 int32_t y0, int32_t y1, double *qr) {
   const double x = g->px[s], y = g->py[s];
   const float *xs = g->xs, *ys = g->ys;
-  const int32_t *xe = g->xe, *ye = g->ye, *start = g->start, Gx = g->Gx, Gy = g->Gy, N = g->N;
+  const int32_t *xe = g->xe, *ye = g->ye, *start = g->start, Gx = g->Gx, Gy = g->Gy;
   double kth = b[2];
   int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
   const double bx = fmin(x0 > 0 ? x - xs[xe[x0] - 1] : INFINITY, x1 < Gx - 1 ? xs[xe[x1 + 1]] - x : INFINITY);
@@ -335,21 +283,15 @@ ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, d
     kth = b[2];
   }
   qr[s] = kth > 0 ? kth : DBL_TRUE_MIN;
-  box[s] = xe[X0], box[N + s] = xe[X1 + 1], box[2 * N + s] = ye[Y0], box[3 * N + s] = ye[Y1 + 1];
 }
 
 /**
  * The count jobs of the lanes `lanes` of the stored samples from `s0`: radius the third distance `d3` (the least
  * positive double where it is 0) and the sorted positions `[xa, xb)`, `[ya, yb)` their counts may span.
  */
-ITN_KSG_AVX512 static inline void put_jobs(double *qr, int32_t *box, int32_t N, int32_t s0, __mmask8 lanes,
-                                           __m512d d3, int32_t xa, int32_t xb, int32_t ya, int32_t yb) {
+ITN_KSG_AVX512 static inline void put_radii(double *qr, int32_t s0, __mmask8 lanes, __m512d d3) {
   const __mmask8 pos = _mm512_cmp_pd_mask(d3, _mm512_setzero_pd(), _CMP_GT_OQ);
   _mm512_mask_storeu_pd(qr + s0, lanes, _mm512_mask_blend_pd(pos, _mm512_set1_pd(DBL_TRUE_MIN), d3));
-  _mm256_mask_storeu_epi32(box + s0, lanes, _mm256_set1_epi32(xa));
-  _mm256_mask_storeu_epi32(box + N + s0, lanes, _mm256_set1_epi32(xb));
-  _mm256_mask_storeu_epi32(box + 2 * N + s0, lanes, _mm256_set1_epi32(ya));
-  _mm256_mask_storeu_epi32(box + 3 * N + s0, lanes, _mm256_set1_epi32(yb));
 }
 
 /**
@@ -362,11 +304,10 @@ ITN_KSG_AVX512 static inline void put_jobs(double *qr, int32_t *box, int32_t N, 
  * with the weights ({@link widen}).
  */
 ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32_t *pcx) {
-  const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy, N = g->N;
+  const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy;
   const float *xs = g->xs, *ys = g->ys;
   const double *px = g->px, *py = g->py;
   double *qr = c->qr;
-  int32_t *box = c->box;
   const __m512d inf = _mm512_set1_pd(INFINITY);
   for (int32_t cy = 0; cy < Gy; cy++) {
     const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
@@ -402,7 +343,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           double b[3] = {INFINITY, INFINITY, INFINITY};
           for (int32_t gy = y0; gy <= y1; gy++)
             scan(px, py, g->pw, start[gy * Gx + x0], start[gy * Gx + x1 + 1], s, px[s], py[s], b);
-          widen(c, g, s, b, x0, x1, y0, y1, qr, box);
+          widen(c, g, s, b, x0, x1, y0, y1, qr);
         }
         continue;
       }
@@ -449,11 +390,11 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           // beside a heavy point: those lanes one by one, with the weights
           double d1[8], d2[8], d3[8];
           _mm512_storeu_pd(d1, m1), _mm512_storeu_pd(d2, m2), _mm512_storeu_pd(d3, m3);
-          put_jobs(qr, box, N, s0, lanes, m3, xe[x0], xe[x1 + 1], ye[y0], ye[y1 + 1]);
+          put_radii(qr, s0, lanes, m3);
           for (__mmask8 left = more; left; left &= left - 1) {
             const int k = __builtin_ctz(left);
             double b[3] = {d1[k], d2[k], d3[k]};
-            widen(c, g, s0 + k, b, x0, x1, y0, y1, qr, box);
+            widen(c, g, s0 + k, b, x0, x1, y0, y1, qr);
           }
           continue;
         }
@@ -468,7 +409,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           for (int32_t q = c0; q < c1; q++) ITN_CAND(q, 0xff);
         }
       }
-      put_jobs(qr, box, N, s0, lanes, m3, xe[X0], xe[X1 + 1], ye[Y0], ye[Y1 + 1]);
+      put_radii(qr, s0, lanes, m3);
     }
   }
 #undef ITN_CAND
@@ -527,6 +468,96 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   }
 }
 
+/** Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (as `bucket`). */
+ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m512d lo, __m512d sc, __m512d top) {
+  const __m512d q = _mm512_min_pd(_mm512_max_pd(_mm512_mul_pd(_mm512_sub_pd(v, lo), sc), _mm512_setzero_pd()), top);
+  return _mm256_i32gather_epi32(fence, _mm512_cvttpd_epi32(q), 4);
+}
+
+/**
+ * Pass 2: the sum of the fixed-point terms `psi[n_x + 1] + psi[n_y + 1]` of the stored samples with a radius
+ * (`qr > 0`). Per sample, each of its four count borders (the first sorted position where a predicate holds, as
+ * below) from the predicate at the eight positions from `a - 1`, one vector (`a`: the fence's first position of
+ * `c - r` or `c + r`, computed eight samples at a time, at most the sample's own position on the left, after it on
+ * the right, and kept in `[1, n - 7]`); where the border is not among them, by galloping from there. Needs `n >= 8`.
+ */
+ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_t n, int32_t M, const double *qr,
+                                                               const double *px, const double *py,
+                                                               const int32_t *pxr, const int32_t *pyr,
+                                                               const float *xs, const int32_t *xf, double xlo,
+                                                               double xsc, const float *ys, const int32_t *yf,
+                                                               double ylo, double ysc, const int64_t *psi) {
+  int64_t tot = 0;
+  // a count's left border: the first sorted position m in [0, own] where c - vs[m] < rr (it holds at the sample's
+  // own position); its right border: the first in (own, n] where m == n or vs[m] - c >= rr
+#define PL(m) (c - (double)vs[m] < rr)
+#define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
+  if (n < 8) {
+    // too few for a window: each border by halvings of its whole range
+    for (int32_t j = 0; j < N; j++) {
+      const double rr = qr[j];
+      if (!(rr > 0)) continue;
+      int32_t B[4];
+      for (int d = 0; d < 2; d++) {
+        const float *vs = d ? ys : xs;
+        const double c = d ? py[j] : px[j];
+        const int32_t own = d ? pyr[j] : pxr[j];
+        ITN_FIRST(B[2 * d], 0, own, PL);
+        ITN_FIRST(B[2 * d + 1], own + 1, n, PR);
+      }
+      tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
+    }
+    return tot;
+  }
+  const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(xsc);
+  const __m512d vylo = _mm512_set1_pd(ylo), vysc = _mm512_set1_pd(ysc);
+  const __m256i one = _mm256_set1_epi32(1), last = _mm256_set1_epi32(n - 7);
+  for (int32_t j0 = 0; j0 < N; j0 += 8) {
+    const __mmask8 in = (__mmask8)_bzhi_u32(0xff, (uint32_t)(N - j0 > 8 ? 8 : N - j0));
+    const __m512d r = _mm512_maskz_loadu_pd(in, qr + j0);
+    const __mmask8 live = _mm512_mask_cmp_pd_mask(in, r, _mm512_setzero_pd(), _CMP_GT_OQ);
+    if (!live) continue;
+    const __m512d x = _mm512_maskz_loadu_pd(in, px + j0), y = _mm512_maskz_loadu_pd(in, py + j0);
+    const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
+#define ITN_CLAMP(v) _mm256_min_epi32(_mm256_max_epi32((v), one), last)
+    int32_t A[4][8];
+    _mm256_storeu_si256((__m256i *)A[0], ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top), ax)));
+    _mm256_storeu_si256((__m256i *)A[1],
+                        ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top), _mm256_add_epi32(ax, one))));
+    _mm256_storeu_si256((__m256i *)A[2], ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top), ay)));
+    _mm256_storeu_si256((__m256i *)A[3],
+                        ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top), _mm256_add_epi32(ay, one))));
+#undef ITN_CLAMP
+    for (uint32_t left = live; left; left &= left - 1) {
+      const int k = __builtin_ctz(left), j = j0 + k;
+      const double rr = qr[j];
+      const __m512d vr = _mm512_set1_pd(rr);
+      int32_t B[4];
+      for (int d = 0; d < 2; d++) {
+        const float *vs = d ? ys : xs;
+        const double c = d ? py[j] : px[j];
+        const int32_t own = d ? pyr[j] : pxr[j];
+        const __m512d vc = _mm512_set1_pd(c);
+        const int32_t a = A[2 * d][k], b = A[2 * d + 1][k];
+        const uint32_t hl = _mm512_cmp_pd_mask(_mm512_sub_pd(vc, _mm512_cvtps_pd(_mm256_loadu_ps(vs + a - 1))), vr,
+                                               _CMP_LT_OQ);
+        const uint32_t hr = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(vs + b - 1)), vc), vr,
+                                               _CMP_GE_OQ);
+        if (__builtin_expect(hl > 1 && !(hl & 1), 1)) B[2 * d] = a - 1 + __builtin_ctz(hl);
+        else if (hl & 1) ITN_DOWN(B[2 * d], 0, own, a - 1, PL);
+        else ITN_UP(B[2 * d], 0, own, a + 6, PL);
+        if (__builtin_expect(hr > 1 && !(hr & 1), 1)) B[2 * d + 1] = b - 1 + __builtin_ctz(hr);
+        else if (hr & 1) ITN_DOWN(B[2 * d + 1], own + 1, n, b - 1, PR);
+        else ITN_UP(B[2 * d + 1], own + 1, n, b + 6, PR);
+      }
+      tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
+    }
+  }
+#undef PL
+#undef PR
+  return tot;
+}
+
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
                                               const int32_t *xr, const int32_t *xo, const float *xs,
                                               const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo,
@@ -539,7 +570,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   if (n < 2 || grow(c, n, cells) != 0) return -1;
   PROFC(3, 1);
   PROFN(0);
-  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *box = c->box, *pcx = c->pcx;
+  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
   place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, ys, yf, dup, xf);
@@ -552,59 +583,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   PROFN(2);
   // pass 2: the counts, eight stored samples a step (radius 0: none), each border from four positions after its
   // fence bucket's first (first8); lanes that miss gallop from there, one by one
-  __m512i acc = _mm512_setzero_si512();
-  const __m256i one = _mm256_set1_epi32(1);
-  for (int32_t j0 = 0; j0 < N; j0 += 8) {
-    const __mmask8 in = (__mmask8)_bzhi_u32(0xff, (uint32_t)(N - j0 > 8 ? 8 : N - j0));
-    const __m512d r = _mm512_maskz_loadu_pd(in, qr + j0);
-    const __mmask8 live = _mm512_mask_cmp_pd_mask(in, r, _mm512_setzero_pd(), _CMP_GT_OQ);
-    const __m512d x = _mm512_maskz_loadu_pd(in, px + j0), y = _mm512_maskz_loadu_pd(in, py + j0);
-    const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
-    // lanes without a job search [a, a] and (a, a + 1] (no reads outside the arrays)
-    const __m256i lx = _mm256_mask_loadu_epi32(ax, live, box + j0);
-    const __m256i hx = _mm256_mask_loadu_epi32(_mm256_add_epi32(ax, one), live, box + N + j0);
-    const __m256i ly = _mm256_mask_loadu_epi32(ay, live, box + 2 * N + j0);
-    const __m256i hy = _mm256_mask_loadu_epi32(_mm256_add_epi32(ay, one), live, box + 3 * N + j0);
-    __mmask8 b1, b2, b3, b4;
-    __m256i f1, f2, f3, f4;
-    __m256i L1 = first8(0, xs, xf, x, r, lx, ax, xlo, xsc, M, n, &b1, &f1);
-    __m256i R1 = first8(1, xs, xf, x, r, _mm256_add_epi32(ax, one), hx, xlo, xsc, M, n, &b2, &f2);
-    __m256i L2 = first8(0, ys, yf, y, r, ly, ay, ylo, ysc, M, n, &b3, &f3);
-    __m256i R2 = first8(1, ys, yf, y, r, _mm256_add_epi32(ay, one), hy, ylo, ysc, M, n, &b4, &f4);
-    b1 &= live, b2 &= live, b3 &= live, b4 &= live;
-    if (b1 | b2 | b3 | b4) {
-      int32_t l1[8], r1[8], l2[8], r2[8], a1[8], a2[8], a3[8], a4[8];
-      _mm256_storeu_si256((__m256i *)l1, L1), _mm256_storeu_si256((__m256i *)r1, R1);
-      _mm256_storeu_si256((__m256i *)l2, L2), _mm256_storeu_si256((__m256i *)r2, R2);
-      _mm256_storeu_si256((__m256i *)a1, f1), _mm256_storeu_si256((__m256i *)a2, f2);
-      _mm256_storeu_si256((__m256i *)a3, f3), _mm256_storeu_si256((__m256i *)a4, f4);
-      for (int k = 0; k < 8; k++) {
-        const int32_t j = j0 + k;
-        if (!((b1 | b2 | b3 | b4) >> k & 1)) continue;
-        const double cx_ = px[j], cy_ = py[j], rr = qr[j];
-        const int32_t ax_ = pxr[j], ay_ = pyr[j], lx_ = box[j], hx_ = box[N + j], ly_ = box[2 * N + j],
-                      hy_ = box[3 * N + j];
-#define PL1(q) (cx_ - (double)xs[q] < rr)
-#define PR1(q) ((q) >= hx_ || (double)xs[q] - cx_ >= rr)
-#define PL2(q) (cy_ - (double)ys[q] < rr)
-#define PR2(q) ((q) >= hy_ || (double)ys[q] - cy_ >= rr)
-        if (b1 >> k & 1) ITN_GALLOP(l1[k], lx_, ax_, a1[k], PL1);
-        if (b2 >> k & 1) ITN_GALLOP(r1[k], ax_ + 1, hx_, a2[k], PR1);
-        if (b3 >> k & 1) ITN_GALLOP(l2[k], ly_, ay_, a3[k], PL2);
-        if (b4 >> k & 1) ITN_GALLOP(r2[k], ay_ + 1, hy_, a4[k], PR2);
-#undef PL1
-#undef PR1
-#undef PL2
-#undef PR2
-      }
-      L1 = _mm256_loadu_si256((const __m256i *)l1), R1 = _mm256_loadu_si256((const __m256i *)r1);
-      L2 = _mm256_loadu_si256((const __m256i *)l2), R2 = _mm256_loadu_si256((const __m256i *)r2);
-    }
-    const __m512i none = _mm512_setzero_si512();
-    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(R1, L1), psi, 8));
-    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(R2, L2), psi, 8));
-  }
-  out[0] = _mm512_reduce_add_epi64(acc);
+  out[0] = counts(N, n, M, qr, px, py, pxr, pyr, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
   PROF(2);
   return 0;
 }
