@@ -76,7 +76,12 @@ export interface NeuronPrep {
   fenceLo: number;
   /** Buckets per unit value (`FENCE_BUCKETS * n` between the 0.5% and 99.5% quantiles; 0 when they are equal). */
   fenceScale: number;
+  /** The largest tie group's size (at most `k`: no sample of this neuron can be a heavy point). */
+  maxTie: number;
 }
+
+/** The arrays of a {@linkcode NeuronPrep} that {@linkcode prepNeuron} can write into the caller's memory. */
+export type PrepArrays = Pick<NeuronPrep, "sorted" | "rank" | "order" | "group" | "tie" | "cell" | "edge" | "fence">;
 
 /**
  * The fence bucket of value `v`: `trunc((v - lo) * scale)` clamped to `[0, buckets - 1]` (NaN: 0), as the
@@ -93,27 +98,29 @@ export function fenceBucket(v: number, lo: number, scale: number, buckets: numbe
  * buckets a sample a border rarely lies further (one a sample, which needs three more halvings, measured 20% slower
  * there).
  */
-export const FENCE_BUCKETS = 4;
+export const FENCE_BUCKETS = 1;
 
 /** Entries of a fence table for `n` samples: `FENCE_BUCKETS * max(n, 1) + 1`. */
 export function fenceLength(n: number): number {
   return FENCE_BUCKETS * Math.max(1, n) + 1;
 }
 
-/** The fence table of sorted values (see {@linkcode NeuronPrep.fence}): between the 0.5% and 99.5% quantiles. */
-function fences(sorted: KsgValues): { fence: Int32Array; fenceLo: number; fenceScale: number } {
+/**
+ * The fence table of sorted values (see {@linkcode NeuronPrep.fence}), between the 0.5% and 99.5% quantiles, into
+ * `fence` ({@linkcode fenceLength} entries); returns its origin and scale.
+ */
+function fences(sorted: KsgValues, fence: Int32Array): { fenceLo: number; fenceScale: number } {
   const n = sorted.length, M = fenceLength(n) - 1;
   const lo = n > 0 ? sorted[Math.floor(0.005 * (n - 1))] : 0, hi = n > 0 ? sorted[Math.ceil(0.995 * (n - 1))] : 0;
   let scale = hi > lo ? M / (hi - lo) : 0;
   if (!Number.isFinite(scale)) scale = 0;
-  const fence = new Int32Array(M + 1);
   let j = 0;
   for (let p = 0; p < n; p++) {
     const b = fenceBucket(sorted[p], lo, scale, M);
     while (j <= b) fence[j++] = p;
   }
   while (j <= M) fence[j++] = n;
-  return { fence, fenceLo: lo, fenceScale: scale };
+  return { fenceLo: lo, fenceScale: scale };
 }
 
 /** Number of grid strips per axis for `n` samples (about 2 samples per cell on average). */
@@ -121,19 +128,38 @@ export function gridSize(n: number): number {
   return Math.max(1, Math.min(4096, Math.floor(Math.sqrt(n / 2))));
 }
 
+/** New arrays for one neuron's preparation (`sorted` in float64 where `f64`). */
+function prepArrays(n: number, f64: boolean): PrepArrays {
+  return {
+    sorted: f64 ? new Float64Array(n) : new Float32Array(n),
+    rank: new Int32Array(n),
+    order: new Int32Array(n),
+    group: new Int32Array(n),
+    tie: new Int32Array(n),
+    cell: new Uint16Array(n),
+    edge: new Int32Array(gridSize(n) + 1),
+    fence: new Int32Array(fenceLength(n)),
+  };
+}
+
 /**
  * Prepares one neuron's `n` finite values for {@linkcode ksgPair}: a Float64Array is kept in float64, anything else
- * becomes float32.
+ * becomes float32. The arrays are new, or `into`'s (the caller's memory, e.g. views of one shared buffer: no copy;
+ * its `sorted` in the values' precision).
  */
-export function prepNeuron(values: ArrayLike<number>, n = values.length): NeuronPrep {
+export function prepNeuron(values: ArrayLike<number>, n = values.length, into?: PrepArrays): NeuronPrep {
   const vals = (values instanceof Float32Array || values instanceof Float64Array) && values.length === n
     ? values
     : Float32Array.from({ length: n }, (_, i) => values[i]);
-  if (vals instanceof Float32Array && nativeKernels !== null && nativeSwitch.use && ksgNative.use) {
-    const prep = nativePrep(vals, n);
+  const out = into ?? prepArrays(n, vals instanceof Float64Array);
+  if (
+    vals instanceof Float32Array && out.sorted instanceof Float32Array && nativeKernels !== null &&
+    nativeSwitch.use && ksgNative.use
+  ) {
+    const prep = nativePrep(vals, n, out);
     if (prep !== null) return prep;
   }
-  const rank = new Int32Array(n), group = new Int32Array(n), tie = new Int32Array(n);
+  const { rank, order, group, tie, cell, edge } = out;
   const used = new Int32Array(n); // tie-group sizes, at each group's first position
   let sorted: KsgValues;
   if (vals instanceof Float32Array && n <= MAX_KEYED) sorted = rankByKeys(vals, rank, group, used);
@@ -151,11 +177,12 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
       rank[i] = lo + used[lo]++;
     }
   }
-  const order = new Int32Array(n);
-  for (let i = 0; i < n; i++) (tie[i] = used[group[i]]), (order[rank[i]] = i);
+  out.sorted.set(sorted);
+  let maxTie = 0;
+  for (let i = 0; i < n; i++) (tie[i] = used[group[i]]), (order[rank[i]] = i), (maxTie = Math.max(maxTie, tie[i]));
   // Strips of about n/G samples each, cut only between tie groups (so no strip is empty and ties share one).
   const G = gridSize(n), target = n / G;
-  const edge = new Int32Array(G + 1).fill(n);
+  edge.fill(n);
   const stripOf = new Uint16Array(n); // by sorted position
   let strip = 0, inStrip = 0;
   edge[0] = 0;
@@ -169,34 +196,17 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length): Neuron
     inStrip += size;
   }
   const strips = n > 0 ? strip + 1 : 0;
-  const cell = new Uint16Array(n);
   for (let i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
-  return { vals, sorted, rank, order, group, tie, cell, edge, strips, ...fences(sorted) };
+  return { vals, ...out, strips, ...fences(out.sorted, out.fence), maxTie };
 }
 
-/** {@linkcode prepNeuron} by the native kernel (the same arrays: `plugins/kernels/native/ksg.c`), or null. */
-function nativePrep(vals: Float32Array, n: number): NeuronPrep | null {
-  const G = gridSize(n);
-  const sorted = new Float32Array(n), rank = new Int32Array(n), order = new Int32Array(n), group = new Int32Array(n);
-  const tie = new Int32Array(n);
-  const cell = new Uint16Array(n), edge = new Int32Array(G + 1), fence = new Int32Array(fenceLength(n));
-  const meta = new Float64Array(3);
+/** {@linkcode prepNeuron} by the native kernel into `out` (`plugins/kernels/native/ksg.c`), or null. */
+function nativePrep(vals: Float32Array, n: number, out: PrepArrays): NeuronPrep | null {
+  const meta = new Float64Array(4);
+  const { sorted, rank, order, group, tie, cell, edge, fence } = out;
   const k = nativeKernels!;
   if (k.symbols.itn_ksg_prep(n, vals, sorted, rank, order, group, tie, cell, edge, fence, meta) !== 0) return null;
-  return {
-    vals,
-    sorted,
-    rank,
-    order,
-    group,
-    tie,
-    cell,
-    edge,
-    strips: meta[0],
-    fence,
-    fenceLo: meta[1],
-    fenceScale: meta[2],
-  };
+  return { vals, ...out, strips: meta[0], fenceLo: meta[1], fenceScale: meta[2], maxTie: meta[3] };
 }
 
 /** The most samples {@linkcode rankByKeys} takes (its keys need `32 + log2(n)` bits, below 2^53). */
@@ -812,6 +822,7 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
  * first such sample, -1 for the others; 0 otherwise. Null when there are none.
  */
 function duplicates(a: NeuronPrep, b: NeuronPrep, k: number, n: number): Int32Array | null {
+  if (a.maxTie <= k || b.maxTie <= k) return null; // no sample has k others at its point
   let first: Map<number, number> | null = null;
   let out: Int32Array | null = null;
   for (let i = 0; i < n; i++) {

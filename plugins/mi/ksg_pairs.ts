@@ -35,6 +35,8 @@ export interface PairJob {
   fence: Int32Array;
   fenceLo: Float64Array;
   fenceScale: Float64Array;
+  /** Per neuron, its largest tie group. */
+  maxTie: Int32Array;
   /** Pairs as `[a0, b0, a1, b1, ...]`. */
   pairs: Int32Array;
   /** Outputs per pair. */
@@ -65,6 +67,7 @@ function view(job: PairJob, a: number): NeuronPrep {
     fence: job.fence.subarray(a * fenceLength(n), (a + 1) * fenceLength(n)),
     fenceLo: job.fenceLo[a],
     fenceScale: job.fenceScale[a],
+    maxTie: job.maxTie[a],
   };
 }
 
@@ -141,6 +144,7 @@ export function ksgPairs(
     fence: alloc(Int32Array, neurons * fenceLength(n), shared),
     fenceLo: alloc(Float64Array, neurons, shared),
     fenceScale: alloc(Float64Array, neurons, shared),
+    maxTie: alloc(Int32Array, neurons, shared),
     pairs: shared ? copyShared(pairs) : pairs,
     mi: alloc(Float64Array, P, shared),
     samples: alloc(Int32Array, P, shared),
@@ -154,18 +158,12 @@ export function ksgPairs(
     for (let r = 0; r < n; r++) if (!Number.isFinite(x[r])) ok = 0;
     job.finite[a] = ok;
     if (!ok) continue;
-    const prep = prepNeuron(x);
-    job.sorted.set(prep.sorted, a * n);
-    job.rank.set(prep.rank, a * n);
-    job.order.set(prep.order, a * n);
-    job.group.set(prep.group, a * n);
-    job.tie.set(prep.tie, a * n);
-    job.cell.set(prep.cell, a * n);
-    job.edge.set(prep.edge, a * prep.edge.length);
+    // prepared into the job's arrays (no copies)
+    const prep = prepNeuron(x, n, view(job, a));
     job.strips[a] = prep.strips;
-    job.fence.set(prep.fence, a * fenceLength(n));
     job.fenceLo[a] = prep.fenceLo;
     job.fenceScale[a] = prep.fenceScale;
+    job.maxTie[a] = prep.maxTie;
   }
   const prepSeconds = (performance.now() - t0) / 1000;
   const chunks = Math.ceil(P / job.chunk);

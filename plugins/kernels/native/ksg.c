@@ -146,7 +146,7 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
 }
 
 /** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
-#define ITN_FENCE_BUCKETS 4
+#define ITN_FENCE_BUCKETS 1
 
 #define ITN_KSG_HAVE_AVX512 1
 #else
@@ -444,7 +444,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
   if (!dup) {
     for (int32_t p = 0, sx = 0; p < n; p++) {
-      if ((p & 3) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
+      if ((p & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
       if ((p & 15) == 0) __builtin_prefetch(ys + p);
       while (p >= xe[sx + 1]) sx++; // the strip of position p
       const int32_t i = xo[p], s = at[yc[i]]++;
@@ -454,7 +454,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   } else {
     // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
     for (int32_t i = 0; i < n; i++) {
-      if ((i & 3) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
+      if ((i & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
       if ((i & 15) == 0) __builtin_prefetch(ys + i);
       if (dup[i] < 0) continue;
       const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
@@ -630,7 +630,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * each position), `group` (first position of the sample's value) and `tie` (its tie group's size), the grid strips
  * (`cell` of each sample, `edge`: `G + 1` first positions, `G` from `gridSize`; strips cut only between tie groups)
  * and the fence table (`ITN_FENCE_BUCKETS * max(n, 1) + 1` entries) with
- * `meta = [strips, fenceLo, fenceScale]`. The order is an LSD radix sort of the values' order-preserving 32 bits
+ * `meta = [strips, fenceLo, fenceScale, maxTie]` (the largest tie group). The order is an LSD radix sort of the values' order-preserving 32 bits
  * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, or -1 without memory.
  */
 int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank, int32_t *order, int32_t *group,
@@ -674,7 +674,8 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     rank[i] = p, group[i] = start;
     used[start]++;
   }
-  for (int32_t i = 0; i < n; i++) tie[i] = used[group[i]];
+  int32_t maxTie = 0;
+  for (int32_t i = 0; i < n; i++) tie[i] = used[group[i]], maxTie = tie[i] > maxTie ? tie[i] : maxTie;
   // strips of about n / G samples, cut only between tie groups
   #ifndef GDIV
 #define GDIV 2.0
@@ -705,7 +706,7 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     while (j <= b) fence[j++] = p;
   }
   while (j <= M) fence[j++] = n;
-  meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale;
+  meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale, meta[3] = maxTie;
   free(key), free(idx), free(used), free(stripOf);
   return 0;
 }
