@@ -148,6 +148,19 @@ function prepArrays(n: number, f64: boolean): PrepArrays {
  * its `sorted` in the values' precision).
  */
 export function prepNeuron(values: ArrayLike<number>, n = values.length, into?: PrepArrays): NeuronPrep {
+  return prepFinite(values, n, into, false)!;
+}
+
+/**
+ * {@linkcode prepNeuron} of values that may not all be finite: null where one is not (checked by the native
+ * preparation where it runs: no JavaScript loop over the values).
+ */
+export function prepFinite(
+  values: ArrayLike<number>,
+  n = values.length,
+  into?: PrepArrays,
+  check = true,
+): NeuronPrep | null {
   const vals = (values instanceof Float32Array || values instanceof Float64Array) && values.length === n
     ? values
     : Float32Array.from({ length: n }, (_, i) => values[i]);
@@ -157,8 +170,10 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length, into?: 
     nativeSwitch.use && ksgNative.use
   ) {
     const prep = nativePrep(vals, n, out);
+    if (prep === false) return null;
     if (prep !== null) return prep;
   }
+  if (check) { for (let i = 0; i < n; i++) if (!Number.isFinite(vals[i])) return null; }
   const { rank, order, group, tie, cell, edge } = out;
   const used = new Int32Array(n); // tie-group sizes, at each group's first position
   let sorted: KsgValues;
@@ -200,12 +215,17 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length, into?: 
   return { vals, ...out, strips, ...fences(out.sorted, out.fence), maxTie };
 }
 
-/** {@linkcode prepNeuron} by the native kernel into `out` (`plugins/kernels/native/ksg.c`), or null. */
-function nativePrep(vals: Float32Array, n: number, out: PrepArrays): NeuronPrep | null {
+/**
+ * {@linkcode prepNeuron} by the native kernel into `out` (`plugins/kernels/native/ksg.c`); false where a value is
+ * not finite, null where it could not run.
+ */
+function nativePrep(vals: Float32Array, n: number, out: PrepArrays): NeuronPrep | null | false {
   const meta = new Float64Array(4);
   const { sorted, rank, order, group, tie, cell, edge, fence } = out;
   const k = nativeKernels!;
-  if (k.symbols.itn_ksg_prep(n, vals, sorted, rank, order, group, tie, cell, edge, fence, meta) !== 0) return null;
+  const code = k.symbols.itn_ksg_prep(n, vals, sorted, rank, order, group, tie, cell, edge, fence, meta);
+  if (code === -2) return false;
+  if (code !== 0) return null;
   return { vals, ...out, strips: meta[0], fenceLo: meta[1], fenceScale: meta[2], maxTie: meta[3] };
 }
 
@@ -417,24 +437,33 @@ function scanRange(
  * NaN when `n <= k`.
  */
 export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch): number {
-  const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
+  const n = s.n;
   if (n <= k) return NaN;
-  const { start, pxy, pw, pxr, pyr, psi } = s, { float: fx, flushEvery } = s.fixed;
-  const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
-  const xs = a.sorted, ys = b.sorted;
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
   // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
   // heavy ties, e.g. ReLU zeros, cheap).
   const dup = duplicates(a, b, k, n);
   if (k === 3 && nativeKernels?.avx512 && nativeSwitch.use && ksgNative.use) {
     const sum = nativeTotal(a, b, n, dup, s);
-    if (sum !== null) return ksgFromSum(sum, n, k, psi);
+    if (sum !== null) return ksgFromSum(sum, n, k, s.psi);
   }
   if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
     let heavy = 0;
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
-    if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, psi);
+    if (heavy <= MAX_HEAVY) return ksgFromSum(wasmTotal(KSG_WASM, a, b, n, dup, s), n, k, s.psi);
   }
+  return ksgFromSum(jsTotal(a, b, k, dup, s), n, k, s.psi);
+}
+
+/**
+ * The JavaScript kernel's exact fixed-point sum of {@linkcode ksgPair} (any `k`): apart, so that a run on the
+ * native or WebAssembly kernel never compiles it.
+ */
+function jsTotal(a: NeuronPrep, b: NeuronPrep, k: number, dup: Int32Array | null, s: KsgScratch): bigint {
+  const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
+  const { start, pxy, pw, pxr, pyr } = s, { float: fx, flushEvery } = s.fixed;
+  const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
+  const xs = a.sorted, ys = b.sorted;
   // the exact fixed-point sum is tHi * 2^20 + tLo + t, all exact float64 integers: t takes the terms, and is moved
   // into tHi, tLo every flushEvery samples (before it could reach 2^53)
   let tHi = 0, tLo = 0, t = 0, left = flushEvery;
@@ -544,7 +573,7 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
       }
     }
   }
-  return ksgFromSum(joinSplit(tHi, tLo, t), n, k, psi);
+  return joinSplit(tHi, tLo, t);
 }
 
 /** Byte offsets of the kernel's arrays in its memory, for `n` samples and a `Gx x Gy` grid, with typed views. */

@@ -10,7 +10,16 @@
  * @module
  */
 import { runChunks } from "../kernels/threads.ts";
-import { fenceLength, gridSize, ksgPair, KsgScratch, type KsgValues, type NeuronPrep, prepNeuron } from "./ksg.ts";
+import {
+  fenceLength,
+  gridSize,
+  ksgPair,
+  KsgScratch,
+  type KsgValues,
+  type NeuronPrep,
+  prepFinite,
+  prepNeuron,
+} from "./ksg.ts";
 
 /** Shared inputs of a pair computation (plain or SharedArrayBuffer-backed arrays). */
 export interface PairJob {
@@ -153,13 +162,10 @@ export function ksgPairs(
   };
   for (let a = 0; a < neurons; a++) {
     if (!used[a]) continue;
-    const x = cols.subarray(a * n, a * n + n);
-    let ok = 1;
-    for (let r = 0; r < n; r++) if (!Number.isFinite(x[r])) ok = 0;
-    job.finite[a] = ok;
-    if (!ok) continue;
-    // prepared into the job's arrays (no copies)
-    const prep = prepNeuron(x, n, view(job, a));
+    // prepared into the job's arrays (no copies); pairs with a neuron that is not all finite are prepared per pair
+    const prep = prepFinite(cols.subarray(a * n, a * n + n), n, view(job, a));
+    job.finite[a] = prep ? 1 : 0;
+    if (!prep) continue;
     job.strips[a] = prep.strips;
     job.fenceLo[a] = prep.fenceLo;
     job.fenceScale[a] = prep.fenceScale;

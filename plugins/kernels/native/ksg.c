@@ -631,7 +631,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * (`cell` of each sample, `edge`: `G + 1` first positions, `G` from `gridSize`; strips cut only between tie groups)
  * and the fence table (`ITN_FENCE_BUCKETS * max(n, 1) + 1` entries) with
  * `meta = [strips, fenceLo, fenceScale, maxTie]` (the largest tie group). The order is an LSD radix sort of the values' order-preserving 32 bits
- * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, or -1 without memory.
+ * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, -2 where a value is not finite (nothing written), or -1 without memory.
  */
 int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank, int32_t *order, int32_t *group,
                      int32_t *tie, uint16_t *cell, int32_t *edge, int32_t *fence, double *meta) {
@@ -645,13 +645,19 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   }
   uint32_t *k0 = key, *k1 = key + n + 1;
   int32_t *i0 = idx, *i1 = idx + n + 1;
+  int finite = 1;
   for (int32_t i = 0; i < n; i++) {
     uint32_t u;
     const float v = vals[i];
     memcpy(&u, &v, 4);
+    finite &= (u & 0x7f800000u) != 0x7f800000u;
     if (v == 0) u = 0; // -0 ranks as +0 (equal values)
     k0[i] = u >= 0x80000000u ? ~u : u | 0x80000000u;
     i0[i] = i;
+  }
+  if (!finite) {
+    free(key), free(idx), free(used), free(stripOf);
+    return -2;
   }
   for (int shift = 0; shift < 32; shift += 8) {
     int32_t count[257] = {0};
