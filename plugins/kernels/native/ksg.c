@@ -635,58 +635,57 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  */
 int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank, int32_t *order, int32_t *group,
                      int32_t *tie, uint16_t *cell, int32_t *edge, int32_t *fence, double *meta) {
-  uint32_t *key = malloc(sizeof(uint32_t) * 2 * ((size_t)n + 1));
-  int32_t *idx = malloc(sizeof(int32_t) * 2 * ((size_t)n + 1));
+  // LSD radix sort of (key << 32 | sample) by the key's 11-, 11- and 10-bit digits (stable: ties keep the order of
+  // their samples), all three digits counted in one pass, a digit shared by every key skipped
+  uint64_t *buf = malloc(sizeof(uint64_t) * 2 * ((size_t)n + 1));
   int32_t *used = calloc((size_t)n + 1, sizeof(int32_t));
   uint16_t *stripOf = malloc(sizeof(uint16_t) * ((size_t)n + 1));
-  if (!key || !idx || !used || !stripOf) {
-    free(key), free(idx), free(used), free(stripOf);
+  int32_t *hist = calloc(3 * 2048, sizeof(int32_t));
+  if (!buf || !used || !stripOf || !hist) {
+    free(buf), free(used), free(stripOf), free(hist);
     return -1;
   }
-  uint32_t *k0 = key, *k1 = key + n + 1;
-  int32_t *i0 = idx, *i1 = idx + n + 1;
-  int finite = 1;
+  uint64_t *a = buf, *b = buf + n + 1;
+  uint32_t finite = 1;
   for (int32_t i = 0; i < n; i++) {
     uint32_t u;
     const float v = vals[i];
     memcpy(&u, &v, 4);
     finite &= (u & 0x7f800000u) != 0x7f800000u;
     if (v == 0) u = 0; // -0 ranks as +0 (equal values)
-    k0[i] = u >= 0x80000000u ? ~u : u | 0x80000000u;
-    i0[i] = i;
+    const uint32_t k = u >= 0x80000000u ? ~u : u | 0x80000000u;
+    a[i] = (uint64_t)k << 32 | (uint32_t)i;
+    hist[k & 2047]++, hist[2048 + (k >> 11 & 2047)]++, hist[4096 + (k >> 22)]++;
   }
   if (!finite) {
-    free(key), free(idx), free(used), free(stripOf);
+    free(buf), free(used), free(stripOf), free(hist);
     return -2;
   }
-  for (int shift = 0; shift < 32; shift += 8) {
-    int32_t count[257] = {0};
-    for (int32_t i = 0; i < n; i++) count[((k0[i] >> shift) & 255) + 1]++;
-    for (int b = 0; b < 256; b++) count[b + 1] += count[b];
-    for (int32_t i = 0; i < n; i++) {
-      const int32_t at = count[(k0[i] >> shift) & 255]++;
-      k1[at] = k0[i], i1[at] = i0[i];
+  for (int d = 0; d < 3 && n > 0; d++) {
+    int32_t *count = hist + 2048 * d;
+    const int shift = 32 + 11 * d;
+    if (count[a[0] >> shift & 2047] == n) continue; // one digit for all: already in order
+    for (int32_t v = 0, sum = 0; v < 2048; v++) {
+      const int32_t c = count[v];
+      count[v] = sum, sum += c;
     }
-    uint32_t *tk = k0;
-    k0 = k1, k1 = tk;
-    int32_t *ti = i0;
-    i0 = i1, i1 = ti;
+    for (int32_t i = 0; i < n; i++) b[count[a[i] >> shift & 2047]++] = a[i];
+    uint64_t *t = a;
+    a = b, b = t;
   }
   int32_t start = 0;
+  uint32_t last = 0;
   for (int32_t p = 0; p < n; p++) {
-    const int32_t i = i0[p];
+    const int32_t i = (int32_t)(uint32_t)a[p];
+    const uint32_t k = (uint32_t)(a[p] >> 32);
     sorted[p] = vals[i], order[p] = i;
-    if (p > 0 && sorted[p] != sorted[p - 1]) start = p;
+    if (p > 0 && k != last) start = p;
+    last = k;
     rank[i] = p, group[i] = start;
     used[start]++;
   }
-  int32_t maxTie = 0;
-  for (int32_t i = 0; i < n; i++) tie[i] = used[group[i]], maxTie = tie[i] > maxTie ? tie[i] : maxTie;
   // strips of about n / G samples, cut only between tie groups
-  #ifndef GDIV
-#define GDIV 2.0
-#endif
-  const double half = sqrt(n / GDIV);
+  const double half = sqrt(n / 2.0);
   const int32_t G = half >= 4096 ? 4096 : (half < 1 ? 1 : (int32_t)floor(half));
   const double target = (double)n / G;
   for (int32_t g = 0; g <= G; g++) edge[g] = n;
@@ -699,7 +698,11 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     for (const int32_t end = r + size; r < end; r++) stripOf[r] = (uint16_t)strip;
     inStrip += size;
   }
-  for (int32_t i = 0; i < n; i++) cell[i] = stripOf[rank[i]];
+  int32_t maxTie = 0;
+  for (int32_t i = 0; i < n; i++) {
+    tie[i] = used[group[i]], cell[i] = stripOf[rank[i]];
+    maxTie = tie[i] > maxTie ? tie[i] : maxTie;
+  }
   // the fence table: ITN_FENCE_BUCKETS buckets a sample between the 0.5% and 99.5% quantiles
   const int32_t M = (n > 1 ? n : 1) * ITN_FENCE_BUCKETS;
   const double lo = n > 0 ? sorted[(int32_t)floor(0.005 * (n - 1))] : 0;
@@ -713,6 +716,6 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   }
   while (j <= M) fence[j++] = n;
   meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale, meta[3] = maxTie;
-  free(key), free(idx), free(used), free(stripOf);
+  free(buf), free(used), free(stripOf), free(hist);
   return 0;
 }
