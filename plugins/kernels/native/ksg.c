@@ -91,7 +91,7 @@ static inline void scan(const double *px, const double *py, const int32_t *pw, i
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw")))
+#define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw,avx512vpopcntdq")))
 
 /** Inserts `d` into each lane's sorted three smallest (`m1 <= m2 <= m3` lane by lane): a min/max network. */
 ITN_KSG_AVX512 static inline void insert_lanes(__m512d *m1, __m512d *m2, __m512d *m3, __m512d d) {
@@ -512,6 +512,7 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
   const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(xsc);
   const __m512d vylo = _mm512_set1_pd(ylo), vysc = _mm512_set1_pd(ysc);
   const __m256i one = _mm256_set1_epi32(1), last = _mm256_set1_epi32(n - 7);
+  __m512i acc = _mm512_setzero_si512();
   for (int32_t j0 = 0; j0 < N; j0 += 8) {
     const __mmask8 in = (__mmask8)_bzhi_u32(0xff, (uint32_t)(N - j0 > 8 ? 8 : N - j0));
     const __m512d r = _mm512_maskz_loadu_pd(in, qr + j0);
@@ -520,39 +521,62 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     const __m512d x = _mm512_maskz_loadu_pd(in, px + j0), y = _mm512_maskz_loadu_pd(in, py + j0);
     const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
 #define ITN_CLAMP(v) _mm256_min_epi32(_mm256_max_epi32((v), one), last)
-    int32_t A[4][8];
-    _mm256_storeu_si256((__m256i *)A[0], ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top), ax)));
-    _mm256_storeu_si256((__m256i *)A[1],
-                        ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top), _mm256_add_epi32(ax, one))));
-    _mm256_storeu_si256((__m256i *)A[2], ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top), ay)));
-    _mm256_storeu_si256((__m256i *)A[3],
-                        ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top), _mm256_add_epi32(ay, one))));
+    __m256i A[4];
+    A[0] = ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top), ax));
+    A[1] = ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top), _mm256_add_epi32(ax, one)));
+    A[2] = ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top), ay));
+    A[3] = ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top), _mm256_add_epi32(ay, one)));
 #undef ITN_CLAMP
-    for (uint32_t left = live; left; left &= left - 1) {
-      const int k = __builtin_ctz(left), j = j0 + k;
-      const double rr = qr[j];
-      const __m512d vr = _mm512_set1_pd(rr);
-      int32_t B[4];
-      for (int d = 0; d < 2; d++) {
-        const float *vs = d ? ys : xs;
-        const double c = d ? py[j] : px[j];
-        const int32_t own = d ? pyr[j] : pxr[j];
-        const __m512d vc = _mm512_set1_pd(c);
-        const int32_t a = A[2 * d][k], b = A[2 * d + 1][k];
-        const uint32_t hl = _mm512_cmp_pd_mask(_mm512_sub_pd(vc, _mm512_cvtps_pd(_mm256_loadu_ps(vs + a - 1))), vr,
-                                               _CMP_LT_OQ);
-        const uint32_t hr = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(vs + b - 1)), vc), vr,
-                                               _CMP_GE_OQ);
-        if (__builtin_expect(hl > 1 && !(hl & 1), 1)) B[2 * d] = a - 1 + __builtin_ctz(hl);
-        else if (hl & 1) ITN_DOWN(B[2 * d], 0, own, a - 1, PL);
-        else ITN_UP(B[2 * d], 0, own, a + 6, PL);
-        if (__builtin_expect(hr > 1 && !(hr & 1), 1)) B[2 * d + 1] = b - 1 + __builtin_ctz(hr);
-        else if (hr & 1) ITN_DOWN(B[2 * d + 1], own + 1, n, b - 1, PR);
-        else ITN_UP(B[2 * d + 1], own + 1, n, b + 6, PR);
-      }
-      tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
+    int32_t a[4][8];
+    double cx[8], cy[8], rv[8];
+    for (int b = 0; b < 4; b++) _mm256_storeu_si256((__m256i *)a[b], A[b]);
+    _mm512_storeu_pd(cx, x), _mm512_storeu_pd(cy, y), _mm512_storeu_pd(rv, r);
+    // each lane's four windows: the predicate at the eight positions from a - 1, as a byte (all lanes: those
+    // without a job read valid positions too, their bytes unused)
+    uint8_t h[4][8];
+    for (int k = 0; k < 8; k++) {
+      const __m512d vr = _mm512_set1_pd(rv[k]), vx = _mm512_set1_pd(cx[k]), vy = _mm512_set1_pd(cy[k]);
+      h[0][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(vx, _mm512_cvtps_pd(_mm256_loadu_ps(xs + a[0][k] - 1))), vr, _CMP_LT_OQ);
+      h[1][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(xs + a[1][k] - 1)), vx), vr, _CMP_GE_OQ);
+      h[2][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(vy, _mm512_cvtps_pd(_mm256_loadu_ps(ys + a[2][k] - 1))), vr, _CMP_LT_OQ);
+      h[3][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(ys + a[3][k] - 1)), vy), vr, _CMP_GE_OQ);
     }
+    // a border is found where its byte is false at a - 1 and true somewhere: a - 1 plus its trailing zeros
+    __m256i pos[4];
+    __mmask8 bad = 0;
+    for (int b = 0; b < 4; b++) {
+      const __m256i hv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)h[b]));
+      bad |= _mm256_cmple_epu32_mask(hv, one) | _mm256_test_epi32_mask(hv, one);
+      const __m256i low = _mm256_sub_epi32(_mm256_and_si256(hv, _mm256_sub_epi32(_mm256_setzero_si256(), hv)), one);
+      pos[b] = _mm256_add_epi32(_mm256_sub_epi32(A[b], one), _mm256_popcnt_epi32(low));
+    }
+    bad &= live;
+    if (__builtin_expect(bad != 0, 0)) {
+      int32_t B[4][8];
+      for (int b = 0; b < 4; b++) _mm256_storeu_si256((__m256i *)B[b], pos[b]);
+      for (__mmask8 left = bad; left; left &= left - 1) {
+        const int k = __builtin_ctz(left), j = j0 + k;
+        const double rr = rv[k];
+        for (int d = 0; d < 2; d++) {
+          const float *vs = d ? ys : xs;
+          const double c = d ? cy[k] : cx[k];
+          const int32_t own = d ? pyr[j] : pxr[j], u = a[2 * d][k], w = a[2 * d + 1][k];
+          const uint32_t hl = h[2 * d][k], hr = h[2 * d + 1][k];
+          if (hl > 1 && !(hl & 1)) {
+          } else if (hl & 1) ITN_DOWN(B[2 * d][k], 0, own, u - 1, PL);
+          else ITN_UP(B[2 * d][k], 0, own, u + 6, PL);
+          if (hr > 1 && !(hr & 1)) {
+          } else if (hr & 1) ITN_DOWN(B[2 * d + 1][k], own + 1, n, w - 1, PR);
+          else ITN_UP(B[2 * d + 1][k], own + 1, n, w + 6, PR);
+        }
+      }
+      for (int b = 0; b < 4; b++) pos[b] = _mm256_loadu_si256((const __m256i *)B[b]);
+    }
+    const __m512i none = _mm512_setzero_si512();
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(pos[1], pos[0]), psi, 8));
+    acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(pos[3], pos[2]), psi, 8));
   }
+  tot = _mm512_reduce_add_epi64(acc);
 #undef PL
 #undef PR
   return tot;
