@@ -129,7 +129,7 @@ export function gridSize(n: number): number {
 }
 
 /** New arrays for one neuron's preparation (`sorted` in float64 where `f64`). */
-function prepArrays(n: number, f64: boolean): PrepArrays {
+export function prepArrays(n: number, f64: boolean): PrepArrays {
   return {
     sorted: f64 ? new Float64Array(n) : new Float32Array(n),
     rank: new Int32Array(n),
@@ -300,10 +300,13 @@ export interface FixedPsi {
 export function fixedPsi(n: number): FixedPsi {
   const psi = digammaTable(n + 1);
   const values = new BigInt64Array(n + 2), float = new Float64Array(n + 2);
+  // each 64-bit integer written as its two 32-bit halves (little-endian): no BigInt a term
+  const half = new Uint32Array(values.buffer), H = 2 ** 32;
   let most = 1;
   for (let m = 1; m <= n + 1; m++) {
     const v = Math.round(psi[m] * PSI_SCALE); // exact integer: |v| < 2^53
-    values[m] = BigInt(v);
+    const hi = Math.floor(v / H); // two's complement: v = hi * 2^32 + lo, 0 <= lo < 2^32
+    (half[2 * m] = v - hi * H), (half[2 * m + 1] = hi >>> 0);
     float[m] = v;
     most = Math.max(most, Math.abs(v));
   }
@@ -334,25 +337,36 @@ function joinSplit(hi: number, lo: number, t: number): bigint {
 export class KsgScratch {
   readonly n: number;
   readonly G: number;
-  readonly start: Int32Array;
-  readonly pxy: Float64Array;
-  readonly pw: Int32Array;
-  readonly pxr: Int32Array;
-  readonly pyr: Int32Array;
   readonly psi: Float64Array;
   /** Fixed-point `psi` terms ({@linkcode fixedPsi}). */
   readonly fixed: FixedPsi;
+  #js: JsScratch | null = null;
   constructor(n: number) {
     this.n = n;
-    const G = this.G = gridSize(n);
-    this.start = new Int32Array(G * G + 1);
-    this.pxy = new Float64Array(2 * n);
-    this.pw = new Int32Array(n);
-    this.pxr = new Int32Array(n);
-    this.pyr = new Int32Array(n);
+    this.G = gridSize(n);
     this.psi = digammaTable(n + 1);
     this.fixed = fixedPsi(n);
   }
+  /** The JavaScript kernel's arrays, made on its first use (the native and WebAssembly kernels have their own). */
+  get js(): JsScratch {
+    const n = this.n;
+    return this.#js ??= {
+      start: new Int32Array(this.G * this.G + 1),
+      pxy: new Float64Array(2 * n),
+      pw: new Int32Array(n),
+      pxr: new Int32Array(n),
+      pyr: new Int32Array(n),
+    };
+  }
+}
+
+/** The JavaScript kernel's scratch: cell starts, stored samples' values, weights and sorted positions. */
+interface JsScratch {
+  start: Int32Array;
+  pxy: Float64Array;
+  pw: Int32Array;
+  pxr: Int32Array;
+  pyr: Int32Array;
 }
 
 /** Inserts `d` (< best[last]) into the sorted `best`, dropping the largest; returns the new largest. */
@@ -461,7 +475,7 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
  */
 function jsTotal(a: NeuronPrep, b: NeuronPrep, k: number, dup: Int32Array | null, s: KsgScratch): bigint {
   const n = s.n, Gx = a.strips, Gy = b.strips, cells = Gx * Gy;
-  const { start, pxy, pw, pxr, pyr } = s, { float: fx, flushEvery } = s.fixed;
+  const { start, pxy, pw, pxr, pyr } = s.js, { float: fx, flushEvery } = s.fixed;
   const ax = a.vals, by = b.vals, ac = a.cell, bc = b.cell, ar = a.rank, br = b.rank;
   const xs = a.sorted, ys = b.sorted;
   // the exact fixed-point sum is tHi * 2^20 + tLo + t, all exact float64 integers: t takes the terms, and is moved

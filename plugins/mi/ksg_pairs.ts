@@ -10,9 +10,11 @@
  * @module
  */
 import { runChunks } from "../kernels/threads.ts";
+import { nativeKernels, nativeSwitch } from "../kernels/native/native.ts";
 import {
   fenceLength,
   gridSize,
+  ksgNative,
   ksgPair,
   KsgScratch,
   type KsgValues,
@@ -35,8 +37,14 @@ export interface PairJob {
   sorted: KsgValues;
   rank: Int32Array;
   order: Int32Array;
+  /**
+   * Tie groups (`group`, `tie`) of the neurons that have a heavy point (a tie group of more than `k` samples: the
+   * only pairs that read them), `n` each at the neuron's `tieSlot` (-1: none kept; empty arrays where no neuron
+   * has one).
+   */
   group: Int32Array;
   tie: Int32Array;
+  tieSlot: Int32Array;
   cell: Uint16Array;
   edge: Int32Array;
   strips: Int32Array;
@@ -61,15 +69,18 @@ const CHUNK = 64;
 /** The worker module of KSG pair jobs. */
 const KSG_WORKER = new URL("./_ksg_worker.ts", import.meta.url);
 
+/** The tie groups of a neuron without a heavy point: never read. */
+const NONE = new Int32Array(0);
+
 function view(job: PairJob, a: number): NeuronPrep {
-  const n = job.n, o = a * n, G1 = gridSize(n) + 1;
+  const n = job.n, o = a * n, G1 = gridSize(n) + 1, slot = job.tieSlot[a];
   return {
     vals: job.cols.subarray(o, o + n),
     sorted: job.sorted.subarray(o, o + n),
     rank: job.rank.subarray(o, o + n),
     order: job.order.subarray(o, o + n),
-    group: job.group.subarray(o, o + n),
-    tie: job.tie.subarray(o, o + n),
+    group: slot < 0 ? NONE : job.group.subarray(slot * n, slot * n + n),
+    tie: slot < 0 ? NONE : job.tie.subarray(slot * n, slot * n + n),
     cell: job.cell.subarray(o, o + n),
     edge: job.edge.subarray(a * G1, a * G1 + G1),
     strips: job.strips[a],
@@ -88,9 +99,45 @@ export function pairChunks(job: PairJob): (c: number) => void {
   // one view per neuron, kept: the kernel skips copying a neuron it holds already (same arrays)
   const views: NeuronPrep[] = [];
   const prep = (a: number) => views[a] ??= view(job, a);
+  // the native kernel takes a chunk's pairs in one call where it can (what it leaves is done below)
+  const lib = k === 3 && cols instanceof Float32Array && job.sorted instanceof Float32Array && nativeKernels?.avx512 &&
+      nativeSwitch.use && ksgNative.use
+    ? nativeKernels
+    : null;
+  const done = new Uint8Array(job.chunk);
   return (c) => {
     const p0 = c * job.chunk, p1 = Math.min(P, p0 + job.chunk);
+    if (lib) {
+      lib.symbols.itn_ksg_pairs(
+        lib.ksgCtx,
+        n,
+        pairs.subarray(2 * p0, 2 * p1),
+        p1 - p0,
+        cols,
+        job.cell,
+        job.rank,
+        job.order,
+        job.sorted,
+        job.edge,
+        gridSize(n) + 1,
+        job.strips,
+        job.fence,
+        fenceLength(n),
+        job.fenceLo,
+        job.fenceScale,
+        job.maxTie,
+        finite,
+        scratch.fixed.values,
+        scratch.psi,
+        mi.subarray(p0, p1),
+        done,
+      );
+    }
     for (let p = p0; p < p1; p++) {
+      if (lib && done[p - p0]) {
+        samples[p] = n;
+        continue;
+      }
       const a = pairs[2 * p], b = pairs[2 * p + 1];
       if (finite[a] && finite[b]) {
         mi[p] = ksgPair(prep(a), prep(b), k, scratch);
@@ -145,8 +192,9 @@ export function ksgPairs(
       : alloc(Float32Array, neurons * n, shared),
     rank: alloc(Int32Array, neurons * n, shared),
     order: alloc(Int32Array, neurons * n, shared),
-    group: alloc(Int32Array, neurons * n, shared),
-    tie: alloc(Int32Array, neurons * n, shared),
+    group: NONE,
+    tie: NONE,
+    tieSlot: alloc(Int32Array, neurons, shared).fill(-1),
     cell: alloc(Uint16Array, neurons * n, shared),
     edge: alloc(Int32Array, neurons * (gridSize(n) + 1), shared),
     strips: alloc(Int32Array, neurons, shared),
@@ -160,16 +208,28 @@ export function ksgPairs(
     // chunks of up to 64 pairs, at least four per thread (the chunking never changes a pair's estimate)
     chunk: Math.max(1, Math.min(CHUNK, Math.ceil(P / (4 * threads)))),
   };
+  // tie groups into one pair of arrays, kept only for the neurons with a heavy point (the job's arrays made at the
+  // first such neuron)
+  const group = new Int32Array(n), tie = new Int32Array(n);
   for (let a = 0; a < neurons; a++) {
     if (!used[a]) continue;
     // prepared into the job's arrays (no copies); pairs with a neuron that is not all finite are prepared per pair
-    const prep = prepFinite(cols.subarray(a * n, a * n + n), n, view(job, a));
+    const prep = prepFinite(cols.subarray(a * n, a * n + n), n, { ...view(job, a), group, tie });
     job.finite[a] = prep ? 1 : 0;
     if (!prep) continue;
     job.strips[a] = prep.strips;
     job.fenceLo[a] = prep.fenceLo;
     job.fenceScale[a] = prep.fenceScale;
     job.maxTie[a] = prep.maxTie;
+    if (prep.maxTie > k) {
+      if (job.group === NONE) {
+        job.group = alloc(Int32Array, neurons * n, shared);
+        job.tie = alloc(Int32Array, neurons * n, shared);
+      }
+      job.tieSlot[a] = a;
+      job.group.set(group, a * n);
+      job.tie.set(tie, a * n);
+    }
   }
   const prepSeconds = (performance.now() - t0) / 1000;
   const chunks = Math.ceil(P / job.chunk);

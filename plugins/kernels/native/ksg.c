@@ -649,6 +649,36 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
 }
 
 /**
+ * KSG estimates (k = 3) of `count` pairs (`pairs`: `[a0, b0, a1, b1, ...]`) of neurons prepared into one set of
+ * neuron-major arrays (plugins/mi/ksg_pairs.ts `PairJob`: `n` entries a neuron, `G1` strip edges and `F` fence
+ * entries a neuron; per neuron its strips, fence origin and scale, largest tie group and whether it is finite): for
+ * each pair `mi[p] = psi[n] + psi[3] - S / 2^36 / n` from the exact fixed-point sum `S` (plugins/mi/ksg.ts
+ * `ksgFromSum`, the same bits) and `done[p] = 1`; `done[p] = 0` where the caller computes it (a neuron not all
+ * finite, heavy points in both neurons, or the kernel could not run). One call for many pairs: no JavaScript a pair.
+ */
+int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, const float *vals,
+                      const uint16_t *cell, const int32_t *rank, const int32_t *order, const float *sorted,
+                      const int32_t *edge, int32_t G1, const int32_t *strips, const int32_t *fence, int32_t F,
+                      const double *fenceLo, const double *fenceScale, const int32_t *maxTie, const uint8_t *finite,
+                      const int64_t *psiFixed, const double *psi, double *mi, uint8_t *done) {
+  for (int32_t q = 0; q < count; q++) {
+    const int32_t a = pairs[2 * q], b = pairs[2 * q + 1];
+    done[q] = 0;
+    if (!finite[a] || !finite[b] || (maxTie[a] > 3 && maxTie[b] > 3) || n <= 3) continue;
+    const size_t oa = (size_t)a * n, ob = (size_t)b * n;
+    int64_t sum;
+    if (itn_ksg_pair(p, n, vals + oa, cell + oa, rank + oa, order + oa, sorted + oa, edge + (size_t)a * G1, strips[a],
+                     fence + (size_t)a * F, fenceLo[a], fenceScale[a], vals + ob, cell + ob, rank + ob, order + ob,
+                     sorted + ob, edge + (size_t)b * G1, strips[b], fence + (size_t)b * F, fenceLo[b],
+                     fenceScale[b], NULL, psiFixed, &sum) != 0)
+      continue;
+    mi[q] = psi[n] + psi[3] - (double)sum / 68719476736.0 / n;
+    done[q] = 1;
+  }
+  return 0;
+}
+
+/**
  * One neuron's preparation for the KSG kernels (plugins/mi/ksg.ts `prepNeuron`, float32 values), the same arrays:
  * `sorted` values, `rank` (position in `sorted`, ties broken by sample index), `order` (its inverse: the sample at
  * each position), `group` (first position of the sample's value) and `tie` (its tie group's size), the grid strips

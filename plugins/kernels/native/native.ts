@@ -33,6 +33,17 @@ const SYMBOLS = {
     ],
     result: "i32",
   },
+  itn_ksg_pairs: {
+    parameters: [
+      "pointer",
+      "i32",
+      "buffer",
+      "i32",
+      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "buffer", "buffer", "i32"] as const),
+      ...(["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "buffer"] as const),
+    ],
+    result: "i32",
+  },
   itn_ksg_prep: {
     parameters: [
       "i32",
