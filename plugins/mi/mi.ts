@@ -991,7 +991,8 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   // Per step: binned, pairs x bins^2 uint32 counts, and once (`work`) the block of coded rows, the WebAssembly
   // kernel's copy of it or the native kernel's bit sets (bins / 8 bytes a code), and the chunk of counts of a block
   // still pending at results; KSG, the reservoir (2 x --mi-samples rows of every neuron,
-  // float32) and, while the result is computed, the neurons' columns and their prepared arrays (~9.5 times them).
+  // float32) and, while the result is computed, the neurons' columns and their prepared arrays (6.5 times them: sorted
+  // values, ranks, order, fence, strips, and the tie groups where a neuron has a heavy point).
   memory: (o, shape) => {
     const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
     const sample = (o["mi-pair-sample"] ?? 0) as number;
@@ -1005,7 +1006,7 @@ export const miPlugin: EstimatorPlugin = definePlugin({
       return { state: pairs * b * b * 4 + n * 8 + pairs * 16, results, work };
     }
     const rows = Math.min(o["mi-samples"] as number, shape.rows ?? (o["mi-samples"] as number));
-    return { state: 2 * rows * n * 4 + rows * 16 + 9.5 * rows * n * 4 + pairs * 16, results };
+    return { state: 2 * rows * n * 4 + rows * 16 + 6.5 * rows * n * 4 + pairs * 16, results };
   },
   memoryOptions: ["mi-bins", "mi-samples", "mi-pair-sample"],
   // Binned: integer counts. KSG: the reservoir keeps the rows of smallest (seed, sample_id, step) keys, the

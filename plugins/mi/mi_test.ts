@@ -13,7 +13,7 @@ import { threadStats } from "../kernels/threads.ts";
 import { KSG_WASM, ksgKernels } from "./ksg_wasm.ts";
 import { rowKey } from "./reservoir.ts";
 import { below, bruteKsg } from "./_ksg_reference.ts";
-import { activationBatch, hasCompiler, Rng, runPlugin } from "../../tests/_util.ts";
+import { activationBatch, allPairs, hasCompiler, Rng, runPlugin } from "../../tests/_util.ts";
 import { mixedActivations } from "../../tests/_contract_fixtures.ts";
 import { analyze } from "../../pipeline/analyze/run.ts";
 import { makeRecordBatch, writeBatches } from "../../pipeline/producers/produce.ts";
@@ -453,6 +453,37 @@ Deno.test("KSG pairs: worker threads give the same values as one thread, non-fin
   const keep = [...Array(n).keys()].filter((r) => r !== 7 && r !== 9);
   const x = keep.map((r) => cols[2 * n + r]), y = keep.map((r) => cols[4 * n + r]);
   assert.ok(Math.abs(one.mi[2] - bruteKsg(x, y, 3)) < 1e-9);
+});
+
+Deno.test("KSG pairs: a layer's pairs (whole chunks in one native call) equal each pair on its own, ties kept only where heavy", () => {
+  // neurons without ties, with heavy ties (ReLU zeros, coarse rounding) and one not all finite: the kernels take
+  // chunks of pairs from shared arrays where the tie groups of neurons without a heavy point are not kept
+  const rng = new Rng(17);
+  const n = 2000, N = 9;
+  const cols = new Float32Array(N * n);
+  for (let r = 0; r < n; r++) {
+    const z = rng.normal();
+    for (let a = 0; a < N; a++) {
+      const v = 0.8 * z + rng.normal();
+      cols[a * n + r] = a % 3 === 0 ? v : a % 3 === 1 ? Math.max(0, v) : Math.round(v * 2) / 2;
+    }
+  }
+  cols[4 * n + 11] = NaN;
+  const pairs = allPairs(N);
+  for (const mode of KERNELS) {
+    const want = withKernel(mode, () =>
+      [...Array(pairs.length / 2).keys()].map((p) => {
+        const a = pairs[2 * p], b = pairs[2 * p + 1];
+        const keep = [...Array(n).keys()].filter((r) => Number.isFinite(cols[a * n + r] + cols[b * n + r]));
+        const x = Float32Array.from(keep, (r) => cols[a * n + r]), y = Float32Array.from(keep, (r) => cols[b * n + r]);
+        return ksgPair(prepNeuron(x), prepNeuron(y), 3, new KsgScratch(keep.length));
+      }));
+    for (const threads of [1, 2]) {
+      const got = withKernel(mode, () => ksgPairs(cols, n, pairs, 3, threads));
+      assert.deepEqual([...got.mi], want, `${mode}, ${threads} threads`);
+      got.samples.forEach((s, p) => assert.equal(s, pairs[2 * p] === 4 || pairs[2 * p + 1] === 4 ? n - 1 : n));
+    }
+  }
 });
 
 function twoLayerBatches(seed: number, rows: number, batches: number): Batch[] {
