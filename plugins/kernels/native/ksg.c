@@ -154,11 +154,6 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
 #define ITN_KSG_AVX512
 #endif
 
-/** The fence bucket of `v` (plugins/mi/ksg.ts `fenceBucket`): `trunc((v - lo) * scale)` clamped to `[0, M - 1]`. */
-static inline int32_t bucket(double v, double lo, double scale, int32_t M) {
-  const double q = (v - lo) * scale;
-  return q > 0 ? (q < M - 1 ? (int32_t)q : M - 1) : 0;
-}
 
 /**
  * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true, and true at `hi`): halvings
@@ -706,8 +701,9 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     const float v = vals[i];
     memcpy(&u, &v, 4);
     finite &= (u & 0x7f800000u) != 0x7f800000u;
-    if (v == 0) u = 0; // -0 ranks as +0 (equal values)
-    const uint32_t k = u >= 0x80000000u ? ~u : u | 0x80000000u;
+    u = v == 0 ? 0 : u; // -0 ranks as +0 (equal values)
+    // order-preserving: negative values' bits flipped, the sign bit set on the others (no branch on the sign)
+    const uint32_t k = u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u);
     a[i] = (uint64_t)k << 32 | (uint32_t)i;
     hist[k & 2047]++, hist[2048 + (k >> 11 & 2047)]++, hist[4096 + (k >> 22)]++;
   }
@@ -763,12 +759,16 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   const double hi = n > 0 ? sorted[(int32_t)ceil(0.995 * (n - 1))] : 0;
   double scale = hi > lo ? M / (hi - lo) : 0;
   if (!isfinite(scale)) scale = 0;
-  int32_t j = 0;
+  // entry j: the first position whose bucket is at least j, i.e. how many positions have a bucket below j (buckets
+  // rise with the position): counted, then summed (no branch a sample)
+  memset(fence, 0, sizeof(int32_t) * ((size_t)M + 1));
   for (int32_t p = 0; p < n; p++) {
-    const int32_t b = bucket(sorted[p], lo, scale, M);
-    while (j <= b) fence[j++] = p;
+    double q = (sorted[p] - lo) * scale; // plugins/mi/ksg.ts `fenceBucket`
+    q = q < M - 1 ? q : M - 1;
+    q = q > 0 ? q : 0;
+    fence[(int32_t)q + 1]++;
   }
-  while (j <= M) fence[j++] = n;
+  for (int32_t j = 1; j <= M; j++) fence[j] += fence[j - 1];
   meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale, meta[3] = maxTie;
   free(buf), free(used), free(stripOf), free(hist);
   return 0;
