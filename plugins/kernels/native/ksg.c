@@ -368,7 +368,42 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       const __mmask8 sure = _mm512_cmp_pd_mask(m3, _mm512_min_pd(bx, by), _CMP_LE_OQ);
       int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
       const __mmask8 more = lanes & ~sure;
-      if (more) {
+      if (more && !g->pw) {
+        // grow the searched rectangle a strip at a time on each side that some unsure lane's third distance reaches
+        // beyond, until every lane's third distance is within its border
+        __mmask8 left = more;
+        for (;;) {
+          const double xl = X0 > 0 ? xs[xe[X0] - 1] : -INFINITY, xh = X1 < Gx - 1 ? xs[xe[X1 + 1]] : INFINITY;
+          const double yl = Y0 > 0 ? ys[ye[Y0] - 1] : -INFINITY, yh = Y1 < Gy - 1 ? ys[ye[Y1 + 1]] : INFINITY;
+          const __m512d dl = _mm512_sub_pd(X, _mm512_set1_pd(xl)), dr = _mm512_sub_pd(_mm512_set1_pd(xh), X);
+          const __m512d dd = _mm512_sub_pd(Y, _mm512_set1_pd(yl)), du = _mm512_sub_pd(_mm512_set1_pd(yh), Y);
+          const __mmask8 gl = _mm512_mask_cmp_pd_mask(left, m3, dl, _CMP_GT_OQ);
+          const __mmask8 gr = _mm512_mask_cmp_pd_mask(left, m3, dr, _CMP_GT_OQ);
+          const __mmask8 gd = _mm512_mask_cmp_pd_mask(left, m3, dd, _CMP_GT_OQ);
+          const __mmask8 gu = _mm512_mask_cmp_pd_mask(left, m3, du, _CMP_GT_OQ);
+          left = gl | gr | gd | gu;
+          if (!left) break;
+          PROFC(5, 1);
+          if (gl) {
+            X0--;
+            for (int32_t gy = Y0; gy <= Y1; gy++)
+              for (int32_t q = start[gy * Gx + X0], q1 = start[gy * Gx + X0 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gr) {
+            X1++;
+            for (int32_t gy = Y0; gy <= Y1; gy++)
+              for (int32_t q = start[gy * Gx + X1], q1 = start[gy * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gd) {
+            Y0--;
+            for (int32_t q = start[Y0 * Gx + X0], q1 = start[Y0 * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gu) {
+            Y1++;
+            for (int32_t q = start[Y1 * Gx + X0], q1 = start[Y1 * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+        }
+      } else if (more) {
         // the rectangle of strips that can hold samples nearer than those lanes' third distances, for all lanes
         const double K = _mm512_mask_reduce_max_pd(more, m3);
         const double xmin = _mm512_mask_reduce_min_pd(more, X), xmax = _mm512_mask_reduce_max_pd(more, X);
