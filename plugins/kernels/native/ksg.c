@@ -219,12 +219,6 @@ uint64_t *itn_ksg_times(void) { return prof; }
 
 
 #if ITN_KSG_HAVE_AVX512
-/**
- * How far a group's union reaches: one strip further on a side while its border is nearer than this times the
- * third distance expected from the union's density (tuned on the benchmark's data: 0.9-1.0 best, 0 and 1.6 both
- * about 20% slower; the results do not depend on it).
- */
-#define ITN_SPARSE 0.9
 
 /** The grid and the stored samples of one pair, as the search reads them. */
 typedef struct {
@@ -306,28 +300,12 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
   const __m512d inf = _mm512_set1_pd(INFINITY);
   for (int32_t cy = 0; cy < Gy; cy++) {
     const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
-    const double ylo = ys[ye[cy]], yhi = ys[ye[cy + 1] - 1];
     for (int32_t s0 = w0; s0 < w1; s0 += 8) {
       const int32_t cnt = w1 - s0 < 8 ? w1 - s0 : 8;
       const __mmask8 lanes = (__mmask8)_bzhi_u32(0xff, (uint32_t)cnt);
       const int32_t cA = pcx[s0], cB = pcx[s0 + cnt - 1];
       int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
       int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
-      {
-        // a sparse neighbourhood: reach further where the union's border is nearer than the third distance to
-        // expect there, from the union's count and area (the data's extremes at the grid's edges)
-        int32_t C = 0;
-        for (int32_t gy = y0; gy <= y1; gy++) C += start[gy * Gx + x1 + 1] - start[gy * Gx + x0];
-        const double xa = x0 > 0 ? xs[xe[x0] - 1] : xs[0], xb = x1 < Gx - 1 ? xs[xe[x1 + 1]] : xs[g->n - 1];
-        const double ya = y0 > 0 ? ys[ye[y0] - 1] : ys[0], yb = y1 < Gy - 1 ? ys[ye[y1 + 1]] : ys[g->n - 1];
-        // (2 rho)^2 C = 3.5 A: the third distance rho to expect, squared, times ITN_SPARSE^2
-        const double need = ITN_SPARSE * ITN_SPARSE * 0.875 * (xb - xa) * (yb - ya) / C;
-        const double xl = xs[xe[cA]], xh = xs[xe[cB + 1] - 1];
-        for (int t = 0; t < 4 && y0 > 0 && (ylo - ys[ye[y0] - 1]) * (ylo - ys[ye[y0] - 1]) < need; t++) y0--;
-        for (int t = 0; t < 4 && y1 < Gy - 1 && (ys[ye[y1 + 1]] - yhi) * (ys[ye[y1 + 1]] - yhi) < need; t++) y1++;
-        for (int t = 0; t < 4 && x0 > 0 && (xl - xs[xe[x0] - 1]) * (xl - xs[xe[x0] - 1]) < need; t++) x0--;
-        for (int t = 0; t < 4 && x1 < Gx - 1 && (xs[xe[x1 + 1]] - xh) * (xs[xe[x1 + 1]] - xh) < need; t++) x1++;
-      }
       const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
       if (any_heavy(g, x0, x1, y0, y1)) {
         for (int32_t s = s0; s < s0 + cnt; s++) {
