@@ -69,6 +69,8 @@ export const control = {
   if: [0x04, 0x40],
   /** `if (result i32)`. */
   ifI32: [0x04, 0x7f],
+  /** `if (result f64)`. */
+  ifF64: [0x04, 0x7c],
   else: [0x05],
   end: [0x0b],
   br: (depth: number): Code => [0x0c, ...uleb(depth)],
@@ -113,8 +115,11 @@ export const i32 = {
   mul: [0x6c],
   and: [0x71],
   or: [0x72],
+  xor: [0x73],
   shl: [0x74],
+  shr_s: [0x75],
   shr_u: [0x76],
+  reinterpret_f32: [0xbc],
   trunc_f64_s: [0xaa],
   /** Saturating: NaN gives 0, out-of-range values the nearest bound. */
   trunc_sat_f64_s: [0xfc, 0x02],
@@ -138,6 +143,7 @@ export const i64 = {
 export const f32 = {
   const: (v: number): Code => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
   load: memory([0x2a], 2),
+  demote_f64: [0xb6],
 };
 
 /** f64 instructions. */
@@ -158,7 +164,9 @@ export const f64 = {
   mul: [0xa2],
   div: [0xa3],
   min: [0xa4],
+  abs: [0x99],
   convert_i32_s: [0xb7],
+  convert_i32_u: [0xb8],
   promote_f32: [0xbb],
 };
 

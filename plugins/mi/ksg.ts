@@ -72,9 +72,12 @@ export interface NeuronPrep {
    * `j`.
    */
   fence: Int32Array;
-  /** Origin of the fence buckets (the 0.5% quantile). */
+  /** Origin of the fence buckets (the 0.5% quantile, or its {@linkcode floatKey} where the scale is negative). */
   fenceLo: number;
-  /** Buckets per unit value (`FENCE_BUCKETS * n` between the 0.5% and 99.5% quantiles; 0 when they are equal). */
+  /**
+   * Buckets per unit value (`FENCE_BUCKETS * n` between the 0.5% and 99.5% quantiles; 0 when they are equal);
+   * negative where the buckets are over the values' bits ({@linkcode floatKey}: kept when that crowds them less).
+   */
   fenceScale: number;
   /** The largest tie group's size (at most `k`: no sample of this neuron can be a heavy point). */
   maxTie: number;
@@ -85,12 +88,26 @@ export type PrepArrays = Pick<NeuronPrep, "sorted" | "rank" | "order" | "group" 
 
 /**
  * The fence bucket of value `v`: `trunc((v - lo) * scale)` clamped to `[0, buckets - 1]` (NaN: 0), as the
- * WebAssembly kernel computes it (`i32.trunc_sat_f64_s` and two selects). Monotone in `v`, so a fence table built
- * with it bounds where a value's position in the sorted values can be.
+ * WebAssembly kernel computes it (`i32.trunc_sat_f64_s` and two selects); with a negative `scale`, the same over
+ * {@linkcode floatKey} of `v` with `|scale|` (a fence over the values' bits: about a logarithmic scale, for heavy
+ * tails). Monotone in `v`, so a fence table built with it bounds where a value's position in the sorted values can
+ * be.
  */
 export function fenceBucket(v: number, lo: number, scale: number, buckets: number): number {
-  const q = Math.trunc((v - lo) * scale);
+  const q = Math.trunc(((scale < 0 ? floatKey(v) : v) - lo) * Math.abs(scale));
   return q > 0 ? (q < buckets - 1 ? q : buckets - 1) : 0;
+}
+
+const KEY_F32 = new Float32Array(1), KEY_U32 = new Uint32Array(KEY_F32.buffer);
+
+/**
+ * The order-preserving 32 bits of `v` rounded to float32 (-0 as +0), as a number: monotone in `v`, and spaced
+ * about logarithmically in it.
+ */
+export function floatKey(v: number): number {
+  KEY_F32[0] = v + 0;
+  const u = KEY_U32[0];
+  return (u ^ ((u >> 31) | 0x80000000)) >>> 0;
 }
 
 /**
@@ -111,16 +128,26 @@ export function fenceLength(n: number): number {
  */
 function fences(sorted: KsgValues, fence: Int32Array): { fenceLo: number; fenceScale: number } {
   const n = sorted.length, M = fenceLength(n) - 1;
-  const lo = n > 0 ? sorted[Math.floor(0.005 * (n - 1))] : 0, hi = n > 0 ? sorted[Math.ceil(0.995 * (n - 1))] : 0;
+  const q0 = Math.floor(0.005 * (n - 1)), q1 = Math.ceil(0.995 * (n - 1));
+  const lo = n > 0 ? sorted[q0] : 0, hi = n > 0 ? sorted[q1] : 0;
   let scale = hi > lo ? M / (hi - lo) : 0;
   if (!Number.isFinite(scale)) scale = 0;
-  let j = 0;
-  for (let p = 0; p < n; p++) {
-    const b = fenceBucket(sorted[p], lo, scale, M);
-    while (j <= b) fence[j++] = p;
+  // entry j: how many positions have a bucket below j (buckets rise with the position)
+  fence.fill(0);
+  for (let p = 0; p < n; p++) fence[fenceBucket(sorted[p], lo, scale, M) + 1]++;
+  let fenceLo = lo, fenceScale = scale;
+  if (n > 0) {
+    // the same over the values' bits, kept where its buckets are less crowded (sum of squared counts)
+    const klo = floatKey(sorted[q0]), khi = floatKey(sorted[q1]);
+    const ksc = khi > klo ? M / (khi - klo) : 0;
+    const alt = new Int32Array(M + 1);
+    for (let p = 0; p < n; p++) alt[fenceBucket(sorted[p], klo, -ksc, M) + 1]++;
+    let s1 = 0, s2 = 0;
+    for (let j = 1; j <= M; j++) (s1 += fence[j] * fence[j]), (s2 += alt[j] * alt[j]);
+    if (s2 < s1 && ksc > 0) (fence.set(alt), (fenceLo = klo), (fenceScale = -ksc));
   }
-  while (j <= M) fence[j++] = n;
-  return { fenceLo: lo, fenceScale: scale };
+  for (let j = 1; j <= M; j++) fence[j] += fence[j - 1];
+  return { fenceLo, fenceScale };
 }
 
 /** Number of grid strips per axis for `n` samples (about 2 samples per cell on average). */

@@ -22,7 +22,20 @@
  *
  * @module
  */
-import { control, f64, f64x2, i32, i64, i8x16, instantiate, Locals, moduleBytes, type, v128 } from "../kernels/wasm.ts";
+import {
+  control,
+  f32,
+  f64,
+  f64x2,
+  i32,
+  i64,
+  i8x16,
+  instantiate,
+  Locals,
+  moduleBytes,
+  type,
+  v128,
+} from "../kernels/wasm.ts";
 
 /**
  * Parameters of the kernel: i32 byte offsets into memory and counts, the fence tables' f64 origins and scales, then
@@ -95,12 +108,15 @@ const I32 = [
   "ci",
   "ax",
   "ay",
+  "xbits",
+  "ybits",
+  "kt",
 ];
 /** Count windows of at most FIXED positions (2^LEVELS) are searched in LEVELS branch-free steps. */
 const LEVELS = 3, FIXED = 1 << LEVELS;
 /** The block's reach: about REACH * sqrt(aspect) strips, at most MAX_REACH (see `reach` in the kernel). */
 const REACH = 0.6, MAX_REACH = 2;
-const F64 = ["xw", "yw", "x", "y", "kth", "yLoV", "yHiV", "xLoV", "xHiV", "r"];
+const F64 = ["xw", "yw", "x", "y", "kth", "yLoV", "yHiV", "xLoV", "xHiV", "r", "tv"];
 const V128 = ["X", "Y", "XY", "B0", "B1", "B2", "B3", "D", "T", "LOV", "HIV"];
 
 function kernelBodies(): { search: number[]; counts: number[] } {
@@ -265,8 +281,19 @@ function kernelBodies(): { search: number[]; counts: number[] } {
     const P = (m: number[]) => [...ld64(s, m), ...get(v), ...f64.sub, ...get("r"), ...f64.lt]; // s[m] - v < r
     const Q = (m: number[]) => [...get(v), ...ld64(s, m), ...f64.sub, ...get("r"), ...f64.ge]; // v - s[m] >= r
     const faLess = [...get("fa"), ...i32.const(1), ...i32.sub];
+    // a neuron whose fence is over its values' order-preserving bits (a negative scale in the call: `bits`)
+    const bits = sc === "xsc" ? "xbits" : "ybits";
     const bucket = (target: number[]) => [
       ...target,
+      ...set("tv"),
+      ...get(bits),
+      ...control.ifF64,
+      ...[...get("tv"), ...f64.const(0), ...f64.add, ...f32.demote_f64, ...i32.reinterpret_f32, ...l.tee("kt")],
+      ...[...get("kt"), ...i32.const(31), ...i32.shr_s, ...i32.const(-0x80000000), ...i32.or, ...i32.xor],
+      ...f64.convert_i32_u,
+      ...control.else,
+      ...get("tv"),
+      ...control.end,
       ...get(lo),
       ...f64.sub,
       ...get(sc),
@@ -789,6 +816,10 @@ function kernelBodies(): { search: number[]; counts: number[] } {
     ...control.end,
   ];
   const counts: number[] = [
+    // a negative scale: that neuron's fence is over its values' order-preserving bits (plugins/mi/ksg.ts
+    // `fenceBucket`)
+    ...[...get("xsc"), ...f64.const(0), ...f64.lt, ...set("xbits"), ...get("xsc"), ...f64.abs, ...set("xsc")],
+    ...[...get("ysc"), ...f64.const(0), ...f64.lt, ...set("ybits"), ...get("ysc"), ...f64.abs, ...set("ysc")],
     ...i32.const(0),
     ...set("p"),
     ...whileDo([...get("p"), ...get("N"), ...i32.lt_s], [...count, ...inc("p", 1)]),

@@ -477,7 +477,13 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
 }
 
 /** Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (as `bucket`). */
-ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m512d lo, __m512d sc, __m512d top) {
+ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m512d lo, __m512d sc, __m512d top,
+                                              int bits) {
+  if (bits) {
+    const __m256i u = _mm256_castps_si256(_mm512_cvtpd_ps(_mm512_add_pd(v, _mm512_setzero_pd())));
+    const __m256i k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u)));
+    v = _mm512_cvtepu32_pd(k);
+  }
   const __m512d q = _mm512_min_pd(_mm512_max_pd(_mm512_mul_pd(_mm512_sub_pd(v, lo), sc), _mm512_setzero_pd()), top);
   return _mm256_i32gather_epi32(fence, _mm512_cvttpd_epi32(q), 4);
 }
@@ -517,8 +523,10 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     }
     return tot;
   }
-  const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(xsc);
-  const __m512d vylo = _mm512_set1_pd(ylo), vysc = _mm512_set1_pd(ysc);
+  // a negative scale: buckets of the values' order-preserving bits
+  const int xbits = xsc < 0, ybits = ysc < 0;
+  const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(fabs(xsc));
+  const __m512d vylo = _mm512_set1_pd(ylo), vysc = _mm512_set1_pd(fabs(ysc));
   const __m256i one = _mm256_set1_epi32(1), last = _mm256_set1_epi32(n - 7);
   __m512i acc = _mm512_setzero_si512();
   for (int32_t j0 = 0; j0 < N; j0 += 8) {
@@ -530,10 +538,10 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
 #define ITN_CLAMP(v) _mm256_min_epi32(_mm256_max_epi32((v), one), last)
     __m256i A[4];
-    A[0] = ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top), ax));
-    A[1] = ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top), _mm256_add_epi32(ax, one)));
-    A[2] = ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top), ay));
-    A[3] = ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top), _mm256_add_epi32(ay, one)));
+    A[0] = ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top, xbits), ax));
+    A[1] = ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top, xbits), _mm256_add_epi32(ax, one)));
+    A[2] = ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top, ybits), ay));
+    A[3] = ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top, ybits), _mm256_add_epi32(ay, one)));
 #undef ITN_CLAMP
     int32_t a[4][8];
     double cx[8], cy[8], rv[8];
@@ -686,6 +694,14 @@ int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, c
   return 0;
 }
 
+/** The order-preserving 32 bits of a float (-0 as +0), as a double. */
+static inline double fkey(float v) {
+  uint32_t u;
+  v = v + 0.0f;
+  memcpy(&u, &v, 4);
+  return (double)(u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u));
+}
+
 /**
  * One neuron's preparation for the KSG kernels (plugins/mi/ksg.ts `prepNeuron`, float32 values), the same arrays:
  * `sorted` values, `rank` (position in `sorted`, ties broken by sample index), `order` (its inverse: the sample at
@@ -781,8 +797,26 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
     q = q > 0 ? q : 0;
     fence[(int32_t)q + 1]++;
   }
+  // the same over the values' order-preserving bits (about a logarithmic scale: heavy tails), kept where its buckets
+  // are less crowded (sum of squared counts)
+  double flo = lo, fsc = scale;
+  int32_t *alt = calloc((size_t)M + 1, sizeof(int32_t));
+  if (alt && n > 0) {
+    const double klo = fkey(sorted[(int32_t)floor(0.005 * (n - 1))]), khi = fkey(sorted[(int32_t)ceil(0.995 * (n - 1))]);
+    const double ksc = khi > klo ? M / (khi - klo) : 0;
+    for (int32_t p = 0; p < n; p++) {
+      double q = (fkey(sorted[p]) - klo) * ksc;
+      q = q < M - 1 ? q : M - 1;
+      q = q > 0 ? q : 0;
+      alt[(int32_t)q + 1]++;
+    }
+    double s1 = 0, s2 = 0;
+    for (int32_t j = 1; j <= M; j++) s1 += (double)fence[j] * fence[j], s2 += (double)alt[j] * alt[j];
+    if (s2 < s1 && ksc > 0) memcpy(fence, alt, sizeof(int32_t) * ((size_t)M + 1)), flo = klo, fsc = -ksc;
+  }
+  free(alt);
   for (int32_t j = 1; j <= M; j++) fence[j] += fence[j - 1];
-  meta[0] = n > 0 ? strip + 1 : 0, meta[1] = lo, meta[2] = scale, meta[3] = maxTie;
+  meta[0] = n > 0 ? strip + 1 : 0, meta[1] = flo, meta[2] = fsc, meta[3] = maxTie;
   free(buf), free(used), free(stripOf), free(hist);
   return 0;
 }
