@@ -115,7 +115,6 @@ export function pairChunks(job: PairJob): (c: number) => void {
         p1 - p0,
         cols,
         job.cell,
-        job.rank,
         job.order,
         job.sorted,
         job.edge,

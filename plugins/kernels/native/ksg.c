@@ -20,7 +20,7 @@
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pxr, *pyr, *pcx, *pw, *r0, *r1;
+  int32_t *start, *pcx, *pw, *r0, *r1;
   double *px, *py, *qr;
   uint8_t *heavy;
 } itn_ksg_ctx;
@@ -30,7 +30,7 @@ void *itn_ksg_new(void) { return calloc(1, sizeof(itn_ksg_ctx)); }
 void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
-  free(c->start), free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
+  free(c->start), free(c->pw), free(c->px), free(c->py);
   free(c->qr), free(c->heavy), free(c->pcx);
   free(c->r0), free(c->r1);
   free(c);
@@ -44,17 +44,15 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     if (!c->r0 || !c->r1) return -1;
   }
   if (n > c->n) {
-    free(c->pxr), free(c->pyr), free(c->pw), free(c->px), free(c->py);
+    free(c->pw), free(c->px), free(c->py);
     free(c->qr), free(c->pcx);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
-    c->pxr = malloc(sizeof(int32_t) * m);
-    c->pyr = malloc(sizeof(int32_t) * m);
     c->pw = malloc(sizeof(int32_t) * m);
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
     c->qr = malloc(sizeof(double) * m);
     c->pcx = malloc(sizeof(int32_t) * m);
-    c->n = c->pxr && c->pyr && c->pw && c->px && c->py && c->qr && c->pcx ? n : 0;
+    c->n = c->pw && c->px && c->py && c->qr && c->pcx ? n : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
@@ -434,18 +432,18 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
  * there), and y's values and positions for this placement (read in x's order).
  */
 __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
-                                            const uint16_t *xc, const int32_t *xr, const int32_t *xo,
-                                            const float *xs, const int32_t *xe, const float *yv,
-                                            const uint16_t *yc, const int32_t *yr, const float *ys,
-                                            const int32_t *yf, const int32_t *dup, const int32_t *xf) {
-  int32_t *restrict start = c->start, *restrict pxr = c->pxr, *restrict pyr = c->pyr, *restrict pcx = c->pcx;
+                                            const uint16_t *xc, const int32_t *xo, const float *xs,
+                                            const int32_t *xe, const float *yv, const uint16_t *yc,
+                                            const float *ys, const int32_t *yf, const int32_t *dup,
+                                            const int32_t *xf) {
+  int32_t *restrict start = c->start, *restrict pcx = c->pcx;
   int32_t *restrict at = c->r0; // each strip row's next place (at most 4096 rows)
   double *restrict px = c->px, *restrict py = c->py;
   const int32_t Gy = cells / Gx;
   memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
   memset(c->heavy, 0, (size_t)cells + 1);
   for (int32_t i = 0; i < n; i++) {
-    if ((i & 15) == 0) __builtin_prefetch(yv + i), __builtin_prefetch(yr + i); // read below in x's order
+    if ((i & 15) == 0) __builtin_prefetch(yv + i); // read below in x's order
     start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
   }
   for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
@@ -457,7 +455,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
       while (p >= xe[sx + 1]) sx++; // the strip of position p
       const int32_t i = xo[p], s = at[yc[i]]++;
       px[s] = xs[p], py[s] = yv[i];
-      pxr[s] = p, pyr[s] = yr[i], pcx[s] = sx;
+      pcx[s] = sx;
     }
   } else {
     // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
@@ -467,7 +465,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
       if (dup[i] < 0) continue;
       const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
       px[s] = xv[i], py[s] = yv[i];
-      pxr[s] = xr[i], pyr[s] = yr[i], pcx[s] = xc[i];
+      pcx[s] = xc[i];
       c->pw[s] = dup[i] > 0 ? dup[i] : 1;
       if (dup[i] > 1) c->heavy[cell] = 1;
     }
@@ -497,13 +495,13 @@ ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m
  */
 ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_t n, int32_t M, const double *qr,
                                                                const double *px, const double *py,
-                                                               const int32_t *pxr, const int32_t *pyr,
                                                                const float *xs, const int32_t *xf, double xlo,
                                                                double xsc, const float *ys, const int32_t *yf,
                                                                double ylo, double ysc, const int64_t *psi) {
   int64_t tot = 0;
-  // a count's left border: the first sorted position m in [0, own] where c - vs[m] < rr (it holds at the sample's
-  // own position); its right border: the first in (own, n] where m == n or vs[m] - c >= rr
+  // a count's left border: the first sorted position m where c - vs[m] < rr (it holds at the sample's own position
+  // and at n - 1, whose value is the largest); its right border: the first where m == n or vs[m] - c >= rr (it fails
+  // at 0 and at the sample's own position)
 #define PL(m) (c - (double)vs[m] < rr)
 #define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
   if (n < 8) {
@@ -515,9 +513,8 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
       for (int d = 0; d < 2; d++) {
         const float *vs = d ? ys : xs;
         const double c = d ? py[j] : px[j];
-        const int32_t own = d ? pyr[j] : pxr[j];
-        ITN_FIRST(B[2 * d], 0, own, PL);
-        ITN_FIRST(B[2 * d + 1], own + 1, n, PR);
+        ITN_FIRST(B[2 * d], 0, n - 1, PL);
+        ITN_FIRST(B[2 * d + 1], 0, n, PR);
       }
       tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
     }
@@ -535,13 +532,12 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     const __mmask8 live = _mm512_mask_cmp_pd_mask(in, r, _mm512_setzero_pd(), _CMP_GT_OQ);
     if (!live) continue;
     const __m512d x = _mm512_maskz_loadu_pd(in, px + j0), y = _mm512_maskz_loadu_pd(in, py + j0);
-    const __m256i ax = _mm256_maskz_loadu_epi32(in, pxr + j0), ay = _mm256_maskz_loadu_epi32(in, pyr + j0);
 #define ITN_CLAMP(v) _mm256_min_epi32(_mm256_max_epi32((v), one), last)
     __m256i A[4];
-    A[0] = ITN_CLAMP(_mm256_min_epi32(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top, xbits), ax));
-    A[1] = ITN_CLAMP(_mm256_max_epi32(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top, xbits), _mm256_add_epi32(ax, one)));
-    A[2] = ITN_CLAMP(_mm256_min_epi32(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top, ybits), ay));
-    A[3] = ITN_CLAMP(_mm256_max_epi32(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top, ybits), _mm256_add_epi32(ay, one)));
+    A[0] = ITN_CLAMP(fence8(xf, _mm512_sub_pd(x, r), vxlo, vxsc, top, xbits));
+    A[1] = ITN_CLAMP(fence8(xf, _mm512_add_pd(x, r), vxlo, vxsc, top, xbits));
+    A[2] = ITN_CLAMP(fence8(yf, _mm512_sub_pd(y, r), vylo, vysc, top, ybits));
+    A[3] = ITN_CLAMP(fence8(yf, _mm512_add_pd(y, r), vylo, vysc, top, ybits));
 #undef ITN_CLAMP
     int32_t a[4][8];
     double cx[8], cy[8], rv[8];
@@ -571,19 +567,19 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
       int32_t B[4][8];
       for (int b = 0; b < 4; b++) _mm256_storeu_si256((__m256i *)B[b], pos[b]);
       for (__mmask8 left = bad; left; left &= left - 1) {
-        const int k = __builtin_ctz(left), j = j0 + k;
+        const int k = __builtin_ctz(left);
         const double rr = rv[k];
         for (int d = 0; d < 2; d++) {
           const float *vs = d ? ys : xs;
           const double c = d ? cy[k] : cx[k];
-          const int32_t own = d ? pyr[j] : pxr[j], u = a[2 * d][k], w = a[2 * d + 1][k];
+          const int32_t u = a[2 * d][k], w = a[2 * d + 1][k];
           const uint32_t hl = h[2 * d][k], hr = h[2 * d + 1][k];
           if (hl > 1 && !(hl & 1)) {
-          } else if (hl & 1) ITN_DOWN(B[2 * d][k], 0, own, u - 1, PL);
-          else ITN_UP(B[2 * d][k], 0, own, u + 6, PL);
+          } else if (hl & 1) ITN_DOWN(B[2 * d][k], 0, n - 1, u - 1, PL);
+          else ITN_UP(B[2 * d][k], 0, n - 1, u + 6, PL);
           if (hr > 1 && !(hr & 1)) {
-          } else if (hr & 1) ITN_DOWN(B[2 * d + 1][k], own + 1, n, w - 1, PR);
-          else ITN_UP(B[2 * d + 1][k], own + 1, n, w + 6, PR);
+          } else if (hr & 1) ITN_DOWN(B[2 * d + 1][k], 0, n, w - 1, PR);
+          else ITN_UP(B[2 * d + 1][k], 0, n, w + 6, PR);
         }
       }
       for (int b = 0; b < 4; b++) pos[b] = _mm256_loadu_si256((const __m256i *)B[b]);
@@ -599,21 +595,20 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
 }
 
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
-                                              const int32_t *xr, const int32_t *xo, const float *xs,
-                                              const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo,
-                                              double xsc, const float *yv, const uint16_t *yc, const int32_t *yr,
-                                              const float *ys, const int32_t *ye, int32_t Gy, const int32_t *yf,
-                                              double ylo, double ysc, const int32_t *dup, const int64_t *psi,
-                                              int64_t *out) {
+                                              const int32_t *xo, const float *xs, const int32_t *xe, int32_t Gx,
+                                              const int32_t *xf, double xlo, double xsc, const float *yv,
+                                              const uint16_t *yc, const float *ys, const int32_t *ye, int32_t Gy,
+                                              const int32_t *yf, double ylo, double ysc, const int32_t *dup,
+                                              const int64_t *psi, int64_t *out) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n * ITN_FENCE_BUCKETS;
   if (n < 2 || grow(c, n, cells) != 0) return -1;
   PROFC(3, 1);
   PROFN(0);
-  int32_t *start = c->start, *pxr = c->pxr, *pyr = c->pyr, *pw = dup ? c->pw : NULL, *pcx = c->pcx;
+  int32_t *start = c->start, *pw = dup ? c->pw : NULL, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
-  place(c, n, cells, Gx, xv, xc, xr, xo, xs, xe, yv, yc, yr, ys, yf, dup, xf);
+  place(c, n, cells, Gx, xv, xc, xo, xs, xe, yv, yc, ys, yf, dup, xf);
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
@@ -623,7 +618,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   PROFN(2);
   // pass 2: the counts, eight stored samples a step (radius 0: none), each border from four positions after its
   // fence bucket's first (first8); lanes that miss gallop from there, one by one
-  out[0] = counts(N, n, M, qr, px, py, pxr, pyr, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
+  out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
   PROF(2);
   return 0;
 }
@@ -646,19 +641,19 @@ int32_t itn_supported(void);
  * weights), then the counts, eight samples a step, from four positions after each border's fence bucket's first
  * (else the whole range, by halvings).
  */
-int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xr, const int32_t *xo,
-                     const float *xs, const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc,
-                     const float *yv, const uint16_t *yc, const int32_t *yr, const int32_t *yo, const float *ys,
-                     const int32_t *ye, int32_t Gy, const int32_t *yf, double ylo, double ysc, const int32_t *dup,
-                     const int64_t *psi, int64_t *out) {
+int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xo, const float *xs,
+                     const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc, const float *yv,
+                     const uint16_t *yc, const int32_t *yo, const float *ys, const int32_t *ye, int32_t Gy,
+                     const int32_t *yf, double ylo, double ysc, const int32_t *dup, const int64_t *psi,
+                     int64_t *out) {
   (void)yo; // the samples are placed in x's sorted order only
 #if ITN_KSG_HAVE_AVX512
   if (itn_supported())
-    return ksg_pair_avx512(p, n, xv, xc, xr, xo, xs, xe, Gx, xf, xlo, xsc, yv, yc, yr, ys, ye, Gy, yf, ylo, ysc, dup,
-                           psi, out);
+    return ksg_pair_avx512(p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, yv, yc, ys, ye, Gy, yf, ylo, ysc, dup, psi,
+                           out);
 #endif
-  (void)p, (void)n, (void)xv, (void)xc, (void)xr, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo;
-  (void)xsc, (void)yv, (void)yc, (void)yr, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)dup;
+  (void)p, (void)n, (void)xv, (void)xc, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo;
+  (void)xsc, (void)yv, (void)yc, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)dup;
   (void)psi;
   (void)out;
   return -1;
@@ -673,7 +668,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * finite, heavy points in both neurons, or the kernel could not run). One call for many pairs: no JavaScript a pair.
  */
 int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, const float *vals,
-                      const uint16_t *cell, const int32_t *rank, const int32_t *order, const float *sorted,
+                      const uint16_t *cell, const int32_t *order, const float *sorted,
                       const int32_t *edge, int32_t G1, const int32_t *strips, const int32_t *fence, int32_t F,
                       const double *fenceLo, const double *fenceScale, const int32_t *maxTie, const uint8_t *finite,
                       const int64_t *psiFixed, const double *psi, double *mi, uint8_t *done) {
@@ -683,10 +678,10 @@ int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, c
     if (!finite[a] || !finite[b] || (maxTie[a] > 3 && maxTie[b] > 3) || n <= 3) continue;
     const size_t oa = (size_t)a * n, ob = (size_t)b * n;
     int64_t sum;
-    if (itn_ksg_pair(p, n, vals + oa, cell + oa, rank + oa, order + oa, sorted + oa, edge + (size_t)a * G1, strips[a],
-                     fence + (size_t)a * F, fenceLo[a], fenceScale[a], vals + ob, cell + ob, rank + ob, order + ob,
-                     sorted + ob, edge + (size_t)b * G1, strips[b], fence + (size_t)b * F, fenceLo[b],
-                     fenceScale[b], NULL, psiFixed, &sum) != 0)
+    if (itn_ksg_pair(p, n, vals + oa, cell + oa, order + oa, sorted + oa, edge + (size_t)a * G1, strips[a],
+                     fence + (size_t)a * F, fenceLo[a], fenceScale[a], vals + ob, cell + ob, order + ob, sorted + ob,
+                     edge + (size_t)b * G1, strips[b], fence + (size_t)b * F, fenceLo[b], fenceScale[b], NULL,
+                     psiFixed, &sum) != 0)
       continue;
     mi[q] = psi[n] + psi[3] - (double)sum / 68719476736.0 / n;
     done[q] = 1;
