@@ -21,7 +21,8 @@
 typedef struct {
   int32_t n, cells;
   int32_t *start, *pcx, *pw, *r0, *r1;
-  double *px, *py, *qr;
+  double *px, *py, *qr, *hx, *hy;
+  int32_t H;
   uint8_t *heavy;
 } itn_ksg_ctx;
 
@@ -30,7 +31,7 @@ void *itn_ksg_new(void) { return calloc(1, sizeof(itn_ksg_ctx)); }
 void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
-  free(c->start), free(c->pw), free(c->px), free(c->py);
+  free(c->start), free(c->pw), free(c->px), free(c->py), free(c->hx), free(c->hy);
   free(c->qr), free(c->heavy), free(c->pcx);
   free(c->r0), free(c->r1);
   free(c);
@@ -44,15 +45,17 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     if (!c->r0 || !c->r1) return -1;
   }
   if (n > c->n) {
-    free(c->pw), free(c->px), free(c->py);
+    free(c->pw), free(c->px), free(c->py), free(c->hx), free(c->hy);
     free(c->qr), free(c->pcx);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
     c->pw = malloc(sizeof(int32_t) * m);
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
     c->qr = malloc(sizeof(double) * m);
+    c->hx = malloc(sizeof(double) * m);
+    c->hy = malloc(sizeof(double) * m);
     c->pcx = malloc(sizeof(int32_t) * m);
-    c->n = c->pw && c->px && c->py && c->qr && c->pcx ? n : 0;
+    c->n = c->pw && c->px && c->py && c->qr && c->pcx && c->hx && c->hy ? n : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
@@ -218,6 +221,9 @@ uint64_t *itn_ksg_times(void) { return prof; }
 
 #if ITN_KSG_HAVE_AVX512
 
+/** The most heavy points the vector search takes into every group's lists (more: one lane at a time). */
+#define ITN_FEW_HEAVY 16
+
 /** The grid and the stored samples of one pair, as the search reads them. */
 typedef struct {
   const int32_t *start, *xe, *ye, *pw;
@@ -225,6 +231,9 @@ typedef struct {
   const float *xs, *ys;
   const double *px, *py;
   int32_t Gx, Gy, N, n;
+  /** The heavy points (at most ITN_FEW_HEAVY: taken into every group's lists before its scan), or `H < 0`. */
+  const double *hx, *hy;
+  int32_t H;
 } itn_grid;
 
 /** Whether a heavy point lies in the cells `[x0, x1] x [y0, y1]` (never without heavy points). */
@@ -305,7 +314,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
       int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
       const double yLoV = y0 > 0 ? ys[ye[y0] - 1] : -INFINITY, yHiV = y1 < Gy - 1 ? ys[ye[y1 + 1]] : INFINITY;
-      if (any_heavy(g, x0, x1, y0, y1)) {
+      if (g->H < 0 && any_heavy(g, x0, x1, y0, y1)) {
         for (int32_t s = s0; s < s0 + cnt; s++) {
           if (g->pw[s] > 1) {
             qr[s] = 0;
@@ -321,6 +330,13 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       const double xLoV = x0 > 0 ? xs[xe[x0] - 1] : -INFINITY, xHiV = x1 < Gx - 1 ? xs[xe[x1 + 1]] : INFINITY;
       const __m512d X = _mm512_maskz_loadu_pd(lanes, px + s0), Y = _mm512_maskz_loadu_pd(lanes, py + s0);
       __m512d m1 = inf, m2 = inf, m3 = inf;
+      for (int32_t h = 0; h < g->H; h++) {
+        // a heavy point counts at least four times: it lowers all three distances (met again in the scan, its
+        // representative changes nothing)
+        const __m512d d = _mm512_range_pd(_mm512_sub_pd(X, _mm512_set1_pd(g->hx[h])),
+                                          _mm512_sub_pd(Y, _mm512_set1_pd(g->hy[h])), 0x0B);
+        m1 = _mm512_min_pd(m1, d), m2 = _mm512_min_pd(m2, d), m3 = _mm512_min_pd(m3, d);
+      }
       // one candidate against all lanes: max(|dx|, |dy|) with the sign cleared (VRANGEPD, imm 0b1011), +inf in
       // the lanes of `keep_` clear (the sample itself)
 #define ITN_CAND(q_, keep_)                                                                                     \
@@ -344,7 +360,7 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       const __mmask8 sure = _mm512_cmp_pd_mask(m3, _mm512_min_pd(bx, by), _CMP_LE_OQ);
       int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
       const __mmask8 more = lanes & ~sure;
-      if (more && !g->pw) {
+      if (more && g->H >= 0) {
         // grow the searched rectangle a strip at a time on each side that some unsure lane's third distance reaches
         // beyond, until every lane's third distance is within its border
         __mmask8 left = more;
@@ -416,6 +432,11 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
         }
       }
       put_radii(qr, s0, lanes, m3);
+      if (g->H > 0) {
+        // heavy points' representatives: radius 0 (their terms are the caller's)
+        const __mmask8 reps = _mm256_mask_cmpgt_epi32_mask(lanes, _mm256_maskz_loadu_epi32(lanes, g->pw + s0), _mm256_set1_epi32(1));
+        _mm512_mask_storeu_pd(qr + s0, reps, _mm512_setzero_pd());
+      }
     }
   }
 #undef ITN_CAND
@@ -442,6 +463,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   const int32_t Gy = cells / Gx;
   memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
   memset(c->heavy, 0, (size_t)cells + 1);
+  c->H = 0;
   for (int32_t i = 0; i < n; i++) {
     if ((i & 15) == 0) __builtin_prefetch(yv + i); // read below in x's order
     start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
@@ -467,7 +489,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
       px[s] = xv[i], py[s] = yv[i];
       pcx[s] = xc[i];
       c->pw[s] = dup[i] > 0 ? dup[i] : 1;
-      if (dup[i] > 1) c->heavy[cell] = 1;
+      if (dup[i] > 1) c->heavy[cell] = 1, c->hx[c->H] = xv[i], c->hy[c->H] = yv[i], c->H++;
     }
     memmove(start + 1, start, sizeof(int32_t) * (size_t)cells);
     start[0] = 0;
@@ -612,7 +634,9 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   const int32_t N = start[cells];
   PROF(0);
   PROFN(1);
-  const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N, n};
+  // few heavy points: into every group's lists first (the vector search as without them); many: one by one
+  const int32_t H = !dup ? 0 : c->H <= ITN_FEW_HEAVY ? c->H : -1;
+  const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N, n, c->hx, c->hy, H};
   search(c, &g, pcx);
   PROF(1);
   PROFN(2);
