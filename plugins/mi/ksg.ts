@@ -483,11 +483,11 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
   // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
   // heavy ties, e.g. ReLU zeros, cheap).
-  const dup = duplicates(a, b, k, n);
   if (k === 3 && nativeKernels?.avx512 && nativeSwitch.use && ksgNative.use) {
-    const sum = nativeTotal(a, b, n, dup, s);
+    const sum = nativeTotal(a, b, n, s);
     if (sum !== null) return ksgFromSum(sum, n, k, s.psi);
   }
+  const dup = duplicates(a, b, k, n);
   if (k === 3 && KSG_WASM !== null && ksgKernels.useWasm) {
     let heavy = 0;
     if (dup !== null) { for (let i = 0; i < n; i++) heavy += +(dup[i] > 0); }
@@ -831,20 +831,21 @@ function wasmTotal(
  */
 export const ksgNative: { use: boolean } = { use: true };
 
-/** The native kernel's sum (`plugins/kernels/native/ksg.c`), and the caller's part of it: the heavy points' terms. */
+/** The native kernel's sum (`plugins/kernels/native/ksg.c`). */
 const NATIVE_SUM = new BigInt64Array(1);
 
 /**
  * The exact fixed-point sum of `psi(n_x + 1) + psi(n_y + 1)` over all samples by the native kernel (k = 3, float32
- * values), with the heavy points' terms (their tie-group sizes) added here; null where it cannot run.
+ * values; heavy points found there too, from the tie groups of neurons that have one); null where it cannot run.
  */
-function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | null, s: KsgScratch): bigint | null {
+function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, s: KsgScratch): bigint | null {
   const k = nativeKernels!;
   if (
     !(a.vals instanceof Float32Array) || !(b.vals instanceof Float32Array) || !(a.sorted instanceof Float32Array) ||
     !(b.sorted instanceof Float32Array)
   ) return null;
-  const { float: fx, flushEvery } = s.fixed;
+  // both neurons with a tie group of more than 3 samples: the kernel looks for points shared by more than 3
+  const heavy = a.maxTie > 3 && b.maxTie > 3;
   const ok = k.symbols.itn_ksg_pair(
     k.ksgCtx,
     n,
@@ -857,6 +858,8 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
     a.fence,
     a.fenceLo,
     a.fenceScale,
+    heavy ? a.group : null,
+    heavy ? a.tie : null,
     b.vals,
     b.cell,
     b.order,
@@ -866,23 +869,12 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, dup: Int32Array | 
     b.fence,
     b.fenceLo,
     b.fenceScale,
-    dup,
+    heavy ? b.group : null,
+    heavy ? b.tie : null,
     s.fixed.values,
     NATIVE_SUM,
   );
-  if (ok !== 0) return null;
-  let tHi = 0, tLo = 0, t = 0, left = flushEvery; // exact: tHi * 2^20 + tLo + t, as in ksgPair
-  if (dup !== null) {
-    for (let i = 0; i < n; i++) {
-      if (dup[i] === 0) continue;
-      t += fx[a.tie[i]] + fx[b.tie[i]];
-      if (--left === 0) {
-        const h = high(t);
-        (tHi += h), (tLo += t - h * PSI_SPLIT), (t = 0), (left = flushEvery);
-      }
-    }
-  }
-  return NATIVE_SUM[0] + joinSplit(tHi, tLo, t);
+  return ok === 0 ? NATIVE_SUM[0] : null;
 }
 
 /**

@@ -20,7 +20,8 @@
 /** Per-realm scratch, grown to the largest pair seen. */
 typedef struct {
   int32_t n, cells;
-  int32_t *start, *pcx, *pw, *r0, *r1;
+  int32_t *start, *pcx, *pw, *r0, *r1, *dup, *hv, *hc;
+  uint64_t *hk;
   double *px, *py, *qr, *hx, *hy;
   int32_t H;
   uint8_t *heavy;
@@ -32,6 +33,7 @@ void itn_ksg_free(void *p) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   if (!c) return;
   free(c->start), free(c->pw), free(c->px), free(c->py), free(c->hx), free(c->hy);
+  free(c->dup), free(c->hk), free(c->hv), free(c->hc);
   free(c->qr), free(c->heavy), free(c->pcx);
   free(c->r0), free(c->r1);
   free(c);
@@ -46,8 +48,14 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
   }
   if (n > c->n) {
     free(c->pw), free(c->px), free(c->py), free(c->hx), free(c->hy);
-    free(c->qr), free(c->pcx);
+    free(c->qr), free(c->pcx), free(c->dup), free(c->hk), free(c->hv), free(c->hc);
     const size_t m = (size_t)n + 8; // vector loads may read up to 7 entries past the last sample
+    // the heavy points' hash table: a power of two of at least twice the tied samples (at most 4n)
+    const size_t T = 4 * (size_t)n + 4;
+    c->dup = malloc(sizeof(int32_t) * m);
+    c->hk = malloc(sizeof(uint64_t) * T);
+    c->hv = malloc(sizeof(int32_t) * T);
+    c->hc = malloc(sizeof(int32_t) * T);
     c->pw = malloc(sizeof(int32_t) * m);
     c->px = malloc(sizeof(double) * m);
     c->py = malloc(sizeof(double) * m);
@@ -55,7 +63,7 @@ static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
     c->hx = malloc(sizeof(double) * m);
     c->hy = malloc(sizeof(double) * m);
     c->pcx = malloc(sizeof(int32_t) * m);
-    c->n = c->pw && c->px && c->py && c->qr && c->pcx && c->hx && c->hy ? n : 0;
+    c->n = c->pw && c->px && c->py && c->qr && c->pcx && c->hx && c->hy && c->dup && c->hk && c->hv && c->hc ? n : 0;
     if (!c->n) return -1;
   }
   if (cells > c->cells) {
@@ -616,17 +624,67 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
   return tot;
 }
 
+/**
+ * The heavy points of a pair whose neurons both have tie groups of more than 3 samples (`xg`, `yg`: each sample's
+ * tie group start; `xt`, `yt`: its size), as plugins/mi/ksg.ts `duplicates`: per sample, the multiplicity of its
+ * point for the first of more than 3 samples sharing both values, -1 for the others, 0 otherwise (a hash table of
+ * the (group, group) keys). Their terms `psi[tie_x] + psi[tie_y]` (n_x, n_y: their tie groups less themselves) into
+ * `*terms`; returns the `dup` array, or NULL where there is no such point.
+ */
+static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg, const int32_t *xt,
+                                   const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *terms) {
+  int32_t m = 0;
+  for (int32_t i = 0; i < n; i++) m += (xt[i] > 3) & (yt[i] > 3);
+  *terms = 0;
+  if (m == 0) return NULL;
+  size_t T = 2;
+  while (T < 2 * (size_t)m) T *= 2;
+  uint64_t *hk = c->hk;
+  int32_t *hv = c->hv, *hc = c->hc, *dup = c->dup;
+  memset(hk, 0xff, sizeof(uint64_t) * T); // empty: all ones (no key: group starts are below 2^31)
+#define ITN_SLOT(i_, h_)                                                                                            \
+  do {                                                                                                              \
+    const uint64_t key_ = (uint64_t)(uint32_t)xg[i_] << 32 | (uint32_t)yg[i_];                                      \
+    h_ = (size_t)((key_ * 0x9E3779B97F4A7C15ull) >> 32) & (T - 1);                                                  \
+    while (hk[h_] != key_ && hk[h_] != ~0ull) h_ = (h_ + 1) & (T - 1);                                              \
+    if (hk[h_] == ~0ull) hk[h_] = key_, hv[h_] = i_, hc[h_] = 0;                                                    \
+  } while (0)
+  for (int32_t i = 0; i < n; i++) {
+    dup[i] = 0;
+    if (xt[i] <= 3 || yt[i] <= 3) continue;
+    size_t h;
+    ITN_SLOT(i, h);
+    hc[h]++;
+  }
+  int any = 0;
+  int64_t t = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (xt[i] <= 3 || yt[i] <= 3) continue;
+    size_t h;
+    ITN_SLOT(i, h);
+    if (hc[h] <= 3) continue; // fewer than 4 at this point: ordinary samples
+    dup[i] = hv[h] == i ? hc[h] : -1;
+    t += psi[xt[i]] + psi[yt[i]], any = 1;
+  }
+#undef ITN_SLOT
+  *terms = t;
+  return any ? dup : NULL;
+}
+
 ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
                                               const int32_t *xo, const float *xs, const int32_t *xe, int32_t Gx,
-                                              const int32_t *xf, double xlo, double xsc, const float *yv,
-                                              const uint16_t *yc, const float *ys, const int32_t *ye, int32_t Gy,
-                                              const int32_t *yf, double ylo, double ysc, const int32_t *dup,
+                                              const int32_t *xf, double xlo, double xsc, const int32_t *xg,
+                                              const int32_t *xt, const float *yv, const uint16_t *yc,
+                                              const float *ys, const int32_t *ye, int32_t Gy, const int32_t *yf,
+                                              double ylo, double ysc, const int32_t *yg, const int32_t *yt,
                                               const int64_t *psi, int64_t *out) {
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n * ITN_FENCE_BUCKETS;
   if (n < 2 || grow(c, n, cells) != 0) return -1;
   PROFC(3, 1);
   PROFN(0);
+  int64_t terms = 0;
+  const int32_t *dup = xg && xt && yg && yt ? heavy_points(c, n, xg, xt, yg, yt, psi, &terms) : NULL;
   int32_t *start = c->start, *pw = dup ? c->pw : NULL, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
@@ -642,7 +700,7 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   PROFN(2);
   // pass 2: the counts, eight stored samples a step (radius 0: none), each border from four positions after its
   // fence bucket's first (first8); lanes that miss gallop from there, one by one
-  out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
+  out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi) + terms;
   PROF(2);
   return 0;
 }
@@ -666,18 +724,19 @@ int32_t itn_supported(void);
  * (else the whole range, by halvings).
  */
 int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xo, const float *xs,
-                     const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc, const float *yv,
-                     const uint16_t *yc, const int32_t *yo, const float *ys, const int32_t *ye, int32_t Gy,
-                     const int32_t *yf, double ylo, double ysc, const int32_t *dup, const int64_t *psi,
-                     int64_t *out) {
+                     const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc, const int32_t *xg,
+                     const int32_t *xt, const float *yv, const uint16_t *yc, const int32_t *yo, const float *ys,
+                     const int32_t *ye, int32_t Gy, const int32_t *yf, double ylo, double ysc, const int32_t *yg,
+                     const int32_t *yt, const int64_t *psi, int64_t *out) {
   (void)yo; // the samples are placed in x's sorted order only
 #if ITN_KSG_HAVE_AVX512
   if (itn_supported())
-    return ksg_pair_avx512(p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, yv, yc, ys, ye, Gy, yf, ylo, ysc, dup, psi,
-                           out);
+    return ksg_pair_avx512(p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc, yg,
+                           yt, psi, out);
 #endif
-  (void)p, (void)n, (void)xv, (void)xc, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo;
-  (void)xsc, (void)yv, (void)yc, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)dup;
+  (void)p, (void)n, (void)xv, (void)xc, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo, (void)xg;
+  (void)xt, (void)xsc, (void)yv, (void)yc, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)yg;
+  (void)yt;
   (void)psi;
   (void)out;
   return -1;
@@ -694,18 +753,21 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
 int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, const float *vals,
                       const uint16_t *cell, const int32_t *order, const float *sorted,
                       const int32_t *edge, int32_t G1, const int32_t *strips, const int32_t *fence, int32_t F,
-                      const double *fenceLo, const double *fenceScale, const int32_t *maxTie, const uint8_t *finite,
-                      const int64_t *psiFixed, const double *psi, double *mi, uint8_t *done) {
+                      const double *fenceLo, const double *fenceScale, const int32_t *group, const int32_t *tie,
+                      const int32_t *tieSlot, const uint8_t *finite, const int64_t *psiFixed, const double *psi,
+                      double *mi, uint8_t *done) {
   for (int32_t q = 0; q < count; q++) {
     const int32_t a = pairs[2 * q], b = pairs[2 * q + 1];
     done[q] = 0;
-    if (!finite[a] || !finite[b] || (maxTie[a] > 3 && maxTie[b] > 3) || n <= 3) continue;
-    const size_t oa = (size_t)a * n, ob = (size_t)b * n;
+    if (!finite[a] || !finite[b] || n <= 3) continue;
+    const size_t oa = (size_t)a * n, ob = (size_t)b * n, ta = (size_t)tieSlot[a] * n, tb = (size_t)tieSlot[b] * n;
+    const int heavy = tieSlot[a] >= 0 && tieSlot[b] >= 0; // both with a tie group of more than 3
     int64_t sum;
     if (itn_ksg_pair(p, n, vals + oa, cell + oa, order + oa, sorted + oa, edge + (size_t)a * G1, strips[a],
-                     fence + (size_t)a * F, fenceLo[a], fenceScale[a], vals + ob, cell + ob, order + ob, sorted + ob,
-                     edge + (size_t)b * G1, strips[b], fence + (size_t)b * F, fenceLo[b], fenceScale[b], NULL,
-                     psiFixed, &sum) != 0)
+                     fence + (size_t)a * F, fenceLo[a], fenceScale[a], heavy ? group + ta : NULL,
+                     heavy ? tie + ta : NULL, vals + ob, cell + ob, order + ob, sorted + ob, edge + (size_t)b * G1,
+                     strips[b], fence + (size_t)b * F, fenceLo[b], fenceScale[b], heavy ? group + tb : NULL,
+                     heavy ? tie + tb : NULL, psiFixed, &sum) != 0)
       continue;
     mi[q] = psi[n] + psi[3] - (double)sum / 68719476736.0 / n;
     done[q] = 1;
