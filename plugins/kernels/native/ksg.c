@@ -1,13 +1,13 @@
 /*
  * Native kernel of the KSG pair (k = 3, float32 values), loaded through Deno's FFI (plugins/kernels/native/native.ts)
- * and called by plugins/mi/ksg.ts `ksgPair` in place of its WebAssembly kernel. The same counts as the JavaScript
- * kernel there, found another way (docs/internals.md, "Native kernels"): the samples placed into the grid of the two
- * neurons' strips; pass 1, each sample's three nearest other samples (Chebyshev, float64 distances of the float32
- * values, representatives of heavy points counted with their multiplicity), a strip row's samples eight at a time,
- * one a lane, against the union of their blocks, searching on over the rectangle of strips that can hold nearer ones
- * where the union's border is nearer than the 3rd distance; pass 2, n_x and n_y from the sorted marginals, eight
- * samples at a time, each border from four positions after its fence bucket's first; the fixed-point psi terms summed
- * as 64-bit integers. The pair kernel needs AVX-512 (a plain C build of earlier loops measured 2.5 against the
+ * and called by plugins/mi/ksg.ts `ksgPair` (and, a chunk of pairs a call, `ksgPairs`) in place of its WebAssembly
+ * kernel. The same counts as the JavaScript kernel there, found another way (docs/internals.md, "Native kernels"): the
+ * heavy points found from the neurons' tie groups, the samples placed into the grid of the two neurons' strips; pass 1,
+ * each sample's three nearest other samples (Chebyshev, float64 distances of the float32 values, representatives of
+ * heavy points counted with their multiplicity), a strip row's samples eight at a time, one a lane, against the union
+ * of their blocks, the searched rectangle grown a strip at a time on the sides some lane's 3rd distance reaches beyond;
+ * pass 2, n_x and n_y from the sorted marginals, eight samples at a time, each border from an eight-position window
+ * after its fence bucket's first position; the fixed-point psi terms summed as 64-bit integers. The pair kernel needs AVX-512 (a plain C build of earlier loops measured 2.5 against the
  * WebAssembly kernel's 1.4 ms a pair, so there is none: elsewhere `itn_ksg_pair` declines and the caller keeps
  * WebAssembly); the per-neuron preparation (`itn_ksg_prep`) is plain C.
  */
@@ -166,7 +166,7 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
 
 /**
  * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true, and true at `hi`): halvings
- * of the whole range (the counts' lanes that {@link first8} could not place).
+ * of the whole range (the counts' borders that a window could not place, where `n < 8`).
  */
 #define ITN_FIRST(result, lo, hi, pred)                                                                             \
   do {                                                                                                              \
@@ -256,7 +256,7 @@ static inline int any_heavy(const itn_grid *g, int32_t x0, int32_t x1, int32_t y
 /**
  * One sample's search beyond the cells `[x0, x1] x [y0, y1]` (which were searched: `b` holds the three smallest
  * distances found there) when its third distance is not within their border: the rectangle of strips that can hold
- * nearer samples, its ranges outside those cells inserted. Its radius and the strips its counts span into the job.
+ * nearer samples, its ranges outside those cells inserted. Its radius into `qr`.
  */
 ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, double *b, int32_t x0, int32_t x1,
                                  int32_t y0, int32_t y1, double *qr) {
@@ -290,8 +290,8 @@ ITN_KSG_AVX512 static void widen(itn_ksg_ctx *c, const itn_grid *g, int32_t s, d
 }
 
 /**
- * The count jobs of the lanes `lanes` of the stored samples from `s0`: radius the third distance `d3` (the least
- * positive double where it is 0) and the sorted positions `[xa, xb)`, `[ya, yb)` their counts may span.
+ * The radii of the lanes `lanes` of the stored samples from `s0`: the third distance `d3` (the least positive double
+ * where it is 0).
  */
 ITN_KSG_AVX512 static inline void put_radii(double *qr, int32_t s0, __mmask8 lanes, __m512d d3) {
   const __mmask8 pos = _mm512_cmp_pd_mask(d3, _mm512_setzero_pd(), _CMP_GT_OQ);
@@ -300,12 +300,12 @@ ITN_KSG_AVX512 static inline void put_radii(double *qr, int32_t s0, __mmask8 lan
 
 /**
  * Pass 1: every stored sample's radius (its third distance; 0 for a heavy point's representative, whose terms are
- * the caller's) and the strips its counts may span, into `qr` and `box` by stored position. The samples of a strip
- * row are taken eight at a time, one a lane: their candidates are the cells of the strips one either side of theirs
- * (the union of their blocks, reaching further on a sparse side), each broadcast to all lanes (a lane's own sample
- * masked), the three smallest kept lane by lane. Lanes whose third distance is not within the union's border search
- * on together over the rectangle of strips that can hold nearer samples; beside a heavy point, lanes scan one by one
- * with the weights ({@link widen}).
+ * added apart) into `qr` by stored position. The samples of a strip row are taken eight at a time, one a lane: their
+ * candidates are the cells of the strips one either side of theirs (the union of their blocks), each broadcast to all
+ * lanes (a lane's own sample masked), the three smallest kept lane by lane, after the heavy points (up to
+ * ITN_FEW_HEAVY, taken first: each lowers all three). While some lane's third distance reaches beyond a side of the
+ * searched rectangle of strips, that side grows by a strip and its new cells are scanned for all lanes. With more heavy
+ * points, lanes beside one scan one by one with the weights ({@link widen}).
  */
 ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32_t *pcx) {
   const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy;
@@ -451,14 +451,14 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
 }
 
 /**
- * The samples bucketed by cell (strip rows, then strips across) into the scratch (values as float64, sorted
- * positions, strip across; `start`: each cell's first, `cells + 1`); those with `dup < 0` left out, weights kept.
+ * The samples bucketed by cell (strip rows, then strips across) into the scratch (values as float64, strip across;
+ * `start`: each cell's first, `cells + 1`); those with `dup < 0` left out, weights and heavy points kept.
  * Without heavy points taken in x's sorted order (`xo`), each appended to its strip row: a row's samples then lie
  * in strip order, and the writes go to as many places as there are rows (to each cell's next place, in sample order,
  * they went to many more, scattered over the cache: 19 -> 13 ticks a sample). Apart from the search, so that its
  * loops keep their pointers in registers. On the way, both fence tables and y's sorted values are fetched into the
  * cache for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample
- * there), and y's values and positions for this placement (read in x's order).
+ * there), and y's values for this placement (read in x's order).
  */
 __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
                                             const uint16_t *xc, const int32_t *xo, const float *xs,
@@ -504,7 +504,10 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   }
 }
 
-/** Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (as `bucket`). */
+/**
+ * Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (plugins/mi/ksg.ts
+ * `fenceBucket`; with `bits`, over the float32 bits of `v`).
+ */
 ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m512d lo, __m512d sc, __m512d top,
                                               int bits) {
   if (bits) {
@@ -698,8 +701,8 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   search(c, &g, pcx);
   PROF(1);
   PROFN(2);
-  // pass 2: the counts, eight stored samples a step (radius 0: none), each border from four positions after its
-  // fence bucket's first (first8); lanes that miss gallop from there, one by one
+  // pass 2: the counts, eight stored samples a step (radius 0: none), each border from an eight-position window
+  // after its fence position; lanes that miss gallop from there, one by one
   out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi) + terms;
   PROF(2);
   return 0;
@@ -710,18 +713,18 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
 int32_t itn_supported(void);
 
 /**
- * The exact sum over the samples with `dup[i] == 0` (all when `dup` is NULL) of `psi[n_x + 1] + psi[n_y + 1]`
- * (`psi`: fixed-point terms, plugins/mi/ksg.ts `fixedPsi`), into `out[0]`; samples with `dup[i] > 0` are stored
- * as `dup[i]` identical neighbours, those with `dup[i] < 0` left out (their terms are the caller's). Per neuron:
- * values `xv`, strip `xc` and sorted position `xr` of each sample, the sample at each sorted position `xo`, sorted
- * values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`ITN_FENCE_BUCKETS * n + 1`) with its origin and
- * scale (`yo` is not read). Returns 0, or -1 where the scratch memory could not be had, `n < 2` or the CPU lacks
- * AVX-512 (nothing done: the caller counts another way).
+ * The exact sum over all samples of `psi[n_x + 1] + psi[n_y + 1]` (`psi`: fixed-point terms, plugins/mi/ksg.ts
+ * `fixedPsi`) into `out[0]`. Per neuron: values `xv` and strip `xc` of each sample, the sample at each sorted position
+ * `xo`, sorted values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`ITN_FENCE_BUCKETS * n + 1`) with its
+ * origin and scale (negative: over the values' bits), and, where both neurons have a tie group of more than 3 samples,
+ * each sample's tie group start `xg` and size `xt` (else NULL: no heavy point possible; `yo` is not read). Returns 0,
+ * or -1 where the scratch memory could not be had, `n < 2` or the CPU lacks AVX-512 (nothing done: the caller counts
+ * another way).
  *
- * Two passes: the search stores each stored sample's radius and the strips its counts may span (a strip row's
- * samples eight at a time, one a lane, against the union of their blocks; beside a heavy point one by one, with the
- * weights), then the counts, eight samples a step, from four positions after each border's fence bucket's first
- * (else the whole range, by halvings).
+ * Heavy points (more than 3 samples at one point) are stored once with their multiplicity, their terms from their tie
+ * groups; then two passes: the search stores each stored sample's radius (a strip row's samples eight at a time, one a
+ * lane, against the union of their blocks, grown a strip at a time where needed), then the counts, eight samples a
+ * step, each border from an eight-position window after its fence position (else by galloping).
  */
 int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xo, const float *xs,
                      const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo, double xsc, const int32_t *xg,
