@@ -15,6 +15,24 @@
  * @module
  */
 
+/**
+ * One neuron's arguments of `itn_ksg_pair`: values, strips, order, sorted values, strip edges, strip count, fence
+ * table with its origin and scale, and the tie groups' starts and sizes (or null).
+ */
+const KSG_NEURON = [
+  "buffer",
+  "buffer",
+  "buffer",
+  "buffer",
+  "buffer",
+  "i32",
+  "buffer",
+  "f64",
+  "f64",
+  "buffer",
+  "buffer",
+] as const;
+
 const SYMBOLS = {
   itn_supported: { parameters: [], result: "i32" },
   itn_new: { parameters: [], result: "pointer" },
@@ -25,32 +43,8 @@ const SYMBOLS = {
     parameters: [
       "pointer",
       "i32",
-      ...([
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "i32",
-        "buffer",
-        "f64",
-        "f64",
-        "buffer",
-        "buffer",
-      ] as const),
-      ...([
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "buffer",
-        "i32",
-        "buffer",
-        "f64",
-        "f64",
-        "buffer",
-        "buffer",
-      ] as const),
+      ...KSG_NEURON,
+      ...KSG_NEURON,
       "buffer",
       "buffer",
     ],
