@@ -39,7 +39,7 @@ void itn_ksg_free(void *p) {
   free(c);
 }
 
-static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
+__attribute__((unused)) static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
   if (!c->r0) {
     // the rectangle's ranges: two a strip row at most (strips: at most 4096 a neuron)
     c->r0 = malloc(sizeof(int32_t) * (2 * 4096 + 2));
@@ -98,6 +98,9 @@ static inline void scan(const double *px, const double *py, const int32_t *pw, i
   }
 }
 
+/** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
+#define ITN_FENCE_BUCKETS 1
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw,avx512vpopcntdq")))
@@ -154,8 +157,6 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
   merge3(m1, m2, m3, b);
 }
 
-/** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
-#define ITN_FENCE_BUCKETS 1
 
 #define ITN_KSG_HAVE_AVX512 1
 #else
