@@ -100,7 +100,7 @@ export function pairChunks(job: PairJob): (c: number) => void {
   const views: NeuronPrep[] = [];
   const prep = (a: number) => views[a] ??= view(job, a);
   // the native kernel takes a chunk's pairs in one call where it can (what it leaves is done below)
-  const lib = k === 3 && cols instanceof Float32Array && job.sorted instanceof Float32Array && nativeKernels?.avx512 &&
+  const lib = k === 3 && cols instanceof Float32Array && job.sorted instanceof Float32Array && nativeKernels?.ksg512 &&
       nativeSwitch.use && ksgNative.use
     ? nativeKernels
     : null;

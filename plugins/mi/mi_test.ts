@@ -141,7 +141,7 @@ function withKernel<T>(mode: "js" | "wasm" | "native", f: () => T): T {
 }
 
 /** The kernels to compare: the native one where `npm install` built it (always in CI) and the CPU has AVX-512. */
-const KERNELS = nativeKernels?.avx512 ? ["js", "wasm", "native"] as const : ["js", "wasm"] as const;
+const KERNELS = nativeKernels?.ksg512 ? ["js", "wasm", "native"] as const : ["js", "wasm"] as const;
 
 Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as the JavaScript kernel", () => {
   assert.ok(KSG_WASM !== null, "WebAssembly SIMD kernel unavailable");
@@ -179,7 +179,7 @@ Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as
 // rarer paths: unions widened together or one lane at a time beside a heavy point, count borders found by galloping
 // where a tail's fence bucket holds many samples), native against WebAssembly.
 Deno.test("KSG: the native kernel equals the WebAssembly one on every pair of ten kinds of neuron (n = 3,000)", () => {
-  if (!nativeKernels?.avx512) return;
+  if (!nativeKernels?.ksg512) return;
   const rng = new Rng(99), n = 3000;
   const z0 = Float64Array.from({ length: n }, () => rng.normal());
   const kinds: Record<string, (z: number) => number> = {

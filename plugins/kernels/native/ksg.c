@@ -103,7 +103,7 @@ static inline void scan(const double *px, const double *py, const int32_t *pw, i
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw,avx512vpopcntdq")))
+#define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd")))
 
 /** Inserts `d` into each lane's sorted three smallest (`m1 <= m2 <= m3` lane by lane): a min/max network. */
 ITN_KSG_AVX512 static inline void insert_lanes(__m512d *m1, __m512d *m2, __m512d *m3, __m512d d) {
@@ -593,8 +593,10 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     for (int b = 0; b < 4; b++) {
       const __m256i hv = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)h[b]));
       bad |= _mm256_cmple_epu32_mask(hv, one) | _mm256_test_epi32_mask(hv, one);
-      const __m256i low = _mm256_sub_epi32(_mm256_and_si256(hv, _mm256_sub_epi32(_mm256_setzero_si256(), hv)), one);
-      pos[b] = _mm256_add_epi32(_mm256_sub_epi32(A[b], one), _mm256_popcnt_epi32(low));
+      // trailing zeros: 31 less the leading zeros of the lowest set bit (AVX-512 CD)
+      const __m256i low = _mm256_and_si256(hv, _mm256_sub_epi32(_mm256_setzero_si256(), hv));
+      const __m256i tz = _mm256_sub_epi32(_mm256_set1_epi32(31), _mm256_lzcnt_epi32(low));
+      pos[b] = _mm256_add_epi32(_mm256_sub_epi32(A[b], one), tz);
     }
     bad &= live;
     if (__builtin_expect(bad != 0, 0)) {
@@ -710,8 +712,24 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
 }
 #endif
 
-/** plugins/kernels/native/infotap_native.c: whether the CPU has the AVX-512 the kernels need. */
-int32_t itn_supported(void);
+/**
+ * 1 where the CPU has what the KSG pair kernel needs (AVX-512 F, BW, VL, DQ, CD; BMI2: also Skylake-SP and Cascade
+ * Lake, which lack the VPOPCNTDQ of the binned-MI counts), else 0.
+ */
+int32_t itn_ksg_supported(void) {
+#if ITN_KSG_HAVE_AVX512
+  static int known = -1; // the same answer whichever thread asks first
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("bmi2");
+  }
+  return known;
+#else
+  return 0;
+#endif
+}
 
 /**
  * The exact sum over all samples of `psi[n_x + 1] + psi[n_y + 1]` (`psi`: fixed-point terms, plugins/mi/ksg.ts
@@ -734,7 +752,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
                      const int32_t *yt, const int64_t *psi, int64_t *out) {
   (void)yo; // the samples are placed in x's sorted order only
 #if ITN_KSG_HAVE_AVX512
-  if (itn_supported())
+  if (itn_ksg_supported())
     return ksg_pair_avx512(p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc, yg,
                            yt, psi, out);
 #endif

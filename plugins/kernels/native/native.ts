@@ -2,7 +2,8 @@
  * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
  * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`) and the run may load them (`--allow-ffi`,
  * which `deno task analyze` and `serve` grant for that folder only): the KSG preparation and the MI of many tables
- * everywhere, the binned-MI counts and the KSG pair kernel where the CPU has AVX-512 with VPOPCNTDQ (`avx512`).
+ * everywhere, the binned-MI counts where the CPU has AVX-512 with VPOPCNTDQ (`avx512`) and the KSG pair kernel where
+ * it has AVX-512 F, BW, VL, DQ and CD (`ksg512`).
  * Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their WebAssembly paths,
  * which give the same results (so the path never shows in a table; only the time differs).
  *
@@ -35,6 +36,7 @@ const KSG_NEURON = [
 
 const SYMBOLS = {
   itn_supported: { parameters: [], result: "i32" },
+  itn_ksg_supported: { parameters: [], result: "i32" },
   itn_new: { parameters: [], result: "pointer" },
   itn_load_codes: { parameters: ["pointer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
   itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32", "i32"], result: "void" },
@@ -100,8 +102,10 @@ export interface NativeKernels {
   ctx: Deno.PointerValue;
   /** This realm's KSG scratch. */
   ksgCtx: Deno.PointerValue;
-  /** Whether the CPU has the AVX-512 the binned-MI counts and the KSG pair kernel need (`itn_supported`). */
+  /** Whether the CPU has the AVX-512 (with VPOPCNTDQ) the binned-MI counts need (`itn_supported`). */
   avx512: boolean;
+  /** Whether the CPU has the AVX-512 (F, BW, VL, DQ, CD) the KSG pair kernel needs (`itn_ksg_supported`). */
+  ksg512: boolean;
   symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
   /** The library's path. */
   path: string;
@@ -130,7 +134,14 @@ function load(): NativeKernels | null {
     const lib = Deno.dlopen(NATIVE_PATH, SYMBOLS);
     const ctx = lib.symbols.itn_new(), ksgCtx = lib.symbols.itn_ksg_new();
     if (ctx === null || ksgCtx === null) return null;
-    return { ctx, ksgCtx, avx512: lib.symbols.itn_supported() === 1, symbols: lib.symbols, path: NATIVE_PATH };
+    return {
+      ctx,
+      ksgCtx,
+      avx512: lib.symbols.itn_supported() === 1,
+      ksg512: lib.symbols.itn_ksg_supported() === 1,
+      symbols: lib.symbols,
+      path: NATIVE_PATH,
+    };
   } catch {
     return null;
   }
