@@ -180,7 +180,8 @@ export function prepNeuron(values: ArrayLike<number>, n = values.length, into?: 
 
 /**
  * {@linkcode prepNeuron} of values that may not all be finite: null where one is not (checked by the native
- * preparation where it runs: no JavaScript loop over the values).
+ * preparation where it runs: no JavaScript loop over the values; elsewhere skipped when `check` is false, for a
+ * caller that knows them finite).
  */
 export function prepFinite(
   values: ArrayLike<number>,

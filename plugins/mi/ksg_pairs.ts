@@ -1,8 +1,9 @@
 /**
  * KSG mutual information for many neuron pairs over one sample set, spread over threads.
  *
- * Each neuron is prepared once ({@linkcode prepNeuron}: sorted values, ranks, grid strips) into shared memory;
- * this thread and worker threads take chunks of pairs (the thread runner, plugins/kernels/threads.ts) and write
+ * Each neuron is prepared once ({@linkcode prepNeuron}: sorted values, ranks, grid strips) straight into shared
+ * memory (tie groups kept only for neurons with a heavy point); this thread and worker threads take chunks of pairs
+ * (the thread runner, plugins/kernels/threads.ts), a chunk in one call of the native kernel where it runs, and write
  * each pair's estimate into a shared array. Each pair's estimate is exact fixed-point arithmetic, so the results do
  * not depend on who computes it. Pairs involving a neuron with non-finite values use the rows where both neurons
  * are finite (prepared per pair); `samples` reports the rows each pair used.
