@@ -15,9 +15,9 @@
  * once outside the grid and checked by every sample: it lowers all 4 distances at once); it stores each sample's
  * radius. `counts`: for every sample in a straight loop (no data-dependent branch, so consecutive samples overlap
  * in the processor), the four marginal borders from the neurons' fence tables (a bucket lookup, over the values or
- * their float32 bits as `fenceBucket` in `plugins/mi/ksg.ts` says, checked against
- * the sorted values at the window's ends; the whole half range when the check fails) and three branch-free
- * halvings (the whole-range binary search when a window is longer than 8), then the sum of
+ * their float32 bits as `fenceBucket` in `plugins/mi/ksg.ts` says, checked against the sorted values at the window's
+ * ends; the whole half range when the check fails) and three branch-free halvings (the whole-range binary search
+ * when a window is longer than 8), then the sum of
  * `psi(n_x + 1) + psi(n_y + 1)` as i64 fixed-point integers (units of `2^-36`, `fixedPsi` in `plugins/mi/ksg.ts`):
  * exact, so any order gives the same sum.
  *
