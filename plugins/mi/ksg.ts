@@ -484,7 +484,7 @@ export function ksgPair(a: NeuronPrep, b: NeuronPrep, k: number, s: KsgScratch):
   // Samples with at least k other samples at the same point have radius 0, so n_x and n_y are their tie
   // groups' sizes minus one: no search. Such a point is stored once, with its multiplicity as weight (this keeps
   // heavy ties, e.g. ReLU zeros, cheap).
-  if (k === 3 && nativeKernels?.ksg512 && nativeSwitch.use && ksgNative.use) {
+  if (k === 3 && nativeKernels?.ksgKernel && nativeSwitch.use && ksgNative.use) {
     const sum = nativeTotal(a, b, n, s);
     if (sum !== null) return ksgFromSum(sum, n, k, s.psi);
   }

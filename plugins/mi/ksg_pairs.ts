@@ -101,10 +101,11 @@ export function pairChunks(job: PairJob): (c: number) => void {
   const views: NeuronPrep[] = [];
   const prep = (a: number) => views[a] ??= view(job, a);
   // the native kernel takes a chunk's pairs in one call where it can (what it leaves is done below)
-  const lib = k === 3 && cols instanceof Float32Array && job.sorted instanceof Float32Array && nativeKernels?.ksg512 &&
+  const lib =
+    k === 3 && cols instanceof Float32Array && job.sorted instanceof Float32Array && nativeKernels?.ksgKernel &&
       nativeSwitch.use && ksgNative.use
-    ? nativeKernels
-    : null;
+      ? nativeKernels
+      : null;
   const done = new Uint8Array(job.chunk);
   return (c) => {
     const p0 = c * job.chunk, p1 = Math.min(P, p0 + job.chunk);

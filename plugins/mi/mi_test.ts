@@ -128,20 +128,27 @@ Deno.test("KSG equals a brute-force O(n^2) KSG to 1e-9, continuous and tied data
 });
 
 /** Runs `f` with the KSG pair kernel of `mode` (the native one only where it is loaded), then restores the defaults. */
-function withKernel<T>(mode: "js" | "wasm" | "native", f: () => T): T {
+function withKernel<T>(mode: "js" | "wasm" | "native" | "generic", f: () => T): T {
   try {
     ksgKernels.useWasm = mode === "wasm";
-    nativeSwitch.use = ksgNative.use = mode === "native"; // "js" and "wasm" prepare neurons in JavaScript too
+    // "js" and "wasm" prepare neurons in JavaScript too; "generic": the native generic C kernel on an AVX-512 CPU
+    nativeSwitch.use = ksgNative.use = mode === "native" || mode === "generic";
+    if (mode === "generic") nativeKernels!.symbols.itn_ksg_kernel(1);
     return f();
   } finally {
     ksgKernels.useWasm = true;
     nativeSwitch.use = nativeKernels !== null;
     ksgNative.use = true;
+    nativeKernels?.symbols.itn_ksg_kernel(2);
   }
 }
 
 /** The kernels to compare: the native one where `npm install` built it (always in CI) and the CPU has AVX-512. */
-const KERNELS = nativeKernels?.ksg512 ? ["js", "wasm", "native"] as const : ["js", "wasm"] as const;
+const KERNELS = nativeKernels?.ksgKernel === 2
+  ? ["js", "wasm", "native", "generic"] as const
+  : nativeKernels?.ksgKernel
+  ? ["js", "wasm", "native"] as const
+  : ["js", "wasm"] as const;
 
 Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as the JavaScript kernel", () => {
   assert.ok(KSG_WASM !== null, "WebAssembly SIMD kernel unavailable");
@@ -179,7 +186,7 @@ Deno.test("KSG: the WebAssembly and native kernels (k = 3) give the same bits as
 // rarer paths: unions widened together or one lane at a time beside a heavy point, count borders found by galloping
 // where a tail's fence bucket holds many samples), native against WebAssembly.
 Deno.test("KSG: the native kernel equals the WebAssembly one on every pair of ten kinds of neuron (n = 3,000)", () => {
-  if (!nativeKernels?.ksg512) return;
+  if (!nativeKernels?.ksgKernel) return;
   const rng = new Rng(99), n = 3000;
   const z0 = Float64Array.from({ length: n }, () => rng.normal());
   const kinds: Record<string, (z: number) => number> = {
@@ -204,8 +211,11 @@ Deno.test("KSG: the native kernel equals the WebAssembly one on every pair of te
   for (const [an, a] of preps) {
     for (const [bn, b] of preps) {
       if (a === b) continue;
-      const want = withKernel("wasm", () => ksgPair(a, b, 3, s)), got = withKernel("native", () => ksgPair(a, b, 3, s));
-      assert.ok(Object.is(got, want), `${an} x ${bn}: native ${got}, WebAssembly ${want}`);
+      const want = withKernel("wasm", () => ksgPair(a, b, 3, s));
+      for (const mode of KERNELS.filter((m) => m === "native" || m === "generic")) {
+        const got = withKernel(mode, () => ksgPair(a, b, 3, s));
+        assert.ok(Object.is(got, want), `${an} x ${bn}: ${mode} ${got}, WebAssembly ${want}`);
+      }
       pairs++;
     }
   }

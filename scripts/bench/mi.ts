@@ -26,7 +26,11 @@ import { nativeKernels } from "../../plugins/kernels/native/native.ts";
 import { defaultThreads } from "../../plugins/kernels/threads.ts";
 
 /** Which kernels ran: the native ones where `npm install` built them and the CPU has AVX-512. */
-const KERNELS = nativeKernels?.ksg512 ? "native kernels (AVX-512)" : "WebAssembly kernels";
+const KERNELS = nativeKernels?.ksgKernel === 2
+  ? "native kernels (AVX-512)"
+  : nativeKernels?.ksgKernel === 1
+  ? "native kernels (generic C)"
+  : "WebAssembly kernels";
 
 /** Per-pair reference KSG: brute force over all samples, nothing reused between pairs. */
 export function referenceKsg(x: Float32Array, y: Float32Array, k: number): number {

@@ -228,8 +228,6 @@ uint64_t *itn_ksg_times(void) { return prof; }
 
 
 
-#if ITN_KSG_HAVE_AVX512
-
 /** The most heavy points the vector search takes into every group's lists (more: one lane at a time). */
 #define ITN_FEW_HEAVY 16
 
@@ -253,6 +251,137 @@ static inline int any_heavy(const itn_grid *g, int32_t x0, int32_t x1, int32_t y
       for (int32_t gx = x0; gx <= x1; gx++) h |= g->heavy[gy * g->Gx + gx];
   return h;
 }
+
+/**
+ * The samples bucketed by cell (strip rows, then strips across) into the scratch (values as float64, strip across;
+ * `start`: each cell's first, `cells + 1`); those with `dup < 0` left out, weights and heavy points kept.
+ * Without heavy points taken in x's sorted order (`xo`), each appended to its strip row: a row's samples then lie
+ * in strip order, and the writes go to as many places as there are rows (to each cell's next place, in sample order,
+ * they went to many more, scattered over the cache: 19 -> 13 ticks a sample). Apart from the search, so that its
+ * loops keep their pointers in registers. On the way, both fence tables and y's sorted values are fetched into the
+ * cache for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample
+ * there), and y's values for this placement (read in x's order).
+ */
+__attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
+                                            const uint16_t *xc, const int32_t *xo, const float *xs,
+                                            const int32_t *xe, const float *yv, const uint16_t *yc,
+                                            const float *ys, const int32_t *yf, const int32_t *dup,
+                                            const int32_t *xf) {
+  int32_t *restrict start = c->start, *restrict pcx = c->pcx;
+  int32_t *restrict at = c->r0; // each strip row's next place (at most 4096 rows)
+  double *restrict px = c->px, *restrict py = c->py;
+  const int32_t Gy = cells / Gx;
+  memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
+  memset(c->heavy, 0, (size_t)cells + 1);
+  c->H = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if ((i & 15) == 0) __builtin_prefetch(yv + i); // read below in x's order
+    start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
+  }
+  for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
+  for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
+  if (!dup) {
+    for (int32_t p = 0, sx = 0; p < n; p++) {
+      if ((p & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
+      if ((p & 15) == 0) __builtin_prefetch(ys + p);
+      while (p >= xe[sx + 1]) sx++; // the strip of position p
+      const int32_t i = xo[p], s = at[yc[i]]++;
+      px[s] = xs[p], py[s] = yv[i];
+      pcx[s] = sx;
+    }
+  } else {
+    // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
+    for (int32_t i = 0; i < n; i++) {
+      if ((i & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
+      if ((i & 15) == 0) __builtin_prefetch(ys + i);
+      if (dup[i] < 0) continue;
+      const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
+      px[s] = xv[i], py[s] = yv[i];
+      pcx[s] = xc[i];
+      c->pw[s] = dup[i] > 0 ? dup[i] : 1;
+      if (dup[i] > 1) c->heavy[cell] = 1, c->hx[c->H] = xv[i], c->hy[c->H] = yv[i], c->H++;
+    }
+    memmove(start + 1, start, sizeof(int32_t) * (size_t)cells);
+    start[0] = 0;
+  }
+}
+
+/**
+ * The heavy points of a pair whose neurons both have tie groups of more than 3 samples (`xg`, `yg`: each sample's
+ * tie group start; `xt`, `yt`: its size), as plugins/mi/ksg.ts `duplicates`: per sample, the multiplicity of its
+ * point for the first of more than 3 samples sharing both values, -1 for the others, 0 otherwise (a hash table of
+ * the (group, group) keys). Their terms `psi[tie_x] + psi[tie_y]` (n_x, n_y: their tie groups less themselves) into
+ * `*terms`; returns the `dup` array, or NULL where there is no such point.
+ */
+static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg, const int32_t *xt,
+                                   const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *terms) {
+  int32_t m = 0;
+  for (int32_t i = 0; i < n; i++) m += (xt[i] > 3) & (yt[i] > 3);
+  *terms = 0;
+  if (m == 0) return NULL;
+  size_t T = 2;
+  while (T < 2 * (size_t)m) T *= 2;
+  uint64_t *hk = c->hk;
+  int32_t *hv = c->hv, *hc = c->hc, *dup = c->dup;
+  memset(hk, 0xff, sizeof(uint64_t) * T); // empty: all ones (no key: group starts are below 2^31)
+#define ITN_SLOT(i_, h_)                                                                                            \
+  do {                                                                                                              \
+    const uint64_t key_ = (uint64_t)(uint32_t)xg[i_] << 32 | (uint32_t)yg[i_];                                      \
+    h_ = (size_t)((key_ * 0x9E3779B97F4A7C15ull) >> 32) & (T - 1);                                                  \
+    while (hk[h_] != key_ && hk[h_] != ~0ull) h_ = (h_ + 1) & (T - 1);                                              \
+    if (hk[h_] == ~0ull) hk[h_] = key_, hv[h_] = i_, hc[h_] = 0;                                                    \
+  } while (0)
+  for (int32_t i = 0; i < n; i++) {
+    dup[i] = 0;
+    if (xt[i] <= 3 || yt[i] <= 3) continue;
+    size_t h;
+    ITN_SLOT(i, h);
+    hc[h]++;
+  }
+  int any = 0;
+  int64_t t = 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (xt[i] <= 3 || yt[i] <= 3) continue;
+    size_t h;
+    ITN_SLOT(i, h);
+    if (hc[h] <= 3) continue; // fewer than 4 at this point: ordinary samples
+    dup[i] = hv[h] == i ? hc[h] : -1;
+    t += psi[xt[i]] + psi[yt[i]], any = 1;
+  }
+#undef ITN_SLOT
+  *terms = t;
+  return any ? dup : NULL;
+}
+
+/**
+ * A count's borders, for `vs` the sorted values, `c` the sample's value and `rr` its radius: the left border is the
+ * first sorted position m where `c - vs[m] < rr` (it holds at the sample's own position and at n - 1, whose value is
+ * the largest); the right border the first where `m == n || vs[m] - c >= rr` (it fails at 0 and at the sample's own
+ * position).
+ */
+#define PL(m) (c - (double)vs[m] < rr)
+#define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
+
+/** The counts' sum where `n < 8` (too few for a window): each border by halvings of its whole range. */
+static int64_t counts_small(int32_t N, int32_t n, const double *qr, const double *px, const double *py,
+                            const float *xs, const float *ys, const int64_t *psi) {
+  int64_t tot = 0;
+  for (int32_t j = 0; j < N; j++) {
+    const double rr = qr[j];
+    if (!(rr > 0)) continue;
+    int32_t B[4];
+    for (int d = 0; d < 2; d++) {
+      const float *vs = d ? ys : xs;
+      const double c = d ? py[j] : px[j];
+      ITN_FIRST(B[2 * d], 0, n - 1, PL);
+      ITN_FIRST(B[2 * d + 1], 0, n, PR);
+    }
+    tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
+  }
+  return tot;
+}
+
+#if ITN_KSG_HAVE_AVX512
 
 /**
  * One sample's search beyond the cells `[x0, x1] x [y0, y1]` (which were searched: `b` holds the three smallest
@@ -451,59 +580,6 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
 #undef ITN_CAND
 }
 
-/**
- * The samples bucketed by cell (strip rows, then strips across) into the scratch (values as float64, strip across;
- * `start`: each cell's first, `cells + 1`); those with `dup < 0` left out, weights and heavy points kept.
- * Without heavy points taken in x's sorted order (`xo`), each appended to its strip row: a row's samples then lie
- * in strip order, and the writes go to as many places as there are rows (to each cell's next place, in sample order,
- * they went to many more, scattered over the cache: 19 -> 13 ticks a sample). Apart from the search, so that its
- * loops keep their pointers in registers. On the way, both fence tables and y's sorted values are fetched into the
- * cache for the counts (their reads are gathers, which the hardware does not prefetch: 51 -> 43 ticks a sample
- * there), and y's values for this placement (read in x's order).
- */
-__attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t cells, int32_t Gx, const float *xv,
-                                            const uint16_t *xc, const int32_t *xo, const float *xs,
-                                            const int32_t *xe, const float *yv, const uint16_t *yc,
-                                            const float *ys, const int32_t *yf, const int32_t *dup,
-                                            const int32_t *xf) {
-  int32_t *restrict start = c->start, *restrict pcx = c->pcx;
-  int32_t *restrict at = c->r0; // each strip row's next place (at most 4096 rows)
-  double *restrict px = c->px, *restrict py = c->py;
-  const int32_t Gy = cells / Gx;
-  memset(start, 0, sizeof(int32_t) * ((size_t)cells + 1));
-  memset(c->heavy, 0, (size_t)cells + 1);
-  c->H = 0;
-  for (int32_t i = 0; i < n; i++) {
-    if ((i & 15) == 0) __builtin_prefetch(yv + i); // read below in x's order
-    start[yc[i] * Gx + xc[i] + 1] += !dup || dup[i] >= 0;
-  }
-  for (int32_t i = 0; i < cells; i++) start[i + 1] += start[i];
-  for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
-  if (!dup) {
-    for (int32_t p = 0, sx = 0; p < n; p++) {
-      if ((p & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
-      if ((p & 15) == 0) __builtin_prefetch(ys + p);
-      while (p >= xe[sx + 1]) sx++; // the strip of position p
-      const int32_t i = xo[p], s = at[yc[i]]++;
-      px[s] = xs[p], py[s] = yv[i];
-      pcx[s] = sx;
-    }
-  } else {
-    // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
-    for (int32_t i = 0; i < n; i++) {
-      if ((i & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
-      if ((i & 15) == 0) __builtin_prefetch(ys + i);
-      if (dup[i] < 0) continue;
-      const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
-      px[s] = xv[i], py[s] = yv[i];
-      pcx[s] = xc[i];
-      c->pw[s] = dup[i] > 0 ? dup[i] : 1;
-      if (dup[i] > 1) c->heavy[cell] = 1, c->hx[c->H] = xv[i], c->hy[c->H] = yv[i], c->H++;
-    }
-    memmove(start + 1, start, sizeof(int32_t) * (size_t)cells);
-    start[0] = 0;
-  }
-}
 
 /**
  * Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (plugins/mi/ksg.ts
@@ -533,27 +609,7 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
                                                                double xsc, const float *ys, const int32_t *yf,
                                                                double ylo, double ysc, const int64_t *psi) {
   int64_t tot = 0;
-  // a count's left border: the first sorted position m where c - vs[m] < rr (it holds at the sample's own position
-  // and at n - 1, whose value is the largest); its right border: the first where m == n or vs[m] - c >= rr (it fails
-  // at 0 and at the sample's own position)
-#define PL(m) (c - (double)vs[m] < rr)
-#define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
-  if (n < 8) {
-    // too few for a window: each border by halvings of its whole range
-    for (int32_t j = 0; j < N; j++) {
-      const double rr = qr[j];
-      if (!(rr > 0)) continue;
-      int32_t B[4];
-      for (int d = 0; d < 2; d++) {
-        const float *vs = d ? ys : xs;
-        const double c = d ? py[j] : px[j];
-        ITN_FIRST(B[2 * d], 0, n - 1, PL);
-        ITN_FIRST(B[2 * d + 1], 0, n, PR);
-      }
-      tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
-    }
-    return tot;
-  }
+  if (n < 8) return counts_small(N, n, qr, px, py, xs, ys, psi);
   // a negative scale: buckets of the values' order-preserving bits
   const int xbits = xsc < 0, ybits = ysc < 0;
   const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(fabs(xsc));
@@ -625,59 +681,168 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(pos[3], pos[2]), psi, 8));
   }
   tot = _mm512_reduce_add_epi64(acc);
-#undef PL
-#undef PR
+  return tot;
+}
+
+
+#endif
+
+/** The generic kernel's target: AVX2 on x86-64 (checked at run time), the compiler's default elsewhere. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ITN_GENERIC __attribute__((target("avx2,bmi2")))
+#else
+#define ITN_GENERIC
+#endif
+
+/** `a < b ? a : b` and `a > b ? a : b` (the AVX-512 kernel's `vminpd`, `vmaxpd`). */
+#define ITN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ITN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/**
+ * The generic kernel's pass 1 (pass 1 of the AVX-512 kernel, `search`, in plain C over arrays of eight lanes, which
+ * the compiler vectorises: AVX2 on x86-64 without AVX-512, NEON on ARM): the same three smallest distances of every
+ * stored sample, the same radii. Needs at most ITN_FEW_HEAVY heavy points (`g->H >= 0`).
+ */
+ITN_GENERIC __attribute__((noinline)) static void search_g(itn_ksg_ctx *c, const itn_grid *g, const int32_t *pcx) {
+  const int32_t *start = g->start, *xe = g->xe, *ye = g->ye, Gx = g->Gx, Gy = g->Gy;
+  const float *xs = g->xs, *ys = g->ys;
+  const double *px = g->px, *py = g->py;
+  double *qr = c->qr;
+  for (int32_t cy = 0; cy < Gy; cy++) {
+    const int32_t w0 = start[cy * Gx], w1 = start[cy * Gx + Gx];
+    for (int32_t s0 = w0; s0 < w1; s0 += 8) {
+      const int32_t cnt = w1 - s0 < 8 ? w1 - s0 : 8;
+      const int32_t cA = pcx[s0], cB = pcx[s0 + cnt - 1];
+      const int32_t x0 = cA > 0 ? cA - 1 : 0, x1 = cB + 1 < Gx ? cB + 1 : Gx - 1;
+      const int32_t y0 = cy > 0 ? cy - 1 : 0, y1 = cy + 1 < Gy ? cy + 1 : Gy - 1;
+      double X[8], Y[8], m1[8], m2[8], m3[8];
+      for (int l = 0; l < 8; l++) {
+        X[l] = l < cnt ? px[s0 + l] : 0, Y[l] = l < cnt ? py[s0 + l] : 0;
+        m1[l] = m2[l] = m3[l] = INFINITY;
+      }
+      for (int32_t h = 0; h < g->H; h++) {
+        const double hx = g->hx[h], hy = g->hy[h];
+        for (int l = 0; l < 8; l++) {
+          const double ax = fabs(X[l] - hx), ay = fabs(Y[l] - hy), d = ITN_MAX(ax, ay);
+          m1[l] = ITN_MIN(m1[l], d), m2[l] = ITN_MIN(m2[l], d), m3[l] = ITN_MIN(m3[l], d);
+        }
+      }
+      // one candidate against all lanes (lane `self_` skipped: the sample itself), three smallest kept lane by lane
+#define ITN_CAND_G(q_, self_)                                                                                       \
+  do {                                                                                                              \
+    const double qx_ = px[q_], qy_ = py[q_];                                                                        \
+    for (int l = 0; l < 8; l++) {                                                                                   \
+      const double ax_ = fabs(X[l] - qx_), ay_ = fabs(Y[l] - qy_);                                                  \
+      const double d_ = l == (self_) ? INFINITY : ITN_MAX(ax_, ay_);                                                \
+      const double t_ = ITN_MAX(m1[l], d_), u_ = ITN_MAX(m2[l], t_);                                                \
+      m1[l] = ITN_MIN(m1[l], d_), m2[l] = ITN_MIN(m2[l], t_), m3[l] = ITN_MIN(m3[l], u_);                           \
+    }                                                                                                               \
+  } while (0)
+      for (int32_t gy = y0; gy <= y1; gy++) {
+        const int32_t q0 = start[gy * Gx + x0], q1 = start[gy * Gx + x1 + 1];
+        if (gy != cy) {
+          for (int32_t q = q0; q < q1; q++) ITN_CAND_G(q, -1);
+        } else {
+          for (int32_t q = q0; q < s0; q++) ITN_CAND_G(q, -1);
+          for (int32_t k = 0; k < cnt; k++) ITN_CAND_G(s0 + k, k);
+          for (int32_t q = s0 + cnt; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+      }
+      // grow the searched rectangle a strip at a time on each side that some lane's third distance reaches beyond
+      int32_t X0 = x0, X1 = x1, Y0 = y0, Y1 = y1;
+      for (;;) {
+        const double xl = X0 > 0 ? xs[xe[X0] - 1] : -INFINITY, xh = X1 < Gx - 1 ? xs[xe[X1 + 1]] : INFINITY;
+        const double yl = Y0 > 0 ? ys[ye[Y0] - 1] : -INFINITY, yh = Y1 < Gy - 1 ? ys[ye[Y1 + 1]] : INFINITY;
+        int gl = 0, gr = 0, gd = 0, gu = 0;
+        for (int l = 0; l < cnt; l++) {
+          gl |= m3[l] > X[l] - xl, gr |= m3[l] > xh - X[l], gd |= m3[l] > Y[l] - yl, gu |= m3[l] > yh - Y[l];
+        }
+        if (!(gl | gr | gd | gu)) break;
+        if (gl) {
+          X0--;
+          for (int32_t gy = Y0; gy <= Y1; gy++)
+            for (int32_t q = start[gy * Gx + X0], q1 = start[gy * Gx + X0 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gr) {
+          X1++;
+          for (int32_t gy = Y0; gy <= Y1; gy++)
+            for (int32_t q = start[gy * Gx + X1], q1 = start[gy * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gd) {
+          Y0--;
+          for (int32_t q = start[Y0 * Gx + X0], q1 = start[Y0 * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gu) {
+          Y1++;
+          for (int32_t q = start[Y1 * Gx + X0], q1 = start[Y1 * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+      }
+#undef ITN_CAND_G
+      // radii: the third distance (the least positive double where it is 0); 0 for heavy points' representatives
+      for (int l = 0; l < cnt; l++)
+        qr[s0 + l] = g->pw && g->pw[s0 + l] > 1 ? 0 : m3[l] > 0 ? m3[l] : DBL_TRUE_MIN;
+    }
+  }
+}
+
+/** The fence position of `v` (plugins/mi/ksg.ts `fenceBucket`; `bits`: over the float32 bits of `v`). */
+ITN_GENERIC static inline int32_t fence_at(const int32_t *fence, double v, double lo, double sc, int bits, int32_t M) {
+  if (bits) {
+    const float f = (float)(v + 0.0);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    v = (double)(u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u));
+  }
+  double q = (v - lo) * sc;
+  q = q < M - 1 ? q : M - 1;
+  q = q > 0 ? q : 0;
+  return fence[(int32_t)q];
+}
+
+/**
+ * The generic kernel's pass 2 (as `counts`, one sample at a time): each border from the predicate at the eight
+ * positions from its fence position (kept in `[1, n - 7]`), else by galloping from there.
+ */
+ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t n, int32_t M, const double *qr,
+                                                              const double *px, const double *py, const float *xs,
+                                                              const int32_t *xf, double xlo, double xsc,
+                                                              const float *ys, const int32_t *yf, double ylo,
+                                                              double ysc, const int64_t *psi) {
+  if (n < 8) return counts_small(N, n, qr, px, py, xs, ys, psi);
+  int64_t tot = 0;
+  for (int32_t j = 0; j < N; j++) {
+    const double rr = qr[j];
+    if (!(rr > 0)) continue;
+    int32_t B[4];
+    for (int d = 0; d < 2; d++) {
+      const float *vs = d ? ys : xs;
+      const int32_t *fence = d ? yf : xf;
+      const double c = d ? py[j] : px[j], lo = d ? ylo : xlo, sc = d ? ysc : xsc;
+      int32_t a = fence_at(fence, c - rr, lo, fabs(sc), sc < 0, M), b = fence_at(fence, c + rr, lo, fabs(sc), sc < 0, M);
+      a = a < 1 ? 1 : a > n - 7 ? n - 7 : a;
+      b = b < 1 ? 1 : b > n - 7 ? n - 7 : b;
+      uint32_t hl = 0, hr = 0;
+      for (int m = 0; m < 8; m++) {
+        hl |= (uint32_t)(c - (double)vs[a - 1 + m] < rr) << m;
+        hr |= (uint32_t)((double)vs[b - 1 + m] - c >= rr) << m;
+      }
+      if (hl > 1 && !(hl & 1)) B[2 * d] = a - 1 + __builtin_ctz(hl);
+      else if (hl & 1) ITN_DOWN(B[2 * d], 0, n - 1, a - 1, PL);
+      else ITN_UP(B[2 * d], 0, n - 1, a + 6, PL);
+      if (hr > 1 && !(hr & 1)) B[2 * d + 1] = b - 1 + __builtin_ctz(hr);
+      else if (hr & 1) ITN_DOWN(B[2 * d + 1], 0, n, b - 1, PR);
+      else ITN_UP(B[2 * d + 1], 0, n, b + 6, PR);
+    }
+    tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
+  }
   return tot;
 }
 
 /**
- * The heavy points of a pair whose neurons both have tie groups of more than 3 samples (`xg`, `yg`: each sample's
- * tie group start; `xt`, `yt`: its size), as plugins/mi/ksg.ts `duplicates`: per sample, the multiplicity of its
- * point for the first of more than 3 samples sharing both values, -1 for the others, 0 otherwise (a hash table of
- * the (group, group) keys). Their terms `psi[tie_x] + psi[tie_y]` (n_x, n_y: their tie groups less themselves) into
- * `*terms`; returns the `dup` array, or NULL where there is no such point.
+ * The pair on the AVX-512 kernel (`wide`) or the generic one (which declines, -1, with more than ITN_FEW_HEAVY heavy
+ * points: the caller's WebAssembly kernel takes those).
  */
-static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg, const int32_t *xt,
-                                   const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *terms) {
-  int32_t m = 0;
-  for (int32_t i = 0; i < n; i++) m += (xt[i] > 3) & (yt[i] > 3);
-  *terms = 0;
-  if (m == 0) return NULL;
-  size_t T = 2;
-  while (T < 2 * (size_t)m) T *= 2;
-  uint64_t *hk = c->hk;
-  int32_t *hv = c->hv, *hc = c->hc, *dup = c->dup;
-  memset(hk, 0xff, sizeof(uint64_t) * T); // empty: all ones (no key: group starts are below 2^31)
-#define ITN_SLOT(i_, h_)                                                                                            \
-  do {                                                                                                              \
-    const uint64_t key_ = (uint64_t)(uint32_t)xg[i_] << 32 | (uint32_t)yg[i_];                                      \
-    h_ = (size_t)((key_ * 0x9E3779B97F4A7C15ull) >> 32) & (T - 1);                                                  \
-    while (hk[h_] != key_ && hk[h_] != ~0ull) h_ = (h_ + 1) & (T - 1);                                              \
-    if (hk[h_] == ~0ull) hk[h_] = key_, hv[h_] = i_, hc[h_] = 0;                                                    \
-  } while (0)
-  for (int32_t i = 0; i < n; i++) {
-    dup[i] = 0;
-    if (xt[i] <= 3 || yt[i] <= 3) continue;
-    size_t h;
-    ITN_SLOT(i, h);
-    hc[h]++;
-  }
-  int any = 0;
-  int64_t t = 0;
-  for (int32_t i = 0; i < n; i++) {
-    if (xt[i] <= 3 || yt[i] <= 3) continue;
-    size_t h;
-    ITN_SLOT(i, h);
-    if (hc[h] <= 3) continue; // fewer than 4 at this point: ordinary samples
-    dup[i] = hv[h] == i ? hc[h] : -1;
-    t += psi[xt[i]] + psi[yt[i]], any = 1;
-  }
-#undef ITN_SLOT
-  *terms = t;
-  return any ? dup : NULL;
-}
-
-ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *xv, const uint16_t *xc,
+static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const uint16_t *xc,
                                               const int32_t *xo, const float *xs, const int32_t *xe, int32_t Gx,
                                               const int32_t *xf, double xlo, double xsc, const int32_t *xg,
                                               const int32_t *xt, const float *yv, const uint16_t *yc,
@@ -701,16 +866,26 @@ ITN_KSG_AVX512 static int32_t ksg_pair_avx512(void *p, int32_t n, const float *x
   // few heavy points: into every group's lists first (the vector search as without them); many: one by one
   const int32_t H = !dup ? 0 : c->H <= ITN_FEW_HEAVY ? c->H : -1;
   const itn_grid g = {start, xe, ye, pw, heavy, xs, ys, px, py, Gx, Gy, N, n, c->hx, c->hy, H};
-  search(c, &g, pcx);
+#if ITN_KSG_HAVE_AVX512
+  if (wide) search(c, &g, pcx);
+  else
+#endif
+  {
+    if (H < 0) return -1;
+    search_g(c, &g, pcx);
+  }
   PROF(1);
   PROFN(2);
   // pass 2: the counts, eight stored samples a step (radius 0: none), each border from an eight-position window
   // after its fence position; lanes that miss gallop from there, one by one
-  out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi) + terms;
+#if ITN_KSG_HAVE_AVX512
+  if (wide) out[0] = counts(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi) + terms;
+  else
+#endif
+    out[0] = counts_g(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi) + terms;
   PROF(2);
   return 0;
 }
-#endif
 
 /**
  * 1 where the CPU has what the KSG pair kernel needs (AVX-512 F, BW, VL, DQ, CD; BMI2: also Skylake-SP and Cascade
@@ -729,6 +904,25 @@ int32_t itn_ksg_supported(void) {
 #else
   return 0;
 #endif
+}
+
+/**
+ * The KSG pair kernel this process runs: 2, the AVX-512 one (`itn_ksg_supported`); 1, the generic one (AVX2 on
+ * x86-64, any CPU elsewhere); 0, none (the caller's WebAssembly kernel). `want >= 0` caps it from then on, for every
+ * thread (tests run the generic kernel on AVX-512 machines; -1 only asks).
+ */
+int32_t itn_ksg_kernel(int32_t want) {
+  static int cap = 2, best = -1;
+  if (best < 0) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    best = itn_ksg_supported() ? 2 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") ? 1 : 0;
+#else
+    best = 1;
+#endif
+  }
+  if (want >= 0) cap = want;
+  return best < cap ? best : cap;
 }
 
 /**
@@ -751,11 +945,10 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
                      const int32_t *ye, int32_t Gy, const int32_t *yf, double ylo, double ysc, const int32_t *yg,
                      const int32_t *yt, const int64_t *psi, int64_t *out) {
   (void)yo; // the samples are placed in x's sorted order only
-#if ITN_KSG_HAVE_AVX512
-  if (itn_ksg_supported())
-    return ksg_pair_avx512(p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc, yg,
-                           yt, psi, out);
-#endif
+  const int32_t level = itn_ksg_kernel(-1);
+  if (level > 0)
+    return ksg_pair_run(level == 2, p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc,
+                        yg, yt, psi, out);
   (void)p, (void)n, (void)xv, (void)xc, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo, (void)xg;
   (void)xt, (void)xsc, (void)yv, (void)yc, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)yg;
   (void)yt;

@@ -2,8 +2,9 @@
  * infotap's native kernels (`infotap_native.c` beside this file), loaded through Deno's FFI where `npm install`
  * built them (scripts/build_native.sh: `build/native/libinfotap_native.so`) and the run may load them (`--allow-ffi`,
  * which `deno task analyze` and `serve` grant for that folder only): the KSG preparation and the MI of many tables
- * everywhere, the binned-MI counts where the CPU has AVX-512 with VPOPCNTDQ (`avx512`) and the KSG pair kernel where
- * it has AVX-512 F, BW, VL, DQ and CD (`ksg512`).
+ * everywhere, the binned-MI counts where the CPU has AVX-512 with VPOPCNTDQ (`avx512`), and the KSG pair kernel
+ * (`ksgKernel`: AVX-512 F, BW, VL, DQ and CD; else a generic C kernel, AVX2 on x86-64, the compiler's vectors
+ * elsewhere).
  * Elsewhere, or with `INFOTAP_NATIVE=0`, {@linkcode nativeKernels} is null and callers keep their WebAssembly paths,
  * which give the same results (so the path never shows in a table; only the time differs).
  *
@@ -37,6 +38,7 @@ const KSG_NEURON = [
 const SYMBOLS = {
   itn_supported: { parameters: [], result: "i32" },
   itn_ksg_supported: { parameters: [], result: "i32" },
+  itn_ksg_kernel: { parameters: ["i32"], result: "i32" },
   itn_new: { parameters: [], result: "pointer" },
   itn_load_codes: { parameters: ["pointer", "buffer", "i32", "i32", "i32", "i32"], result: "i32" },
   itn_pair_counts: { parameters: ["pointer", "buffer", "i32", "i32", "buffer", "i32", "i32"], result: "void" },
@@ -104,8 +106,11 @@ export interface NativeKernels {
   ksgCtx: Deno.PointerValue;
   /** Whether the CPU has the AVX-512 (with VPOPCNTDQ) the binned-MI counts need (`itn_supported`). */
   avx512: boolean;
-  /** Whether the CPU has the AVX-512 (F, BW, VL, DQ, CD) the KSG pair kernel needs (`itn_ksg_supported`). */
-  ksg512: boolean;
+  /**
+   * The KSG pair kernel (`itn_ksg_kernel`): 2, AVX-512 (F, BW, VL, DQ, CD); 1, the generic C kernel (AVX2 on
+   * x86-64); 0, none (the WebAssembly kernel runs).
+   */
+  ksgKernel: number;
   symbols: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
   /** The library's path. */
   path: string;
@@ -138,7 +143,7 @@ function load(): NativeKernels | null {
       ctx,
       ksgCtx,
       avx512: lib.symbols.itn_supported() === 1,
-      ksg512: lib.symbols.itn_ksg_supported() === 1,
+      ksgKernel: lib.symbols.itn_ksg_kernel(-1),
       symbols: lib.symbols,
       path: NATIVE_PATH,
     };
