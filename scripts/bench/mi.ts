@@ -171,6 +171,30 @@ export async function bench(args: { quick: boolean; full?: boolean }): Promise<B
     note: `preparation: ${ms(prepCpu / m)} ms CPU per neuron, done once per neuron; all ${totalPairs} pairs on ` +
       `${threads} free cores would take ${(pairCpu * totalPairs / threads + prepCpu / m * N).toFixed(0)} s`,
   });
+  if (nativeKernels?.ksgKernel === 2) {
+    // the generic C kernel, which CPUs without AVX-512 run, on the same pairs (capped to it for this row only)
+    nativeKernels.symbols.itn_ksg_kernel(1);
+    const g0 = process.cpuUsage(), gt = performance.now();
+    let generic: { mi: Float64Array };
+    try {
+      generic = ksgPairs(sub, n, subPairs, 3, 1);
+    } finally {
+      nativeKernels.symbols.itn_ksg_kernel(2);
+    }
+    const gCpu = cpuSince(g0) / P1, gWall = (performance.now() - gt) / 1000 / P1;
+    if (!generic.mi.every((v, p) => Object.is(v, one.mi[p]))) {
+      throw new Error("Cannot trust the benchmark as the generic and AVX-512 kernels differ: current value is unequal");
+    }
+    rows.push({
+      name: `(extra) KSG k=3 per pair at ${n} samples, one thread, CPU time, generic C kernel (CPUs without AVX-512)`,
+      value: gCpu * 1000,
+      unit: "ms",
+      reference: paper ? paper.cpu * 1000 : undefined,
+      ratio: paper ? paper.cpu / gCpu : undefined,
+      note: `the same pairs, preparation included, the kernel capped to the generic one (values equal to the AVX-512 ` +
+        `kernel's); wall ${ms(gWall)} ms; reference: the paper's code as above`,
+    });
+  }
 
   // 2. KSG, all within-layer pairs of the layer on every thread: timed on a sample of pairs (or all with --full).
   const pairs = args.full ? allPairs(N) : samplePairs(N, args.quick ? 400 : 4000, 1);
