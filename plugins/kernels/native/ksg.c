@@ -362,24 +362,21 @@ static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg,
 #define PL(m) (c - (double)vs[m] < rr)
 #define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
 
-/** The counts' sum where `n < 8` (too few for a window): each border by halvings of its whole range. */
-static int64_t counts_small(int32_t N, int32_t n, const double *qr, const double *px, const double *py,
-                            const float *xs, const float *ys, const int64_t *psi) {
-  int64_t tot = 0;
-  for (int32_t j = 0; j < N; j++) {
-    const double rr = qr[j];
-    if (!(rr > 0)) continue;
-    int32_t B[4];
-    for (int d = 0; d < 2; d++) {
-      const float *vs = d ? ys : xs;
-      const double c = d ? py[j] : px[j];
-      ITN_FIRST(B[2 * d], 0, n - 1, PL);
-      ITN_FIRST(B[2 * d + 1], 0, n, PR);
-    }
-    tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
-  }
-  return tot;
-}
+/** The generic kernel's target: AVX2 on x86-64 (checked at run time), the compiler's default elsewhere. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ITN_GENERIC __attribute__((target("avx2,bmi2")))
+#else
+#define ITN_GENERIC
+#endif
+
+/** The generic kernel's pass 2 (below), also the AVX-512 kernel's where `n < 8`. */
+ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t n, int32_t M, const double *qr,
+                                                              const double *px, const double *py, const float *xs,
+                                                              const int32_t *xf, double xlo, double xsc,
+                                                              const float *ys, const int32_t *yf, double ylo,
+                                                              double ysc, const int64_t *psi);
+
+
 
 #if ITN_KSG_HAVE_AVX512
 
@@ -609,7 +606,7 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
                                                                double xsc, const float *ys, const int32_t *yf,
                                                                double ylo, double ysc, const int64_t *psi) {
   int64_t tot = 0;
-  if (n < 8) return counts_small(N, n, qr, px, py, xs, ys, psi);
+  if (n < 8) return counts_g(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
   // a negative scale: buckets of the values' order-preserving bits
   const int xbits = xsc < 0, ybits = ysc < 0;
   const __m512d top = _mm512_set1_pd((double)(M - 1)), vxlo = _mm512_set1_pd(xlo), vxsc = _mm512_set1_pd(fabs(xsc));
@@ -687,12 +684,6 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
 
 #endif
 
-/** The generic kernel's target: AVX2 on x86-64 (checked at run time), the compiler's default elsewhere. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ITN_GENERIC __attribute__((target("avx2,bmi2")))
-#else
-#define ITN_GENERIC
-#endif
 
 /** `a < b ? a : b` and `a > b ? a : b` (the AVX-512 kernel's `vminpd`, `vmaxpd`). */
 #define ITN_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -808,7 +799,6 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
                                                               const int32_t *xf, double xlo, double xsc,
                                                               const float *ys, const int32_t *yf, double ylo,
                                                               double ysc, const int64_t *psi) {
-  if (n < 8) return counts_small(N, n, qr, px, py, xs, ys, psi);
   int64_t tot = 0;
   for (int32_t j = 0; j < N; j++) {
     const double rr = qr[j];
@@ -818,6 +808,12 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
       const float *vs = d ? ys : xs;
       const int32_t *fence = d ? yf : xf;
       const double c = d ? py[j] : px[j], lo = d ? ylo : xlo, sc = d ? ysc : xsc;
+      if (n < 8) {
+        // too few for a window: each border by halvings of its whole range
+        ITN_FIRST(B[2 * d], 0, n - 1, PL);
+        ITN_FIRST(B[2 * d + 1], 0, n, PR);
+        continue;
+      }
       int32_t a = fence_at(fence, c - rr, lo, fabs(sc), sc < 0, M), b = fence_at(fence, c + rr, lo, fabs(sc), sc < 0, M);
       a = a < 1 ? 1 : a > n - 7 ? n - 7 : a;
       b = b < 1 ? 1 : b > n - 7 ? n - 7 : b;
@@ -849,6 +845,7 @@ static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const
                                               const float *ys, const int32_t *ye, int32_t Gy, const int32_t *yf,
                                               double ylo, double ysc, const int32_t *yg, const int32_t *yt,
                                               const int64_t *psi, int64_t *out) {
+  (void)wide; // without AVX-512 code in this build: the generic kernel only
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n * ITN_FENCE_BUCKETS;
   if (n < 2 || grow(c, n, cells) != 0) return -1;
