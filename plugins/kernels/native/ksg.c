@@ -685,6 +685,11 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
 #endif
 
 
+/** Four floats, doubles and 64-bit integers as GCC vector types (any target: the generic kernel's windows). */
+typedef float itn_v4f __attribute__((vector_size(16)));
+typedef double itn_v4d __attribute__((vector_size(32)));
+typedef int64_t itn_v4l __attribute__((vector_size(32)));
+
 /** `a < b ? a : b` and `a > b ? a : b` (the AVX-512 kernel's `vminpd`, `vmaxpd`). */
 #define ITN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define ITN_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -817,16 +822,20 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
       int32_t a = fence_at(fence, c - rr, lo, fabs(sc), sc < 0, M), b = fence_at(fence, c + rr, lo, fabs(sc), sc < 0, M);
       a = a < 1 ? 1 : a > n - 7 ? n - 7 : a;
       b = b < 1 ? 1 : b > n - 7 ? n - 7 : b;
-      uint32_t hl = 0, hr = 0;
-      for (int m = 0; m < 8; m++) {
-        hl |= (uint32_t)(c - (double)vs[a - 1 + m] < rr) << m;
-        hr |= (uint32_t)((double)vs[b - 1 + m] - c >= rr) << m;
-      }
-      if (hl > 1 && !(hl & 1)) B[2 * d] = a - 1 + __builtin_ctz(hl);
-      else if (hl & 1) ITN_DOWN(B[2 * d], 0, n - 1, a - 1, PL);
+      // the predicate at the eight positions of each window, as vectors (GCC's vector types: AVX2 here, NEON on
+      // ARM); false then true, so the border is the window's start plus its falses, where the first is false and
+      // one is true
+      itn_v4f l0, l1, r0, r1;
+      memcpy(&l0, vs + a - 1, 16), memcpy(&l1, vs + a + 3, 16), memcpy(&r0, vs + b - 1, 16), memcpy(&r1, vs + b + 3, 16);
+      const itn_v4l tl = ((c - __builtin_convertvector(l0, itn_v4d)) < rr) + ((c - __builtin_convertvector(l1, itn_v4d)) < rr);
+      const itn_v4l tr = ((__builtin_convertvector(r0, itn_v4d) - c) >= rr) + ((__builtin_convertvector(r1, itn_v4d) - c) >= rr);
+      const int first_l = c - (double)vs[a - 1] < rr, first_r = (double)vs[b - 1] - c >= rr;
+      const int64_t nl = -(tl[0] + tl[1] + tl[2] + tl[3]), nr = -(tr[0] + tr[1] + tr[2] + tr[3]);
+      if (!first_l && nl > 0) B[2 * d] = a + 7 - (int32_t)nl;
+      else if (first_l) ITN_DOWN(B[2 * d], 0, n - 1, a - 1, PL);
       else ITN_UP(B[2 * d], 0, n - 1, a + 6, PL);
-      if (hr > 1 && !(hr & 1)) B[2 * d + 1] = b - 1 + __builtin_ctz(hr);
-      else if (hr & 1) ITN_DOWN(B[2 * d + 1], 0, n, b - 1, PR);
+      if (!first_r && nr > 0) B[2 * d + 1] = b + 7 - (int32_t)nr;
+      else if (first_r) ITN_DOWN(B[2 * d + 1], 0, n, b - 1, PR);
       else ITN_UP(B[2 * d + 1], 0, n, b + 6, PR);
     }
     tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
