@@ -270,13 +270,8 @@ const MAX_KEYED = 2 ** 21 - 1;
 function rankByKeys(vals: Float32Array, rank: Int32Array, group: Int32Array, used: Int32Array): Float32Array {
   const n = vals.length;
   const scale = 2 ** Math.max(1, Math.ceil(Math.log2(n + 1)));
-  const bits = new Uint32Array(vals.buffer, vals.byteOffset, n);
   const keys = new Float64Array(n), sorted = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = vals[i] === 0 ? 0 : bits[i]; // -0 ranks as +0 (equal values)
-    const key = u >= 0x80000000 ? ~u >>> 0 : (u | 0x80000000) >>> 0; // order-preserving
-    keys[i] = key * scale + i;
-  }
+  for (let i = 0; i < n; i++) keys[i] = floatKey(vals[i]) * scale + i; // -0 ranks as +0 (equal values)
   keys.sort();
   let start = 0;
   for (let p = 0; p < n; p++) {
@@ -850,32 +845,29 @@ function nativeTotal(a: NeuronPrep, b: NeuronPrep, n: number, s: KsgScratch): bi
   const ok = k.symbols.itn_ksg_pair(
     k.ksgCtx,
     n,
-    a.vals,
-    a.cell,
-    a.order,
-    a.sorted,
-    a.edge,
-    a.strips,
-    a.fence,
-    a.fenceLo,
-    a.fenceScale,
-    heavy ? a.group : null,
-    heavy ? a.tie : null,
-    b.vals,
-    b.cell,
-    b.order,
-    b.sorted,
-    b.edge,
-    b.strips,
-    b.fence,
-    b.fenceLo,
-    b.fenceScale,
-    heavy ? b.group : null,
-    heavy ? b.tie : null,
+    ...nativeNeuron(a, heavy),
+    ...nativeNeuron(b, heavy),
     s.fixed.values,
     NATIVE_SUM,
   );
   return ok === 0 ? NATIVE_SUM[0] : null;
+}
+
+/** One neuron's arguments of `itn_ksg_pair` (native.ts `KSG_NEURON`), its tie groups where `heavy`. */
+function nativeNeuron(p: NeuronPrep, heavy: boolean) {
+  return [
+    p.vals as Float32Array,
+    p.cell,
+    p.order,
+    p.sorted as Float32Array,
+    p.edge,
+    p.strips,
+    p.fence,
+    p.fenceLo,
+    p.fenceScale,
+    heavy ? p.group : null,
+    heavy ? p.tie : null,
+  ] as const;
 }
 
 /**

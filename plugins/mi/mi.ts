@@ -990,9 +990,9 @@ export const miPlugin: EstimatorPlugin = definePlugin({
   mergeSummaries: (a, b) => ({ ...b, ...a }),
   // Per step: binned, pairs x bins^2 uint32 counts, and once (`work`) the block of coded rows, the WebAssembly
   // kernel's copy of it or the native kernel's bit sets (bins / 8 bytes a code), and the chunk of counts of a block
-  // still pending at results; KSG, the reservoir (2 x --mi-samples rows of every neuron,
-  // float32) and, while the result is computed, the neurons' columns and their prepared arrays (6.5 times them: sorted
-  // values, ranks, order, fence, strips, and the tie groups where a neuron has a heavy point).
+  // still pending at results; KSG, the reservoir (2 x --mi-samples rows of every neuron, float32) and, while the
+  // result is computed, the neurons' columns and their prepared arrays (6.5 times them: sorted values, ranks, order,
+  // fence, strips, and the tie groups where a neuron has a heavy point).
   memory: (o, shape) => {
     const widths = shape.tensors.map((t) => t.width), n = widths.reduce((a, w) => a + w, 0);
     const sample = (o["mi-pair-sample"] ?? 0) as number;
