@@ -7,10 +7,9 @@
  * heavy points counted with their multiplicity), a strip row's samples eight at a time, one a lane, against the union
  * of their blocks, the searched rectangle grown a strip at a time on the sides some lane's 3rd distance reaches beyond;
  * pass 2, n_x and n_y from the sorted marginals, eight samples at a time, each border from an eight-position window
- * after its fence bucket's first position; the fixed-point psi terms summed as 64-bit integers. Two forms of the
- * passes: AVX-512 intrinsics where the CPU has them, else plain C over arrays of eight lanes that the compiler
- * vectorises (AVX2 on x86-64, NEON on ARM; `itn_ksg_kernel` says which runs); the per-neuron preparation
- * (`itn_ksg_prep`) is plain C.
+ * after its fence bucket's first position; the fixed-point psi terms summed as 64-bit integers. The pair kernel needs AVX-512 (a plain C build of earlier loops measured 2.5 against the
+ * WebAssembly kernel's 1.4 ms a pair, so there is none: elsewhere `itn_ksg_pair` declines and the caller keeps
+ * WebAssembly); the per-neuron preparation (`itn_ksg_prep`) is plain C.
  */
 #include <float.h>
 #include <math.h>
@@ -40,7 +39,7 @@ void itn_ksg_free(void *p) {
   free(c);
 }
 
-static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
+__attribute__((unused)) static int grow(itn_ksg_ctx *c, int32_t n, int32_t cells) {
   if (!c->r0) {
     // the rectangle's ranges: two a strip row at most (strips: at most 4096 a neuron)
     c->r0 = malloc(sizeof(int32_t) * (2 * 4096 + 2));
@@ -102,24 +101,6 @@ static inline void scan(const double *px, const double *py, const int32_t *pw, i
 /** Fence buckets a sample (plugins/mi/ksg.ts `FENCE_BUCKETS`). */
 #define ITN_FENCE_BUCKETS 1
 
-/**
- * The order-preserving 32 bits of a float (-0 as +0; plugins/mi/ksg.ts `floatKey`): negative values' bits flipped,
- * the sign bit set on the others (no branch on the sign).
- */
-static inline uint32_t order_key(float v) {
-  uint32_t u;
-  v = v + 0.0f;
-  memcpy(&u, &v, 4);
-  return u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u);
-}
-
-/** A fence bucket from its unclamped position `q` (plugins/mi/ksg.ts `fenceBucket`): `trunc(q)` in `[0, M - 1]`. */
-static inline int32_t fence_bucket(double q, int32_t M) {
-  q = q < M - 1 ? q : M - 1;
-  q = q > 0 ? q : 0;
-  return (int32_t)q;
-}
-
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define ITN_KSG_AVX512 __attribute__((target("avx2,bmi2,avx512f,avx512dq,avx512vl,avx512bw,avx512cd")))
@@ -176,11 +157,13 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
   merge3(m1, m2, m3, b);
 }
 
+
 #define ITN_KSG_HAVE_AVX512 1
 #else
 #define ITN_KSG_HAVE_AVX512 0
 #define ITN_KSG_AVX512
 #endif
+
 
 /**
  * The first position `m` in `[lo, hi]` where `pred(m)` holds (`pred` false then true, and true at `hi`): halvings
@@ -196,6 +179,7 @@ ITN_KSG_AVX512 static inline void insert_ranges(const double *px, const double *
     }                                                                                                               \
     (result) = a_;                                                                                                  \
   } while (0)
+
 
 #ifdef ITN_KSG_PROFILE
 #include <x86intrin.h>
@@ -242,31 +226,7 @@ uint64_t *itn_ksg_times(void) { return prof; }
     ITN_FIRST(result, w_ + 1, z_, pred);                                                                            \
   } while (0)
 
-/**
- * Grows the searched rectangle of strips `[X0, X1] x [Y0, Y1]` by one strip on each side whose flag is set (left,
- * right, down, up), each new cell's stored samples given to `CAND(q)`: both kernels' searches, with `start` and `Gx`.
- */
-#define ITN_GROW(gl, gr, gd, gu, CAND)                                                                              \
-  do {                                                                                                              \
-    if (gl) {                                                                                                       \
-      X0--;                                                                                                         \
-      for (int32_t gy_ = Y0; gy_ <= Y1; gy_++)                                                                      \
-        for (int32_t q_ = start[gy_ * Gx + X0], e_ = start[gy_ * Gx + X0 + 1]; q_ < e_; q_++) CAND(q_);             \
-    }                                                                                                               \
-    if (gr) {                                                                                                       \
-      X1++;                                                                                                         \
-      for (int32_t gy_ = Y0; gy_ <= Y1; gy_++)                                                                      \
-        for (int32_t q_ = start[gy_ * Gx + X1], e_ = start[gy_ * Gx + X1 + 1]; q_ < e_; q_++) CAND(q_);             \
-    }                                                                                                               \
-    if (gd) {                                                                                                       \
-      Y0--;                                                                                                         \
-      for (int32_t q_ = start[Y0 * Gx + X0], e_ = start[Y0 * Gx + X1 + 1]; q_ < e_; q_++) CAND(q_);                 \
-    }                                                                                                               \
-    if (gu) {                                                                                                       \
-      Y1++;                                                                                                         \
-      for (int32_t q_ = start[Y1 * Gx + X0], e_ = start[Y1 * Gx + X1 + 1]; q_ < e_; q_++) CAND(q_);                 \
-    }                                                                                                               \
-  } while (0)
+
 
 /** The most heavy points the vector search takes into every group's lists (more: one lane at a time). */
 #define ITN_FEW_HEAVY 16
@@ -322,8 +282,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   for (int32_t r = 0; r < Gy; r++) at[r] = start[r * Gx];
   if (!dup) {
     for (int32_t p = 0, sx = 0; p < n; p++) {
-      if ((p & (16 / ITN_FENCE_BUCKETS - 1)) == 0)
-        __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
+      if ((p & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * p), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * p);
       if ((p & 15) == 0) __builtin_prefetch(ys + p);
       while (p >= xe[sx + 1]) sx++; // the strip of position p
       const int32_t i = xo[p], s = at[yc[i]]++;
@@ -333,8 +292,7 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
   } else {
     // with heavy points, in sample order (measured faster there: which samples are left out is unpredictable)
     for (int32_t i = 0; i < n; i++) {
-      if ((i & (16 / ITN_FENCE_BUCKETS - 1)) == 0)
-        __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
+      if ((i & (16 / ITN_FENCE_BUCKETS - 1)) == 0) __builtin_prefetch(xf + ITN_FENCE_BUCKETS * i), __builtin_prefetch(yf + ITN_FENCE_BUCKETS * i);
       if ((i & 15) == 0) __builtin_prefetch(ys + i);
       if (dup[i] < 0) continue;
       const int32_t cell = yc[i] * Gx + xc[i], s = start[cell]++;
@@ -353,45 +311,46 @@ __attribute__((noinline)) static void place(itn_ksg_ctx *c, int32_t n, int32_t c
  * tie group start; `xt`, `yt`: its size), as plugins/mi/ksg.ts `duplicates`: per sample, the multiplicity of its
  * point for the first of more than 3 samples sharing both values, -1 for the others, 0 otherwise (a hash table of
  * the (group, group) keys). Their terms `psi[tie_x] + psi[tie_y]` (n_x, n_y: their tie groups less themselves) into
- * `*terms`, how many points into `*points`; returns the `dup` array, or NULL where there is no such point.
+ * `*terms`; returns the `dup` array, or NULL where there is no such point.
  */
 static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg, const int32_t *xt,
-                                   const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *terms,
-                                   int32_t *points) {
+                                   const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *terms) {
   int32_t m = 0;
   for (int32_t i = 0; i < n; i++) m += (xt[i] > 3) & (yt[i] > 3);
-  *terms = 0, *points = 0;
+  *terms = 0;
   if (m == 0) return NULL;
   size_t T = 2;
   while (T < 2 * (size_t)m) T *= 2;
   uint64_t *hk = c->hk;
   int32_t *hv = c->hv, *hc = c->hc, *dup = c->dup;
   memset(hk, 0xff, sizeof(uint64_t) * T); // empty: all ones (no key: group starts are below 2^31)
-  // first the samples of each (group, group) key counted, each tied sample's slot + 1 kept in dup
+#define ITN_SLOT(i_, h_)                                                                                            \
+  do {                                                                                                              \
+    const uint64_t key_ = (uint64_t)(uint32_t)xg[i_] << 32 | (uint32_t)yg[i_];                                      \
+    h_ = (size_t)((key_ * 0x9E3779B97F4A7C15ull) >> 32) & (T - 1);                                                  \
+    while (hk[h_] != key_ && hk[h_] != ~0ull) h_ = (h_ + 1) & (T - 1);                                              \
+    if (hk[h_] == ~0ull) hk[h_] = key_, hv[h_] = i_, hc[h_] = 0;                                                    \
+  } while (0)
   for (int32_t i = 0; i < n; i++) {
     dup[i] = 0;
     if (xt[i] <= 3 || yt[i] <= 3) continue;
-    const uint64_t key = (uint64_t)(uint32_t)xg[i] << 32 | (uint32_t)yg[i];
-    size_t h = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (T - 1);
-    while (hk[h] != key && hk[h] != ~0ull) h = (h + 1) & (T - 1);
-    if (hk[h] == ~0ull) hk[h] = key, hv[h] = i, hc[h] = 0;
+    size_t h;
+    ITN_SLOT(i, h);
     hc[h]++;
-    dup[i] = (int32_t)h + 1;
   }
+  int any = 0;
   int64_t t = 0;
   for (int32_t i = 0; i < n; i++) {
-    if (dup[i] == 0) continue;
-    const size_t h = (size_t)dup[i] - 1;
-    if (hc[h] <= 3) { // fewer than 4 at this point: ordinary samples
-      dup[i] = 0;
-      continue;
-    }
+    if (xt[i] <= 3 || yt[i] <= 3) continue;
+    size_t h;
+    ITN_SLOT(i, h);
+    if (hc[h] <= 3) continue; // fewer than 4 at this point: ordinary samples
     dup[i] = hv[h] == i ? hc[h] : -1;
-    *points += hv[h] == i;
-    t += psi[xt[i]] + psi[yt[i]];
+    t += psi[xt[i]] + psi[yt[i]], any = 1;
   }
+#undef ITN_SLOT
   *terms = t;
-  return *points > 0 ? dup : NULL;
+  return any ? dup : NULL;
 }
 
 /**
@@ -402,27 +361,6 @@ static const int32_t *heavy_points(itn_ksg_ctx *c, int32_t n, const int32_t *xg,
  */
 #define PL(m) (c - (double)vs[m] < rr)
 #define PR(m) ((m) >= n || (double)vs[m] - c >= rr)
-
-/**
- * A count's border (`left`, else right) from its window, the eight positions from `a - 1` (`1 <= a <= n - 7`):
- * `first`, whether the predicate holds at `a - 1`; `trues`, at how many of the eight it holds. False then true, so
- * where the first is false and one is true the border is the window's start plus its falses; else it is found by
- * galloping from the window (down from `a - 1` where the predicate holds there, up from `a + 6` where it holds
- * nowhere).
- */
-static inline int32_t border(const float *vs, int32_t n, double c, double rr, int left, int32_t a, int first,
-                             int trues) {
-  if (!first && trues > 0) return a + 7 - trues;
-  int32_t r;
-  if (left) {
-    if (first) ITN_DOWN(r, 0, n - 1, a - 1, PL);
-    else ITN_UP(r, 0, n - 1, a + 6, PL);
-  } else {
-    if (first) ITN_DOWN(r, 0, n, a - 1, PR);
-    else ITN_UP(r, 0, n, a + 6, PR);
-  }
-  return r;
-}
 
 /** The generic kernel's target: AVX2 on x86-64 (checked at run time), the compiler's default elsewhere. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -437,6 +375,8 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
                                                               const int32_t *xf, double xlo, double xsc,
                                                               const float *ys, const int32_t *yf, double ylo,
                                                               double ysc, const int64_t *psi);
+
+
 
 #if ITN_KSG_HAVE_AVX512
 
@@ -571,9 +511,24 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
           left = gl | gr | gd | gu;
           if (!left) break;
           PROFC(5, 1);
-#define ITN_ANY(q_) ITN_CAND(q_, 0xff)
-          ITN_GROW(gl, gr, gd, gu, ITN_ANY);
-#undef ITN_ANY
+          if (gl) {
+            X0--;
+            for (int32_t gy = Y0; gy <= Y1; gy++)
+              for (int32_t q = start[gy * Gx + X0], q1 = start[gy * Gx + X0 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gr) {
+            X1++;
+            for (int32_t gy = Y0; gy <= Y1; gy++)
+              for (int32_t q = start[gy * Gx + X1], q1 = start[gy * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gd) {
+            Y0--;
+            for (int32_t q = start[Y0 * Gx + X0], q1 = start[Y0 * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
+          if (gu) {
+            Y1++;
+            for (int32_t q = start[Y1 * Gx + X0], q1 = start[Y1 * Gx + X1 + 1]; q < q1; q++) ITN_CAND(q, 0xff);
+          }
         }
       } else if (more) {
         // the rectangle of strips that can hold samples nearer than those lanes' third distances, for all lanes
@@ -614,14 +569,14 @@ ITN_KSG_AVX512 static void search(itn_ksg_ctx *c, const itn_grid *g, const int32
       put_radii(qr, s0, lanes, m3);
       if (g->H > 0) {
         // heavy points' representatives: radius 0 (their terms are the caller's)
-        const __m256i w = _mm256_maskz_loadu_epi32(lanes, g->pw + s0);
-        const __mmask8 reps = _mm256_mask_cmpgt_epi32_mask(lanes, w, _mm256_set1_epi32(1));
+        const __mmask8 reps = _mm256_mask_cmpgt_epi32_mask(lanes, _mm256_maskz_loadu_epi32(lanes, g->pw + s0), _mm256_set1_epi32(1));
         _mm512_mask_storeu_pd(qr + s0, reps, _mm512_setzero_pd());
       }
     }
   }
 #undef ITN_CAND
 }
+
 
 /**
  * Eight lanes' fence positions of `v`: the first sorted position of `v`'s fence bucket (plugins/mi/ksg.ts
@@ -631,23 +586,11 @@ ITN_KSG_AVX512 static inline __m256i fence8(const int32_t *fence, __m512d v, __m
                                               int bits) {
   if (bits) {
     const __m256i u = _mm256_castps_si256(_mm512_cvtpd_ps(_mm512_add_pd(v, _mm512_setzero_pd())));
-    // order_key of eight lanes
-    const __m256i flip = _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u));
-    const __m256i k = _mm256_xor_si256(u, flip);
+    const __m256i k = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32((int)0x80000000u)));
     v = _mm512_cvtepu32_pd(k);
   }
   const __m512d q = _mm512_min_pd(_mm512_max_pd(_mm512_mul_pd(_mm512_sub_pd(v, lo), sc), _mm512_setzero_pd()), top);
   return _mm256_i32gather_epi32(fence, _mm512_cvttpd_epi32(q), 4);
-}
-
-/**
- * A left (`c - at[m] < r`, else right: `at[m] - c >= r`) border's predicate at the eight positions from `at`, as a
- * byte (bit m: position m).
- */
-ITN_KSG_AVX512 static inline uint8_t window8(const float *at, __m512d vc, __m512d vr, int left) {
-  const __m512d w = _mm512_cvtps_pd(_mm256_loadu_ps(at));
-  return left ? _mm512_cmp_pd_mask(_mm512_sub_pd(vc, w), vr, _CMP_LT_OQ)
-              : _mm512_cmp_pd_mask(_mm512_sub_pd(w, vc), vr, _CMP_GE_OQ);
 }
 
 /**
@@ -662,6 +605,7 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
                                                                const float *xs, const int32_t *xf, double xlo,
                                                                double xsc, const float *ys, const int32_t *yf,
                                                                double ylo, double ysc, const int64_t *psi) {
+  int64_t tot = 0;
   if (n < 8) return counts_g(N, n, M, qr, px, py, xs, xf, xlo, xsc, ys, yf, ylo, ysc, psi);
   // a negative scale: buckets of the values' order-preserving bits
   const int xbits = xsc < 0, ybits = ysc < 0;
@@ -691,7 +635,10 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     uint8_t h[4][8];
     for (int k = 0; k < 8; k++) {
       const __m512d vr = _mm512_set1_pd(rv[k]), vx = _mm512_set1_pd(cx[k]), vy = _mm512_set1_pd(cy[k]);
-      for (int e = 0; e < 4; e++) h[e][k] = window8((e < 2 ? xs : ys) + a[e][k] - 1, e < 2 ? vx : vy, vr, !(e & 1));
+      h[0][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(vx, _mm512_cvtps_pd(_mm256_loadu_ps(xs + a[0][k] - 1))), vr, _CMP_LT_OQ);
+      h[1][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(xs + a[1][k] - 1)), vx), vr, _CMP_GE_OQ);
+      h[2][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(vy, _mm512_cvtps_pd(_mm256_loadu_ps(ys + a[2][k] - 1))), vr, _CMP_LT_OQ);
+      h[3][k] = _mm512_cmp_pd_mask(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(ys + a[3][k] - 1)), vy), vr, _CMP_GE_OQ);
     }
     // a border is found where its byte is false at a - 1 and true somewhere: a - 1 plus its trailing zeros
     __m256i pos[4];
@@ -710,10 +657,18 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
       for (int b = 0; b < 4; b++) _mm256_storeu_si256((__m256i *)B[b], pos[b]);
       for (__mmask8 left = bad; left; left &= left - 1) {
         const int k = __builtin_ctz(left);
-        for (int e = 0; e < 4; e++) {
-          const uint32_t hk = h[e][k];
-          B[e][k] = border(e < 2 ? xs : ys, n, e < 2 ? cx[k] : cy[k], rv[k], !(e & 1), a[e][k], hk & 1,
-                           __builtin_popcount(hk));
+        const double rr = rv[k];
+        for (int d = 0; d < 2; d++) {
+          const float *vs = d ? ys : xs;
+          const double c = d ? cy[k] : cx[k];
+          const int32_t u = a[2 * d][k], w = a[2 * d + 1][k];
+          const uint32_t hl = h[2 * d][k], hr = h[2 * d + 1][k];
+          if (hl > 1 && !(hl & 1)) {
+          } else if (hl & 1) ITN_DOWN(B[2 * d][k], 0, n - 1, u - 1, PL);
+          else ITN_UP(B[2 * d][k], 0, n - 1, u + 6, PL);
+          if (hr > 1 && !(hr & 1)) {
+          } else if (hr & 1) ITN_DOWN(B[2 * d + 1][k], 0, n, w - 1, PR);
+          else ITN_UP(B[2 * d + 1][k], 0, n, w + 6, PR);
         }
       }
       for (int b = 0; b < 4; b++) pos[b] = _mm256_loadu_si256((const __m256i *)B[b]);
@@ -722,10 +677,13 @@ ITN_KSG_AVX512 __attribute__((noinline)) static int64_t counts(int32_t N, int32_
     acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(pos[1], pos[0]), psi, 8));
     acc = _mm512_add_epi64(acc, _mm512_mask_i32gather_epi64(none, live, _mm256_sub_epi32(pos[3], pos[2]), psi, 8));
   }
-  return _mm512_reduce_add_epi64(acc);
+  tot = _mm512_reduce_add_epi64(acc);
+  return tot;
 }
 
+
 #endif
+
 
 /** Four floats, doubles and 64-bit integers as GCC vector types (any target: the generic kernel's windows). */
 typedef float itn_v4f __attribute__((vector_size(16)));
@@ -796,9 +754,24 @@ ITN_GENERIC __attribute__((noinline)) static void search_g(itn_ksg_ctx *c, const
           gl |= m3[l] > X[l] - xl, gr |= m3[l] > xh - X[l], gd |= m3[l] > Y[l] - yl, gu |= m3[l] > yh - Y[l];
         }
         if (!(gl | gr | gd | gu)) break;
-#define ITN_ANY(q_) ITN_CAND_G(q_, -1)
-        ITN_GROW(gl, gr, gd, gu, ITN_ANY);
-#undef ITN_ANY
+        if (gl) {
+          X0--;
+          for (int32_t gy = Y0; gy <= Y1; gy++)
+            for (int32_t q = start[gy * Gx + X0], q1 = start[gy * Gx + X0 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gr) {
+          X1++;
+          for (int32_t gy = Y0; gy <= Y1; gy++)
+            for (int32_t q = start[gy * Gx + X1], q1 = start[gy * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gd) {
+          Y0--;
+          for (int32_t q = start[Y0 * Gx + X0], q1 = start[Y0 * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
+        if (gu) {
+          Y1++;
+          for (int32_t q = start[Y1 * Gx + X0], q1 = start[Y1 * Gx + X1 + 1]; q < q1; q++) ITN_CAND_G(q, -1);
+        }
       }
 #undef ITN_CAND_G
       // radii: the third distance (the least positive double where it is 0); 0 for heavy points' representatives
@@ -810,20 +783,16 @@ ITN_GENERIC __attribute__((noinline)) static void search_g(itn_ksg_ctx *c, const
 
 /** The fence position of `v` (plugins/mi/ksg.ts `fenceBucket`; `bits`: over the float32 bits of `v`). */
 ITN_GENERIC static inline int32_t fence_at(const int32_t *fence, double v, double lo, double sc, int bits, int32_t M) {
-  if (bits) v = (double)order_key((float)v);
-  return fence[fence_bucket((v - lo) * sc, M)];
-}
-
-/**
- * At how many of the eight positions from `at` a left (`c - at[m] < rr`, else right: `at[m] - c >= rr`) border's
- * predicate holds: two four-lane vectors of GCC's vector types (AVX2 here, NEON on ARM).
- */
-ITN_GENERIC static inline int window_trues(const float *at, double c, double rr, int left) {
-  itn_v4f w0, w1;
-  memcpy(&w0, at, 16), memcpy(&w1, at + 4, 16);
-  const itn_v4d d0 = __builtin_convertvector(w0, itn_v4d), d1 = __builtin_convertvector(w1, itn_v4d);
-  const itn_v4l t = left ? ((c - d0) < rr) + ((c - d1) < rr) : ((d0 - c) >= rr) + ((d1 - c) >= rr);
-  return (int)-(t[0] + t[1] + t[2] + t[3]);
+  if (bits) {
+    const float f = (float)(v + 0.0);
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    v = (double)(u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u));
+  }
+  double q = (v - lo) * sc;
+  q = q < M - 1 ? q : M - 1;
+  q = q > 0 ? q : 0;
+  return fence[(int32_t)q];
 }
 
 /**
@@ -850,12 +819,24 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
         ITN_FIRST(B[2 * d + 1], 0, n, PR);
         continue;
       }
-      int32_t a = fence_at(fence, c - rr, lo, fabs(sc), sc < 0, M);
-      int32_t b = fence_at(fence, c + rr, lo, fabs(sc), sc < 0, M);
+      int32_t a = fence_at(fence, c - rr, lo, fabs(sc), sc < 0, M), b = fence_at(fence, c + rr, lo, fabs(sc), sc < 0, M);
       a = a < 1 ? 1 : a > n - 7 ? n - 7 : a;
       b = b < 1 ? 1 : b > n - 7 ? n - 7 : b;
-      B[2 * d] = border(vs, n, c, rr, 1, a, PL(a - 1), window_trues(vs + a - 1, c, rr, 1));
-      B[2 * d + 1] = border(vs, n, c, rr, 0, b, PR(b - 1), window_trues(vs + b - 1, c, rr, 0));
+      // the predicate at the eight positions of each window, as vectors (GCC's vector types: AVX2 here, NEON on
+      // ARM); false then true, so the border is the window's start plus its falses, where the first is false and
+      // one is true
+      itn_v4f l0, l1, r0, r1;
+      memcpy(&l0, vs + a - 1, 16), memcpy(&l1, vs + a + 3, 16), memcpy(&r0, vs + b - 1, 16), memcpy(&r1, vs + b + 3, 16);
+      const itn_v4l tl = ((c - __builtin_convertvector(l0, itn_v4d)) < rr) + ((c - __builtin_convertvector(l1, itn_v4d)) < rr);
+      const itn_v4l tr = ((__builtin_convertvector(r0, itn_v4d) - c) >= rr) + ((__builtin_convertvector(r1, itn_v4d) - c) >= rr);
+      const int first_l = c - (double)vs[a - 1] < rr, first_r = (double)vs[b - 1] - c >= rr;
+      const int64_t nl = -(tl[0] + tl[1] + tl[2] + tl[3]), nr = -(tr[0] + tr[1] + tr[2] + tr[3]);
+      if (!first_l && nl > 0) B[2 * d] = a + 7 - (int32_t)nl;
+      else if (first_l) ITN_DOWN(B[2 * d], 0, n - 1, a - 1, PL);
+      else ITN_UP(B[2 * d], 0, n - 1, a + 6, PL);
+      if (!first_r && nr > 0) B[2 * d + 1] = b + 7 - (int32_t)nr;
+      else if (first_r) ITN_DOWN(B[2 * d + 1], 0, n, b - 1, PR);
+      else ITN_UP(B[2 * d + 1], 0, n, b + 6, PR);
     }
     tot += psi[B[1] - B[0]] + psi[B[3] - B[2]];
   }
@@ -866,11 +847,13 @@ ITN_GENERIC __attribute__((noinline)) static int64_t counts_g(int32_t N, int32_t
  * The pair on the AVX-512 kernel (`wide`) or the generic one (which declines, -1, with more than ITN_FEW_HEAVY heavy
  * points: the caller's WebAssembly kernel takes those).
  */
-static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const uint16_t *xc, const int32_t *xo,
-                            const float *xs, const int32_t *xe, int32_t Gx, const int32_t *xf, double xlo,
-                            double xsc, const int32_t *xg, const int32_t *xt, const float *yv, const uint16_t *yc,
-                            const float *ys, const int32_t *ye, int32_t Gy, const int32_t *yf, double ylo,
-                            double ysc, const int32_t *yg, const int32_t *yt, const int64_t *psi, int64_t *out) {
+static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const uint16_t *xc,
+                                              const int32_t *xo, const float *xs, const int32_t *xe, int32_t Gx,
+                                              const int32_t *xf, double xlo, double xsc, const int32_t *xg,
+                                              const int32_t *xt, const float *yv, const uint16_t *yc,
+                                              const float *ys, const int32_t *ye, int32_t Gy, const int32_t *yf,
+                                              double ylo, double ysc, const int32_t *yg, const int32_t *yt,
+                                              const int64_t *psi, int64_t *out) {
   (void)wide; // without AVX-512 code in this build: the generic kernel only
   itn_ksg_ctx *c = (itn_ksg_ctx *)p;
   const int32_t cells = Gx * Gy, M = n * ITN_FENCE_BUCKETS;
@@ -878,9 +861,7 @@ static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const
   PROFC(3, 1);
   PROFN(0);
   int64_t terms = 0;
-  int32_t points = 0;
-  const int32_t *dup = xg && xt && yg && yt ? heavy_points(c, n, xg, xt, yg, yt, psi, &terms, &points) : NULL;
-  if (!wide && points > ITN_FEW_HEAVY) return -1; // the generic kernel declines (before placing anything)
+  const int32_t *dup = xg && xt && yg && yt ? heavy_points(c, n, xg, xt, yg, yt, psi, &terms) : NULL;
   int32_t *start = c->start, *pw = dup ? c->pw : NULL, *pcx = c->pcx;
   double *px = c->px, *py = c->py, *qr = c->qr;
   uint8_t *heavy = c->heavy;
@@ -895,7 +876,10 @@ static int32_t ksg_pair_run(int wide, void *p, int32_t n, const float *xv, const
   if (wide) search(c, &g, pcx);
   else
 #endif
+  {
+    if (H < 0) return -1;
     search_g(c, &g, pcx);
+  }
   PROF(1);
   PROFN(2);
   // pass 2: the counts, eight stored samples a step (radius 0: none), each border from an eight-position window
@@ -953,8 +937,8 @@ int32_t itn_ksg_kernel(int32_t want) {
  * `xo`, sorted values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`ITN_FENCE_BUCKETS * n + 1`) with its
  * origin and scale (negative: over the values' bits), and, where both neurons have a tie group of more than 3 samples,
  * each sample's tie group start `xg` and size `xt` (else NULL: no heavy point possible; `yo` is not read). Returns 0,
- * or -1 where the scratch memory could not be had, `n < 2`, no kernel runs here, or the generic kernel declines
- * (more than ITN_FEW_HEAVY heavy points): nothing done, the caller counts another way.
+ * or -1 where the scratch memory could not be had, `n < 2` or the CPU lacks AVX-512 (nothing done: the caller counts
+ * another way).
  *
  * Heavy points (more than 3 samples at one point) are stored once with their multiplicity, their terms from their tie
  * groups; then two passes: the search stores each stored sample's radius (a strip row's samples eight at a time, one a
@@ -968,9 +952,15 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
                      const int32_t *yt, const int64_t *psi, int64_t *out) {
   (void)yo; // the samples are placed in x's sorted order only
   const int32_t level = itn_ksg_kernel(-1);
-  if (level == 0) return -1;
-  return ksg_pair_run(level == 2, p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc,
-                      yg, yt, psi, out);
+  if (level > 0)
+    return ksg_pair_run(level == 2, p, n, xv, xc, xo, xs, xe, Gx, xf, xlo, xsc, xg, xt, yv, yc, ys, ye, Gy, yf, ylo, ysc,
+                        yg, yt, psi, out);
+  (void)p, (void)n, (void)xv, (void)xc, (void)xo, (void)xs, (void)xe, (void)Gx, (void)xf, (void)xlo, (void)xg;
+  (void)xt, (void)xsc, (void)yv, (void)yc, (void)ys, (void)ye, (void)Gy, (void)yf, (void)ylo, (void)ysc, (void)yg;
+  (void)yt;
+  (void)psi;
+  (void)out;
+  return -1;
 }
 
 /**
@@ -979,7 +969,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * entries a neuron; per neuron its strips, fence origin and scale, largest tie group and whether it is finite): for
  * each pair `mi[p] = psi[n] + psi[3] - S / 2^36 / n` from the exact fixed-point sum `S` (plugins/mi/ksg.ts
  * `ksgFromSum`, the same bits) and `done[p] = 1`; `done[p] = 0` where the caller computes it (a neuron not all
- * finite, or `itn_ksg_pair` declined). One call for many pairs: no JavaScript a pair.
+ * finite, heavy points in both neurons, or the kernel could not run). One call for many pairs: no JavaScript a pair.
  */
 int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, const float *vals,
                       const uint16_t *cell, const int32_t *order, const float *sorted,
@@ -1006,15 +996,22 @@ int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, c
   return 0;
 }
 
+/** The order-preserving 32 bits of a float (-0 as +0), as a double. */
+static inline double fkey(float v) {
+  uint32_t u;
+  v = v + 0.0f;
+  memcpy(&u, &v, 4);
+  return (double)(u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u));
+}
+
 /**
  * One neuron's preparation for the KSG kernels (plugins/mi/ksg.ts `prepNeuron`, float32 values), the same arrays:
  * `sorted` values, `rank` (position in `sorted`, ties broken by sample index), `order` (its inverse: the sample at
  * each position), `group` (first position of the sample's value) and `tie` (its tie group's size), the grid strips
  * (`cell` of each sample, `edge`: `G + 1` first positions, `G` from `gridSize`; strips cut only between tie groups)
- * and the fence table (`ITN_FENCE_BUCKETS * max(n, 1) + 1` entries) with `meta = [strips, fenceLo, fenceScale,
- * maxTie]` (maxTie: the largest tie group). The order is an LSD radix sort of the values' order-preserving 32 bits
- * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, -2 where a value is not
- * finite (nothing written), or -1 without memory.
+ * and the fence table (`ITN_FENCE_BUCKETS * max(n, 1) + 1` entries) with
+ * `meta = [strips, fenceLo, fenceScale, maxTie]` (the largest tie group). The order is an LSD radix sort of the values' order-preserving 32 bits
+ * (-0 as +0), stable, so equal values keep the order of their sample indices. Returns 0, -2 where a value is not finite (nothing written), or -1 without memory.
  */
 int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank, int32_t *order, int32_t *group,
                      int32_t *tie, uint16_t *cell, int32_t *edge, int32_t *fence, double *meta) {
@@ -1024,23 +1021,25 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   int32_t *used = calloc((size_t)n + 1, sizeof(int32_t));
   uint16_t *stripOf = malloc(sizeof(uint16_t) * ((size_t)n + 1));
   int32_t *hist = calloc(3 * 2048, sizeof(int32_t));
-  int32_t *alt = calloc((size_t)(n > 1 ? n : 1) * ITN_FENCE_BUCKETS + 1, sizeof(int32_t)); // the bits' fence
-  if (!buf || !used || !stripOf || !hist || !alt) {
-    free(buf), free(used), free(stripOf), free(hist), free(alt);
+  if (!buf || !used || !stripOf || !hist) {
+    free(buf), free(used), free(stripOf), free(hist);
     return -1;
   }
   uint64_t *a = buf, *b = buf + n + 1;
   uint32_t finite = 1;
   for (int32_t i = 0; i < n; i++) {
     uint32_t u;
-    memcpy(&u, vals + i, 4);
+    const float v = vals[i];
+    memcpy(&u, &v, 4);
     finite &= (u & 0x7f800000u) != 0x7f800000u;
-    const uint32_t k = order_key(vals[i]); // -0 ranks as +0 (equal values)
+    u = v == 0 ? 0 : u; // -0 ranks as +0 (equal values)
+    // order-preserving: negative values' bits flipped, the sign bit set on the others (no branch on the sign)
+    const uint32_t k = u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u);
     a[i] = (uint64_t)k << 32 | (uint32_t)i;
     hist[k & 2047]++, hist[2048 + (k >> 11 & 2047)]++, hist[4096 + (k >> 22)]++;
   }
   if (!finite) {
-    free(buf), free(used), free(stripOf), free(hist), free(alt);
+    free(buf), free(used), free(stripOf), free(hist);
     return -2;
   }
   for (int d = 0; d < 3 && n > 0; d++) {
@@ -1094,21 +1093,32 @@ int32_t itn_ksg_prep(int32_t n, const float *vals, float *sorted, int32_t *rank,
   // entry j: the first position whose bucket is at least j, i.e. how many positions have a bucket below j (buckets
   // rise with the position): counted, then summed (no branch a sample)
   memset(fence, 0, sizeof(int32_t) * ((size_t)M + 1));
-  for (int32_t p = 0; p < n; p++) fence[fence_bucket((sorted[p] - lo) * scale, M) + 1]++;
-  // the same over the values' order-preserving bits (about a logarithmic scale: heavy tails; the sort's keys, in
-  // sorted order in `a`), kept where its buckets are less crowded (sum of squared counts)
+  for (int32_t p = 0; p < n; p++) {
+    double q = (sorted[p] - lo) * scale; // plugins/mi/ksg.ts `fenceBucket`
+    q = q < M - 1 ? q : M - 1;
+    q = q > 0 ? q : 0;
+    fence[(int32_t)q + 1]++;
+  }
+  // the same over the values' order-preserving bits (about a logarithmic scale: heavy tails), kept where its buckets
+  // are less crowded (sum of squared counts)
   double flo = lo, fsc = scale;
-  if (n > 0) {
-    const double klo = (double)(a[(int32_t)floor(0.005 * (n - 1))] >> 32);
-    const double khi = (double)(a[(int32_t)ceil(0.995 * (n - 1))] >> 32);
+  int32_t *alt = calloc((size_t)M + 1, sizeof(int32_t));
+  if (alt && n > 0) {
+    const double klo = fkey(sorted[(int32_t)floor(0.005 * (n - 1))]), khi = fkey(sorted[(int32_t)ceil(0.995 * (n - 1))]);
     const double ksc = khi > klo ? M / (khi - klo) : 0;
-    for (int32_t p = 0; p < n; p++) alt[fence_bucket(((double)(a[p] >> 32) - klo) * ksc, M) + 1]++;
+    for (int32_t p = 0; p < n; p++) {
+      double q = (fkey(sorted[p]) - klo) * ksc;
+      q = q < M - 1 ? q : M - 1;
+      q = q > 0 ? q : 0;
+      alt[(int32_t)q + 1]++;
+    }
     double s1 = 0, s2 = 0;
     for (int32_t j = 1; j <= M; j++) s1 += (double)fence[j] * fence[j], s2 += (double)alt[j] * alt[j];
     if (s2 < s1 && ksc > 0) memcpy(fence, alt, sizeof(int32_t) * ((size_t)M + 1)), flo = klo, fsc = -ksc;
   }
+  free(alt);
   for (int32_t j = 1; j <= M; j++) fence[j] += fence[j - 1];
   meta[0] = n > 0 ? strip + 1 : 0, meta[1] = flo, meta[2] = fsc, meta[3] = maxTie;
-  free(buf), free(used), free(stripOf), free(hist), free(alt);
+  free(buf), free(used), free(stripOf), free(hist);
   return 0;
 }
