@@ -7,9 +7,10 @@
  * heavy points counted with their multiplicity), a strip row's samples eight at a time, one a lane, against the union
  * of their blocks, the searched rectangle grown a strip at a time on the sides some lane's 3rd distance reaches beyond;
  * pass 2, n_x and n_y from the sorted marginals, eight samples at a time, each border from an eight-position window
- * after its fence bucket's first position; the fixed-point psi terms summed as 64-bit integers. The pair kernel needs AVX-512 (a plain C build of earlier loops measured 2.5 against the
- * WebAssembly kernel's 1.4 ms a pair, so there is none: elsewhere `itn_ksg_pair` declines and the caller keeps
- * WebAssembly); the per-neuron preparation (`itn_ksg_prep`) is plain C.
+ * after its fence bucket's first position; the fixed-point psi terms summed as 64-bit integers. Two forms of the
+ * passes: AVX-512 intrinsics where the CPU has them, else plain C over arrays of eight lanes that the compiler
+ * vectorises (AVX2 on x86-64, NEON on ARM; `itn_ksg_kernel` says which runs); the per-neuron preparation
+ * (`itn_ksg_prep`) is plain C.
  */
 #include <float.h>
 #include <math.h>
@@ -937,8 +938,8 @@ int32_t itn_ksg_kernel(int32_t want) {
  * `xo`, sorted values `xs`, strip edges `xe` (`Gx + 1`), fence table `xf` (`ITN_FENCE_BUCKETS * n + 1`) with its
  * origin and scale (negative: over the values' bits), and, where both neurons have a tie group of more than 3 samples,
  * each sample's tie group start `xg` and size `xt` (else NULL: no heavy point possible; `yo` is not read). Returns 0,
- * or -1 where the scratch memory could not be had, `n < 2` or the CPU lacks AVX-512 (nothing done: the caller counts
- * another way).
+ * or -1 where the scratch memory could not be had, `n < 2`, no kernel runs here, or the generic kernel declines
+ * (more than ITN_FEW_HEAVY heavy points): nothing done, the caller counts another way.
  *
  * Heavy points (more than 3 samples at one point) are stored once with their multiplicity, their terms from their tie
  * groups; then two passes: the search stores each stored sample's radius (a strip row's samples eight at a time, one a
@@ -969,7 +970,7 @@ int32_t itn_ksg_pair(void *p, int32_t n, const float *xv, const uint16_t *xc, co
  * entries a neuron; per neuron its strips, fence origin and scale, largest tie group and whether it is finite): for
  * each pair `mi[p] = psi[n] + psi[3] - S / 2^36 / n` from the exact fixed-point sum `S` (plugins/mi/ksg.ts
  * `ksgFromSum`, the same bits) and `done[p] = 1`; `done[p] = 0` where the caller computes it (a neuron not all
- * finite, heavy points in both neurons, or the kernel could not run). One call for many pairs: no JavaScript a pair.
+ * finite, or `itn_ksg_pair` declined). One call for many pairs: no JavaScript a pair.
  */
 int32_t itn_ksg_pairs(void *p, int32_t n, const int32_t *pairs, int32_t count, const float *vals,
                       const uint16_t *cell, const int32_t *order, const float *sorted,
